@@ -1,0 +1,171 @@
+//! Buffer manager configuration: the memory limit, Dask's four thresholds, spilling.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{StorageError, StorageResult};
+use crate::memory::RssSource;
+use crate::size::format_size;
+use crate::store::FaultPlan;
+
+/// Dask's memory thresholds as fractions of the memory limit; `None` disables one.
+///
+/// * `target` (0.60, of **managed** bytes): reserving beyond it first evicts least-recently-used
+///   unpinned chunks (clean ones are dropped, dirty ones spilled).
+/// * `spill` (0.70, of **process RSS**): above it, evict until RSS is back under `target`.
+/// * `pause` (0.80, of process RSS): schedulers start no new task while above it.
+/// * `terminate` (0.95, of process RSS): the run stops with [`StorageError::MemoryTerminated`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Thresholds {
+    /// Managed-memory fraction at which LRU eviction starts.
+    pub target: Option<f64>,
+    /// RSS fraction at which eviction runs until RSS is under `target`.
+    pub spill: Option<f64>,
+    /// RSS fraction at which no new task starts.
+    pub pause: Option<f64>,
+    /// RSS fraction at which the run stops.
+    pub terminate: Option<f64>,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self { target: Some(0.60), spill: Some(0.70), pause: Some(0.80), terminate: Some(0.95) }
+    }
+}
+
+impl Thresholds {
+    /// All thresholds off: only the hard limit on managed bytes applies.
+    pub const DISABLED: Self = Self { target: None, spill: None, pause: None, terminate: None };
+
+    /// Checks each fraction is in (0, 1] and that enabled ones are in the order
+    /// target <= spill <= pause <= terminate.
+    pub fn validate(&self) -> StorageResult<()> {
+        let named =
+            [("target", self.target), ("spill", self.spill), ("pause", self.pause), ("terminate", self.terminate)];
+        let mut previous: Option<(&str, f64)> = None;
+        for (name, value) in named {
+            let Some(v) = value else { continue };
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(StorageError::InvalidArgument {
+                    what: "memory threshold",
+                    reason: format!("{name} = {v} must be a fraction in (0, 1], like 0.7"),
+                });
+            }
+            if let Some((prev_name, prev)) = previous
+                && prev > v
+            {
+                return Err(StorageError::InvalidArgument {
+                    what: "memory threshold",
+                    reason: format!(
+                        "{prev_name} = {prev} is above {name} = {v}; they must not decrease in the order target, spill, pause, terminate"
+                    ),
+                });
+            }
+            previous = Some((name, v));
+        }
+        Ok(())
+    }
+}
+
+/// Everything a [`BufferManager`](super::BufferManager) needs to know.
+#[derive(Clone, Debug)]
+pub struct BufferConfig {
+    /// Bytes the thresholds are fractions of, and the hard cap on managed bytes.
+    pub memory_limit: u64,
+    /// The four thresholds.
+    pub thresholds: Thresholds,
+    /// Where the spill directory is created (a fresh temporary directory inside it, removed on
+    /// drop); the system temporary directory when `None`.
+    pub spill_parent: Option<PathBuf>,
+    /// Compress spill files with LZ4 (default on).
+    pub compress_spills: bool,
+    /// Where process RSS is read from.
+    pub rss: RssSource,
+    /// Window of the "unmanaged old" minimum (Dask: 30 s).
+    pub unmanaged_window: Duration,
+    /// Faults to inject into spill writes and reloads (testing).
+    pub spill_faults: FaultPlan,
+}
+
+impl BufferConfig {
+    /// Default thresholds and spilling under `memory_limit` bytes.
+    pub fn new(memory_limit: u64) -> Self {
+        Self {
+            memory_limit,
+            thresholds: Thresholds::default(),
+            spill_parent: None,
+            compress_spills: true,
+            rss: RssSource::Process,
+            unmanaged_window: Duration::from_secs(30),
+            spill_faults: FaultPlan::default(),
+        }
+    }
+
+    /// Replaces the thresholds.
+    pub fn with_thresholds(mut self, thresholds: Thresholds) -> Self {
+        self.thresholds = thresholds;
+        self
+    }
+
+    /// Creates the spill directory inside `parent`.
+    pub fn with_spill_parent(mut self, parent: impl Into<PathBuf>) -> Self {
+        self.spill_parent = Some(parent.into());
+        self
+    }
+
+    /// Reads RSS from `rss`.
+    pub fn with_rss(mut self, rss: RssSource) -> Self {
+        self.rss = rss;
+        self
+    }
+
+    /// Checks the limit and thresholds.
+    pub fn validate(&self) -> StorageResult<()> {
+        if self.memory_limit == 0 {
+            return Err(StorageError::InvalidArgument {
+                what: "memory limit",
+                reason: "it is zero; give a size such as 256MiB".into(),
+            });
+        }
+        self.thresholds.validate()
+    }
+
+    /// `fraction` of the limit in bytes.
+    pub(crate) fn fraction(&self, fraction: Option<f64>) -> Option<u64> {
+        fraction.map(|f| (f * self.memory_limit as f64) as u64)
+    }
+
+    /// One-line summary, e.g. `limit 64.0 MiB (target 60%, ...)`.
+    pub fn summary(&self) -> String {
+        let pct = |v: Option<f64>| v.map_or_else(|| "off".to_string(), |v| format!("{:.0}%", v * 100.0));
+        let t = &self.thresholds;
+        format!(
+            "limit {} (target {}, spill {}, pause {}, terminate {})",
+            format_size(self.memory_limit),
+            pct(t.target),
+            pct(t.spill),
+            pct(t.pause),
+            pct(t.terminate)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_fractions_and_order() {
+        Thresholds::default().validate().unwrap();
+        Thresholds::DISABLED.validate().unwrap();
+        let bad = Thresholds { target: Some(1.5), ..Thresholds::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("target = 1.5"));
+        let bad = Thresholds { pause: Some(0.5), ..Thresholds::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("spill = 0.7 is above pause = 0.5"));
+        let partial = Thresholds { spill: None, pause: None, ..Thresholds::default() };
+        partial.validate().unwrap();
+        assert!(BufferConfig::new(0).validate().is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! RAII guards: a pinned chunk unpins when dropped, a reservation releases when dropped.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use super::BlockId;
+use super::pool::Shared;
+use crate::error::{StorageError, StorageResult};
+use crate::size::format_size;
+
+/// Bytes of the memory budget set aside before allocating. Released when dropped.
+///
+/// Reserve first, allocate second: a buffer never exists without bytes reserved for it.
+#[derive(Debug)]
+pub struct Reservation {
+    shared: Arc<Shared>,
+    bytes: u64,
+}
+
+impl Reservation {
+    pub(crate) fn new(shared: Arc<Shared>, bytes: u64) -> Self {
+        Self { shared, bytes }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Gives `bytes` back to the pool now (all of it if `bytes` exceeds what is held).
+    pub fn shrink(&mut self, bytes: u64) {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        self.shared.release(bytes);
+    }
+
+    /// Makes sure at least `bytes` are held, reserving the shortfall from the pool.
+    pub fn ensure(&mut self, bytes: u64) -> StorageResult<()> {
+        if self.bytes >= bytes {
+            return Ok(());
+        }
+        let mut extra = self.shared.reserve(bytes - self.bytes)?;
+        self.bytes += extra.bytes;
+        extra.bytes = 0;
+        Ok(())
+    }
+
+    /// Moves `bytes` of this reservation into a new one.
+    pub fn split(&mut self, bytes: u64) -> StorageResult<Reservation> {
+        if bytes > self.bytes {
+            return Err(StorageError::Bug(format!(
+                "splitting {} off a reservation of {}",
+                format_size(bytes),
+                format_size(self.bytes)
+            )));
+        }
+        self.bytes -= bytes;
+        Ok(Self::new(self.shared.clone(), bytes))
+    }
+
+    /// Drops `bytes` from this guard without releasing them: the caller, holding the pool lock,
+    /// has moved them into a block.
+    pub(crate) fn forget(&mut self, bytes: u64) {
+        self.bytes -= bytes;
+    }
+
+    pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {
+        Arc::ptr_eq(&self.shared, shared)
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.shared.release(self.bytes);
+    }
+}
+
+/// A chunk pinned in RAM: it cannot be evicted while this guard lives. Derefs to the chunk's
+/// row-major values.
+#[derive(Debug)]
+pub struct Pinned {
+    shared: Arc<Shared>,
+    id: BlockId,
+    shape: (usize, usize),
+    data: Arc<Vec<f64>>,
+}
+
+impl Pinned {
+    pub(crate) fn new(shared: Arc<Shared>, id: BlockId, shape: (usize, usize), data: Arc<Vec<f64>>) -> Self {
+        Self { shared, id, shape, data }
+    }
+
+    /// The pinned block.
+    pub fn id(&self) -> BlockId {
+        self.id
+    }
+
+    /// `(rows, cols)` of the block.
+    pub fn shape(&self) -> (usize, usize) {
+        self.shape
+    }
+
+    /// The values, row-major.
+    pub fn data(&self) -> &[f64] {
+        &self.data
+    }
+}
+
+impl Deref for Pinned {
+    type Target = [f64];
+
+    fn deref(&self) -> &[f64] {
+        &self.data
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        self.shared.unpin(self.id);
+    }
+}

@@ -1,0 +1,574 @@
+//! The buffer pool's shared state: blocks, accounting, eviction, loading.
+//!
+//! One mutex guards [`State`]; disk and store I/O (spilling, reloading, reading clean chunks)
+//! happens outside it, with the block marked `Spilling` or `Loading` meanwhile so other threads
+//! wait on the condition variable instead of racing.
+//!
+//! Guards ([`Pinned`], [`Reservation`]) lock the mutex when dropped, so no guard may be dropped
+//! while the lock is held: code here moves bytes out of guards by hand under the lock and lets
+//! the guards drop afterwards.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use super::BlockId;
+use super::config::BufferConfig;
+use super::guard::{Pinned, Reservation};
+use super::lru::Lru;
+use super::spill::{SpillDir, SpillFile, spill_io_scratch};
+use crate::error::{StorageError, StorageResult};
+use crate::grid::ChunkIndex;
+use crate::memory::{MemoryReport, ProcessMemory, UnmanagedHistory};
+use crate::store::ChunkStore;
+
+/// Where a block's contents can be recovered from when it is not in RAM.
+#[derive(Clone, Debug)]
+pub(crate) enum Origin {
+    /// A chunk of a store: dropping it from RAM loses nothing.
+    Clean { store: Arc<dyn ChunkStore>, index: ChunkIndex },
+    /// Data that exists only here: leaving RAM means a spill file.
+    Dirty,
+}
+
+#[derive(Debug)]
+pub(crate) enum Residency {
+    Resident(Arc<Vec<f64>>),
+    /// Being read by some thread (from its store or spill file).
+    Loading,
+    /// Being written to a spill file by some thread; still in RAM until that finishes.
+    Spilling(Arc<Vec<f64>>),
+    Spilled(SpillFile),
+    /// Clean and not in RAM.
+    Unloaded,
+}
+
+/// A dirty block chosen for spilling: its id, generation at the time, and its values.
+type SpillJob = (BlockId, u64, Arc<Vec<f64>>);
+
+#[derive(Debug)]
+pub(crate) struct Block {
+    pub(crate) shape: (usize, usize),
+    pub(crate) bytes: u64,
+    pub(crate) origin: Origin,
+    pub(crate) residency: Residency,
+    pub(crate) pins: usize,
+    /// Position in the LRU while resident and unpinned.
+    pub(crate) lru_tick: Option<u64>,
+    /// Bumped when a spill in flight is cancelled by a pin, so its result is discarded.
+    pub(crate) generation: u64,
+    /// Removal was asked while the block was busy; done when it becomes idle.
+    pub(crate) remove_when_idle: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) blocks: HashMap<BlockId, Block>,
+    pub(crate) lru: Lru,
+    next_id: u64,
+    /// Bytes of blocks in RAM (resident or being spilled).
+    pub(crate) resident: u64,
+    /// Bytes held by reservations.
+    pub(crate) reserved: u64,
+    /// Bytes of spill files on disk.
+    pub(crate) spilled: u64,
+    pub(crate) spilled_chunks: usize,
+    pub(crate) resident_chunks: usize,
+    spills_in_flight: usize,
+    pub(crate) peak_managed: u64,
+    pub(crate) peak_spilled: u64,
+    pub(crate) peak_rss_sampled: u64,
+    pub(crate) spill_count: u64,
+    pub(crate) reload_count: u64,
+    history: UnmanagedHistory,
+}
+
+impl State {
+    pub(crate) fn managed(&self) -> u64 {
+        self.resident + self.reserved
+    }
+
+    fn note_peaks(&mut self) {
+        self.peak_managed = self.peak_managed.max(self.managed());
+        self.peak_spilled = self.peak_spilled.max(self.spilled);
+    }
+
+    fn add_resident(&mut self, bytes: u64) {
+        self.resident += bytes;
+        self.resident_chunks += 1;
+        self.note_peaks();
+    }
+
+    fn sub_resident(&mut self, bytes: u64) {
+        self.resident -= bytes;
+        self.resident_chunks -= 1;
+    }
+
+    /// Takes blocks out of RAM, least recently used first, until `want` bytes are freed or
+    /// nothing unpinned is left. Clean blocks are dropped here; dirty ones are marked
+    /// `Spilling` and returned for the caller to write outside the lock.
+    fn evict(&mut self, want: u64) -> (u64, Vec<SpillJob>) {
+        let mut freed = 0;
+        let mut to_spill = Vec::new();
+        while freed < want {
+            let Some(id) = self.lru.pop_oldest() else { break };
+            let Some(block) = self.blocks.get_mut(&id) else { continue };
+            block.lru_tick = None;
+            let Residency::Resident(data) = &block.residency else { continue };
+            let data = data.clone();
+            freed += block.bytes;
+            match block.origin {
+                Origin::Clean { .. } => {
+                    block.residency = Residency::Unloaded;
+                    let bytes = block.bytes;
+                    self.sub_resident(bytes);
+                }
+                Origin::Dirty => {
+                    block.residency = Residency::Spilling(data.clone());
+                    to_spill.push((id, block.generation, data));
+                    self.spills_in_flight += 1;
+                }
+            }
+        }
+        (freed, to_spill)
+    }
+
+    /// Deletes a block that is idle (unpinned, not being loaded or spilled). Returns its spill
+    /// file, if any, for the caller to drop outside the lock.
+    fn remove_idle(&mut self, id: BlockId) -> Option<SpillFile> {
+        let block = self.blocks.remove(&id)?;
+        if let Some(tick) = block.lru_tick {
+            self.lru.remove(tick);
+        }
+        match block.residency {
+            Residency::Resident(_) | Residency::Spilling(_) => {
+                self.sub_resident(block.bytes);
+                None
+            }
+            Residency::Spilled(file) => {
+                self.spilled -= file.disk_bytes();
+                self.spilled_chunks -= 1;
+                Some(file)
+            }
+            Residency::Loading | Residency::Unloaded => None,
+        }
+    }
+}
+
+/// State shared by the manager, its pins and its reservations.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: BufferConfig,
+    state: Mutex<State>,
+    changed: Condvar,
+    pub(crate) spill: SpillDir,
+}
+
+impl Shared {
+    pub(crate) fn new(config: BufferConfig) -> Self {
+        let spill = SpillDir::new(config.spill_parent.clone(), config.compress_spills, config.spill_faults);
+        let history = UnmanagedHistory::new(config.unmanaged_window);
+        Self {
+            config,
+            state: Mutex::new(State {
+                blocks: HashMap::new(),
+                lru: Lru::default(),
+                next_id: 0,
+                resident: 0,
+                reserved: 0,
+                spilled: 0,
+                spilled_chunks: 0,
+                resident_chunks: 0,
+                spills_in_flight: 0,
+                peak_managed: 0,
+                peak_spilled: 0,
+                peak_rss_sampled: 0,
+                spill_count: 0,
+                reload_count: 0,
+                history,
+            }),
+            changed: Condvar::new(),
+            spill,
+        }
+    }
+
+    /// Locks the state. A panic elsewhere while holding the lock leaves the accounting as it
+    /// was at that moment; carrying on is better than cascading the panic.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.changed.wait(guard).unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn wait_timeout<'a>(
+        &self,
+        guard: MutexGuard<'a, State>,
+        timeout: std::time::Duration,
+    ) -> MutexGuard<'a, State> {
+        self.changed.wait_timeout(guard, timeout).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0)
+    }
+
+    pub(crate) fn notify(&self) {
+        self.changed.notify_all();
+    }
+
+    fn exhausted(&self, requested: u64, st: &State) -> StorageError {
+        StorageError::ResourcesExhausted { requested, limit: self.config.memory_limit, in_use: st.managed() }
+    }
+
+    /// Reserves `bytes`, evicting least-recently-used unpinned blocks first so managed memory
+    /// stays under the target threshold (or the limit when the target is off).
+    pub(crate) fn reserve(self: &Arc<Self>, bytes: u64) -> StorageResult<Reservation> {
+        let limit = self.config.memory_limit;
+        if bytes > limit {
+            return Err(StorageError::ResourcesExhausted { requested: bytes, limit, in_use: 0 });
+        }
+        self.relieve_rss()?;
+        let goal = self.config.fraction(self.config.thresholds.target).unwrap_or(limit).min(limit);
+        loop {
+            let mut st = self.lock();
+            let want = (st.managed() + bytes).saturating_sub(goal);
+            let (_, to_spill) = st.evict(want);
+            if to_spill.is_empty() {
+                if st.managed() + bytes <= limit {
+                    st.reserved += bytes;
+                    st.note_peaks();
+                    drop(st);
+                    return Ok(Reservation::new(self.clone(), bytes));
+                }
+                if st.spills_in_flight > 0 {
+                    drop(self.wait(st));
+                    continue;
+                }
+                return Err(self.exhausted(bytes, &st));
+            }
+            drop(st);
+            self.write_spills(to_spill)?;
+        }
+    }
+
+    /// Writes the given blocks to spill files (outside the lock) and records the outcome.
+    fn write_spills(&self, to_spill: Vec<SpillJob>) -> StorageResult<()> {
+        let mut first_error = None;
+        for (id, generation, data) in to_spill {
+            let written = self.spill.write(&data);
+            drop(data);
+            let mut discard = None;
+            let mut guard = self.lock();
+            guard.spills_in_flight -= 1;
+            let st = &mut *guard;
+            if let Some(block) = st.blocks.get_mut(&id)
+                && block.generation == generation
+                && let Residency::Spilling(data) = &block.residency
+            {
+                match written {
+                    Ok(file) => {
+                        st.spilled += file.disk_bytes();
+                        st.spilled_chunks += 1;
+                        st.spill_count += 1;
+                        block.residency = Residency::Spilled(file);
+                        let bytes = block.bytes;
+                        let remove = block.remove_when_idle;
+                        st.sub_resident(bytes);
+                        st.note_peaks();
+                        if remove {
+                            discard = st.remove_idle(id);
+                        }
+                    }
+                    Err(e) => {
+                        // Keep the block in RAM and evictable; report the failure.
+                        block.residency = Residency::Resident(data.clone());
+                        block.lru_tick = Some(st.lru.push(id));
+                        first_error.get_or_insert(e);
+                    }
+                }
+            } else {
+                // A pin took the block back while it was being written: the file is stale.
+                discard = written.ok();
+            }
+            drop(guard);
+            self.notify();
+            drop(discard);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Evicts least-recently-used unpinned blocks until `bytes` are freed; returns bytes freed.
+    pub(crate) fn evict(&self, bytes: u64) -> StorageResult<u64> {
+        let (freed, to_spill) = self.lock().evict(bytes);
+        self.write_spills(to_spill)?;
+        self.notify();
+        Ok(freed)
+    }
+
+    /// Applies the RSS thresholds: terminate if above `terminate`; above `spill`, evict until
+    /// RSS is under `target` (or nothing is left to evict).
+    pub(crate) fn relieve_rss(&self) -> StorageResult<ProcessMemory> {
+        let t = self.config.thresholds;
+        let mut memory = self.sample_rss();
+        if let Some(terminate) = self.config.fraction(t.terminate)
+            && memory.rss > terminate
+        {
+            return Err(StorageError::MemoryTerminated { threshold: terminate, report: Box::new(self.report()) });
+        }
+        let Some(spill) = self.config.fraction(t.spill) else { return Ok(memory) };
+        if memory.rss <= spill {
+            return Ok(memory);
+        }
+        let goal = self.config.fraction(t.target).unwrap_or(spill);
+        while memory.rss > goal {
+            let block_bytes = self.evict(1)?;
+            if block_bytes == 0 {
+                break;
+            }
+            memory = self.sample_rss();
+        }
+        Ok(memory)
+    }
+
+    pub(crate) fn sample_rss(&self) -> ProcessMemory {
+        let memory = self.config.rss.sample();
+        let mut st = self.lock();
+        st.peak_rss_sampled = st.peak_rss_sampled.max(memory.rss);
+        memory
+    }
+
+    pub(crate) fn new_block(
+        &self,
+        st: &mut State,
+        shape: (usize, usize),
+        origin: Origin,
+        residency: Residency,
+    ) -> BlockId {
+        let id = BlockId(st.next_id);
+        st.next_id += 1;
+        let resident = matches!(residency, Residency::Resident(_));
+        let bytes = (shape.0 * shape.1 * size_of::<f64>()) as u64;
+        let lru_tick = resident.then(|| st.lru.push(id));
+        st.blocks.insert(
+            id,
+            Block { shape, bytes, origin, residency, pins: 0, lru_tick, generation: 0, remove_when_idle: false },
+        );
+        if resident {
+            st.add_resident(bytes);
+        }
+        id
+    }
+
+    /// Moves `bytes` from a reservation into resident data (both under the lock).
+    pub(crate) fn take_from(st: &mut State, reservation: &mut Reservation, bytes: u64) {
+        reservation.forget(bytes);
+        st.reserved -= bytes;
+    }
+
+    /// Pins block `id`, loading it (from its store or spill file) if it is not in RAM. Load
+    /// memory comes from `budget` when given, topped up from the pool if it falls short.
+    pub(crate) fn pin(self: &Arc<Self>, id: BlockId, mut budget: Option<&mut Reservation>) -> StorageResult<Pinned> {
+        loop {
+            let mut st = self.lock();
+            let block = st.blocks.get_mut(&id).ok_or_else(|| unknown(id))?;
+            match &block.residency {
+                Residency::Resident(data) => {
+                    let data = data.clone();
+                    block.pins += 1;
+                    let (shape, tick) = (block.shape, block.lru_tick.take());
+                    if let Some(tick) = tick {
+                        st.lru.remove(tick);
+                    }
+                    drop(st);
+                    return Ok(Pinned::new(self.clone(), id, shape, data));
+                }
+                Residency::Spilling(data) => {
+                    // Cancel the spill in flight: the writer sees the new generation and discards.
+                    let data = data.clone();
+                    block.residency = Residency::Resident(data.clone());
+                    block.generation += 1;
+                    block.pins += 1;
+                    let shape = block.shape;
+                    drop(st);
+                    return Ok(Pinned::new(self.clone(), id, shape, data));
+                }
+                Residency::Loading => {
+                    drop(self.wait(st));
+                }
+                Residency::Spilled(_) | Residency::Unloaded => {
+                    let previous = std::mem::replace(&mut block.residency, Residency::Loading);
+                    let (bytes, shape, origin) = (block.bytes, block.shape, block.origin.clone());
+                    drop(st);
+                    let spill_file = match previous {
+                        Residency::Spilled(file) => Some(file),
+                        _ => None,
+                    };
+                    return self.load(id, bytes, shape, origin, spill_file, budget.as_deref_mut());
+                }
+            }
+        }
+    }
+
+    fn load(
+        self: &Arc<Self>,
+        id: BlockId,
+        bytes: u64,
+        shape: (usize, usize),
+        origin: Origin,
+        spill_file: Option<SpillFile>,
+        budget: Option<&mut Reservation>,
+    ) -> StorageResult<Pinned> {
+        let scratch = match (&spill_file, &origin) {
+            (Some(_), _) => spill_io_scratch(bytes),
+            (None, Origin::Clean { store, .. }) => store.read_scratch_bytes(),
+            (None, Origin::Dirty) => 0,
+        };
+        let mut own = None;
+        let reservation: &mut Reservation = match budget {
+            Some(r) => match r.ensure(bytes + scratch) {
+                Ok(()) => r,
+                Err(e) => {
+                    self.restore_after_failed_load(id, spill_file);
+                    return Err(e);
+                }
+            },
+            None => match self.reserve(bytes + scratch) {
+                Ok(r) => own.insert(r),
+                Err(e) => {
+                    self.restore_after_failed_load(id, spill_file);
+                    return Err(e);
+                }
+            },
+        };
+        let loaded = match (&spill_file, &origin) {
+            (Some(file), _) => self.spill.read(file),
+            (None, Origin::Clean { store, index }) => store.read_chunk(*index),
+            (None, Origin::Dirty) => {
+                Err(StorageError::Bug(format!("dirty block {id:?} has neither data nor spill file")))
+            }
+        };
+        let data = match loaded {
+            Ok(data) if data.len() == shape.0 * shape.1 => data,
+            Ok(data) => {
+                self.restore_after_failed_load(id, spill_file);
+                return Err(StorageError::Bug(format!(
+                    "block {id:?} loaded {} values, expected {}",
+                    data.len(),
+                    shape.0 * shape.1
+                )));
+            }
+            Err(e) => {
+                self.restore_after_failed_load(id, spill_file);
+                return Err(e);
+            }
+        };
+        let data = Arc::new(data);
+        let mut st = self.lock();
+        Self::take_from(&mut st, reservation, bytes);
+        st.add_resident(bytes);
+        if let Some(file) = &spill_file {
+            st.spilled -= file.disk_bytes();
+            st.spilled_chunks -= 1;
+            st.reload_count += 1;
+        }
+        let block = st.blocks.get_mut(&id).ok_or_else(|| unknown(id))?;
+        block.residency = Residency::Resident(data.clone());
+        block.pins += 1;
+        drop(st);
+        self.notify();
+        drop(spill_file);
+        Ok(Pinned::new(self.clone(), id, shape, data))
+    }
+
+    fn restore_after_failed_load(&self, id: BlockId, spill_file: Option<SpillFile>) {
+        let mut st = self.lock();
+        if let Some(block) = st.blocks.get_mut(&id) {
+            block.residency = match spill_file {
+                Some(file) => Residency::Spilled(file),
+                None => Residency::Unloaded,
+            };
+        }
+        drop(st);
+        self.notify();
+    }
+
+    /// Called when a pin guard drops.
+    pub(crate) fn unpin(&self, id: BlockId) {
+        let mut st = self.lock();
+        let mut discard = None;
+        if let Some(block) = st.blocks.get_mut(&id) {
+            block.pins -= 1;
+            if block.pins == 0 {
+                if block.remove_when_idle {
+                    discard = st.remove_idle(id);
+                } else if let Residency::Resident(_) = block.residency {
+                    let tick = st.lru.push(id);
+                    if let Some(block) = st.blocks.get_mut(&id) {
+                        block.lru_tick = Some(tick);
+                    }
+                }
+            }
+        }
+        drop(st);
+        self.notify();
+        drop(discard);
+    }
+
+    /// Removes a block now, or as soon as it is unpinned and no I/O is running on it.
+    pub(crate) fn remove(&self, id: BlockId) -> StorageResult<()> {
+        let mut st = self.lock();
+        let block = st.blocks.get_mut(&id).ok_or_else(|| unknown(id))?;
+        let busy = block.pins > 0 || matches!(block.residency, Residency::Loading | Residency::Spilling(_));
+        let discard = if busy {
+            block.remove_when_idle = true;
+            None
+        } else {
+            st.remove_idle(id)
+        };
+        drop(st);
+        self.notify();
+        drop(discard);
+        Ok(())
+    }
+
+    /// Releases reservation bytes (a reservation guard dropping or shrinking).
+    pub(crate) fn release(&self, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        self.lock().reserved -= bytes;
+        self.notify();
+    }
+
+    /// A snapshot of memory in Dask's categories.
+    pub(crate) fn report(&self) -> MemoryReport {
+        let memory = self.config.rss.sample();
+        let mut st = self.lock();
+        st.peak_rss_sampled = st.peak_rss_sampled.max(memory.rss);
+        let managed_accounted = st.managed();
+        let managed = managed_accounted.min(memory.rss);
+        let unmanaged = memory.rss - managed;
+        let unmanaged_old = st.history.record(Instant::now(), unmanaged).min(unmanaged);
+        MemoryReport {
+            limit: self.config.memory_limit,
+            thresholds: self.config.thresholds,
+            process: memory.rss,
+            managed,
+            unmanaged,
+            unmanaged_old,
+            unmanaged_recent: unmanaged - unmanaged_old,
+            spilled: st.spilled,
+            managed_accounted,
+            reserved: st.reserved,
+            resident_chunks: st.resident_chunks,
+            spilled_chunks: st.spilled_chunks,
+            peak_process: memory.peak.max(st.peak_rss_sampled),
+            peak_managed: st.peak_managed,
+            peak_spilled: st.peak_spilled,
+            spill_count: st.spill_count,
+            reload_count: st.reload_count,
+        }
+    }
+}
+
+fn unknown(id: BlockId) -> StorageError {
+    StorageError::Bug(format!("block {id:?} is not in the buffer manager (removed already?)"))
+}

@@ -1,0 +1,160 @@
+//! The storage layer's error type: every failure is typed and says what to do next.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::grid::ChunkIndex;
+use crate::memory::MemoryReport;
+use crate::size::format_size;
+
+/// Result alias for the storage crate.
+pub type StorageResult<T> = Result<T, StorageError>;
+
+/// Everything that can go wrong below the linear algebra.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// An operating-system I/O error on a file or directory.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The path does not exist.
+    #[error("{} does not exist; check the path (a Zarr array directory or a .npy file)", path.display())]
+    NotFound {
+        /// The missing path.
+        path: PathBuf,
+    },
+
+    /// The path exists but is not something outcore can read as a matrix.
+    #[error("{} is not a matrix outcore can read: {reason}", path.display())]
+    NotAnArray {
+        /// The offending path.
+        path: PathBuf,
+        /// What was found instead, and what to pass.
+        reason: String,
+    },
+
+    /// The target of a create already exists.
+    #[error("{} already exists; remove it or choose another path", path.display())]
+    AlreadyExists {
+        /// The existing path.
+        path: PathBuf,
+    },
+
+    /// An element type other than float64 or float32.
+    #[error("{} holds {dtype} values; outcore reads float64 and float32 (convert with numpy's `astype('float64')`)", path.display())]
+    UnsupportedDtype {
+        /// The array.
+        path: PathBuf,
+        /// The data type found.
+        dtype: String,
+    },
+
+    /// The array is not a matrix.
+    #[error("{} has {ndim} dimension(s); outcore needs a 2-D matrix (reshape it to rows x columns first)", path.display())]
+    NotTwoDimensional {
+        /// The array.
+        path: PathBuf,
+        /// Its number of dimensions.
+        ndim: usize,
+    },
+
+    /// Zarr metadata or codec failure that is not corruption of a chunk.
+    #[error("Zarr error on {}: {message}", path.display())]
+    Zarr {
+        /// The array.
+        path: PathBuf,
+        /// zarrs' description.
+        message: String,
+    },
+
+    /// A chunk failed its checksum, or its bytes are truncated or undecodable.
+    #[error("chunk {index} of {} is corrupted ({}): {reason}; restore the file from a backup or regenerate the array", path.display(), file.display())]
+    CorruptedChunk {
+        /// The array.
+        path: PathBuf,
+        /// The chunk's position in the grid.
+        index: ChunkIndex,
+        /// The file that holds the chunk.
+        file: PathBuf,
+        /// What the decoder reported.
+        reason: String,
+    },
+
+    /// A spill file could not be read back intact.
+    #[error("spill file {} is unreadable: {reason}", path.display())]
+    SpillCorrupted {
+        /// The spill file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A parameter is out of range or inconsistent.
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// Which parameter.
+        what: &'static str,
+        /// Why, and what would be valid.
+        reason: String,
+    },
+
+    /// A write to a store that cannot be written.
+    #[error("{store} is read-only")]
+    ReadOnly {
+        /// Description of the store.
+        store: String,
+    },
+
+    /// A memory request that cannot be met within the limit.
+    #[error(
+        "cannot reserve {} under the {} memory limit: {} is pinned or reserved by running work and nothing more can be evicted; raise --memory-limit to at least {}",
+        format_size(*requested),
+        format_size(*limit),
+        format_size(*in_use),
+        format_size(requested + in_use)
+    )]
+    ResourcesExhausted {
+        /// Bytes asked for.
+        requested: u64,
+        /// The memory limit.
+        limit: u64,
+        /// Bytes pinned or reserved that cannot be released now.
+        in_use: u64,
+    },
+
+    /// Process memory crossed the terminate threshold; the run was stopped.
+    #[error("process memory {} crossed the terminate threshold ({} of the {} limit); the run was stopped.\n{report}\nRaise --memory-limit or lower --workers", format_size(report.process), format_size(*threshold), format_size(report.limit))]
+    MemoryTerminated {
+        /// Bytes at which termination triggers.
+        threshold: u64,
+        /// The memory categories at the moment of termination.
+        report: Box<MemoryReport>,
+    },
+
+    /// Process memory stays above the pause threshold with no work running, so nothing can start.
+    #[error("process memory {} stays above the pause threshold ({}) with no task running and nothing left to spill; unmanaged memory alone is {}. Raise --memory-limit", format_size(report.process), format_size(*threshold), format_size(report.unmanaged))]
+    MemoryPaused {
+        /// Bytes at which new work pauses.
+        threshold: u64,
+        /// The memory categories when this was decided.
+        report: Box<MemoryReport>,
+    },
+
+    /// A broken internal invariant: a bug in outcore, not a problem with the input.
+    #[error("internal error (a bug in outcore, please report it): {0}")]
+    Bug(String),
+}
+
+impl StorageError {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+}

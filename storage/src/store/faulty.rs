@@ -1,0 +1,146 @@
+//! Fault injection: a store (and spill directory) that fails chosen I/O calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{StorageError, StorageResult};
+use crate::grid::{ChunkGrid, ChunkIndex};
+use crate::store::ChunkStore;
+
+/// Which I/O calls fail: the N-th read and/or the N-th write (1-based), once or from then on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// The read call that fails (1 = the first).
+    pub fail_read: Option<u64>,
+    /// The write call that fails (1 = the first).
+    pub fail_write: Option<u64>,
+    /// Fail every call after the first failing one too (a dead disk rather than a glitch).
+    pub persistent: bool,
+}
+
+impl FaultPlan {
+    /// Fails only read call `n`.
+    pub fn read(n: u64) -> Self {
+        Self { fail_read: Some(n), ..Self::default() }
+    }
+
+    /// Fails only write call `n`.
+    pub fn write(n: u64) -> Self {
+        Self { fail_write: Some(n), ..Self::default() }
+    }
+}
+
+/// Counts calls and decides which fail, following a [`FaultPlan`].
+#[derive(Debug, Default)]
+pub(crate) struct FaultCounter {
+    plan: FaultPlan,
+    reads: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl FaultCounter {
+    pub(crate) fn new(plan: FaultPlan) -> Self {
+        Self { plan, ..Self::default() }
+    }
+
+    fn check(&self, counter: &AtomicU64, fail_at: Option<u64>, op: &str, target: &str) -> StorageResult<()> {
+        let call = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let fails = fail_at.is_some_and(|n| call == n || (self.plan.persistent && call > n));
+        if fails {
+            return Err(StorageError::io(
+                target,
+                std::io::Error::other(format!("injected fault: {op} call {call} fails")),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn on_read(&self, target: &str) -> StorageResult<()> {
+        self.check(&self.reads, self.plan.fail_read, "read", target)
+    }
+
+    pub(crate) fn on_write(&self, target: &str) -> StorageResult<()> {
+        self.check(&self.writes, self.plan.fail_write, "write", target)
+    }
+
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.reads.load(Ordering::SeqCst), self.writes.load(Ordering::SeqCst))
+    }
+}
+
+/// Wraps a store and fails the reads and writes its [`FaultPlan`] names, before touching the
+/// inner store (so a failed write leaves the old chunk intact).
+#[derive(Debug)]
+pub struct FaultyStore {
+    inner: Arc<dyn ChunkStore>,
+    faults: FaultCounter,
+}
+
+impl FaultyStore {
+    /// `inner` with faults injected by `plan`.
+    pub fn new(inner: Arc<dyn ChunkStore>, plan: FaultPlan) -> Self {
+        Self { inner, faults: FaultCounter::new(plan) }
+    }
+
+    /// Read and write calls made so far `(reads, writes)`, failed ones included.
+    pub fn calls(&self) -> (u64, u64) {
+        self.faults.counts()
+    }
+}
+
+impl ChunkStore for FaultyStore {
+    fn grid(&self) -> ChunkGrid {
+        self.inner.grid()
+    }
+
+    fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>> {
+        self.faults.on_read(&self.inner.describe())?;
+        self.inner.read_chunk(index)
+    }
+
+    fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()> {
+        self.faults.on_write(&self.inner.describe())?;
+        self.inner.write_chunk(index, data)
+    }
+
+    fn describe(&self) -> String {
+        format!("faulty {}", self.inner.describe())
+    }
+
+    fn read_scratch_bytes(&self) -> u64 {
+        self.inner.read_scratch_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    #[test]
+    fn fails_exactly_the_planned_calls() {
+        let grid = ChunkGrid::new(4, 4, 2, 2).unwrap();
+        let inner: Arc<dyn ChunkStore> = Arc::new(MemoryStore::new(grid));
+        let store =
+            FaultyStore::new(inner.clone(), FaultPlan { fail_read: Some(2), fail_write: Some(1), persistent: false });
+        let idx = ChunkIndex::new(0, 0);
+        let err = store.write_chunk(idx, &[1.0; 4]).unwrap_err();
+        assert!(err.to_string().contains("injected fault: write call 1"), "{err}");
+        assert_eq!(inner.read_chunk(idx).unwrap(), vec![0.0; 4], "a failed write must not touch the chunk");
+        store.write_chunk(idx, &[1.0; 4]).unwrap();
+        assert!(store.read_chunk(idx).is_ok());
+        assert!(store.read_chunk(idx).is_err());
+        assert!(store.read_chunk(idx).is_ok());
+        assert_eq!(store.calls(), (3, 2));
+    }
+
+    #[test]
+    fn persistent_faults_keep_failing() {
+        let grid = ChunkGrid::new(2, 2, 2, 2).unwrap();
+        let store =
+            FaultyStore::new(Arc::new(MemoryStore::new(grid)), FaultPlan { persistent: true, ..FaultPlan::read(1) });
+        for _ in 0..3 {
+            assert!(store.read_chunk(ChunkIndex::new(0, 0)).is_err());
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! `.npy` files, memory-mapped and read in chunks.
+//!
+//! Reads C-order and Fortran-order files of float64 or float32 (either byte order). Pages are
+//! released from the mapping after each chunk is copied out, so reading a file larger than RAM
+//! does not grow the process's resident set.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Advice, Mmap, UncheckedAdvice};
+
+use crate::error::{StorageError, StorageResult};
+use crate::grid::{ChunkGrid, ChunkIndex};
+use crate::store::ChunkStore;
+
+/// Element type of a `.npy` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NpyDtype {
+    /// float64 (`<f8` or `>f8`).
+    F64,
+    /// float32 (`<f4` or `>f4`), widened to f64 on read.
+    F32,
+}
+
+impl NpyDtype {
+    const fn size(self) -> usize {
+        match self {
+            Self::F64 => 8,
+            Self::F32 => 4,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    dtype: NpyDtype,
+    big_endian: bool,
+    fortran: bool,
+}
+
+/// Default chunk size when opening a `.npy` file: row panels of about this many bytes.
+const DEFAULT_PANEL_BYTES: usize = 8 << 20;
+
+/// A 2-D `.npy` file, memory-mapped for reading and written with positioned writes.
+#[derive(Debug)]
+pub struct NpyStore {
+    path: PathBuf,
+    file: File,
+    map: Option<Mmap>,
+    data_offset: usize,
+    layout: Layout,
+    grid: ChunkGrid,
+    writable: bool,
+}
+
+impl NpyStore {
+    /// Opens `path` read-only, chunked in row panels of about 8 MiB (see
+    /// [`NpyStore::with_chunk_shape`] to choose).
+    pub fn open(path: impl AsRef<Path>) -> StorageResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            return Err(StorageError::NotFound { path });
+        }
+        let file = File::open(&path).map_err(|e| StorageError::io(&path, e))?;
+        let (layout, rows, cols, data_offset) = read_header(&path, &file)?;
+        let file_len = file.metadata().map_err(|e| StorageError::io(&path, e))?.len() as usize;
+        let needed = data_offset + rows * cols * layout.dtype.size();
+        if file_len < needed {
+            return Err(StorageError::NotAnArray {
+                path,
+                reason: format!("the file is truncated: {file_len} bytes, the header promises {needed}"),
+            });
+        }
+        let chunk_rows = (DEFAULT_PANEL_BYTES / (cols.max(1) * 8)).clamp(1, rows.max(1));
+        let grid = ChunkGrid::new(rows, cols, chunk_rows, cols.max(1))?;
+        let map = Self::map(&path, &file, needed)?;
+        Ok(Self { path, file, map, data_offset, layout, grid, writable: false })
+    }
+
+    /// Creates a C-order float64 `.npy` file of `grid`'s shape at `path` (which must not exist),
+    /// filled with zeros, chunked by `grid`.
+    pub fn create(path: impl AsRef<Path>, grid: ChunkGrid) -> StorageResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let (rows, cols) = grid.shape();
+        let file =
+            OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => StorageError::AlreadyExists { path: path.clone() },
+                _ => StorageError::io(&path, e),
+            })?;
+        let header = encode_header(rows, cols);
+        file.write_all_at(&header, 0).map_err(|e| StorageError::io(&path, e))?;
+        let len = header.len() + rows * cols * 8;
+        file.set_len(len as u64).map_err(|e| StorageError::io(&path, e))?;
+        let map = Self::map(&path, &file, len)?;
+        let layout = Layout { dtype: NpyDtype::F64, big_endian: false, fortran: false };
+        Ok(Self { path, file, map, data_offset: header.len(), layout, grid, writable: true })
+    }
+
+    /// The same file read with chunks of `chunk_rows x chunk_cols`.
+    pub fn with_chunk_shape(self, chunk_rows: usize, chunk_cols: usize) -> StorageResult<Self> {
+        let (rows, cols) = self.grid.shape();
+        Ok(Self { grid: ChunkGrid::new(rows, cols, chunk_rows, chunk_cols)?, ..self })
+    }
+
+    /// Element type of the file.
+    pub fn dtype(&self) -> NpyDtype {
+        self.layout.dtype
+    }
+
+    fn map(path: &Path, file: &File, len: usize) -> StorageResult<Option<Mmap>> {
+        if len == 0 {
+            return Ok(None);
+        }
+        // SAFETY: the mapping is read-only and every access copies values out immediately; a
+        // concurrent truncation by another process is outside what outcore can defend against,
+        // as for any memory-mapped reader.
+        let map = unsafe { Mmap::map(file) }.map_err(|e| StorageError::io(path, e))?;
+        // Advice is a hint; failing to give it changes nothing but speed.
+        let _ = map.advise(Advice::Sequential);
+        Ok(Some(map))
+    }
+
+    fn value(&self, bytes: &[u8]) -> f64 {
+        match (self.layout.dtype, self.layout.big_endian) {
+            (NpyDtype::F64, false) => f64::from_le_bytes(bytes.try_into().unwrap_or_default()),
+            (NpyDtype::F64, true) => f64::from_be_bytes(bytes.try_into().unwrap_or_default()),
+            (NpyDtype::F32, false) => f64::from(f32::from_le_bytes(bytes.try_into().unwrap_or_default())),
+            (NpyDtype::F32, true) => f64::from(f32::from_be_bytes(bytes.try_into().unwrap_or_default())),
+        }
+    }
+}
+
+impl ChunkStore for NpyStore {
+    fn grid(&self) -> ChunkGrid {
+        self.grid
+    }
+
+    fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>> {
+        let e = self.grid.extent(index)?;
+        let Some(map) = &self.map else { return Ok(Vec::new()) };
+        let size = self.layout.dtype.size();
+        let (rows, cols) = self.grid.shape();
+        let mut out = Vec::with_capacity(e.len());
+        let (first, last);
+        if self.layout.fortran {
+            out.resize(e.len(), 0.0);
+            for j in 0..e.cols {
+                let start = self.data_offset + ((e.col0 + j) * rows + e.row0) * size;
+                for (i, v) in map[start..start + e.rows * size].chunks_exact(size).enumerate() {
+                    out[i * e.cols + j] = self.value(v);
+                }
+            }
+            first = self.data_offset + (e.col0 * rows + e.row0) * size;
+            last = self.data_offset + ((e.col0 + e.cols - 1) * rows + e.row0 + e.rows) * size;
+        } else {
+            for i in 0..e.rows {
+                let start = self.data_offset + ((e.row0 + i) * cols + e.col0) * size;
+                out.extend(map[start..start + e.cols * size].chunks_exact(size).map(|v| self.value(v)));
+            }
+            first = self.data_offset + (e.row0 * cols + e.col0) * size;
+            last = self.data_offset + ((e.row0 + e.rows - 1) * cols + e.col0 + e.cols) * size;
+        }
+        // SAFETY: DONTNEED on a read-only shared file mapping only drops page-table entries;
+        // later reads fault the same file contents back in. No reference into the range is held.
+        // Failure only means the pages stay resident a little longer.
+        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, first, last - first) };
+        Ok(out)
+    }
+
+    fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()> {
+        let e = self.grid.check_chunk_len(index, data.len())?;
+        if !self.writable {
+            return Err(StorageError::ReadOnly { store: self.describe() });
+        }
+        let cols = self.grid.cols();
+        let mut row = Vec::with_capacity(e.cols * 8);
+        for (i, values) in data.chunks_exact(e.cols.max(1)).enumerate().take(e.rows) {
+            row.clear();
+            row.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+            let offset = self.data_offset + ((e.row0 + i) * cols + e.col0) * 8;
+            self.file.write_all_at(&row, offset as u64).map_err(|err| StorageError::io(&self.path, err))?;
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(".npy file {}", self.path.display())
+    }
+}
+
+fn read_header(path: &Path, file: &File) -> StorageResult<(Layout, usize, usize, usize)> {
+    let not_npy = |reason: String| StorageError::NotAnArray { path: path.to_path_buf(), reason };
+    let mut prefix = [0u8; 12];
+    let got = file.read_at(&mut prefix, 0).map_err(|e| StorageError::io(path, e))?;
+    if got < 10 || &prefix[..6] != b"\x93NUMPY" {
+        return Err(not_npy("it does not start with the .npy magic bytes; save it with numpy.save".into()));
+    }
+    let (header_len, header_start) = match prefix[6] {
+        1 => (u16::from_le_bytes([prefix[8], prefix[9]]) as usize, 10),
+        2 | 3 if got >= 12 => (u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as usize, 12),
+        v => return Err(not_npy(format!(".npy format version {v} is not supported (1, 2 and 3 are)"))),
+    };
+    let mut header = vec![0u8; header_len];
+    file.read_exact_at(&mut header, header_start as u64).map_err(|_| not_npy("the header is truncated".into()))?;
+    let header = String::from_utf8_lossy(&header);
+    let field = |name: &str| -> Option<&str> {
+        let at = header.find(&format!("'{name}'")).or_else(|| header.find(&format!("\"{name}\"")))?;
+        let rest = &header[at + name.len() + 2..];
+        Some(rest[rest.find(':')? + 1..].trim_start())
+    };
+    let descr = field("descr")
+        .and_then(|r| {
+            let q = r.chars().next()?;
+            r[1..].split(q).next()
+        })
+        .ok_or_else(|| not_npy("the header has no 'descr'".into()))?;
+    let fortran = field("fortran_order").is_some_and(|r| r.starts_with("True"));
+    let shape_text = field("shape")
+        .and_then(|r| r.strip_prefix('(').and_then(|r| r.split(')').next()))
+        .ok_or_else(|| not_npy("the header has no 'shape'".into()))?;
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('L').parse().map_err(|_| not_npy(format!("bad shape entry {s:?}"))))
+        .collect::<StorageResult<_>>()?;
+    let (big_endian, kind) = match descr.split_at_checked(1) {
+        Some(("<" | "=" | "|", k)) => (false, k),
+        Some((">", k)) => (true, k),
+        _ => (false, descr),
+    };
+    let dtype = match kind {
+        "f8" => NpyDtype::F64,
+        "f4" => NpyDtype::F32,
+        _ => return Err(StorageError::UnsupportedDtype { path: path.to_path_buf(), dtype: descr.to_string() }),
+    };
+    let [rows, cols] = shape[..] else {
+        return Err(StorageError::NotTwoDimensional { path: path.to_path_buf(), ndim: shape.len() });
+    };
+    Ok((Layout { dtype, big_endian, fortran }, rows, cols, header_start + header_len))
+}
+
+fn encode_header(rows: usize, cols: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // Magic (6) + version (2) + length (2) + dict + padding + newline, a multiple of 64.
+    let unpadded = 10 + dict.len() + 1;
+    let total = unpadded.div_ceil(64) * 64;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&((total - 10) as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.resize(total - 1, b' ');
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{read_matrix, write_matrix};
+
+    #[test]
+    fn round_trips_and_rechunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        let grid = ChunkGrid::new(7, 5, 3, 2).unwrap();
+        let data: Vec<f64> = (0..35).map(|x| x as f64 * 0.25 - 3.0).collect();
+        let store = NpyStore::create(&path, grid).unwrap();
+        write_matrix(&store, &data).unwrap();
+        drop(store);
+        let store = NpyStore::open(&path).unwrap();
+        assert_eq!(store.grid().shape(), (7, 5));
+        assert_eq!(read_matrix(&store).unwrap(), data);
+        let store = store.with_chunk_shape(2, 3).unwrap();
+        assert_eq!(read_matrix(&store).unwrap(), data);
+        assert!(matches!(store.write_chunk(ChunkIndex::new(0, 0), &[0.0; 6]), Err(StorageError::ReadOnly { .. })));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("t.npy");
+        std::fs::write(&text, "hello").unwrap();
+        assert!(matches!(NpyStore::open(&text), Err(StorageError::NotAnArray { .. })));
+        assert!(matches!(NpyStore::open(dir.path().join("missing.npy")), Err(StorageError::NotFound { .. })));
+        let grid = ChunkGrid::new(2, 2, 1, 2).unwrap();
+        let path = dir.path().join("a.npy");
+        NpyStore::create(&path, grid).unwrap();
+        assert!(matches!(NpyStore::create(&path, grid), Err(StorageError::AlreadyExists { .. })));
+    }
+}

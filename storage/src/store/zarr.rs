@@ -1,0 +1,348 @@
+//! Zarr arrays on a local directory, through zarrs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use zarrs::array::codec::api::BytesToBytesCodecTraits;
+use zarrs::array::codec::{
+    BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode, Crc32cCodec, GzipCodec, ZstdCodec,
+};
+use zarrs::array::data_type::{self, Float32DataType, Float64DataType};
+use zarrs::array::{Array, ArrayBuilder, ArrayError};
+use zarrs::filesystem::FilesystemStore;
+
+use crate::error::{StorageError, StorageResult};
+use crate::grid::{ChunkGrid, ChunkIndex};
+use crate::store::ChunkStore;
+
+/// Compression of chunks in arrays outcore creates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// Raw little-endian f64: fastest to read and write; random data barely compresses.
+    #[default]
+    None,
+    /// zstd at the given level (zarr-python's default codec, at level 0).
+    Zstd {
+        /// Compression level (1..=22; 0 means zstd's default).
+        level: i32,
+    },
+    /// gzip at the given level (0..=9).
+    Gzip {
+        /// Compression level.
+        level: u32,
+    },
+    /// Blosc with LZ4 and byte shuffle: fast, and compresses exponent bytes.
+    BloscLz4 {
+        /// Compression level (0..=9).
+        level: u8,
+    },
+}
+
+impl std::str::FromStr for Compression {
+    type Err = StorageError;
+
+    /// Parses `none`, `zstd`, `zstd:5`, `gzip`, `gzip:6`, `blosc-lz4` or `blosc-lz4:5`.
+    fn from_str(text: &str) -> StorageResult<Self> {
+        let (name, level) = match text.split_once(':') {
+            Some((n, l)) => (n, Some(l)),
+            None => (text, None),
+        };
+        let bad = |reason: String| StorageError::InvalidArgument { what: "compression", reason };
+        let level_or = |default: i64, max: i64| -> StorageResult<i64> {
+            let Some(l) = level else { return Ok(default) };
+            match l.parse::<i64>() {
+                Ok(v) if (0..=max).contains(&v) => Ok(v),
+                _ => Err(bad(format!("level {l:?} of {name} must be a whole number from 0 to {max}"))),
+            }
+        };
+        match name {
+            "none" if level.is_none() => Ok(Self::None),
+            "zstd" => Ok(Self::Zstd { level: level_or(1, 22)? as i32 }),
+            "gzip" => Ok(Self::Gzip { level: level_or(5, 9)? as u32 }),
+            "blosc-lz4" => Ok(Self::BloscLz4 { level: level_or(5, 9)? as u8 }),
+            _ => Err(bad(format!("{text:?} is not one of none, zstd[:LEVEL], gzip[:LEVEL], blosc-lz4[:LEVEL]"))),
+        }
+    }
+}
+
+/// How outcore creates Zarr arrays.
+#[derive(Clone, Debug)]
+pub struct ZarrOptions {
+    /// Chunk compression.
+    pub compression: Compression,
+    /// Append a crc32c checksum to every chunk, so corruption is detected on read (default on).
+    pub checksum: bool,
+    /// Attributes written to the array's metadata.
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for ZarrOptions {
+    fn default() -> Self {
+        Self { compression: Compression::None, checksum: true, attributes: serde_json::Map::new() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Element {
+    F64,
+    F32,
+}
+
+/// A 2-D Zarr array (v3, or v2 from Python's zarr) in a directory.
+///
+/// float64 and float32 arrays are read (float32 widened to f64); other data types are refused
+/// with [`StorageError::UnsupportedDtype`]. Arrays outcore creates are Zarr v3, float64.
+pub struct ZarrStore {
+    path: PathBuf,
+    array: Array<FilesystemStore>,
+    grid: ChunkGrid,
+    chunk_shape: (usize, usize),
+    element: Element,
+}
+
+impl std::fmt::Debug for ZarrStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZarrStore").field("path", &self.path).field("grid", &self.grid).finish()
+    }
+}
+
+impl ZarrStore {
+    /// Creates a new float64 Zarr v3 array at `path` (which must not exist) with `grid`'s shape
+    /// and chunking.
+    pub fn create(path: impl AsRef<Path>, grid: ChunkGrid, options: &ZarrOptions) -> StorageResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        if path.exists() {
+            return Err(StorageError::AlreadyExists { path });
+        }
+        std::fs::create_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
+        let zarr_err = |message: String| StorageError::Zarr { path: path.clone(), message };
+        let store = Arc::new(FilesystemStore::new(&path).map_err(|e| zarr_err(e.to_string()))?);
+        let (rows, cols) = grid.shape();
+        let (cr, cc) = grid.chunk_shape();
+        let mut codecs: Vec<Arc<dyn BytesToBytesCodecTraits>> = Vec::new();
+        match options.compression {
+            Compression::None => {}
+            Compression::Zstd { level } => codecs.push(Arc::new(ZstdCodec::new(level, false))),
+            Compression::Gzip { level } => {
+                codecs.push(Arc::new(GzipCodec::new(level).map_err(|e| zarr_err(e.to_string()))?));
+            }
+            Compression::BloscLz4 { level } => {
+                let level = BloscCompressionLevel::try_from(level).map_err(|e| zarr_err(e.to_string()))?;
+                let codec = BloscCodec::new(BloscCompressor::LZ4, level, None, BloscShuffleMode::Shuffle, Some(8))
+                    .map_err(|e| zarr_err(e.to_string()))?;
+                codecs.push(Arc::new(codec));
+            }
+        }
+        if options.checksum {
+            codecs.push(Arc::new(Crc32cCodec::new()));
+        }
+        let array =
+            ArrayBuilder::new(vec![rows as u64, cols as u64], vec![cr as u64, cc as u64], data_type::float64(), 0.0f64)
+                .bytes_to_bytes_codecs(codecs)
+                .dimension_names(["row", "col"].into())
+                .attributes(options.attributes.clone())
+                .build(store, "/")
+                .map_err(|e| zarr_err(e.to_string()))?;
+        array.store_metadata().map_err(|e| zarr_err(e.to_string()))?;
+        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element: Element::F64 })
+    }
+
+    /// Opens an existing 2-D float64 or float32 array (Zarr v3 or v2) at `path`.
+    pub fn open(path: impl AsRef<Path>) -> StorageResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let chunk_shape = inspect_array_metadata(&path)?;
+        let zarr_err = |message: String| StorageError::Zarr { path: path.clone(), message };
+        let store = Arc::new(FilesystemStore::new(&path).map_err(|e| zarr_err(e.to_string()))?);
+        let array = Array::open(store, "/").map_err(|e| zarr_err(e.to_string()))?;
+        let shape = array.shape().to_vec();
+        if shape.len() != 2 {
+            return Err(StorageError::NotTwoDimensional { path, ndim: shape.len() });
+        }
+        let element = if array.data_type().is::<Float64DataType>() {
+            Element::F64
+        } else if array.data_type().is::<Float32DataType>() {
+            Element::F32
+        } else {
+            return Err(StorageError::UnsupportedDtype { path, dtype: array.data_type().to_string() });
+        };
+        let Some((cr, cc)) = chunk_shape else {
+            return Err(StorageError::NotAnArray {
+                path,
+                reason: "its chunk grid is not a regular 2-D grid; rechunk it with zarr to regular chunks".into(),
+            });
+        };
+        let grid = ChunkGrid::new(shape[0] as usize, shape[1] as usize, cr, cc)?;
+        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element })
+    }
+
+    /// The array's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn chunk_file(&self, index: ChunkIndex) -> PathBuf {
+        self.path.join(self.array.chunk_key(&[index.row as u64, index.col as u64]).as_str())
+    }
+
+    fn map_chunk_error(&self, index: ChunkIndex, error: ArrayError) -> StorageError {
+        match error {
+            ArrayError::CodecError(e) => StorageError::CorruptedChunk {
+                path: self.path.clone(),
+                index,
+                file: self.chunk_file(index),
+                reason: e.to_string(),
+            },
+            ArrayError::StorageError(zarrs::storage::StorageError::IOError(e)) => {
+                StorageError::io(self.chunk_file(index), std::io::Error::new(e.kind(), e.to_string()))
+            }
+            other => StorageError::Zarr { path: self.path.clone(), message: format!("chunk {index}: {other}") },
+        }
+    }
+}
+
+/// Reads the metadata file directly to tell arrays from groups and other directories, giving
+/// messages that say what was found; returns the regular chunk shape when there is one.
+fn inspect_array_metadata(path: &Path) -> StorageResult<Option<(usize, usize)>> {
+    if !path.exists() {
+        return Err(StorageError::NotFound { path: path.to_path_buf() });
+    }
+    if !path.is_dir() {
+        return Err(StorageError::NotAnArray {
+            path: path.to_path_buf(),
+            reason: "it is a file; pass a Zarr array directory, or a file ending in .npy".into(),
+        });
+    }
+    let read_json = |name: &str| -> StorageResult<Option<serde_json::Value>> {
+        let file = path.join(name);
+        match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StorageError::NotAnArray {
+                path: path.to_path_buf(),
+                reason: format!("{name} is not valid JSON ({e})"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(file, e)),
+        }
+    };
+    let group = |path: &Path| StorageError::NotAnArray {
+        path: path.to_path_buf(),
+        reason: format!("it is a Zarr group, not an array; pass one of its arrays: {}", list_child_arrays(path)),
+    };
+    let shape_of = |v: &serde_json::Value| -> Option<(usize, usize)> {
+        let s = v.as_array()?;
+        match s.as_slice() {
+            [a, b] => Some((a.as_u64()? as usize, b.as_u64()? as usize)),
+            _ => None,
+        }
+    };
+    if let Some(meta) = read_json("zarr.json")? {
+        return match meta.get("node_type").and_then(|v| v.as_str()) {
+            Some("array") => {
+                let grid = meta.get("chunk_grid");
+                let regular = grid.and_then(|g| g.get("name")).and_then(|n| n.as_str()) == Some("regular");
+                Ok(grid.and_then(|g| g.pointer("/configuration/chunk_shape")).filter(|_| regular).and_then(shape_of))
+            }
+            Some("group") => Err(group(path)),
+            other => Err(StorageError::NotAnArray {
+                path: path.to_path_buf(),
+                reason: format!("zarr.json has node_type {other:?}, expected \"array\""),
+            }),
+        };
+    }
+    if let Some(meta) = read_json(".zarray")? {
+        return Ok(meta.get("chunks").and_then(shape_of));
+    }
+    if path.join(".zgroup").exists() {
+        return Err(group(path));
+    }
+    Err(StorageError::NotAnArray {
+        path: path.to_path_buf(),
+        reason: "the directory has no zarr.json (Zarr v3) or .zarray (Zarr v2)".into(),
+    })
+}
+
+fn list_child_arrays(path: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let p = e.path();
+            p.join(".zarray").exists()
+                || std::fs::read_to_string(p.join("zarr.json")).is_ok_and(|s| s.contains("\"array\""))
+        })
+        .map(|e| e.path().display().to_string())
+        .collect();
+    names.sort();
+    if names.is_empty() { "it contains no arrays".into() } else { names.join(", ") }
+}
+
+impl ChunkStore for ZarrStore {
+    fn grid(&self) -> ChunkGrid {
+        self.grid
+    }
+
+    fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>> {
+        let extent = self.grid.extent(index)?;
+        let key = [index.row as u64, index.col as u64];
+        let mut full = match self.element {
+            Element::F64 => self.array.retrieve_chunk::<Vec<f64>>(&key),
+            Element::F32 => self.array.retrieve_chunk::<Vec<f32>>(&key).map(|v| v.into_iter().map(f64::from).collect()),
+        }
+        .map_err(|e| self.map_chunk_error(index, e))?;
+        let (cr, cc) = self.chunk_shape;
+        if full.len() != cr * cc {
+            return Err(StorageError::CorruptedChunk {
+                path: self.path.clone(),
+                index,
+                file: self.chunk_file(index),
+                reason: format!("decoded {} values, expected {}", full.len(), cr * cc),
+            });
+        }
+        if extent.cols == cc {
+            full.truncate(extent.len());
+            return Ok(full);
+        }
+        let mut out = Vec::with_capacity(extent.len());
+        for row in full.chunks_exact(cc).take(extent.rows) {
+            out.extend_from_slice(&row[..extent.cols]);
+        }
+        Ok(out)
+    }
+
+    fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()> {
+        let extent = self.grid.check_chunk_len(index, data.len())?;
+        if self.element != Element::F64 {
+            return Err(StorageError::ReadOnly {
+                store: format!("{} (float32 arrays are opened read-only)", self.describe()),
+            });
+        }
+        let key = [index.row as u64, index.col as u64];
+        let (cr, cc) = self.chunk_shape;
+        let result = if extent.rows == cr && extent.cols == cc {
+            self.array.store_chunk(&key, data)
+        } else {
+            // Zarr stores edge chunks at full size; pad with the fill value.
+            let mut full = vec![0.0f64; cr * cc];
+            for (r, src) in data.chunks_exact(extent.cols).enumerate() {
+                full[r * cc..r * cc + extent.cols].copy_from_slice(src);
+            }
+            self.array.store_chunk(&key, &full)
+        };
+        result.map_err(|e| match e {
+            ArrayError::StorageError(zarrs::storage::StorageError::IOError(e)) => {
+                StorageError::io(self.chunk_file(index), std::io::Error::new(e.kind(), e.to_string()))
+            }
+            other => StorageError::Zarr { path: self.path.clone(), message: format!("writing chunk {index}: {other}") },
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("Zarr array {}", self.path.display())
+    }
+
+    fn read_scratch_bytes(&self) -> u64 {
+        // The encoded bytes and the decoded byte buffer, both at most one full chunk.
+        let (cr, cc) = self.chunk_shape;
+        2 * (cr * cc * size_of::<f64>()) as u64
+    }
+}

@@ -1,0 +1,251 @@
+//! The buffer manager under pressure: 10x over the limit, threads, thresholds, faults.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use outcore_storage::{
+    BlockId, BlockState, BufferConfig, BufferManager, ChunkGrid, ChunkIndex, ChunkStore, FaultPlan, FaultyStore,
+    MemoryStore, RssSource, StorageError, Thresholds,
+};
+
+const MIB: u64 = 1 << 20;
+
+fn chunk_values(i: usize, n: usize) -> Vec<f64> {
+    (0..n).map(|j| (i * 1_000_003 + j) as f64 * 1e-3).collect()
+}
+
+/// Thresholds that do not look at this process's RSS (tests share one process).
+fn managed_only() -> Thresholds {
+    Thresholds { spill: None, pause: None, terminate: None, ..Thresholds::default() }
+}
+
+fn files_in(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn ten_times_the_limit_of_dirty_chunks_round_trips_through_spill_files() {
+    let spill_parent = tempfile::tempdir().unwrap();
+    let config = BufferConfig::new(4 * MIB).with_thresholds(managed_only()).with_spill_parent(spill_parent.path());
+    let manager = BufferManager::new(config).unwrap();
+    let n = 64 * 1024; // 512 KiB per chunk, 80 chunks = 40 MiB
+    let mut ids = Vec::new();
+    for i in 0..80 {
+        let mut r = manager.reserve((n * 8) as u64).unwrap();
+        ids.push(manager.insert(&mut r, chunk_values(i, n), 256, 256).unwrap());
+        assert!(manager.report().managed_accounted <= 4 * MIB);
+    }
+    let after_writes = manager.report();
+    assert!(after_writes.spill_count >= 70, "{after_writes}");
+    for (i, &id) in ids.iter().enumerate().rev() {
+        assert_eq!(manager.pin(id).unwrap().data(), chunk_values(i, n).as_slice(), "chunk {i}");
+    }
+    let report = manager.report();
+    assert!(report.reload_count > 0 && report.peak_managed <= 4 * MIB, "{report}");
+    let dir = manager.spill_dir().expect("spilled, so a spill directory exists");
+    assert!(dir.starts_with(spill_parent.path()));
+    for id in ids {
+        manager.remove(id).unwrap();
+    }
+    assert_eq!(files_in(&dir), 0, "spill files remain after every block was removed");
+    assert_eq!(manager.report().spilled, 0);
+    drop(manager);
+    assert!(!dir.exists(), "spill directory outlived the manager");
+}
+
+#[test]
+fn two_threads_share_one_pool_without_losing_data() {
+    let config = BufferConfig::new(2 * MIB).with_thresholds(managed_only());
+    let manager = BufferManager::new(config).unwrap();
+    let n = 16 * 1024; // 128 KiB per chunk
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let manager = manager.clone();
+            s.spawn(move || {
+                let mut ids: Vec<(usize, BlockId)> = Vec::new();
+                for i in 0..60 {
+                    let key = t * 1000 + i;
+                    let mut r = manager.reserve((n * 8) as u64).unwrap();
+                    ids.push((key, manager.insert(&mut r, chunk_values(key, n), 128, 128).unwrap()));
+                    if i % 3 == 2 {
+                        let (k, id) = ids[i / 2];
+                        assert_eq!(manager.pin(id).unwrap().data(), chunk_values(k, n).as_slice());
+                    }
+                }
+                for (k, id) in ids {
+                    assert_eq!(manager.pin(id).unwrap().data(), chunk_values(k, n).as_slice());
+                    manager.remove(id).unwrap();
+                }
+            });
+        }
+    });
+    let report = manager.report();
+    assert_eq!((report.managed_accounted, report.spilled_chunks), (0, 0), "{report}");
+    assert!(report.spill_count > 0 && report.peak_managed <= 2 * MIB, "{report}");
+}
+
+#[test]
+fn a_request_that_can_never_fit_is_refused_with_the_sizes() {
+    let manager = BufferManager::new(BufferConfig::new(MIB).with_thresholds(managed_only())).unwrap();
+    let err = manager.reserve(3 * MIB).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StorageError::ResourcesExhausted { requested, .. } if requested == 3 * MIB), "{text}");
+    assert!(text.contains("3.0 MiB") && text.contains("1.0 MiB") && text.contains("--memory-limit"), "{text}");
+
+    // Everything pinned: the next request fails at once instead of waiting forever.
+    let mut r = manager.reserve(800 << 10).unwrap();
+    let id = manager.insert(&mut r, vec![1.0; 100 << 10], 100, 1024).unwrap();
+    let _pin = manager.pin(id).unwrap();
+    let err = manager.reserve(300 << 10).unwrap_err();
+    assert!(matches!(err, StorageError::ResourcesExhausted { in_use, .. } if in_use == 800 << 10), "{err}");
+}
+
+#[test]
+fn clean_chunks_are_dropped_not_spilled_and_reread_on_pin() {
+    let grid = ChunkGrid::new(512, 512, 128, 512).unwrap(); // 4 chunks of 512 KiB
+    let data: Vec<f64> = (0..512 * 512).map(|i| i as f64).collect();
+    let store: Arc<dyn ChunkStore> = Arc::new(MemoryStore::from_row_major(grid, &data).unwrap());
+    let manager = BufferManager::new(BufferConfig::new(MIB).with_thresholds(managed_only())).unwrap();
+    let ids: Vec<BlockId> = grid.indices().map(|i| manager.register(store.clone(), i).unwrap()).collect();
+    for round in 0..2 {
+        for (c, &id) in ids.iter().enumerate() {
+            let pin = manager.pin(id).unwrap();
+            assert_eq!(pin.data(), &data[c * 128 * 512..(c + 1) * 128 * 512], "round {round} chunk {c}");
+        }
+    }
+    let report = manager.report();
+    assert_eq!(report.spill_count, 0, "clean chunks must never be spilled");
+    assert!(ids.iter().any(|&id| manager.block_info(id).unwrap().state == BlockState::NotLoaded));
+}
+
+#[test]
+fn pause_threshold_stops_new_tasks_until_memory_falls() {
+    let (rss, handle) = RssSource::manual(0);
+    let config = BufferConfig::new(100 * MIB).with_rss(rss);
+    let manager = BufferManager::new(config).unwrap();
+    assert!(manager.may_start_task().unwrap());
+    handle.store(85 * MIB, Ordering::SeqCst);
+    assert!(!manager.may_start_task().unwrap(), "85% is above the 80% pause threshold");
+
+    // With nothing running, waiting would never end: a typed error instead of a hang.
+    let err = manager.wait_until_unpaused(|| true).unwrap_err();
+    assert!(matches!(err, StorageError::MemoryPaused { .. }), "{err}");
+    assert!(err.to_string().contains("pause threshold"), "{err}");
+
+    // With work running that frees memory, waiting ends once RSS drops.
+    let waited = std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let start = std::time::Instant::now();
+            manager.wait_until_unpaused(|| false).map(|()| start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(60));
+        handle.store(50 * MIB, Ordering::SeqCst);
+        waiter.join().unwrap()
+    });
+    assert!(waited.unwrap() >= Duration::from_millis(50));
+}
+
+#[test]
+fn spill_threshold_evicts_unpinned_blocks_and_keeps_pinned_ones() {
+    let (rss, handle) = RssSource::manual(0);
+    let manager = BufferManager::new(BufferConfig::new(100 * MIB).with_rss(rss)).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let mut r = manager.reserve(MIB).unwrap();
+        ids.push(manager.insert(&mut r, chunk_values(i, 128 * 1024), 128, 1024).unwrap());
+    }
+    let pinned = manager.pin(ids[1]).unwrap();
+    handle.store(75 * MIB, Ordering::SeqCst); // above spill (70%), below pause (80%)
+    assert!(manager.may_start_task().unwrap());
+    for (i, &id) in ids.iter().enumerate() {
+        let expected = if i == 1 { BlockState::InMemory } else { BlockState::Spilled };
+        assert_eq!(manager.block_info(id).unwrap().state, expected, "block {i}");
+    }
+    drop(pinned);
+}
+
+#[test]
+fn terminate_threshold_stops_with_the_memory_categories() {
+    let (rss, handle) = RssSource::manual(10 * MIB);
+    let manager = BufferManager::new(BufferConfig::new(100 * MIB).with_rss(rss)).unwrap();
+    let _r = manager.reserve(MIB).unwrap();
+    handle.store(96 * MIB, Ordering::SeqCst);
+    let err = manager.reserve(MIB).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StorageError::MemoryTerminated { .. }), "{text}");
+    for word in ["terminate threshold", "process", "managed", "unmanaged recent", "spilled"] {
+        assert!(text.contains(word), "{text:?} lacks {word}");
+    }
+    assert!(manager.may_start_task().is_err());
+}
+
+#[test]
+fn report_categories_add_up_and_serialize() {
+    let manager = BufferManager::new(BufferConfig::new(64 * MIB).with_thresholds(managed_only())).unwrap();
+    let mut r = manager.reserve(2 * MIB).unwrap();
+    let _id = manager.insert(&mut r, vec![0.5; 128 * 1024], 128, 1024).unwrap();
+    let report = manager.report();
+    assert_eq!(report.process, report.managed + report.unmanaged_old + report.unmanaged_recent);
+    assert_eq!(report.managed_accounted, 2 * MIB);
+    let json = report.to_json();
+    for key in ["process", "managed", "unmanaged", "unmanaged_recent", "spilled", "peak_process", "spill_count"] {
+        assert!(json.get(key).is_some(), "JSON lacks {key}: {json}");
+    }
+    let text = report.to_string();
+    assert!(text.contains("unmanaged recent") && text.contains("limit 64.0 MiB"), "{text}");
+    assert!(manager.to_string().starts_with("lru(used: 2.0 MiB, limit: 64.0 MiB, spilled: 0 chunks)"));
+}
+
+#[test]
+fn spill_write_failure_is_typed_and_keeps_the_block() {
+    for persistent in [false, true] {
+        let spill_parent = tempfile::tempdir().unwrap();
+        let mut config = BufferConfig::new(MIB).with_thresholds(managed_only()).with_spill_parent(spill_parent.path());
+        config.spill_faults = FaultPlan { persistent, ..FaultPlan::write(1) };
+        let manager = BufferManager::new(config).unwrap();
+        let mut r = manager.reserve(512 << 10).unwrap();
+        let a = manager.insert(&mut r, chunk_values(1, 64 << 10), 64, 1024).unwrap();
+        let err = manager.reserve(512 << 10).unwrap_err();
+        assert!(err.to_string().contains("injected fault: write call 1"), "{err}");
+        assert_eq!(manager.block_info(a).unwrap().state, BlockState::InMemory);
+        assert_eq!(manager.pin(a).unwrap().data(), chunk_values(1, 64 << 10).as_slice());
+        let dir = manager.spill_dir().unwrap();
+        assert_eq!(files_in(&dir), 0, "a failed spill left a file behind");
+        // A retry succeeds when the fault was a glitch, fails again when the disk stays bad.
+        assert_eq!(manager.reserve(512 << 10).is_ok(), !persistent);
+    }
+}
+
+#[test]
+fn reload_and_clean_read_failures_are_typed_and_retryable() {
+    let mut config = BufferConfig::new(MIB).with_thresholds(managed_only());
+    config.spill_faults = FaultPlan::read(1);
+    let manager = BufferManager::new(config).unwrap();
+    let mut r = manager.reserve(512 << 10).unwrap();
+    let a = manager.insert(&mut r, chunk_values(2, 64 << 10), 64, 1024).unwrap();
+    manager.evict(u64::MAX).unwrap();
+    assert!(manager.pin(a).unwrap_err().to_string().contains("injected fault: read call 1"));
+    assert_eq!(manager.block_info(a).unwrap().state, BlockState::Spilled);
+    assert_eq!(manager.pin(a).unwrap().data(), chunk_values(2, 64 << 10).as_slice());
+
+    let grid = ChunkGrid::new(4, 4, 2, 2).unwrap();
+    let store: Arc<dyn ChunkStore> = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new(grid)), FaultPlan::read(1)));
+    let id = manager.register(store, ChunkIndex::new(1, 1)).unwrap();
+    assert!(matches!(manager.pin(id), Err(StorageError::Io { .. })));
+    assert_eq!(manager.block_info(id).unwrap().state, BlockState::NotLoaded);
+    assert_eq!(manager.pin(id).unwrap().data(), &[0.0; 4]);
+}
+
+#[test]
+fn pin_with_takes_load_memory_from_the_task_budget() {
+    let grid = ChunkGrid::new(256, 512, 256, 512).unwrap(); // one 1 MiB chunk
+    let store: Arc<dyn ChunkStore> = Arc::new(MemoryStore::new(grid));
+    let manager = BufferManager::new(BufferConfig::new(2 * MIB).with_thresholds(managed_only())).unwrap();
+    let id = manager.register(store, ChunkIndex::new(0, 0)).unwrap();
+    let mut budget = manager.reserve(2 * MIB).unwrap();
+    let pin = manager.pin_with(id, &mut budget).unwrap();
+    assert_eq!(budget.bytes(), MIB, "the load consumed the chunk's bytes from the budget");
+    assert_eq!(manager.report().managed_accounted, 2 * MIB);
+    drop(pin);
+}

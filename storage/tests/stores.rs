@@ -1,0 +1,175 @@
+//! Round trips for every store backend, arrays written by Python's zarr and numpy, and the
+//! errors for what cannot be read.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use outcore_storage::store::{read_matrix, write_matrix};
+use outcore_storage::{
+    ChunkGrid, ChunkIndex, ChunkStore, Compression, FaultPlan, FaultyStore, MemoryStore, NpyStore, StorageError,
+    ZarrOptions, ZarrStore,
+};
+
+fn fixture(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+}
+
+/// The matrix every fixture holds: arange(35).reshape(7, 5) * 0.5 - 3.
+fn fixture_matrix() -> Vec<f64> {
+    (0..35).map(|i| f64::from(i) * 0.5 - 3.0).collect()
+}
+
+fn sample(rows: usize, cols: usize) -> Vec<f64> {
+    (0..rows * cols).map(|i| (i as f64 * 0.37).sin() * 100.0).collect()
+}
+
+#[test]
+fn zarr_round_trips_with_every_compression_and_edge_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, compression) in [
+        Compression::None,
+        Compression::Zstd { level: 3 },
+        Compression::Gzip { level: 5 },
+        Compression::BloscLz4 { level: 5 },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for checksum in [true, false] {
+            let grid = ChunkGrid::new(23, 11, 5, 4).unwrap();
+            let path = dir.path().join(format!("a{i}{checksum}.zarr"));
+            let options = ZarrOptions { compression, checksum, ..ZarrOptions::default() };
+            let data = sample(23, 11);
+            write_matrix(&ZarrStore::create(&path, grid, &options).unwrap(), &data).unwrap();
+            let reopened = ZarrStore::open(&path).unwrap();
+            assert_eq!(reopened.grid(), grid);
+            assert_eq!(read_matrix(&reopened).unwrap(), data, "{compression:?} checksum={checksum}");
+        }
+    }
+}
+
+#[test]
+fn zarr_create_refuses_an_existing_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = ChunkGrid::new(2, 2, 1, 1).unwrap();
+    let err = ZarrStore::create(dir.path(), grid, &ZarrOptions::default()).unwrap_err();
+    assert!(matches!(err, StorageError::AlreadyExists { .. }), "{err}");
+}
+
+#[test]
+fn reads_arrays_written_by_python_zarr_exactly() {
+    for name in [
+        "v3_f64.zarr",
+        "v3_f32.zarr",
+        "v3_f64_gzip.zarr",
+        "v3_f64_blosc_lz4.zarr",
+        "v3_f64_crc32c.zarr",
+        "v2_f64.zarr",
+        "v2_f64_order_f.zarr",
+    ] {
+        let store = ZarrStore::open(fixture(&format!("zarr/{name}"))).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(store.grid(), ChunkGrid::new(7, 5, 3, 2).unwrap(), "{name}");
+        assert_eq!(read_matrix(&store).unwrap(), fixture_matrix(), "{name}");
+    }
+}
+
+#[test]
+fn refuses_what_is_not_a_float_matrix_with_a_clear_error() {
+    let cases: [(&str, &[&str]); 5] = [
+        ("zarr/v3_i32.zarr", &["int32", "float64", "astype"]),
+        ("zarr/v3_f64_1d.zarr", &["1 dimension", "2-D"]),
+        ("zarr/v3_f64_3d.zarr", &["3 dimension", "2-D"]),
+        ("zarr/v3_group.zarr", &["Zarr group", "v3_group.zarr/x"]),
+        ("npy", &["no zarr.json", ".zarray"]),
+    ];
+    for (path, words) in cases {
+        let err = ZarrStore::open(fixture(path)).unwrap_err().to_string();
+        for w in words {
+            assert!(err.contains(w), "{path}: {err:?} lacks {w:?}");
+        }
+    }
+    let err = ZarrStore::open(fixture("zarr/missing.zarr")).unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { .. }) && err.to_string().contains("does not exist"));
+    let err = ZarrStore::open(fixture("npy/f8.npy")).unwrap_err().to_string();
+    assert!(err.contains("is a file"), "{err}");
+}
+
+#[test]
+fn detects_a_corrupted_and_a_truncated_chunk_naming_chunk_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.zarr");
+    let grid = ChunkGrid::new(6, 4, 3, 2).unwrap();
+    write_matrix(&ZarrStore::create(&path, grid, &ZarrOptions::default()).unwrap(), &sample(6, 4)).unwrap();
+    let chunk_file = path.join("c/1/0");
+    let mut bytes = std::fs::read(&chunk_file).unwrap();
+    bytes[3] ^= 0x10;
+    std::fs::write(&chunk_file, &bytes).unwrap();
+    let store = ZarrStore::open(&path).unwrap();
+    let err = store.read_chunk(ChunkIndex::new(1, 0)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StorageError::CorruptedChunk { index, .. } if index == ChunkIndex::new(1, 0)), "{text}");
+    assert!(text.contains("(1, 0)") && text.contains("c/1/0") && text.contains("checksum"), "{text}");
+    // Other chunks still read.
+    assert!(store.read_chunk(ChunkIndex::new(0, 1)).is_ok());
+
+    std::fs::write(&chunk_file, &bytes[..bytes.len() / 2]).unwrap();
+    let err = store.read_chunk(ChunkIndex::new(1, 0)).unwrap_err();
+    assert!(matches!(err, StorageError::CorruptedChunk { .. }), "{err}");
+}
+
+#[test]
+fn reads_npy_files_written_by_numpy() {
+    for name in ["f8.npy", "f4.npy", "f8_fortran.npy", "f8_big_endian.npy"] {
+        let store = NpyStore::open(fixture(&format!("npy/{name}"))).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(read_matrix(&store).unwrap(), fixture_matrix(), "{name}");
+        let store = store.with_chunk_shape(3, 2).unwrap();
+        assert_eq!(read_matrix(&store).unwrap(), fixture_matrix(), "{name} in 3 x 2 chunks");
+    }
+    let err = NpyStore::open(fixture("npy/f8_1d.npy")).unwrap_err();
+    assert!(matches!(err, StorageError::NotTwoDimensional { ndim: 1, .. }), "{err}");
+    let err = NpyStore::open(fixture("npy/i8.npy")).unwrap_err().to_string();
+    assert!(err.contains("<i8") && err.contains("float64"), "{err}");
+}
+
+#[test]
+fn npy_written_by_outcore_has_numpy_header_and_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.npy");
+    let grid = ChunkGrid::new(7, 5, 3, 2).unwrap();
+    write_matrix(&NpyStore::create(&path, grid).unwrap(), &fixture_matrix()).unwrap();
+    // Byte-identical to numpy.save of the same matrix.
+    assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(fixture("npy/f8.npy")).unwrap());
+}
+
+#[test]
+fn memory_store_round_trips() {
+    let grid = ChunkGrid::new(9, 13, 4, 5).unwrap();
+    let data = sample(9, 13);
+    assert_eq!(read_matrix(&MemoryStore::from_row_major(grid, &data).unwrap()).unwrap(), data);
+}
+
+#[test]
+fn injected_faults_surface_as_typed_errors_and_leave_chunks_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.zarr");
+    let grid = ChunkGrid::new(4, 4, 2, 2).unwrap();
+    let inner: Arc<dyn ChunkStore> = Arc::new(ZarrStore::create(&path, grid, &ZarrOptions::default()).unwrap());
+    write_matrix(inner.as_ref(), &sample(4, 4)).unwrap();
+    for n in 1..=4 {
+        let faulty = FaultyStore::new(inner.clone(), FaultPlan::write(n));
+        let result = write_matrix(&faulty, &[7.0; 16]);
+        let err = result.unwrap_err();
+        assert!(matches!(err, StorageError::Io { .. }) && err.to_string().contains("injected fault"), "{err}");
+        // Chunks before the failed call were replaced, the failed one and later ones were not.
+        let expected_new: Vec<ChunkIndex> = grid.indices().take((n - 1) as usize).collect();
+        for index in grid.indices() {
+            let chunk = inner.read_chunk(index).unwrap();
+            let replaced = chunk.iter().all(|&v| v == 7.0);
+            assert_eq!(replaced, expected_new.contains(&index), "write fault {n}, chunk {index}");
+        }
+        write_matrix(inner.as_ref(), &sample(4, 4)).unwrap();
+    }
+    let faulty = FaultyStore::new(inner.clone(), FaultPlan::read(3));
+    let err = read_matrix(&faulty).unwrap_err();
+    assert!(err.to_string().contains("injected fault: read call 3"), "{err}");
+}
