@@ -249,3 +249,31 @@ fn pin_with_takes_load_memory_from_the_task_budget() {
     assert_eq!(manager.report().managed_accounted, 2 * MIB);
     drop(pin);
 }
+
+#[test]
+fn streaming_reads_keep_their_budget_and_evict_block_frees_one_block() {
+    let grid = ChunkGrid::new(512, 256, 128, 256).unwrap(); // 4 chunks of 256 KiB
+    let store: Arc<dyn ChunkStore> = Arc::new(MemoryStore::new(grid));
+    let manager = BufferManager::new(BufferConfig::new(4 * MIB).with_thresholds(managed_only())).unwrap();
+    let ids: Vec<BlockId> = grid.indices().map(|i| manager.register(store.clone(), i).unwrap()).collect();
+    let mut budget = manager.reserve(256 << 10).unwrap();
+    for &id in &ids {
+        drop(manager.pin_with(id, &mut budget).unwrap());
+        assert_eq!(budget.bytes(), 0);
+        assert!(manager.drop_clean_into(id, &mut budget).unwrap());
+        assert_eq!(budget.bytes(), 256 << 10, "the chunk's bytes came back to the budget");
+        assert_eq!(manager.block_info(id).unwrap().state, BlockState::NotLoaded);
+    }
+    assert_eq!(manager.report().managed_accounted, 256 << 10);
+
+    // A dirty block is never dropped this way; evict_block spills it instead.
+    let mut r = manager.reserve(MIB).unwrap();
+    let dirty = manager.insert(&mut r, vec![3.0; 128 * 1024], 128, 1024).unwrap();
+    assert!(!manager.drop_clean_into(dirty, &mut budget).unwrap());
+    let pin = manager.pin(dirty).unwrap();
+    assert_eq!(manager.evict_block(dirty).unwrap(), 0, "a pinned block stays");
+    drop(pin);
+    assert_eq!(manager.evict_block(dirty).unwrap(), MIB);
+    assert_eq!(manager.block_info(dirty).unwrap().state, BlockState::Spilled);
+    assert_eq!(manager.pin(dirty).unwrap().data(), &[3.0; 128 * 1024][..]);
+}

@@ -64,6 +64,8 @@ fn reads_arrays_written_by_python_zarr_exactly() {
         "v3_f64_gzip.zarr",
         "v3_f64_blosc_lz4.zarr",
         "v3_f64_crc32c.zarr",
+        "v3_f64_raw.zarr",
+        "v3_f64_raw_crc32c.zarr",
         "v2_f64.zarr",
         "v2_f64_order_f.zarr",
     ] {

@@ -58,10 +58,25 @@ impl Reservation {
         Ok(Self::new(self.shared.clone(), bytes))
     }
 
+    /// Takes over the bytes of `other` (a reservation of the same manager).
+    pub fn merge(&mut self, mut other: Reservation) -> StorageResult<()> {
+        if !Arc::ptr_eq(&self.shared, &other.shared) {
+            return Err(StorageError::Bug("merging reservations of different buffer managers".into()));
+        }
+        self.bytes += other.bytes;
+        other.bytes = 0;
+        Ok(())
+    }
+
     /// Drops `bytes` from this guard without releasing them: the caller, holding the pool lock,
     /// has moved them into a block.
     pub(crate) fn forget(&mut self, bytes: u64) {
         self.bytes -= bytes;
+    }
+
+    /// Adds `bytes` the caller, holding the pool lock, has moved into the reserved total.
+    pub(crate) fn absorb(&mut self, bytes: u64) {
+        self.bytes += bytes;
     }
 
     pub(crate) fn belongs_to(&self, shared: &Arc<Shared>) -> bool {

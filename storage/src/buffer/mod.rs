@@ -212,6 +212,23 @@ impl BufferManager {
         self.shared.evict(bytes)
     }
 
+    /// Takes block `id` out of RAM now if it is resident and unpinned (a clean block is dropped,
+    /// a dirty one spilled); returns the bytes freed. For streaming reads that will not come
+    /// back to a chunk soon, so it does not push out blocks that will.
+    pub fn evict_block(&self, id: BlockId) -> StorageResult<u64> {
+        self.shared.evict_block(id)
+    }
+
+    /// Drops clean block `id` from RAM if it is resident and unpinned, moving its bytes into
+    /// `budget` rather than back to the pool: a task streaming through chunks keeps the room
+    /// for the next one. Returns whether the block was dropped (dirty or pinned ones are not).
+    pub fn drop_clean_into(&self, id: BlockId, budget: &mut Reservation) -> StorageResult<bool> {
+        if !budget.belongs_to(&self.shared) {
+            return Err(StorageError::Bug("a budget from another buffer manager".into()));
+        }
+        Ok(self.shared.drop_clean_into(id, budget))
+    }
+
     /// Where block `id` is and how it is used, or `None` if there is no such block.
     pub fn block_info(&self, id: BlockId) -> Option<BlockInfo> {
         let st = self.shared.lock();

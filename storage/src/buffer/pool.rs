@@ -112,25 +112,46 @@ impl State {
         let mut to_spill = Vec::new();
         while freed < want {
             let Some(id) = self.lru.pop_oldest() else { break };
-            let Some(block) = self.blocks.get_mut(&id) else { continue };
-            block.lru_tick = None;
-            let Residency::Resident(data) = &block.residency else { continue };
-            let data = data.clone();
-            freed += block.bytes;
-            match block.origin {
-                Origin::Clean { .. } => {
-                    block.residency = Residency::Unloaded;
-                    let bytes = block.bytes;
-                    self.sub_resident(bytes);
-                }
-                Origin::Dirty => {
-                    block.residency = Residency::Spilling(data.clone());
-                    to_spill.push((id, block.generation, data));
-                    self.spills_in_flight += 1;
-                }
-            }
+            let (bytes, job) = self.take_out(id);
+            freed += bytes;
+            to_spill.extend(job);
         }
         (freed, to_spill)
+    }
+
+    /// Takes one block that was just removed from the LRU out of RAM: a clean block is dropped
+    /// here; a dirty one is marked `Spilling` and returned as a job for the caller to write
+    /// outside the lock. Returns the bytes that leave RAM.
+    fn take_out(&mut self, id: BlockId) -> (u64, Option<SpillJob>) {
+        let Some(block) = self.blocks.get_mut(&id) else { return (0, None) };
+        block.lru_tick = None;
+        let Residency::Resident(data) = &block.residency else { return (0, None) };
+        let data = data.clone();
+        let bytes = block.bytes;
+        match block.origin {
+            Origin::Clean { .. } => {
+                block.residency = Residency::Unloaded;
+                self.sub_resident(bytes);
+                (bytes, None)
+            }
+            Origin::Dirty => {
+                block.residency = Residency::Spilling(data.clone());
+                let job = (id, block.generation, data);
+                self.spills_in_flight += 1;
+                (bytes, Some(job))
+            }
+        }
+    }
+
+    /// Takes block `id` out of RAM if it is resident and unpinned.
+    fn evict_block(&mut self, id: BlockId) -> (u64, Option<SpillJob>) {
+        match self.blocks.get(&id).and_then(|b| b.lru_tick) {
+            Some(tick) => {
+                self.lru.remove(tick);
+                self.take_out(id)
+            }
+            None => (0, None),
+        }
     }
 
     /// Deletes a block that is idle (unpinned, not being loaded or spilled). Returns its spill
@@ -301,6 +322,29 @@ impl Shared {
         self.write_spills(to_spill)?;
         self.notify();
         Ok(freed)
+    }
+
+    /// Takes block `id` out of RAM now if it is resident and unpinned; returns bytes freed.
+    pub(crate) fn evict_block(&self, id: BlockId) -> StorageResult<u64> {
+        let (freed, job) = self.lock().evict_block(id);
+        self.write_spills(job.into_iter().collect())?;
+        self.notify();
+        Ok(freed)
+    }
+
+    /// Drops clean block `id` from RAM if it is resident and unpinned, moving its bytes into
+    /// `budget` instead of back to the pool. Returns whether it was dropped.
+    pub(crate) fn drop_clean_into(&self, id: BlockId, budget: &mut Reservation) -> bool {
+        let mut st = self.lock();
+        let Some(block) = st.blocks.get(&id) else { return false };
+        let clean = matches!(block.origin, Origin::Clean { .. });
+        let (Some(tick), true) = (block.lru_tick, clean) else { return false };
+        st.lru.remove(tick);
+        let (bytes, job) = st.take_out(id);
+        debug_assert!(job.is_none(), "a clean block is never spilled");
+        st.reserved += bytes;
+        budget.absorb(bytes);
+        true
     }
 
     /// Applies the RSS thresholds: terminate if above `terminate`; above `spill`, evict until

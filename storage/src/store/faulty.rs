@@ -98,6 +98,11 @@ impl ChunkStore for FaultyStore {
         self.inner.read_chunk(index)
     }
 
+    fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
+        self.faults.on_read(&self.inner.describe())?;
+        self.inner.read_chunk_into(index, out)
+    }
+
     fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()> {
         self.faults.on_write(&self.inner.describe())?;
         self.inner.write_chunk(index, data)

@@ -38,12 +38,20 @@ impl ChunkStore for MemoryStore {
     }
 
     fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>> {
+        let mut out = Vec::new();
+        self.read_chunk_into(index, &mut out)?;
+        Ok(out)
+    }
+
+    fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         let slot = self.slot(index)?;
         let chunks = self.chunks.read().map_err(|_| StorageError::Bug("memory store lock poisoned".into()))?;
-        Ok(match &chunks[slot] {
-            Some(data) => data.as_ref().clone(),
-            None => vec![0.0; self.grid.extent(index)?.len()],
-        })
+        out.clear();
+        match &chunks[slot] {
+            Some(data) => out.extend_from_slice(data),
+            None => out.resize(self.grid.extent(index)?.len(), 0.0),
+        }
+        Ok(())
     }
 
     fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()> {

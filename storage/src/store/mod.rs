@@ -35,6 +35,13 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// Reads chunk `index`: `rows * cols` values of its (trimmed) extent, row-major.
     fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>>;
 
+    /// Reads chunk `index` into `out` (resized to the chunk), reusing its allocation where the
+    /// backend can, so a reader streaming through chunks does not allocate each time.
+    fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
+        *out = self.read_chunk(index)?;
+        Ok(())
+    }
+
     /// Writes chunk `index` from `rows * cols` row-major values of its (trimmed) extent.
     fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()>;
 

@@ -137,11 +137,17 @@ impl ChunkStore for NpyStore {
     }
 
     fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>> {
+        let mut out = Vec::new();
+        self.read_chunk_into(index, &mut out)?;
+        Ok(out)
+    }
+
+    fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         let e = self.grid.extent(index)?;
-        let Some(map) = &self.map else { return Ok(Vec::new()) };
+        out.clear();
+        let Some(map) = &self.map else { return Ok(()) };
         let size = self.layout.dtype.size();
         let (rows, cols) = self.grid.shape();
-        let mut out = Vec::with_capacity(e.len());
         let (first, last);
         if self.layout.fortran {
             out.resize(e.len(), 0.0);
@@ -165,7 +171,7 @@ impl ChunkStore for NpyStore {
         // later reads fault the same file contents back in. No reference into the range is held.
         // Failure only means the pages stay resident a little longer.
         let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, first, last - first) };
-        Ok(out)
+        Ok(())
     }
 
     fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()> {

@@ -92,12 +92,28 @@ enum Element {
 ///
 /// float64 and float32 arrays are read (float32 widened to f64); other data types are refused
 /// with [`StorageError::UnsupportedDtype`]. Arrays outcore creates are Zarr v3, float64.
+///
+/// Uncompressed float64 arrays (codecs `bytes` little-endian, optionally then `crc32c`: what
+/// outcore creates by default) take a direct path: chunk files are read into and written from
+/// the caller's buffer with one system call and the checksum is checked in place, instead of
+/// going through zarrs' codec pipeline, which copies a chunk three times. zarrs handles
+/// metadata and every other codec chain.
 pub struct ZarrStore {
     path: PathBuf,
     array: Array<FilesystemStore>,
     grid: ChunkGrid,
     chunk_shape: (usize, usize),
     element: Element,
+    raw: Option<RawLayout>,
+}
+
+/// `(chunk rows, chunk columns)`.
+type ChunkShape = (usize, usize);
+
+/// Chunks stored as raw little-endian f64, with or without a trailing crc32c.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RawLayout {
+    crc: bool,
 }
 
 impl std::fmt::Debug for ZarrStore {
@@ -144,13 +160,15 @@ impl ZarrStore {
                 .build(store, "/")
                 .map_err(|e| zarr_err(e.to_string()))?;
         array.store_metadata().map_err(|e| zarr_err(e.to_string()))?;
-        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element: Element::F64 })
+        let raw = (options.compression == Compression::None && cfg!(target_endian = "little"))
+            .then_some(RawLayout { crc: options.checksum });
+        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element: Element::F64, raw })
     }
 
     /// Opens an existing 2-D float64 or float32 array (Zarr v3 or v2) at `path`.
     pub fn open(path: impl AsRef<Path>) -> StorageResult<Self> {
         let path = path.as_ref().to_path_buf();
-        let chunk_shape = inspect_array_metadata(&path)?;
+        let (chunk_shape, raw) = inspect_array_metadata(&path)?;
         let zarr_err = |message: String| StorageError::Zarr { path: path.clone(), message };
         let store = Arc::new(FilesystemStore::new(&path).map_err(|e| zarr_err(e.to_string()))?);
         let array = Array::open(store, "/").map_err(|e| zarr_err(e.to_string()))?;
@@ -172,7 +190,8 @@ impl ZarrStore {
             });
         };
         let grid = ChunkGrid::new(shape[0] as usize, shape[1] as usize, cr, cc)?;
-        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element })
+        let raw = raw.filter(|_| element == Element::F64 && cfg!(target_endian = "little"));
+        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element, raw })
     }
 
     /// The array's directory.
@@ -200,9 +219,117 @@ impl ZarrStore {
     }
 }
 
+impl ZarrStore {
+    fn corrupted(&self, index: ChunkIndex, reason: String) -> StorageError {
+        StorageError::CorruptedChunk { path: self.path.clone(), index, file: self.chunk_file(index), reason }
+    }
+
+    /// Reads a raw chunk file into `out`: one read into the buffer, checksum checked in place.
+    fn read_raw(&self, index: ChunkIndex, raw: RawLayout, out: &mut Vec<f64>) -> StorageResult<()> {
+        use std::io::Read;
+        let extent = self.grid.extent(index)?;
+        let (cr, cc) = self.chunk_shape;
+        let file_path = self.chunk_file(index);
+        let mut file = match std::fs::File::open(&file_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Zarr does not store chunks that are all fill value (here 0).
+                out.clear();
+                out.resize(extent.len(), 0.0);
+                return Ok(());
+            }
+            Err(e) => return Err(StorageError::io(file_path, e)),
+        };
+        let expected = (cr * cc * size_of::<f64>() + if raw.crc { 4 } else { 0 }) as u64;
+        let len = file.metadata().map_err(|e| StorageError::io(&file_path, e))?.len();
+        if len != expected {
+            return Err(self
+                .corrupted(index, format!("the file has {len} bytes; a {cr} x {cc} float64 chunk takes {expected}")));
+        }
+        out.resize(cr * cc, 0.0);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out[..]);
+        file.read_exact(bytes).map_err(|e| StorageError::io(&file_path, e))?;
+        if raw.crc {
+            let mut stored = [0u8; 4];
+            file.read_exact(&mut stored).map_err(|e| StorageError::io(&file_path, e))?;
+            if crc32c::crc32c(bytes) != u32::from_le_bytes(stored) {
+                return Err(self.corrupted(
+                    index,
+                    "crc32c checksum mismatch: the chunk's bytes changed after it was written".into(),
+                ));
+            }
+        }
+        trim_to_extent(out, cc, extent.rows, extent.cols);
+        Ok(())
+    }
+
+    /// Writes a raw chunk file from `data`, padding edge chunks to the full chunk shape.
+    fn write_raw(&self, index: ChunkIndex, raw: RawLayout, data: &[f64]) -> StorageResult<()> {
+        use std::io::Write;
+        let extent = self.grid.extent(index)?;
+        let (cr, cc) = self.chunk_shape;
+        let file_path = self.chunk_file(index);
+        if let Some(parent) = file_path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StorageError::io(parent, e))?;
+        }
+        let io = |e| StorageError::io(&file_path, e);
+        let file = std::fs::File::create(&file_path).map_err(io)?;
+        let mut out = CrcWriter { inner: std::io::BufWriter::with_capacity(1 << 16, file), crc: 0 };
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        if extent.cols == cc {
+            out.put(bytes).map_err(io)?;
+        } else {
+            for row in bytes.chunks_exact(extent.cols * size_of::<f64>()).take(extent.rows) {
+                out.put(row).map_err(io)?;
+                out.zeros((cc - extent.cols) * size_of::<f64>()).map_err(io)?;
+            }
+        }
+        out.zeros((cr - extent.rows) * cc * size_of::<f64>()).map_err(io)?;
+        if raw.crc {
+            let crc = out.crc.to_le_bytes();
+            out.inner.write_all(&crc).map_err(io)?;
+        }
+        out.inner.flush().map_err(io)
+    }
+}
+
+/// A writer that keeps the crc32c of what went through it.
+struct CrcWriter<W> {
+    inner: W,
+    crc: u32,
+}
+
+impl<W: std::io::Write> CrcWriter<W> {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.inner.write_all(bytes)
+    }
+
+    fn zeros(&mut self, mut n: usize) -> std::io::Result<()> {
+        const ZEROS: [u8; 8192] = [0; 8192];
+        while n > 0 {
+            let step = n.min(ZEROS.len());
+            self.put(&ZEROS[..step])?;
+            n -= step;
+        }
+        Ok(())
+    }
+}
+
+/// Cuts a full `? x cc` row-major chunk in `out` down to its `rows x cols` extent, in place.
+fn trim_to_extent(out: &mut Vec<f64>, cc: usize, rows: usize, cols: usize) {
+    if cols != cc {
+        for r in 1..rows {
+            out.copy_within(r * cc..r * cc + cols, r * cols);
+        }
+    }
+    out.truncate(rows * cols);
+}
+
 /// Reads the metadata file directly to tell arrays from groups and other directories, giving
-/// messages that say what was found; returns the regular chunk shape when there is one.
-fn inspect_array_metadata(path: &Path) -> StorageResult<Option<(usize, usize)>> {
+/// messages that say what was found; returns the regular chunk shape when there is one, and
+/// whether chunks are raw little-endian float64 (see [`RawLayout`]).
+fn inspect_array_metadata(path: &Path) -> StorageResult<(Option<ChunkShape>, Option<RawLayout>)> {
     if !path.exists() {
         return Err(StorageError::NotFound { path: path.to_path_buf() });
     }
@@ -239,7 +366,9 @@ fn inspect_array_metadata(path: &Path) -> StorageResult<Option<(usize, usize)>> 
             Some("array") => {
                 let grid = meta.get("chunk_grid");
                 let regular = grid.and_then(|g| g.get("name")).and_then(|n| n.as_str()) == Some("regular");
-                Ok(grid.and_then(|g| g.pointer("/configuration/chunk_shape")).filter(|_| regular).and_then(shape_of))
+                let chunk_shape =
+                    grid.and_then(|g| g.pointer("/configuration/chunk_shape")).filter(|_| regular).and_then(shape_of);
+                Ok((chunk_shape, raw_layout(&meta)))
             }
             Some("group") => Err(group(path)),
             other => Err(StorageError::NotAnArray {
@@ -249,7 +378,7 @@ fn inspect_array_metadata(path: &Path) -> StorageResult<Option<(usize, usize)>> 
         };
     }
     if let Some(meta) = read_json(".zarray")? {
-        return Ok(meta.get("chunks").and_then(shape_of));
+        return Ok((meta.get("chunks").and_then(shape_of), None));
     }
     if path.join(".zgroup").exists() {
         return Err(group(path));
@@ -258,6 +387,33 @@ fn inspect_array_metadata(path: &Path) -> StorageResult<Option<(usize, usize)>> 
         path: path.to_path_buf(),
         reason: "the directory has no zarr.json (Zarr v3) or .zarray (Zarr v2)".into(),
     })
+}
+
+/// Recognizes v3 float64 arrays whose chunks are the raw little-endian values, optionally
+/// followed by a crc32c, with a zero fill value and no storage transformers.
+fn raw_layout(meta: &serde_json::Value) -> Option<RawLayout> {
+    use serde_json::Value;
+    let is_zero = |v: &Value| v.as_f64() == Some(0.0) || v.as_str() == Some("0.0");
+    if meta.get("data_type")?.as_str()? != "float64"
+        || !is_zero(meta.get("fill_value")?)
+        || meta.get("storage_transformers").and_then(Value::as_array).is_some_and(|t| !t.is_empty())
+    {
+        return None;
+    }
+    let codecs = meta.get("codecs")?.as_array()?;
+    let name = |c: &Value| c.get("name").and_then(Value::as_str).map(str::to_owned);
+    let (first, rest) = codecs.split_first()?;
+    let endian = first.pointer("/configuration/endian").and_then(Value::as_str).unwrap_or("little");
+    if name(first)?.as_str() != "bytes" || endian != "little" {
+        return None;
+    }
+    let crc_config_is_default =
+        |c: &Value| c.get("configuration").is_none_or(|v| v.as_object().is_some_and(|o| o.is_empty()));
+    match rest {
+        [] => Some(RawLayout { crc: false }),
+        [c] if name(c).as_deref() == Some("crc32c") && crc_config_is_default(c) => Some(RawLayout { crc: true }),
+        _ => None,
+    }
 }
 
 fn list_child_arrays(path: &Path) -> String {
@@ -282,9 +438,18 @@ impl ChunkStore for ZarrStore {
     }
 
     fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>> {
+        let mut out = Vec::new();
+        self.read_chunk_into(index, &mut out)?;
+        Ok(out)
+    }
+
+    fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         let extent = self.grid.extent(index)?;
+        if let Some(raw) = self.raw {
+            return self.read_raw(index, raw, out);
+        }
         let key = [index.row as u64, index.col as u64];
-        let mut full = match self.element {
+        let full = match self.element {
             Element::F64 => self.array.retrieve_chunk::<Vec<f64>>(&key),
             Element::F32 => self.array.retrieve_chunk::<Vec<f32>>(&key).map(|v| v.into_iter().map(f64::from).collect()),
         }
@@ -298,15 +463,9 @@ impl ChunkStore for ZarrStore {
                 reason: format!("decoded {} values, expected {}", full.len(), cr * cc),
             });
         }
-        if extent.cols == cc {
-            full.truncate(extent.len());
-            return Ok(full);
-        }
-        let mut out = Vec::with_capacity(extent.len());
-        for row in full.chunks_exact(cc).take(extent.rows) {
-            out.extend_from_slice(&row[..extent.cols]);
-        }
-        Ok(out)
+        *out = full;
+        trim_to_extent(out, cc, extent.rows, extent.cols);
+        Ok(())
     }
 
     fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()> {
@@ -315,6 +474,9 @@ impl ChunkStore for ZarrStore {
             return Err(StorageError::ReadOnly {
                 store: format!("{} (float32 arrays are opened read-only)", self.describe()),
             });
+        }
+        if let Some(raw) = self.raw {
+            return self.write_raw(index, raw, data);
         }
         let key = [index.row as u64, index.col as u64];
         let (cr, cc) = self.chunk_shape;
@@ -341,8 +503,9 @@ impl ChunkStore for ZarrStore {
     }
 
     fn read_scratch_bytes(&self) -> u64 {
-        // The encoded bytes and the decoded byte buffer, both at most one full chunk.
+        // Raw chunks are read straight into the caller's buffer. Through zarrs: the encoded
+        // bytes, the checksum-stripped copy and the decoded values, each up to a full chunk.
         let (cr, cc) = self.chunk_shape;
-        2 * (cr * cc * size_of::<f64>()) as u64
+        if self.raw.is_some() { 0 } else { 3 * (cr * cc * size_of::<f64>()) as u64 }
     }
 }

@@ -1,0 +1,116 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Out-of-core SVD of matrices larger than RAM: TSQR for tall-and-skinny matrices, from a
+/// Zarr array, a .npy file or a seeded random generator, under a fixed memory limit.
+///
+/// Without a command, runs the demo of the Dask lesson: the SVD of a 2,000,000 x 100 random
+/// matrix read from a temporary Zarr store under a 64 MiB memory limit.
+#[derive(Debug, Parser)]
+#[command(name = "large-svd", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options for the demo (when no command is given).
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// TSQR SVD of a tall-and-skinny (or short-and-fat) matrix.
+    Tsqr(TsqrArgs),
+    /// Write a seeded random matrix to a Zarr array (in parallel, in bounded memory).
+    Generate(GenerateArgs),
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Memory limit, e.g. 64MiB or 1.5GiB; `auto` picks what the plan needs (at least 64 MiB).
+    #[arg(long, default_value = "auto", global = true)]
+    pub memory_limit: String,
+    /// Task scheduler: serial or threads.
+    #[arg(long, default_value = "threads", global = true)]
+    pub scheduler: String,
+    /// Worker threads for the threads scheduler (default: the number of CPUs).
+    #[arg(long, global = true)]
+    pub workers: Option<usize>,
+    /// Print one JSON object on stdout instead of the human summary.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Write the task graph: .dot (Graphviz source), or .svg/.png/.pdf (needs Graphviz's dot).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub visualize: Option<PathBuf>,
+    /// Directory for spill files (default: the system temporary directory).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub spill_dir: Option<PathBuf>,
+}
+
+/// Where the matrix comes from.
+#[derive(Debug, Args, Clone)]
+pub struct MatrixArgs {
+    /// Rows of the generated matrix.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub rows: usize,
+    /// Columns of the generated matrix.
+    #[arg(long, default_value_t = 100)]
+    pub cols: usize,
+    /// Rows per chunk of the generated matrix.
+    #[arg(long, default_value_t = 10_000)]
+    pub chunk_rows: usize,
+    /// Columns per chunk of the generated matrix (default: all columns).
+    #[arg(long)]
+    pub chunk_cols: Option<usize>,
+    /// Seed of the generated matrix.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Distribution of the generated matrix: uniform (like dask.array.random.random) or normal.
+    #[arg(long, default_value = "uniform")]
+    pub distribution: String,
+    /// Read this Zarr array or .npy file instead of generating a matrix.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["rows", "cols", "chunk_rows", "chunk_cols", "seed", "distribution"])]
+    pub input: Option<PathBuf>,
+    /// Skip the scan of the input for NaN and infinity.
+    #[arg(long)]
+    pub no_check_finite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TsqrArgs {
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// Write u.zarr, s.zarr, v.zarr and summary.json here (atomically: nothing appears on failure).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Replace an existing --output directory (only once the new result is complete).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Compute singular values only (no U, V).
+    #[arg(long)]
+    pub values_only: bool,
+    /// R factors stacked per reduction node (default: chosen from shape and memory).
+    #[arg(long)]
+    pub fan_in: Option<usize>,
+    /// Rows per panel (default: whole chunk rows).
+    #[arg(long)]
+    pub panel_rows: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// The Zarr array to create.
+    #[arg(long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Replace an existing array at --output.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Chunk compression: none, zstd[:LEVEL], gzip[:LEVEL] or blosc-lz4[:LEVEL].
+    #[arg(long, default_value = "none")]
+    pub compression: String,
+}

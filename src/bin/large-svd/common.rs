@@ -1,0 +1,175 @@
+//! What every command shares: engine and memory limit, input, progress, pictures, reports.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use outcore::storage::{RssSource, format_size, parse_size};
+use outcore::{BufferConfig, ChunkedMatrix, Engine, Error, MemoryReport, Progress, Result, Scheduler};
+use serde_json::{Value, json};
+
+use crate::cli::{MatrixArgs, RunArgs};
+
+/// The smallest limit `auto` picks.
+const AUTO_MIN_LIMIT: u64 = 64 << 20;
+
+/// An engine, how its limit was chosen, and when the command started.
+pub struct Session {
+    pub engine: Engine,
+    pub auto_limit: bool,
+    pub started: Instant,
+    bar: ProgressBar,
+}
+
+impl Session {
+    /// Builds the engine for `run`. With `--memory-limit auto`, `needed` is asked, on a
+    /// provisional engine, for the limit the command's plan needs.
+    pub fn new(run: &RunArgs, cancel: Arc<AtomicBool>, needed: impl Fn(&Engine) -> Result<u64>) -> Result<Self> {
+        let workers = run.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let scheduler = Scheduler::from_name(&run.scheduler, workers)?;
+        let config = |limit: u64| {
+            let mut config = BufferConfig::new(limit);
+            config.spill_parent = run.spill_dir.clone();
+            config
+        };
+        let (limit, auto_limit) = if run.memory_limit == "auto" {
+            let ceiling = total_ram() / 2;
+            let provisional = Engine::with_config(config(ceiling), scheduler)?;
+            let needed = needed(&provisional)?;
+            let limit = (needed + needed / 4).next_multiple_of(16 << 20).max(AUTO_MIN_LIMIT).min(ceiling);
+            (limit, true)
+        } else {
+            (parse_size(&run.memory_limit).map_err(|e| Error::invalid("--memory-limit", e.to_string()))?, false)
+        };
+        if let Some(dir) = &run.spill_dir
+            && !dir.is_dir()
+        {
+            return Err(Error::invalid("--spill-dir", format!("{} is not a directory", dir.display())));
+        }
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg:20} [{bar:30}] {pos}/{len} tasks {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        let progress_bar = bar.clone();
+        let progress = move |p: Progress| {
+            progress_bar.set_length(p.total as u64);
+            progress_bar.set_position(p.done as u64);
+            progress_bar.set_message(p.stage);
+        };
+        let engine =
+            Engine::with_config(config(limit), scheduler)?.with_progress(Arc::new(progress)).with_cancel_flag(cancel);
+        Ok(Self { engine, auto_limit, started: Instant::now(), bar })
+    }
+
+    /// Clears the progress bar.
+    pub fn finish_progress(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    /// `64.0 MiB` or `64.0 MiB (auto)`.
+    pub fn limit_text(&self) -> String {
+        let limit = format_size(self.engine.manager().memory_limit());
+        if self.auto_limit { format!("{limit} (auto; set --memory-limit to choose)") } else { limit }
+    }
+}
+
+/// Physical memory of the machine, from /proc/meminfo (8 GiB where unknown).
+fn total_ram() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(8 << 30, |kib| kib * 1024)
+}
+
+/// The matrix the command works on, from `--input` or generated.
+pub fn open_matrix(args: &MatrixArgs) -> Result<ChunkedMatrix> {
+    if let Some(path) = &args.input {
+        return ChunkedMatrix::open(path);
+    }
+    let distribution = args.distribution.parse()?;
+    for (name, value) in [("--rows", args.rows), ("--cols", args.cols), ("--chunk-rows", args.chunk_rows)] {
+        if value == 0 {
+            return Err(Error::invalid("matrix shape", format!("{name} is 0; it must be at least 1")));
+        }
+    }
+    let chunk_cols = args.chunk_cols.unwrap_or(args.cols);
+    if chunk_cols == 0 {
+        return Err(Error::invalid("matrix shape", "--chunk-cols is 0; it must be at least 1"));
+    }
+    ChunkedMatrix::generated(distribution, args.seed, args.rows, args.cols, args.chunk_rows, chunk_cols)
+}
+
+/// Writes the task graph to `path`: DOT source, or a picture rendered by Graphviz's `dot`.
+pub fn write_visualization(path: &Path, dot: &str) -> Result<()> {
+    let io = |e: std::io::Error| Error::from(outcore::storage::StorageError::io(path, e));
+    let format = path.extension().and_then(|e| e.to_str()).unwrap_or("dot").to_ascii_lowercase();
+    match format.as_str() {
+        "dot" | "gv" => std::fs::write(path, dot).map_err(io),
+        "svg" | "png" | "pdf" => {
+            use std::io::Write;
+            let mut child = std::process::Command::new("dot")
+                .arg(format!("-T{format}"))
+                .arg("-o")
+                .arg(path)
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Error::invalid(
+                            "--visualize",
+                            format!("rendering {format} needs Graphviz's `dot`, which is not installed (apt install graphviz); or write a .dot file"),
+                        )
+                    } else {
+                        io(e)
+                    }
+                })?;
+            child.stdin.take().map(|mut stdin| stdin.write_all(dot.as_bytes())).transpose().map_err(io)?;
+            let status = child.wait().map_err(io)?;
+            if !status.success() {
+                return Err(Error::invalid(
+                    "--visualize",
+                    format!("Graphviz's dot failed ({status}) writing {}", path.display()),
+                ));
+            }
+            Ok(())
+        }
+        other => Err(Error::invalid("--visualize", format!("unknown format .{other}; use .dot, .svg, .png or .pdf"))),
+    }
+}
+
+/// Peak resident set size of this process so far.
+pub fn peak_rss() -> u64 {
+    RssSource::Process.sample().peak
+}
+
+/// Resets the kernel's peak-RSS mark (`VmHWM`) so the next phase is measured on its own.
+pub fn reset_peak_rss() {
+    // Linux: writing 5 to clear_refs resets VmHWM. Elsewhere this does nothing.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The memory figures every JSON report carries.
+pub fn memory_json(report: &MemoryReport) -> Value {
+    json!({
+        "limit": report.limit,
+        "peak_managed": report.peak_managed,
+        "spilled_bytes": report.peak_spilled,
+        "spill_count": report.spill_count,
+        "reload_count": report.reload_count,
+        "final": report.to_json(),
+    })
+}
+
+/// Prints the top singular values, ten to a line at most.
+pub fn values_line(s: &[f64], count: usize) -> String {
+    let shown: Vec<String> = s.iter().take(count).map(|x| format!("{x:.6}")).collect();
+    let more = if s.len() > count { format!(" ... ({} in all)", s.len()) } else { String::new() };
+    format!("{}{more}", shown.join("  "))
+}

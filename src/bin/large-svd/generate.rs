@@ -1,0 +1,77 @@
+//! `large-svd generate`: a seeded random matrix (or an existing .npy/Zarr input) into a new
+//! Zarr array.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use outcore::copy::copy_matrix;
+use outcore::output::OutputDir;
+use outcore::storage::{Compression, StorageError, ZarrOptions, ZarrStore, format_size};
+use outcore::{Error, Result};
+use serde_json::json;
+
+use crate::cli::{GenerateArgs, RunArgs};
+use crate::common::{Session, memory_json, open_matrix, peak_rss};
+
+pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
+    let a = open_matrix(&args.matrix)?;
+    let compression: Compression =
+        args.compression.parse().map_err(|e: StorageError| Error::invalid("--compression", e.to_string()))?;
+    let out = OutputDir::create(&args.output, args.overwrite)?;
+    let grid = match &args.matrix.input {
+        // Converting keeps the input's shape, in row panels like the generated default.
+        Some(_) => outcore::storage::ChunkGrid::new(
+            a.rows(),
+            a.cols(),
+            args.matrix.chunk_rows.min(a.rows()).max(1),
+            a.cols().max(1),
+        )?,
+        None => a.grid(),
+    };
+    let session = Session::new(run, cancel, |engine| {
+        let workers = engine.scheduler().workers() as u64;
+        Ok(workers * (6 * grid.max_chunk_bytes() + a.store().read_scratch_bytes()) + (16 << 20))
+    })?;
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("outcore".into(), json!({ "source": a.describe() }));
+    let options = ZarrOptions { compression, attributes, ..ZarrOptions::default() };
+    // The array is the output directory itself.
+    std::fs::remove_dir(out.path()).map_err(|e| StorageError::io(out.path(), e))?;
+    let dst = Arc::new(ZarrStore::create(out.path(), grid, &options)?);
+    let stats = copy_matrix(&session.engine, &a, dst)?;
+    session.finish_progress();
+    let path = out.commit()?;
+    let wall = session.started.elapsed().as_secs_f64();
+    let report = session.engine.manager().report();
+    if run.json {
+        let (cr, cc) = grid.chunk_shape();
+        println!(
+            "{}",
+            json!({
+                "command": "generate",
+                "input": a.describe(),
+                "output": path,
+                "shape": [a.rows(), a.cols()],
+                "chunks": [cr, cc],
+                "bytes": grid.bytes(),
+                "tasks": stats.tasks,
+                "wall_seconds": wall,
+                "peak_rss_bytes": peak_rss(),
+                "memory": memory_json(&report),
+            })
+        );
+    } else {
+        println!(
+            "wrote {} ({} x {}, {}, chunks {:?}) in {wall:.2} s, {:.0} MiB/s, peak RSS {} (memory limit {})",
+            path.display(),
+            a.rows(),
+            a.cols(),
+            format_size(grid.bytes()),
+            grid.chunk_shape(),
+            grid.bytes() as f64 / wall / (1 << 20) as f64,
+            format_size(peak_rss()),
+            session.limit_text(),
+        );
+    }
+    Ok(())
+}

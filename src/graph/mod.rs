@@ -1,0 +1,195 @@
+//! Task graphs: what to compute, as data.
+//!
+//! An algorithm describes its work as a [`TaskGraph`] of [`Task`]s. A task is an operation (a
+//! value of the algorithm's own op enum, implementing [`Operation`]: *what* to do to which
+//! panel or node, never an opaque closure), the [`Key`]s of its inputs (outputs of earlier
+//! tasks), how many outputs it makes, and the bytes it needs while it runs.
+//!
+//! Tasks are numbered in the order they are added, inputs always refer to earlier tasks, and
+//! the number is the task's priority: schedulers start the lowest-numbered ready task first.
+//! Builders add tasks depth-first (a reduction node right after its children), so branches
+//! finish and their intermediates are freed before new ones start.
+
+mod dot;
+
+use std::fmt;
+
+use crate::{Error, Result};
+
+/// What a task does; implemented by each algorithm's op enum.
+pub trait Operation: fmt::Debug + Send + Sync {
+    /// The stage the op belongs to ("panel QR", "R reduction", ...), for pictures and progress.
+    fn stage(&self) -> &'static str;
+    /// A short label, e.g. `qr panel 17`.
+    fn label(&self) -> String;
+}
+
+/// Position of a task in its graph (also its priority: lower runs first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub usize);
+
+/// Output `slot` of task `task`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    /// The producing task.
+    pub task: TaskId,
+    /// Which of its outputs.
+    pub slot: usize,
+}
+
+impl TaskId {
+    /// Output `slot` of this task.
+    pub const fn out(self, slot: usize) -> Key {
+        Key { task: self, slot }
+    }
+}
+
+/// One unit of work.
+#[derive(Debug)]
+pub struct Task<O> {
+    /// What to do.
+    pub op: O,
+    /// Outputs of earlier tasks this one reads, in the order the op expects them.
+    pub inputs: Vec<Key>,
+    /// Number of outputs.
+    pub outputs: usize,
+    /// Bytes the task may hold while it runs: reloaded inputs, chunk reads, scratch, outputs.
+    pub working_set: u64,
+    /// Of `working_set`, bytes of buffers the task takes from its worker's reusable scratch.
+    pub reusable: u64,
+}
+
+/// A directed acyclic graph of tasks in priority order.
+#[derive(Debug)]
+pub struct TaskGraph<O> {
+    tasks: Vec<Task<O>>,
+    kept: Vec<Key>,
+    max_concurrency: usize,
+}
+
+impl<O> Default for TaskGraph<O> {
+    fn default() -> Self {
+        Self { tasks: Vec::new(), kept: Vec::new(), max_concurrency: usize::MAX }
+    }
+}
+
+impl<O: Operation> TaskGraph<O> {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a task after all existing ones; its inputs must be outputs of existing tasks.
+    pub fn add(&mut self, op: O, inputs: Vec<Key>, outputs: usize, working_set: u64) -> Result<TaskId> {
+        self.add_reusing(op, inputs, outputs, working_set, 0)
+    }
+
+    /// Adds a task that takes `reusable` of its `working_set` bytes from its worker's scratch.
+    pub fn add_reusing(
+        &mut self,
+        op: O,
+        inputs: Vec<Key>,
+        outputs: usize,
+        working_set: u64,
+        reusable: u64,
+    ) -> Result<TaskId> {
+        if reusable > working_set {
+            return Err(Error::Bug(format!("task {} reuses {reusable} of only {working_set} bytes", op.label())));
+        }
+        for key in &inputs {
+            let valid = self.tasks.get(key.task.0).is_some_and(|t| key.slot < t.outputs);
+            if !valid {
+                return Err(Error::Bug(format!("task {} reads {key:?}, which no earlier task produces", op.label())));
+            }
+        }
+        self.tasks.push(Task { op, inputs, outputs, working_set, reusable });
+        Ok(TaskId(self.tasks.len() - 1))
+    }
+
+    /// Marks an output as a result: it is kept after the run instead of freed.
+    pub fn keep(&mut self, key: Key) {
+        self.kept.push(key);
+    }
+
+    /// Caps how many tasks may run at once, whatever the worker count: a plan that knows only
+    /// `n` working sets fit under the memory limit says so here.
+    pub fn set_max_concurrency(&mut self, n: usize) {
+        self.max_concurrency = n.max(1);
+    }
+
+    /// The cap on tasks running at once.
+    pub fn max_concurrency(&self) -> usize {
+        self.max_concurrency
+    }
+
+    /// The tasks in priority order.
+    pub fn tasks(&self) -> &[Task<O>] {
+        &self.tasks
+    }
+
+    /// The outputs kept as results.
+    pub fn kept(&self) -> &[Key] {
+        &self.kept
+    }
+
+    /// Number of tasks.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// True when there are no tasks.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// The largest working set of any task.
+    pub fn max_working_set(&self) -> u64 {
+        self.tasks.iter().map(|t| t.working_set).max().unwrap_or(0)
+    }
+
+    /// Task count per stage, in order of first appearance.
+    pub fn stages(&self) -> Vec<(&'static str, usize)> {
+        let mut stages: Vec<(&'static str, usize)> = Vec::new();
+        for task in &self.tasks {
+            match stages.iter_mut().find(|(s, _)| *s == task.op.stage()) {
+                Some((_, n)) => *n += 1,
+                None => stages.push((task.op.stage(), 1)),
+            }
+        }
+        stages
+    }
+
+    /// The graph in Graphviz DOT, one cluster per stage (see [`dot`](self::to_dot)).
+    pub fn to_dot(&self, title: &str) -> String {
+        dot::to_dot(self, title)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    pub(crate) struct Step(pub &'static str, pub usize);
+
+    impl Operation for Step {
+        fn stage(&self) -> &'static str {
+            self.0
+        }
+        fn label(&self) -> String {
+            format!("{} {}", self.0, self.1)
+        }
+    }
+
+    #[test]
+    fn refuses_inputs_from_the_future_and_counts_stages() {
+        let mut g = TaskGraph::new();
+        let a = g.add(Step("load", 0), vec![], 1, 10).unwrap();
+        let b = g.add(Step("load", 1), vec![], 1, 30).unwrap();
+        g.add(Step("sum", 0), vec![a.out(0), b.out(0)], 1, 5).unwrap();
+        assert!(g.add(Step("bad", 0), vec![TaskId(9).out(0)], 1, 0).is_err());
+        assert!(g.add(Step("bad", 0), vec![a.out(1)], 1, 0).is_err());
+        assert_eq!(g.stages(), vec![("load", 2), ("sum", 1)]);
+        assert_eq!(g.max_working_set(), 30);
+    }
+}

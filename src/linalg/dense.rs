@@ -1,0 +1,191 @@
+//! Dense kernels on small and panel-sized matrices, all sequential (`Par::Seq`) so results do
+//! not depend on thread counts. Kernels never do I/O.
+
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::householder::{
+    apply_block_householder_sequence_on_the_left_in_place_scratch,
+    apply_block_householder_sequence_on_the_left_in_place_with_conj,
+};
+use faer::linalg::qr::no_pivoting::factor::{self, qr_in_place_scratch, recommended_block_size};
+use faer::linalg::svd::{ComputeSvdVectors, svd, svd_scratch};
+use faer::{Conj, Mat, MatMut, MatRef, Par};
+
+use crate::schedule::Output;
+use crate::{Error, Result};
+
+/// A row-major block as a faer view (no copy).
+pub fn view(data: &[f64], rows: usize, cols: usize) -> MatRef<'_, f64> {
+    MatRef::from_row_major_slice(data, rows, cols)
+}
+
+/// Copies a matrix into a row-major [`Output`].
+pub fn output(m: MatRef<'_, f64>) -> Output {
+    let (rows, cols) = m.shape();
+    let mut data = Vec::with_capacity(rows * cols);
+    for i in 0..rows {
+        data.extend((0..cols).map(|j| m[(i, j)]));
+    }
+    Output { data, rows, cols }
+}
+
+/// Bytes of scratch and coefficients a QR of an `m x n` matrix allocates beside the matrix.
+pub fn qr_scratch_bytes(m: usize, n: usize) -> u64 {
+    let bs = recommended_block_size::<f64>(m, n);
+    let k = m.min(n);
+    let stack = qr_in_place_scratch::<f64>(m, n, bs, Par::Seq, Default::default()).size_bytes();
+    (stack + bs * k * size_of::<f64>()) as u64
+}
+
+/// Householder QR of `a` in place (sequential, blocked): afterwards R is on and above the
+/// diagonal and the reflectors below it. Returns the block coefficients (`bs x min(m, n)`).
+pub fn qr_in_place(a: MatMut<'_, f64>) -> Mat<f64> {
+    let (m, n) = a.shape();
+    let bs = recommended_block_size::<f64>(m, n);
+    let mut coeffs = Mat::<f64>::zeros(bs, m.min(n));
+    let mut mem = MemBuffer::new(qr_in_place_scratch::<f64>(m, n, bs, Par::Seq, Default::default()));
+    factor::qr_in_place(a, coeffs.as_mut(), Par::Seq, MemStack::new(&mut mem), Default::default());
+    coeffs
+}
+
+/// The `k x n` upper-trapezoidal R of a factored matrix, row-major.
+pub fn r_factor(factors: MatRef<'_, f64>, k: usize) -> Output {
+    let n = factors.ncols();
+    let mut data = vec![0.0; k * n];
+    for i in 0..k {
+        for j in i..n {
+            data[i * n + j] = factors[(i, j)];
+        }
+    }
+    Output { data, rows: k, cols: n }
+}
+
+/// `out = Q [w; 0]` for Q given by Householder `factors` (`m x n`) and `coeffs` (`bs x k`);
+/// `out` is `m x c` for `w` of `k x c`.
+pub fn apply_q_into(
+    factors: MatRef<'_, f64>,
+    coeffs: MatRef<'_, f64>,
+    w: MatRef<'_, f64>,
+    mut out: MatMut<'_, f64>,
+) -> Result<()> {
+    let m = factors.nrows();
+    let k = coeffs.ncols();
+    let c = w.ncols();
+    if w.nrows() != k || out.shape() != (m, c) {
+        return Err(Error::Bug(format!(
+            "applying {k} reflectors of length {m} to {:?} into {:?}",
+            w.shape(),
+            out.shape()
+        )));
+    }
+    out.fill(0.0);
+    out.as_mut().submatrix_mut(0, 0, k, c).copy_from(w);
+    let bs = coeffs.nrows();
+    let mut mem = MemBuffer::new(apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>(m, bs, c));
+    apply_block_householder_sequence_on_the_left_in_place_with_conj(
+        factors.get(.., ..k),
+        coeffs,
+        Conj::No,
+        out,
+        Par::Seq,
+        MemStack::new(&mut mem),
+    );
+    Ok(())
+}
+
+/// `Q [w; 0]` as a new matrix (see [`apply_q_into`]).
+pub fn apply_q(factors: MatRef<'_, f64>, coeffs: MatRef<'_, f64>, w: MatRef<'_, f64>) -> Result<Mat<f64>> {
+    let mut out = Mat::<f64>::zeros(factors.nrows(), w.ncols());
+    apply_q_into(factors, coeffs, w, out.as_mut())?;
+    Ok(out)
+}
+
+/// Bytes of scratch a thin SVD of an `m x n` matrix allocates (vectors included).
+pub fn svd_scratch_bytes(m: usize, n: usize, vectors: bool) -> u64 {
+    let v = if vectors { ComputeSvdVectors::Thin } else { ComputeSvdVectors::No };
+    let k = m.min(n);
+    let stack = svd_scratch::<f64>(m, n, v, v, Par::Seq, Default::default()).size_bytes();
+    let outputs = if vectors { (m * k + n * k) * size_of::<f64>() } else { 0 };
+    (stack + outputs + k * size_of::<f64>()) as u64
+}
+
+/// Left and right singular vectors `(U, V)`.
+pub type Vectors = (Mat<f64>, Mat<f64>);
+
+/// Thin SVD: singular values (descending) and, if asked, U (`m x k`) and V (`n x k`).
+pub fn thin_svd(a: MatRef<'_, f64>, vectors: bool) -> Result<(Vec<f64>, Option<Vectors>)> {
+    let (m, n) = a.shape();
+    let k = m.min(n);
+    let mode = if vectors { ComputeSvdVectors::Thin } else { ComputeSvdVectors::No };
+    let mut s = faer::diag::Diag::<f64>::zeros(k);
+    let mut mem = MemBuffer::new(svd_scratch::<f64>(m, n, mode, mode, Par::Seq, Default::default()));
+    let stack = MemStack::new(&mut mem);
+    let mut uv = vectors.then(|| (Mat::<f64>::zeros(m, k), Mat::<f64>::zeros(n, k)));
+    let (u, v) = match &mut uv {
+        Some((u, v)) => (Some(u.as_mut()), Some(v.as_mut())),
+        None => (None, None),
+    };
+    svd(a, s.as_mut(), u, v, Par::Seq, stack, Default::default())
+        .map_err(|_| Error::NoConvergence { rows: m, cols: n })?;
+    let values = s.column_vector().iter().copied().collect();
+    Ok((values, uv))
+}
+
+/// Makes singular vector signs deterministic (`svd_flip` with the decision on V): in each
+/// column of `v` the entry of largest magnitude (the first, on ties) is made positive, and the
+/// matching column of `u` is flipped with it.
+pub fn flip_signs(mut u: MatMut<'_, f64>, mut v: MatMut<'_, f64>) {
+    for j in 0..v.ncols() {
+        let mut best = 0;
+        for i in 1..v.nrows() {
+            if v[(i, j)].abs() > v[(best, j)].abs() {
+                best = i;
+            }
+        }
+        if v.nrows() > 0 && v[(best, j)] < 0.0 {
+            v.as_mut().col_mut(j).iter_mut().for_each(|x| *x = -*x);
+            u.as_mut().col_mut(j).iter_mut().for_each(|x| *x = -*x);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(m: usize, n: usize) -> Mat<f64> {
+        Mat::from_fn(m, n, |i, j| ((i * 7 + j * 13) % 11) as f64 - 5.0 + (i as f64 * 0.1).sin())
+    }
+
+    #[test]
+    fn qr_then_apply_q_reconstructs() {
+        for (m, n) in [(9, 4), (4, 9), (5, 5), (1, 3), (3, 1)] {
+            let a = sample(m, n);
+            let mut factors = a.clone();
+            let coeffs = qr_in_place(factors.as_mut());
+            let r = r_factor(factors.as_ref(), m.min(n));
+            let recon = apply_q(factors.as_ref(), coeffs.as_ref(), view(&r.data, r.rows, r.cols)).unwrap();
+            let err = (&recon - &a).norm_l2();
+            assert!(err <= 1e-13 * a.norm_l2().max(1.0), "{m}x{n}: {err}");
+        }
+    }
+
+    #[test]
+    fn svd_reconstructs_and_signs_are_fixed() {
+        let a = sample(7, 4);
+        let (s, uv) = thin_svd(a.as_ref(), true).unwrap();
+        let (mut u, mut v) = uv.unwrap();
+        flip_signs(u.as_mut(), v.as_mut());
+        let recon = &u * faer::Mat::from_fn(4, 4, |i, j| if i == j { s[i] } else { 0.0 }) * v.transpose();
+        assert!((&recon - &a).norm_l2() < 1e-12 * a.norm_l2());
+        for j in 0..4 {
+            let col: Vec<f64> = v.col(j).iter().copied().collect();
+            let max = col.iter().copied().fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+            assert!(max > 0.0);
+        }
+        let (values, none) = thin_svd(a.as_ref(), false).unwrap();
+        assert!(none.is_none());
+        for (x, y) in values.iter().zip(&s) {
+            assert!((x - y).abs() < 1e-12 * s[0]);
+        }
+    }
+}

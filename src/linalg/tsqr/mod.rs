@@ -1,0 +1,49 @@
+//! TSQR SVD: the SVD of a tall-and-skinny matrix in one pass over it (two with vectors).
+//!
+//! ```text
+//!  A = [A_0; A_1; ...; A_P]          row panels, each read once, QR'd in place
+//!        │    │          │
+//!       R_0  R_1   ...  R_P          n x n each           (stage "panel QR")
+//!         \   |   /  ...  /
+//!          stack f, QR → R           fan-in f tree         (stage "R reduction")
+//!                 │
+//!           R = U_R S V^T            dense SVD of n x n    (stage "SVD of R")
+//! ```
+//!
+//! Values only: nothing but the R factors is kept, and memory is bounded by a few panels plus
+//! a tree's worth of n x n factors, whatever the number of rows.
+//!
+//! With vectors, `U = Q U_R` is assembled panel by panel in a second pass (Benson, Gleich and
+//! Demmel's direct TSQR): each tree node keeps its small Householder factors; walking the tree
+//! top-down turns `U_R` into an `n x k` block `W_i` per panel (stage "Q back-propagation"); then
+//! each panel is **re-factored** from the input and `U_i = Q_i [W_i; 0]` is written out (stage
+//! "U assembly"). Recomputing Q_i costs one more panel QR; storing it would mean writing and
+//! reading back a matrix as large as A, which costs more I/O than re-reading A and is wasted
+//! work entirely for generated input. Re-factoring is bitwise identical to the first pass (the
+//! kernel is sequential and deterministic), so Q_i matches the R_i the tree used.
+//!
+//! Wide matrices are factored through their transpose: `A^T = U' S V'^T` gives `U = V'`,
+//! `V = U'`. Matrices chunked in both dimensions are regrouped into row panels spanning all
+//! chunk columns.
+//!
+//! **Signs.** Each singular vector pair is made deterministic with Dask's `svd_flip` rule applied
+//! to the `n x k` factor of the tall problem: in each column of V' (V for tall input, U for wide
+//! input) the entry of largest magnitude is positive.
+
+mod build;
+mod kernels;
+mod plan;
+
+pub use build::TsqrOp;
+pub use plan::{TsqrOptions, TsqrPlan};
+
+use crate::Result;
+use crate::engine::Engine;
+use crate::linalg::SvdResult;
+use crate::matrix::ChunkedMatrix;
+
+/// Plans and runs a TSQR SVD of `a`; a large singular-vector factor goes to a memory store.
+/// Use [`TsqrPlan`] directly to write it to a Zarr array instead.
+pub fn tsqr_svd(engine: &Engine, a: &ChunkedMatrix, options: &TsqrOptions) -> Result<SvdResult> {
+    TsqrPlan::new(a, options, engine)?.run(engine, None)
+}

@@ -1,0 +1,401 @@
+//! The TSQR plan: panels, reduction tree, and the memory each task needs, decided before
+//! anything runs (faer's `*_scratch` idea at the scale of the whole computation).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use outcore_storage::{ChunkGrid, ChunkStore, MemoryStore, format_size};
+
+use super::build;
+use super::kernels::TsqrExecutor;
+use crate::engine::Engine;
+use crate::linalg::dense::{qr_scratch_bytes, svd_scratch_bytes};
+use crate::linalg::{Factor, SvdResult};
+use crate::matrix::{ChunkedMatrix, MatrixReader};
+use crate::schedule::Output;
+use crate::{Error, Result};
+
+/// Choices for a TSQR SVD.
+#[derive(Clone, Debug)]
+pub struct TsqrOptions {
+    /// Compute singular vectors (U and V), not only values.
+    pub vectors: bool,
+    /// R factors stacked per reduction node (default: chosen from the shape and memory).
+    pub fan_in: Option<usize>,
+    /// Rows per panel (default: whole chunk rows, at least as many rows as columns).
+    pub panel_rows: Option<usize>,
+    /// Refuse input holding NaN or infinity (a scan of each panel as it is read).
+    pub check_finite: bool,
+}
+
+impl Default for TsqrOptions {
+    fn default() -> Self {
+        Self { vectors: true, fan_in: None, panel_rows: None, check_finite: true }
+    }
+}
+
+/// Allocator slack and small buffers outside any reservation, added to the process's current
+/// unmanaged memory when the RSS thresholds are on.
+pub const UNMANAGED_SLACK: u64 = 8 << 20;
+
+/// A node of the reduction tree.
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    /// Its children in the level below (empty for panels).
+    pub(crate) children: Range<usize>,
+    /// Rows of the stacked matrix it factors (panel rows, for a panel).
+    pub(crate) rows: usize,
+    /// Rows of its R factor: `min(rows, n)`.
+    pub(crate) k: usize,
+}
+
+/// A planned TSQR SVD: shapes, panels, tree and memory, ready to run.
+#[derive(Clone)]
+pub struct TsqrPlan {
+    pub(crate) tall: ChunkedMatrix,
+    pub(crate) transposed: bool,
+    pub(crate) n: usize,
+    pub(crate) panels: Vec<Range<usize>>,
+    pub(crate) levels: Vec<Vec<Node>>,
+    pub(crate) fan_in: usize,
+    pub(crate) vectors: bool,
+    pub(crate) check_finite: bool,
+    pub(crate) cache_input: bool,
+    pub(crate) factor_chunk_rows: usize,
+    workers: usize,
+    memory_limit: u64,
+    overhead: u64,
+    terminate_fraction: f64,
+    pause_fraction: f64,
+    max_task_bytes: u64,
+    max_reusable_bytes: u64,
+    retained_bytes: u64,
+}
+
+impl std::fmt::Debug for TsqrPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TsqrPlan")
+            .field("matrix", &self.tall.describe())
+            .field("transposed", &self.transposed)
+            .field("panels", &self.panels.len())
+            .field("panel_rows", &self.panels.first().map(Range::len))
+            .field("fan_in", &self.fan_in)
+            .field("depth", &self.depth())
+            .field("vectors", &self.vectors)
+            .field("max_task_bytes", &self.max_task_bytes)
+            .field("memory_limit", &self.memory_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes of an `r x c` faer matrix (columns padded to whole SIMD registers).
+pub(crate) fn mat_bytes(r: usize, c: usize) -> u64 {
+    (r.next_multiple_of(8) * c * size_of::<f64>()) as u64
+}
+
+impl TsqrPlan {
+    /// Plans the SVD of `a` on `engine`: refuses an empty matrix, and a memory limit below what
+    /// one worker needs, saying which limit would work.
+    pub fn new(a: &ChunkedMatrix, options: &TsqrOptions, engine: &Engine) -> Result<Self> {
+        a.check_not_empty()?;
+        if options.fan_in.is_some_and(|f| f < 2) {
+            return Err(Error::invalid("fan-in", "a reduction node must stack at least 2 factors"));
+        }
+        if options.panel_rows == Some(0) {
+            return Err(Error::invalid("panel rows", "panels need at least one row"));
+        }
+        let transposed = a.rows() < a.cols();
+        let tall = if transposed { a.t() } else { a.clone() };
+        let (m, n) = tall.shape();
+        let config = engine.manager().config();
+        let terminate_fraction = config.thresholds.terminate.unwrap_or(1.0);
+        let pause_fraction = config.thresholds.pause.unwrap_or(1.0);
+        let overhead = if config.thresholds.terminate.is_some() {
+            let report = engine.manager().report();
+            report.process.saturating_sub(report.managed) + UNMANAGED_SLACK
+        } else {
+            0
+        };
+        let target = config.thresholds.target.unwrap_or(1.0);
+        let cache_input =
+            options.vectors && tall.store().grid().bytes() as f64 <= config.memory_limit as f64 * target / 2.0;
+        let (cr, _) = tall.grid().chunk_shape();
+        let mut panel_rows = options.panel_rows.unwrap_or(cr * n.div_ceil(cr).max(1)).min(m);
+        loop {
+            let plan = Self::with_panel_rows(
+                &tall,
+                transposed,
+                options,
+                panel_rows,
+                cache_input,
+                engine.scheduler().workers(),
+                config.memory_limit,
+                overhead,
+                (terminate_fraction, pause_fraction),
+            );
+            let needed = plan.memory_needed(1);
+            if needed <= config.memory_limit {
+                return Ok(plan);
+            }
+            if options.panel_rows.is_some() || panel_rows <= n {
+                return Err(Error::MemoryLimitTooSmall {
+                    algorithm: "TSQR",
+                    limit: config.memory_limit,
+                    needed,
+                    detail: format!(
+                        "one worker holds a {} x {n} panel, its chunk reads and QR scratch ({}); {} of unmanaged memory and n x n factors come on top",
+                        panel_rows.max(n.min(m)),
+                        format_size(plan.max_task_bytes),
+                        format_size(overhead)
+                    ),
+                });
+            }
+            panel_rows = (panel_rows / 2).max(n);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn with_panel_rows(
+        tall: &ChunkedMatrix,
+        transposed: bool,
+        options: &TsqrOptions,
+        panel_rows: usize,
+        cache_input: bool,
+        workers: usize,
+        memory_limit: u64,
+        overhead: u64,
+        (terminate_fraction, pause_fraction): (f64, f64),
+    ) -> Self {
+        let (m, n) = tall.shape();
+        let (cr, _) = tall.grid().chunk_shape();
+        let panels: Vec<Range<usize>> =
+            (0..m.div_ceil(panel_rows)).map(|i| i * panel_rows..((i + 1) * panel_rows).min(m)).collect();
+        let factor_chunk_rows = if panel_rows.is_multiple_of(cr) { cr } else { panel_rows };
+        let mut plan = Self {
+            tall: tall.clone(),
+            transposed,
+            n,
+            panels,
+            levels: Vec::new(),
+            fan_in: 2,
+            vectors: options.vectors,
+            check_finite: options.check_finite,
+            cache_input,
+            factor_chunk_rows,
+            workers,
+            memory_limit,
+            overhead,
+            terminate_fraction,
+            pause_fraction,
+            max_task_bytes: 0,
+            max_reusable_bytes: 0,
+            retained_bytes: 0,
+        };
+        let panel_bytes = plan.panel_qr_bytes(0).0;
+        let r_bytes = mat_bytes(n, n);
+        plan.fan_in = options
+            .fan_in
+            .unwrap_or_else(|| (panel_rows / n).min((panel_bytes / (3 * r_bytes).max(1)) as usize).clamp(2, 32));
+        plan.levels = tree(&plan.panels, n, plan.fan_in);
+        if let Ok(graph) = build::graph(&plan) {
+            plan.max_task_bytes = graph.max_working_set();
+            plan.max_reusable_bytes = graph.tasks().iter().map(|t| t.reusable).max().unwrap_or(0);
+        } else {
+            plan.max_task_bytes = u64::MAX / 4;
+        }
+        plan.retained_bytes = plan.levels.len() as u64 * plan.fan_in as u64 * r_bytes;
+        plan
+    }
+
+    /// The matrix's shape `(rows, cols)` as given (not the tall view).
+    pub fn shape(&self) -> (usize, usize) {
+        let (m, n) = self.tall.shape();
+        if self.transposed { (n, m) } else { (m, n) }
+    }
+
+    /// Number of singular values, `min(rows, cols)`.
+    pub fn k(&self) -> usize {
+        self.n
+    }
+
+    /// Row ranges of the tall view's panels.
+    pub fn panels(&self) -> &[Range<usize>] {
+        &self.panels
+    }
+
+    /// R factors stacked per reduction node.
+    pub fn fan_in(&self) -> usize {
+        self.fan_in
+    }
+
+    /// Levels of the reduction tree above the panels.
+    pub fn depth(&self) -> usize {
+        self.levels.len() - 1
+    }
+
+    /// The largest working set of a single task.
+    pub fn max_task_bytes(&self) -> u64 {
+        self.max_task_bytes
+    }
+
+    /// The memory limit needed to run `workers` tasks at once. With the factors waiting in the
+    /// tree and unmanaged memory on top: all of them running must stay under the terminate
+    /// threshold, and the last one must be able to start (under the pause threshold) while the
+    /// others run and its worker holds its reusable buffers.
+    pub fn memory_needed(&self, workers: usize) -> u64 {
+        let base = self.retained_bytes + self.overhead;
+        let others = workers.saturating_sub(1) as u64 * self.max_task_bytes;
+        let running = base + others + self.max_task_bytes;
+        let starting = base + others + self.max_reusable_bytes;
+        (running as f64 / self.terminate_fraction).max(starting as f64 / self.pause_fraction).ceil() as u64
+    }
+
+    /// How many tasks the memory limit lets run at once (at most the worker count).
+    pub fn concurrent_tasks(&self) -> usize {
+        (1..=self.workers).rev().find(|&w| self.memory_needed(w) <= self.memory_limit).unwrap_or(1)
+    }
+
+    /// Grid of the large singular-vector factor (U for tall input, V for wide), chunked like the
+    /// input along its long side; `None` for values only.
+    pub fn factor_grid(&self) -> Option<ChunkGrid> {
+        self.vectors.then(|| ChunkGrid::new(self.tall.rows(), self.n, self.factor_chunk_rows, self.n).ok()).flatten()
+    }
+
+    /// A human summary of the plan.
+    pub fn summary(&self) -> String {
+        let (m, n) = self.shape();
+        let h = self.panels[0].len();
+        let mut text = format!(
+            "TSQR plan: {m} x {n}{}, {} panel(s) of {h} x {} ({}), reduction fan-in {} over {} level(s)\n",
+            if self.transposed { " (through its transpose)" } else { "" },
+            self.panels.len(),
+            self.n,
+            format_size(mat_bytes(h, self.n)),
+            self.fan_in,
+            self.depth()
+        );
+        text.push_str(&format!(
+            "  per-task working set up to {}; {} concurrent task(s) need a limit of {} (limit {}); 1 task needs {}",
+            format_size(self.max_task_bytes),
+            self.concurrent_tasks(),
+            format_size(self.memory_needed(self.concurrent_tasks())),
+            format_size(self.memory_limit),
+            format_size(self.memory_needed(1)),
+        ));
+        text
+    }
+
+    /// The task graph this plan runs.
+    pub fn graph(&self) -> Result<crate::graph::TaskGraph<super::TsqrOp>> {
+        build::graph(self)
+    }
+
+    /// Runs the plan. The large singular-vector factor (see [`factor_grid`](Self::factor_grid))
+    /// is written to `sink`, or to a new in-memory store when `sink` is `None`.
+    pub fn run(&self, engine: &Engine, sink: Option<Arc<dyn ChunkStore>>) -> Result<SvdResult> {
+        let sink = match (self.factor_grid(), sink) {
+            (None, _) => None,
+            (Some(grid), Some(sink)) if sink.grid() == grid => Some(sink),
+            (Some(grid), Some(sink)) => {
+                return Err(Error::invalid(
+                    "singular vector store",
+                    format!("{} has grid {}, the plan writes {grid}", sink.describe(), sink.grid()),
+                ));
+            }
+            (Some(grid), None) => Some(Arc::new(MemoryStore::new(grid)) as Arc<dyn ChunkStore>),
+        };
+        let (graph, keys) = build::graph_with_keys(self)?;
+        let reader = MatrixReader::new(&self.tall, engine.manager(), self.cache_input, self.check_finite)?;
+        let executor = TsqrExecutor::new(self, reader, sink.clone());
+        let (results, stats) = engine.run(&graph, &executor)?;
+        let s = results.values(keys.s)?;
+        let (u, v) = match keys.vectors {
+            None => (None, None),
+            Some(v_key) => {
+                let small = Factor::Dense(results.matrix(v_key)?);
+                let large = Factor::Stored(sink.ok_or_else(|| Error::Bug("vectors planned without a sink".into()))?);
+                if self.transposed { (Some(small), Some(large)) } else { (Some(large), Some(small)) }
+            }
+        };
+        Ok(SvdResult { s, u, v, stats })
+    }
+
+    // Working sets of each kind of task, in bytes: (total, reusable from worker scratch).
+
+    pub(crate) fn panel_qr_bytes(&self, panel: usize) -> (u64, u64) {
+        let h = self.panels[panel].len();
+        let n = self.n;
+        let chunk = self.tall.read_bytes(self.panels[panel].clone(), 0..n, self.cache_input);
+        let reusable = Output::bytes(h, n) + if self.cache_input { 0 } else { chunk };
+        let total = reusable + if self.cache_input { chunk } else { self.tall.store().read_scratch_bytes() };
+        (total + qr_scratch_bytes(h, n) + Output::bytes(h.min(n), n), reusable)
+    }
+
+    pub(crate) fn panel_u_bytes(&self, panel: usize) -> (u64, u64) {
+        let h = self.panels[panel].len();
+        let (n, k) = (self.n, self.n);
+        let (total, reusable) = self.panel_qr_bytes(panel);
+        let out_chunk = Output::bytes(self.factor_chunk_rows.min(h), k);
+        let buffers = Output::bytes(h, k) + out_chunk;
+        // The W input, the buffers, and the store's encoding of one chunk.
+        (total - Output::bytes(h.min(n), n) + Output::bytes(h.min(n), k) + buffers + 2 * out_chunk, reusable + buffers)
+    }
+
+    pub(crate) fn stack_bytes(&self, node: &Node) -> u64 {
+        let n = self.n;
+        let inputs = Output::bytes(node.rows, n);
+        let kept = if self.vectors { Output::bytes(node.rows, n) + qr_scratch_bytes(node.rows, n) } else { 0 };
+        inputs + mat_bytes(node.rows, n) + qr_scratch_bytes(node.rows, n) + Output::bytes(node.k, n) + kept
+    }
+
+    pub(crate) fn svd_bytes(&self, k_root: usize) -> u64 {
+        let n = self.n;
+        let outputs = if self.vectors { Output::bytes(n + k_root + 1, k_root) } else { Output::bytes(1, k_root) };
+        Output::bytes(k_root, n) + mat_bytes(k_root, n) + svd_scratch_bytes(k_root, n, self.vectors) + outputs
+    }
+
+    pub(crate) fn apply_bytes(&self, node: &Node) -> u64 {
+        let (n, k) = (self.n, self.n);
+        let factors = Output::bytes(node.rows, n) + qr_scratch_bytes(node.rows, n);
+        factors
+            + mat_bytes(node.rows, n)
+            + Output::bytes(node.k, k)
+            + mat_bytes(node.rows, k)
+            + Output::bytes(node.rows, k)
+    }
+}
+
+/// The reduction tree: level 0 holds the panels, each level above groups `fan_in` nodes.
+fn tree(panels: &[Range<usize>], n: usize, fan_in: usize) -> Vec<Vec<Node>> {
+    let mut levels =
+        vec![panels.iter().map(|p| Node { children: 0..0, rows: p.len(), k: p.len().min(n) }).collect::<Vec<_>>()];
+    while levels.last().is_some_and(|l| l.len() > 1) {
+        let below = levels.last().map(Vec::as_slice).unwrap_or_default();
+        let level = (0..below.len().div_ceil(fan_in))
+            .map(|i| {
+                let children = i * fan_in..((i + 1) * fan_in).min(below.len());
+                let rows = below[children.clone()].iter().map(|c| c.k).sum::<usize>();
+                Node { children, rows, k: rows.min(n) }
+            })
+            .collect();
+        levels.push(level);
+    }
+    levels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_groups_by_fan_in_up_to_one_root() {
+        let panels: Vec<Range<usize>> = (0..10).map(|i| i * 50..(i + 1) * 50).collect();
+        let levels = tree(&panels, 20, 3);
+        let sizes: Vec<usize> = levels.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![10, 4, 2, 1]);
+        assert_eq!(levels[1][3].children, 9..10);
+        assert_eq!(levels[1][0].rows, 60);
+        assert_eq!(levels[1][0].k, 20);
+        assert_eq!(tree(&panels[..1], 20, 3).len(), 1);
+    }
+}

@@ -1,0 +1,164 @@
+//! Scheduler tests with a toy executor: a sum tree over numbered leaves.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use outcore_storage::{BufferConfig, BufferManager, Pinned, Reservation, Thresholds};
+
+use super::scratch::WorkerScratch as Scratch;
+use super::*;
+use crate::graph::{Operation, TaskGraph};
+
+#[derive(Debug)]
+enum Toy {
+    Leaf(usize),
+    Sum,
+    Fail,
+}
+
+impl Operation for Toy {
+    fn stage(&self) -> &'static str {
+        match self {
+            Self::Leaf(_) => "leaf",
+            Self::Sum => "sum",
+            Self::Fail => "fail",
+        }
+    }
+    fn label(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+#[derive(Default)]
+struct ToyExecutor {
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+}
+
+impl Executor for ToyExecutor {
+    type Op = Toy;
+    fn execute(
+        &self,
+        op: &Toy,
+        inputs: &[Pinned],
+        _budget: &mut Reservation,
+        _scratch: &mut Scratch,
+    ) -> Result<Vec<Output>> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(2));
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        match op {
+            Toy::Leaf(i) => Ok(vec![Output { data: vec![*i as f64; 4], rows: 2, cols: 2 }]),
+            Toy::Sum => {
+                let mut data = vec![0.0; 4];
+                for p in inputs {
+                    data.iter_mut().zip(p.iter()).for_each(|(d, x)| *d += x);
+                }
+                Ok(vec![Output { data, rows: 2, cols: 2 }])
+            }
+            Toy::Fail => Err(Error::invalid("toy", "this task always fails")),
+        }
+    }
+}
+
+fn manager(limit: u64) -> BufferManager {
+    let thresholds = Thresholds { spill: None, pause: None, terminate: None, ..Thresholds::default() };
+    BufferManager::new(BufferConfig::new(limit).with_thresholds(thresholds)).unwrap()
+}
+
+/// Leaves 0..n summed in groups of 4, then all sums summed; each task declares `ws` bytes.
+fn sum_tree(n: usize, ws: u64) -> (TaskGraph<Toy>, crate::graph::Key) {
+    let mut g = TaskGraph::new();
+    let mut sums = Vec::new();
+    for group in (0..n).collect::<Vec<_>>().chunks(4) {
+        let leaves: Vec<_> = group.iter().map(|&i| g.add(Toy::Leaf(i), vec![], 1, ws).unwrap().out(0)).collect();
+        sums.push(g.add(Toy::Sum, leaves, 1, ws).unwrap().out(0));
+    }
+    let root = g.add(Toy::Sum, sums, 1, ws).unwrap().out(0);
+    g.keep(root);
+    (g, root)
+}
+
+#[test]
+fn serial_and_threads_compute_the_same_sum_and_free_intermediates() {
+    for scheduler in [Scheduler::Serial, Scheduler::Threads { workers: 1 }, Scheduler::Threads { workers: 4 }] {
+        let m = manager(1 << 20);
+        let (g, root) = sum_tree(21, 1024);
+        let done = AtomicUsize::new(0);
+        let progress = |p: Progress| {
+            done.store(p.done, Ordering::SeqCst);
+            assert_eq!(p.total, 28);
+        };
+        let control = RunControl { progress: Some(&progress), cancel: None };
+        let (results, stats) = run(scheduler, &m, &g, &ToyExecutor::default(), control).unwrap();
+        assert_eq!(results.values(root).unwrap(), vec![210.0; 4], "{scheduler:?}");
+        assert_eq!((stats.tasks, done.load(Ordering::SeqCst)), (28, 28));
+        assert_eq!(m.report().resident_chunks, 1, "only the kept root remains");
+        drop(results);
+        assert_eq!(m.report().managed_accounted, 0);
+    }
+}
+
+#[test]
+fn memory_admission_limits_concurrency() {
+    // Each task declares 600 KiB under a 1 MiB limit: never two at once, whatever the workers.
+    let m = manager(1 << 20);
+    let (g, root) = sum_tree(12, 600 << 10);
+    let exec = ToyExecutor::default();
+    let (results, stats) = run(Scheduler::Threads { workers: 4 }, &m, &g, &exec, RunControl::default()).unwrap();
+    assert_eq!(results.values(root).unwrap(), vec![66.0; 4]);
+    assert_eq!(exec.max_running.load(Ordering::SeqCst), 1);
+    assert!(stats.waits_for_memory > 0);
+    // With room for all, they do overlap.
+    let exec = ToyExecutor::default();
+    let (g, _) = sum_tree(12, 1024);
+    run(Scheduler::Threads { workers: 4 }, &manager(1 << 20), &g, &exec, RunControl::default()).unwrap();
+    assert!(exec.max_running.load(Ordering::SeqCst) > 1);
+}
+
+#[test]
+fn a_task_larger_than_the_limit_fails_instead_of_waiting() {
+    let m = manager(1 << 20);
+    let (g, _) = sum_tree(4, 2 << 20);
+    let err =
+        run(Scheduler::Threads { workers: 2 }, &m, &g, &ToyExecutor::default(), RunControl::default()).unwrap_err();
+    assert!(matches!(err, Error::Storage(outcore_storage::StorageError::ResourcesExhausted { .. })), "{err}");
+}
+
+#[test]
+fn the_first_error_stops_the_run_and_frees_everything() {
+    for scheduler in [Scheduler::Serial, Scheduler::Threads { workers: 3 }] {
+        let m = manager(1 << 20);
+        let mut g = TaskGraph::new();
+        let leaves: Vec<_> = (0..6).map(|i| g.add(Toy::Leaf(i), vec![], 1, 64).unwrap().out(0)).collect();
+        let bad = g.add(Toy::Fail, vec![leaves[0]], 1, 64).unwrap();
+        let root = g.add(Toy::Sum, [leaves.clone(), vec![bad.out(0)]].concat(), 1, 64).unwrap();
+        g.keep(root.out(0));
+        let err = run(scheduler, &m, &g, &ToyExecutor::default(), RunControl::default()).unwrap_err();
+        assert!(err.to_string().contains("always fails"), "{err}");
+        assert_eq!(m.report().managed_accounted, 0, "{scheduler:?} left blocks behind");
+    }
+}
+
+#[test]
+fn cancelling_stops_at_a_task_boundary() {
+    let m = manager(1 << 20);
+    let (g, _) = sum_tree(40, 64);
+    let cancel = AtomicBool::new(false);
+    let progress = |p: Progress| {
+        if p.done == 5 {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    };
+    let control = RunControl { progress: Some(&progress), cancel: Some(&cancel) };
+    let err = run(Scheduler::Threads { workers: 2 }, &m, &g, &ToyExecutor::default(), control).unwrap_err();
+    assert!(matches!(err, Error::Interrupted));
+    assert_eq!(m.report().managed_accounted, 0);
+}
+
+#[test]
+fn scheduler_names_and_worker_counts_are_checked() {
+    assert_eq!(Scheduler::from_name("threads", 2).unwrap(), Scheduler::Threads { workers: 2 });
+    assert!(Scheduler::from_name("threads", 0).unwrap_err().to_string().contains("0 workers"));
+    assert!(Scheduler::from_name("processes", 2).unwrap_err().to_string().contains("serial, threads"));
+}

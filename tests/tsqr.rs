@@ -1,0 +1,149 @@
+//! TSQR SVD against dense faer references: shapes that do not divide the chunks, tall, wide,
+//! square, rank-deficient, zero, one row or column; serial and threads bitwise identical.
+
+mod common;
+
+use common::*;
+use faer::Mat;
+use outcore::{ChunkedMatrix, Distribution, Error, Scheduler, TsqrOptions, TsqrPlan, tsqr_svd};
+use proptest::prelude::*;
+
+fn check_svd(a: &Mat<f64>, m: ChunkedMatrix, options: &TsqrOptions, scheduler: Scheduler) -> outcore::SvdResult {
+    let engine = engine(256 << 20, scheduler);
+    let svd = tsqr_svd(&engine, &m, options).unwrap();
+    let (rows, cols) = a.shape();
+    let norm = a.norm_l2();
+    let reference = reference_singular_values(a);
+    assert_eq!(svd.s.len(), rows.min(cols));
+    for (i, (x, y)) in svd.s.iter().zip(&reference).enumerate() {
+        assert!((x - y).abs() <= tol(rows, cols, norm), "{rows}x{cols} sigma_{i}: {x} vs {y}");
+    }
+    if options.vectors {
+        let (u, v) = svd.dense_vectors().unwrap();
+        assert_eq!(u.shape(), (rows, rows.min(cols)));
+        assert_eq!(v.shape(), (cols, rows.min(cols)));
+        let err = reconstruction_error(a, &u, &svd.s, &v);
+        assert!(err <= tol(rows, cols, norm), "{rows}x{cols}: ||A - U S V^T|| = {err}, norm {norm}");
+        assert!(orthogonality_error(&u, &svd.s) <= tol(rows, cols, 1.0), "U not orthonormal");
+        assert!(orthogonality_error(&v, &svd.s) <= tol(rows, cols, 1.0), "V not orthonormal");
+    }
+    svd
+}
+
+fn shape_and_chunks() -> impl Strategy<Value = (usize, usize, usize, usize, u64)> {
+    prop_oneof![
+        // tall
+        (1usize..=400, 1usize..=12).prop_map(|(m, n)| (m + n, n)),
+        // wide
+        (1usize..=12, 1usize..=400).prop_map(|(m, n)| (m, m + n)),
+        // square-ish
+        (1usize..=40, 0usize..=3).prop_map(|(m, d)| (m, m + d)),
+    ]
+    .prop_flat_map(|(m, n)| (Just(m), Just(n), 1..=m.max(2), 1..=n.max(2), any::<u64>()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matches_dense_svd((m, n, cr, cc, seed) in shape_and_chunks(), fan_in in 2usize..5) {
+        let a = ChunkedMatrix::generated(Distribution::Normal, seed, m, n, cr, cc).unwrap();
+        let dense = a.to_dense().unwrap();
+        let options = TsqrOptions { fan_in: Some(fan_in), panel_rows: Some(cr.max(1)), ..TsqrOptions::default() };
+        let serial = check_svd(&dense, a.clone(), &options, Scheduler::Serial);
+        let threads = tsqr_svd(&engine(256 << 20, Scheduler::Threads { workers: 3 }), &a, &options).unwrap();
+        prop_assert_eq!(&serial.s, &threads.s);
+        let (u1, v1) = serial.dense_vectors().unwrap();
+        let (u2, v2) = threads.dense_vectors().unwrap();
+        prop_assert_eq!(row_major(&u1), row_major(&u2));
+        prop_assert_eq!(row_major(&v1), row_major(&v2));
+    }
+
+    #[test]
+    fn rank_deficient_products_are_factored((m, n, r, seed) in (2usize..200, 2usize..10, 1usize..4, any::<u64>())) {
+        let left = ChunkedMatrix::generated(Distribution::Normal, seed, m, r, m, r).unwrap().to_dense().unwrap();
+        let right = ChunkedMatrix::generated(Distribution::Normal, seed ^ 1, r, n, r, n).unwrap().to_dense().unwrap();
+        let dense = &left * &right;
+        let a = matrix(&row_major(&dense), m, n, 7, 3);
+        let svd = check_svd(&dense, a, &TsqrOptions::default(), Scheduler::Threads { workers: 2 });
+        let tail = svd.s.iter().skip(r).fold(0.0f64, |acc, &x| acc.max(x));
+        prop_assert!(tail <= tol(m, n, dense.norm_l2()), "rank {} tail {}", r, tail);
+    }
+}
+
+#[test]
+fn awkward_sizes_around_the_chunk_size() {
+    let c = 16;
+    for m in [1, c - 1, c, c + 1, 127, 257] {
+        for n in [1, 3, c - 1, c, c + 1] {
+            let a = ChunkedMatrix::generated(Distribution::Uniform, (m * 1000 + n) as u64, m, n, c, 5).unwrap();
+            let dense = a.to_dense().unwrap();
+            check_svd(&dense, a, &TsqrOptions { fan_in: Some(3), ..TsqrOptions::default() }, Scheduler::Serial);
+        }
+    }
+}
+
+#[test]
+fn zero_and_identity_matrices() {
+    let zero = Mat::<f64>::zeros(53, 7);
+    let svd = check_svd(&zero, matrix(&row_major(&zero), 53, 7, 10, 7), &TsqrOptions::default(), Scheduler::Serial);
+    assert!(svd.s.iter().all(|&x| x == 0.0));
+    let id = Mat::<f64>::identity(9, 9);
+    let svd = check_svd(&id, matrix(&row_major(&id), 9, 9, 4, 4), &TsqrOptions::default(), Scheduler::Serial);
+    assert!(svd.s.iter().all(|&x| (x - 1.0).abs() < 1e-14));
+}
+
+#[test]
+fn values_only_matches_values_of_the_full_svd() {
+    let a = ChunkedMatrix::generated(Distribution::Uniform, 3, 3000, 40, 500, 40).unwrap();
+    let dense = a.to_dense().unwrap();
+    let values = TsqrOptions { vectors: false, ..TsqrOptions::default() };
+    let only = check_svd(&dense, a.clone(), &values, Scheduler::Serial);
+    assert!(only.u.is_none() && only.v.is_none());
+    let full = check_svd(&dense, a, &TsqrOptions::default(), Scheduler::Serial);
+    for (x, y) in only.s.iter().zip(&full.s) {
+        assert!((x - y).abs() <= tol(3000, 40, dense.norm_l2()));
+    }
+}
+
+#[test]
+fn signs_follow_the_svd_flip_rule() {
+    for (m, n) in [(300, 8), (8, 300)] {
+        let a = ChunkedMatrix::generated(Distribution::Normal, 11, m, n, 64, 64).unwrap();
+        let svd = tsqr_svd(&engine(64 << 20, Scheduler::Serial), &a, &TsqrOptions::default()).unwrap();
+        let (u, v) = svd.dense_vectors().unwrap();
+        // The rule looks at the small factor: V for tall input, U for wide input.
+        let small = if m >= n { &v } else { &u };
+        for j in 0..small.ncols() {
+            let col: Vec<f64> = small.col(j).iter().copied().collect();
+            let max = col.iter().copied().fold(0.0f64, |best, x| if x.abs() > best.abs() { x } else { best });
+            assert!(max > 0.0, "{m}x{n} column {j}");
+        }
+    }
+}
+
+#[test]
+fn plan_refuses_a_too_small_limit_with_the_limit_that_works() {
+    let a = ChunkedMatrix::generated(Distribution::Uniform, 1, 100_000, 100, 10_000, 100).unwrap();
+    let small = engine(256 << 10, Scheduler::Serial);
+    let err = TsqrPlan::new(&a, &TsqrOptions::default(), &small).unwrap_err();
+    let Error::MemoryLimitTooSmall { needed, .. } = err else { panic!("{err}") };
+    assert!(err.to_string().contains("--memory-limit"), "{err}");
+    // The limit it names is enough.
+    let enough = engine(needed, Scheduler::Serial);
+    let plan = TsqrPlan::new(&a, &TsqrOptions::default(), &enough).unwrap();
+    assert!(plan.memory_needed(1) <= needed);
+    // Rather than refusing, a limit that fits a smaller panel shrinks panels.
+    let medium = engine(4 << 20, Scheduler::Serial);
+    let plan = TsqrPlan::new(&a, &TsqrOptions { vectors: false, ..TsqrOptions::default() }, &medium).unwrap();
+    assert!(plan.panels()[0].len() < 10_000, "{}", plan.summary());
+    let svd = plan.run(&medium, None).unwrap();
+    assert_eq!(svd.s.len(), 100);
+}
+
+#[test]
+fn empty_matrices_are_refused() {
+    let a = matrix(&[], 0, 5, 1, 1);
+    let err = tsqr_svd(&engine(1 << 20, Scheduler::Serial), &a, &TsqrOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+}
