@@ -35,3 +35,8 @@ pub use linalg::{Factor, SvdResult};
 pub use matrix::{ChunkedMatrix, Distribution, GeneratedStore, MatrixReader};
 pub use outcore_storage::{self as storage, BufferConfig, BufferManager, MemoryReport, Thresholds};
 pub use schedule::{Progress, RunStats, Scheduler};
+
+/// The README's examples, compiled as doc tests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -277,3 +277,22 @@ fn streaming_reads_keep_their_budget_and_evict_block_frees_one_block() {
     assert_eq!(manager.block_info(dirty).unwrap().state, BlockState::Spilled);
     assert_eq!(manager.pin(dirty).unwrap().data(), &[3.0; 128 * 1024][..]);
 }
+
+#[test]
+fn the_spill_directory_is_removed_when_a_panic_unwinds() {
+    let parent = tempfile::tempdir().unwrap();
+    let path = parent.path().to_path_buf();
+    let result = std::thread::spawn(move || {
+        let config = BufferConfig::new(MIB).with_thresholds(managed_only()).with_spill_parent(&path);
+        let manager = BufferManager::new(config).unwrap();
+        for i in 0..4 {
+            let mut r = manager.reserve(512 << 10).unwrap();
+            manager.insert(&mut r, chunk_values(i, 64 << 10), 64, 1024).unwrap();
+        }
+        assert!(manager.spill_dir().is_some_and(|d| files_in(&d) > 0));
+        panic!("simulated failure mid-run");
+    })
+    .join();
+    assert!(result.is_err());
+    assert_eq!(files_in(parent.path()), 0, "the spill directory outlived the panic");
+}

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: dense references and tolerances.
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::sync::Arc;
 
 use faer::Mat;

@@ -1,0 +1,200 @@
+//! The `large-svd` binary end to end: JSON output, results on disk, bad input, memory.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use outcore::storage::{ChunkStore, ZarrStore};
+use outcore::{ChunkedMatrix, Distribution};
+use serde_json::Value;
+
+fn large_svd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_large-svd")).args(args).output().expect("run large-svd")
+}
+
+fn json(out: &Output) -> Value {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn fails_with(args: &[&str], words: &[&str]) {
+    let out = large_svd(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail with exit code 1: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    for w in words {
+        assert!(stderr.contains(w), "{args:?}: {stderr:?} lacks {w:?}");
+    }
+}
+
+#[test]
+fn tsqr_json_has_the_promised_fields_and_correct_values() {
+    let out = large_svd(&["tsqr", "--rows", "5003", "--cols", "17", "--chunk-rows", "1000", "--seed", "9", "--json"]);
+    let v = json(&out);
+    assert_eq!(v["command"], "tsqr");
+    assert_eq!(v["shape"], serde_json::json!([5003, 17]));
+    assert_eq!(v["chunks"], serde_json::json!([1000, 17]));
+    for key in ["wall_seconds", "peak_rss_bytes"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    for key in ["limit", "peak_managed", "spilled_bytes", "spill_count"] {
+        assert!(v["memory"][key].is_u64(), "memory.{key}: {v}");
+    }
+    let s: Vec<f64> = v["singular_values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let dense = ChunkedMatrix::generated(Distribution::Uniform, 9, 5003, 17, 1000, 17).unwrap().to_dense().unwrap();
+    let reference = common::reference_singular_values(&dense);
+    for (x, y) in s.iter().zip(&reference) {
+        assert!((x - y).abs() <= common::tol(5003, 17, dense.norm_l2()), "{x} vs {y}");
+    }
+}
+
+#[test]
+fn output_directory_holds_u_s_v_readable_as_zarr_and_is_never_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("result");
+    let t = target.to_str().unwrap();
+    let args = ["tsqr", "--rows", "2500", "--cols", "6", "--chunk-rows", "700", "--seed", "4", "--output", t, "--json"];
+    let v = json(&large_svd(&args));
+    let read = |name: &str| {
+        ChunkedMatrix::from_store(std::sync::Arc::new(ZarrStore::open(target.join(name)).unwrap())).to_dense().unwrap()
+    };
+    let (u, vv) = (read("u.zarr"), read("v.zarr"));
+    assert_eq!(u.shape(), (2500, 6));
+    assert_eq!(
+        ZarrStore::open(target.join("u.zarr")).unwrap().grid().chunk_shape(),
+        (700, 6),
+        "U is chunked like the input"
+    );
+    let s: Vec<f64> = v["singular_values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let a = ChunkedMatrix::generated(Distribution::Uniform, 4, 2500, 6, 700, 6).unwrap().to_dense().unwrap();
+    assert!(common::reconstruction_error(&a, &u, &s, &vv) <= common::tol(2500, 6, a.norm_l2()));
+    assert!(target.join("s.zarr/zarr.json").exists() && target.join("summary.json").exists());
+
+    // An existing result is refused (and kept) unless --overwrite.
+    fails_with(&args, &["already exists", "--overwrite"]);
+    assert!(target.join("u.zarr").exists());
+    let mut again = args.to_vec();
+    again.push("--overwrite");
+    json(&large_svd(&again));
+    // A failing run leaves nothing under the final name and no partial directory.
+    let failed = dir.path().join("failed");
+    fails_with(
+        &["tsqr", "--rows", "100", "--cols", "5", "--memory-limit", "64KiB", "--output", failed.to_str().unwrap()],
+        &["too small"],
+    );
+    assert!(!failed.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn wide_input_from_a_npy_file_writes_v_as_the_large_factor() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("wide.npy");
+    let grid = outcore::storage::ChunkGrid::new(5, 3001, 5, 3001).unwrap();
+    let a = ChunkedMatrix::generated(Distribution::Normal, 2, 5, 3001, 5, 3001).unwrap();
+    outcore::storage::store::write_matrix(
+        &outcore::storage::NpyStore::create(&npy, grid).unwrap(),
+        &common::row_major(&a.to_dense().unwrap()),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    json(&large_svd(&["tsqr", "--input", npy.to_str().unwrap(), "--output", out.to_str().unwrap(), "--json"]));
+    assert_eq!(ZarrStore::open(out.join("v.zarr")).unwrap().grid().shape(), (3001, 5));
+    assert_eq!(ZarrStore::open(out.join("u.zarr")).unwrap().grid().shape(), (5, 5));
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_code_1() {
+    fails_with(&["tsqr", "--input", "/nonexistent/x.zarr"], &["does not exist"]);
+    fails_with(&["tsqr", "--input", "/nonexistent/x.npy"], &["does not exist"]);
+    fails_with(&["tsqr", "--rows", "0"], &["--rows is 0"]);
+    fails_with(&["tsqr", "--workers", "0", "--rows", "100", "--cols", "3"], &["0 workers"]);
+    fails_with(&["tsqr", "--scheduler", "processes", "--rows", "100", "--cols", "3"], &["serial, threads"]);
+    fails_with(&["tsqr", "--memory-limit", "lots", "--rows", "100", "--cols", "3"], &["--memory-limit", "256MiB"]);
+    fails_with(
+        &["tsqr", "--memory-limit", "64KiB", "--rows", "10000", "--cols", "50"],
+        &["too small", "--memory-limit"],
+    );
+    fails_with(&["tsqr", "--distribution", "cauchy", "--rows", "100", "--cols", "3"], &["uniform, normal"]);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("storage/tests/fixtures/zarr/v3_i32.zarr");
+    fails_with(&["tsqr", "--input", fixture.to_str().unwrap()], &["int32", "float64"]);
+    let group = Path::new(env!("CARGO_MANIFEST_DIR")).join("storage/tests/fixtures/zarr/v3_group.zarr");
+    fails_with(&["tsqr", "--input", group.to_str().unwrap()], &["Zarr group"]);
+    // Usage errors are clap's: exit code 2.
+    assert_eq!(large_svd(&["tsqr", "--input", "x", "--rows", "5"]).status.code(), Some(2));
+}
+
+#[test]
+fn visualize_writes_graphviz_dot() {
+    let dir = tempfile::tempdir().unwrap();
+    let dot = dir.path().join("g.dot");
+    json(&large_svd(&[
+        "tsqr",
+        "--rows",
+        "3000",
+        "--cols",
+        "4",
+        "--chunk-rows",
+        "100",
+        "--json",
+        "--visualize",
+        dot.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&dot).unwrap();
+    assert!(
+        text.starts_with("digraph outcore {") && text.contains("panel QR (30 tasks)") && text.contains("more"),
+        "{text}"
+    );
+    let bad = dir.path().join("g.xyz");
+    fails_with(&["tsqr", "--rows", "300", "--cols", "4", "--visualize", bad.to_str().unwrap()], &[".dot, .svg"]);
+}
+
+#[test]
+fn generate_writes_a_zarr_array_readable_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.zarr");
+    let args =
+        ["generate", "--rows", "1234", "--cols", "7", "--chunk-rows", "100", "--distribution", "normal", "--seed", "3"];
+    let mut with_output = args.to_vec();
+    with_output.extend(["--output", path.to_str().unwrap(), "--json"]);
+    json(&large_svd(&with_output));
+    let stored = ChunkedMatrix::open(&path).unwrap().to_dense().unwrap();
+    let expected = ChunkedMatrix::generated(Distribution::Normal, 3, 1234, 7, 100, 7).unwrap().to_dense().unwrap();
+    assert_eq!(common::row_major(&stored), common::row_major(&expected));
+    fails_with(&with_output, &["already exists"]);
+}
+
+/// Peak RSS of a child process measured from outside, by `wait4`, and its JSON output.
+fn child_peak_rss(args: &[&str]) -> (u64, Value) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let m = common::child::run_measured(env!("CARGO_BIN_EXE_large-svd"), &args);
+    assert_eq!(m.code, Some(0), "{}", String::from_utf8_lossy(&m.stderr));
+    (m.peak_rss, serde_json::from_slice(&m.stdout).unwrap_or(Value::Null))
+}
+
+#[test]
+fn peak_rss_stays_far_below_a_matrix_ten_times_the_limit() {
+    // 600,000 x 100 doubles = 458 MiB, under a 40 MiB memory limit.
+    let (peak, v) = child_peak_rss(&[
+        "tsqr",
+        "--rows",
+        "600000",
+        "--cols",
+        "100",
+        "--memory-limit",
+        "40MiB",
+        "--values-only",
+        "--json",
+    ]);
+    let matrix = 600_000u64 * 100 * 8;
+    assert!(matrix >= 10 * (40 << 20));
+    assert!(peak < 40 << 20, "peak RSS {} MiB over the 40 MiB limit", peak >> 20);
+    assert!(peak * 10 < matrix, "peak RSS {} MiB is not far below the {} MiB matrix", peak >> 20, matrix >> 20);
+    assert_eq!(v["singular_values"].as_array().map(Vec::len), Some(100));
+}

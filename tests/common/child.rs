@@ -1,0 +1,50 @@
+//! Running a child process and measuring it from outside: wall time and peak RSS (`wait4`).
+//! Shared by the tests and the benches.
+
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// What a finished child did.
+pub struct Measured {
+    /// Exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// Wall-clock seconds from spawn to exit.
+    pub wall: f64,
+    /// Peak resident set size in bytes, from the kernel's accounting of the child.
+    pub peak_rss: u64,
+    /// Everything it printed on stdout.
+    pub stdout: Vec<u8>,
+    /// Everything it printed on stderr.
+    pub stderr: Vec<u8>,
+}
+
+/// Runs `program` with `args` to completion.
+pub fn run_measured(program: &str, args: &[String]) -> Measured {
+    let start = Instant::now();
+    #[expect(clippy::zombie_processes, reason = "reaped below by libc::wait4, which also returns its rusage")]
+    let mut child =
+        Command::new(program).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).map(|_| bytes).unwrap_or_default()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 reaps our own child (nothing else waits for it).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4 failed");
+    Measured {
+        code: std::process::ExitStatus::from_raw(status).code(),
+        wall: start.elapsed().as_secs_f64(),
+        peak_rss: usage.ru_maxrss as u64 * 1024,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
