@@ -41,7 +41,7 @@ impl Executor for CopyExecutor {
         scratch: &mut WorkerScratch,
     ) -> Result<Vec<Output>> {
         let e = self.dst.grid().extent(op.0)?;
-        let [block, chunk] = scratch.buffers([e.len(), self.reader.chunk_len()], budget)?;
+        let [block, chunk] = scratch.buffers([e.len(), self.reader.buffer_len()], budget)?;
         let view = faer::MatMut::from_row_major_slice_mut(block, e.rows, e.cols);
         self.reader.read(e.row0..e.row0 + e.rows, e.col0..e.col0 + e.cols, view, budget, chunk)?;
         self.dst.write_chunk(op.0, block)?;
@@ -63,7 +63,7 @@ pub fn copy_matrix(engine: &Engine, src: &ChunkedMatrix, dst: Arc<dyn ChunkStore
     for index in grid.indices() {
         let e = grid.extent(index)?;
         // Reused: the destination block and the source chunk buffer. Not: decoding and encoding.
-        let reusable = e.bytes() + Output::bytes(reader.chunk_len(), 1);
+        let reusable = e.bytes() + Output::bytes(reader.buffer_len(), 1);
         let ws = reusable + src.store().read_scratch_bytes() + 2 * e.bytes();
         graph.add_reusing(CopyChunk(index), vec![], 0, ws, reusable)?;
     }

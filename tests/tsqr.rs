@@ -147,3 +147,24 @@ fn empty_matrices_are_refused() {
     let err = tsqr_svd(&engine(1 << 20, Scheduler::Serial), &a, &TsqrOptions::default()).unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
 }
+
+#[test]
+fn a_corrupted_chunk_fails_the_run_with_its_index_and_file() {
+    use outcore::storage::{ChunkGrid, StorageError, ZarrOptions, ZarrStore, store::write_matrix};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.zarr");
+    let a = ChunkedMatrix::generated(Distribution::Normal, 8, 900, 12, 100, 12).unwrap();
+    let store = ZarrStore::create(&path, ChunkGrid::new(900, 12, 100, 12).unwrap(), &ZarrOptions::default()).unwrap();
+    write_matrix(&store, &row_major(&a.to_dense().unwrap())).unwrap();
+    let file = path.join("c/4/0");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[1000] ^= 0x20;
+    std::fs::write(&file, &bytes).unwrap();
+    for scheduler in [Scheduler::Serial, Scheduler::Threads { workers: 2 }] {
+        let err = tsqr_svd(&engine(64 << 20, scheduler), &ChunkedMatrix::open(&path).unwrap(), &TsqrOptions::default())
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Storage(StorageError::CorruptedChunk { .. })), "{text}");
+        assert!(text.contains("(4, 0)") && text.contains("c/4/0"), "{text}");
+    }
+}

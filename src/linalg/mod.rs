@@ -1,6 +1,9 @@
 //! Linear algebra out of core: TSQR SVD ([`tsqr`]) on top of dense kernels ([`dense`]).
 
+pub mod blockqr;
+pub mod budget;
 pub mod dense;
+pub mod rsvd;
 pub mod tsqr;
 
 use std::sync::Arc;

@@ -11,7 +11,7 @@ use rand_distr::{Distribution as _, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
-use outcore_storage::{ChunkGrid, ChunkIndex, ChunkStore, StorageError, StorageResult};
+use outcore_storage::{ChunkExtent, ChunkGrid, ChunkIndex, ChunkRows, ChunkStore, StorageError, StorageResult};
 
 /// Columns per random stream within a row.
 pub const TILE: usize = 64;
@@ -135,12 +135,43 @@ impl ChunkStore for GeneratedStore {
         Err(StorageError::ReadOnly { store: self.describe() })
     }
 
+    fn streams_rows(&self) -> bool {
+        true
+    }
+
+    fn chunk_rows(&self, index: ChunkIndex) -> StorageResult<Option<Box<dyn ChunkRows + '_>>> {
+        Ok(Some(Box::new(GeneratedRows { store: self, extent: self.grid.extent(index)?, next: 0 })))
+    }
+
     fn describe(&self) -> String {
         let d = match self.distribution {
             Distribution::Uniform => "uniform",
             Distribution::Normal => "normal",
         };
         format!("generated {d} matrix (seed {}, {})", self.seed, self.grid)
+    }
+}
+
+/// Row blocks of a generated chunk, generated as they are asked for.
+struct GeneratedRows<'a> {
+    store: &'a GeneratedStore,
+    extent: ChunkExtent,
+    next: usize,
+}
+
+impl ChunkRows for GeneratedRows<'_> {
+    fn next_rows(&mut self, rows: usize, out: &mut Vec<f64>) -> StorageResult<()> {
+        let e = self.extent;
+        out.resize(rows * e.cols, 0.0);
+        for (r, row) in out.chunks_exact_mut(e.cols.max(1)).enumerate() {
+            fill_row(self.store.distribution, self.store.seed, e.row0 + self.next + r, e.col0, row);
+        }
+        self.next += rows;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> StorageResult<()> {
+        Ok(())
     }
 }
 

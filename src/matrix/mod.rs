@@ -19,8 +19,8 @@ use outcore_storage::{
 
 pub use generate::{Distribution, GeneratedStore, TILE, fill_row, tile_rng};
 
-/// Values per block when generating a window directly (256 KiB: stays in L2).
-const GENERATED_BLOCK_VALUES: usize = 32 * 1024;
+/// Values per row block when a chunk is streamed (256 KiB: stays in L2).
+const ROW_BLOCK_VALUES: usize = 32 * 1024;
 
 use crate::{Error, Result};
 
@@ -28,15 +28,15 @@ use crate::{Error, Result};
 #[derive(Clone, Debug)]
 pub struct ChunkedMatrix {
     store: Arc<dyn ChunkStore>,
-    /// Set for generated matrices: windows are generated directly, without a chunk buffer.
-    generator: Option<GeneratedStore>,
+    /// Generated matrices hold no NaN or infinity, so reads skip that check.
+    generated: bool,
     transposed: bool,
 }
 
 impl ChunkedMatrix {
     /// The matrix held by `store`.
     pub fn from_store(store: Arc<dyn ChunkStore>) -> Self {
-        Self { store, generator: None, transposed: false }
+        Self { store, generated: false, transposed: false }
     }
 
     /// A seeded random `rows x cols` matrix in `chunk_rows x chunk_cols` chunks, generated on
@@ -50,8 +50,8 @@ impl ChunkedMatrix {
         chunk_cols: usize,
     ) -> Result<Self> {
         let grid = ChunkGrid::new(rows, cols, chunk_rows, chunk_cols)?;
-        let generator = GeneratedStore::new(grid, distribution, seed);
-        Ok(Self { store: Arc::new(generator.clone()), generator: Some(generator), transposed: false })
+        let store = Arc::new(GeneratedStore::new(grid, distribution, seed));
+        Ok(Self { store, generated: true, transposed: false })
     }
 
     /// Opens a Zarr array directory, or a `.npy` file (read in row panels of about 8 MiB).
@@ -129,42 +129,21 @@ impl ChunkedMatrix {
             .flat_map(|r| chunk_cols.clone().map(move |c| ChunkIndex::new(r, c)))
             .filter_map(|i| grid.extent(i).ok())
             .map(|e| e.bytes());
-        match (&self.generator, cache) {
-            (Some(_), false) => GENERATED_BLOCK_VALUES as u64 * 8,
-            (_, true) => sizes.sum::<u64>() + self.store.read_scratch_bytes(),
-            (None, false) => sizes.max().unwrap_or(0) + self.store.read_scratch_bytes(),
-        }
+        let chunks = if cache { sizes.sum() } else { (self.buffer_len(false) * size_of::<f64>()) as u64 };
+        chunks + self.store.read_scratch_bytes()
     }
 
-    /// Generates rows `rows` x columns `cols` (of the view) into `dst`, a block of physical
-    /// rows at a time through `buf`.
-    fn generate_window(
-        &self,
-        generator: &GeneratedStore,
-        rows: Range<usize>,
-        cols: Range<usize>,
-        mut dst: MatMut<'_, f64>,
-        buf: &mut Vec<f64>,
-    ) {
-        let (prows, pcols) = if self.transposed { (cols, rows) } else { (rows, cols) };
-        let width = pcols.len().max(1);
-        let block = (GENERATED_BLOCK_VALUES / width).max(1);
-        let mut r = prows.start;
-        while r < prows.end {
-            let n = block.min(prows.end - r);
-            buf.resize(n * width, 0.0);
-            for (i, row) in buf.chunks_exact_mut(width).enumerate() {
-                fill_row(generator.distribution(), generator.seed(), r + i, pcols.start, &mut row[..pcols.len()]);
-            }
-            let view = MatRef::from_row_major_slice(&buf[..n * pcols.len()], n, pcols.len());
-            let offset = r - prows.start;
-            if self.transposed {
-                dst.rb_mut().submatrix_mut(0, offset, pcols.len(), n).copy_from(view.transpose());
-            } else {
-                dst.rb_mut().submatrix_mut(offset, 0, n, pcols.len()).copy_from(view);
-            }
-            r += n;
+    /// Values of the buffer a streaming read needs: a row block when the store streams rows,
+    /// else the largest chunk; none when caching (chunks are pinned instead).
+    pub fn buffer_len(&self, cache: bool) -> usize {
+        if cache {
+            return 0;
         }
+        let grid = self.store.grid();
+        let (cr, cc) = grid.chunk_shape();
+        let (rows, cols) = grid.shape();
+        let (cr, cc) = (cr.min(rows), cc.min(cols));
+        if self.store.streams_rows() { (ROW_BLOCK_VALUES / cc.max(1)).clamp(1, cr.max(1)) * cc } else { cr * cc }
     }
 
     fn physical(&self, index: ChunkIndex) -> ChunkIndex {
@@ -240,67 +219,94 @@ impl MatrixReader {
         self.matrix.read_bytes(rows, cols, self.cache)
     }
 
-    /// Copies rows `rows` and columns `cols` of the matrix into `dst` (column-major is best).
-    /// Streaming, each chunk is read into `chunk` (a buffer the caller reuses); caching, chunks
-    /// are loaded into the buffer manager with memory from `budget`.
+    /// Copies rows `rows` and columns `cols` of the matrix into `dst` (column-major is best),
+    /// through [`for_each_block`](Self::for_each_block).
     pub fn read(
         &self,
         rows: Range<usize>,
         cols: Range<usize>,
         dst: MatMut<'_, f64>,
         budget: &mut Reservation,
-        chunk: &mut Vec<f64>,
+        buf: &mut Vec<f64>,
     ) -> Result<()> {
         let mut dst = dst;
-        if let (Some(generator), false) = (&self.matrix.generator, self.cache) {
-            // Generated values are finite by construction; nothing to check.
-            self.matrix.generate_window(generator, rows, cols, dst, chunk);
-            return Ok(());
-        }
         let grid = self.matrix.grid();
         let (cr, cc) = grid.chunk_shape();
-        let store_cols = self.matrix.store.grid().grid_shape().1;
         for chunk_row in rows.start / cr..rows.end.div_ceil(cr) {
             for chunk_col in cols.start / cc..cols.end.div_ceil(cc) {
                 let index = ChunkIndex::new(chunk_row, chunk_col);
                 let e = grid.extent(index)?;
-                let physical = self.matrix.physical(index);
-                let pinned;
-                let values: &[f64] = if self.cache {
-                    pinned = self.manager.pin_with(self.blocks[physical.row * store_cols + physical.col], budget)?;
-                    pinned.data()
-                } else {
-                    self.matrix.store.read_chunk_into(physical, chunk)?;
-                    chunk
-                };
-                let view = self.matrix.chunk_view(values, e);
-                // Intersection of the chunk with the requested window.
-                let r0 = rows.start.max(e.row0);
-                let r1 = rows.end.min(e.row0 + e.rows);
-                let c0 = cols.start.max(e.col0);
-                let c1 = cols.end.min(e.col0 + e.cols);
-                let src = view.submatrix(r0 - e.row0, c0 - e.col0, r1 - r0, c1 - c0);
-                if self.check_finite {
-                    check_finite(&self.matrix, index, src, r0, c0)?;
-                }
-                dst.rb_mut().submatrix_mut(r0 - rows.start, c0 - cols.start, r1 - r0, c1 - c0).copy_from(src);
+                self.for_each_block(index, budget, buf, |r0, c0, block| {
+                    // Intersection of the block (at e.row0 + r0, e.col0 + c0) with the window.
+                    let (br, bc) = (e.row0 + r0, e.col0 + c0);
+                    let (i0, i1) = (rows.start.max(br), rows.end.min(br + block.nrows()));
+                    let (j0, j1) = (cols.start.max(bc), cols.end.min(bc + block.ncols()));
+                    if i0 < i1 && j0 < j1 {
+                        let src = block.submatrix(i0 - br, j0 - bc, i1 - i0, j1 - j0);
+                        dst.rb_mut().submatrix_mut(i0 - rows.start, j0 - cols.start, i1 - i0, j1 - j0).copy_from(src);
+                    }
+                    Ok(())
+                })?;
             }
         }
         Ok(())
     }
 
-    /// Length of the `chunk` buffer [`read`](Self::read) needs: the largest chunk when
-    /// streaming from a store; a small block for generated matrices; none when caching.
-    pub fn chunk_len(&self) -> usize {
-        match (&self.matrix.generator, self.cache) {
-            (_, true) => 0,
-            (Some(_), false) => GENERATED_BLOCK_VALUES,
-            (None, false) => {
-                let (cr, cc) = self.matrix.grid().chunk_shape();
-                let (rows, cols) = self.matrix.shape();
-                cr.min(rows) * cc.min(cols)
+    /// Calls `f(row0, col0, block)` on consecutive pieces of chunk `index` (of the view), each
+    /// at `(row0, col0)` within the chunk. Streaming from a store that streams rows, pieces are
+    /// row blocks of the stored chunk (column blocks of a transposed view) read into `buf`, and
+    /// the chunk's checksum is verified after the last one: an error then means the values
+    /// already seen were corrupt, and the caller's task fails. Otherwise the piece is the whole
+    /// chunk, read into `buf` (streaming) or pinned with memory from `budget` (caching).
+    pub fn for_each_block(
+        &self,
+        index: ChunkIndex,
+        budget: &mut Reservation,
+        buf: &mut Vec<f64>,
+        mut f: impl FnMut(usize, usize, MatRef<'_, f64>) -> Result<()>,
+    ) -> Result<()> {
+        let e = self.matrix.grid().extent(index)?;
+        let physical = self.matrix.physical(index);
+        let check = self.check_finite && !self.matrix.generated;
+        if !self.cache
+            && let Some(mut rows) = self.matrix.store.chunk_rows(physical)?
+        {
+            let (prows, pcols) = if self.matrix.transposed { (e.cols, e.rows) } else { (e.rows, e.cols) };
+            let step = (ROW_BLOCK_VALUES / pcols.max(1)).clamp(1, prows.max(1));
+            let mut r = 0;
+            while r < prows {
+                let n = step.min(prows - r);
+                rows.next_rows(n, buf)?;
+                let block = MatRef::from_row_major_slice(&buf[..n * pcols], n, pcols);
+                let (r0, c0, block) = if self.matrix.transposed { (0, r, block.transpose()) } else { (r, 0, block) };
+                if check {
+                    check_finite(&self.matrix, index, block, e.row0 + r0, e.col0 + c0)?;
+                }
+                f(r0, c0, block)?;
+                r += n;
             }
+            return Ok(rows.finish()?);
         }
+        let pinned;
+        let values: &[f64] = if self.cache {
+            let store_cols = self.matrix.store.grid().grid_shape().1;
+            pinned = self.manager.pin_with(self.blocks[physical.row * store_cols + physical.col], budget)?;
+            pinned.data()
+        } else {
+            self.matrix.store.read_chunk_into(physical, buf)?;
+            buf
+        };
+        let view = self.matrix.chunk_view(values, e);
+        if check {
+            check_finite(&self.matrix, index, view, e.row0, e.col0)?;
+        }
+        f(0, 0, view)
+    }
+
+    /// Length of the buffer [`read`](Self::read) and [`for_each_block`](Self::for_each_block)
+    /// need (see [`ChunkedMatrix::buffer_len`]).
+    pub fn buffer_len(&self) -> usize {
+        self.matrix.buffer_len(self.cache)
     }
 }
 

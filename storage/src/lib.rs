@@ -20,5 +20,5 @@ pub use grid::{ChunkExtent, ChunkGrid, ChunkIndex};
 pub use memory::{MemoryReport, ProcessMemory, RssSource};
 pub use size::{format_size, parse_size};
 pub use store::{
-    ChunkStore, Compression, FaultPlan, FaultyStore, MemoryStore, NpyDtype, NpyStore, ZarrOptions, ZarrStore,
+    ChunkRows, ChunkStore, Compression, FaultPlan, FaultyStore, MemoryStore, NpyDtype, NpyStore, ZarrOptions, ZarrStore,
 };

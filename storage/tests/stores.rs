@@ -175,3 +175,65 @@ fn injected_faults_surface_as_typed_errors_and_leave_chunks_intact() {
     let err = read_matrix(&faulty).unwrap_err();
     assert!(err.to_string().contains("injected fault: read call 3"), "{err}");
 }
+
+fn streamed(store: &dyn ChunkStore, index: ChunkIndex, step: usize) -> outcore_storage::StorageResult<Vec<f64>> {
+    let rows = store.grid().extent(index)?.rows;
+    let mut reader = store.chunk_rows(index)?.expect("this store streams rows");
+    let (mut all, mut block, mut r) = (Vec::new(), Vec::new(), 0);
+    while r < rows {
+        let n = step.min(rows - r);
+        reader.next_rows(n, &mut block)?;
+        all.extend_from_slice(&block);
+        r += n;
+    }
+    reader.finish()?;
+    Ok(all)
+}
+
+#[test]
+fn row_streams_match_whole_chunks_on_every_streaming_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = ChunkGrid::new(23, 11, 7, 4).unwrap();
+    let data = sample(23, 11);
+    let zarr = ZarrStore::create(dir.path().join("s.zarr"), grid, &ZarrOptions::default()).unwrap();
+    let npy = NpyStore::create(dir.path().join("s.npy"), grid).unwrap();
+    let memory = MemoryStore::new(grid);
+    let stores: [&dyn ChunkStore; 3] = [&zarr, &npy, &memory];
+    for store in stores {
+        write_matrix(store, &data).unwrap();
+        assert!(store.streams_rows(), "{}", store.describe());
+        for index in grid.indices() {
+            for step in [1, 3, 7] {
+                assert_eq!(
+                    streamed(store, index, step).unwrap(),
+                    store.read_chunk(index).unwrap(),
+                    "{} {index}",
+                    store.describe()
+                );
+            }
+        }
+    }
+    // Compressed arrays are read whole.
+    let zstd = ZarrOptions { compression: Compression::Zstd { level: 1 }, ..ZarrOptions::default() };
+    let compressed = ZarrStore::create(dir.path().join("z.zarr"), grid, &zstd).unwrap();
+    assert!(!compressed.streams_rows() && compressed.chunk_rows(ChunkIndex::new(0, 0)).unwrap().is_none());
+}
+
+#[test]
+fn a_streamed_chunk_with_a_flipped_bit_fails_its_checksum_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.zarr");
+    let grid = ChunkGrid::new(20, 6, 8, 6).unwrap();
+    write_matrix(&ZarrStore::create(&path, grid, &ZarrOptions::default()).unwrap(), &sample(20, 6)).unwrap();
+    // Chunk (2, 0) is an edge chunk (4 of 8 rows); flip a bit in its padding, which only the
+    // checksum covers.
+    let file = path.join("c/2/0");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[6 * 6 * 8 + 3] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    let store = ZarrStore::open(&path).unwrap();
+    let err = streamed(&store, ChunkIndex::new(2, 0), 2).unwrap_err();
+    assert!(matches!(err, StorageError::CorruptedChunk { index, .. } if index == ChunkIndex::new(2, 0)), "{err}");
+    assert!(err.to_string().contains("checksum"), "{err}");
+    assert!(streamed(&store, ChunkIndex::new(1, 0), 3).is_ok());
+}

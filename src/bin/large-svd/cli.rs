@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// TSQR SVD of a tall-and-skinny (or short-and-fat) matrix.
     Tsqr(TsqrArgs),
+    /// Randomized SVD (top k) of a matrix chunked any way, with an error estimate.
+    Rsvd(RsvdArgs),
     /// Write a seeded random matrix to a Zarr array (in parallel, in bounded memory).
     Generate(GenerateArgs),
 }
@@ -98,6 +100,68 @@ pub struct TsqrArgs {
     /// Rows per panel (default: whole chunk rows).
     #[arg(long)]
     pub panel_rows: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RsvdArgs {
+    /// Rows of the generated matrix.
+    #[arg(long, default_value_t = 10_000)]
+    pub rows: usize,
+    /// Columns of the generated matrix.
+    #[arg(long, default_value_t = 10_000)]
+    pub cols: usize,
+    /// Rows and columns per chunk of the generated matrix.
+    #[arg(long, default_value_t = 2_000)]
+    pub chunk: usize,
+    /// Seed of the generated matrix and of the sketch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Distribution of the generated matrix: uniform or normal.
+    #[arg(long, default_value = "uniform")]
+    pub distribution: String,
+    /// Read this Zarr array or .npy file instead of generating a matrix.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["rows", "cols", "chunk", "distribution"])]
+    pub input: Option<PathBuf>,
+    /// Skip the scan of the input for NaN and infinity.
+    #[arg(long)]
+    pub no_check_finite: bool,
+    /// Singular values and vectors wanted.
+    #[arg(short = 'k', long = "k", default_value_t = 5)]
+    pub k: usize,
+    /// Extra sketch columns beyond k.
+    #[arg(long, default_value_t = 10)]
+    pub oversamples: usize,
+    /// Power iterations (two passes over the matrix each).
+    #[arg(long, default_value_t = outcore::linalg::rsvd::DEFAULT_POWER_ITERS)]
+    pub power_iters: usize,
+    /// subspace (re-orthonormalized power iteration) or krylov (block Krylov).
+    #[arg(long, default_value = "subspace")]
+    pub method: String,
+    /// Gaussian probes for the error estimate (failure probability 10^-probes).
+    #[arg(long, default_value_t = 10)]
+    pub probes: usize,
+    /// Write u.zarr, s.zarr, v.zarr and summary.json here (atomically).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Replace an existing --output directory (only once the new result is complete).
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+impl RsvdArgs {
+    /// The matrix options in the shape the other commands use.
+    pub fn matrix(&self) -> MatrixArgs {
+        MatrixArgs {
+            rows: self.rows,
+            cols: self.cols,
+            chunk_rows: self.chunk,
+            chunk_cols: Some(self.chunk),
+            seed: self.seed,
+            distribution: self.distribution.clone(),
+            input: self.input.clone(),
+            no_check_finite: self.no_check_finite,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod demo;
 mod generate;
+mod rsvd;
 mod tsqr;
 
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => demo::run(&cli.run, cancel),
         Some(cli::Command::Tsqr(args)) => tsqr::run(args, &cli.run, cancel),
+        Some(cli::Command::Rsvd(args)) => rsvd::run(args, &cli.run, cancel),
         Some(cli::Command::Generate(args)) => generate::run(args, &cli.run, cancel),
     };
     match result {

@@ -42,7 +42,7 @@ impl<'a> TsqrExecutor<'a> {
 
     fn panel_r(&self, panel: usize, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Vec<Output>> {
         let (h, n) = (self.plan.panels[panel].len(), self.plan.n);
-        let [panel_buf, chunk] = scratch.buffers([h * n, self.reader.chunk_len()], budget)?;
+        let [panel_buf, chunk] = scratch.buffers([h * n, self.reader.buffer_len()], budget)?;
         let coeffs = self.factor_panel(panel, panel_buf, chunk, budget)?;
         Ok(vec![r_factor(MatRef::from_column_major_slice(panel_buf, h, n), coeffs.ncols())])
     }
@@ -115,7 +115,7 @@ impl<'a> TsqrExecutor<'a> {
         let (wr, c) = w.shape();
         let grid = sink.grid();
         let chunk_rows = grid.chunk_shape().0;
-        let lens = [h * n, self.reader.chunk_len(), h * c, chunk_rows.min(h) * c];
+        let lens = [h * n, self.reader.buffer_len(), h * c, chunk_rows.min(h) * c];
         let [panel_buf, chunk, u_buf, out] = scratch.buffers(lens, budget)?;
         let coeffs = self.factor_panel(panel, panel_buf, chunk, budget)?;
         let factors = MatRef::from_column_major_slice(panel_buf, h, n);

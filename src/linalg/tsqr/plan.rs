@@ -9,6 +9,7 @@ use outcore_storage::{ChunkGrid, ChunkStore, MemoryStore, format_size};
 use super::build;
 use super::kernels::TsqrExecutor;
 use crate::engine::Engine;
+use crate::linalg::budget::MemoryModel;
 use crate::linalg::dense::{qr_scratch_bytes, svd_scratch_bytes};
 use crate::linalg::{Factor, SvdResult};
 use crate::matrix::{ChunkedMatrix, MatrixReader};
@@ -34,10 +35,6 @@ impl Default for TsqrOptions {
     }
 }
 
-/// Allocator slack and small buffers outside any reservation, added to the process's current
-/// unmanaged memory when the RSS thresholds are on.
-pub const UNMANAGED_SLACK: u64 = 8 << 20;
-
 /// A node of the reduction tree.
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
@@ -62,14 +59,7 @@ pub struct TsqrPlan {
     pub(crate) check_finite: bool,
     pub(crate) cache_input: bool,
     pub(crate) factor_chunk_rows: usize,
-    workers: usize,
-    memory_limit: u64,
-    overhead: u64,
-    terminate_fraction: f64,
-    pause_fraction: f64,
-    max_task_bytes: u64,
-    max_reusable_bytes: u64,
-    retained_bytes: u64,
+    memory: MemoryModel,
 }
 
 impl std::fmt::Debug for TsqrPlan {
@@ -82,8 +72,8 @@ impl std::fmt::Debug for TsqrPlan {
             .field("fan_in", &self.fan_in)
             .field("depth", &self.depth())
             .field("vectors", &self.vectors)
-            .field("max_task_bytes", &self.max_task_bytes)
-            .field("memory_limit", &self.memory_limit)
+            .field("max_task_bytes", &self.memory.max_task)
+            .field("memory_limit", &self.memory.limit)
             .finish_non_exhaustive()
     }
 }
@@ -107,46 +97,27 @@ impl TsqrPlan {
         let transposed = a.rows() < a.cols();
         let tall = if transposed { a.t() } else { a.clone() };
         let (m, n) = tall.shape();
-        let config = engine.manager().config();
-        let terminate_fraction = config.thresholds.terminate.unwrap_or(1.0);
-        let pause_fraction = config.thresholds.pause.unwrap_or(1.0);
-        let overhead = if config.thresholds.terminate.is_some() {
-            let report = engine.manager().report();
-            report.process.saturating_sub(report.managed) + UNMANAGED_SLACK
-        } else {
-            0
-        };
-        let target = config.thresholds.target.unwrap_or(1.0);
-        let cache_input =
-            options.vectors && tall.store().grid().bytes() as f64 <= config.memory_limit as f64 * target / 2.0;
+        let model = MemoryModel::for_engine(engine);
+        let target = engine.manager().config().thresholds.target.unwrap_or(1.0);
+        let cache_input = options.vectors && tall.store().grid().bytes() as f64 <= model.limit as f64 * target / 2.0;
         let (cr, _) = tall.grid().chunk_shape();
         let mut panel_rows = options.panel_rows.unwrap_or(cr * n.div_ceil(cr).max(1)).min(m);
         loop {
-            let plan = Self::with_panel_rows(
-                &tall,
-                transposed,
-                options,
-                panel_rows,
-                cache_input,
-                engine.scheduler().workers(),
-                config.memory_limit,
-                overhead,
-                (terminate_fraction, pause_fraction),
-            );
+            let plan = Self::with_panel_rows(&tall, transposed, options, panel_rows, cache_input, model)?;
             let needed = plan.memory_needed(1);
-            if needed <= config.memory_limit {
+            if needed <= model.limit {
                 return Ok(plan);
             }
             if options.panel_rows.is_some() || panel_rows <= n {
                 return Err(Error::MemoryLimitTooSmall {
                     algorithm: "TSQR",
-                    limit: config.memory_limit,
+                    limit: model.limit,
                     needed,
                     detail: format!(
                         "one worker holds a {} x {n} panel, its chunk reads and QR scratch ({}); {} of unmanaged memory and n x n factors come on top",
                         panel_rows.max(n.min(m)),
-                        format_size(plan.max_task_bytes),
-                        format_size(overhead)
+                        format_size(plan.memory.max_task),
+                        format_size(model.overhead)
                     ),
                 });
             }
@@ -154,18 +125,14 @@ impl TsqrPlan {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn with_panel_rows(
         tall: &ChunkedMatrix,
         transposed: bool,
         options: &TsqrOptions,
         panel_rows: usize,
         cache_input: bool,
-        workers: usize,
-        memory_limit: u64,
-        overhead: u64,
-        (terminate_fraction, pause_fraction): (f64, f64),
-    ) -> Self {
+        model: MemoryModel,
+    ) -> Result<Self> {
         let (m, n) = tall.shape();
         let (cr, _) = tall.grid().chunk_shape();
         let panels: Vec<Range<usize>> =
@@ -182,14 +149,7 @@ impl TsqrPlan {
             check_finite: options.check_finite,
             cache_input,
             factor_chunk_rows,
-            workers,
-            memory_limit,
-            overhead,
-            terminate_fraction,
-            pause_fraction,
-            max_task_bytes: 0,
-            max_reusable_bytes: 0,
-            retained_bytes: 0,
+            memory: model,
         };
         let panel_bytes = plan.panel_qr_bytes(0).0;
         let r_bytes = mat_bytes(n, n);
@@ -197,14 +157,9 @@ impl TsqrPlan {
             .fan_in
             .unwrap_or_else(|| (panel_rows / n).min((panel_bytes / (3 * r_bytes).max(1)) as usize).clamp(2, 32));
         plan.levels = tree(&plan.panels, n, plan.fan_in);
-        if let Ok(graph) = build::graph(&plan) {
-            plan.max_task_bytes = graph.max_working_set();
-            plan.max_reusable_bytes = graph.tasks().iter().map(|t| t.reusable).max().unwrap_or(0);
-        } else {
-            plan.max_task_bytes = u64::MAX / 4;
-        }
-        plan.retained_bytes = plan.levels.len() as u64 * plan.fan_in as u64 * r_bytes;
-        plan
+        let retained = plan.levels.len() as u64 * plan.fan_in as u64 * r_bytes;
+        plan.memory = model.with_graph(&build::graph(&plan)?, retained);
+        Ok(plan)
     }
 
     /// The matrix's shape `(rows, cols)` as given (not the tall view).
@@ -235,24 +190,17 @@ impl TsqrPlan {
 
     /// The largest working set of a single task.
     pub fn max_task_bytes(&self) -> u64 {
-        self.max_task_bytes
+        self.memory.max_task
     }
 
-    /// The memory limit needed to run `workers` tasks at once. With the factors waiting in the
-    /// tree and unmanaged memory on top: all of them running must stay under the terminate
-    /// threshold, and the last one must be able to start (under the pause threshold) while the
-    /// others run and its worker holds its reusable buffers.
+    /// The memory limit needed to run `workers` tasks at once (see [`MemoryModel::needed`]).
     pub fn memory_needed(&self, workers: usize) -> u64 {
-        let base = self.retained_bytes + self.overhead;
-        let others = workers.saturating_sub(1) as u64 * self.max_task_bytes;
-        let running = base + others + self.max_task_bytes;
-        let starting = base + others + self.max_reusable_bytes;
-        (running as f64 / self.terminate_fraction).max(starting as f64 / self.pause_fraction).ceil() as u64
+        self.memory.needed(workers)
     }
 
     /// How many tasks the memory limit lets run at once (at most the worker count).
     pub fn concurrent_tasks(&self) -> usize {
-        (1..=self.workers).rev().find(|&w| self.memory_needed(w) <= self.memory_limit).unwrap_or(1)
+        self.memory.concurrent()
     }
 
     /// Grid of the large singular-vector factor (U for tall input, V for wide), chunked like the
@@ -276,10 +224,10 @@ impl TsqrPlan {
         );
         text.push_str(&format!(
             "  per-task working set up to {}; {} concurrent task(s) need a limit of {} (limit {}); 1 task needs {}",
-            format_size(self.max_task_bytes),
+            format_size(self.memory.max_task),
             self.concurrent_tasks(),
             format_size(self.memory_needed(self.concurrent_tasks())),
-            format_size(self.memory_limit),
+            format_size(self.memory.limit),
             format_size(self.memory_needed(1)),
         ));
         text

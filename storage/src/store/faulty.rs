@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{StorageError, StorageResult};
 use crate::grid::{ChunkGrid, ChunkIndex};
-use crate::store::ChunkStore;
+use crate::store::{ChunkRows, ChunkStore};
 
 /// Which I/O calls fail: the N-th read and/or the N-th write (1-based), once or from then on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,6 +114,15 @@ impl ChunkStore for FaultyStore {
 
     fn read_scratch_bytes(&self) -> u64 {
         self.inner.read_scratch_bytes()
+    }
+
+    fn streams_rows(&self) -> bool {
+        self.inner.streams_rows()
+    }
+
+    fn chunk_rows(&self, index: ChunkIndex) -> StorageResult<Option<Box<dyn ChunkRows + '_>>> {
+        self.faults.on_read(&self.inner.describe())?;
+        self.inner.chunk_rows(index)
     }
 }
 

@@ -4,7 +4,31 @@ use std::sync::{Arc, RwLock};
 
 use crate::error::{StorageError, StorageResult};
 use crate::grid::{ChunkGrid, ChunkIndex};
-use crate::store::ChunkStore;
+use crate::store::{ChunkRows, ChunkStore};
+
+/// Row blocks of a chunk already in RAM (row-major, `cols` wide).
+pub(crate) struct SliceRows<'a> {
+    pub(crate) values: std::borrow::Cow<'a, [f64]>,
+    pub(crate) cols: usize,
+    pub(crate) next: usize,
+}
+
+impl ChunkRows for SliceRows<'_> {
+    fn next_rows(&mut self, rows: usize, out: &mut Vec<f64>) -> StorageResult<()> {
+        let end = (self.next + rows) * self.cols;
+        let block = self.values.get(self.next * self.cols..end).ok_or_else(|| {
+            StorageError::Bug(format!("reading rows {}..{} past the end of a chunk", self.next, self.next + rows))
+        })?;
+        out.clear();
+        out.extend_from_slice(block);
+        self.next += rows;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> StorageResult<()> {
+        Ok(())
+    }
+}
 
 /// Chunks in RAM; unwritten chunks read as zeros (Zarr's default fill value).
 #[derive(Debug)]
@@ -64,6 +88,16 @@ impl ChunkStore for MemoryStore {
 
     fn describe(&self) -> String {
         format!("in-memory store ({})", self.grid)
+    }
+
+    fn streams_rows(&self) -> bool {
+        true
+    }
+
+    fn chunk_rows(&self, index: ChunkIndex) -> StorageResult<Option<Box<dyn ChunkRows + '_>>> {
+        let cols = self.grid.extent(index)?.cols;
+        let values = std::borrow::Cow::Owned(self.read_chunk(index)?);
+        Ok(Some(Box::new(SliceRows { values, cols, next: 0 })))
     }
 }
 

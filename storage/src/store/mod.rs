@@ -19,6 +19,7 @@ use std::fmt;
 
 pub use faulty::{FaultPlan, FaultyStore};
 pub use memory::MemoryStore;
+pub(crate) use memory::SliceRows;
 pub use npy::{NpyDtype, NpyStore};
 pub use zarr::{Compression, ZarrOptions, ZarrStore};
 
@@ -53,6 +54,30 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     fn read_scratch_bytes(&self) -> u64 {
         0
     }
+
+    /// True when [`chunk_rows`](Self::chunk_rows) streams chunks in row blocks, so a reader
+    /// needs memory for a block rather than a chunk.
+    fn streams_rows(&self) -> bool {
+        false
+    }
+
+    /// A reader of chunk `index` in consecutive row blocks, or `None` when the backend can only
+    /// read whole chunks (compressed formats).
+    fn chunk_rows(&self, _index: ChunkIndex) -> StorageResult<Option<Box<dyn ChunkRows + '_>>> {
+        Ok(None)
+    }
+}
+
+/// One chunk read as consecutive row blocks, so a chunk larger than the reader wants to hold
+/// can be processed a block at a time. Integrity (a checksum) is verified by
+/// [`finish`](Self::finish), after the last row: callers must not let anything computed from
+/// the rows become visible before it succeeds.
+pub trait ChunkRows: Send {
+    /// Reads the next `rows` rows of the chunk (row-major, all its columns) into `out`.
+    fn next_rows(&mut self, rows: usize, out: &mut Vec<f64>) -> StorageResult<()>;
+
+    /// Checks the chunk's integrity once every row was read.
+    fn finish(self: Box<Self>) -> StorageResult<()>;
 }
 
 /// Reads a whole store into one row-major vector (for tests and small matrices).

@@ -12,7 +12,7 @@ use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 use crate::error::{StorageError, StorageResult};
 use crate::grid::{ChunkGrid, ChunkIndex};
-use crate::store::ChunkStore;
+use crate::store::{ChunkRows, ChunkStore};
 
 /// Element type of a `.npy` file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,6 +192,49 @@ impl ChunkStore for NpyStore {
 
     fn describe(&self) -> String {
         format!(".npy file {}", self.path.display())
+    }
+
+    fn streams_rows(&self) -> bool {
+        !self.layout.fortran
+    }
+
+    fn chunk_rows(&self, index: ChunkIndex) -> StorageResult<Option<Box<dyn ChunkRows + '_>>> {
+        if self.layout.fortran {
+            return Ok(None);
+        }
+        let extent = self.grid.extent(index)?;
+        Ok(Some(Box::new(NpyRows { store: self, extent, next: 0 })))
+    }
+}
+
+/// Row blocks of a C-order `.npy` chunk, straight from the mapping.
+struct NpyRows<'a> {
+    store: &'a NpyStore,
+    extent: crate::grid::ChunkExtent,
+    next: usize,
+}
+
+impl ChunkRows for NpyRows<'_> {
+    fn next_rows(&mut self, rows: usize, out: &mut Vec<f64>) -> StorageResult<()> {
+        let (s, e) = (self.store, self.extent);
+        out.clear();
+        let Some(map) = &s.map else { return Ok(()) };
+        let size = s.layout.dtype.size();
+        let cols = s.grid.cols();
+        let first = s.data_offset + ((e.row0 + self.next) * cols + e.col0) * size;
+        for i in 0..rows {
+            let start = s.data_offset + ((e.row0 + self.next + i) * cols + e.col0) * size;
+            out.extend(map[start..start + e.cols * size].chunks_exact(size).map(|v| s.value(v)));
+        }
+        self.next += rows;
+        let last = s.data_offset + ((e.row0 + self.next - 1) * cols + e.col0 + e.cols) * size;
+        // SAFETY: as in `read_chunk_into`: dropping page-table entries of a read-only mapping.
+        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, first, last.saturating_sub(first)) };
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> StorageResult<()> {
+        Ok(())
     }
 }
 

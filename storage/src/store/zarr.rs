@@ -13,7 +13,7 @@ use zarrs::filesystem::FilesystemStore;
 
 use crate::error::{StorageError, StorageResult};
 use crate::grid::{ChunkGrid, ChunkIndex};
-use crate::store::ChunkStore;
+use crate::store::{ChunkRows, ChunkStore, SliceRows};
 
 /// Compression of chunks in arrays outcore creates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -293,6 +293,64 @@ impl ZarrStore {
     }
 }
 
+/// Row blocks of a raw chunk file, read in order with the crc32c folded in as they pass.
+struct RawRows<'a> {
+    store: &'a ZarrStore,
+    index: ChunkIndex,
+    file: std::fs::File,
+    raw: RawLayout,
+    crc: u32,
+    next: usize,
+}
+
+impl RawRows<'_> {
+    fn read(&mut self, bytes: &mut [u8]) -> StorageResult<()> {
+        use std::io::Read;
+        self.file.read_exact(bytes).map_err(|e| StorageError::io(self.store.chunk_file(self.index), e))?;
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        Ok(())
+    }
+}
+
+impl ChunkRows for RawRows<'_> {
+    fn next_rows(&mut self, rows: usize, out: &mut Vec<f64>) -> StorageResult<()> {
+        let extent = self.store.grid.extent(self.index)?;
+        if self.next + rows > extent.rows {
+            return Err(StorageError::Bug(format!("reading rows past the end of chunk {}", self.index)));
+        }
+        let cc = self.store.chunk_shape.1;
+        out.resize(rows * cc, 0.0);
+        self.read(bytemuck::cast_slice_mut(&mut out[..]))?;
+        trim_to_extent(out, cc, rows, extent.cols);
+        self.next += rows;
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> StorageResult<()> {
+        use std::io::Read;
+        let (cr, cc) = self.store.chunk_shape;
+        // The padding rows of an edge chunk are part of the checksum.
+        let mut padding = (cr - self.next) * cc * size_of::<f64>();
+        let mut buf = [0u8; 8192];
+        while padding > 0 {
+            let n = padding.min(buf.len());
+            self.read(&mut buf[..n])?;
+            padding -= n;
+        }
+        if self.raw.crc {
+            let mut stored = [0u8; 4];
+            self.file.read_exact(&mut stored).map_err(|e| StorageError::io(self.store.chunk_file(self.index), e))?;
+            if self.crc != u32::from_le_bytes(stored) {
+                return Err(self.store.corrupted(
+                    self.index,
+                    "crc32c checksum mismatch: the chunk's bytes changed after it was written".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A writer that keeps the crc32c of what went through it.
 struct CrcWriter<W> {
     inner: W,
@@ -500,6 +558,33 @@ impl ChunkStore for ZarrStore {
 
     fn describe(&self) -> String {
         format!("Zarr array {}", self.path.display())
+    }
+
+    fn streams_rows(&self) -> bool {
+        self.raw.is_some()
+    }
+
+    fn chunk_rows(&self, index: ChunkIndex) -> StorageResult<Option<Box<dyn ChunkRows + '_>>> {
+        let Some(raw) = self.raw else { return Ok(None) };
+        let extent = self.grid.extent(index)?;
+        let file_path = self.chunk_file(index);
+        let file = match std::fs::File::open(&file_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Not stored: all fill value (0).
+                let values = std::borrow::Cow::Owned(vec![0.0; extent.len()]);
+                return Ok(Some(Box::new(SliceRows { values, cols: extent.cols, next: 0 })));
+            }
+            Err(e) => return Err(StorageError::io(file_path, e)),
+        };
+        let (cr, cc) = self.chunk_shape;
+        let expected = (cr * cc * size_of::<f64>() + if raw.crc { 4 } else { 0 }) as u64;
+        let len = file.metadata().map_err(|e| StorageError::io(&file_path, e))?.len();
+        if len != expected {
+            return Err(self
+                .corrupted(index, format!("the file has {len} bytes; a {cr} x {cc} float64 chunk takes {expected}")));
+        }
+        Ok(Some(Box::new(RawRows { store: self, index, file, raw, crc: 0, next: 0 })))
     }
 
     fn read_scratch_bytes(&self) -> u64 {

@@ -1,0 +1,129 @@
+//! `large-svd rsvd`.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use outcore::Result;
+use outcore::linalg::rsvd::{RsvdOptions, RsvdPlan};
+use outcore::output::{OutputDir, write_vector_zarr};
+use outcore::storage::{ChunkStore, ZarrOptions, ZarrStore, format_size};
+use serde_json::json;
+
+use crate::cli::{RsvdArgs, RunArgs};
+use crate::common::{Session, memory_json, open_matrix, peak_rss, values_line, write_visualization};
+
+pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
+    let matrix = args.matrix();
+    for (name, value) in [("--rows", args.rows), ("--cols", args.cols), ("--chunk", args.chunk)] {
+        if value == 0 && args.input.is_none() {
+            return Err(outcore::Error::invalid("matrix shape", format!("{name} is 0; it must be at least 1")));
+        }
+    }
+    let a = open_matrix(&matrix)?;
+    let options = RsvdOptions {
+        k: args.k,
+        oversamples: args.oversamples,
+        power_iters: args.power_iters,
+        method: args.method.parse()?,
+        seed: args.seed,
+        probes: args.probes,
+        check_finite: !args.no_check_finite,
+        ..RsvdOptions::default()
+    };
+    let output = args.output.as_ref().map(|p| OutputDir::create(p, args.overwrite)).transpose()?;
+    let session = Session::new(run, cancel, |engine| {
+        let plan = RsvdPlan::new(&a, &options, engine)?;
+        Ok(plan.memory_needed(engine.scheduler().workers()))
+    })?;
+    let engine = &session.engine;
+    let plan = RsvdPlan::new(&a, &options, engine)?;
+    if let Some(path) = &run.visualize {
+        write_visualization(
+            path,
+            &plan.graph()?.to_dot(&format!("randomized SVD of {} x {}, k = {}", a.rows(), a.cols(), args.k)),
+        )?;
+    }
+    if !run.json {
+        eprintln!("large-svd rsvd: {}", a.describe());
+        eprintln!(
+            "matrix {} x {} ({}), memory limit {}",
+            a.rows(),
+            a.cols(),
+            format_size(a.store().grid().bytes()),
+            session.limit_text()
+        );
+        eprintln!("{}", plan.summary());
+    }
+    let (u_grid, v_grid) = plan.factor_grids()?;
+    let sinks = match &output {
+        Some(out) => {
+            let create = |name: &str, grid| -> Result<Arc<dyn ChunkStore>> {
+                Ok(Arc::new(ZarrStore::create(out.path().join(name), grid, &ZarrOptions::default())?))
+            };
+            (Some(create("u.zarr", u_grid)?), Some(create("v.zarr", v_grid)?))
+        }
+        None => (None, None),
+    };
+    let result = plan.run(engine, sinks.0, sinks.1)?;
+    session.finish_progress();
+    let wall = session.started.elapsed().as_secs_f64();
+    let report = engine.manager().report();
+    let peak = peak_rss();
+    let (cr, cc) = a.grid().chunk_shape();
+    let mut summary = json!({
+        "command": "rsvd",
+        "input": a.describe(),
+        "shape": [a.rows(), a.cols()],
+        "chunks": [cr, cc],
+        "k": args.k,
+        "oversamples": args.oversamples,
+        "power_iters": args.power_iters,
+        "method": options.method,
+        "singular_values": result.svd.s,
+        "error_estimate": result.error,
+        "passes_over_input": result.passes,
+        "scheduler": engine.scheduler().name(),
+        "workers": engine.scheduler().workers(),
+        "tasks": result.svd.stats.tasks,
+        "wall_seconds": wall,
+        "peak_rss_bytes": peak,
+        "memory": memory_json(&report),
+        "waits_for_memory": result.svd.stats.waits_for_memory,
+    });
+    if let Some(out) = output {
+        write_vector_zarr(&out.path().join("s.zarr"), &result.svd.s)?;
+        summary["output"] = json!(out.target());
+        let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+        std::fs::write(out.path().join("summary.json"), text)
+            .map_err(|e| outcore::storage::StorageError::io(out.path().join("summary.json"), e))?;
+        out.commit()?;
+    }
+    if run.json {
+        println!("{summary}");
+    } else {
+        println!("singular values: {}", values_line(&result.svd.s, 10));
+        println!(
+            "error estimate: ||A - U S V^T|| <= {:.4e} (probability >= 1 - {:.0e}); Frobenius about {:.4e} ({:.2}% of sigma_1)",
+            result.error.spectral_bound,
+            result.error.failure_probability,
+            result.error.frobenius,
+            100.0 * result.error.frobenius / result.svd.s.first().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE)
+        );
+        println!(
+            "time {wall:.2} s, {} passes over A, peak RSS {} (memory limit {}, peak managed {}, {} spills), {} tasks",
+            result.passes,
+            format_size(peak),
+            format_size(report.limit),
+            format_size(report.peak_managed),
+            report.spill_count,
+            result.svd.stats.tasks
+        );
+        if let Some(path) = &args.output {
+            println!(
+                "wrote {} (u.zarr, s.zarr, v.zarr, summary.json; V holds right singular vectors as columns)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}

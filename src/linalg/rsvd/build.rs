@@ -1,0 +1,314 @@
+//! The randomized SVD's task graph.
+
+use outcore_storage::ChunkIndex;
+
+use super::plan::{RsvdMethod, RsvdPlan};
+use crate::Result;
+use crate::graph::{Key, Operation, TaskGraph};
+use crate::linalg::blockqr::{self, BlockQrOp};
+use crate::schedule::Output;
+
+/// Which factor a write task writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Left singular vectors, blocks by chunk row.
+    U,
+    /// Right singular vectors, blocks by chunk column.
+    V,
+}
+
+/// One step of the randomized SVD.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RsvdOp {
+    /// `A_ij [Ω_j ω_j]`: the chunk times its rows of the sketch and probes (generated).
+    Sketch {
+        /// The chunk.
+        chunk: ChunkIndex,
+        /// Sketch plus probe columns.
+        width: usize,
+    },
+    /// `A_ij X_j` for an input block `X_j`.
+    Times {
+        /// The chunk.
+        chunk: ChunkIndex,
+    },
+    /// `A_ij^T Y_i` for an input block `Y_i`.
+    TimesT {
+        /// The chunk.
+        chunk: ChunkIndex,
+    },
+    /// Sum of same-shape blocks, in input order.
+    Sum,
+    /// Columns `from..to` of a block.
+    Columns {
+        /// First column.
+        from: usize,
+        /// One past the last column.
+        to: usize,
+    },
+    /// Blocks side by side.
+    Concat,
+    /// A step of a block QR tree.
+    Qr(BlockQrOp),
+    /// SVD of `R_b` (`B^T = Q_b R_b`): outputs s, `U_r` and `V_r`, first `k` of each.
+    SmallSvd {
+        /// Singular triplets kept.
+        k: usize,
+    },
+    /// A block times a small matrix.
+    Multiply,
+    /// Per column of a V block: the entry of largest magnitude and its global row.
+    Extremes {
+        /// Global row of the block's first row.
+        row0: usize,
+    },
+    /// The sign of each column of V (from all blocks' extremes).
+    Signs,
+    /// `V_j^T ω_j` for chunk column `col` (probes regenerated).
+    ProbeProject {
+        /// Chunk column.
+        col: usize,
+    },
+    /// Squared column norms of `(A ω)_i - U_i diag(s) V^T ω`.
+    Residual,
+    /// The spectral bound and Frobenius estimate from all residual norms.
+    Estimate,
+    /// Writes a block of U or V, signs applied, to its store.
+    Write {
+        /// Which factor.
+        side: Side,
+        /// Its block (chunk row of A for U, chunk column for V).
+        block: usize,
+    },
+}
+
+impl Operation for RsvdOp {
+    fn stage(&self) -> &'static str {
+        match self {
+            Self::Sketch { .. } | Self::Times { .. } | Self::TimesT { .. } => "pass over A",
+            Self::Sum | Self::Columns { .. } | Self::Concat => "block sums",
+            Self::Qr(_) => "orthonormalization",
+            Self::SmallSvd { .. } => "SVD of B",
+            Self::Multiply => "U = Q V_r",
+            Self::Extremes { .. } | Self::Signs => "signs",
+            Self::ProbeProject { .. } | Self::Residual | Self::Estimate => "error estimate",
+            Self::Write { .. } => "write U, V",
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Self::Sketch { chunk, .. } => format!("A{chunk} sketch"),
+            Self::Times { chunk } => format!("A{chunk} X"),
+            Self::TimesT { chunk } => format!("A{chunk}^T Y"),
+            Self::Sum => "sum".into(),
+            Self::Columns { from, to } => format!("columns {from}..{to}"),
+            Self::Concat => "concat".into(),
+            Self::Qr(op) => op.label(),
+            Self::SmallSvd { k } => format!("svd of R_b (k = {k})"),
+            Self::Multiply => "Q V_r".into(),
+            Self::Extremes { row0 } => format!("extremes @{row0}"),
+            Self::Signs => "signs".into(),
+            Self::ProbeProject { col } => format!("V^T probes {col}"),
+            Self::Residual => "residual".into(),
+            Self::Estimate => "estimate".into(),
+            Self::Write { side, block } => format!("write {side:?} {block}"),
+        }
+    }
+}
+
+/// Where the results are.
+pub(crate) struct Keys {
+    pub(crate) s: Key,
+    pub(crate) estimate: Key,
+}
+
+struct Builder<'a> {
+    plan: &'a RsvdPlan,
+    g: TaskGraph<RsvdOp>,
+    rows: Vec<usize>,
+    cols: Vec<usize>,
+    /// Bytes of one chunk of A.
+    chunk_bytes: u64,
+    /// Chunks are read into worker scratch (streaming) rather than pinned (caching).
+    streaming: bool,
+    /// Transient bytes of reading one chunk.
+    read_scratch: u64,
+}
+
+const fn bytes(r: usize, c: usize) -> u64 {
+    Output::bytes(r, c)
+}
+
+fn wrap(op: BlockQrOp) -> RsvdOp {
+    RsvdOp::Qr(op)
+}
+
+impl Builder<'_> {
+    fn sum(&mut self, keys: Vec<Key>, rows: usize, cols: usize) -> Result<Key> {
+        if keys.len() == 1 {
+            return Ok(keys[0]);
+        }
+        let ws = (keys.len() as u64 + 1) * bytes(rows, cols);
+        Ok(self.g.add(RsvdOp::Sum, keys, 1, ws)?.out(0))
+    }
+
+    /// A task that reads one chunk of A: into worker scratch when streaming, pinned from its
+    /// budget when caching.
+    fn chunk_task(
+        &mut self,
+        op: RsvdOp,
+        inputs: Vec<Key>,
+        in_bytes: u64,
+        out_bytes: u64,
+        extra_reusable: u64,
+    ) -> Result<Key> {
+        let reusable = extra_reusable + if self.streaming { self.chunk_bytes } else { 0 };
+        let ws = self.chunk_bytes + extra_reusable + self.read_scratch + in_bytes + out_bytes;
+        Ok(self.g.add_reusing(op, inputs, 1, ws, reusable)?.out(0))
+    }
+
+    /// `A X` for X given as blocks by chunk column: blocks by chunk row.
+    fn times(&mut self, xs: &[Key], width: usize) -> Result<Vec<Key>> {
+        let mut ys = Vec::new();
+        for i in 0..self.rows.len() {
+            let mut parts = Vec::new();
+            for (j, &x) in xs.iter().enumerate() {
+                let (ib, ob) = (bytes(self.cols[j], width), bytes(self.rows[i], width));
+                parts.push(self.chunk_task(RsvdOp::Times { chunk: ChunkIndex::new(i, j) }, vec![x], ib, ob, 0)?);
+            }
+            ys.push(self.sum(parts, self.rows[i], width)?);
+        }
+        Ok(ys)
+    }
+
+    /// `A^T Y` for Y given as blocks by chunk row: blocks by chunk column.
+    fn times_t(&mut self, ys: &[Key], width: usize) -> Result<Vec<Key>> {
+        let mut zs = Vec::new();
+        for j in 0..self.cols.len() {
+            let mut parts = Vec::new();
+            for (i, &y) in ys.iter().enumerate() {
+                let (ib, ob) = (bytes(self.rows[i], width), bytes(self.cols[j], width));
+                parts.push(self.chunk_task(RsvdOp::TimesT { chunk: ChunkIndex::new(i, j) }, vec![y], ib, ob, 0)?);
+            }
+            zs.push(self.sum(parts, self.cols[j], width)?);
+        }
+        Ok(zs)
+    }
+
+    fn orth(&mut self, blocks: &[Key], sizes: &[usize], width: usize) -> Result<Vec<Key>> {
+        let blocks: Vec<(Key, usize)> = blocks.iter().copied().zip(sizes.iter().copied()).collect();
+        Ok(blockqr::orthonormalize(&mut self.g, &wrap, &blocks, width, self.plan.options.fan_in)?.0)
+    }
+}
+
+/// Builds the graph of `plan`.
+pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
+    let grid = plan.a.grid();
+    let (gr, gc) = grid.grid_shape();
+    let rows: Vec<usize> =
+        (0..gr).map(|i| grid.extent(ChunkIndex::new(i, 0)).map(|e| e.rows)).collect::<std::result::Result<_, _>>()?;
+    let cols: Vec<usize> =
+        (0..gc).map(|j| grid.extent(ChunkIndex::new(0, j)).map(|e| e.cols)).collect::<std::result::Result<_, _>>()?;
+    let (cr, cc) = grid.chunk_shape();
+    let streaming = !plan.cache_input;
+    // Streaming, the worker's read buffer (a row block or a chunk); caching, the pinned chunk.
+    let chunk_bytes =
+        if streaming { bytes(plan.a.buffer_len(false), 1) } else { bytes(cr.min(grid.rows()), cc.min(grid.cols())) };
+    let read_scratch = plan.a.store().read_scratch_bytes();
+    let mut b = Builder {
+        plan,
+        g: TaskGraph::new(),
+        rows: rows.clone(),
+        cols: cols.clone(),
+        chunk_bytes,
+        streaming,
+        read_scratch,
+    };
+    let o = &plan.options;
+    let (l, r, k) = (plan.l, o.probes, o.k);
+
+    // Pass 1: A [Ω ω], split into the sketch Y and A ω.
+    let mut ys = Vec::new();
+    let mut aw = Vec::new();
+    for (i, &ri) in rows.iter().enumerate() {
+        let mut parts = Vec::new();
+        for (j, &cj) in cols.iter().enumerate() {
+            let op = RsvdOp::Sketch { chunk: ChunkIndex::new(i, j), width: l + r };
+            parts.push(b.chunk_task(op, vec![], 0, bytes(ri, l + r), bytes(cj, l + r))?);
+        }
+        let both = b.sum(parts, ri, l + r)?;
+        let split = |b: &mut Builder, from, to| -> Result<Key> {
+            Ok(b.g.add(RsvdOp::Columns { from, to }, vec![both], 1, bytes(ri, l + r) + bytes(ri, to - from))?.out(0))
+        };
+        ys.push(split(&mut b, 0, l)?);
+        aw.push(split(&mut b, l, l + r)?);
+    }
+    let mut q = b.orth(&ys, &rows, l)?;
+    let mut krylov = vec![q.clone()];
+    for _ in 0..o.power_iters {
+        let z = b.times_t(&q, l)?;
+        let z = b.orth(&z, &cols, l)?;
+        let y = b.times(&z, l)?;
+        q = b.orth(&y, &rows, l)?;
+        krylov.push(q.clone());
+    }
+    let width = plan.basis_width();
+    if o.method == RsvdMethod::Krylov && krylov.len() > 1 {
+        let mut wide = Vec::new();
+        for (i, &ri) in rows.iter().enumerate() {
+            let parts: Vec<Key> = krylov.iter().map(|blocks| blocks[i]).collect();
+            wide.push(b.g.add(RsvdOp::Concat, parts, 1, 2 * bytes(ri, width))?.out(0));
+        }
+        q = b.orth(&wide, &rows, width)?;
+    }
+
+    // Last pass: B^T = A^T Q, its block QR, and the small SVD.
+    let bt = b.times_t(&q, width)?;
+    let bt_blocks: Vec<(Key, usize)> = bt.iter().copied().zip(cols.iter().copied()).collect();
+    let tree = blockqr::build_up(&mut b.g, &wrap, &bt_blocks, width, o.fan_in)?;
+    let kb = tree.r_rows();
+    let svd_ws = 8 * bytes(kb.max(width), kb.max(width));
+    let svd = b.g.add(RsvdOp::SmallSvd { k }, vec![tree.r()], 3, svd_ws)?;
+    let vs = blockqr::build_down(&mut b.g, &wrap, &tree, svd.out(1), k, &cols)?;
+    let mut us = Vec::new();
+    for (i, &ri) in rows.iter().enumerate() {
+        us.push(b.g.add(RsvdOp::Multiply, vec![q[i], svd.out(2)], 1, bytes(ri, width) + 2 * bytes(ri, k))?.out(0));
+    }
+
+    // Signs from V's extremes.
+    let mut extremes = Vec::new();
+    let mut row0 = 0;
+    for (j, &cj) in cols.iter().enumerate() {
+        extremes.push(b.g.add(RsvdOp::Extremes { row0 }, vec![vs[j]], 1, bytes(cj, k) + bytes(2, k))?.out(0));
+        row0 += cj;
+    }
+    let signs = b.g.add(RsvdOp::Signs, extremes.clone(), 1, bytes(2 * extremes.len() + 1, k))?.out(0);
+
+    // Error estimate: (A ω) - U diag(s) (V^T ω).
+    let mut projections = Vec::new();
+    for (j, &cj) in cols.iter().enumerate() {
+        let ws = bytes(cj, k) + 2 * bytes(cj, r) + bytes(k, r);
+        projections.push(b.g.add(RsvdOp::ProbeProject { col: j }, vec![vs[j]], 1, ws)?.out(0));
+    }
+    let vtw = b.sum(projections, k, r)?;
+    let mut residuals = Vec::new();
+    for (i, &ri) in rows.iter().enumerate() {
+        let ws = 3 * bytes(ri, r) + bytes(ri, k) + bytes(k, r);
+        residuals.push(b.g.add(RsvdOp::Residual, vec![aw[i], us[i], svd.out(0), vtw], 1, ws)?.out(0));
+    }
+    let estimate = b.g.add(RsvdOp::Estimate, residuals.clone(), 1, bytes(residuals.len() + 1, r))?.out(0);
+
+    // U and V, signs applied, into their stores.
+    for (i, &ri) in rows.iter().enumerate() {
+        b.g.add(RsvdOp::Write { side: Side::U, block: i }, vec![us[i], signs], 0, 4 * bytes(ri, k))?;
+    }
+    for (j, &cj) in cols.iter().enumerate() {
+        b.g.add(RsvdOp::Write { side: Side::V, block: j }, vec![vs[j], signs], 0, 4 * bytes(cj, k))?;
+    }
+    b.g.keep(svd.out(0));
+    b.g.keep(estimate);
+    let concurrency = plan.concurrent_tasks();
+    b.g.set_max_concurrency(concurrency);
+    Ok((b.g, Keys { s: svd.out(0), estimate }))
+}

@@ -1,0 +1,241 @@
+//! What each [`RsvdOp`] computes.
+
+use std::sync::Arc;
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatRef, Par};
+use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
+
+use super::build::{RsvdOp, Side};
+use super::plan::RsvdPlan;
+use crate::linalg::dense::{output, thin_svd, view};
+use crate::matrix::{Distribution, MatrixReader, fill_row};
+use crate::schedule::{Executor, Output, WorkerScratch};
+use crate::{Error, Result};
+
+/// Seed of the sketch Ω and the probes ω, derived from the user's seed so the sketch does not
+/// coincide with a generated input of the same seed.
+fn sketch_seed(seed: u64) -> u64 {
+    seed ^ 0x5ce7_c4ed_0b5e_57a1
+}
+
+pub(crate) struct RsvdExecutor<'a> {
+    plan: &'a RsvdPlan,
+    reader: MatrixReader,
+    u: Arc<dyn ChunkStore>,
+    v: Arc<dyn ChunkStore>,
+}
+
+fn pinned_view(p: &Pinned) -> MatRef<'_, f64> {
+    let (r, c) = p.shape();
+    view(p, r, c)
+}
+
+/// `lhs * rhs`, sequential.
+fn product(lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>) -> Mat<f64> {
+    let mut out = Mat::<f64>::zeros(lhs.nrows(), rhs.ncols());
+    matmul(out.as_mut(), Accum::Replace, lhs, rhs, 1.0, Par::Seq);
+    out
+}
+
+impl<'a> RsvdExecutor<'a> {
+    pub(crate) fn new(
+        plan: &'a RsvdPlan,
+        reader: MatrixReader,
+        u: Arc<dyn ChunkStore>,
+        v: Arc<dyn ChunkStore>,
+    ) -> Self {
+        Self { plan, reader, u, v }
+    }
+
+    /// Rows `row0..row0 + n` of the generated n x width sketch-and-probes matrix, columns
+    /// `col0..col0 + width`, row-major into `out`.
+    fn sketch_rows(&self, row0: usize, col0: usize, width: usize, out: &mut [f64]) {
+        for (r, row) in out.chunks_exact_mut(width).enumerate() {
+            fill_row(Distribution::Normal, sketch_seed(self.plan.options.seed), row0 + r, col0, row);
+        }
+    }
+
+    /// `A_ij rhs` (or `A_ij^T rhs`), accumulated over the pieces the reader streams.
+    fn chunk_product(
+        &self,
+        chunk: ChunkIndex,
+        transpose: bool,
+        rhs: MatRef<'_, f64>,
+        budget: &mut Reservation,
+        buf: &mut Vec<f64>,
+    ) -> Result<Vec<Output>> {
+        let e = self.plan.a.grid().extent(chunk)?;
+        let rows = if transpose { e.cols } else { e.rows };
+        let mut out = Mat::<f64>::zeros(rows, rhs.ncols());
+        self.reader.for_each_block(chunk, budget, buf, |r0, c0, block| {
+            let (br, bc) = block.shape();
+            if transpose {
+                // out[c0..] += block^T rhs[r0..]
+                let dst = out.as_mut().submatrix_mut(c0, 0, bc, rhs.ncols());
+                matmul(dst, Accum::Add, block.transpose(), rhs.submatrix(r0, 0, br, rhs.ncols()), 1.0, Par::Seq);
+            } else {
+                // out[r0..] += block rhs[c0..]
+                let dst = out.as_mut().submatrix_mut(r0, 0, br, rhs.ncols());
+                matmul(dst, Accum::Add, block, rhs.submatrix(c0, 0, bc, rhs.ncols()), 1.0, Par::Seq);
+            }
+            Ok(())
+        })?;
+        Ok(vec![output(out.as_ref())])
+    }
+
+    fn sketch(
+        &self,
+        chunk: ChunkIndex,
+        width: usize,
+        budget: &mut Reservation,
+        scratch: &mut WorkerScratch,
+    ) -> Result<Vec<Output>> {
+        let e = self.plan.a.grid().extent(chunk)?;
+        let [abuf, omega] = scratch.buffers([self.reader.buffer_len(), e.cols * width], budget)?;
+        self.sketch_rows(e.col0, 0, width, omega);
+        let omega = MatRef::from_row_major_slice(omega, e.cols, width);
+        self.chunk_product(chunk, false, omega, budget, abuf)
+    }
+
+    fn small_svd(&self, k: usize, r: &Pinned) -> Result<Vec<Output>> {
+        let (s, vectors) = thin_svd(pinned_view(r), true)?;
+        let (ur, vr) = vectors.ok_or_else(|| Error::Bug("SVD without vectors".into()))?;
+        if s.len() < k {
+            return Err(Error::Bug(format!("SVD of R_b gave {} values, {k} wanted", s.len())));
+        }
+        let s = Output { data: s[..k].to_vec(), rows: 1, cols: k };
+        Ok(vec![s, output(ur.as_ref().subcols(0, k)), output(vr.as_ref().subcols(0, k))])
+    }
+
+    fn extremes(row0: usize, v: &Pinned) -> Vec<Output> {
+        let (rows, k) = v.shape();
+        let mut data = vec![0.0; 2 * k];
+        for c in 0..k {
+            let mut best = 0;
+            for r in 1..rows {
+                if v[r * k + c].abs() > v[best * k + c].abs() {
+                    best = r;
+                }
+            }
+            data[c] = if rows > 0 { v[best * k + c] } else { 0.0 };
+            data[k + c] = (row0 + best) as f64;
+        }
+        vec![Output { data, rows: 2, cols: k }]
+    }
+
+    fn signs(inputs: &[Pinned]) -> Result<Vec<Output>> {
+        let k = inputs.first().map_or(0, |p| p.shape().1);
+        let mut best = vec![(0.0f64, f64::INFINITY); k];
+        for block in inputs {
+            for c in 0..k {
+                let (value, row) = (block[c], block[k + c]);
+                let (bv, br) = best[c];
+                if value.abs() > bv.abs() || (value.abs() == bv.abs() && row < br) {
+                    best[c] = (value, row);
+                }
+            }
+        }
+        let data = best.iter().map(|&(v, _)| if v < 0.0 { -1.0 } else { 1.0 }).collect();
+        Ok(vec![Output { data, rows: 1, cols: k }])
+    }
+
+    fn probe_project(&self, col: usize, v: &Pinned) -> Result<Vec<Output>> {
+        let e = self.plan.a.grid().extent(ChunkIndex::new(0, col))?;
+        let probes = self.plan.options.probes;
+        let mut omega = vec![0.0; e.cols * probes];
+        self.sketch_rows(e.col0, self.plan.l, probes, &mut omega);
+        let omega = MatRef::from_row_major_slice(&omega, e.cols, probes);
+        Ok(vec![output(product(pinned_view(v).transpose(), omega).as_ref())])
+    }
+
+    fn residual(inputs: &[Pinned]) -> Result<Vec<Output>> {
+        let [aw, u, s, vtw] = inputs else { return Err(Error::Bug("residual takes 4 inputs".into())) };
+        let (rows, probes) = aw.shape();
+        let k = s.shape().1;
+        let us = Mat::<f64>::from_fn(rows, k, |i, j| u[i * k + j] * s[j]);
+        let fitted = product(us.as_ref(), pinned_view(vtw));
+        let data = (0..probes)
+            .map(|c| (0..rows).map(|i| (aw[i * probes + c] - fitted[(i, c)]).powi(2)).sum::<f64>())
+            .collect();
+        Ok(vec![Output { data, rows: 1, cols: probes }])
+    }
+
+    fn estimate(inputs: &[Pinned]) -> Vec<Output> {
+        let probes = inputs.first().map_or(0, |p| p.shape().1);
+        let norms2: Vec<f64> = (0..probes).map(|c| inputs.iter().map(|p| p[c]).sum()).collect();
+        let max = norms2.iter().copied().fold(0.0f64, f64::max).sqrt();
+        let spectral = 10.0 * (2.0 / std::f64::consts::PI).sqrt() * max;
+        let frobenius = (norms2.iter().sum::<f64>() / probes.max(1) as f64).sqrt();
+        vec![Output { data: vec![spectral, frobenius], rows: 1, cols: 2 }]
+    }
+
+    fn write(&self, side: Side, block: usize, inputs: &[Pinned]) -> Result<Vec<Output>> {
+        let [values, signs] = inputs else { return Err(Error::Bug("write takes 2 inputs".into())) };
+        let k = signs.shape().1;
+        let data: Vec<f64> = values.iter().enumerate().map(|(i, x)| x * signs[i % k]).collect();
+        let store = match side {
+            Side::U => &self.u,
+            Side::V => &self.v,
+        };
+        store.write_chunk(ChunkIndex::new(block, 0), &data)?;
+        Ok(Vec::new())
+    }
+}
+
+impl Executor for RsvdExecutor<'_> {
+    type Op = RsvdOp;
+
+    fn execute(
+        &self,
+        op: &RsvdOp,
+        inputs: &[Pinned],
+        budget: &mut Reservation,
+        scratch: &mut WorkerScratch,
+    ) -> Result<Vec<Output>> {
+        match (op, inputs) {
+            (RsvdOp::Sketch { chunk, width }, []) => self.sketch(*chunk, *width, budget, scratch),
+            (RsvdOp::Times { chunk }, [x]) => {
+                let [buf] = scratch.buffers([self.reader.buffer_len()], budget)?;
+                self.chunk_product(*chunk, false, pinned_view(x), budget, buf)
+            }
+            (RsvdOp::TimesT { chunk }, [y]) => {
+                let [buf] = scratch.buffers([self.reader.buffer_len()], budget)?;
+                self.chunk_product(*chunk, true, pinned_view(y), budget, buf)
+            }
+            (RsvdOp::Sum, [first, rest @ ..]) => {
+                let mut data = first.to_vec();
+                for p in rest {
+                    data.iter_mut().zip(p.iter()).for_each(|(d, x)| *d += x);
+                }
+                let (rows, cols) = first.shape();
+                Ok(vec![Output { data, rows, cols }])
+            }
+            (RsvdOp::Columns { from, to }, [block]) => Ok(vec![output(pinned_view(block).subcols(*from, to - from))]),
+            (RsvdOp::Concat, _) => {
+                let rows = inputs.first().map_or(0, |p| p.shape().0);
+                let cols: usize = inputs.iter().map(|p| p.shape().1).sum();
+                let mut out = Mat::<f64>::zeros(rows, cols);
+                let mut c0 = 0;
+                for p in inputs {
+                    let v = pinned_view(p);
+                    out.as_mut().submatrix_mut(0, c0, rows, v.ncols()).copy_from(v);
+                    c0 += v.ncols();
+                }
+                Ok(vec![output(out.as_ref())])
+            }
+            (RsvdOp::Qr(op), _) => op.execute(inputs),
+            (RsvdOp::SmallSvd { k }, [r]) => self.small_svd(*k, r),
+            (RsvdOp::Multiply, [block, small]) => {
+                Ok(vec![output(product(pinned_view(block), pinned_view(small)).as_ref())])
+            }
+            (RsvdOp::Extremes { row0 }, [v]) => Ok(Self::extremes(*row0, v)),
+            (RsvdOp::Signs, _) => Self::signs(inputs),
+            (RsvdOp::ProbeProject { col }, [v]) => self.probe_project(*col, v),
+            (RsvdOp::Residual, _) => Self::residual(inputs),
+            (RsvdOp::Estimate, _) => Ok(Self::estimate(inputs)),
+            (RsvdOp::Write { side, block }, _) => self.write(*side, *block, inputs),
+            _ => Err(Error::Bug(format!("{op:?} given {} inputs", inputs.len()))),
+        }
+    }
+}

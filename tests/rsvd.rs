@@ -1,0 +1,138 @@
+//! Randomized SVD against dense faer: exactly low-rank matrices are recovered to working
+//! precision, the error estimate bounds the true error on decaying spectra, results do not
+//! depend on the scheduler, and bad parameters get clear errors.
+
+mod common;
+
+use common::*;
+use faer::Mat;
+use outcore::linalg::rsvd::{RsvdMethod, RsvdOptions, rsvd};
+use outcore::{ChunkedMatrix, Distribution, Scheduler};
+use proptest::prelude::*;
+
+fn gaussian(m: usize, n: usize, seed: u64) -> Mat<f64> {
+    ChunkedMatrix::generated(Distribution::Normal, seed, m, n, m, n).unwrap().to_dense().unwrap()
+}
+
+/// `Q1 diag(sigma) Q2^T` with random orthonormal Q1, Q2.
+fn with_spectrum(m: usize, n: usize, sigma: &[f64], seed: u64) -> Mat<f64> {
+    let r = sigma.len();
+    let q1 = gaussian(m, r, seed).qr().compute_thin_Q();
+    let q2 = gaussian(n, r, seed ^ 77).qr().compute_thin_Q();
+    let d = Mat::from_fn(r, r, |i, j| if i == j { sigma[i] } else { 0.0 });
+    &q1 * d * q2.transpose()
+}
+
+fn spectral_norm(a: &Mat<f64>) -> f64 {
+    a.singular_values().unwrap().first().copied().unwrap_or(0.0)
+}
+
+fn run(
+    a: &Mat<f64>,
+    cr: usize,
+    cc: usize,
+    options: &RsvdOptions,
+    scheduler: Scheduler,
+) -> (outcore::linalg::rsvd::RsvdResult, Mat<f64>, Mat<f64>) {
+    let (m, n) = a.shape();
+    let matrix = matrix(&row_major(a), m, n, cr, cc);
+    let result = rsvd(&engine(256 << 20, scheduler), &matrix, options).unwrap();
+    let (u, v) = result.svd.dense_vectors().unwrap();
+    (result, u, v)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn exactly_low_rank_matrices_are_recovered_to_working_precision(
+        (m, n) in (20usize..160, 20usize..160),
+        rank in 1usize..=5,
+        (cr, cc) in (3usize..70, 3usize..70),
+        q in 0usize..3,
+        seed in any::<u64>(),
+    ) {
+        let a = &gaussian(m, rank, seed) * &gaussian(rank, n, seed ^ 9);
+        let options = RsvdOptions { k: 5, oversamples: 5, power_iters: q, seed, ..RsvdOptions::default() };
+        let (result, u, v) = run(&a, cr, cc, &options, Scheduler::Threads { workers: 2 });
+        let norm = a.norm_l2();
+        let reference = reference_singular_values(&a);
+        for (i, (x, y)) in result.svd.s.iter().zip(&reference).enumerate() {
+            prop_assert!((x - y).abs() <= tol(m, n, norm), "sigma_{}: {} vs {}", i, x, y);
+        }
+        prop_assert!(reconstruction_error(&a, &u, &result.svd.s, &v) <= tol(m, n, norm));
+        prop_assert!(orthogonality_error(&u, &result.svd.s) <= tol(m, n, 1.0));
+        prop_assert!(orthogonality_error(&v, &result.svd.s) <= tol(m, n, 1.0));
+        prop_assert!(result.error.spectral_bound <= 100.0 * tol(m, n, norm), "estimate {} for an exact fit", result.error.spectral_bound);
+    }
+
+    #[test]
+    fn the_estimate_bounds_the_true_error_on_decaying_spectra(
+        (m, n) in (60usize..200, 60usize..200),
+        decay in 0.3f64..0.9,
+        (cr, cc) in (7usize..80, 7usize..80),
+        q in 0usize..3,
+        krylov in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let sigma: Vec<f64> = (0..m.min(n)).map(|i| decay.powi(i as i32)).collect();
+        let a = with_spectrum(m, n, &sigma, seed);
+        let method = if krylov { RsvdMethod::Krylov } else { RsvdMethod::Subspace };
+        let options = RsvdOptions { k: 4, oversamples: 4, power_iters: q, method, seed, ..RsvdOptions::default() };
+        let (result, u, v) = run(&a, cr, cc, &options, Scheduler::Serial);
+        let k = result.svd.s.len();
+        let fit = Mat::from_fn(m, k, |i, j| u[(i, j)] * result.svd.s[j]) * v.transpose();
+        let residual = &a - &fit;
+        let true_spectral = spectral_norm(&residual);
+        let true_frobenius = residual.norm_l2();
+        prop_assert!(true_spectral <= result.error.spectral_bound, "true {} above the bound {}", true_spectral, result.error.spectral_bound);
+        // The best rank-k error is sigma_{k+1}; the result is close to it and never below.
+        prop_assert!(true_spectral >= sigma[k] * (1.0 - 1e-10));
+        prop_assert!(result.error.frobenius <= 4.0 * true_frobenius && result.error.frobenius >= true_frobenius / 4.0,
+            "Frobenius estimate {} vs true {}", result.error.frobenius, true_frobenius);
+    }
+}
+
+#[test]
+fn serial_and_threads_give_identical_results() {
+    let a = gaussian(157, 131, 3);
+    for method in [RsvdMethod::Subspace, RsvdMethod::Krylov] {
+        let options = RsvdOptions { k: 6, power_iters: 2, method, ..RsvdOptions::default() };
+        let (r1, u1, v1) = run(&a, 40, 33, &options, Scheduler::Serial);
+        let (r2, u2, v2) = run(&a, 40, 33, &options, Scheduler::Threads { workers: 3 });
+        assert_eq!(r1.svd.s, r2.svd.s);
+        assert_eq!(row_major(&u1), row_major(&u2));
+        assert_eq!(row_major(&v1), row_major(&v2));
+        assert_eq!(r1.error, r2.error);
+    }
+}
+
+#[test]
+fn more_iterations_help_and_krylov_helps_more_per_pass_on_a_flat_tail() {
+    // A dominant direction and a flat tail, like the Dask lesson's uniform matrix.
+    let (m, n) = (400, 300);
+    let mut sigma = vec![100.0, 10.0, 9.0, 8.5, 8.0];
+    sigma.extend((0..295).map(|i| 6.0 - 3.0 * i as f64 / 295.0));
+    let a = with_spectrum(m, n, &sigma, 5);
+    let error = |q, method| {
+        let options = RsvdOptions { k: 5, oversamples: 5, power_iters: q, method, ..RsvdOptions::default() };
+        let (r, _, _) = run(&a, 64, 64, &options, Scheduler::Serial);
+        (1..5).map(|i| (r.svd.s[i] - sigma[i]).abs() / sigma[i]).fold(0.0f64, f64::max)
+    };
+    let (q0, q2, q2k) = (error(0, RsvdMethod::Subspace), error(2, RsvdMethod::Subspace), error(2, RsvdMethod::Krylov));
+    assert!(q2 < q0, "2 iterations ({q2}) should beat none ({q0})");
+    assert!(q2k < q2, "Krylov ({q2k}) should beat subspace ({q2}) at 2 iterations");
+}
+
+#[test]
+fn bad_parameters_are_refused_clearly() {
+    let a = ChunkedMatrix::generated(Distribution::Uniform, 0, 50, 30, 10, 10).unwrap();
+    let e = engine(64 << 20, Scheduler::Serial);
+    let err = |options: RsvdOptions| rsvd(&e, &a, &options).unwrap_err().to_string();
+    assert!(err(RsvdOptions { k: 0, ..RsvdOptions::default() }).contains("k = 0"));
+    let text = err(RsvdOptions { k: 25, ..RsvdOptions::default() });
+    assert!(text.contains("35 exceeds min(rows, cols) = 30") && text.contains("-k"), "{text}");
+    let text = err(RsvdOptions { k: 5, power_iters: 2, method: RsvdMethod::Krylov, ..RsvdOptions::default() });
+    assert!(text.contains("Krylov space"), "{text}");
+    assert!(err(RsvdOptions { probes: 0, ..RsvdOptions::default() }).contains("probe"));
+}
