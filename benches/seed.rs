@@ -147,7 +147,7 @@ fn run(program: &str, args: &[String]) -> Sample {
     if m.code != Some(0) {
         panic!("{program} {args:?} failed: {}", String::from_utf8_lossy(&m.stderr));
     }
-    Sample { wall: m.wall, peak_rss: m.peak_rss, json: serde_json::from_slice(&m.stdout).unwrap_or(Value::Null) }
+    Sample { wall: m.wall, peak_rss: m.own_peak_rss(), json: serde_json::from_slice(&m.stdout).unwrap_or(Value::Null) }
 }
 
 /// Dense in-memory reference: the whole matrix in a faer `Mat`, faer's parallel QR, then the

@@ -25,8 +25,10 @@ pub mod error;
 pub mod graph;
 pub mod linalg;
 pub mod matrix;
+pub mod means;
 pub mod output;
 pub mod schedule;
+pub mod timeline;
 
 pub use engine::Engine;
 pub use error::{Error, Result};

@@ -175,7 +175,7 @@ fn child_peak_rss(args: &[&str]) -> (u64, Value) {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let m = common::child::run_measured(env!("CARGO_BIN_EXE_large-svd"), &args);
     assert_eq!(m.code, Some(0), "{}", String::from_utf8_lossy(&m.stderr));
-    (m.peak_rss, serde_json::from_slice(&m.stdout).unwrap_or(Value::Null))
+    (m.own_peak_rss(), serde_json::from_slice(&m.stdout).unwrap_or(Value::Null))
 }
 
 #[test]
@@ -197,4 +197,149 @@ fn peak_rss_stays_far_below_a_matrix_ten_times_the_limit() {
     assert!(peak < 40 << 20, "peak RSS {} MiB over the 40 MiB limit", peak >> 20);
     assert!(peak * 10 < matrix, "peak RSS {} MiB is not far below the {} MiB matrix", peak >> 20, matrix >> 20);
     assert_eq!(v["singular_values"].as_array().map(Vec::len), Some(100));
+}
+
+#[test]
+fn rsvd_json_reports_the_estimate_and_passes_and_writes_u_s_v() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let args = [
+        "rsvd",
+        "--rows",
+        "300",
+        "--cols",
+        "250",
+        "--chunk",
+        "64",
+        "-k",
+        "3",
+        "--power-iters",
+        "3",
+        "--json",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    let v = json(&large_svd(&args));
+    assert_eq!(v["command"], "rsvd");
+    assert_eq!(v["passes_over_input"], 8);
+    let s: Vec<f64> = v["singular_values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let a = ChunkedMatrix::generated(Distribution::Uniform, 0, 300, 250, 64, 64).unwrap().to_dense().unwrap();
+    let exact = common::reference_singular_values(&a);
+    assert!((s[0] - exact[0]).abs() / exact[0] < 1e-10, "the dominant value converges: {} vs {}", s[0], exact[0]);
+    let read = |name: &str| {
+        ChunkedMatrix::from_store(std::sync::Arc::new(ZarrStore::open(out.join(name)).unwrap())).to_dense().unwrap()
+    };
+    let (u, vv) = (read("u.zarr"), read("v.zarr"));
+    assert_eq!((u.shape(), vv.shape()), ((300, 3), (250, 3)));
+    let true_frobenius = common::reconstruction_error(&a, &u, &s, &vv);
+    let estimate = v["error_estimate"]["frobenius"].as_f64().unwrap();
+    assert!(estimate > true_frobenius / 4.0 && estimate < true_frobenius * 4.0, "{estimate} vs {true_frobenius}");
+    assert!(v["error_estimate"]["spectral_bound"].as_f64().unwrap() >= estimate / 10.0);
+    fails_with(&args, &["already exists"]);
+}
+
+#[test]
+fn rsvd_bad_parameters_exit_with_clear_errors() {
+    fails_with(&["rsvd", "--rows", "100", "--cols", "100", "--chunk", "30", "-k", "0"], &["k = 0"]);
+    fails_with(
+        &["rsvd", "--rows", "100", "--cols", "60", "--chunk", "30", "-k", "55"],
+        &["exceeds min(rows, cols) = 60", "-k"],
+    );
+    fails_with(
+        &["rsvd", "--rows", "100", "--cols", "100", "--chunk", "30", "--method", "lanczos"],
+        &["subspace, krylov"],
+    );
+    fails_with(&["rsvd", "--rows", "100", "--cols", "100", "--chunk", "0"], &["--chunk is 0"]);
+}
+
+#[test]
+fn rsvd_peak_rss_stays_below_a_limit_a_tenth_of_the_matrix_size() {
+    // 7500 x 7500 doubles = 429 MiB, under a 40 MiB memory limit.
+    let args = [
+        "rsvd",
+        "--rows",
+        "7500",
+        "--cols",
+        "7500",
+        "--chunk",
+        "1500",
+        "--power-iters",
+        "0",
+        "--memory-limit",
+        "40MiB",
+        "--json",
+    ];
+    let (peak, v) = child_peak_rss(&args);
+    const _: () = assert!(7500u64 * 7500 * 8 >= 10 * (40 << 20), "the matrix is at least 10x the limit");
+    assert!(peak < 40 << 20, "peak RSS {} MiB over the 40 MiB limit", peak >> 20);
+    assert_eq!(v["singular_values"].as_array().map(Vec::len), Some(5));
+}
+
+#[test]
+fn means_compares_schedulers_with_identical_results() {
+    let v = json(&large_svd(&["means", "--tasks", "20", "--n", "2000", "--repeat", "2", "--json", "--seed", "3"]));
+    let results = v["results"].as_array().unwrap();
+    let names: Vec<&str> = results.iter().map(|r| r["scheduler"].as_str().unwrap()).collect();
+    assert_eq!(names, ["serial", "mt_1", "mt_2", "mt_4"]);
+    let direct = (0..20).map(|t| outcore::means::calc_mean(3, t, 2000)).sum::<f64>() / 20.0;
+    assert_eq!(v["mean_of_means"].as_f64().unwrap().to_bits(), direct.to_bits());
+    assert!(v["overhead_seconds_per_task"].as_f64().unwrap() > 0.0);
+    assert!(results.iter().all(|r| r["median_seconds"].as_f64().unwrap() > 0.0 && r["dask_median_seconds"].is_f64()));
+    let one = json(&large_svd(&[
+        "means",
+        "--tasks",
+        "5",
+        "--n",
+        "10",
+        "--repeat",
+        "1",
+        "--scheduler",
+        "threads",
+        "--workers",
+        "2",
+        "--json",
+    ]));
+    assert_eq!(one["results"].as_array().unwrap().len(), 1);
+    assert_eq!(one["results"][0]["scheduler"], "mt_2");
+    fails_with(&["means", "--tasks", "0"], &["--tasks"]);
+}
+
+#[test]
+fn memory_timeline_and_plot_are_written_and_peaks_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, svg) = (dir.path().join("t.csv"), dir.path().join("m.svg"));
+    let args = [
+        "tsqr",
+        "--rows",
+        "200000",
+        "--cols",
+        "40",
+        "--chunk-rows",
+        "5000",
+        "--memory-limit",
+        "256MiB",
+        "--json",
+        "--memory-timeline",
+        csv.to_str().unwrap(),
+        "--memory-plot",
+        svg.to_str().unwrap(),
+    ];
+    let v = json(&large_svd(&args));
+    let peaks = &v["memory"]["peaks"];
+    for key in ["process", "managed", "unmanaged", "unmanaged_recent", "spilled"] {
+        assert!(peaks[key].is_u64(), "peaks.{key}: {v}");
+    }
+    assert!(peaks["process"].as_u64().unwrap() >= peaks["managed"].as_u64().unwrap());
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert!(rows.len() >= 2, "{text}");
+    for row in rows {
+        let v: Vec<u64> = row.split(',').skip(1).map(|x| x.parse().unwrap()).collect();
+        assert_eq!(v[0], v[1] + v[3] + v[4], "process = managed + unmanaged old + unmanaged recent: {row}");
+    }
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg_text.contains("<svg") && svg_text.contains("unmanaged recent") && svg_text.contains("pause (80%"));
+    // A wrong extension is refused before any work.
+    fails_with(&["tsqr", "--rows", "1000", "--cols", "5", "--memory-plot", "x.png"], &[".svg"]);
+    fails_with(&["tsqr", "--rows", "1000", "--cols", "5", "--memory-timeline", "x.xlsx"], &[".csv"]);
 }

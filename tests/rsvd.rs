@@ -132,7 +132,11 @@ fn bad_parameters_are_refused_clearly() {
     assert!(err(RsvdOptions { k: 0, ..RsvdOptions::default() }).contains("k = 0"));
     let text = err(RsvdOptions { k: 25, ..RsvdOptions::default() });
     assert!(text.contains("35 exceeds min(rows, cols) = 30") && text.contains("-k"), "{text}");
-    let text = err(RsvdOptions { k: 5, power_iters: 2, method: RsvdMethod::Krylov, ..RsvdOptions::default() });
-    assert!(text.contains("Krylov space"), "{text}");
+    // A Krylov space wider than the matrix is cut to fit, and the plan says so.
+    let plan =
+        outcore::linalg::rsvd::RsvdPlan::new(&a, &RsvdOptions { k: 5, power_iters: 4, ..RsvdOptions::default() }, &e)
+            .unwrap();
+    assert_eq!(plan.options().power_iters, 1, "30 columns hold two blocks of 15");
+    assert!(plan.summary().contains("4 Krylov iterations would need a space of 75 columns"), "{}", plan.summary());
     assert!(err(RsvdOptions { probes: 0, ..RsvdOptions::default() }).contains("probe"));
 }

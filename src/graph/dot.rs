@@ -63,6 +63,31 @@ mod tests {
     use super::super::tests::Step;
     use super::*;
 
+    /// Checks DOT text: with Graphviz's `dot` when installed, else structurally (balanced
+    /// braces, every edge between declared nodes).
+    pub(crate) fn assert_valid_dot(dot: &str) {
+        use std::io::Write;
+        if let Ok(mut child) = std::process::Command::new("dot")
+            .arg("-Tsvg")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            child.stdin.take().map(|mut s| s.write_all(dot.as_bytes())).transpose().unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "dot rejected the graph: {}", String::from_utf8_lossy(&out.stderr));
+            return;
+        }
+        assert_eq!(dot.matches('{').count(), dot.matches('}').count(), "unbalanced braces");
+        let declared: std::collections::HashSet<&str> =
+            dot.lines().filter_map(|l| l.trim().split_once(" [label=").map(|(n, _)| n)).collect();
+        for line in dot.lines().filter(|l| l.contains(" -> ")) {
+            let (from, to) = line.trim().trim_end_matches(';').split_once(" -> ").unwrap();
+            assert!(declared.contains(from) && declared.contains(to), "edge {line} names an undeclared node");
+        }
+    }
+
     #[test]
     fn large_stages_are_summarized_and_edges_deduplicated() {
         let mut g = TaskGraph::new();
@@ -74,5 +99,6 @@ mod tests {
         assert!(dot.contains("panel QR (20 tasks)"));
         assert_eq!(dot.matches("more0 -> t20;").count(), 1, "{dot}");
         assert_eq!(dot.matches(" -> ").count(), 9, "8 shown leaves and the summary feed the reduction: {dot}");
+        assert_valid_dot(&dot);
     }
 }

@@ -319,26 +319,23 @@ impl<E: Executor> Run<'_, E> {
         let mut waited = false;
         loop {
             let none_executing = || self.lock().executing == 0;
-            if !self.manager.may_start_task()? {
-                waited = true;
-                match self.manager.wait_until_unpaused(none_executing) {
-                    // Nothing runs and memory stays high: this worker's idle buffers are the
-                    // last thing that can go. Free them and look again.
-                    Err(StorageError::MemoryPaused { .. }) if scratch.bytes() > 0 => {
-                        scratch.clear();
-                        continue;
-                    }
-                    other => other?,
-                }
-            }
             let working_set = spec.working_set - scratch.bytes().min(spec.reusable);
             let seen = self.lock().completions;
-            match self.manager.reserve(working_set) {
-                Ok(budget) => {
+            match self.manager.admit(working_set) {
+                Ok(Some(budget)) => {
                     let mut st = self.lock();
                     st.executing += 1;
                     st.waits_for_memory += u64::from(waited);
                     return Ok(budget);
+                }
+                Ok(None) => {
+                    waited = true;
+                    match self.manager.wait_until_unpaused(none_executing) {
+                        // Nothing runs and memory stays high: this worker's idle buffers are the
+                        // last thing that can go. Free them and look again.
+                        Err(StorageError::MemoryPaused { .. }) if scratch.bytes() > 0 => scratch.clear(),
+                        other => other?,
+                    }
                 }
                 Err(StorageError::ResourcesExhausted { .. }) if !none_executing() => {
                     waited = true;

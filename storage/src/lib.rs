@@ -17,7 +17,7 @@ pub mod store;
 pub use buffer::{BlockId, BlockInfo, BlockState, BufferConfig, BufferManager, Pinned, Reservation, Thresholds};
 pub use error::{StorageError, StorageResult};
 pub use grid::{ChunkExtent, ChunkGrid, ChunkIndex};
-pub use memory::{MemoryReport, ProcessMemory, RssSource};
+pub use memory::{MemoryMonitor, MemoryPeaks, MemoryReport, MemorySample, ProcessMemory, RssSource};
 pub use size::{format_size, parse_size};
 pub use store::{
     ChunkRows, ChunkStore, Compression, FaultPlan, FaultyStore, MemoryStore, NpyDtype, NpyStore, ZarrOptions, ZarrStore,

@@ -12,8 +12,12 @@ pub struct Measured {
     pub code: Option<i32>,
     /// Wall-clock seconds from spawn to exit.
     pub wall: f64,
-    /// Peak resident set size in bytes, from the kernel's accounting of the child.
+    /// Peak resident set size in bytes, from the kernel's accounting of the child (`wait4`).
     pub peak_rss: u64,
+    /// This process's own peak RSS when the child was spawned. Linux folds the spawning
+    /// process's high-water mark into the child's at `exec` (`posix_spawn` shares the address
+    /// space until then), so `peak_rss` is the child's own only when it exceeds this.
+    pub parent_peak: u64,
     /// Everything it printed on stdout.
     pub stdout: Vec<u8>,
     /// Everything it printed on stderr.
@@ -22,6 +26,7 @@ pub struct Measured {
 
 /// Runs `program` with `args` to completion.
 pub fn run_measured(program: &str, args: &[String]) -> Measured {
+    let parent_peak = own_peak_rss();
     let start = Instant::now();
     #[expect(clippy::zombie_processes, reason = "reaped below by libc::wait4, which also returns its rusage")]
     let mut child =
@@ -44,7 +49,29 @@ pub fn run_measured(program: &str, args: &[String]) -> Measured {
         code: std::process::ExitStatus::from_raw(status).code(),
         wall: start.elapsed().as_secs_f64(),
         peak_rss: usage.ru_maxrss as u64 * 1024,
+        parent_peak,
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// This process's peak RSS (`VmHWM`), 0 where unknown.
+pub fn own_peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+impl Measured {
+    /// The child's peak RSS, or a panic if the measurement is dominated by the parent's.
+    pub fn own_peak_rss(&self) -> u64 {
+        assert!(
+            self.peak_rss > self.parent_peak,
+            "the child's measured peak ({} KiB) does not exceed the spawning process's own ({} KiB): measure from a smaller parent",
+            self.peak_rss >> 10,
+            self.parent_peak >> 10
+        );
+        self.peak_rss
     }
 }

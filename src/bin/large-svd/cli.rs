@@ -27,6 +27,24 @@ pub enum Command {
     Rsvd(RsvdArgs),
     /// Write a seeded random matrix to a Zarr array (in parallel, in bounded memory).
     Generate(GenerateArgs),
+    /// The lesson's scheduler comparison: `tasks` x mean(normal(n)), then the mean of means.
+    Means(MeansArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MeansArgs {
+    /// Independent tasks.
+    #[arg(long, default_value_t = 100)]
+    pub tasks: usize,
+    /// Standard normals per task.
+    #[arg(long, default_value_t = 100_000)]
+    pub n: usize,
+    /// Runs per configuration (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    pub repeat: usize,
+    /// Seed of the streams.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Options every command takes.
@@ -35,9 +53,9 @@ pub struct RunArgs {
     /// Memory limit, e.g. 64MiB or 1.5GiB; `auto` picks what the plan needs (at least 64 MiB).
     #[arg(long, default_value = "auto", global = true)]
     pub memory_limit: String,
-    /// Task scheduler: serial or threads.
-    #[arg(long, default_value = "threads", global = true)]
-    pub scheduler: String,
+    /// Task scheduler: serial or threads (default threads; `means` without it compares both).
+    #[arg(long, global = true)]
+    pub scheduler: Option<String>,
     /// Worker threads for the threads scheduler (default: the number of CPUs).
     #[arg(long, global = true)]
     pub workers: Option<usize>,
@@ -50,6 +68,12 @@ pub struct RunArgs {
     /// Directory for spill files (default: the system temporary directory).
     #[arg(long, value_name = "DIR", global = true)]
     pub spill_dir: Option<PathBuf>,
+    /// Write the memory categories sampled every 20 ms: .csv, or .jsonl (JSON lines).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub memory_timeline: Option<PathBuf>,
+    /// Draw the memory timeline as a stacked area chart with the threshold lines (.svg).
+    #[arg(long, value_name = "FILE.svg", global = true)]
+    pub memory_plot: Option<PathBuf>,
 }
 
 /// Where the matrix comes from.
@@ -134,8 +158,9 @@ pub struct RsvdArgs {
     /// Power iterations (two passes over the matrix each).
     #[arg(long, default_value_t = outcore::linalg::rsvd::DEFAULT_POWER_ITERS)]
     pub power_iters: usize,
-    /// subspace (re-orthonormalized power iteration) or krylov (block Krylov).
-    #[arg(long, default_value = "subspace")]
+    /// krylov (block Krylov: best accuracy per pass) or subspace (re-orthonormalized power
+    /// iteration, as Dask's "QR" iterator).
+    #[arg(long, default_value = "krylov")]
     pub method: String,
     /// Gaussian probes for the error estimate (failure probability 10^-probes).
     #[arg(long, default_value_t = 10)]

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use outcore::storage::{RssSource, format_size, parse_size};
+use outcore::storage::{MemoryMonitor, MemoryPeaks, RssSource, format_size, parse_size};
 use outcore::{BufferConfig, ChunkedMatrix, Engine, Error, MemoryReport, Progress, Result, Scheduler};
 use serde_json::{Value, json};
 
@@ -15,20 +15,23 @@ use crate::cli::{MatrixArgs, RunArgs};
 /// The smallest limit `auto` picks.
 const AUTO_MIN_LIMIT: u64 = 64 << 20;
 
-/// An engine, how its limit was chosen, and when the command started.
+/// How often the memory categories are sampled.
+const MEMORY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// An engine, how its limit was chosen, when the command started, and its memory sampler.
 pub struct Session {
     pub engine: Engine,
     pub auto_limit: bool,
     pub started: Instant,
     bar: ProgressBar,
+    monitor: std::cell::RefCell<Option<MemoryMonitor>>,
 }
 
 impl Session {
     /// Builds the engine for `run`. With `--memory-limit auto`, `needed` is asked, on a
     /// provisional engine, for the limit the command's plan needs.
     pub fn new(run: &RunArgs, cancel: Arc<AtomicBool>, needed: impl Fn(&Engine) -> Result<u64>) -> Result<Self> {
-        let workers = run.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let scheduler = Scheduler::from_name(&run.scheduler, workers)?;
+        let scheduler = scheduler(run, None)?;
         let config = |limit: u64| {
             let mut config = BufferConfig::new(limit);
             config.spill_parent = run.spill_dir.clone();
@@ -62,7 +65,21 @@ impl Session {
         };
         let engine =
             Engine::with_config(config(limit), scheduler)?.with_progress(Arc::new(progress)).with_cancel_flag(cancel);
-        Ok(Self { engine, auto_limit, started: Instant::now(), bar })
+        let monitor = std::cell::RefCell::new(Some(MemoryMonitor::start(engine.manager().clone(), MEMORY_INTERVAL)));
+        Ok(Self { engine, auto_limit, started: Instant::now(), bar, monitor })
+    }
+
+    /// Stops the memory sampler, writes `--memory-timeline` and `--memory-plot` if asked, and
+    /// returns the peak of each memory category.
+    pub fn finish_memory(&self, run: &RunArgs, title: &str) -> Result<MemoryPeaks> {
+        let samples = self.monitor.borrow_mut().take().map(MemoryMonitor::stop).unwrap_or_default();
+        if let Some(path) = &run.memory_timeline {
+            outcore::timeline::write_timeline(path, &samples)?;
+        }
+        if let Some(path) = &run.memory_plot {
+            outcore::timeline::plot_timeline(path, &samples, title)?;
+        }
+        Ok(MemoryPeaks::of(&samples, &self.engine.manager().report()))
     }
 
     /// Clears the progress bar.
@@ -75,6 +92,31 @@ impl Session {
         let limit = format_size(self.engine.manager().memory_limit());
         if self.auto_limit { format!("{limit} (auto; set --memory-limit to choose)") } else { limit }
     }
+}
+
+/// The scheduler `run` asks for (`fallback` when none is named; threads when that is `None`).
+pub fn scheduler(run: &RunArgs, fallback: Option<&str>) -> Result<Scheduler> {
+    let workers = run.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    Scheduler::from_name(run.scheduler.as_deref().or(fallback).unwrap_or("threads"), workers)
+}
+
+/// Checks the memory file options before any work, so a typo does not cost a whole run.
+pub fn check_memory_files(run: &RunArgs) -> Result<()> {
+    if let Some(path) = &run.memory_timeline {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        if !["csv", "jsonl", "ndjson", "json"].contains(&ext.as_str()) {
+            return Err(Error::invalid(
+                "--memory-timeline",
+                format!("unknown format .{ext}; use .csv, or .jsonl for JSON lines"),
+            ));
+        }
+    }
+    if let Some(path) = &run.memory_plot
+        && !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    {
+        return Err(Error::invalid("--memory-plot", format!("{} must end in .svg", path.display())));
+    }
+    Ok(())
 }
 
 /// Physical memory of the machine, from /proc/meminfo (8 GiB where unknown).
@@ -156,15 +198,28 @@ pub fn reset_peak_rss() {
 }
 
 /// The memory figures every JSON report carries.
-pub fn memory_json(report: &MemoryReport) -> Value {
+pub fn memory_json(report: &MemoryReport, peaks: &MemoryPeaks) -> Value {
     json!({
         "limit": report.limit,
         "peak_managed": report.peak_managed,
         "spilled_bytes": report.peak_spilled,
         "spill_count": report.spill_count,
         "reload_count": report.reload_count,
+        "peaks": peaks,
         "final": report.to_json(),
     })
+}
+
+/// The peak of each memory category, for human summaries.
+pub fn peaks_line(peaks: &MemoryPeaks) -> String {
+    format!(
+        "memory peaks: process {}, managed {}, unmanaged {}, unmanaged recent {}, spilled {}",
+        format_size(peaks.process),
+        format_size(peaks.managed),
+        format_size(peaks.unmanaged),
+        format_size(peaks.unmanaged_recent),
+        format_size(peaks.spilled)
+    )
 }
 
 /// Prints the top singular values, ten to a line at most.

@@ -1,19 +1,44 @@
-//! `large-svd` with no command: the Dask lesson's SVD demo, from a temporary Zarr store.
+//! `large-svd` with no command: the Dask lesson's two SVD workloads, each from a temporary Zarr
+//! store: TSQR of a 2,000,000 x 100 matrix and the randomized SVD (k = 5) of a 10000 x 10000 one.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use outcore::copy::copy_matrix;
+use outcore::linalg::rsvd::{RsvdOptions, RsvdPlan};
 use outcore::storage::{ZarrOptions, ZarrStore, format_size};
-use outcore::{ChunkedMatrix, Distribution, Result, TsqrOptions, TsqrPlan};
-use serde_json::json;
+use outcore::{ChunkedMatrix, Distribution, Engine, Result, TsqrOptions, TsqrPlan};
+use serde_json::{Value, json};
 
 use crate::cli::RunArgs;
-use crate::common::{Session, memory_json, peak_rss, reset_peak_rss, values_line};
+use crate::common::{Session, check_memory_files, memory_json, peak_rss, peaks_line, reset_peak_rss, values_line};
+use outcore::storage::MemoryPeaks;
 
-const ROWS: usize = 2_000_000;
-const COLS: usize = 100;
-const CHUNK_ROWS: usize = 10_000;
+/// One workload of the demo: its matrix, and what Dask measured for it on this machine kind.
+struct Workload {
+    title: &'static str,
+    dask: &'static str,
+    rows: usize,
+    cols: usize,
+    chunk: (usize, usize),
+}
+
+const TSQR: Workload = Workload {
+    title: "da.linalg.svd(da.random.random((2000000, 100), chunks=(10000, 100)))",
+    dask: "Dask threads on this machine kind: 9.0 s, peak RSS 182 MiB (generated in memory)",
+    rows: 2_000_000,
+    cols: 100,
+    chunk: (10_000, 100),
+};
+
+const RSVD: Workload = Workload {
+    title: "da.linalg.svd_compressed(da.random.random((10000, 10000), chunks=(2000, 2000)), k=5)",
+    dask: "Dask threads: 2.7 s, peak RSS 849 MiB, 28% error on sigma_2..5 (q = 0)",
+    rows: 10_000,
+    cols: 10_000,
+    chunk: (2_000, 2_000),
+};
 
 pub fn run(run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
     let mut run = run.clone();
@@ -24,76 +49,139 @@ pub fn run(run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         .prefix("outcore-demo-")
         .tempdir()
         .map_err(|e| outcore::storage::StorageError::io(std::env::temp_dir(), e))?;
-    let path = dir.path().join("x.zarr");
+    check_memory_files(&run)?;
     let session = Session::new(&run, cancel, |_| Ok(0))?;
     let engine = &session.engine;
     if !run.json {
+        eprintln!("outcore demo: the Dask lesson's two SVDs, each from a Zarr store in {}", dir.path().display());
+    }
+    let (tsqr_path, tsqr_write) = write_input(engine, &session, &TSQR, dir.path(), run.json)?;
+    reset_peak_rss();
+    let a = ChunkedMatrix::open(&tsqr_path)?;
+    let start = Instant::now();
+    let plan = TsqrPlan::new(&a, &TsqrOptions { vectors: false, ..TsqrOptions::default() }, engine)?;
+    let svd = plan.run(engine, None)?;
+    session.finish_progress();
+    let tsqr = summary(engine, &TSQR, start.elapsed().as_secs_f64(), tsqr_write, &svd.s, svd.stats.tasks, None);
+
+    let (rsvd_path, rsvd_write) = write_input(engine, &session, &RSVD, dir.path(), run.json)?;
+    reset_peak_rss();
+    let a = ChunkedMatrix::open(&rsvd_path)?;
+    let start = Instant::now();
+    let result = RsvdPlan::new(&a, &RsvdOptions::default(), engine)?.run(engine, None, None)?;
+    session.finish_progress();
+    let extra = json!({ "error_estimate": result.error, "passes_over_input": result.passes, "power_iters": RsvdOptions::default().power_iters });
+    let rsvd = summary(
+        engine,
+        &RSVD,
+        start.elapsed().as_secs_f64(),
+        rsvd_write,
+        &result.svd.s,
+        result.svd.stats.tasks,
+        Some(extra),
+    );
+
+    let peaks = session.finish_memory(&run, "outcore demo: the lesson's two SVDs")?;
+    if run.json {
+        println!("{}", json!({ "command": "demo", "tsqr": tsqr, "rsvd": rsvd, "memory_peaks": peaks }));
+    } else {
+        print(&TSQR, &tsqr);
+        print(&RSVD, &rsvd);
+        println!("\n{}", peaks_line(&peaks));
+    }
+    Ok(())
+}
+
+/// Writes the workload's random matrix to a Zarr store; returns its path and the seconds taken.
+fn write_input(
+    engine: &Engine,
+    session: &Session,
+    w: &Workload,
+    dir: &std::path::Path,
+    quiet: bool,
+) -> Result<(std::path::PathBuf, f64)> {
+    let path = dir.join(format!("{}x{}.zarr", w.rows, w.cols));
+    if !quiet {
         eprintln!(
-            "outcore demo: the Dask lesson's `da.linalg.svd(da.random.random((2000000, 100), chunks=(10000, 100)))`"
-        );
-        eprintln!(
-            "writing a {ROWS} x {COLS} uniform random matrix ({}) to {} ...",
-            format_size((ROWS * COLS * 8) as u64),
-            path.display()
+            "writing a {} x {} uniform random matrix ({}) ...",
+            w.rows,
+            w.cols,
+            format_size((w.rows * w.cols * 8) as u64)
         );
     }
-    let generated = ChunkedMatrix::generated(Distribution::Uniform, 0, ROWS, COLS, CHUNK_ROWS, COLS)?;
+    let start = Instant::now();
+    let generated = ChunkedMatrix::generated(Distribution::Uniform, 0, w.rows, w.cols, w.chunk.0, w.chunk.1)?;
     let store = Arc::new(ZarrStore::create(&path, generated.grid(), &ZarrOptions::default())?);
     copy_matrix(engine, &generated, store)?;
     session.finish_progress();
-    let write_seconds = session.started.elapsed().as_secs_f64();
+    Ok((path, start.elapsed().as_secs_f64()))
+}
 
-    reset_peak_rss();
-    let a = ChunkedMatrix::open(&path)?;
-    let options = TsqrOptions { vectors: false, ..TsqrOptions::default() };
-    let plan = TsqrPlan::new(&a, &options, engine)?;
-    if !run.json {
-        eprintln!(
-            "computing its singular values from the Zarr store (TSQR) under a {} memory limit ...",
-            session.limit_text()
-        );
-    }
-    let start = std::time::Instant::now();
-    let svd = plan.run(engine, None)?;
-    session.finish_progress();
-    let seconds = start.elapsed().as_secs_f64();
-    let peak = peak_rss();
+fn summary(
+    engine: &Engine,
+    w: &Workload,
+    seconds: f64,
+    write_seconds: f64,
+    s: &[f64],
+    tasks: usize,
+    extra: Option<Value>,
+) -> Value {
     let report = engine.manager().report();
-    if run.json {
-        println!(
-            "{}",
-            json!({
-                "command": "demo",
-                "shape": [ROWS, COLS],
-                "chunks": [CHUNK_ROWS, COLS],
-                "singular_values": svd.s,
-                "wall_seconds": seconds,
-                "write_seconds": write_seconds,
-                "peak_rss_bytes": peak,
-                "scheduler": engine.scheduler().name(),
-                "workers": engine.scheduler().workers(),
-                "memory": memory_json(&report),
-            })
-        );
-    } else {
-        println!(
-            "matrix        {ROWS} x {COLS} float64 = {} on disk (Zarr, chunks {CHUNK_ROWS} x {COLS})",
-            format_size((ROWS * COLS * 8) as u64)
-        );
-        println!("memory limit  {}", format_size(report.limit));
-        println!(
-            "peak RSS      {} during the SVD ({:.1}% of the matrix)",
-            format_size(peak),
-            100.0 * peak as f64 / (ROWS * COLS * 8) as f64
-        );
-        println!(
-            "time          {seconds:.2} s for the SVD ({} tasks, {} scheduler, {} workers); {write_seconds:.2} s to write the matrix",
-            svd.stats.tasks,
-            engine.scheduler().name(),
-            engine.scheduler().workers()
-        );
-        println!("top singular values  {}", values_line(&svd.s, 5));
-        println!("(Dask on this machine kind: 9.0 s and 182 MiB peak for the same SVD, generated in memory)");
+    let mut v = json!({
+        "lesson": w.title,
+        "shape": [w.rows, w.cols],
+        "chunks": [w.chunk.0, w.chunk.1],
+        "singular_values": s,
+        "wall_seconds": seconds,
+        "write_seconds": write_seconds,
+        "peak_rss_bytes": peak_rss(),
+        "tasks": tasks,
+        "scheduler": engine.scheduler().name(),
+        "workers": engine.scheduler().workers(),
+        "memory": memory_json(&report, &MemoryPeaks::of(&[], &report)),
+    });
+    if let (Some(extra), Some(map)) = (extra, v.as_object_mut()) {
+        map.extend(extra.as_object().cloned().unwrap_or_default());
     }
-    Ok(())
+    v
+}
+
+fn print(w: &Workload, v: &Value) {
+    let bytes = (w.rows * w.cols * 8) as u64;
+    let peak = v["peak_rss_bytes"].as_u64().unwrap_or(0);
+    let s: Vec<f64> =
+        v["singular_values"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+    println!("\n{}", w.title);
+    println!(
+        "  matrix        {} x {} float64 = {} on disk (Zarr, chunks {} x {})",
+        w.rows,
+        w.cols,
+        format_size(bytes),
+        w.chunk.0,
+        w.chunk.1
+    );
+    println!("  memory limit  {}", format_size(v["memory"]["limit"].as_u64().unwrap_or(0)));
+    println!(
+        "  peak RSS      {} during the SVD ({:.1}% of the matrix)",
+        format_size(peak),
+        100.0 * peak as f64 / bytes as f64
+    );
+    println!(
+        "  time          {:.2} s for the SVD ({} tasks, {} scheduler, {} workers); {:.2} s to write the matrix",
+        v["wall_seconds"].as_f64().unwrap_or(0.0),
+        v["tasks"],
+        v["scheduler"].as_str().unwrap_or(""),
+        v["workers"],
+        v["write_seconds"].as_f64().unwrap_or(0.0)
+    );
+    println!("  top singular values  {}", values_line(&s, 5));
+    if let Some(est) = v.get("error_estimate") {
+        println!(
+            "  error estimate      ||A - U S V^T||_F ~ {:.1} ({} power iterations, {} passes over A)",
+            est["frobenius"].as_f64().unwrap_or(f64::NAN),
+            v["power_iters"],
+            v["passes_over_input"]
+        );
+    }
+    println!("  ({})", w.dask);
 }

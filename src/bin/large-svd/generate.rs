@@ -11,7 +11,7 @@ use outcore::{Error, Result};
 use serde_json::json;
 
 use crate::cli::{GenerateArgs, RunArgs};
-use crate::common::{Session, memory_json, open_matrix, peak_rss};
+use crate::common::{Session, check_memory_files, memory_json, open_matrix, peak_rss};
 
 pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
     let a = open_matrix(&args.matrix)?;
@@ -28,6 +28,7 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Resul
         )?,
         None => a.grid(),
     };
+    check_memory_files(run)?;
     let session = Session::new(run, cancel, |engine| {
         let workers = engine.scheduler().workers() as u64;
         Ok(workers * (6 * grid.max_chunk_bytes() + a.store().read_scratch_bytes()) + (16 << 20))
@@ -40,6 +41,7 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Resul
     let dst = Arc::new(ZarrStore::create(out.path(), grid, &options)?);
     let stats = copy_matrix(&session.engine, &a, dst)?;
     session.finish_progress();
+    let peaks = session.finish_memory(run, "generate memory")?;
     let path = out.commit()?;
     let wall = session.started.elapsed().as_secs_f64();
     let report = session.engine.manager().report();
@@ -57,7 +59,7 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Resul
                 "tasks": stats.tasks,
                 "wall_seconds": wall,
                 "peak_rss_bytes": peak_rss(),
-                "memory": memory_json(&report),
+                "memory": memory_json(&report, &peaks),
             })
         );
     } else {

@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod demo;
 mod generate;
+mod means;
 mod rsvd;
 mod tsqr;
 
@@ -15,7 +16,21 @@ use clap::Parser;
 
 use outcore::Error;
 
+/// Makes glibc return large freed blocks to the OS at once. By default it raises its mmap
+/// threshold after the first large free and then keeps freed blocks in its heaps: process RSS
+/// then overstates what is in use, and the memory thresholds, which compare RSS, fire on memory
+/// nobody holds. Large buffers are reused by the workers, so this costs little.
+fn return_freed_memory_promptly() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before any threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 10);
+    }
+}
+
 fn main() -> ExitCode {
+    return_freed_memory_promptly();
     let cli = cli::Cli::parse();
     let cancel = Arc::new(AtomicBool::new(false));
     let handler_flag = cancel.clone();
@@ -28,6 +43,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Tsqr(args)) => tsqr::run(args, &cli.run, cancel),
         Some(cli::Command::Rsvd(args)) => rsvd::run(args, &cli.run, cancel),
         Some(cli::Command::Generate(args)) => generate::run(args, &cli.run, cancel),
+        Some(cli::Command::Means(args)) => means::run(args, &cli.run, cancel),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

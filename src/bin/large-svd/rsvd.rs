@@ -10,7 +10,9 @@ use outcore::storage::{ChunkStore, ZarrOptions, ZarrStore, format_size};
 use serde_json::json;
 
 use crate::cli::{RsvdArgs, RunArgs};
-use crate::common::{Session, memory_json, open_matrix, peak_rss, values_line, write_visualization};
+use crate::common::{
+    Session, check_memory_files, memory_json, open_matrix, peak_rss, peaks_line, values_line, write_visualization,
+};
 
 pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
     let matrix = args.matrix();
@@ -31,6 +33,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
         ..RsvdOptions::default()
     };
     let output = args.output.as_ref().map(|p| OutputDir::create(p, args.overwrite)).transpose()?;
+    check_memory_files(run)?;
     let session = Session::new(run, cancel, |engine| {
         let plan = RsvdPlan::new(&a, &options, engine)?;
         Ok(plan.memory_needed(engine.scheduler().workers()))
@@ -66,6 +69,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
     };
     let result = plan.run(engine, sinks.0, sinks.1)?;
     session.finish_progress();
+    let peaks = session.finish_memory(run, "randomized SVD memory")?;
     let wall = session.started.elapsed().as_secs_f64();
     let report = engine.manager().report();
     let peak = peak_rss();
@@ -77,7 +81,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
         "chunks": [cr, cc],
         "k": args.k,
         "oversamples": args.oversamples,
-        "power_iters": args.power_iters,
+        "power_iters": plan.options().power_iters,
         "method": options.method,
         "singular_values": result.svd.s,
         "error_estimate": result.error,
@@ -87,7 +91,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
         "tasks": result.svd.stats.tasks,
         "wall_seconds": wall,
         "peak_rss_bytes": peak,
-        "memory": memory_json(&report),
+        "memory": memory_json(&report, &peaks),
         "waits_for_memory": result.svd.stats.waits_for_memory,
     });
     if let Some(out) = output {
@@ -118,6 +122,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
             report.spill_count,
             result.svd.stats.tasks
         );
+        println!("{}", peaks_line(&peaks));
         if let Some(path) = &args.output {
             println!(
                 "wrote {} (u.zarr, s.zarr, v.zarr, summary.json; V holds right singular vectors as columns)",

@@ -9,7 +9,9 @@ use outcore::{Factor, Result, TsqrOptions, TsqrPlan};
 use serde_json::json;
 
 use crate::cli::{RunArgs, TsqrArgs};
-use crate::common::{Session, memory_json, open_matrix, peak_rss, values_line, write_visualization};
+use crate::common::{
+    Session, check_memory_files, memory_json, open_matrix, peak_rss, peaks_line, values_line, write_visualization,
+};
 
 pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
     let a = open_matrix(&args.matrix)?;
@@ -21,6 +23,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
     };
     // Refuse a taken output path before any work.
     let output = args.output.as_ref().map(|p| OutputDir::create(p, args.overwrite)).transpose()?;
+    check_memory_files(run)?;
     let session = Session::new(run, cancel, |engine| {
         let plan = TsqrPlan::new(&a, &options, engine)?;
         Ok(plan.memory_needed(engine.scheduler().workers()))
@@ -50,6 +53,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
     };
     let svd = plan.run(engine, sink)?;
     session.finish_progress();
+    let peaks = session.finish_memory(run, "TSQR SVD memory")?;
     let wall = session.started.elapsed().as_secs_f64();
     let report = engine.manager().report();
     let peak = peak_rss();
@@ -68,7 +72,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
         "fan_in": plan.fan_in(),
         "wall_seconds": wall,
         "peak_rss_bytes": peak,
-        "memory": memory_json(&report),
+        "memory": memory_json(&report, &peaks),
         "waits_for_memory": svd.stats.waits_for_memory,
     });
     if let Some(out) = output {
@@ -101,6 +105,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
             engine.scheduler().workers(),
             if engine.scheduler().workers() == 1 { "worker" } else { "workers" },
         );
+        println!("{}", peaks_line(&peaks));
         if let Some(path) = &args.output {
             println!(
                 "wrote {} (u.zarr, s.zarr, v.zarr, summary.json; V holds right singular vectors as columns)",

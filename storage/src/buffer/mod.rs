@@ -250,8 +250,18 @@ impl BufferManager {
     /// Applies the RSS thresholds (spill, terminate) and answers whether a new task may start
     /// (false while process memory is above the pause threshold).
     pub fn may_start_task(&self) -> StorageResult<bool> {
-        let memory = self.shared.relieve_rss()?;
-        Ok(self.shared.config.fraction(self.shared.config.thresholds.pause).is_none_or(|pause| memory.rss <= pause))
+        let rss = self.shared.relieve_rss()?;
+        Ok(self.shared.config.fraction(self.shared.config.thresholds.pause).is_none_or(|pause| rss <= pause))
+    }
+
+    /// A task's admission in one step: applies the RSS thresholds once, then reserves `bytes`
+    /// unless process memory is above the pause threshold (`Ok(None)`: wait and ask again).
+    pub fn admit(&self, bytes: u64) -> StorageResult<Option<Reservation>> {
+        let rss = self.shared.relieve_rss()?;
+        if self.shared.config.fraction(self.shared.config.thresholds.pause).is_some_and(|pause| rss > pause) {
+            return Ok(None);
+        }
+        self.shared.reserve_managed(bytes).map(Some)
     }
 
     /// Waits until a new task may start (see [`may_start_task`](Self::may_start_task)).

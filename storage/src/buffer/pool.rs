@@ -19,7 +19,7 @@ use super::lru::Lru;
 use super::spill::{SpillDir, SpillFile, spill_io_scratch};
 use crate::error::{StorageError, StorageResult};
 use crate::grid::ChunkIndex;
-use crate::memory::{MemoryReport, ProcessMemory, UnmanagedHistory};
+use crate::memory::{MemoryReport, UnmanagedHistory};
 use crate::store::ChunkStore;
 
 /// Where a block's contents can be recovered from when it is not in RAM.
@@ -242,11 +242,16 @@ impl Shared {
     /// Reserves `bytes`, evicting least-recently-used unpinned blocks first so managed memory
     /// stays under the target threshold (or the limit when the target is off).
     pub(crate) fn reserve(self: &Arc<Self>, bytes: u64) -> StorageResult<Reservation> {
+        self.relieve_rss()?;
+        self.reserve_managed(bytes)
+    }
+
+    /// The part of [`reserve`](Self::reserve) after the RSS checks.
+    pub(crate) fn reserve_managed(self: &Arc<Self>, bytes: u64) -> StorageResult<Reservation> {
         let limit = self.config.memory_limit;
         if bytes > limit {
             return Err(StorageError::ResourcesExhausted { requested: bytes, limit, in_use: 0 });
         }
-        self.relieve_rss()?;
         let goal = self.config.fraction(self.config.thresholds.target).unwrap_or(limit).min(limit);
         loop {
             let mut st = self.lock();
@@ -349,34 +354,40 @@ impl Shared {
 
     /// Applies the RSS thresholds: terminate if above `terminate`; above `spill`, evict until
     /// RSS is under `target` (or nothing is left to evict).
-    pub(crate) fn relieve_rss(&self) -> StorageResult<ProcessMemory> {
+    /// Returns the RSS after any relief. Does nothing (and reads nothing) when the RSS
+    /// thresholds are all off.
+    pub(crate) fn relieve_rss(&self) -> StorageResult<u64> {
         let t = self.config.thresholds;
-        let mut memory = self.sample_rss();
+        if t.spill.is_none() && t.pause.is_none() && t.terminate.is_none() {
+            return Ok(0);
+        }
+        let mut rss = self.sample_rss();
         if let Some(terminate) = self.config.fraction(t.terminate)
-            && memory.rss > terminate
+            && rss > terminate
         {
             return Err(StorageError::MemoryTerminated { threshold: terminate, report: Box::new(self.report()) });
         }
-        let Some(spill) = self.config.fraction(t.spill) else { return Ok(memory) };
-        if memory.rss <= spill {
-            return Ok(memory);
+        let Some(spill) = self.config.fraction(t.spill) else { return Ok(rss) };
+        if rss <= spill {
+            return Ok(rss);
         }
         let goal = self.config.fraction(t.target).unwrap_or(spill);
-        while memory.rss > goal {
+        while rss > goal {
             let block_bytes = self.evict(1)?;
             if block_bytes == 0 {
                 break;
             }
-            memory = self.sample_rss();
+            rss = self.sample_rss();
         }
-        Ok(memory)
+        Ok(rss)
     }
 
-    pub(crate) fn sample_rss(&self) -> ProcessMemory {
-        let memory = self.config.rss.sample();
+    /// The current RSS (cheap: no peak), recorded into the sampled peak.
+    pub(crate) fn sample_rss(&self) -> u64 {
+        let rss = self.config.rss.current();
         let mut st = self.lock();
-        st.peak_rss_sampled = st.peak_rss_sampled.max(memory.rss);
-        memory
+        st.peak_rss_sampled = st.peak_rss_sampled.max(rss);
+        rss
     }
 
     pub(crate) fn new_block(

@@ -11,8 +11,10 @@
 //! By construction `process = managed + unmanaged old + unmanaged recent` in every
 //! [`MemoryReport`].
 
+mod monitor;
 mod report;
 mod rss;
 
+pub use monitor::{MemoryMonitor, MemoryPeaks, MemorySample};
 pub use report::{MemoryReport, UnmanagedHistory};
 pub use rss::{ProcessMemory, RssSource};

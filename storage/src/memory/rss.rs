@@ -30,6 +30,15 @@ impl RssSource {
         (Self::Manual(cell.clone()), cell)
     }
 
+    /// Reads the current resident set size only: cheaper than [`sample`](Self::sample), for
+    /// the threshold checks made before every task.
+    pub fn current(&self) -> u64 {
+        match self {
+            Self::Process => read_proc_statm().unwrap_or_default(),
+            Self::Manual(cell) => cell.load(Ordering::Relaxed),
+        }
+    }
+
     /// Reads the current and peak resident set size.
     pub fn sample(&self) -> ProcessMemory {
         match self {
@@ -40,6 +49,15 @@ impl RssSource {
             }
         }
     }
+}
+
+/// Resident pages from `/proc/self/statm` (its second field), in bytes.
+fn read_proc_statm() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions; it returns -1 if the name is unknown.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok().filter(|&p| p > 0)?)
 }
 
 fn read_proc_status() -> Option<ProcessMemory> {
@@ -62,6 +80,8 @@ mod tests {
         if std::path::Path::new("/proc/self/status").exists() {
             assert!(m.rss > 1 << 20, "rss {}", m.rss);
             assert!(m.peak >= m.rss);
+            let current = RssSource::Process.current();
+            assert!(current > 1 << 20 && current <= m.peak + (64 << 20), "statm {current} vs status {m:?}");
         }
     }
 
