@@ -255,23 +255,25 @@ fn rsvd_bad_parameters_exit_with_clear_errors() {
 #[test]
 fn rsvd_peak_rss_stays_below_a_limit_a_tenth_of_the_matrix_size() {
     // 7500 x 7500 doubles = 429 MiB, under a 40 MiB memory limit.
+    let (n, limit_mib) = (7500u64, 40u64);
+    assert!(n * n * 8 >= 10 * (limit_mib << 20), "the matrix must be at least 10x the limit");
+    let (n, limit) = (n.to_string(), format!("{limit_mib}MiB"));
     let args = [
         "rsvd",
         "--rows",
-        "7500",
+        &n,
         "--cols",
-        "7500",
+        &n,
         "--chunk",
         "1500",
         "--power-iters",
         "0",
         "--memory-limit",
-        "40MiB",
+        &limit,
         "--json",
     ];
     let (peak, v) = child_peak_rss(&args);
-    const _: () = assert!(7500u64 * 7500 * 8 >= 10 * (40 << 20), "the matrix is at least 10x the limit");
-    assert!(peak < 40 << 20, "peak RSS {} MiB over the 40 MiB limit", peak >> 20);
+    assert!(peak < limit_mib << 20, "peak RSS {} MiB over the {limit_mib} MiB limit", peak >> 20);
     assert_eq!(v["singular_values"].as_array().map(Vec::len), Some(5));
 }
 
