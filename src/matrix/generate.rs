@@ -7,6 +7,8 @@
 //! boundary without generating what comes before it, and a matrix of any shape is the top-left
 //! corner of every larger matrix with the same seed.
 
+use faer::MatMut;
+use faer::reborrow::ReborrowMut;
 use rand_distr::{Distribution as _, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
@@ -86,6 +88,156 @@ pub fn fill_row(distribution: Distribution, seed: u64, row: usize, col0: usize, 
     }
 }
 
+/// Streams advanced together, one per SIMD lane (8 rows at once).
+const LANES: usize = 8;
+
+/// SplitMix64's increment, as in `rand_xoshiro`'s `seed_from_u64`.
+const PHI: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The xoshiro256++ states of `LANES` streams, structure of arrays so each step is a handful of
+/// vector instructions. Bit for bit the streams [`tile_rng`] makes, advanced in lock step.
+#[derive(Clone, Copy, Default)]
+struct Lanes {
+    s: [[u64; LANES]; 4],
+}
+
+impl Lanes {
+    /// The streams of tile `tile` of rows `rows` (as [`tile_rng`], then `seed_from_u64`'s
+    /// SplitMix64 expansion).
+    #[inline(always)]
+    fn seeded(seed: u64, rows: [u64; LANES], tile: u64) -> Self {
+        let t = mix64(tile.wrapping_add(0xd1b5_4a32_d192_ed03));
+        let mut lanes = Self::default();
+        for (i, &row) in rows.iter().enumerate() {
+            let mut x = mix64(mix64(seed ^ mix64(row.wrapping_add(0x9e37_79b9_7f4a_7c15))) ^ t);
+            for word in &mut lanes.s {
+                x = x.wrapping_add(PHI);
+                word[i] = mix64(x);
+            }
+        }
+        lanes
+    }
+
+    /// The next uniform [0, 1) value of every lane.
+    #[inline(always)]
+    fn next_uniform(&mut self) -> [f64; LANES] {
+        let [s0, s1, s2, s3] = &mut self.s;
+        let mut out = [0.0; LANES];
+        for i in 0..LANES {
+            let result = s0[i].wrapping_add(s3[i]).rotate_left(23).wrapping_add(s0[i]);
+            let t = s1[i] << 17;
+            s2[i] ^= s0[i];
+            s3[i] ^= s1[i];
+            s1[i] ^= s2[i];
+            s0[i] ^= s3[i];
+            s2[i] ^= t;
+            s3[i] = s3[i].rotate_left(45);
+            out[i] = (result >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+        }
+        out
+    }
+}
+
+/// Fills `dst` with the uniform entries at rows `row0..`, columns `col0..`: eight rows at a
+/// time through [`Lanes`], the rows left over one at a time through [`fill_row`].
+#[inline(always)]
+fn fill_uniform_generic(seed: u64, row0: usize, col0: usize, mut dst: MatMut<'_, f64>) {
+    let (rows, cols) = dst.shape();
+    let col_major = dst.row_stride() == 1;
+    let mut r = 0;
+    while r + LANES <= rows {
+        let ids: [u64; LANES] = std::array::from_fn(|i| (row0 + r + i) as u64);
+        let mut c = 0;
+        while c < cols {
+            let col = col0 + c;
+            let tile = col / TILE;
+            let take = (TILE - col % TILE).min(cols - c);
+            let mut lanes = Lanes::seeded(seed, ids, tile as u64);
+            for _ in 0..col % TILE {
+                lanes.next_uniform();
+            }
+            if col_major {
+                // The eight rows of one column are adjacent: one vector store per column.
+                let col_stride = dst.col_stride();
+                let base = dst.rb_mut().as_ptr_mut();
+                for k in 0..take {
+                    let v = lanes.next_uniform();
+                    // SAFETY: rows r..r + LANES and column c + k lie inside `dst` (r + LANES <=
+                    // rows, c + k < cols), whose row stride is 1, so the eight values are
+                    // adjacent and in bounds; nothing else borrows `dst` meanwhile.
+                    unsafe {
+                        let at = base.offset((c + k) as isize * col_stride + r as isize);
+                        std::ptr::copy_nonoverlapping(v.as_ptr(), at, LANES);
+                    }
+                }
+            } else {
+                for k in 0..take {
+                    let v = lanes.next_uniform();
+                    for (i, x) in v.into_iter().enumerate() {
+                        dst[(r + i, c + k)] = x;
+                    }
+                }
+            }
+            c += take;
+        }
+        r += LANES;
+    }
+    let mut row = vec![0.0; cols];
+    for i in r..rows {
+        fill_row(Distribution::Uniform, seed, row0 + i, col0, &mut row);
+        for (j, &x) in row.iter().enumerate() {
+            dst[(i, j)] = x;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+fn fill_uniform_avx512(seed: u64, row0: usize, col0: usize, dst: MatMut<'_, f64>) {
+    fill_uniform_generic(seed, row0, col0, dst);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn fill_uniform_avx2(seed: u64, row0: usize, col0: usize, dst: MatMut<'_, f64>) {
+    fill_uniform_generic(seed, row0, col0, dst);
+}
+
+/// Fills `dst` (any layout) with entries at rows `row0..`, columns `col0..`: uniform entries
+/// eight rows at a time in SIMD lanes (AVX-512 or AVX2 when the CPU has them), normal ones row
+/// by row. The values are those of [`fill_row`], bit for bit.
+pub fn fill_window(distribution: Distribution, seed: u64, row0: usize, col0: usize, mut dst: MatMut<'_, f64>) {
+    match distribution {
+        Distribution::Uniform => {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: the CPU has the features the function is compiled for.
+                    return unsafe { fill_uniform_avx512(seed, row0, col0, dst) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above.
+                    return unsafe { fill_uniform_avx2(seed, row0, col0, dst) };
+                }
+            }
+            fill_uniform_generic(seed, row0, col0, dst)
+        }
+        Distribution::Normal => {
+            let (rows, cols) = dst.shape();
+            let mut row = vec![0.0; cols];
+            for i in 0..rows {
+                fill_row(distribution, seed, row0 + i, col0, &mut row);
+                for (j, &x) in row.iter().enumerate() {
+                    dst[(i, j)] = x;
+                }
+            }
+        }
+    }
+}
+
 /// A read-only [`ChunkStore`] whose chunks are generated on demand.
 #[derive(Clone, Debug)]
 pub struct GeneratedStore {
@@ -125,9 +277,8 @@ impl ChunkStore for GeneratedStore {
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         let e = self.grid.extent(index)?;
         out.resize(e.len(), 0.0);
-        for (r, row) in out.chunks_exact_mut(e.cols.max(1)).enumerate().take(e.rows) {
-            fill_row(self.distribution, self.seed, e.row0 + r, e.col0, row);
-        }
+        let dst = MatMut::from_row_major_slice_mut(out, e.rows, e.cols);
+        fill_window(self.distribution, self.seed, e.row0, e.col0, dst);
         Ok(())
     }
 
@@ -163,9 +314,8 @@ impl ChunkRows for GeneratedRows<'_> {
     fn next_rows(&mut self, rows: usize, out: &mut Vec<f64>) -> StorageResult<()> {
         let e = self.extent;
         out.resize(rows * e.cols, 0.0);
-        for (r, row) in out.chunks_exact_mut(e.cols.max(1)).enumerate() {
-            fill_row(self.store.distribution, self.store.seed, e.row0 + self.next + r, e.col0, row);
-        }
+        let dst = MatMut::from_row_major_slice_mut(out, rows, e.cols);
+        fill_window(self.store.distribution, self.store.seed, e.row0 + self.next, e.col0, dst);
         self.next += rows;
         Ok(())
     }
@@ -196,6 +346,38 @@ mod tests {
             let other =
                 read_matrix(&GeneratedStore::new(ChunkGrid::new(37, 150, 37, 150).unwrap(), distribution, 8)).unwrap();
             assert_ne!(whole, other);
+        }
+    }
+
+    #[test]
+    fn simd_windows_equal_the_scalar_rows_in_every_layout() {
+        for distribution in [Distribution::Uniform, Distribution::Normal] {
+            for (row0, col0, rows, cols) in
+                [(0, 0, 17, 130), (5, 63, 9, 2), (1000, 127, 24, 200), (3, 64, 8, 64), (0, 1, 7, 5)]
+            {
+                let mut expected = vec![0.0; rows * cols];
+                for (i, row) in expected.chunks_exact_mut(cols).enumerate() {
+                    fill_row(distribution, 11, row0 + i, col0, row);
+                }
+                let mut row_major = vec![0.0; rows * cols];
+                fill_window(distribution, 11, row0, col0, MatMut::from_row_major_slice_mut(&mut row_major, rows, cols));
+                assert_eq!(row_major, expected, "{distribution:?} row-major at ({row0}, {col0})");
+                let mut col_major = faer::Mat::<f64>::zeros(rows, cols);
+                fill_window(distribution, 11, row0, col0, col_major.as_mut());
+                for i in 0..rows {
+                    for j in 0..cols {
+                        assert_eq!(
+                            col_major[(i, j)].to_bits(),
+                            expected[i * cols + j].to_bits(),
+                            "col-major ({i}, {j})"
+                        );
+                    }
+                }
+                fill_uniform_generic(11, row0, col0, MatMut::from_row_major_slice_mut(&mut row_major, rows, cols));
+                if distribution == Distribution::Uniform {
+                    assert_eq!(row_major, expected, "portable path");
+                }
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use outcore_storage::{
     BlockId, BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, NpyStore, Reservation, ZarrStore,
 };
 
-pub use generate::{Distribution, GeneratedStore, TILE, fill_row, tile_rng};
+pub use generate::{Distribution, GeneratedStore, TILE, fill_row, fill_window, tile_rng};
 
 /// Values per row block when a chunk is streamed (256 KiB: stays in L2).
 const ROW_BLOCK_VALUES: usize = 32 * 1024;
@@ -28,15 +28,16 @@ use crate::{Error, Result};
 #[derive(Clone, Debug)]
 pub struct ChunkedMatrix {
     store: Arc<dyn ChunkStore>,
-    /// Generated matrices hold no NaN or infinity, so reads skip that check.
-    generated: bool,
+    /// For generated matrices (which hold no NaN or infinity, so reads skip that check):
+    /// windows are generated straight into the destination.
+    generator: Option<GeneratedStore>,
     transposed: bool,
 }
 
 impl ChunkedMatrix {
     /// The matrix held by `store`.
     pub fn from_store(store: Arc<dyn ChunkStore>) -> Self {
-        Self { store, generated: false, transposed: false }
+        Self { store, generator: None, transposed: false }
     }
 
     /// A seeded random `rows x cols` matrix in `chunk_rows x chunk_cols` chunks, generated on
@@ -50,8 +51,8 @@ impl ChunkedMatrix {
         chunk_cols: usize,
     ) -> Result<Self> {
         let grid = ChunkGrid::new(rows, cols, chunk_rows, chunk_cols)?;
-        let store = Arc::new(GeneratedStore::new(grid, distribution, seed));
-        Ok(Self { store, generated: true, transposed: false })
+        let generator = GeneratedStore::new(grid, distribution, seed);
+        Ok(Self { store: Arc::new(generator.clone()), generator: Some(generator), transposed: false })
     }
 
     /// Opens a Zarr array directory, or a `.npy` file (read in row panels of about 8 MiB).
@@ -220,7 +221,8 @@ impl MatrixReader {
     }
 
     /// Copies rows `rows` and columns `cols` of the matrix into `dst` (column-major is best),
-    /// through [`for_each_block`](Self::for_each_block).
+    /// through [`for_each_block`](Self::for_each_block); a generated matrix is generated
+    /// straight into `dst`.
     pub fn read(
         &self,
         rows: Range<usize>,
@@ -230,6 +232,16 @@ impl MatrixReader {
         buf: &mut Vec<f64>,
     ) -> Result<()> {
         let mut dst = dst;
+        if let (Some(generator), false) = (&self.matrix.generator, self.cache) {
+            // Generated straight into the destination: no chunk buffer, no transposition copy.
+            let (distribution, seed) = (generator.distribution(), generator.seed());
+            if self.matrix.transposed {
+                fill_window(distribution, seed, cols.start, rows.start, dst.transpose_mut());
+            } else {
+                fill_window(distribution, seed, rows.start, cols.start, dst);
+            }
+            return Ok(());
+        }
         let grid = self.matrix.grid();
         let (cr, cc) = grid.chunk_shape();
         for chunk_row in rows.start / cr..rows.end.div_ceil(cr) {
@@ -267,7 +279,7 @@ impl MatrixReader {
     ) -> Result<()> {
         let e = self.matrix.grid().extent(index)?;
         let physical = self.matrix.physical(index);
-        let check = self.check_finite && !self.matrix.generated;
+        let check = self.check_finite && self.matrix.generator.is_none();
         if !self.cache
             && let Some(mut rows) = self.matrix.store.chunk_rows(physical)?
         {
