@@ -53,14 +53,8 @@ impl OutputDir {
         if partial.exists() {
             std::fs::remove_dir_all(&partial).map_err(|e| StorageError::io(&partial, e))?;
         }
-        std::fs::create_dir(&partial).map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
-                "; the output directory's parent is not writable, choose another --output"
-            } else {
-                ""
-            };
-            StorageError::io(&partial, std::io::Error::new(e.kind(), format!("{e}{hint}")))
-        })?;
+        // Named by the target the user gave; the error's hint says what to do.
+        std::fs::create_dir(&partial).map_err(|e| StorageError::io(&target, e))?;
         Ok(Self { target, partial, overwrite, committed: false })
     }
 

@@ -25,7 +25,7 @@ use outcore_storage::{BlockId, BufferManager, Pinned, Reservation, StorageError}
 pub use results::Results;
 pub use scratch::WorkerScratch;
 
-use crate::graph::{Operation, TaskGraph};
+use crate::graph::{Key, Operation, TaskGraph};
 use crate::{Error, Result};
 
 /// How tasks are run.
@@ -123,6 +123,8 @@ pub struct RunStats {
     pub tasks: usize,
     /// Times a task start waited for memory (pause threshold or admission).
     pub waits_for_memory: u64,
+    /// Intermediates recomputed from their lineage because their spill files were lost.
+    pub recomputed: u64,
     /// Wall-clock seconds of the run.
     pub wall_seconds: f64,
 }
@@ -150,6 +152,7 @@ struct State {
     done: usize,
     completions: u64,
     waits_for_memory: u64,
+    recomputed: u64,
     failed: Option<Error>,
 }
 
@@ -208,6 +211,7 @@ pub fn run<E: Executor>(
             done: 0,
             completions: 0,
             waits_for_memory: 0,
+            recomputed: 0,
             failed: None,
         }),
         changed: Condvar::new(),
@@ -228,35 +232,45 @@ pub fn run<E: Executor>(
             });
         }
     }
-    let mut st = run.lock();
-    let stats =
-        RunStats { tasks: st.done, waits_for_memory: st.waits_for_memory, wall_seconds: start.elapsed().as_secs_f64() };
-    let blocks = std::mem::take(&mut st.blocks);
-    let failed = st.failed.take();
-    drop(st);
-    let mut kept = std::collections::HashMap::new();
-    for (t, slots) in blocks.into_iter().enumerate() {
-        for (slot, id) in slots.into_iter().enumerate() {
-            let Some(id) = id else { continue };
-            let key = crate::graph::TaskId(t).out(slot);
-            if failed.is_none() && graph.kept().contains(&key) {
-                kept.insert(key, id);
-            } else {
-                let _ = manager.remove(id);
-            }
-        }
-    }
-    let results = Results::new(manager.clone(), kept);
-    match failed {
+    let failed = run.lock().failed.take();
+    // Read the kept outputs now, while a lost spill can still be recomputed.
+    let kept = match failed {
         Some(e) => Err(e),
-        None if stats.tasks < tasks.len() => {
-            Err(Error::Bug(format!("run ended after {} of {} tasks", stats.tasks, tasks.len())))
-        }
-        None => Ok((results, stats)),
+        None => run.collect_kept(),
+    };
+    let mut st = run.lock();
+    let stats = RunStats {
+        tasks: st.done,
+        waits_for_memory: st.waits_for_memory,
+        recomputed: st.recomputed,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    };
+    let blocks = std::mem::take(&mut st.blocks);
+    drop(st);
+    for id in blocks.into_iter().flatten().flatten() {
+        let _ = manager.remove(id);
     }
+    let kept = kept?;
+    if stats.tasks < tasks.len() {
+        return Err(Error::Bug(format!("run ended after {} of {} tasks", stats.tasks, tasks.len())));
+    }
+    Ok((Results::new(kept), stats))
 }
 
 impl<E: Executor> Run<'_, E> {
+    /// Copies every kept output out of the buffer manager (recomputing any whose spill is lost).
+    fn collect_kept(&self) -> Result<std::collections::HashMap<Key, Output>> {
+        let mut budget = self.manager.reserve(0)?;
+        let mut scratch = WorkerScratch::new(self.manager)?;
+        let mut kept = std::collections::HashMap::new();
+        for &key in self.graph.kept() {
+            let pinned = self.pin_input(key, &mut budget, &mut scratch)?;
+            let (rows, cols) = pinned.shape();
+            kept.insert(key, Output { data: pinned.to_vec(), rows, cols });
+        }
+        Ok(kept)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -360,20 +374,10 @@ impl<E: Executor> Run<'_, E> {
 
     fn execute(&self, task: usize, mut budget: Reservation, scratch: &mut WorkerScratch) -> Result<()> {
         let spec = &self.graph.tasks()[task];
-        let input_ids: Vec<BlockId> = {
-            let st = self.lock();
-            spec.inputs
-                .iter()
-                .map(|k| {
-                    st.blocks[k.task.0][k.slot]
-                        .ok_or_else(|| Error::Bug(format!("input {k:?} of task {task} is missing")))
-                })
-                .collect::<Result<_>>()?
-        };
-        let pins = input_ids
-            .iter()
-            .map(|&id| self.manager.pin_with(id, &mut budget))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut pins = Vec::with_capacity(spec.inputs.len());
+        for &key in &spec.inputs {
+            pins.push(self.pin_input(key, &mut budget, scratch)?);
+        }
         let outputs = self.executor.execute(&spec.op, &pins, &mut budget, scratch)?;
         drop(pins);
         scratch.settle(&mut budget)?;
@@ -392,6 +396,67 @@ impl<E: Executor> Run<'_, E> {
         drop(budget);
         self.finish(task, ids);
         Ok(())
+    }
+
+    /// Pins output `key` of an earlier task. If its spilled copy cannot be read back, the block
+    /// is recomputed from its lineage and replaces the lost one.
+    fn pin_input(&self, key: Key, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Pinned> {
+        let held = self.lock().blocks[key.task.0][key.slot];
+        let id = held.ok_or_else(|| Error::Bug(format!("input {key:?} is missing")))?;
+        match self.manager.pin_with(id, budget) {
+            Err(StorageError::SpillLost { .. }) => {
+                let fresh = self.recompute(key, budget, scratch, 0)?;
+                {
+                    let mut st = self.lock();
+                    st.blocks[key.task.0][key.slot] = Some(fresh);
+                    st.recomputed += 1;
+                }
+                let _ = self.manager.remove(id);
+                Ok(self.manager.pin_with(fresh, budget)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Runs the producer of `key` again and stores that output as a new block. The producer's
+    /// inputs are pinned if still held (recomputed in turn if their spills are lost too) or
+    /// recomputed if already freed. Only tasks with outputs are ever re-run, and those are
+    /// pure functions of their inputs (kernels write to stores only in tasks without outputs),
+    /// so the result is bitwise the lost one.
+    fn recompute(
+        &self,
+        key: Key,
+        budget: &mut Reservation,
+        scratch: &mut WorkerScratch,
+        depth: usize,
+    ) -> Result<BlockId> {
+        if depth > self.graph.len() {
+            return Err(Error::Bug(format!("recomputing {key:?} recursed through more tasks than the graph has")));
+        }
+        let spec = &self.graph.tasks()[key.task.0];
+        let mut pins = Vec::with_capacity(spec.inputs.len());
+        let mut temporaries = Vec::new();
+        for &input in &spec.inputs {
+            let held = self.lock().blocks[input.task.0][input.slot];
+            let pinned = match held {
+                Some(_) => self.pin_input(input, budget, scratch)?,
+                None => {
+                    let fresh = self.recompute(input, budget, scratch, depth + 1)?;
+                    temporaries.push(fresh);
+                    self.manager.pin_with(fresh, budget)?
+                }
+            };
+            pins.push(pinned);
+        }
+        let outputs = self.executor.execute(&spec.op, &pins, budget, scratch)?;
+        drop(pins);
+        for id in temporaries {
+            let _ = self.manager.remove(id);
+        }
+        let out = outputs.into_iter().nth(key.slot).ok_or_else(|| {
+            Error::Bug(format!("recomputing {key:?}: {} has no output {}", spec.op.label(), key.slot))
+        })?;
+        Ok(self.manager.insert(budget, out.data, out.rows, out.cols)?)
     }
 
     /// Records a finished task: stores its outputs, frees inputs nobody else reads, releases

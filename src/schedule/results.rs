@@ -3,42 +3,35 @@
 use std::collections::HashMap;
 
 use faer::Mat;
-use outcore_storage::{BlockId, BufferManager};
 
+use super::Output;
 use crate::graph::Key;
 use crate::{Error, Result};
 
-/// Kept outputs of a finished run, held in the buffer manager until this drops.
-#[derive(Debug)]
+/// Kept outputs of a finished run, read out of the buffer manager when the run ended (where a
+/// lost spill could still be recomputed). They are small by design: values, small factors.
+#[derive(Debug, Default)]
 pub struct Results {
-    manager: BufferManager,
-    blocks: HashMap<Key, BlockId>,
+    values: HashMap<Key, Output>,
 }
 
 impl Results {
-    pub(crate) fn new(manager: BufferManager, blocks: HashMap<Key, BlockId>) -> Self {
-        Self { manager, blocks }
+    pub(crate) fn new(values: HashMap<Key, Output>) -> Self {
+        Self { values }
+    }
+
+    fn get(&self, key: Key) -> Result<&Output> {
+        self.values.get(&key).ok_or_else(|| Error::Bug(format!("{key:?} was not kept by the run")))
     }
 
     /// The values of output `key` as a matrix.
     pub fn matrix(&self, key: Key) -> Result<Mat<f64>> {
-        let id = self.blocks.get(&key).ok_or_else(|| Error::Bug(format!("{key:?} was not kept by the run")))?;
-        let pinned = self.manager.pin(*id)?;
-        let (rows, cols) = pinned.shape();
-        Ok(Mat::from_fn(rows, cols, |i, j| pinned[i * cols + j]))
+        let out = self.get(key)?;
+        Ok(Mat::from_fn(out.rows, out.cols, |i, j| out.data[i * out.cols + j]))
     }
 
     /// The values of output `key`, row-major.
     pub fn values(&self, key: Key) -> Result<Vec<f64>> {
-        let id = self.blocks.get(&key).ok_or_else(|| Error::Bug(format!("{key:?} was not kept by the run")))?;
-        Ok(self.manager.pin(*id)?.to_vec())
-    }
-}
-
-impl Drop for Results {
-    fn drop(&mut self) {
-        for &id in self.blocks.values() {
-            let _ = self.manager.remove(id);
-        }
+        Ok(self.get(key)?.data.clone())
     }
 }

@@ -15,7 +15,7 @@ pub type StorageResult<T> = Result<T, StorageError>;
 #[non_exhaustive]
 pub enum StorageError {
     /// An operating-system I/O error on a file or directory.
-    #[error("I/O error on {}: {source}", path.display())]
+    #[error("I/O error on {}: {source}{}", path.display(), io_hint(source))]
     Io {
         /// The file or directory involved.
         path: PathBuf,
@@ -87,6 +87,14 @@ pub enum StorageError {
         reason: String,
     },
 
+    /// A spilled intermediate could not be read back (its file is unreadable or corrupt).
+    /// Schedulers recompute such blocks from their lineage where they can.
+    #[error("spilled block could not be read back ({cause}); its data is lost and must be recomputed")]
+    SpillLost {
+        /// Why the reload failed.
+        cause: Box<StorageError>,
+    },
+
     /// A spill file could not be read back intact.
     #[error("spill file {} is unreadable: {reason}", path.display())]
     SpillCorrupted {
@@ -150,6 +158,18 @@ pub enum StorageError {
     /// A broken internal invariant: a bug in outcore, not a problem with the input.
     #[error("internal error (a bug in outcore, please report it): {0}")]
     Bug(String),
+}
+
+/// Advice for I/O errors that have an obvious remedy.
+fn io_hint(source: &io::Error) -> &'static str {
+    match source.kind() {
+        io::ErrorKind::StorageFull => {
+            "; the disk is full: free space, or point --spill-dir (spill files) or --output at another disk"
+        }
+        io::ErrorKind::PermissionDenied => "; check the permissions of this path, or choose another",
+        io::ErrorKind::ReadOnlyFilesystem => "; the filesystem is read-only: choose a writable path",
+        _ => "",
+    }
 }
 
 impl StorageError {

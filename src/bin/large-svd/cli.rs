@@ -68,6 +68,10 @@ pub struct RunArgs {
     /// Directory for spill files (default: the system temporary directory).
     #[arg(long, value_name = "DIR", global = true)]
     pub spill_dir: Option<PathBuf>,
+    /// Change Dask's memory thresholds (fractions of the limit), e.g. `target=0.5,spill=off`:
+    /// target (managed, default 0.6), spill (RSS, 0.7), pause (RSS, 0.8), terminate (RSS, 0.95).
+    #[arg(long, value_name = "SPEC", global = true)]
+    pub thresholds: Option<String>,
     /// Write the memory categories sampled every 20 ms: .csv, or .jsonl (JSON lines).
     #[arg(long, value_name = "FILE", global = true)]
     pub memory_timeline: Option<PathBuf>,

@@ -6,7 +6,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use outcore::storage::{MemoryMonitor, MemoryPeaks, RssSource, format_size, parse_size};
+use outcore::storage::{
+    ChunkStore, FaultPlan, FaultyStore, MemoryMonitor, MemoryPeaks, RssSource, format_size, parse_size,
+};
 use outcore::{BufferConfig, ChunkedMatrix, Engine, Error, MemoryReport, Progress, Result, Scheduler};
 use serde_json::{Value, json};
 
@@ -32,9 +34,17 @@ impl Session {
     /// provisional engine, for the limit the command's plan needs.
     pub fn new(run: &RunArgs, cancel: Arc<AtomicBool>, needed: impl Fn(&Engine) -> Result<u64>) -> Result<Self> {
         let scheduler = scheduler(run, None)?;
+        let spill_faults = InjectedFaults::from_env()?.spill.unwrap_or_default();
+        let thresholds: outcore::Thresholds = match &run.thresholds {
+            Some(spec) => spec
+                .parse()
+                .map_err(|e: outcore::storage::StorageError| Error::invalid("--thresholds", e.to_string()))?,
+            None => outcore::Thresholds::default(),
+        };
         let config = |limit: u64| {
-            let mut config = BufferConfig::new(limit);
+            let mut config = BufferConfig::new(limit).with_thresholds(thresholds);
             config.spill_parent = run.spill_dir.clone();
+            config.spill_faults = spill_faults;
             config
         };
         let (limit, auto_limit) = if run.memory_limit == "auto" {
@@ -94,6 +104,52 @@ impl Session {
     }
 }
 
+/// Faults to inject, from the `OUTCORE_INJECT_FAULTS` environment variable: a testing hook for
+/// the reliability tests, e.g. `input:read=3; output:write=2; spill:read=1,persistent` (see
+/// [`FaultPlan`] for the part after the colon). Unset in normal use.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InjectedFaults {
+    /// Faults of reads of the input matrix.
+    pub input: Option<FaultPlan>,
+    /// Faults of writes of the output arrays.
+    pub output: Option<FaultPlan>,
+    /// Faults of spill writes and reloads.
+    pub spill: Option<FaultPlan>,
+}
+
+impl InjectedFaults {
+    /// Reads `OUTCORE_INJECT_FAULTS`.
+    pub fn from_env() -> Result<Self> {
+        let Ok(text) = std::env::var("OUTCORE_INJECT_FAULTS") else { return Ok(Self::default()) };
+        let mut faults = Self::default();
+        for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let bad = || {
+                Error::invalid(
+                    "OUTCORE_INJECT_FAULTS",
+                    format!("{part:?} is not input:PLAN, output:PLAN or spill:PLAN"),
+                )
+            };
+            let (target, plan) = part.split_once(':').ok_or_else(bad)?;
+            let plan: FaultPlan = plan.parse()?;
+            match target.trim() {
+                "input" => faults.input = Some(plan),
+                "output" => faults.output = Some(plan),
+                "spill" => faults.spill = Some(plan),
+                _ => return Err(bad()),
+            }
+        }
+        Ok(faults)
+    }
+
+    /// `store`, failing as the output plan says.
+    pub fn output(&self, store: Arc<dyn ChunkStore>) -> Arc<dyn ChunkStore> {
+        match self.output {
+            Some(plan) => Arc::new(FaultyStore::new(store, plan)),
+            None => store,
+        }
+    }
+}
+
 /// The scheduler `run` asks for (`fallback` when none is named; threads when that is `None`).
 pub fn scheduler(run: &RunArgs, fallback: Option<&str>) -> Result<Scheduler> {
     let workers = run.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -133,7 +189,11 @@ fn total_ram() -> u64 {
 /// The matrix the command works on, from `--input` or generated.
 pub fn open_matrix(args: &MatrixArgs) -> Result<ChunkedMatrix> {
     if let Some(path) = &args.input {
-        return ChunkedMatrix::open(path);
+        let matrix = ChunkedMatrix::open(path)?;
+        return Ok(match InjectedFaults::from_env()?.input {
+            Some(plan) => ChunkedMatrix::from_store(Arc::new(FaultyStore::new(matrix.store().clone(), plan))),
+            None => matrix,
+        });
     }
     let distribution = args.distribution.parse()?;
     for (name, value) in [("--rows", args.rows), ("--cols", args.cols), ("--chunk-rows", args.chunk_rows)] {

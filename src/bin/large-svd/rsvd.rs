@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::cli::{RsvdArgs, RunArgs};
 use crate::common::{
-    Session, check_memory_files, memory_json, open_matrix, peak_rss, peaks_line, values_line, write_visualization,
+    InjectedFaults, Session, check_memory_files, memory_json, open_matrix, peak_rss, peaks_line, values_line,
+    write_visualization,
 };
 
 pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
@@ -60,8 +61,9 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
     let (u_grid, v_grid) = plan.factor_grids()?;
     let sinks = match &output {
         Some(out) => {
+            let faults = InjectedFaults::from_env()?;
             let create = |name: &str, grid| -> Result<Arc<dyn ChunkStore>> {
-                Ok(Arc::new(ZarrStore::create(out.path().join(name), grid, &ZarrOptions::default())?))
+                Ok(faults.output(Arc::new(ZarrStore::create(out.path().join(name), grid, &ZarrOptions::default())?)))
             };
             (Some(create("u.zarr", u_grid)?), Some(create("v.zarr", v_grid)?))
         }

@@ -10,7 +10,8 @@ use serde_json::json;
 
 use crate::cli::{RunArgs, TsqrArgs};
 use crate::common::{
-    Session, check_memory_files, memory_json, open_matrix, peak_rss, peaks_line, values_line, write_visualization,
+    InjectedFaults, Session, check_memory_files, memory_json, open_matrix, peak_rss, peaks_line, values_line,
+    write_visualization,
 };
 
 pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
@@ -47,7 +48,9 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
     let sink: Option<Arc<dyn ChunkStore>> = match (&output, plan.factor_grid()) {
         (Some(out), Some(grid)) => {
             let name = if a.rows() >= a.cols() { "u.zarr" } else { "v.zarr" };
-            Some(Arc::new(ZarrStore::create(out.path().join(name), grid, &ZarrOptions::default())?))
+            let store: Arc<dyn ChunkStore> =
+                Arc::new(ZarrStore::create(out.path().join(name), grid, &ZarrOptions::default())?);
+            Some(InjectedFaults::from_env()?.output(store))
         }
         _ => None,
     };

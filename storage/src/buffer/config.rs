@@ -35,6 +35,38 @@ impl Default for Thresholds {
     }
 }
 
+impl std::str::FromStr for Thresholds {
+    type Err = StorageError;
+
+    /// Parses changes to the defaults, e.g. `target=0.5,spill=off` (names: target, spill, pause,
+    /// terminate; values: a fraction in (0, 1] or `off`), then checks the result.
+    fn from_str(text: &str) -> StorageResult<Self> {
+        let mut t = Self::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let bad = || StorageError::InvalidArgument {
+                what: "memory thresholds",
+                reason: format!(
+                    "{part:?} is not NAME=FRACTION or NAME=off, with NAME one of target, spill, pause, terminate"
+                ),
+            };
+            let (name, value) = part.split_once('=').ok_or_else(bad)?;
+            let value = match value.trim() {
+                "off" => None,
+                v => Some(v.parse::<f64>().map_err(|_| bad())?),
+            };
+            match name.trim() {
+                "target" => t.target = value,
+                "spill" => t.spill = value,
+                "pause" => t.pause = value,
+                "terminate" => t.terminate = value,
+                _ => return Err(bad()),
+            }
+        }
+        t.validate()?;
+        Ok(t)
+    }
+}
+
 impl Thresholds {
     /// All thresholds off: only the hard limit on managed bytes applies.
     pub const DISABLED: Self = Self { target: None, spill: None, pause: None, terminate: None };
@@ -166,6 +198,11 @@ mod tests {
         assert!(bad.validate().unwrap_err().to_string().contains("spill = 0.7 is above pause = 0.5"));
         let partial = Thresholds { spill: None, pause: None, ..Thresholds::default() };
         partial.validate().unwrap();
+        assert_eq!("spill=off, pause=off".parse::<Thresholds>().unwrap(), partial);
+        assert!(
+            "target=0.9".parse::<Thresholds>().unwrap_err().to_string().contains("target = 0.9 is above spill = 0.7")
+        );
+        assert!("colour=0.5".parse::<Thresholds>().is_err());
         assert!(BufferConfig::new(0).validate().is_err());
     }
 }

@@ -494,7 +494,9 @@ impl Shared {
             },
         };
         let loaded = match (&spill_file, &origin) {
-            (Some(file), _) => self.spill.read(file),
+            (Some(file), _) => {
+                self.spill.read(file).map_err(|cause| StorageError::SpillLost { cause: Box::new(cause) })
+            }
             (None, Origin::Clean { store, index }) => store.read_chunk(*index),
             (None, Origin::Dirty) => {
                 Err(StorageError::Bug(format!("dirty block {id:?} has neither data nor spill file")))

@@ -233,7 +233,8 @@ mod tests {
 
     #[test]
     fn injected_faults_fail_writes_and_reads() {
-        let dir = SpillDir::new(None, true, FaultPlan { fail_read: Some(1), fail_write: Some(1), persistent: false });
+        let dir =
+            SpillDir::new(None, true, FaultPlan { fail_read: Some(1), fail_write: Some(1), ..FaultPlan::default() });
         assert!(dir.write(&sample(10)).is_err());
         let file = dir.write(&sample(10)).unwrap();
         assert!(dir.read(&file).is_err());

@@ -16,6 +16,31 @@ pub struct FaultPlan {
     pub fail_write: Option<u64>,
     /// Fail every call after the first failing one too (a dead disk rather than a glitch).
     pub persistent: bool,
+    /// Failing writes report a full disk (ENOSPC) rather than a generic I/O error.
+    pub disk_full: bool,
+}
+
+impl std::str::FromStr for FaultPlan {
+    type Err = StorageError;
+
+    /// Parses `read=N`, `write=N`, `persistent` and `disk-full`, comma-separated.
+    fn from_str(text: &str) -> StorageResult<Self> {
+        let mut plan = Self::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let bad = || StorageError::InvalidArgument {
+                what: "fault plan",
+                reason: format!("{part:?} is not one of read=N, write=N, persistent, disk-full"),
+            };
+            match part.split_once('=') {
+                Some(("read", n)) => plan.fail_read = Some(n.parse().map_err(|_| bad())?),
+                Some(("write", n)) => plan.fail_write = Some(n.parse().map_err(|_| bad())?),
+                None if part == "persistent" => plan.persistent = true,
+                None if part == "disk-full" => plan.disk_full = true,
+                _ => return Err(bad()),
+            }
+        }
+        Ok(plan)
+    }
 }
 
 impl FaultPlan {
@@ -43,24 +68,32 @@ impl FaultCounter {
         Self { plan, ..Self::default() }
     }
 
-    fn check(&self, counter: &AtomicU64, fail_at: Option<u64>, op: &str, target: &str) -> StorageResult<()> {
+    fn check(
+        &self,
+        counter: &AtomicU64,
+        fail_at: Option<u64>,
+        op: &str,
+        target: &str,
+        kind: std::io::ErrorKind,
+    ) -> StorageResult<()> {
         let call = counter.fetch_add(1, Ordering::SeqCst) + 1;
         let fails = fail_at.is_some_and(|n| call == n || (self.plan.persistent && call > n));
         if fails {
             return Err(StorageError::io(
                 target,
-                std::io::Error::other(format!("injected fault: {op} call {call} fails")),
+                std::io::Error::new(kind, format!("injected fault: {op} call {call} fails")),
             ));
         }
         Ok(())
     }
 
     pub(crate) fn on_read(&self, target: &str) -> StorageResult<()> {
-        self.check(&self.reads, self.plan.fail_read, "read", target)
+        self.check(&self.reads, self.plan.fail_read, "read", target, std::io::ErrorKind::Other)
     }
 
     pub(crate) fn on_write(&self, target: &str) -> StorageResult<()> {
-        self.check(&self.writes, self.plan.fail_write, "write", target)
+        let kind = if self.plan.disk_full { std::io::ErrorKind::StorageFull } else { std::io::ErrorKind::Other };
+        self.check(&self.writes, self.plan.fail_write, "write", target, kind)
     }
 
     pub(crate) fn counts(&self) -> (u64, u64) {
@@ -135,8 +168,10 @@ mod tests {
     fn fails_exactly_the_planned_calls() {
         let grid = ChunkGrid::new(4, 4, 2, 2).unwrap();
         let inner: Arc<dyn ChunkStore> = Arc::new(MemoryStore::new(grid));
-        let store =
-            FaultyStore::new(inner.clone(), FaultPlan { fail_read: Some(2), fail_write: Some(1), persistent: false });
+        let store = FaultyStore::new(
+            inner.clone(),
+            FaultPlan { fail_read: Some(2), fail_write: Some(1), ..FaultPlan::default() },
+        );
         let idx = ChunkIndex::new(0, 0);
         let err = store.write_chunk(idx, &[1.0; 4]).unwrap_err();
         assert!(err.to_string().contains("injected fault: write call 1"), "{err}");
@@ -146,6 +181,18 @@ mod tests {
         assert!(store.read_chunk(idx).is_err());
         assert!(store.read_chunk(idx).is_ok());
         assert_eq!(store.calls(), (3, 2));
+    }
+
+    #[test]
+    fn plans_parse_and_disk_full_faults_say_so() {
+        let plan: FaultPlan = "read=3, write=2,persistent,disk-full".parse().unwrap();
+        assert_eq!(plan, FaultPlan { fail_read: Some(3), fail_write: Some(2), persistent: true, disk_full: true });
+        assert!("read=x".parse::<FaultPlan>().is_err());
+        let grid = ChunkGrid::new(2, 2, 2, 2).unwrap();
+        let store =
+            FaultyStore::new(Arc::new(MemoryStore::new(grid)), FaultPlan { disk_full: true, ..FaultPlan::write(1) });
+        let err = store.write_chunk(ChunkIndex::new(0, 0), &[0.0; 4]).unwrap_err().to_string();
+        assert!(err.contains("the disk is full") && err.contains("--spill-dir"), "{err}");
     }
 
     #[test]

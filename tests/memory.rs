@@ -1,0 +1,96 @@
+//! Randomized memory test: 20 runs of `large-svd` with random shapes, chunkings, commands and
+//! memory limits, each in a child process whose peak RSS is measured from outside (`wait4`).
+//! Peak RSS never exceeds the limit plus [`FIXED_OVERHEAD`]; a run may instead stop with a typed
+//! memory error (limit too small for the plan, or a threshold), never with a crash.
+
+mod common;
+
+/// What outcore's memory accounting does not cover: code and data of the binary (larger for
+/// the unoptimized test build) and allocator state. Documented in the README.
+const FIXED_OVERHEAD: u64 = 16 << 20;
+
+/// A small deterministic generator, so a failing case can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+}
+
+#[test]
+fn peak_rss_stays_under_the_limit_plus_a_fixed_overhead() {
+    let mut rng = Lcg(20261122);
+    let dir = tempfile::tempdir().unwrap();
+    let mut completed = 0;
+    for case in 0..20 {
+        let limit_mib = rng.range(24, 96);
+        let out = dir.path().join(format!("out{case}"));
+        let args: Vec<String> = if rng.below(3) < 2 {
+            let (rows, cols) = (rng.range(20_000, 200_000), rng.range(5, 100));
+            let chunk = rng.range(500, 20_000).min(rows);
+            let mut a = vec![
+                "tsqr".into(),
+                "--rows".into(),
+                rows.to_string(),
+                "--cols".into(),
+                cols.to_string(),
+                "--chunk-rows".into(),
+                chunk.to_string(),
+            ];
+            if rng.below(2) == 0 {
+                a.push("--values-only".into());
+            } else {
+                a.extend(["--output".into(), out.to_string_lossy().into_owned()]);
+            }
+            a
+        } else {
+            let (rows, cols) = (rng.range(1_000, 4_000), rng.range(1_000, 4_000));
+            let chunk = rng.range(300, 1_500);
+            vec![
+                "rsvd".into(),
+                "--rows".into(),
+                rows.to_string(),
+                "--cols".into(),
+                cols.to_string(),
+                "--chunk".into(),
+                chunk.to_string(),
+                "--power-iters".into(),
+                rng.range(0, 2).to_string(),
+            ]
+        };
+        let mut args = args;
+        args.extend([
+            "--memory-limit".into(),
+            format!("{limit_mib}MiB"),
+            "--workers".into(),
+            rng.range(1, 3).to_string(),
+            "--json".into(),
+        ]);
+        let m = common::child::run_measured(env!("CARGO_BIN_EXE_large-svd"), &args);
+        let stderr = String::from_utf8_lossy(&m.stderr);
+        let peak = m.own_peak_rss();
+        eprintln!("case {case}: {args:?}: exit {:?}, peak RSS {} MiB", m.code, peak >> 20);
+        assert!(!stderr.contains("panicked"), "case {case} {args:?}: {stderr}");
+        assert!(
+            peak <= (limit_mib << 20) + FIXED_OVERHEAD,
+            "case {case} {args:?}: peak RSS {} MiB over the {limit_mib} MiB limit + {} MiB",
+            peak >> 20,
+            FIXED_OVERHEAD >> 20
+        );
+        match m.code {
+            Some(0) => completed += 1,
+            Some(1) => assert!(
+                ["is too small", "terminate threshold", "pause threshold"].iter().any(|w| stderr.contains(w)),
+                "case {case} {args:?} failed without a memory reason: {stderr}"
+            ),
+            other => panic!("case {case} {args:?}: exit {other:?}: {stderr}"),
+        }
+    }
+    assert!(completed >= 10, "only {completed} of 20 runs completed: the limits tested are too small to say much");
+}
