@@ -69,6 +69,11 @@ impl ChunkedMatrix {
         Self { transposed: !self.transposed, ..self.clone() }
     }
 
+    /// True for a generated matrix (any window can be produced; no chunk is read).
+    pub fn is_generated(&self) -> bool {
+        self.generator.is_some()
+    }
+
     /// True when this is a transposed view of its store.
     pub fn is_transposed(&self) -> bool {
         self.transposed

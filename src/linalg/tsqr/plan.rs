@@ -35,6 +35,9 @@ impl Default for TsqrOptions {
     }
 }
 
+/// Target size of a panel when no chunk grid constrains it.
+const PANEL_BYTES: usize = 4 << 20;
+
 /// A node of the reduction tree.
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
@@ -101,7 +104,13 @@ impl TsqrPlan {
         let target = engine.manager().config().thresholds.target.unwrap_or(1.0);
         let cache_input = options.vectors && tall.store().grid().bytes() as f64 <= model.limit as f64 * target / 2.0;
         let (cr, _) = tall.grid().chunk_shape();
-        let mut panel_rows = options.panel_rows.unwrap_or(cr * n.div_ceil(cr).max(1)).min(m);
+        // Panels follow the chunk grid when chunks are read (a chunk is read whole) or U is
+        // written (chunk by chunk). Otherwise they are sized for speed: panels of about 4 MiB
+        // factored 7% faster than 8 MiB ones (2,000,000 x 100, 2 threads: 0.685 against 0.735 s).
+        let aligned = cr * n.div_ceil(cr).max(1);
+        let sized = (PANEL_BYTES / (n * size_of::<f64>())).max(n);
+        let default_rows = if tall.is_generated() && !options.vectors { sized } else { aligned };
+        let mut panel_rows = options.panel_rows.unwrap_or(default_rows).min(m);
         loop {
             let plan = Self::with_panel_rows(&tall, transposed, options, panel_rows, cache_input, model)?;
             let needed = plan.memory_needed(1);
