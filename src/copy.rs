@@ -8,6 +8,7 @@ use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
 
 use crate::engine::Engine;
 use crate::graph::{Operation, TaskGraph};
+use crate::linalg::budget::MemoryModel;
 use crate::matrix::{ChunkedMatrix, MatrixReader};
 use crate::schedule::{Executor, Output, RunStats, WorkerScratch};
 use crate::{Error, Result};
@@ -62,11 +63,14 @@ pub fn copy_matrix(engine: &Engine, src: &ChunkedMatrix, dst: Arc<dyn ChunkStore
     let mut graph = TaskGraph::new();
     for index in grid.indices() {
         let e = grid.extent(index)?;
-        // Reused: the destination block and the source chunk buffer. Not: decoding and encoding.
+        // Reused: the destination block and the source's read buffer. Not: decoding, encoding.
         let reusable = e.bytes() + Output::bytes(reader.buffer_len(), 1);
-        let ws = reusable + src.store().read_scratch_bytes() + 2 * e.bytes();
+        let ws = reusable + src.store().read_scratch_bytes() + dst.write_scratch_bytes();
         graph.add_reusing(CopyChunk(index), vec![], 0, ws, reusable)?;
     }
+    // As many copies at once as the limit holds, like the algorithms' plans.
+    let model = MemoryModel::for_engine(engine).with_graph(&graph, 0);
+    graph.set_max_concurrency(model.concurrent());
     let (_, stats) = engine.run(&graph, &CopyExecutor { reader, dst })?;
     Ok(stats)
 }

@@ -149,6 +149,10 @@ struct State {
     running: usize,
     /// Tasks that hold their memory reservation and are executing.
     executing: usize,
+    /// Bytes of reusable scratch each worker holds.
+    scratch: Vec<u64>,
+    /// Times a worker released its scratch (lets waiting admissions retry).
+    releases: u64,
     done: usize,
     completions: u64,
     waits_for_memory: u64,
@@ -208,6 +212,8 @@ pub fn run<E: Executor>(
             blocks: tasks.iter().map(|t| vec![None; t.outputs]).collect(),
             running: 0,
             executing: 0,
+            scratch: vec![0; scheduler.workers().max(1)],
+            releases: 0,
             done: 0,
             completions: 0,
             waits_for_memory: 0,
@@ -217,7 +223,7 @@ pub fn run<E: Executor>(
         changed: Condvar::new(),
     };
     match scheduler {
-        Scheduler::Serial => run.worker(),
+        Scheduler::Serial => run.worker(0),
         Scheduler::Threads { workers } => {
             let workers = workers.min(graph.max_concurrency());
             let pool = rayon::ThreadPoolBuilder::new()
@@ -226,8 +232,9 @@ pub fn run<E: Executor>(
                 .build()
                 .map_err(|e| Error::Bug(format!("cannot start {workers} worker threads: {e}")))?;
             pool.scope(|s| {
-                for _ in 0..workers.max(1) {
-                    s.spawn(|_| run.worker());
+                for me in 0..workers.max(1) {
+                    let run = &run;
+                    s.spawn(move |_| run.worker(me));
                 }
             });
         }
@@ -279,8 +286,9 @@ impl<E: Executor> Run<'_, E> {
         self.control.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
-    /// Takes tasks until the graph is done or the run failed.
-    fn worker(&self) {
+    /// Takes tasks until the graph is done or the run failed. Worker `me` keeps its scratch
+    /// between tasks, and releases it when it finds nothing to do.
+    fn worker(&self, me: usize) {
         let mut scratch = match WorkerScratch::new(self.manager) {
             Ok(s) => s,
             Err(e) => {
@@ -304,12 +312,24 @@ impl<E: Executor> Run<'_, E> {
                     st.running += 1;
                     break t;
                 }
+                if scratch.bytes() > 0 {
+                    // Idle: the buffers are only a cache; another worker may need the room.
+                    drop(st);
+                    scratch.clear();
+                    st = self.lock();
+                    st.scratch[me] = 0;
+                    st.releases += 1;
+                    self.changed.notify_all();
+                    continue;
+                }
                 st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
             };
             drop(st);
-            let outcome = self.admit(task, &mut scratch).and_then(|budget| {
+            let outcome = self.admit(task, me, &mut scratch).and_then(|budget| {
                 let result = self.execute(task, budget, &mut scratch);
-                self.lock().executing -= 1;
+                let mut st = self.lock();
+                st.executing -= 1;
+                st.scratch[me] = scratch.bytes();
                 result
             });
             let mut st = self.lock();
@@ -324,17 +344,24 @@ impl<E: Executor> Run<'_, E> {
     }
 
     /// Waits until memory allows `task` to start, then reserves its working set, less the
-    /// reusable bytes the worker already holds (`credit`) up to what the task reuses.
+    /// reusable bytes worker `me` already holds, up to what the task reuses.
     ///
-    /// Waiting is only for tasks that are executing: they hold memory and will release it.
-    /// When none is, a refused request can never be met, so it fails at once.
-    fn admit(&self, task: usize, scratch: &mut WorkerScratch) -> Result<Reservation> {
+    /// Waiting is only for memory that will come free: executing tasks finish, and idle
+    /// workers release their scratch. When neither holds any, a refused request can never be
+    /// met, so it fails at once.
+    fn admit(&self, task: usize, me: usize, scratch: &mut WorkerScratch) -> Result<Reservation> {
         let spec = &self.graph.tasks()[task];
         let mut waited = false;
         loop {
             let none_executing = || self.lock().executing == 0;
+            // Memory that can still come free: executing tasks, and other workers' scratch.
+            let releasable =
+                |st: &State| st.executing > 0 || st.scratch.iter().enumerate().any(|(w, &b)| w != me && b > 0);
             let working_set = spec.working_set - scratch.bytes().min(spec.reusable);
-            let seen = self.lock().completions;
+            let (seen, seen_releases) = {
+                let st = self.lock();
+                (st.completions, st.releases)
+            };
             match self.manager.admit(working_set) {
                 Ok(Some(budget)) => {
                     let mut st = self.lock();
@@ -351,11 +378,16 @@ impl<E: Executor> Run<'_, E> {
                         other => other?,
                     }
                 }
-                Err(StorageError::ResourcesExhausted { .. }) if !none_executing() => {
+                Err(StorageError::ResourcesExhausted { .. }) if releasable(&self.lock()) => {
                     waited = true;
-                    // Executing tasks hold the memory; wait for one to finish and try again.
+                    // Others hold the memory; wait for a task to finish or a worker to release
+                    // its scratch, and try again.
                     let mut st = self.lock();
-                    while st.completions == seen && st.executing > 0 && st.failed.is_none() {
+                    while st.completions == seen
+                        && st.releases == seen_releases
+                        && releasable(&st)
+                        && st.failed.is_none()
+                    {
                         st = self
                             .changed
                             .wait_timeout(st, Duration::from_millis(50))

@@ -238,3 +238,38 @@ fn crossing_the_terminate_threshold_stops_the_run_with_the_memory_report() {
     assert!(text.contains("terminate threshold") && text.contains("unmanaged recent"), "{text}");
     assert_eq!(m.report().managed_accounted, 0, "a terminated run frees its blocks");
 }
+
+/// Each task takes a large buffer from its worker's scratch.
+struct ScratchHungry;
+
+impl Executor for ScratchHungry {
+    type Op = Toy;
+    fn execute(
+        &self,
+        _op: &Toy,
+        _inputs: &[Pinned],
+        budget: &mut Reservation,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Output>> {
+        let [buf] = scratch.buffers([75 * 1024], budget)?; // 600 KiB
+        buf[0] = 1.0;
+        std::thread::sleep(Duration::from_millis(2));
+        Ok(vec![Output { data: vec![buf[0]], rows: 1, cols: 1 }])
+    }
+}
+
+#[test]
+fn idle_workers_release_their_scratch_so_others_can_run() {
+    // Only one 600 KiB scratch fits under 1 MiB: two workers must take turns, never give up.
+    let m = manager(1 << 20);
+    let mut g = TaskGraph::new();
+    let leaves: Vec<_> =
+        (0..12).map(|i| g.add_reusing(Toy::Leaf(i), vec![], 1, 600 << 10, 600 << 10).unwrap().out(0)).collect();
+    let sum = g.add(Toy::Sum, leaves, 1, 1024).unwrap();
+    g.keep(sum.out(0));
+    for _ in 0..5 {
+        let (_, stats) = run(Scheduler::Threads { workers: 2 }, &m, &g, &ScratchHungry, RunControl::default()).unwrap();
+        assert_eq!(stats.tasks, 13);
+        assert_eq!(m.report().managed_accounted, 0);
+    }
+}

@@ -296,3 +296,16 @@ fn the_spill_directory_is_removed_when_a_panic_unwinds() {
     assert!(result.is_err());
     assert_eq!(files_in(parent.path()), 0, "the spill directory outlived the panic");
 }
+
+#[test]
+fn reservations_leave_room_for_unmanaged_memory_under_the_terminate_threshold() {
+    // 29 MiB of the process is unmanaged; 40 MiB are reserved and in use, so RSS reads 69 MiB.
+    // Of a 100 MiB limit, managed memory may then reach 95 - 29 = 66 MiB.
+    let (rss, handle) = RssSource::manual(29 * MIB);
+    let manager = BufferManager::new(BufferConfig::new(100 * MIB).with_rss(rss)).unwrap();
+    let _a = manager.reserve(40 * MIB).unwrap();
+    handle.store(69 * MIB, Ordering::SeqCst);
+    let err = manager.reserve(30 * MIB).unwrap_err();
+    assert!(matches!(err, StorageError::ResourcesExhausted { .. }), "{err}");
+    let _b = manager.reserve(20 * MIB).unwrap();
+}

@@ -78,6 +78,8 @@ pub(crate) struct State {
     pub(crate) peak_managed: u64,
     pub(crate) peak_spilled: u64,
     pub(crate) peak_rss_sampled: u64,
+    /// The RSS read last (0 before the first read, or with the RSS thresholds off).
+    last_rss: u64,
     pub(crate) spill_count: u64,
     pub(crate) reload_count: u64,
     history: UnmanagedHistory,
@@ -204,6 +206,7 @@ impl Shared {
                 peak_managed: 0,
                 peak_spilled: 0,
                 peak_rss_sampled: 0,
+                last_rss: 0,
                 spill_count: 0,
                 reload_count: 0,
                 history,
@@ -236,7 +239,13 @@ impl Shared {
     }
 
     fn exhausted(&self, requested: u64, st: &State) -> StorageError {
-        StorageError::ResourcesExhausted { requested, limit: self.config.memory_limit, in_use: st.managed() }
+        // What cannot be given back: managed bytes in use, and unmanaged memory under the cap.
+        let unmanaged = self.config.memory_limit.saturating_sub(self.managed_cap(st));
+        StorageError::ResourcesExhausted {
+            requested,
+            limit: self.config.memory_limit,
+            in_use: st.managed() + unmanaged,
+        }
     }
 
     /// Reserves `bytes`, evicting least-recently-used unpinned blocks first so managed memory
@@ -258,7 +267,7 @@ impl Shared {
             let want = (st.managed() + bytes).saturating_sub(goal);
             let (_, to_spill) = st.evict(want);
             if to_spill.is_empty() {
-                if st.managed() + bytes <= limit {
+                if st.managed() + bytes <= self.managed_cap(&st) {
                     st.reserved += bytes;
                     st.note_peaks();
                     drop(st);
@@ -387,7 +396,19 @@ impl Shared {
         let rss = self.config.rss.current();
         let mut st = self.lock();
         st.peak_rss_sampled = st.peak_rss_sampled.max(rss);
+        st.last_rss = rss;
         rss
+    }
+
+    /// The most managed memory may grow to: the limit, and with the terminate threshold on, no
+    /// more than leaves room under it for the unmanaged memory last measured, so reservations
+    /// cannot push the process over it. One accounting: the thresholds do not fight.
+    fn managed_cap(&self, st: &State) -> u64 {
+        let limit = self.config.memory_limit;
+        match self.config.fraction(self.config.thresholds.terminate) {
+            Some(terminate) => limit.min(terminate.saturating_sub(st.last_rss.saturating_sub(st.managed()))),
+            None => limit,
+        }
     }
 
     pub(crate) fn new_block(

@@ -153,6 +153,10 @@ impl ChunkStore for FaultyStore {
         self.inner.streams_rows()
     }
 
+    fn write_scratch_bytes(&self) -> u64 {
+        self.inner.write_scratch_bytes()
+    }
+
     fn chunk_rows(&self, index: ChunkIndex) -> StorageResult<Option<Box<dyn ChunkRows + '_>>> {
         self.faults.on_read(&self.inner.describe())?;
         self.inner.chunk_rows(index)

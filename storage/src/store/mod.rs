@@ -55,6 +55,12 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
         0
     }
 
+    /// Transient bytes, beyond the values passed in, that writing the largest chunk may allocate
+    /// (padding, encoded bytes). Memory plans reserve this too.
+    fn write_scratch_bytes(&self) -> u64 {
+        0
+    }
+
     /// True when [`chunk_rows`](Self::chunk_rows) streams chunks in row blocks, so a reader
     /// needs memory for a block rather than a chunk.
     fn streams_rows(&self) -> bool {

@@ -198,6 +198,11 @@ impl ChunkStore for NpyStore {
         !self.layout.fortran
     }
 
+    fn write_scratch_bytes(&self) -> u64 {
+        // One row of bytes at a time.
+        (self.grid.chunk_shape().1 * size_of::<f64>()) as u64
+    }
+
     fn chunk_rows(&self, index: ChunkIndex) -> StorageResult<Option<Box<dyn ChunkRows + '_>>> {
         if self.layout.fortran {
             return Ok(None);

@@ -587,6 +587,13 @@ impl ChunkStore for ZarrStore {
         Ok(Some(Box::new(RawRows { store: self, index, file, raw, crc: 0, next: 0 })))
     }
 
+    fn write_scratch_bytes(&self) -> u64 {
+        // Raw chunks stream through a 64 KiB buffer. Through zarrs: the padded chunk, the
+        // encoded bytes and the checksummed copy.
+        let (cr, cc) = self.chunk_shape;
+        if self.raw.is_some() { 64 << 10 } else { 3 * (cr * cc * size_of::<f64>()) as u64 }
+    }
+
     fn read_scratch_bytes(&self) -> u64 {
         // Raw chunks are read straight into the caller's buffer. Through zarrs: the encoded
         // bytes, the checksum-stripped copy and the decoded values, each up to a full chunk.
