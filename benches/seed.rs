@@ -1,4 +1,7 @@
-//! The seed lesson's workloads, side by side with dense in-memory faer, in one run.
+//! The seed lesson's workloads, side by side with dense in-memory faer, in one run: TSQR of
+//! 2,000,000 x 100 (values, and U written to Zarr), the randomized SVD of 10000 x 10000 (k = 5,
+//! at Dask's default q = 0 and at outcore's default), and the means workload. Every outcore run
+//! has the same 128 MiB memory limit.
 //!
 //! `cargo bench --bench seed [-- FILTER] [--reps N]`
 //!
@@ -18,6 +21,10 @@ use serde_json::{Value, json};
 const ROWS: usize = 2_000_000;
 const COLS: usize = 100;
 const CHUNK_ROWS: usize = 10_000;
+const DENSE_VALUES: &str = "dense faer TSQR values (in RAM)";
+const DENSE_U: &str = "dense faer TSQR U (in RAM)";
+const DENSE_RSVD_0: &str = "dense faer rsvd q=0 (in RAM)";
+const DENSE_RSVD_4: &str = "dense faer rsvd subspace q=4 (in RAM)";
 
 struct Scenario {
     name: &'static str,
@@ -26,6 +33,8 @@ struct Scenario {
     flops: f64,
     /// Uses a temporary output directory (passed as --output).
     output: bool,
+    /// The dense in-RAM scenario this one is compared with.
+    reference: Option<&'static str>,
 }
 
 struct Sample {
@@ -51,19 +60,40 @@ fn main() {
     let qr_flops = 2.0 * m * n * n - 2.0 * n * n * n / 3.0;
     let tsqr = |name: &'static str, extra: &[&str], flops: f64, output: bool| Scenario {
         name,
-        args: ["tsqr", "--rows", "2000000", "--cols", "100", "--chunk-rows", "10000", "--json"]
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string())
-            .collect(),
+        args: [
+            "tsqr",
+            "--rows",
+            "2000000",
+            "--cols",
+            "100",
+            "--chunk-rows",
+            "10000",
+            "--memory-limit",
+            "128MiB",
+            "--json",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect(),
         flops,
         output,
+        reference: Some(if output { DENSE_U } else { DENSE_VALUES }),
+    };
+    // No GFLOP/s for the randomized SVD: block Krylov's products grow in width per pass.
+    let rsvd = |name: &'static str, extra: &[&str], reference: &'static str| Scenario {
+        name,
+        args: ["rsvd", "--memory-limit", "128MiB", "--json"].iter().chain(extra).map(|s| s.to_string()).collect(),
+        flops: 0.0,
+        output: false,
+        reference: Some(reference),
     };
     let dense = |name: &'static str, mode: &str, flops: f64| Scenario {
         name,
         args: vec!["--child".into(), mode.into()],
         flops,
         output: false,
+        reference: None,
     };
     let scenarios = vec![
         tsqr(
@@ -78,10 +108,21 @@ fn main() {
             qr_flops,
             false,
         ),
-        dense("dense faer values (in RAM)", "dense-values", qr_flops),
+        dense(DENSE_VALUES, "dense-values", qr_flops),
         tsqr("tsqr U to Zarr, threads 2", &["--workers", "2"], 3.0 * qr_flops, true),
         tsqr("tsqr U to Zarr, serial", &["--scheduler", "serial"], 3.0 * qr_flops, true),
-        dense("dense faer U in RAM", "dense-vectors", 3.0 * qr_flops),
+        dense(DENSE_U, "dense-vectors", 3.0 * qr_flops),
+        rsvd("rsvd 10000^2 q=0, threads 2", &["--power-iters", "0", "--workers", "2"], DENSE_RSVD_0),
+        dense(DENSE_RSVD_0, "dense-rsvd-0", 0.0),
+        rsvd("rsvd 10000^2 Krylov q=4, threads 2", &["--workers", "2"], DENSE_RSVD_4),
+        dense(DENSE_RSVD_4, "dense-rsvd-4", 0.0),
+        Scenario {
+            name: "means, serial and mt_1/2/4 (medians below)",
+            args: ["means", "--memory-limit", "128MiB", "--json"].iter().map(|s| s.to_string()).collect(),
+            flops: 0.0,
+            output: false,
+            reference: None,
+        },
     ];
     let scenarios: Vec<Scenario> = scenarios
         .into_iter()
@@ -105,7 +146,7 @@ fn main() {
         }
     }
     println!(
-        "\n| workload (2,000,000 x 100, chunks 10000) | median wall s | GFLOP/s | median peak RSS MiB | time vs dense | RSS vs dense |"
+        "\n| workload (TSQR 2,000,000 x 100 chunks 10000; rsvd 10000^2 chunks 2000, k 5) | median wall s | GFLOP/s | median peak RSS MiB | time vs dense | RSS vs dense |"
     );
     println!("|---|---|---|---|---|---|");
     let median = |v: &mut Vec<f64>| {
@@ -119,24 +160,37 @@ fn main() {
         rows.push((s, wall, rss, runs.last().map(|r| r.json.clone()).unwrap_or(Value::Null)));
     }
     for (s, wall, rss, _) in &rows {
-        let reference = if s.name.contains("U") { "dense faer U in RAM" } else { "dense faer values (in RAM)" };
-        let base = rows.iter().find(|r| r.0.name == reference);
+        let base = s.reference.and_then(|reference| rows.iter().find(|r| r.0.name == reference));
         let (tr, rr) = base.map_or((String::from("-"), String::from("-")), |b| {
             (format!("{:.2}x", wall / b.1), format!("{:.3}x", rss / b.2))
         });
         println!(
-            "| {} | {:.2} | {:.1} | {:.1} | {} | {} |",
+            "| {} | {:.2} | {} | {:.1} | {} | {} |",
             s.name,
             wall,
-            s.flops / wall / 1e9,
+            if s.flops > 0.0 { format!("{:.1}", s.flops / wall / 1e9) } else { String::from("-") },
             rss / 1048576.0,
             tr,
             rr
         );
     }
     for (s, _, _, json) in &rows {
+        if let Some(sv) = json.get("singular_values").and_then(Value::as_array) {
+            let head: Vec<String> =
+                sv.iter().take(3).map(|v| format!("{:.6}", v.as_f64().unwrap_or(f64::NAN))).collect();
+            println!("{}: s[..3] = {}", s.name, head.join(", "));
+        }
         if let Some(phases) = json.get("phases") {
             println!("{}: {}", s.name, phases);
+        }
+        if let Some(results) = json.get("results") {
+            for r in results.as_array().into_iter().flatten() {
+                println!(
+                    "means {}: median {:.1} ms",
+                    r["scheduler"].as_str().unwrap_or("?"),
+                    r["median_seconds"].as_f64().unwrap_or(0.0) * 1e3
+                );
+            }
         }
     }
 }
@@ -150,10 +204,15 @@ fn run(program: &str, args: &[String]) -> Sample {
     Sample { wall: m.wall, peak_rss: m.own_peak_rss(), json: serde_json::from_slice(&m.stdout).unwrap_or(Value::Null) }
 }
 
-/// Dense in-memory reference: the whole matrix in a faer `Mat`, faer's parallel QR, then the
-/// SVD of R (and U = Q U_R for vectors).
+/// Dense in-memory references: the whole matrix in a faer `Mat`; for TSQR faer's parallel QR,
+/// then the SVD of R (and U = Q U_R for vectors); for the randomized SVD the same algorithm
+/// with the matrix in RAM (faer's parallel products and QR), as Dask runs it.
 fn child(args: &[String]) {
     let mode = args.first().map(String::as_str).unwrap_or("dense-values");
+    if let Some(q) = mode.strip_prefix("dense-rsvd-") {
+        dense_rsvd(q.parse().unwrap_or(0));
+        return;
+    }
     let start = Instant::now();
     let generator =
         ChunkedMatrix::generated(Distribution::Uniform, 0, ROWS, COLS, CHUNK_ROWS, COLS).expect("generator");
@@ -175,6 +234,33 @@ fn child(args: &[String]) {
     };
     phases["factor_s"] = json!(t.elapsed().as_secs_f64());
     println!("{}", json!({ "singular_values": &s[..5.min(s.len())], "phases": phases }));
+}
+
+fn dense_rsvd(q: usize) {
+    let start = Instant::now();
+    let a = ChunkedMatrix::generated(Distribution::Uniform, 0, 10_000, 10_000, 2000, 2000)
+        .expect("matrix")
+        .to_dense()
+        .expect("dense");
+    let omega = ChunkedMatrix::generated(Distribution::Normal, 1, 10_000, 15, 10_000, 15)
+        .expect("sketch")
+        .to_dense()
+        .expect("dense");
+    let generated = start.elapsed().as_secs_f64();
+    faer::set_global_parallelism(faer::Par::rayon(2));
+    let t = Instant::now();
+    let orth = |m: &faer::Mat<f64>| m.qr().compute_thin_Q();
+    let mut q_basis = orth(&(&a * &omega));
+    for _ in 0..q {
+        let z = orth(&(a.transpose() * &q_basis));
+        q_basis = orth(&(&a * &z));
+    }
+    let b = q_basis.transpose() * &a;
+    let s = b.singular_values().expect("svd of B");
+    println!(
+        "{}",
+        json!({ "singular_values": &s[..5], "phases": { "generate_s": generated, "factor_s": t.elapsed().as_secs_f64() } })
+    );
 }
 
 fn machine() -> String {

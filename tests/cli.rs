@@ -50,6 +50,16 @@ fn tsqr_json_has_the_promised_fields_and_correct_values() {
 }
 
 #[test]
+fn tsqr_without_output_computes_values_only_within_the_auto_limit() {
+    // U of this input (38 MiB) would have nowhere to go; it is not computed, so the automatic
+    // 64 MiB limit holds (computing it into memory exceeded the pause threshold).
+    let v = json(&large_svd(&["tsqr", "--rows", "100000", "--cols", "50", "--chunk-rows", "7000", "--json"]));
+    assert_eq!(v["values_only"], true);
+    assert_eq!(v["memory"]["limit"], 64u64 << 20);
+    assert!(v["peak_rss_bytes"].as_u64().is_some_and(|p| p < 64 << 20), "{v}");
+}
+
+#[test]
 fn output_directory_holds_u_s_v_readable_as_zarr_and_is_never_partial() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("result");
@@ -133,7 +143,7 @@ fn bad_input_gets_a_clear_error_and_exit_code_1() {
 #[test]
 fn visualize_writes_graphviz_dot() {
     let dir = tempfile::tempdir().unwrap();
-    let dot = dir.path().join("g.dot");
+    let (dot, out) = (dir.path().join("g.dot"), dir.path().join("out"));
     json(&large_svd(&[
         "tsqr",
         "--rows",
@@ -142,13 +152,18 @@ fn visualize_writes_graphviz_dot() {
         "4",
         "--chunk-rows",
         "100",
+        "--output",
+        out.to_str().unwrap(),
         "--json",
         "--visualize",
         dot.to_str().unwrap(),
     ]));
     let text = std::fs::read_to_string(&dot).unwrap();
     assert!(
-        text.starts_with("digraph outcore {") && text.contains("panel QR (30 tasks)") && text.contains("more"),
+        text.starts_with("digraph outcore {")
+            && text.contains("panel QR (30 tasks)")
+            && text.contains("U assembly")
+            && text.contains("more"),
         "{text}"
     );
     let bad = dir.path().join("g.xyz");

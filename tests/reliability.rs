@@ -223,9 +223,12 @@ fn a_full_disk_fails_clearly_and_leaves_no_partial_output() {
             );
             assert_nothing_left(&out, &spill);
             assert!(entries(&small).is_empty(), "the small disk still holds {:?}", entries(&small));
-            // Spill files on the full disk.
+            // Spill files on the full disk (U computed, to a directory on a roomy disk).
+            let roomy = dir.path().join("out");
             let mut args = generated.to_vec();
             args.extend([
+                "--output",
+                roomy.to_str().unwrap(),
                 "--spill-dir",
                 small.to_str().unwrap(),
                 "--memory-limit",
@@ -237,6 +240,7 @@ fn a_full_disk_fails_clearly_and_leaves_no_partial_output() {
             assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
             assert!(stderr(&run).contains("disk is full"), "{}", stderr(&run));
             assert!(entries(&small).is_empty(), "spill files left on the small disk: {:?}", entries(&small));
+            assert!(!roomy.exists(), "partial output at {}", roomy.display());
         }
         None => {
             eprintln!("cannot mount a tmpfs here: simulating a full disk with injected faults");

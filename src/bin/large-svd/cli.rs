@@ -119,7 +119,7 @@ pub struct TsqrArgs {
     /// Replace an existing --output directory (only once the new result is complete).
     #[arg(long)]
     pub overwrite: bool,
-    /// Compute singular values only (no U, V).
+    /// Compute singular values only (no U, V); implied without --output.
     #[arg(long)]
     pub values_only: bool,
     /// R factors stacked per reduction node (default: chosen from shape and memory).

@@ -6,10 +6,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use outcore::output::{OutputDir, write_vector_zarr};
 use outcore::storage::{
     ChunkStore, FaultPlan, FaultyStore, MemoryMonitor, MemoryPeaks, RssSource, format_size, parse_size,
 };
-use outcore::{BufferConfig, ChunkedMatrix, Engine, Error, MemoryReport, Progress, Result, Scheduler};
+use outcore::{BufferConfig, ChunkedMatrix, Engine, Error, MemoryReport, Progress, Result, Scheduler, SvdResult};
 use serde_json::{Value, json};
 
 use crate::cli::{MatrixArgs, RunArgs};
@@ -268,6 +269,56 @@ pub fn memory_json(report: &MemoryReport, peaks: &MemoryPeaks) -> Value {
         "peaks": peaks,
         "final": report.to_json(),
     })
+}
+
+/// The report fields every SVD command shares: input, singular values, scheduler, time and
+/// memory. Commands add their own fields after these.
+pub fn svd_summary(command: &str, a: &ChunkedMatrix, svd: &SvdResult, session: &Session, peaks: &MemoryPeaks) -> Value {
+    let engine = &session.engine;
+    let (cr, cc) = a.grid().chunk_shape();
+    json!({
+        "command": command,
+        "input": a.describe(),
+        "shape": [a.rows(), a.cols()],
+        "chunks": [cr, cc],
+        "singular_values": svd.s,
+        "scheduler": engine.scheduler().name(),
+        "workers": engine.scheduler().workers(),
+        "tasks": svd.stats.tasks,
+        "wall_seconds": session.started.elapsed().as_secs_f64(),
+        "peak_rss_bytes": peak_rss(),
+        "memory": memory_json(&engine.manager().report(), peaks),
+        "waits_for_memory": svd.stats.waits_for_memory,
+    })
+}
+
+/// Completes an `--output` directory: writes `s.zarr` and `summary.json` (with the output's
+/// final path added to `summary`), then moves the directory into place.
+pub fn commit_output(out: OutputDir, s: &[f64], summary: &mut Value) -> Result<()> {
+    write_vector_zarr(&out.path().join("s.zarr"), s)?;
+    summary["output"] = json!(out.target());
+    let path = out.path().join("summary.json");
+    let text = serde_json::to_string_pretty(summary).unwrap_or_default();
+    std::fs::write(&path, text).map_err(|e| outcore::storage::StorageError::io(&path, e))?;
+    out.commit().map(drop)
+}
+
+/// The line every human SVD summary ends its figures with: time, peak RSS and the manager's
+/// limit, managed peak and spills.
+pub fn usage_line(summary: &Value, extra: &str) -> String {
+    let memory = &summary["memory"];
+    let size = |v: &Value| format_size(v.as_u64().unwrap_or(0));
+    format!(
+        "time {:.2} s{extra}, peak RSS {} (memory limit {}, peak managed {}, {} spills), {} tasks on {} {}",
+        summary["wall_seconds"].as_f64().unwrap_or(0.0),
+        size(&summary["peak_rss_bytes"]),
+        size(&memory["limit"]),
+        size(&memory["peak_managed"]),
+        memory["spill_count"],
+        summary["tasks"],
+        summary["workers"],
+        if summary["workers"] == 1 { "worker" } else { "workers" },
+    )
 }
 
 /// The peak of each memory category, for human summaries.

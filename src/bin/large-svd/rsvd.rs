@@ -5,14 +5,14 @@ use std::sync::atomic::AtomicBool;
 
 use outcore::Result;
 use outcore::linalg::rsvd::{RsvdOptions, RsvdPlan};
-use outcore::output::{OutputDir, write_vector_zarr};
+use outcore::output::OutputDir;
 use outcore::storage::{ChunkStore, ZarrOptions, ZarrStore, format_size};
 use serde_json::json;
 
 use crate::cli::{RsvdArgs, RunArgs};
 use crate::common::{
-    InjectedFaults, Session, check_memory_files, memory_json, open_matrix, peak_rss, peaks_line, values_line,
-    write_visualization,
+    InjectedFaults, Session, check_memory_files, commit_output, open_matrix, peaks_line, svd_summary, usage_line,
+    values_line, write_visualization,
 };
 
 pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
@@ -72,37 +72,15 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
     let result = plan.run(engine, sinks.0, sinks.1)?;
     session.finish_progress();
     let peaks = session.finish_memory(run, "randomized SVD memory")?;
-    let wall = session.started.elapsed().as_secs_f64();
-    let report = engine.manager().report();
-    let peak = peak_rss();
-    let (cr, cc) = a.grid().chunk_shape();
-    let mut summary = json!({
-        "command": "rsvd",
-        "input": a.describe(),
-        "shape": [a.rows(), a.cols()],
-        "chunks": [cr, cc],
-        "k": args.k,
-        "oversamples": args.oversamples,
-        "power_iters": plan.options().power_iters,
-        "method": options.method,
-        "singular_values": result.svd.s,
-        "error_estimate": result.error,
-        "passes_over_input": result.passes,
-        "scheduler": engine.scheduler().name(),
-        "workers": engine.scheduler().workers(),
-        "tasks": result.svd.stats.tasks,
-        "wall_seconds": wall,
-        "peak_rss_bytes": peak,
-        "memory": memory_json(&report, &peaks),
-        "waits_for_memory": result.svd.stats.waits_for_memory,
-    });
+    let mut summary = svd_summary("rsvd", &a, &result.svd, &session, &peaks);
+    summary["k"] = json!(args.k);
+    summary["oversamples"] = json!(args.oversamples);
+    summary["power_iters"] = json!(plan.options().power_iters);
+    summary["method"] = json!(options.method);
+    summary["error_estimate"] = json!(result.error);
+    summary["passes_over_input"] = json!(result.passes);
     if let Some(out) = output {
-        write_vector_zarr(&out.path().join("s.zarr"), &result.svd.s)?;
-        summary["output"] = json!(out.target());
-        let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-        std::fs::write(out.path().join("summary.json"), text)
-            .map_err(|e| outcore::storage::StorageError::io(out.path().join("summary.json"), e))?;
-        out.commit()?;
+        commit_output(out, &result.svd.s, &mut summary)?;
     }
     if run.json {
         println!("{summary}");
@@ -115,15 +93,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
             result.error.frobenius,
             100.0 * result.error.frobenius / result.svd.s.first().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE)
         );
-        println!(
-            "time {wall:.2} s, {} passes over A, peak RSS {} (memory limit {}, peak managed {}, {} spills), {} tasks",
-            result.passes,
-            format_size(peak),
-            format_size(report.limit),
-            format_size(report.peak_managed),
-            report.spill_count,
-            result.svd.stats.tasks
-        );
+        println!("{}", usage_line(&summary, &format!(", {} passes over A", result.passes)));
         println!("{}", peaks_line(&peaks));
         if let Some(path) = &args.output {
             println!(

@@ -126,11 +126,6 @@ impl ChunkStore for FaultyStore {
         self.inner.grid()
     }
 
-    fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>> {
-        self.faults.on_read(&self.inner.describe())?;
-        self.inner.read_chunk(index)
-    }
-
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         self.faults.on_read(&self.inner.describe())?;
         self.inner.read_chunk_into(index, out)

@@ -61,12 +61,6 @@ impl ChunkStore for MemoryStore {
         self.grid
     }
 
-    fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>> {
-        let mut out = Vec::new();
-        self.read_chunk_into(index, &mut out)?;
-        Ok(out)
-    }
-
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         let slot = self.slot(index)?;
         let chunks = self.chunks.read().map_err(|_| StorageError::Bug("memory store lock poisoned".into()))?;

@@ -34,14 +34,15 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     fn grid(&self) -> ChunkGrid;
 
     /// Reads chunk `index`: `rows * cols` values of its (trimmed) extent, row-major.
-    fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>>;
-
-    /// Reads chunk `index` into `out` (resized to the chunk), reusing its allocation where the
-    /// backend can, so a reader streaming through chunks does not allocate each time.
-    fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
-        *out = self.read_chunk(index)?;
-        Ok(())
+    fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>> {
+        let mut out = Vec::new();
+        self.read_chunk_into(index, &mut out)?;
+        Ok(out)
     }
+
+    /// Reads chunk `index` into `out` (resized to the chunk), reusing its allocation, so a
+    /// reader streaming through chunks does not allocate each time.
+    fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()>;
 
     /// Writes chunk `index` from `rows * cols` row-major values of its (trimmed) extent.
     fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()>;

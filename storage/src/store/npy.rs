@@ -136,12 +136,6 @@ impl ChunkStore for NpyStore {
         self.grid
     }
 
-    fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>> {
-        let mut out = Vec::new();
-        self.read_chunk_into(index, &mut out)?;
-        Ok(out)
-    }
-
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         let e = self.grid.extent(index)?;
         out.clear();

@@ -495,12 +495,6 @@ impl ChunkStore for ZarrStore {
         self.grid
     }
 
-    fn read_chunk(&self, index: ChunkIndex) -> StorageResult<Vec<f64>> {
-        let mut out = Vec::new();
-        self.read_chunk_into(index, &mut out)?;
-        Ok(out)
-    }
-
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         let extent = self.grid.extent(index)?;
         if let Some(raw) = self.raw {
