@@ -42,6 +42,23 @@ fn shape_and_chunks() -> impl Strategy<Value = (usize, usize, usize, usize, u64)
     .prop_flat_map(|(m, n)| (Just(m), Just(n), 1..=m.max(2), 1..=n.max(2), any::<u64>()))
 }
 
+#[test]
+fn ill_conditioned_panels_keep_u_orthonormal() {
+    // Column 3 is column 2 plus 1e-9 times noise: every panel's R is far too ill-conditioned
+    // for the U = A R^-1 W shortcut, so U comes from the recomputed Householder Q; with
+    // `closeness` 1 the panels are well conditioned and take the shortcut. Both must be
+    // orthonormal to working precision.
+    for closeness in [1e-9, 1.0] {
+        let g = ChunkedMatrix::generated(Distribution::Normal, 5, 2_503, 7, 300, 7).unwrap();
+        let mut dense = g.to_dense().unwrap();
+        for i in 0..dense.nrows() {
+            dense[(i, 3)] = dense[(i, 2)] + closeness * dense[(i, 3)];
+        }
+        let a = matrix(&row_major(&dense), 2_503, 7, 300, 7);
+        check_svd(&dense, a, &TsqrOptions::default(), Scheduler::Serial);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 

@@ -6,9 +6,11 @@ use faer::linalg::householder::{
     apply_block_householder_sequence_on_the_left_in_place_scratch,
     apply_block_householder_sequence_on_the_left_in_place_with_conj,
 };
+use faer::linalg::matmul::matmul;
 use faer::linalg::qr::no_pivoting::factor::{self, qr_in_place_scratch, recommended_block_size};
 use faer::linalg::svd::{ComputeSvdVectors, svd, svd_scratch};
-use faer::{Conj, Mat, MatMut, MatRef, Par};
+use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
+use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
 
 use crate::schedule::Output;
 use crate::{Error, Result};
@@ -107,6 +109,29 @@ pub fn apply_q(factors: MatRef<'_, f64>, coeffs: MatRef<'_, f64>, w: MatRef<'_, 
     Ok(out)
 }
 
+/// `R^-1 W` for a square upper-triangular `r`, or `None` when `r` is not square or its
+/// condition bound `||R||_F ||R^-1||_F` exceeds `max_condition` (or is not finite).
+///
+/// With `R` a panel's R factor, `A_panel (R^-1 W)` equals `Q_panel W` at the cost of one
+/// matrix product instead of a second QR and a Householder application, but its rounding
+/// error grows with the bound (about `eps` times it), hence the cap.
+pub fn solve_r_if_conditioned(r: MatRef<'_, f64>, w: MatRef<'_, f64>, max_condition: f64) -> Option<Mat<f64>> {
+    let n = r.ncols();
+    if r.nrows() != n || w.nrows() != n {
+        return None;
+    }
+    let mut inverse = Mat::<f64>::identity(n, n);
+    solve_upper_triangular_in_place(r, inverse.as_mut(), Par::Seq);
+    let bound = r.norm_l2() * inverse.norm_l2();
+    // A zero pivot makes the bound infinite or NaN: refused either way.
+    if !bound.is_finite() || bound > max_condition {
+        return None;
+    }
+    let mut x = Mat::<f64>::zeros(n, w.ncols());
+    matmul(x.as_mut(), Accum::Replace, inverse.as_ref(), w, 1.0, Par::Seq);
+    Some(x)
+}
+
 /// Bytes of scratch a thin SVD of an `m x n` matrix allocates (vectors included).
 pub fn svd_scratch_bytes(m: usize, n: usize, vectors: bool) -> u64 {
     let v = if vectors { ComputeSvdVectors::Thin } else { ComputeSvdVectors::No };
@@ -195,5 +220,25 @@ mod tests {
         for (x, y) in values.iter().zip(&s) {
             assert!((x - y).abs() < 1e-12 * s[0]);
         }
+    }
+
+    #[test]
+    fn r_inverse_shortcut_equals_q_and_refuses_ill_conditioned_r() {
+        let (m, n) = (40, 6);
+        let a = sample(m, n);
+        let mut factors = a.clone();
+        let coeffs = qr_in_place(factors.as_mut());
+        let r = r_factor(factors.as_ref(), n);
+        let r = view(&r.data, n, n);
+        let w = sample(n, 3);
+        let x = solve_r_if_conditioned(r, w.as_ref(), 1e3).expect("a well-conditioned R");
+        let exact = apply_q(factors.as_ref(), coeffs.as_ref(), w.as_ref()).unwrap();
+        let err = (&a * &x - &exact).norm_l2();
+        assert!(err <= 1e-13 * exact.norm_l2(), "A R^-1 W differs from Q W by {err}");
+        // ||R||_F ||R^-1||_F >= sqrt(n), so a cap of 1 always refuses.
+        assert!(solve_r_if_conditioned(r, w.as_ref(), 1.0).is_none());
+        let singular = Mat::from_fn(n, n, |i, j| if i <= j && i + 1 < n { 1.0 } else { 0.0 });
+        assert!(solve_r_if_conditioned(singular.as_ref(), w.as_ref(), f64::MAX).is_none());
+        assert!(solve_r_if_conditioned(r.submatrix(0, 0, n - 1, n), w.as_ref(), f64::MAX).is_none());
     }
 }

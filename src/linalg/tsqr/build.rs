@@ -121,14 +121,16 @@ fn down(
     node: usize,
     w: Key,
 ) -> Result<()> {
+    let built =
+        ids[level][node].ok_or_else(|| crate::Error::Bug(format!("tree node L{level}.{node} was not built")))?;
     if level == 0 {
+        // The panel's R, kept from the first pass, for the U_panel = A_panel R^-1 W shortcut.
         let (total, reusable) = plan.panel_u_bytes(node);
-        g.add_reusing(TsqrOp::PanelU { panel: node }, vec![w], 0, total, reusable)?;
+        g.add_reusing(TsqrOp::PanelU { panel: node }, vec![w, built.out(0)], 0, total, reusable)?;
         return Ok(());
     }
     let spec = &plan.levels[level][node];
-    let stack =
-        ids[level][node].ok_or_else(|| crate::Error::Bug(format!("tree node L{level}.{node} was not built")))?;
+    let stack = built;
     let apply = g.add(
         TsqrOp::ApplyQ { level, node },
         vec![stack.out(1), stack.out(2), w],

@@ -2,13 +2,16 @@
 
 use std::sync::Arc;
 
+use faer::linalg::matmul::matmul;
 use faer::reborrow::{Reborrow, ReborrowMut};
-use faer::{Mat, MatMut, MatRef};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
 
 use super::build::TsqrOp;
 use super::plan::TsqrPlan;
-use crate::linalg::dense::{apply_q, apply_q_into, flip_signs, output, qr_in_place, r_factor, thin_svd, view};
+use crate::linalg::dense::{
+    apply_q, apply_q_into, flip_signs, output, qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, view,
+};
 use crate::matrix::MatrixReader;
 use crate::schedule::{Executor, Output, WorkerScratch};
 use crate::{Error, Result};
@@ -24,9 +27,23 @@ impl<'a> TsqrExecutor<'a> {
         Self { plan, reader, sink }
     }
 
-    /// Reads panel `panel` into `panel_buf` (column-major) and factors it in place; returns the
-    /// Householder coefficients. Used by both passes, so the second pass's Q matches the first
-    /// pass's R bit for bit.
+    /// Reads panel `panel` into `panel_buf` (column-major).
+    fn read_panel<'b>(
+        &self,
+        panel: usize,
+        panel_buf: &'b mut [f64],
+        chunk: &mut Vec<f64>,
+        budget: &mut Reservation,
+    ) -> Result<MatMut<'b, f64>> {
+        let rows = self.plan.panels[panel].clone();
+        let mut a = MatMut::from_column_major_slice_mut(panel_buf, rows.len(), self.plan.n);
+        self.reader.read(rows, 0..self.plan.n, a.rb_mut(), budget, chunk)?;
+        Ok(a)
+    }
+
+    /// Reads panel `panel` into `panel_buf` and factors it in place; returns the Householder
+    /// coefficients. Used by both passes, so the second pass's Q matches the first pass's R bit
+    /// for bit.
     fn factor_panel(
         &self,
         panel: usize,
@@ -34,10 +51,7 @@ impl<'a> TsqrExecutor<'a> {
         chunk: &mut Vec<f64>,
         budget: &mut Reservation,
     ) -> Result<Mat<f64>> {
-        let rows = self.plan.panels[panel].clone();
-        let mut a = MatMut::from_column_major_slice_mut(panel_buf, rows.len(), self.plan.n);
-        self.reader.read(rows, 0..self.plan.n, a.rb_mut(), budget, chunk)?;
-        Ok(qr_in_place(a))
+        Ok(qr_in_place(self.read_panel(panel, panel_buf, chunk, budget)?))
     }
 
     fn panel_r(&self, panel: usize, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Vec<Output>> {
@@ -102,10 +116,13 @@ impl<'a> TsqrExecutor<'a> {
         Ok(outputs)
     }
 
+    /// `U_panel = Q_panel W`, written to the sink. Where the panel's R is well conditioned this
+    /// is `A_panel (R^-1 W)`: one product, against a second QR and a Householder application.
     fn panel_u(
         &self,
         panel: usize,
         w: &Pinned,
+        r: &Pinned,
         budget: &mut Reservation,
         scratch: &mut WorkerScratch,
     ) -> Result<Vec<Output>> {
@@ -117,10 +134,19 @@ impl<'a> TsqrExecutor<'a> {
         let chunk_rows = grid.chunk_shape().0;
         let lens = [h * n, self.reader.buffer_len(), h * c, chunk_rows.min(h) * c];
         let [panel_buf, chunk, u_buf, out] = scratch.buffers(lens, budget)?;
-        let coeffs = self.factor_panel(panel, panel_buf, chunk, budget)?;
-        let factors = MatRef::from_column_major_slice(panel_buf, h, n);
         let mut u = MatMut::from_column_major_slice_mut(u_buf, h, c);
-        apply_q_into(factors, coeffs.as_ref(), view(w, wr, c), u.rb_mut())?;
+        let (rr, rc) = r.shape();
+        match solve_r_if_conditioned(view(r, rr, rc), view(w, wr, c), self.plan.shortcut_condition) {
+            Some(x) => {
+                let a = self.read_panel(panel, panel_buf, chunk, budget)?;
+                matmul(u.rb_mut(), Accum::Replace, a.rb(), x.as_ref(), 1.0, Par::Seq);
+            }
+            None => {
+                let coeffs = self.factor_panel(panel, panel_buf, chunk, budget)?;
+                let factors = MatRef::from_column_major_slice(panel_buf, h, n);
+                apply_q_into(factors, coeffs.as_ref(), view(w, wr, c), u.rb_mut())?;
+            }
+        }
         for index in rows.start / chunk_rows..rows.end.div_ceil(chunk_rows) {
             let e = grid.extent(ChunkIndex::new(index, 0))?;
             let values = &mut out[..e.rows * c];
@@ -151,7 +177,7 @@ impl Executor for TsqrExecutor<'_> {
             (TsqrOp::StackQr { level, node }, _) => self.stack_qr(*level, *node, inputs),
             (TsqrOp::SvdR, [r]) => self.svd_of_r(r),
             (TsqrOp::ApplyQ { level, node }, _) => self.apply_node_q(*level, *node, inputs),
-            (TsqrOp::PanelU { panel }, [w]) => self.panel_u(*panel, w, budget, scratch),
+            (TsqrOp::PanelU { panel }, [w, r]) => self.panel_u(*panel, w, r, budget, scratch),
             _ => Err(Error::Bug(format!("{op:?} given {} inputs", inputs.len()))),
         }
     }

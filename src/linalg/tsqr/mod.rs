@@ -16,11 +16,11 @@
 //! With vectors, `U = Q U_R` is assembled panel by panel in a second pass (Benson, Gleich and
 //! Demmel's direct TSQR): each tree node keeps its small Householder factors; walking the tree
 //! top-down turns `U_R` into an `n x k` block `W_i` per panel (stage "Q back-propagation"); then
-//! each panel is **re-factored** from the input and `U_i = Q_i [W_i; 0]` is written out (stage
-//! "U assembly"). Recomputing Q_i costs one more panel QR; storing it would mean writing and
-//! reading back a matrix as large as A, which costs more I/O than re-reading A and is wasted
-//! work entirely for generated input. Re-factoring is bitwise identical to the first pass (the
-//! kernel is sequential and deterministic), so Q_i matches the R_i the tree used.
+//! each panel is read again and `U_i = Q_i [W_i; 0]` is written out (stage "U assembly"). Q_i is
+//! never stored (that would mean writing and reading back a matrix as large as A). Where the
+//! panel's R_i, kept from the first pass, is well conditioned, `U_i = A_i (R_i^-1 W_i)`: one
+//! matrix product. Otherwise the panel is **re-factored**, bitwise identical to the first pass
+//! (the kernel is sequential and deterministic), and its Householder Q_i applied to `W_i`.
 //!
 //! Wide matrices are factored through their transpose: `A^T = U' S V'^T` gives `U = V'`,
 //! `V = U'`. Matrices chunked in both dimensions are regrouped into row panels spanning all
