@@ -132,9 +132,10 @@ impl<'a> TsqrExecutor<'a> {
         let (wr, c) = w.shape();
         let grid = sink.grid();
         let chunk_rows = grid.chunk_shape().0;
-        let lens = [h * n, self.reader.buffer_len(), h * c, chunk_rows.min(h) * c];
-        let [panel_buf, chunk, u_buf, out] = scratch.buffers(lens, budget)?;
-        let mut u = MatMut::from_column_major_slice_mut(u_buf, h, c);
+        let lens = [h * n, self.reader.buffer_len(), h * c];
+        let [panel_buf, chunk, u_buf] = scratch.buffers(lens, budget)?;
+        // Row-major, so each chunk of U is a contiguous run of it, written without a copy.
+        let mut u = MatMut::from_row_major_slice_mut(u_buf, h, c);
         let (rr, rc) = r.shape();
         match solve_r_if_conditioned(view(r, rr, rc), view(w, wr, c), self.plan.shortcut_condition) {
             Some(x) => {
@@ -149,14 +150,8 @@ impl<'a> TsqrExecutor<'a> {
         }
         for index in rows.start / chunk_rows..rows.end.div_ceil(chunk_rows) {
             let e = grid.extent(ChunkIndex::new(index, 0))?;
-            let values = &mut out[..e.rows * c];
-            MatMut::from_row_major_slice_mut(values, e.rows, c).copy_from(u.rb().submatrix(
-                e.row0 - rows.start,
-                0,
-                e.rows,
-                c,
-            ));
-            sink.write_chunk(ChunkIndex::new(index, 0), values)?;
+            let first = e.row0 - rows.start;
+            sink.write_chunk(ChunkIndex::new(index, 0), &u_buf[first * c..(first + e.rows) * c])?;
         }
         Ok(Vec::new())
     }

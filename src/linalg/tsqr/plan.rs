@@ -307,9 +307,9 @@ impl TsqrPlan {
         let (n, k) = (self.n, self.n);
         let (total, reusable) = self.panel_qr_bytes(panel);
         let out_chunk = Output::bytes(self.factor_chunk_rows.min(h), k);
-        let buffers = Output::bytes(h, k) + out_chunk;
-        // The W input, the buffers, and the store's encoding of one chunk.
-        (total - Output::bytes(h.min(n), n) + Output::bytes(h.min(n), k) + buffers + 2 * out_chunk, reusable + buffers)
+        let u = Output::bytes(h, k);
+        // The W input, U's panel, and the store's encoding of one chunk.
+        (total - Output::bytes(h.min(n), n) + Output::bytes(h.min(n), k) + u + 2 * out_chunk, reusable + u)
     }
 
     pub(crate) fn stack_bytes(&self, node: &Node) -> u64 {
