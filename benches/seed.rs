@@ -59,36 +59,22 @@ fn main() {
     let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with("--") && a.parse::<usize>().is_err()).collect();
     let (m, n) = (ROWS as f64, COLS as f64);
     let qr_flops = 2.0 * m * n * n - 2.0 * n * n * n / 3.0;
-    let tsqr = |name: &'static str, extra: &[&str], flops: f64, output: bool| Scenario {
+    // Every outcore run: the same memory limit, a JSON report.
+    let outcore = |name, command: &str, extra: &[&str], flops, output, reference| Scenario {
         name,
-        args: [
-            "tsqr",
-            "--rows",
-            "2000000",
-            "--cols",
-            "100",
-            "--chunk-rows",
-            "10000",
-            "--memory-limit",
-            "128MiB",
-            "--json",
-        ]
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string())
-        .collect(),
+        args: [command, "--memory-limit", "128MiB", "--json"].iter().chain(extra).map(|s| s.to_string()).collect(),
         flops,
         output,
-        reference: Some(if output { DENSE_U } else { DENSE_VALUES }),
+        reference,
+    };
+    let shape = [ROWS, COLS, CHUNK_ROWS].map(|v| v.to_string());
+    let seed = ["--rows", &shape[0], "--cols", &shape[1], "--chunk-rows", &shape[2]];
+    let tsqr = |name, extra: &[&str], flops, output: bool| {
+        let reference = Some(if output { DENSE_U } else { DENSE_VALUES });
+        outcore(name, "tsqr", &[&seed[..], extra].concat(), flops, output, reference)
     };
     // No GFLOP/s for the randomized SVD: block Krylov's products grow in width per pass.
-    let rsvd = |name: &'static str, extra: &[&str], reference: &'static str| Scenario {
-        name,
-        args: ["rsvd", "--memory-limit", "128MiB", "--json"].iter().chain(extra).map(|s| s.to_string()).collect(),
-        flops: 0.0,
-        output: false,
-        reference: Some(reference),
-    };
+    let rsvd = |name, extra: &[&str], reference| outcore(name, "rsvd", extra, 0.0, false, Some(reference));
     let dense = |name: &'static str, mode: &str, flops: f64| Scenario {
         name,
         args: vec!["--child".into(), mode.into()],
@@ -105,38 +91,12 @@ fn main() {
         tsqr("tsqr U to Zarr, threads 2", &["--workers", "2"], 2.0 * qr_flops, true),
         tsqr("tsqr U to Zarr, serial", &["--scheduler", "serial"], 2.0 * qr_flops, true),
         dense(DENSE_U, "dense-vectors", 3.0 * qr_flops),
-        Scenario {
-            name: WRITE,
-            args: [
-                "generate",
-                "--rows",
-                "2000000",
-                "--cols",
-                "100",
-                "--chunk-rows",
-                "10000",
-                "--memory-limit",
-                "128MiB",
-                "--json",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            flops: 0.0,
-            output: true,
-            reference: None,
-        },
+        outcore(WRITE, "generate", &seed, 0.0, true, None),
         rsvd("rsvd 10000^2 q=0, threads 2", &["--power-iters", "0", "--workers", "2"], DENSE_RSVD_0),
         dense(DENSE_RSVD_0, "dense-rsvd-0", 0.0),
         rsvd("rsvd 10000^2 Krylov q=4, threads 2", &["--workers", "2"], DENSE_RSVD_4),
         dense(DENSE_RSVD_4, "dense-rsvd-4", 0.0),
-        Scenario {
-            name: "means, serial and mt_1/2/4 (medians below)",
-            args: ["means", "--memory-limit", "128MiB", "--json"].iter().map(|s| s.to_string()).collect(),
-            flops: 0.0,
-            output: false,
-            reference: None,
-        },
+        outcore("means, serial and mt_1/2/4 (medians below)", "means", &[], 0.0, false, None),
     ];
     let scenarios: Vec<Scenario> = scenarios
         .into_iter()

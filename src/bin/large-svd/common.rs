@@ -8,7 +8,8 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use outcore::output::{OutputDir, write_vector_zarr};
 use outcore::storage::{
-    ChunkStore, FaultPlan, FaultyStore, MemoryMonitor, MemoryPeaks, RssSource, format_size, parse_size,
+    ChunkGrid, ChunkStore, FaultPlan, FaultyStore, MemoryMonitor, MemoryPeaks, RssSource, ZarrOptions, ZarrStore,
+    format_size, parse_size,
 };
 use outcore::{BufferConfig, ChunkedMatrix, Engine, Error, MemoryReport, Progress, Result, Scheduler, SvdResult};
 use serde_json::{Value, json};
@@ -149,6 +150,26 @@ impl InjectedFaults {
             None => store,
         }
     }
+}
+
+/// Creates the Zarr array `name` in `out` for a factor (U or V) with `grid`, failing as
+/// `OUTCORE_INJECT_FAULTS` says.
+pub fn factor_store(out: &OutputDir, name: &str, grid: ChunkGrid) -> Result<Arc<dyn ChunkStore>> {
+    let store = Arc::new(ZarrStore::create(out.path().join(name), grid, &ZarrOptions::default())?);
+    Ok(InjectedFaults::from_env()?.output(store))
+}
+
+/// The human summary's header on stderr: the input, its size, the memory limit and the plan.
+pub fn print_header(command: &str, a: &ChunkedMatrix, session: &Session, plan_summary: &str) {
+    eprintln!("large-svd {command}: {}", a.describe());
+    eprintln!(
+        "matrix {} x {} ({}), memory limit {}",
+        a.rows(),
+        a.cols(),
+        format_size(a.store().grid().bytes()),
+        session.limit_text()
+    );
+    eprintln!("{plan_summary}");
 }
 
 /// The scheduler `run` asks for (`fallback` when none is named; threads when that is `None`).

@@ -6,13 +6,12 @@ use std::sync::atomic::AtomicBool;
 use outcore::Result;
 use outcore::linalg::rsvd::{RsvdOptions, RsvdPlan};
 use outcore::output::OutputDir;
-use outcore::storage::{ChunkStore, ZarrOptions, ZarrStore, format_size};
 use serde_json::json;
 
 use crate::cli::{RsvdArgs, RunArgs};
 use crate::common::{
-    InjectedFaults, Session, check_memory_files, commit_output, open_matrix, peaks_line, svd_summary, usage_line,
-    values_line, write_visualization,
+    Session, check_memory_files, commit_output, factor_store, open_matrix, peaks_line, print_header, svd_summary,
+    usage_line, values_line, write_visualization,
 };
 
 pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
@@ -48,25 +47,11 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
         )?;
     }
     if !run.json {
-        eprintln!("large-svd rsvd: {}", a.describe());
-        eprintln!(
-            "matrix {} x {} ({}), memory limit {}",
-            a.rows(),
-            a.cols(),
-            format_size(a.store().grid().bytes()),
-            session.limit_text()
-        );
-        eprintln!("{}", plan.summary());
+        print_header("rsvd", &a, &session, &plan.summary());
     }
     let (u_grid, v_grid) = plan.factor_grids()?;
     let sinks = match &output {
-        Some(out) => {
-            let faults = InjectedFaults::from_env()?;
-            let create = |name: &str, grid| -> Result<Arc<dyn ChunkStore>> {
-                Ok(faults.output(Arc::new(ZarrStore::create(out.path().join(name), grid, &ZarrOptions::default())?)))
-            };
-            (Some(create("u.zarr", u_grid)?), Some(create("v.zarr", v_grid)?))
-        }
+        Some(out) => (Some(factor_store(out, "u.zarr", u_grid)?), Some(factor_store(out, "v.zarr", v_grid)?)),
         None => (None, None),
     };
     let result = plan.run(engine, sinks.0, sinks.1)?;

@@ -4,14 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use outcore::output::{OutputDir, write_matrix_zarr};
-use outcore::storage::{ChunkStore, ZarrOptions, ZarrStore, format_size};
 use outcore::{Factor, Result, TsqrOptions, TsqrPlan};
 use serde_json::json;
 
 use crate::cli::{RunArgs, TsqrArgs};
 use crate::common::{
-    InjectedFaults, Session, check_memory_files, commit_output, open_matrix, peaks_line, svd_summary, usage_line,
-    values_line, write_visualization,
+    Session, check_memory_files, commit_output, factor_store, open_matrix, peaks_line, print_header, svd_summary,
+    usage_line, values_line, write_visualization,
 };
 
 pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
@@ -37,25 +36,15 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
         write_visualization(path, &plan.graph()?.to_dot(&format!("TSQR SVD of {} x {}", a.rows(), a.cols())))?;
     }
     if !run.json {
-        eprintln!("large-svd tsqr: {}", a.describe());
-        eprintln!(
-            "matrix {} x {} ({}), memory limit {}",
-            a.rows(),
-            a.cols(),
-            format_size(a.store().grid().bytes()),
-            session.limit_text()
-        );
-        eprintln!("{}", plan.summary());
+        print_header("tsqr", &a, &session, &plan.summary());
         if output.is_none() && !args.values_only {
             eprintln!("singular values only: pass --output DIR to compute and write U and V");
         }
     }
-    let sink: Option<Arc<dyn ChunkStore>> = match (&output, plan.factor_grid()) {
+    let sink = match (&output, plan.factor_grid()) {
         (Some(out), Some(grid)) => {
             let name = if a.rows() >= a.cols() { "u.zarr" } else { "v.zarr" };
-            let store: Arc<dyn ChunkStore> =
-                Arc::new(ZarrStore::create(out.path().join(name), grid, &ZarrOptions::default())?);
-            Some(InjectedFaults::from_env()?.output(store))
+            Some(factor_store(out, name, grid)?)
         }
         _ => None,
     };
