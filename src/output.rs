@@ -47,7 +47,15 @@ impl OutputDir {
             _ => PathBuf::from("."),
         };
         if !parent.is_dir() {
-            return Err(StorageError::NotFound { path: parent }.into());
+            let problem = if parent.exists() { "is not a directory" } else { "does not exist" };
+            return Err(Error::invalid(
+                "output path",
+                format!(
+                    "{} cannot be created: {} {problem}; create that directory or choose another path",
+                    target.display(),
+                    parent.display()
+                ),
+            ));
         }
         let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
         if partial.exists() {

@@ -269,6 +269,16 @@ fn unwritable_output_and_unreadable_input_get_clear_errors() {
     std::fs::create_dir(&not_zarr).unwrap();
     let run = large_svd(&["tsqr", "--input", not_zarr.to_str().unwrap()], &[]);
     assert!(run.status.code() == Some(1) && stderr(&run).contains("no zarr.json"), "{}", stderr(&run));
+    // An output path whose parent is a file, or missing: named as such, not as a missing input.
+    let file = dir.path().join("file.txt");
+    std::fs::write(&file, "keep").unwrap();
+    for (parent, problem) in [(&file, "is not a directory"), (&dir.path().join("missing"), "does not exist")] {
+        let out = parent.join("out");
+        let run = large_svd(&["tsqr", "--rows", "100", "--cols", "5", "--output", out.to_str().unwrap()], &[]);
+        let text = stderr(&run);
+        assert!(run.status.code() == Some(1) && text.contains("output path") && text.contains(problem), "{text}");
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
 }
 
 #[test]
