@@ -159,7 +159,7 @@ impl<O: Operation> TaskGraph<O> {
         stages
     }
 
-    /// The graph in Graphviz DOT, one cluster per stage (see [`dot`](self::to_dot)).
+    /// The graph in Graphviz DOT, one cluster per stage (built in the private `dot` module).
     pub fn to_dot(&self, title: &str) -> String {
         dot::to_dot(self, title)
     }

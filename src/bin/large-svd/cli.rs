@@ -203,7 +203,7 @@ pub struct GenerateArgs {
     /// Replace an existing array at --output.
     #[arg(long)]
     pub overwrite: bool,
-    /// Chunk compression: none, zstd[:LEVEL], gzip[:LEVEL] or blosc-lz4[:LEVEL].
+    /// Chunk compression: none, zstd, gzip or blosc-lz4, each with an optional level (zstd:3).
     #[arg(long, default_value = "none")]
     pub compression: String,
 }
