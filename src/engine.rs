@@ -38,15 +38,20 @@ impl Engine {
 
     /// An engine with a full buffer configuration.
     pub fn with_config(config: BufferConfig, scheduler: Scheduler) -> Result<Self> {
-        if scheduler.workers() == 0 {
-            return Err(crate::Error::invalid("workers", "0 workers cannot run anything; give 1 or more"));
-        }
+        check_workers(scheduler)?;
         Ok(Self {
             manager: BufferManager::new(config)?,
             scheduler,
             progress: None,
             cancel: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// This engine under another scheduler: the same buffer manager (one memory budget and
+    /// one accounting), progress callback and cancel flag.
+    pub fn with_scheduler(&self, scheduler: Scheduler) -> Result<Self> {
+        check_workers(scheduler)?;
+        Ok(Self { scheduler, ..self.clone() })
     }
 
     /// Calls `progress` after every task of every run.
@@ -84,4 +89,12 @@ impl Engine {
         let control = RunControl { progress, cancel: Some(&self.cancel) };
         schedule::run(self.scheduler, &self.manager, graph, executor, control)
     }
+}
+
+/// Refuses a scheduler without workers.
+fn check_workers(scheduler: Scheduler) -> Result<()> {
+    if scheduler.workers() == 0 {
+        return Err(crate::Error::invalid("workers", "0 workers cannot run anything; give 1 or more"));
+    }
+    Ok(())
 }

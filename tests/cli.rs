@@ -325,37 +325,29 @@ fn means_compares_schedulers_with_identical_results() {
 fn memory_timeline_and_plot_are_written_and_peaks_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (csv, svg) = (dir.path().join("t.csv"), dir.path().join("m.svg"));
-    let args = [
-        "tsqr",
-        "--rows",
-        "200000",
-        "--cols",
-        "40",
-        "--chunk-rows",
-        "5000",
-        "--memory-limit",
-        "256MiB",
-        "--json",
-        "--memory-timeline",
-        csv.to_str().unwrap(),
-        "--memory-plot",
-        svg.to_str().unwrap(),
-    ];
-    let v = json(&large_svd(&args));
-    let peaks = &v["memory"]["peaks"];
-    for key in ["process", "managed", "unmanaged", "unmanaged_recent", "spilled"] {
-        assert!(peaks[key].is_u64(), "peaks.{key}: {v}");
+    let tsqr = ["tsqr", "--rows", "200000", "--cols", "40", "--chunk-rows", "5000", "--memory-limit", "256MiB"];
+    // `means` runs several schedulers on one memory budget and one sampler.
+    let means = ["means", "--repeat", "2"];
+    for command in [&tsqr[..], &means[..]] {
+        let files = ["--json", "--memory-timeline", csv.to_str().unwrap(), "--memory-plot", svg.to_str().unwrap()];
+        let v = json(&large_svd(&[command, &files[..]].concat()));
+        let peaks = &v["memory"]["peaks"];
+        for key in ["process", "managed", "unmanaged", "unmanaged_recent", "spilled"] {
+            assert!(peaks[key].is_u64(), "{command:?}: peaks.{key}: {v}");
+        }
+        assert!(peaks["process"].as_u64().unwrap() >= peaks["managed"].as_u64().unwrap());
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let rows: Vec<&str> = text.lines().skip(1).collect();
+        assert!(rows.len() >= 2, "{command:?}: {text}");
+        for row in rows {
+            let v: Vec<u64> = row.split(',').skip(1).map(|x| x.parse().unwrap()).collect();
+            assert_eq!(v[0], v[1] + v[3] + v[4], "process = managed + unmanaged old + unmanaged recent: {row}");
+        }
+        let svg_text = std::fs::read_to_string(&svg).unwrap();
+        assert!(svg_text.contains("<svg") && svg_text.contains("unmanaged recent") && svg_text.contains("pause (80%"));
+        std::fs::remove_file(&csv).unwrap();
+        std::fs::remove_file(&svg).unwrap();
     }
-    assert!(peaks["process"].as_u64().unwrap() >= peaks["managed"].as_u64().unwrap());
-    let text = std::fs::read_to_string(&csv).unwrap();
-    let rows: Vec<&str> = text.lines().skip(1).collect();
-    assert!(rows.len() >= 2, "{text}");
-    for row in rows {
-        let v: Vec<u64> = row.split(',').skip(1).map(|x| x.parse().unwrap()).collect();
-        assert_eq!(v[0], v[1] + v[3] + v[4], "process = managed + unmanaged old + unmanaged recent: {row}");
-    }
-    let svg_text = std::fs::read_to_string(&svg).unwrap();
-    assert!(svg_text.contains("<svg") && svg_text.contains("unmanaged recent") && svg_text.contains("pause (80%"));
     // A wrong extension is refused before any work.
     fails_with(&["tsqr", "--rows", "1000", "--cols", "5", "--memory-plot", "x.png"], &[".svg"]);
     fails_with(&["tsqr", "--rows", "1000", "--cols", "5", "--memory-timeline", "x.xlsx"], &[".csv"]);

@@ -5,11 +5,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use outcore::means::run_means;
-use outcore::{BufferConfig, Engine, Error, Result, Scheduler};
+use outcore::{Engine, Error, Result, Scheduler};
 use serde_json::{Value, json};
 
 use crate::cli::{MeansArgs, RunArgs};
-use crate::common::{check_memory_files, scheduler};
+use crate::common::{Session, check_memory_files, memory_json, peak_rss, peaks_line, scheduler};
 
 /// What the lesson measured with Dask on this machine kind (`../shared/notes/dask-reference.md`).
 const DASK: [(&str, f64); 4] = [("serial", 0.140), ("mt_1", 0.181), ("mt_2", 0.163), ("mt_4", 0.168)];
@@ -55,13 +55,9 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<(
     if args.repeat == 0 {
         return Err(Error::invalid("--repeat", "0 repetitions measure nothing; give 1 or more"));
     }
-    let limit = match run.memory_limit.as_str() {
-        "auto" => 64 << 20,
-        text => outcore::storage::parse_size(text).map_err(|e| Error::invalid("--memory-limit", e.to_string()))?,
-    };
-    let engine = |s: Scheduler| -> Result<Engine> {
-        Ok(Engine::with_config(BufferConfig::new(limit), s)?.with_cancel_flag(cancel.clone()))
-    };
+    // One session: one memory budget and sampler for every scheduler compared (the tasks hold
+    // a few KiB each, so `auto` gives the smallest automatic limit).
+    let session = Session::new(run, cancel, |_| Ok(0))?;
     let configs: Vec<(String, Scheduler)> = match &run.scheduler {
         Some(_) => {
             let s = scheduler(run, None)?;
@@ -78,8 +74,10 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<(
             v
         }
     };
-    let engines: Vec<(String, Engine)> =
-        configs.iter().map(|(name, s)| Ok((name.clone(), engine(*s)?))).collect::<Result<_>>()?;
+    let engines: Vec<(String, Engine)> = configs
+        .iter()
+        .map(|(name, s)| Ok((name.clone(), session.engine.with_scheduler(*s)?)))
+        .collect::<Result<_>>()?;
     let rows = measure(&engines, args, args.n)?;
     if rows.windows(2).any(|w| w[0].mean_of_means.to_bits() != w[1].mean_of_means.to_bits()) {
         return Err(Error::Bug("schedulers disagree on the mean of means".into()));
@@ -87,6 +85,8 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<(
     // Scheduling overhead: the same graph with empty tasks (n = 0), per task.
     let overhead = measure(&engines[..1], args, 0)?[0].median / (args.tasks + 1) as f64;
     let serial = rows.iter().find(|r| r.name == "serial").map(|r| r.median);
+    session.finish_progress();
+    let peaks = session.finish_memory(run, "means memory")?;
     if run.json {
         let table: Vec<Value> = rows
             .iter()
@@ -111,6 +111,8 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<(
                 "mean_of_means": rows[0].mean_of_means,
                 "results": table,
                 "overhead_seconds_per_task": overhead,
+                "peak_rss_bytes": peak_rss(),
+                "memory": memory_json(&session.engine.manager().report(), &peaks),
             })
         );
     } else {
@@ -136,6 +138,7 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<(
             overhead * 1e6,
             configs[0].0
         );
+        println!("{}", peaks_line(&peaks));
     }
     Ok(())
 }
