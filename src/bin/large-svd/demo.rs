@@ -34,7 +34,7 @@ const TSQR: Workload = Workload {
 
 const RSVD: Workload = Workload {
     title: "da.linalg.svd_compressed(da.random.random((10000, 10000), chunks=(2000, 2000)), k=5)",
-    dask: "Dask threads at its defaults: 1.7-2.1 s, peak RSS 839-841 MiB, 28% error on sigma_2..5",
+    dask: "Dask threads at its defaults: 1.6-2.1 s, peak RSS 839-841 MiB, 28% error on sigma_2..5",
     rows: 10_000,
     cols: 10_000,
     chunk: (2_000, 2_000),
