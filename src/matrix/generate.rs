@@ -94,16 +94,24 @@ const LANES: usize = 8;
 /// SplitMix64's increment, as in `rand_xoshiro`'s `seed_from_u64`.
 const PHI: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// The xoshiro256++ states of `LANES` streams, structure of arrays so each step is a handful of
-/// vector instructions. Bit for bit the streams [`tile_rng`] makes, advanced in lock step.
+/// `LANES` xoshiro256++ streams stepped together: [`Lanes`] in portable code, or in AVX-512
+/// registers, which LLVM does not manage from the portable code (it stays scalar).
+trait UniformLanes {
+    /// The streams of tile `tile` of rows `rows`.
+    fn seeded(seed: u64, rows: [u64; LANES], tile: u64) -> Self;
+    /// The next uniform [0, 1) value of every lane.
+    fn next_uniform(&mut self) -> [f64; LANES];
+}
+
+/// The xoshiro256++ states of `LANES` streams, structure of arrays, in portable code. Bit for
+/// bit the streams [`tile_rng`] makes, advanced in lock step.
 #[derive(Clone, Copy, Default)]
 struct Lanes {
     s: [[u64; LANES]; 4],
 }
 
-impl Lanes {
-    /// The streams of tile `tile` of rows `rows` (as [`tile_rng`], then `seed_from_u64`'s
-    /// SplitMix64 expansion).
+impl UniformLanes for Lanes {
+    /// As [`tile_rng`], then `seed_from_u64`'s SplitMix64 expansion.
     #[inline(always)]
     fn seeded(seed: u64, rows: [u64; LANES], tile: u64) -> Self {
         let t = mix64(tile.wrapping_add(0xd1b5_4a32_d192_ed03));
@@ -118,7 +126,6 @@ impl Lanes {
         lanes
     }
 
-    /// The next uniform [0, 1) value of every lane.
     #[inline(always)]
     fn next_uniform(&mut self) -> [f64; LANES] {
         let [s0, s1, s2, s3] = &mut self.s;
@@ -135,27 +142,6 @@ impl Lanes {
             out[i] = (result >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
         }
         out
-    }
-}
-
-/// `LANES` xoshiro256++ streams stepped together: [`Lanes`] in portable code, or in AVX-512
-/// registers, which LLVM does not manage from the portable code (it stays scalar).
-trait UniformLanes {
-    /// The streams of tile `tile` of rows `rows`.
-    fn seeded(seed: u64, rows: [u64; LANES], tile: u64) -> Self;
-    /// The next uniform [0, 1) value of every lane.
-    fn next_uniform(&mut self) -> [f64; LANES];
-}
-
-impl UniformLanes for Lanes {
-    #[inline(always)]
-    fn seeded(seed: u64, rows: [u64; LANES], tile: u64) -> Self {
-        Lanes::seeded(seed, rows, tile)
-    }
-
-    #[inline(always)]
-    fn next_uniform(&mut self) -> [f64; LANES] {
-        Lanes::next_uniform(self)
     }
 }
 

@@ -35,7 +35,8 @@ impl Session {
     /// Builds the engine for `run`. With `--memory-limit auto`, `needed` is asked, on a
     /// provisional engine, for the limit the command's plan needs.
     pub fn new(run: &RunArgs, cancel: Arc<AtomicBool>, needed: impl Fn(&Engine) -> Result<u64>) -> Result<Self> {
-        let scheduler = scheduler(run, None)?;
+        check_memory_files(run)?;
+        let scheduler = scheduler(run)?;
         let spill_faults = InjectedFaults::from_env()?.spill.unwrap_or_default();
         let thresholds: outcore::Thresholds = match &run.thresholds {
             Some(spec) => spec
@@ -79,6 +80,19 @@ impl Session {
             Engine::with_config(config(limit), scheduler)?.with_progress(Arc::new(progress)).with_cancel_flag(cancel);
         let monitor = std::cell::RefCell::new(Some(MemoryMonitor::start(engine.manager().clone(), MEMORY_INTERVAL)));
         Ok(Self { engine, auto_limit, started: Instant::now(), bar, monitor })
+    }
+
+    /// A session whose `auto` limit is what the plan `make` builds needs
+    /// (`needed(plan, workers)`), and that plan built again on the session's engine.
+    pub fn planned<P>(
+        run: &RunArgs,
+        cancel: Arc<AtomicBool>,
+        make: impl Fn(&Engine) -> Result<P>,
+        needed: impl Fn(&P, usize) -> u64,
+    ) -> Result<(Self, P)> {
+        let session = Self::new(run, cancel, |engine| Ok(needed(&make(engine)?, engine.scheduler().workers())))?;
+        let plan = make(&session.engine)?;
+        Ok((session, plan))
     }
 
     /// Stops the memory sampler, writes `--memory-timeline` and `--memory-plot` if asked, and
@@ -172,14 +186,14 @@ pub fn print_header(command: &str, a: &ChunkedMatrix, session: &Session, plan_su
     eprintln!("{plan_summary}");
 }
 
-/// The scheduler `run` asks for (`fallback` when none is named; threads when that is `None`).
-pub fn scheduler(run: &RunArgs, fallback: Option<&str>) -> Result<Scheduler> {
+/// The scheduler `run` asks for (threads when none is named).
+fn scheduler(run: &RunArgs) -> Result<Scheduler> {
     let workers = run.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    Scheduler::from_name(run.scheduler.as_deref().or(fallback).unwrap_or("threads"), workers)
+    Scheduler::from_name(run.scheduler.as_deref().unwrap_or("threads"), workers)
 }
 
 /// Checks the memory file options before any work, so a typo does not cost a whole run.
-pub fn check_memory_files(run: &RunArgs) -> Result<()> {
+fn check_memory_files(run: &RunArgs) -> Result<()> {
     if let Some(path) = &run.memory_timeline {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         if !["csv", "jsonl", "ndjson", "json"].contains(&ext.as_str()) {

@@ -12,7 +12,7 @@ use outcore::{ChunkedMatrix, Distribution, Engine, Result, TsqrOptions, TsqrPlan
 use serde_json::{Value, json};
 
 use crate::cli::RunArgs;
-use crate::common::{Session, check_memory_files, memory_json, peak_rss, peaks_line, reset_peak_rss, values_line};
+use crate::common::{Session, memory_json, peak_rss, peaks_line, reset_peak_rss, values_line};
 use outcore::storage::MemoryPeaks;
 
 /// One workload of the demo: its matrix, and what Dask measured for it on this machine kind.
@@ -49,7 +49,6 @@ pub fn run(run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         .prefix("outcore-demo-")
         .tempdir()
         .map_err(|e| outcore::storage::StorageError::io(std::env::temp_dir(), e))?;
-    check_memory_files(&run)?;
     let session = Session::new(&run, cancel, |_| Ok(0))?;
     let engine = &session.engine;
     if !run.json {

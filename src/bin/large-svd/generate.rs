@@ -11,7 +11,7 @@ use outcore::{Error, Result};
 use serde_json::json;
 
 use crate::cli::{GenerateArgs, RunArgs};
-use crate::common::{Session, check_memory_files, memory_json, open_matrix, peak_rss};
+use crate::common::{Session, memory_json, open_matrix, peak_rss};
 
 pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
     let a = open_matrix(&args.matrix)?;
@@ -28,7 +28,6 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Resul
         )?,
         None => a.grid(),
     };
-    check_memory_files(run)?;
     let session = Session::new(run, cancel, |engine| {
         let workers = engine.scheduler().workers() as u64;
         Ok(workers * (6 * grid.max_chunk_bytes() + a.store().read_scratch_bytes()) + (16 << 20))

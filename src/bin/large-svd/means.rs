@@ -9,7 +9,7 @@ use outcore::{Engine, Error, Result, Scheduler};
 use serde_json::{Value, json};
 
 use crate::cli::{MeansArgs, RunArgs};
-use crate::common::{Session, check_memory_files, memory_json, peak_rss, peaks_line, scheduler};
+use crate::common::{Session, memory_json, peak_rss, peaks_line};
 
 /// What the lesson measured with Dask on this machine kind (`../shared/notes/dask-reference.md`).
 const DASK: [(&str, f64); 4] = [("serial", 0.140), ("mt_1", 0.181), ("mt_2", 0.163), ("mt_4", 0.168)];
@@ -48,7 +48,6 @@ fn measure(configs: &[(String, Engine)], args: &MeansArgs, n: usize) -> Result<V
 }
 
 pub fn run(args: &MeansArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
-    check_memory_files(run)?;
     if args.tasks == 0 {
         return Err(Error::invalid("--tasks", "0 tasks compute nothing; give 1 or more"));
     }
@@ -60,7 +59,8 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<(
     let session = Session::new(run, cancel, |_| Ok(0))?;
     let configs: Vec<(String, Scheduler)> = match &run.scheduler {
         Some(_) => {
-            let s = scheduler(run, None)?;
+            // The one the session was built with.
+            let s = session.engine.scheduler();
             let name = match s {
                 Scheduler::Serial => "serial".to_string(),
                 Scheduler::Threads { workers } => format!("mt_{workers}"),

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::cli::{RsvdArgs, RunArgs};
 use crate::common::{
-    Session, check_memory_files, commit_output, factor_store, open_matrix, peaks_line, print_header, svd_summary,
-    usage_line, values_line, write_visualization,
+    Session, commit_output, factor_store, open_matrix, peaks_line, print_header, svd_summary, usage_line, values_line,
+    write_visualization,
 };
 
 pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
@@ -33,13 +33,9 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
         ..RsvdOptions::default()
     };
     let output = args.output.as_ref().map(|p| OutputDir::create(p, args.overwrite)).transpose()?;
-    check_memory_files(run)?;
-    let session = Session::new(run, cancel, |engine| {
-        let plan = RsvdPlan::new(&a, &options, engine)?;
-        Ok(plan.memory_needed(engine.scheduler().workers()))
-    })?;
+    let (session, plan) =
+        Session::planned(run, cancel, |engine| RsvdPlan::new(&a, &options, engine), RsvdPlan::memory_needed)?;
     let engine = &session.engine;
-    let plan = RsvdPlan::new(&a, &options, engine)?;
     if let Some(path) = &run.visualize {
         write_visualization(
             path,

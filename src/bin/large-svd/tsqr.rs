@@ -9,8 +9,8 @@ use serde_json::json;
 
 use crate::cli::{RunArgs, TsqrArgs};
 use crate::common::{
-    Session, check_memory_files, commit_output, factor_store, open_matrix, peaks_line, print_header, svd_summary,
-    usage_line, values_line, write_visualization,
+    Session, commit_output, factor_store, open_matrix, peaks_line, print_header, svd_summary, usage_line, values_line,
+    write_visualization,
 };
 
 pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
@@ -25,13 +25,9 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()
     };
     // Refuse a taken output path before any work.
     let output = args.output.as_ref().map(|p| OutputDir::create(p, args.overwrite)).transpose()?;
-    check_memory_files(run)?;
-    let session = Session::new(run, cancel, |engine| {
-        let plan = TsqrPlan::new(&a, &options, engine)?;
-        Ok(plan.memory_needed(engine.scheduler().workers()))
-    })?;
+    let (session, plan) =
+        Session::planned(run, cancel, |engine| TsqrPlan::new(&a, &options, engine), TsqrPlan::memory_needed)?;
     let engine = &session.engine;
-    let plan = TsqrPlan::new(&a, &options, engine)?;
     if let Some(path) = &run.visualize {
         write_visualization(path, &plan.graph()?.to_dot(&format!("TSQR SVD of {} x {}", a.rows(), a.cols())))?;
     }
