@@ -6,16 +6,17 @@ use std::sync::Arc;
 
 use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
 
+use crate::control::RunControl;
 use crate::engine::Engine;
 use crate::graph::{Operation, TaskGraph};
 use crate::linalg::budget::MemoryModel;
 use crate::matrix::{ChunkedMatrix, MatrixReader};
 use crate::schedule::{Executor, Output, RunStats, WorkerScratch};
-use crate::{Error, Result};
+use crate::{Error, MemoryError, Result};
 
 /// Copy one chunk of the destination grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CopyChunk(pub ChunkIndex);
+struct CopyChunk(ChunkIndex);
 
 impl Operation for CopyChunk {
     fn stage(&self) -> &'static str {
@@ -50,8 +51,14 @@ impl Executor for CopyExecutor {
     }
 }
 
-/// Copies `src` into `dst` (same shape, any chunking), one destination chunk per task.
-pub fn copy_matrix(engine: &Engine, src: &ChunkedMatrix, dst: Arc<dyn ChunkStore>) -> Result<RunStats> {
+/// Copies `src` into `dst` (same shape, any chunking), one destination chunk per task, under
+/// the engine's memory limit: converts a `.npy` file to Zarr, or writes a generated matrix.
+pub fn copy_matrix(
+    engine: &Engine,
+    src: &ChunkedMatrix,
+    dst: Arc<dyn ChunkStore>,
+    control: &RunControl,
+) -> Result<RunStats> {
     let grid = dst.grid();
     if grid.shape() != src.shape() {
         return Err(Error::invalid(
@@ -59,7 +66,20 @@ pub fn copy_matrix(engine: &Engine, src: &ChunkedMatrix, dst: Arc<dyn ChunkStore
             format!("{} is {:?} but {} is {:?}", src.describe(), src.shape(), dst.describe(), grid.shape()),
         ));
     }
-    let reader = MatrixReader::new(src, engine.manager(), false, false)?;
+    // The graph holds a task per chunk: refuse one whose bookkeeping alone exceeds the limit
+    // before building it.
+    let chunks = grid.grid_shape().0.saturating_mul(grid.grid_shape().1) as u64;
+    let bookkeeping = chunks.saturating_mul(TaskGraph::<CopyChunk>::task_bytes(0, 0));
+    if bookkeeping > engine.memory_limit() {
+        return Err(MemoryError::LimitTooSmall {
+            algorithm: "the copy",
+            limit: engine.memory_limit(),
+            needed: bookkeeping,
+            detail: format!("{chunks} chunks, a task each; larger chunks need fewer"),
+        }
+        .into());
+    }
+    let reader = MatrixReader::new(src, engine.memory_pool(), false, false)?;
     let mut graph = TaskGraph::new();
     for index in grid.indices() {
         let e = grid.extent(index)?;
@@ -71,7 +91,7 @@ pub fn copy_matrix(engine: &Engine, src: &ChunkedMatrix, dst: Arc<dyn ChunkStore
     // As many copies at once as the limit holds, like the algorithms' plans.
     let model = MemoryModel::for_engine(engine).with_graph(&graph, 0);
     graph.set_max_concurrency(model.concurrent());
-    let (_, stats) = engine.run(&graph, &CopyExecutor { reader, dst })?;
+    let (_, stats) = engine.run_graph(&graph, &CopyExecutor { reader, dst }, control)?;
     Ok(stats)
 }
 
@@ -86,13 +106,12 @@ mod tests {
     fn copies_across_chunkings() {
         let src = ChunkedMatrix::generated(Distribution::Normal, 5, 37, 23, 10, 7).unwrap();
         let dst: Arc<dyn ChunkStore> = Arc::new(MemoryStore::new(ChunkGrid::new(37, 23, 6, 23).unwrap()));
-        let mut config = outcore_storage::BufferConfig::new(16 << 20);
-        config.thresholds = outcore_storage::Thresholds::DISABLED;
-        let engine = Engine::with_config(config, Scheduler::Threads { workers: 2 }).unwrap();
-        copy_matrix(&engine, &src, dst.clone()).unwrap();
+        let engine =
+            Engine::builder().memory_limit(16 << 20).scheduler(Scheduler::Threads { workers: 2 }).build().unwrap();
+        copy_matrix(&engine, &src, dst.clone(), &RunControl::default()).unwrap();
         let expected = read_matrix(src.store().as_ref()).unwrap();
         assert_eq!(read_matrix(dst.as_ref()).unwrap(), expected);
         let wrong: Arc<dyn ChunkStore> = Arc::new(MemoryStore::new(ChunkGrid::new(36, 23, 6, 23).unwrap()));
-        assert!(copy_matrix(&engine, &src, wrong).is_err());
+        assert!(copy_matrix(&engine, &src, wrong, &RunControl::default()).is_err());
     }
 }

@@ -1,7 +1,12 @@
-//! The engine's error type. Storage errors are wrapped unchanged, so callers can still tell
-//! "out of memory" from "corrupted chunk".
+//! The engine's error types. Memory conditions have their own type ([`MemoryError`]); other
+//! storage failures are wrapped unchanged, so callers can tell "out of memory" from "corrupted
+//! chunk" with one `match`.
+//!
+//! Messages name what to change by its API name in backticks (`` `memory_limit` ``,
+//! `` `oversamples` ``, `` `check_finite = false` ``); the command line rewrites those names
+//! as its flags in one place.
 
-use outcore_storage::{ChunkIndex, StorageError, format_size};
+use outcore_storage::{ChunkIndex, MemoryReport, StorageError, format_size};
 
 /// Result alias for outcore.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -10,33 +15,21 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A storage failure: I/O, Zarr, corruption, memory limits.
+    /// A storage failure: I/O, Zarr, corruption, spill files.
     #[error(transparent)]
-    Storage(#[from] StorageError),
+    Storage(StorageError),
+
+    /// The memory limit cannot hold the work (see [`MemoryError`]).
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
 
     /// A parameter is out of range or inconsistent.
-    #[error("invalid {what}: {reason}")]
+    #[error("invalid `{what}`: {reason}")]
     InvalidArgument {
-        /// Which parameter.
+        /// Which parameter, by its API name.
         what: &'static str,
         /// Why, and what would be valid.
         reason: String,
-    },
-
-    /// The memory limit is below what the plan needs even with one worker.
-    #[error(
-        "memory limit {} is too small for {algorithm}: it needs at least {} ({detail}); pass --memory-limit {} or more",
-        format_size(*limit), format_size(*needed), needed_arg(*needed)
-    )]
-    MemoryLimitTooSmall {
-        /// The algorithm planned.
-        algorithm: &'static str,
-        /// The limit given.
-        limit: u64,
-        /// The smallest limit that works.
-        needed: u64,
-        /// What the memory is for.
-        detail: String,
     },
 
     /// A dense SVD or eigendecomposition did not converge.
@@ -52,7 +45,7 @@ pub enum Error {
 
     /// The input holds NaN or infinity.
     #[error(
-        "{what} has a non-finite value (NaN or infinity) in chunk {index}, at row {row}, column {col}; clean the data (or pass --no-check-finite to skip this check)"
+        "{what} has a non-finite value (NaN or infinity) in chunk {index}, at row {row}, column {col}; clean the data (or set `check_finite = false` to skip this check)"
     )]
     NonFinite {
         /// The input.
@@ -65,8 +58,9 @@ pub enum Error {
         col: usize,
     },
 
-    /// The run was cancelled (Ctrl-C).
-    #[error("interrupted; no output was written")]
+    /// The run was cancelled through its [`CancelToken`](crate::CancelToken). Outputs the run
+    /// created were removed; a store the caller handed in may hold part of a result.
+    #[error("the run was cancelled")]
     Interrupted,
 
     /// A broken internal invariant: a bug in outcore, not a problem with the input.
@@ -74,7 +68,63 @@ pub enum Error {
     Bug(String),
 }
 
-/// A size rounded up to whole MiB, as `--memory-limit` takes it.
+/// The memory limit cannot hold the work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MemoryError {
+    /// The plan needs more than the limit even with one task at a time; refused before any work.
+    #[error(
+        "memory limit {} is too small for {algorithm}: it needs at least {} ({detail}); raise `memory_limit` to {} or more",
+        format_size(*limit), format_size(*needed), needed_arg(*needed)
+    )]
+    LimitTooSmall {
+        /// The algorithm planned.
+        algorithm: &'static str,
+        /// The limit given.
+        limit: u64,
+        /// The smallest limit that works.
+        needed: u64,
+        /// What the memory is for.
+        detail: String,
+    },
+
+    /// A reservation cannot be met: everything is pinned or reserved and nothing will be
+    /// released.
+    #[error(transparent)]
+    Exhausted(StorageError),
+
+    /// The worker's memory stays above the pause threshold with nothing running.
+    #[error(transparent)]
+    Paused(StorageError),
+
+    /// The worker's memory crossed the terminate threshold.
+    #[error(transparent)]
+    Terminated(StorageError),
+}
+
+impl MemoryError {
+    /// The memory categories when the condition was found, where there is such a report.
+    pub fn report(&self) -> Option<&MemoryReport> {
+        match self {
+            Self::Paused(StorageError::MemoryPaused { report, .. })
+            | Self::Terminated(StorageError::MemoryTerminated { report, .. }) => Some(report),
+            _ => None,
+        }
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Self {
+        match e {
+            e @ StorageError::ResourcesExhausted { .. } => Self::Memory(MemoryError::Exhausted(e)),
+            e @ StorageError::MemoryPaused { .. } => Self::Memory(MemoryError::Paused(e)),
+            e @ StorageError::MemoryTerminated { .. } => Self::Memory(MemoryError::Terminated(e)),
+            e => Self::Storage(e),
+        }
+    }
+}
+
+/// A size rounded up to whole MiB, as limits are written (`81MiB`).
 fn needed_arg(bytes: u64) -> String {
     format!("{}MiB", bytes.div_ceil(1 << 20))
 }

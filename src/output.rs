@@ -1,19 +1,168 @@
-//! Results written atomically: nothing appears under the final name unless the run succeeded.
+//! Where results go: [`Destination`] for a singular-vector factor, [`OutputDir`] for a
+//! directory of results that appears atomically.
 //!
-//! An [`OutputDir`] is built in a hidden sibling directory (`.NAME.partial-PID`, on the same
-//! filesystem as the target) and renamed into place by [`OutputDir::commit`]. Dropped without a
-//! commit (an error, a panic, Ctrl-C), it removes the partial directory. An existing target is
-//! refused unless overwriting was asked for; then it is replaced only after the new result is
-//! complete.
+//! Nothing appears under an output's final name unless the run succeeded. An output the run
+//! creates is built under a hidden sibling name (`.NAME.partial-PID`, on the same filesystem)
+//! and renamed into place on success; dropped without a commit (an error, a panic, a
+//! cancellation), it is removed. An existing target is refused unless overwriting was asked
+//! for; then it is replaced only once the new result is complete. An output never overlaps the
+//! input it is computed from.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use outcore_storage::{StorageError, ZarrStore, store::write_matrix};
-use zarrs::array::{ArrayBuilder, data_type};
-use zarrs::filesystem::FilesystemStore;
+use faer::{Mat, MatMut};
+use outcore_storage::{ChunkGrid, ChunkStore, StorageError, ZarrOptions, ZarrStore};
 
+use crate::linalg::Factor;
+use crate::matrix::ChunkedMatrix;
+use crate::matrix::borrowed::{Lease, MatSink};
 use crate::{Error, Result};
+
+/// Where a large singular-vector factor goes: U of a tall matrix (V of a wide one) for TSQR,
+/// U and V for the randomized SVD.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Destination<'a> {
+    /// Kept in RAM and returned as [`Factor::Dense`]. It is the caller's result, allocated
+    /// outside the memory limit: for factors larger than RAM use [`Destination::Zarr`].
+    Memory,
+    /// Written into the caller's matrix, which must have the factor's shape (any layout);
+    /// returned as [`Factor::Written`].
+    Into(MatMut<'a, f64>),
+    /// A new Zarr v3 array at this path, created by the run: it appears there only if the run
+    /// succeeds (returned as [`Factor::Stored`]). The path must not exist or overlap the input.
+    Zarr(PathBuf),
+    /// The caller's store, of the plan's factor grid, written chunk by chunk. If the run fails
+    /// or is cancelled, it holds part of the factor.
+    Store(Arc<dyn ChunkStore>),
+}
+
+/// A destination opened before any work: the store the run writes, and what makes it final.
+/// It cannot outlive the borrow of a caller's matrix it writes into.
+pub(crate) struct Sink<'a> {
+    pub(crate) store: Arc<dyn ChunkStore>,
+    kind: SinkKind,
+    _borrow: std::marker::PhantomData<&'a mut f64>,
+}
+
+enum SinkKind {
+    Owned { matrix: Mat<f64>, lease: Lease },
+    Caller { lease: Lease },
+    Zarr { out: OutputDir },
+    Store,
+}
+
+impl<'a> Sink<'a> {
+    /// Opens `destination` for a factor of `grid` (chunked as the run writes it), computed from
+    /// `input`; `name` says which factor, for messages.
+    pub(crate) fn open(
+        destination: Destination<'a>,
+        grid: ChunkGrid,
+        input: &ChunkedMatrix,
+        name: &str,
+    ) -> Result<Self> {
+        let (rows, cols) = grid.shape();
+        let chunk_rows = grid.chunk_shape().0;
+        let (store, kind): (Arc<dyn ChunkStore>, SinkKind) = match destination {
+            Destination::Memory => {
+                let mut matrix = Mat::<f64>::zeros(rows, cols);
+                // The lease points into the matrix's heap buffer, which does not move with it;
+                // `finish` ends the lease before handing the matrix out.
+                let (store, lease) = MatSink::lend(matrix.as_mut(), chunk_rows)?;
+                (store, SinkKind::Owned { matrix, lease })
+            }
+            Destination::Into(dst) => {
+                if dst.shape() != (rows, cols) {
+                    return Err(Error::invalid(
+                        "destination",
+                        format!(
+                            "{name} is {rows} x {cols}; the matrix given for it is {} x {}",
+                            dst.nrows(),
+                            dst.ncols()
+                        ),
+                    ));
+                }
+                let (store, lease) = MatSink::lend(dst, chunk_rows)?;
+                (store, SinkKind::Caller { lease })
+            }
+            Destination::Zarr(path) => {
+                check_no_overlap(input, &path)?;
+                let out = OutputDir::create_as(&path, false, false)?;
+                let store = Arc::new(ZarrStore::create(out.path(), grid, &ZarrOptions::default())?);
+                (store, SinkKind::Zarr { out })
+            }
+            Destination::Store(store) => {
+                if store.grid() != grid {
+                    return Err(Error::invalid(
+                        "destination",
+                        format!("{name}: {} has grid {}, the plan writes {grid}", store.describe(), store.grid()),
+                    ));
+                }
+                if let Some(path) = store.location() {
+                    check_no_overlap(input, path)?;
+                }
+                (store, SinkKind::Store)
+            }
+        };
+        Ok(Self { store, kind, _borrow: std::marker::PhantomData })
+    }
+
+    /// The run succeeded: makes the factor final (commits a Zarr array) and returns it.
+    pub(crate) fn finish(self) -> Result<Factor> {
+        let (rows, cols) = self.store.grid().shape();
+        match self.kind {
+            SinkKind::Owned { matrix, lease } => {
+                drop(lease);
+                Ok(Factor::Dense(matrix))
+            }
+            SinkKind::Caller { lease } => {
+                drop(lease);
+                Ok(Factor::Written { rows, cols })
+            }
+            SinkKind::Zarr { out } => {
+                drop(self.store);
+                let path = out.commit()?;
+                Ok(Factor::Stored(Arc::new(ZarrStore::open(path)?)))
+            }
+            SinkKind::Store => Ok(Factor::Stored(self.store)),
+        }
+    }
+}
+
+/// Refuses an output at, inside or around the input's own files.
+pub fn check_no_overlap(input: &ChunkedMatrix, output: &Path) -> Result<()> {
+    let Some(source) = input.store().location() else { return Ok(()) };
+    let absolute = |p: &Path| -> PathBuf {
+        // The longest existing ancestor, resolved, then the rest as given.
+        let mut existing = p.to_path_buf();
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            match (existing.file_name().map(ToOwned::to_owned), existing.parent()) {
+                (Some(name), Some(parent)) => {
+                    rest.push(name);
+                    existing = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() };
+                }
+                _ => break,
+            }
+        }
+        let mut resolved = existing.canonicalize().unwrap_or(existing);
+        resolved.extend(rest.iter().rev());
+        resolved
+    };
+    let (source, output_abs) = (absolute(source), absolute(output));
+    if source.starts_with(&output_abs) || output_abs.starts_with(&source) {
+        return Err(Error::invalid(
+            "destination",
+            format!(
+                "{} would overwrite the input {} (it is the same path, inside it, or contains it); choose an output elsewhere",
+                output.display(),
+                source.display()
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// A result directory under construction.
 #[derive(Debug)]
@@ -25,9 +174,15 @@ pub struct OutputDir {
 }
 
 impl OutputDir {
-    /// Starts building `target`. Fails if it exists (unless `overwrite`) or its parent cannot be
-    /// written, before any work is done.
+    /// Starts building the directory `target`. Fails if it exists (unless `overwrite`) or its
+    /// parent cannot be written, before any work is done.
     pub fn create(target: impl AsRef<Path>, overwrite: bool) -> Result<Self> {
+        Self::create_as(target, overwrite, true)
+    }
+
+    /// As [`create`](Self::create); with `make_dir` false the partial path is left for the
+    /// caller to create (a Zarr array creates its own directory).
+    pub(crate) fn create_as(target: impl AsRef<Path>, overwrite: bool, make_dir: bool) -> Result<Self> {
         let target = target.as_ref().to_path_buf();
         let name = target
             .file_name()
@@ -39,7 +194,7 @@ impl OutputDir {
         if target.exists() && !overwrite {
             return Err(Error::invalid(
                 "output path",
-                format!("{} already exists; pass --overwrite to replace it, or choose another path", target.display()),
+                format!("{} already exists; set `overwrite` to replace it, or choose another path", target.display()),
             ));
         }
         let parent = match target.parent() {
@@ -57,12 +212,21 @@ impl OutputDir {
                 ),
             ));
         }
-        let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let partial = parent.join(format!(".{name}.partial-{}-{serial}", std::process::id()));
         if partial.exists() {
             std::fs::remove_dir_all(&partial).map_err(|e| StorageError::io(&partial, e))?;
         }
-        // Named by the target the user gave; the error's hint says what to do.
-        std::fs::create_dir(&partial).map_err(|e| StorageError::io(&target, e))?;
+        if make_dir {
+            // Named by the target the user gave; the error's hint says what to do.
+            std::fs::create_dir(&partial).map_err(|e| StorageError::io(&target, e))?;
+        } else {
+            // Check now that the parent takes new entries, not after the run.
+            std::fs::create_dir(&partial)
+                .and_then(|()| std::fs::remove_dir(&partial))
+                .map_err(|e| StorageError::io(&target, e))?;
+        }
         Ok(Self { target, partial, overwrite, committed: false })
     }
 
@@ -86,10 +250,13 @@ impl OutputDir {
                     format!("{} appeared while the run was going", self.target.display()),
                 ));
             }
-            let old = self.partial.with_file_name(format!(".replaced-{}", std::process::id()));
+            let mut old = self.partial.clone().into_os_string();
+            old.push(".replaced");
+            let old = PathBuf::from(old);
             std::fs::rename(&self.target, &old).map_err(|e| io(&self.target, e))?;
             std::fs::rename(&self.partial, &self.target).map_err(|e| io(&self.target, e))?;
-            let _ = std::fs::remove_dir_all(&old);
+            // The replaced result: a directory, or a plain file the new one took the name of.
+            let _ = if old.is_dir() { std::fs::remove_dir_all(&old) } else { std::fs::remove_file(&old) };
         } else {
             std::fs::rename(&self.partial, &self.target).map_err(|e| io(&self.target, e))?;
         }
@@ -100,36 +267,31 @@ impl OutputDir {
 
 impl Drop for OutputDir {
     fn drop(&mut self) {
-        if !self.committed {
+        if !self.committed && self.partial.exists() {
             let _ = std::fs::remove_dir_all(&self.partial);
         }
     }
 }
 
-/// Writes a dense matrix as a 2-D float64 Zarr v3 array at `path`, in one chunk per `chunk_rows`.
+/// Writes a dense matrix as a 2-D float64 Zarr v3 array at `path` (with the default checksum),
+/// in chunks of `chunk_rows` rows.
 pub fn write_matrix_zarr(path: &Path, m: faer::MatRef<'_, f64>, chunk_rows: usize) -> Result<()> {
     let (rows, cols) = m.shape();
-    let grid = outcore_storage::ChunkGrid::new(rows, cols, chunk_rows.clamp(1, rows.max(1)), cols.max(1))?;
-    let store = ZarrStore::create(path, grid, &outcore_storage::ZarrOptions::default())?;
-    let data: Vec<f64> = (0..rows * cols).map(|i| m[(i / cols.max(1), i % cols.max(1))]).collect();
-    write_matrix(&store, &data)?;
+    let grid = ChunkGrid::new(rows, cols, chunk_rows.clamp(1, rows.max(1)), cols.max(1))?;
+    let store = ZarrStore::create(path, grid, &ZarrOptions::default())?;
+    for index in grid.indices() {
+        let e = grid.extent(index)?;
+        let chunk: Vec<f64> =
+            (0..e.len()).map(|i| m[(e.row0 + i / e.cols.max(1), e.col0 + i % e.cols.max(1))]).collect();
+        store.write_chunk(index, &chunk)?;
+    }
     Ok(())
 }
 
-/// Writes a vector as a 1-D float64 Zarr v3 array at `path` (for singular values).
+/// Writes singular values as a 1-D float64 Zarr v3 array at `path`, with the checksum U and V
+/// carry.
 pub fn write_vector_zarr(path: &Path, values: &[f64]) -> Result<()> {
-    let err = |message: String| Error::from(StorageError::Zarr { path: path.to_path_buf(), message });
-    std::fs::create_dir_all(path).map_err(|e| StorageError::io(path, e))?;
-    let store = Arc::new(FilesystemStore::new(path).map_err(|e| err(e.to_string()))?);
-    let n = values.len() as u64;
-    let array = ArrayBuilder::new(vec![n], vec![n.max(1)], data_type::float64(), 0.0f64)
-        .build(store, "/")
-        .map_err(|e| err(e.to_string()))?;
-    array.store_metadata().map_err(|e| err(e.to_string()))?;
-    if !values.is_empty() {
-        array.store_chunk(&[0], values).map_err(|e| err(e.to_string()))?;
-    }
-    Ok(())
+    Ok(ZarrStore::write_vector(path, values, &ZarrOptions::default())?)
 }
 
 #[cfg(test)]
@@ -159,7 +321,7 @@ mod tests {
         std::fs::create_dir(&target).unwrap();
         std::fs::write(target.join("x"), "old").unwrap();
         let err = OutputDir::create(&target, false).unwrap_err().to_string();
-        assert!(err.contains("already exists") && err.contains("--overwrite"), "{err}");
+        assert!(err.contains("already exists") && err.contains("`overwrite`"), "{err}");
         let out = OutputDir::create(&target, true).unwrap();
         std::fs::write(out.path().join("x"), "new").unwrap();
         drop(out);

@@ -7,8 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use outcore::storage::Thresholds;
 use outcore::storage::{ChunkGrid, ChunkStore, FaultPlan, FaultyStore, MemoryStore, StorageError, store::read_matrix};
-use outcore::{BufferConfig, ChunkedMatrix, Distribution, Engine, Error, Scheduler, TsqrOptions, TsqrPlan};
+use outcore::{ChunkedMatrix, Destination, Distribution, Engine, Error, Scheduler, TsqrOptions, TsqrPlan};
 
 const ROWS: usize = 3000;
 const COLS: usize = 40;
@@ -37,21 +38,27 @@ fn run(
     scheduler: Scheduler,
 ) -> Outcome {
     let spill_parent = tempfile::tempdir().unwrap();
-    let mut config = BufferConfig::new(700 << 10).with_spill_parent(spill_parent.path());
-    config.thresholds = managed_only();
-    config.spill_faults = spills;
-    let engine = Engine::with_config(config, scheduler).unwrap();
+    // Only the target threshold: the sweeps count spills, which the others would change.
+    let thresholds = Thresholds { spill: None, pause: None, terminate: None, ..Thresholds::default() };
+    let engine = Engine::builder()
+        .memory_limit(700 << 10)
+        .thresholds(thresholds)
+        .spill_dir(spill_parent.path())
+        .spill_faults(spills)
+        .scheduler(scheduler)
+        .build()
+        .unwrap();
     let faulty_input = Arc::new(FaultyStore::new(source.clone(), reads));
     let a = ChunkedMatrix::from_store(faulty_input.clone());
-    let options = TsqrOptions { fan_in: Some(3), ..TsqrOptions::default() };
+    let options = TsqrOptions::new().fan_in(3);
     let plan = TsqrPlan::new(&a, &options, &engine).unwrap();
     let grid = plan.factor_grid().unwrap();
     let sink = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new(grid)), writes));
-    let result = plan.run(&engine, Some(sink.clone())).and_then(|svd| {
+    let result = plan.run(&engine, Destination::Store(sink.clone())).and_then(|svd| {
         let u = read_matrix(sink.as_ref())?;
         Ok((svd.s, u, svd.stats))
     });
-    let report = engine.manager().report();
+    let report = engine.memory_report();
     drop(engine);
     assert_eq!(std::fs::read_dir(spill_parent.path()).unwrap().count(), 0, "spill files outlived the run");
     let (r, _) = faulty_input.calls();
@@ -122,5 +129,5 @@ fn a_full_disk_while_spilling_says_so() {
     let none = FaultPlan::default();
     let full = FaultPlan { disk_full: true, persistent: true, ..FaultPlan::write(1) };
     let err = run(&source, none, none, full, Scheduler::Serial).result.unwrap_err().to_string();
-    assert!(err.contains("disk is full") && err.contains("--spill-dir"), "{err}");
+    assert!(err.contains("disk is full") && err.contains("`spill_dir`"), "{err}");
 }

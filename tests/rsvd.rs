@@ -6,8 +6,7 @@ mod common;
 
 use common::*;
 use faer::Mat;
-use outcore::linalg::rsvd::{RsvdMethod, RsvdOptions, rsvd};
-use outcore::{ChunkedMatrix, Distribution, Scheduler};
+use outcore::{ChunkedMatrix, Distribution, RsvdMethod, RsvdOptions, RsvdPlan, RsvdResult, Scheduler, rsvd};
 use proptest::prelude::*;
 
 fn gaussian(m: usize, n: usize, seed: u64) -> Mat<f64> {
@@ -33,7 +32,7 @@ fn run(
     cc: usize,
     options: &RsvdOptions,
     scheduler: Scheduler,
-) -> (outcore::linalg::rsvd::RsvdResult, Mat<f64>, Mat<f64>) {
+) -> (RsvdResult, Mat<f64>, Mat<f64>) {
     let (m, n) = a.shape();
     let matrix = matrix(&row_major(a), m, n, cr, cc);
     let result = rsvd(&engine(256 << 20, scheduler), &matrix, options).unwrap();
@@ -53,7 +52,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let a = &gaussian(m, rank, seed) * &gaussian(rank, n, seed ^ 9);
-        let options = RsvdOptions { k: 5, oversamples: 5, power_iters: q, seed, ..RsvdOptions::default() };
+        let options = RsvdOptions::new(5).oversamples(5).power_iters(q).seed(seed);
         let (result, u, v) = run(&a, cr, cc, &options, Scheduler::Threads { workers: 2 });
         let norm = a.norm_l2();
         let reference = reference_singular_values(&a);
@@ -78,7 +77,7 @@ proptest! {
         let sigma: Vec<f64> = (0..m.min(n)).map(|i| decay.powi(i as i32)).collect();
         let a = with_spectrum(m, n, &sigma, seed);
         let method = if krylov { RsvdMethod::Krylov } else { RsvdMethod::Subspace };
-        let options = RsvdOptions { k: 4, oversamples: 4, power_iters: q, method, seed, ..RsvdOptions::default() };
+        let options = RsvdOptions::new(4).oversamples(4).power_iters(q).method(method).seed(seed);
         let (result, u, v) = run(&a, cr, cc, &options, Scheduler::Serial);
         let k = result.svd.s.len();
         let fit = Mat::from_fn(m, k, |i, j| u[(i, j)] * result.svd.s[j]) * v.transpose();
@@ -97,7 +96,7 @@ proptest! {
 fn serial_and_threads_give_identical_results() {
     let a = gaussian(157, 131, 3);
     for method in [RsvdMethod::Subspace, RsvdMethod::Krylov] {
-        let options = RsvdOptions { k: 6, power_iters: 2, method, ..RsvdOptions::default() };
+        let options = RsvdOptions::new(6).power_iters(2).method(method);
         let (r1, u1, v1) = run(&a, 40, 33, &options, Scheduler::Serial);
         let (r2, u2, v2) = run(&a, 40, 33, &options, Scheduler::Threads { workers: 3 });
         assert_eq!(r1.svd.s, r2.svd.s);
@@ -115,7 +114,7 @@ fn more_iterations_help_and_krylov_helps_more_per_pass_on_a_flat_tail() {
     sigma.extend((0..295).map(|i| 6.0 - 3.0 * i as f64 / 295.0));
     let a = with_spectrum(m, n, &sigma, 5);
     let error = |q, method| {
-        let options = RsvdOptions { k: 5, oversamples: 5, power_iters: q, method, ..RsvdOptions::default() };
+        let options = RsvdOptions::new(5).oversamples(5).power_iters(q).method(method);
         let (r, _, _) = run(&a, 64, 64, &options, Scheduler::Serial);
         (1..5).map(|i| (r.svd.s[i] - sigma[i]).abs() / sigma[i]).fold(0.0f64, f64::max)
     };
@@ -129,14 +128,12 @@ fn bad_parameters_are_refused_clearly() {
     let a = ChunkedMatrix::generated(Distribution::Uniform, 0, 50, 30, 10, 10).unwrap();
     let e = engine(64 << 20, Scheduler::Serial);
     let err = |options: RsvdOptions| rsvd(&e, &a, &options).unwrap_err().to_string();
-    assert!(err(RsvdOptions { k: 0, ..RsvdOptions::default() }).contains("k = 0"));
-    let text = err(RsvdOptions { k: 25, ..RsvdOptions::default() });
-    assert!(text.contains("35 exceeds min(rows, cols) = 30") && text.contains("-k"), "{text}");
+    assert!(err(RsvdOptions::new(0)).contains("k = 0"));
+    let text = err(RsvdOptions::new(25));
+    assert!(text.contains("35 exceeds min(rows, cols) = 30") && text.contains("`k`"), "{text}");
     // A Krylov space wider than the matrix is cut to fit, and the plan says so.
-    let plan =
-        outcore::linalg::rsvd::RsvdPlan::new(&a, &RsvdOptions { k: 5, power_iters: 4, ..RsvdOptions::default() }, &e)
-            .unwrap();
+    let plan = RsvdPlan::new(&a, &RsvdOptions::new(5).power_iters(4), &e).unwrap();
     assert_eq!(plan.options().power_iters, 1, "30 columns hold two blocks of 15");
     assert!(plan.summary().contains("4 Krylov iterations would need a space of 75 columns"), "{}", plan.summary());
-    assert!(err(RsvdOptions { probes: 0, ..RsvdOptions::default() }).contains("probe"));
+    assert!(err(RsvdOptions::new(5).probes(0)).contains("probe"));
 }

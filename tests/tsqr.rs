@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use faer::Mat;
-use outcore::{ChunkedMatrix, Distribution, Error, Scheduler, TsqrOptions, TsqrPlan, tsqr_svd};
+use outcore::{
+    ChunkedMatrix, Destination, Distribution, Error, MemoryError, Scheduler, TsqrOptions, TsqrPlan, tsqr_svd,
+};
 use proptest::prelude::*;
 
 fn check_svd(a: &Mat<f64>, m: ChunkedMatrix, options: &TsqrOptions, scheduler: Scheduler) -> outcore::SvdResult {
@@ -66,7 +68,7 @@ proptest! {
     fn matches_dense_svd((m, n, cr, cc, seed) in shape_and_chunks(), fan_in in 2usize..5) {
         let a = ChunkedMatrix::generated(Distribution::Normal, seed, m, n, cr, cc).unwrap();
         let dense = a.to_dense().unwrap();
-        let options = TsqrOptions { fan_in: Some(fan_in), panel_rows: Some(cr.max(1)), ..TsqrOptions::default() };
+        let options = TsqrOptions::new().fan_in(fan_in).panel_rows(cr.max(1));
         let serial = check_svd(&dense, a.clone(), &options, Scheduler::Serial);
         let threads = tsqr_svd(&engine(256 << 20, Scheduler::Threads { workers: 3 }), &a, &options).unwrap();
         prop_assert_eq!(&serial.s, &threads.s);
@@ -95,7 +97,7 @@ fn awkward_sizes_around_the_chunk_size() {
         for n in [1, 3, c - 1, c, c + 1] {
             let a = ChunkedMatrix::generated(Distribution::Uniform, (m * 1000 + n) as u64, m, n, c, 5).unwrap();
             let dense = a.to_dense().unwrap();
-            check_svd(&dense, a, &TsqrOptions { fan_in: Some(3), ..TsqrOptions::default() }, Scheduler::Serial);
+            check_svd(&dense, a, &TsqrOptions::new().fan_in(3), Scheduler::Serial);
         }
     }
 }
@@ -114,7 +116,7 @@ fn zero_and_identity_matrices() {
 fn values_only_matches_values_of_the_full_svd() {
     let a = ChunkedMatrix::generated(Distribution::Uniform, 3, 3000, 40, 500, 40).unwrap();
     let dense = a.to_dense().unwrap();
-    let values = TsqrOptions { vectors: false, ..TsqrOptions::default() };
+    let values = TsqrOptions::new().values_only();
     let only = check_svd(&dense, a.clone(), &values, Scheduler::Serial);
     assert!(only.u.is_none() && only.v.is_none());
     let full = check_svd(&dense, a, &TsqrOptions::default(), Scheduler::Serial);
@@ -144,17 +146,17 @@ fn plan_refuses_a_too_small_limit_with_the_limit_that_works() {
     let a = ChunkedMatrix::generated(Distribution::Uniform, 1, 100_000, 100, 10_000, 100).unwrap();
     let small = engine(256 << 10, Scheduler::Serial);
     let err = TsqrPlan::new(&a, &TsqrOptions::default(), &small).unwrap_err();
-    let Error::MemoryLimitTooSmall { needed, .. } = err else { panic!("{err}") };
-    assert!(err.to_string().contains("--memory-limit"), "{err}");
+    let Error::Memory(MemoryError::LimitTooSmall { needed, .. }) = err else { panic!("{err}") };
+    assert!(err.to_string().contains("raise `memory_limit` to"), "{err}");
     // The limit it names is enough.
     let enough = engine(needed, Scheduler::Serial);
     let plan = TsqrPlan::new(&a, &TsqrOptions::default(), &enough).unwrap();
     assert!(plan.memory_needed(1) <= needed);
     // Rather than refusing, a limit that fits a smaller panel shrinks panels.
     let medium = engine(4 << 20, Scheduler::Serial);
-    let plan = TsqrPlan::new(&a, &TsqrOptions { vectors: false, ..TsqrOptions::default() }, &medium).unwrap();
+    let plan = TsqrPlan::new(&a, &TsqrOptions::new().values_only(), &medium).unwrap();
     assert!(plan.panels()[0].len() < 10_000, "{}", plan.summary());
-    let svd = plan.run(&medium, None).unwrap();
+    let svd = plan.run(&medium, Destination::Memory).unwrap();
     assert_eq!(svd.s.len(), 100);
 }
 

@@ -9,10 +9,17 @@
 //! the number is the task's priority: schedulers start the lowest-numbered ready task first.
 //! Builders add tasks depth-first (a reduction node right after its children), so branches
 //! finish and their intermediates are freed before new ones start.
+//!
+//! This is also the extension point for work of your own: describe it as a graph, implement
+//! [`Executor`] for its op type, and run it with [`Engine::run_graph`](crate::Engine::run_graph)
+//! under the engine's memory budget, schedulers and events (the `large-svd means` workload is
+//! built this way).
 
 mod dot;
 
 use std::fmt;
+
+pub use crate::schedule::{Executor, Output, Results, WorkerScratch};
 
 use crate::{Error, Result};
 
@@ -145,6 +152,26 @@ impl<O: Operation> TaskGraph<O> {
     /// The largest working set of any task.
     pub fn max_working_set(&self) -> u64 {
         self.tasks.iter().map(|t| t.working_set).max().unwrap_or(0)
+    }
+
+    /// Bytes the graph and a run's bookkeeping of it hold while it runs: the tasks, their input
+    /// lists, and per task the scheduler's counters, dependents and block slots (ops are plain
+    /// values held in the task). A run reserves this up front, so a plan counts it like any
+    /// working set.
+    pub fn footprint(&self) -> u64 {
+        let bytes: u64 = self.tasks.iter().map(|t| Self::task_bytes(t.inputs.capacity(), t.outputs)).sum();
+        bytes + ((self.tasks.capacity() - self.tasks.len()) * size_of::<Task<O>>()) as u64
+    }
+
+    /// Bytes one task with `inputs` inputs and `outputs` outputs adds to the
+    /// [`footprint`](Self::footprint): lets a builder refuse a graph too large for the limit
+    /// before allocating it.
+    pub fn task_bytes(inputs: usize, outputs: usize) -> u64 {
+        const VEC: usize = size_of::<Vec<usize>>();
+        let per_task = size_of::<Task<O>>() + 3 * VEC + 2 * size_of::<usize>();
+        let per_input = size_of::<Key>() + size_of::<usize>();
+        let per_output = size_of::<usize>() + size_of::<Option<u64>>() + size_of::<Key>();
+        (per_task + inputs * per_input + outputs * per_output) as u64
     }
 
     /// Task count per stage, in order of first appearance.

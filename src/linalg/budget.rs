@@ -1,43 +1,39 @@
 //! What a plan needs from the memory limit, shared by every algorithm's plan.
+//!
+//! A plan is a pure function of the shape, chunking, options, limit, workers and accounting
+//! mode: never of what the process holds at the moment, so the same inputs and configuration
+//! give the same plan, and the same bits, under any host load.
 
 use crate::engine::Engine;
 use crate::graph::{Operation, TaskGraph};
 
-/// Allocator slack and small buffers outside any reservation, added to the process's current
-/// unmanaged memory when the RSS thresholds are on.
-pub const UNMANAGED_SLACK: u64 = 8 << 20;
-
 /// The figures that decide whether a plan fits a memory limit, and with how many tasks at once.
 #[derive(Clone, Copy, Debug)]
-pub struct MemoryModel {
+pub(crate) struct MemoryModel {
     /// The memory limit.
-    pub limit: u64,
+    pub(crate) limit: u64,
     /// Worker threads available.
-    pub workers: usize,
-    /// Unmanaged memory of the process (when the RSS thresholds apply).
-    pub overhead: u64,
+    pub(crate) workers: usize,
+    /// Memory the worker holds outside the pool: the engine's process overhead under process
+    /// accounting, nothing under own accounting (the pool is the worker).
+    pub(crate) overhead: u64,
     /// Intermediates that wait between tasks and must stay in RAM.
-    pub retained: u64,
+    pub(crate) retained: u64,
     /// The largest working set of a task.
-    pub max_task: u64,
+    pub(crate) max_task: u64,
     /// The largest reusable (worker scratch) part of a task's working set.
-    pub max_reusable: u64,
+    pub(crate) max_reusable: u64,
     /// The terminate threshold as a fraction (1 when off).
-    pub terminate: f64,
+    pub(crate) terminate: f64,
     /// The pause threshold as a fraction (1 when off).
-    pub pause: f64,
+    pub(crate) pause: f64,
 }
 
 impl MemoryModel {
-    /// The engine's limit, workers and thresholds, with the unmanaged memory measured now.
-    pub fn for_engine(engine: &Engine) -> Self {
-        let config = engine.manager().config();
-        let overhead = if config.thresholds.terminate.is_some() {
-            let report = engine.manager().report();
-            report.process.saturating_sub(report.managed) + UNMANAGED_SLACK
-        } else {
-            0
-        };
+    /// The engine's limit, workers, accounting and thresholds.
+    pub(crate) fn for_engine(engine: &Engine) -> Self {
+        let config = engine.memory_pool().config();
+        let overhead = engine.process_overhead();
         Self {
             limit: config.memory_limit,
             workers: engine.scheduler().workers(),
@@ -50,10 +46,11 @@ impl MemoryModel {
         }
     }
 
-    /// The same model with the task figures of `graph` and `retained` bytes between tasks.
-    pub fn with_graph<O: Operation>(self, graph: &TaskGraph<O>, retained: u64) -> Self {
+    /// The same model with the task figures of `graph` and `retained` bytes between tasks
+    /// (the graph's own bookkeeping is added to them).
+    pub(crate) fn with_graph<O: Operation>(self, graph: &TaskGraph<O>, retained: u64) -> Self {
         Self {
-            retained,
+            retained: retained + graph.footprint(),
             max_task: graph.max_working_set(),
             max_reusable: graph.tasks().iter().map(|t| t.reusable).max().unwrap_or(0),
             ..self
@@ -63,7 +60,7 @@ impl MemoryModel {
     /// The limit needed to run `workers` tasks at once: all of them running must stay under
     /// the terminate threshold, and the last one must be able to start (under the pause
     /// threshold) while the others run and its worker holds its reusable buffers.
-    pub fn needed(&self, workers: usize) -> u64 {
+    pub(crate) fn needed(&self, workers: usize) -> u64 {
         let base = self.retained + self.overhead;
         let others = workers.saturating_sub(1) as u64 * self.max_task;
         let running = base + others + self.max_task;
@@ -72,7 +69,7 @@ impl MemoryModel {
     }
 
     /// How many tasks the limit lets run at once (at least 1, at most the workers).
-    pub fn concurrent(&self) -> usize {
+    pub(crate) fn concurrent(&self) -> usize {
         (1..=self.workers).rev().find(|&w| self.needed(w) <= self.limit).unwrap_or(1)
     }
 }

@@ -1,8 +1,10 @@
-//! Linear algebra out of core: TSQR SVD ([`tsqr`]) on top of dense kernels ([`dense`]).
+//! Linear algebra out of core: TSQR SVD ([`tsqr`]) and randomized SVD ([`rsvd`]) on top of
+//! dense kernels (`dense`, sequential faer) and a block QR tree (`blockqr`).
 
-pub mod blockqr;
-pub mod budget;
-pub mod dense;
+pub(crate) mod blockqr;
+pub(crate) mod budget;
+pub(crate) mod dense;
+pub(crate) mod in_memory;
 pub mod rsvd;
 pub mod tsqr;
 
@@ -15,13 +17,22 @@ use crate::matrix::ChunkedMatrix;
 use crate::schedule::RunStats;
 use crate::{Error, Result};
 
-/// A matrix of singular vectors: small ones in RAM, large ones in a chunk store.
+/// A matrix of singular vectors: small ones in RAM, large ones where their
+/// [`Destination`](crate::Destination) said.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Factor {
     /// Held in RAM.
     Dense(Mat<f64>),
     /// Written to a chunk store (for example a Zarr array), chunk by chunk.
     Stored(Arc<dyn ChunkStore>),
+    /// Written into the matrix the caller passed as its destination.
+    Written {
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
 }
 
 impl Factor {
@@ -30,6 +41,7 @@ impl Factor {
         match self {
             Self::Dense(m) => m.shape(),
             Self::Stored(s) => s.grid().shape(),
+            Self::Written { rows, cols } => (*rows, *cols),
         }
     }
 
@@ -38,12 +50,16 @@ impl Factor {
         match self {
             Self::Dense(m) => Ok(m.clone()),
             Self::Stored(s) => ChunkedMatrix::from_store(s.clone()).to_dense(),
+            Self::Written { .. } => {
+                Err(Error::invalid("destination", "the factor was written into the matrix you passed; read it there"))
+            }
         }
     }
 }
 
 /// A singular value decomposition `A = U diag(s) V^T`.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct SvdResult {
     /// Singular values, descending.
     pub s: Vec<f64>,
@@ -56,6 +72,22 @@ pub struct SvdResult {
 }
 
 impl SvdResult {
+    /// U, when it is held in RAM ([`Factor::Dense`]).
+    pub fn u_matrix(&self) -> Option<&Mat<f64>> {
+        match &self.u {
+            Some(Factor::Dense(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// V (not V^T), when it is held in RAM ([`Factor::Dense`]).
+    pub fn v_matrix(&self) -> Option<&Mat<f64>> {
+        match &self.v {
+            Some(Factor::Dense(m)) => Some(m),
+            _ => None,
+        }
+    }
+
     /// U and V in RAM, or an error if they were not computed.
     pub fn dense_vectors(&self) -> Result<(Mat<f64>, Mat<f64>)> {
         match (&self.u, &self.v) {

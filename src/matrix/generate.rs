@@ -16,7 +16,7 @@ use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use outcore_storage::{ChunkExtent, ChunkGrid, ChunkIndex, ChunkRows, ChunkStore, StorageError, StorageResult};
 
 /// Columns per random stream within a row.
-pub const TILE: usize = 64;
+pub(crate) const TILE: usize = 64;
 
 /// The distribution of generated entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -48,7 +48,7 @@ const fn mix64(mut z: u64) -> u64 {
 }
 
 /// The stream for tile `tile` of row `row`.
-pub fn tile_rng(seed: u64, row: u64, tile: u64) -> Xoshiro256PlusPlus {
+pub(crate) fn tile_rng(seed: u64, row: u64, tile: u64) -> Xoshiro256PlusPlus {
     let z = mix64(seed ^ mix64(row.wrapping_add(0x9e37_79b9_7f4a_7c15)));
     Xoshiro256PlusPlus::seed_from_u64(mix64(z ^ mix64(tile.wrapping_add(0xd1b5_4a32_d192_ed03))))
 }
@@ -60,7 +60,7 @@ fn uniform(rng: &mut Xoshiro256PlusPlus) -> f64 {
 }
 
 /// Fills `out` with entries `(row, col0..col0 + out.len())`.
-pub fn fill_row(distribution: Distribution, seed: u64, row: usize, col0: usize, out: &mut [f64]) {
+pub(crate) fn fill_row(distribution: Distribution, seed: u64, row: usize, col0: usize, out: &mut [f64]) {
     let mut col = col0;
     let mut filled = 0;
     while filled < out.len() {
@@ -97,8 +97,11 @@ const PHI: u64 = 0x9e37_79b9_7f4a_7c15;
 /// `LANES` xoshiro256++ streams stepped together: [`Lanes`] in portable code, or in AVX-512
 /// registers, which LLVM does not manage from the portable code (it stays scalar).
 trait UniformLanes {
+    /// What proves the CPU can run the implementation: `()` for portable code, [`Avx512`] for
+    /// the AVX-512 one (only made once the CPU was checked).
+    type Cpu: Copy;
     /// The streams of tile `tile` of rows `rows`.
-    fn seeded(seed: u64, rows: [u64; LANES], tile: u64) -> Self;
+    fn seeded(cpu: Self::Cpu, seed: u64, rows: [u64; LANES], tile: u64) -> Self;
     /// The next uniform [0, 1) value of every lane.
     fn next_uniform(&mut self) -> [f64; LANES];
 }
@@ -111,9 +114,11 @@ struct Lanes {
 }
 
 impl UniformLanes for Lanes {
+    type Cpu = ();
+
     /// As [`tile_rng`], then `seed_from_u64`'s SplitMix64 expansion.
     #[inline(always)]
-    fn seeded(seed: u64, rows: [u64; LANES], tile: u64) -> Self {
+    fn seeded((): (), seed: u64, rows: [u64; LANES], tile: u64) -> Self {
         let t = mix64(tile.wrapping_add(0xd1b5_4a32_d192_ed03));
         let mut lanes = Self::default();
         for (i, &row) in rows.iter().enumerate() {
@@ -145,8 +150,24 @@ impl UniformLanes for Lanes {
     }
 }
 
-/// [`Lanes`] in four AVX-512 registers. Only built inside [`fill_uniform_avx512`], whose CPU
-/// features its intrinsics need.
+/// Proof that this CPU has AVX-512F, DQ and VL: only [`Avx512::detect`] makes one, after
+/// checking. Code holding one may run those instructions (pulp's `Simd` tokens, in small).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx512(());
+
+#[cfg(target_arch = "x86_64")]
+impl Avx512 {
+    fn detect() -> Option<Self> {
+        let has = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl");
+        has.then_some(Self(()))
+    }
+}
+
+/// [`Lanes`] in four AVX-512 registers. Only made from an [`Avx512`] token, so its methods run
+/// their intrinsics on a CPU known to have them.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct Lanes512 {
@@ -155,19 +176,21 @@ struct Lanes512 {
 
 #[cfg(target_arch = "x86_64")]
 impl UniformLanes for Lanes512 {
+    type Cpu = Avx512;
+
     #[inline(always)]
-    fn seeded(seed: u64, rows: [u64; LANES], tile: u64) -> Self {
-        let lanes = Lanes::seeded(seed, rows, tile);
-        // SAFETY: inlined only into `fill_uniform_avx512`, which requires AVX-512F; each load
-        // reads the eight u64 of one state word.
+    fn seeded(_cpu: Avx512, seed: u64, rows: [u64; LANES], tile: u64) -> Self {
+        let lanes = Lanes::seeded((), seed, rows, tile);
+        // SAFETY: the `Avx512` token proves AVX-512F; each load reads the eight u64 of one
+        // state word.
         Self { s: lanes.s.map(|word| unsafe { std::arch::x86_64::_mm512_loadu_si512(word.as_ptr().cast()) }) }
     }
 
     #[inline(always)]
     fn next_uniform(&mut self) -> [f64; LANES] {
         use std::arch::x86_64::*;
-        // SAFETY: inlined only into `fill_uniform_avx512`, which requires AVX-512F and DQ (the
-        // conversion); the store writes the eight f64 of `out`.
+        // SAFETY: a `Lanes512` exists only through `seeded`, whose `Avx512` token proves
+        // AVX-512F and DQ (the conversion); the store writes the eight f64 of `out`.
         unsafe {
             let [s0, s1, s2, s3] = self.s;
             let result = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s0, s3)), s0);
@@ -194,7 +217,7 @@ impl UniformLanes for Lanes512 {
 /// Fills `dst` with the uniform entries at rows `row0..`, columns `col0..`: eight rows at a
 /// time through `L`, the rows left over one at a time through [`fill_row`].
 #[inline(always)]
-fn fill_uniform_generic<L: UniformLanes>(seed: u64, row0: usize, col0: usize, mut dst: MatMut<'_, f64>) {
+fn fill_uniform_generic<L: UniformLanes>(cpu: L::Cpu, seed: u64, row0: usize, col0: usize, mut dst: MatMut<'_, f64>) {
     let (rows, cols) = dst.shape();
     let col_major = dst.row_stride() == 1;
     let mut r = 0;
@@ -205,7 +228,7 @@ fn fill_uniform_generic<L: UniformLanes>(seed: u64, row0: usize, col0: usize, mu
             let col = col0 + c;
             let tile = col / TILE;
             let take = (TILE - col % TILE).min(cols - c);
-            let mut lanes = L::seeded(seed, ids, tile as u64);
+            let mut lanes = L::seeded(cpu, seed, ids, tile as u64);
             for _ in 0..col % TILE {
                 lanes.next_uniform();
             }
@@ -244,40 +267,39 @@ fn fill_uniform_generic<L: UniformLanes>(seed: u64, row0: usize, col0: usize, mu
     }
 }
 
+/// The AVX-512 lanes, compiled with the features enabled so the intrinsics inline.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
-fn fill_uniform_avx512(seed: u64, row0: usize, col0: usize, dst: MatMut<'_, f64>) {
-    fill_uniform_generic::<Lanes512>(seed, row0, col0, dst);
+fn fill_uniform_avx512(cpu: Avx512, seed: u64, row0: usize, col0: usize, dst: MatMut<'_, f64>) {
+    fill_uniform_generic::<Lanes512>(cpu, seed, row0, col0, dst);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn fill_uniform_avx2(seed: u64, row0: usize, col0: usize, dst: MatMut<'_, f64>) {
-    fill_uniform_generic::<Lanes>(seed, row0, col0, dst);
+    fill_uniform_generic::<Lanes>((), seed, row0, col0, dst);
 }
 
 /// Fills `dst` (any layout) with entries at rows `row0..`, columns `col0..`: uniform entries
 /// eight rows at a time, in AVX-512 registers when the CPU has AVX-512F/DQ (0.25 ns a value,
 /// against 1.36 for the portable lanes on the same CPU), else the portable lanes compiled for
 /// AVX2 or the baseline; normal ones row by row. The values are those of [`fill_row`], bit for bit.
-pub fn fill_window(distribution: Distribution, seed: u64, row0: usize, col0: usize, mut dst: MatMut<'_, f64>) {
+pub(crate) fn fill_window(distribution: Distribution, seed: u64, row0: usize, col0: usize, mut dst: MatMut<'_, f64>) {
     match distribution {
         Distribution::Uniform => {
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512dq")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                {
-                    // SAFETY: the CPU has the features the function is compiled for.
-                    return unsafe { fill_uniform_avx512(seed, row0, col0, dst) };
+                if let Some(cpu) = Avx512::detect() {
+                    // SAFETY: the token proves the CPU has the features the function is
+                    // compiled for.
+                    return unsafe { fill_uniform_avx512(cpu, seed, row0, col0, dst) };
                 }
                 if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: as above.
+                    // SAFETY: the CPU has the feature the function is compiled for.
                     return unsafe { fill_uniform_avx2(seed, row0, col0, dst) };
                 }
             }
-            fill_uniform_generic::<Lanes>(seed, row0, col0, dst)
+            fill_uniform_generic::<Lanes>((), seed, row0, col0, dst)
         }
         Distribution::Normal => {
             let (rows, cols) = dst.shape();
@@ -294,7 +316,7 @@ pub fn fill_window(distribution: Distribution, seed: u64, row0: usize, col0: usi
 
 /// A read-only [`ChunkStore`] whose chunks are generated on demand.
 #[derive(Clone, Debug)]
-pub struct GeneratedStore {
+pub(crate) struct GeneratedStore {
     grid: ChunkGrid,
     distribution: Distribution,
     seed: u64,
@@ -305,15 +327,20 @@ impl GeneratedStore {
     pub fn new(grid: ChunkGrid, distribution: Distribution, seed: u64) -> Self {
         Self { grid, distribution, seed }
     }
+}
 
-    /// The distribution.
-    pub fn distribution(&self) -> Distribution {
-        self.distribution
+impl super::WindowSource for GeneratedStore {
+    fn fill(&self, row0: usize, col0: usize, dst: MatMut<'_, f64>) -> crate::Result<()> {
+        fill_window(self.distribution, self.seed, row0, col0, dst);
+        Ok(())
     }
 
-    /// The seed.
-    pub fn seed(&self) -> u64 {
-        self.seed
+    fn always_finite(&self) -> bool {
+        true
+    }
+
+    fn worth_caching(&self) -> bool {
+        true
     }
 }
 
@@ -425,10 +452,10 @@ mod tests {
                     // The portable lanes, whichever path `fill_window` took on this CPU.
                     row_major.fill(0.0);
                     let dst = MatMut::from_row_major_slice_mut(&mut row_major, rows, cols);
-                    fill_uniform_generic::<Lanes>(11, row0, col0, dst);
+                    fill_uniform_generic::<Lanes>((), 11, row0, col0, dst);
                     assert_eq!(row_major, expected, "portable path, row-major");
                     let mut col_major = faer::Mat::<f64>::zeros(rows, cols);
-                    fill_uniform_generic::<Lanes>(11, row0, col0, col_major.as_mut());
+                    fill_uniform_generic::<Lanes>((), 11, row0, col0, col_major.as_mut());
                     assert!(
                         (0..rows).all(|i| (0..cols).all(|j| col_major[(i, j)] == expected[i * cols + j])),
                         "portable path, col-major at ({row0}, {col0})"

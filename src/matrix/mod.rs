@@ -5,6 +5,7 @@
 //! [`MatrixReader`], which registers every chunk with the buffer manager as a clean block and
 //! copies row ranges into column-major faer matrices.
 
+pub(crate) mod borrowed;
 mod generate;
 
 use std::ops::Range;
@@ -17,31 +18,56 @@ use outcore_storage::{
     BlockId, BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, NpyStore, Reservation, ZarrStore,
 };
 
-pub use generate::{Distribution, GeneratedStore, TILE, fill_row, fill_window, tile_rng};
+pub use generate::Distribution;
+pub(crate) use generate::GeneratedStore;
+pub(crate) use generate::fill_row;
 
 /// Values per row block when a chunk is streamed (256 KiB: stays in L2).
 const ROW_BLOCK_VALUES: usize = 32 * 1024;
 
 use crate::{Error, Result};
 
+/// A matrix any window of which can be copied straight into a destination, without a chunk
+/// buffer: a generator, or a matrix the caller holds in RAM.
+pub(crate) trait WindowSource: Send + Sync + std::fmt::Debug {
+    /// Copies the window at `(row0, col0)` of `dst`'s shape into `dst` (store coordinates).
+    fn fill(&self, row0: usize, col0: usize, dst: MatMut<'_, f64>) -> Result<()>;
+
+    /// True when no value can be NaN or infinite (reads then skip that check).
+    fn always_finite(&self) -> bool;
+
+    /// True when keeping chunks in the buffer manager saves work on later passes.
+    fn worth_caching(&self) -> bool;
+}
+
 /// A matrix stored as chunks, possibly viewed transposed.
 #[derive(Clone, Debug)]
 pub struct ChunkedMatrix {
     store: Arc<dyn ChunkStore>,
-    /// For generated matrices (which hold no NaN or infinity, so reads skip that check):
-    /// windows are generated straight into the destination.
-    generator: Option<GeneratedStore>,
+    /// For generated or borrowed matrices: windows are copied straight into the destination.
+    windows: Option<Arc<dyn WindowSource>>,
     transposed: bool,
 }
 
 impl ChunkedMatrix {
     /// The matrix held by `store`.
     pub fn from_store(store: Arc<dyn ChunkStore>) -> Self {
-        Self { store, generator: None, transposed: false }
+        Self { store, windows: None, transposed: false }
+    }
+
+    /// The caller's matrix, lent until the returned lease drops.
+    pub(crate) fn borrowed(
+        a: MatRef<'_, f64>,
+        chunk_rows: usize,
+        chunk_cols: usize,
+    ) -> Result<(Self, borrowed::Lease)> {
+        let (store, lease) = borrowed::BorrowedStore::lend(a, chunk_rows, chunk_cols)?;
+        Ok((Self { store: store.clone(), windows: Some(store), transposed: false }, lease))
     }
 
     /// A seeded random `rows x cols` matrix in `chunk_rows x chunk_cols` chunks, generated on
-    /// demand (see [`GeneratedStore`]).
+    /// demand and never stored. Entry (i, j) depends only on the seed, the distribution, i and
+    /// j: not on the chunking, the scheduler or the order of reads.
     pub fn generated(
         distribution: Distribution,
         seed: u64,
@@ -51,8 +77,8 @@ impl ChunkedMatrix {
         chunk_cols: usize,
     ) -> Result<Self> {
         let grid = ChunkGrid::new(rows, cols, chunk_rows, chunk_cols)?;
-        let generator = GeneratedStore::new(grid, distribution, seed);
-        Ok(Self { store: Arc::new(generator.clone()), generator: Some(generator), transposed: false })
+        let generator = Arc::new(GeneratedStore::new(grid, distribution, seed));
+        Ok(Self { store: generator.clone(), windows: Some(generator), transposed: false })
     }
 
     /// Opens a Zarr array directory, or a `.npy` file (read in row panels of about 8 MiB).
@@ -69,9 +95,15 @@ impl ChunkedMatrix {
         Self { transposed: !self.transposed, ..self.clone() }
     }
 
-    /// True for a generated matrix (any window can be produced; no chunk is read).
-    pub fn is_generated(&self) -> bool {
-        self.generator.is_some()
+    /// True when any window is copied straight from the source (a generated matrix or one in
+    /// the caller's memory): panels need not follow the chunk grid.
+    pub(crate) fn reads_windows(&self) -> bool {
+        self.windows.is_some()
+    }
+
+    /// True unless keeping chunks in the buffer manager is pointless (the matrix is in RAM).
+    pub(crate) fn worth_caching(&self) -> bool {
+        self.windows.as_ref().is_none_or(|w| w.worth_caching())
     }
 
     /// True when this is a transposed view of its store.
@@ -112,7 +144,7 @@ impl ChunkedMatrix {
     }
 
     /// Refuses empty matrices, which no algorithm can factor.
-    pub fn check_not_empty(&self) -> Result<()> {
+    pub(crate) fn check_not_empty(&self) -> Result<()> {
         let (rows, cols) = self.shape();
         if rows == 0 || cols == 0 {
             return Err(Error::invalid(
@@ -126,7 +158,7 @@ impl ChunkedMatrix {
     /// Bytes a [`MatrixReader`] read of `rows` x `cols` needs: streaming (`cache = false`), the
     /// largest chunk it touches (the chunk buffer, reused); caching, every chunk it touches
     /// (loaded into the buffer manager). Plus the store's decode scratch.
-    pub fn read_bytes(&self, rows: Range<usize>, cols: Range<usize>, cache: bool) -> u64 {
+    pub(crate) fn read_bytes(&self, rows: Range<usize>, cols: Range<usize>, cache: bool) -> u64 {
         let grid = self.grid();
         let (cr, cc) = grid.chunk_shape();
         let chunk_rows = rows.start / cr..rows.end.div_ceil(cr);
@@ -141,7 +173,7 @@ impl ChunkedMatrix {
 
     /// Values of the buffer a streaming read needs: a row block when the store streams rows,
     /// else the largest chunk; none when caching (chunks are pinned instead).
-    pub fn buffer_len(&self, cache: bool) -> usize {
+    pub(crate) fn buffer_len(&self, cache: bool) -> usize {
         if cache {
             return 0;
         }
@@ -186,13 +218,14 @@ impl ChunkedMatrix {
 
 /// Reads a [`ChunkedMatrix`] through the buffer manager during one run.
 ///
+///
 /// Streaming (`cache = false`), chunks are read straight from the store into a buffer the
 /// caller reuses, one at a time: a pass over a matrix larger than memory holds one chunk and
 /// pushes out nothing. Caching (`cache = true`, for matrices read several times that fit), every
 /// chunk is registered with the buffer manager as a clean block and stays in RAM until the LRU
 /// needs the room. Registrations are removed when the reader drops.
 #[derive(Debug)]
-pub struct MatrixReader {
+pub(crate) struct MatrixReader {
     matrix: ChunkedMatrix,
     manager: BufferManager,
     blocks: Vec<BlockId>,
@@ -215,16 +248,6 @@ impl MatrixReader {
         Ok(Self { matrix: matrix.clone(), manager: manager.clone(), blocks, cache, check_finite })
     }
 
-    /// The matrix being read.
-    pub fn matrix(&self) -> &ChunkedMatrix {
-        &self.matrix
-    }
-
-    /// Bytes a read of `rows` x `cols` takes from its budget (see [`ChunkedMatrix::read_bytes`]).
-    pub fn read_bytes(&self, rows: Range<usize>, cols: Range<usize>) -> u64 {
-        self.matrix.read_bytes(rows, cols, self.cache)
-    }
-
     /// Copies rows `rows` and columns `cols` of the matrix into `dst` (column-major is best),
     /// through [`for_each_block`](Self::for_each_block); a generated matrix is generated
     /// straight into `dst`.
@@ -237,13 +260,17 @@ impl MatrixReader {
         buf: &mut Vec<f64>,
     ) -> Result<()> {
         let mut dst = dst;
-        if let (Some(generator), false) = (&self.matrix.generator, self.cache) {
-            // Generated straight into the destination: no chunk buffer, no transposition copy.
-            let (distribution, seed) = (generator.distribution(), generator.seed());
+        if let (Some(windows), false) = (&self.matrix.windows, self.cache) {
+            // Straight into the destination: no chunk buffer, no transposition copy.
             if self.matrix.transposed {
-                fill_window(distribution, seed, cols.start, rows.start, dst.transpose_mut());
+                windows.fill(cols.start, rows.start, dst.rb_mut().transpose_mut())?;
             } else {
-                fill_window(distribution, seed, rows.start, cols.start, dst);
+                windows.fill(rows.start, cols.start, dst.rb_mut())?;
+            }
+            if self.check_finite && !windows.always_finite() {
+                let (cr, cc) = self.matrix.grid().chunk_shape();
+                let index = ChunkIndex::new(rows.start / cr, cols.start / cc);
+                check_finite(&self.matrix, index, dst.as_ref(), rows.start, cols.start)?;
             }
             return Ok(());
         }
@@ -284,7 +311,7 @@ impl MatrixReader {
     ) -> Result<()> {
         let e = self.matrix.grid().extent(index)?;
         let physical = self.matrix.physical(index);
-        let check = self.check_finite && self.matrix.generator.is_none();
+        let check = self.check_finite && self.matrix.windows.as_ref().is_none_or(|w| !w.always_finite());
         if !self.cache
             && let Some(mut rows) = self.matrix.store.chunk_rows(physical)?
         {

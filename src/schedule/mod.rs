@@ -16,15 +16,16 @@ mod scratch;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use outcore_storage::{BlockId, BufferManager, Pinned, Reservation, StorageError};
+use outcore_storage::{Admission, BlockId, BufferManager, MemoryMonitor, Pinned, PoolEvent, Reservation, StorageError};
 
 pub use results::Results;
 pub use scratch::WorkerScratch;
 
+use crate::control::RunControl;
+use crate::events::Event;
 use crate::graph::{Key, Operation, TaskGraph};
 use crate::{Error, Result};
 
@@ -105,17 +106,6 @@ pub trait Executor: Sync {
     ) -> Result<Vec<Output>>;
 }
 
-/// A progress notification, sent after each task.
-#[derive(Clone, Copy, Debug)]
-pub struct Progress {
-    /// Tasks finished.
-    pub done: usize,
-    /// Tasks in the graph.
-    pub total: usize,
-    /// Stage of the task that just finished.
-    pub stage: &'static str,
-}
-
 /// What a run observed besides its results.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct RunStats {
@@ -129,15 +119,7 @@ pub struct RunStats {
     pub wall_seconds: f64,
 }
 
-/// Callbacks and controls of one run.
-#[derive(Clone, Copy, Default)]
-pub struct RunControl<'a> {
-    /// Called after every task.
-    pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
-    /// Set to stop the run at the next task boundary ([`Error::Interrupted`]).
-    pub cancel: Option<&'a AtomicBool>,
-}
-
+/// One run's shared state.
 struct State {
     ready: BinaryHeap<Reverse<usize>>,
     /// Unfinished distinct producers each task still waits for.
@@ -145,16 +127,7 @@ struct State {
     /// Remaining reads of each output, per task and slot (`usize::MAX` for kept outputs).
     reads_left: Vec<Vec<usize>>,
     blocks: Vec<Vec<Option<BlockId>>>,
-    /// Tasks taken from the ready queue (admitting or executing).
-    running: usize,
-    /// Tasks that hold their memory reservation and are executing.
-    executing: usize,
-    /// Bytes of reusable scratch each worker holds.
-    scratch: Vec<u64>,
-    /// Times a worker released its scratch (lets waiting admissions retry).
-    releases: u64,
     done: usize,
-    completions: u64,
     waits_for_memory: u64,
     recomputed: u64,
     failed: Option<Error>,
@@ -164,19 +137,26 @@ struct Run<'a, E: Executor> {
     graph: &'a TaskGraph<E::Op>,
     executor: &'a E,
     manager: &'a BufferManager,
-    control: RunControl<'a>,
+    control: &'a RunControl,
     dependents: Vec<Vec<usize>>,
     state: Mutex<State>,
     changed: Condvar,
 }
 
+/// How long a waiting worker sleeps at most before it looks again (a release wakes it sooner).
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
 /// Runs `graph` with `executor` under `scheduler`, keeping the graph's kept outputs as results.
-pub fn run<E: Executor>(
+///
+/// For its duration the run reserves the graph's own bookkeeping
+/// ([`TaskGraph::footprint`]), subscribes `control`'s sink to the pool's events and samples
+/// memory into it.
+pub(crate) fn run<E: Executor>(
     scheduler: Scheduler,
     manager: &BufferManager,
     graph: &TaskGraph<E::Op>,
     executor: &E,
-    control: RunControl<'_>,
+    control: &RunControl,
 ) -> Result<(Results, RunStats)> {
     let start = Instant::now();
     let tasks = graph.tasks();
@@ -198,6 +178,7 @@ pub fn run<E: Executor>(
     for key in graph.kept() {
         reads_left[key.task.0][key.slot] = usize::MAX;
     }
+    let bookkeeping = manager.reserve(graph.footprint())?;
     let ready = (0..tasks.len()).filter(|&i| waiting[i] == 0).map(Reverse).collect();
     let run = Run {
         graph,
@@ -210,29 +191,26 @@ pub fn run<E: Executor>(
             waiting,
             reads_left,
             blocks: tasks.iter().map(|t| vec![None; t.outputs]).collect(),
-            running: 0,
-            executing: 0,
-            scratch: vec![0; scheduler.workers().max(1)],
-            releases: 0,
             done: 0,
-            completions: 0,
             waits_for_memory: 0,
             recomputed: 0,
             failed: None,
         }),
         changed: Condvar::new(),
     };
+    let workers = scheduler.workers().min(graph.max_concurrency()).max(1);
+    control.emit(&Event::RunStarted { tasks: tasks.len(), workers, at: Instant::now() });
+    let observers = Observers::start(manager, control);
     match scheduler {
         Scheduler::Serial => run.worker(0),
-        Scheduler::Threads { workers } => {
-            let workers = workers.min(graph.max_concurrency());
+        Scheduler::Threads { .. } => {
             let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(workers.max(1))
+                .num_threads(workers)
                 .thread_name(|i| format!("outcore-worker-{i}"))
                 .build()
                 .map_err(|e| Error::Bug(format!("cannot start {workers} worker threads: {e}")))?;
             pool.scope(|s| {
-                for me in 0..workers.max(1) {
+                for me in 0..workers {
                     let run = &run;
                     s.spawn(move |_| run.worker(me));
                 }
@@ -257,11 +235,61 @@ pub fn run<E: Executor>(
     for id in blocks.into_iter().flatten().flatten() {
         let _ = manager.remove(id);
     }
+    drop(bookkeeping);
+    drop(observers);
+    let complete = kept.is_ok() && stats.tasks == tasks.len();
+    control.emit(&Event::RunFinished { done: stats.tasks, complete, at: Instant::now() });
     let kept = kept?;
     if stats.tasks < tasks.len() {
         return Err(Error::Bug(format!("run ended after {} of {} tasks", stats.tasks, tasks.len())));
     }
     Ok((Results::new(kept), stats))
+}
+
+/// The run's links to the pool while it lasts: spill and reload events, memory samples.
+struct Observers {
+    _subscription: Option<outcore_storage::Subscription>,
+    monitor: Option<MemoryMonitor>,
+}
+
+impl Observers {
+    fn start(manager: &BufferManager, control: &RunControl) -> Self {
+        let Some(sink) = control.events.clone() else { return Self { _subscription: None, monitor: None } };
+        let forward = sink.clone();
+        let subscription = manager.subscribe(move |event| {
+            let at = Instant::now();
+            match *event {
+                PoolEvent::Spilled { bytes, disk_bytes } => forward.event(&Event::Spilled { bytes, disk_bytes, at }),
+                PoolEvent::Reloaded { bytes } => forward.event(&Event::Reloaded { bytes, at }),
+                _ => {}
+            }
+        });
+        // Without a sampler thread the run still works; its timeline is only thinner.
+        let monitor = control.sampling().and_then(|interval| {
+            MemoryMonitor::start(manager.clone(), interval, move |sample| {
+                sink.event(&Event::Memory { report: Box::new(sample.report), at: Instant::now() });
+            })
+            .ok()
+        });
+        Self { _subscription: Some(subscription), monitor }
+    }
+}
+
+impl Drop for Observers {
+    fn drop(&mut self) {
+        if let Some(monitor) = self.monitor.take() {
+            monitor.stop();
+        }
+    }
+}
+
+/// A worker of one run: its identity and the buffers it keeps between tasks. Serial runs have
+/// one, on the calling thread; threaded runs one per pool thread. What it does (idle, waiting,
+/// running) is told by its events: [`Event::Waiting`], [`Event::Resumed`],
+/// [`Event::TaskStarted`], [`Event::TaskFinished`].
+struct Worker {
+    id: usize,
+    scratch: WorkerScratch,
 }
 
 impl<E: Executor> Run<'_, E> {
@@ -282,130 +310,118 @@ impl<E: Executor> Run<'_, E> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn cancelled(&self) -> bool {
-        self.control.cancel.is_some_and(|c| c.load(Ordering::Relaxed))
+    fn fail(&self, error: Error) {
+        self.lock().failed.get_or_insert(error);
+        self.changed.notify_all();
     }
 
-    /// Takes tasks until the graph is done or the run failed. Worker `me` keeps its scratch
-    /// between tasks, and releases it when it finds nothing to do.
-    fn worker(&self, me: usize) {
-        let mut scratch = match WorkerScratch::new(self.manager) {
+    /// Takes tasks until the graph is done or the run failed. A panic in a kernel ends the run
+    /// with a typed error instead of leaving the other workers waiting for it.
+    fn worker(&self, id: usize) {
+        let scratch = match WorkerScratch::new(self.manager) {
             Ok(s) => s,
-            Err(e) => {
-                self.lock().failed.get_or_insert(e);
-                self.changed.notify_all();
-                return;
-            }
+            Err(e) => return self.fail(e),
         };
+        let mut worker = Worker { id, scratch };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(&mut worker)));
+        if let Err(panic) = outcome {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            self.fail(Error::Bug(format!("worker {id} panicked: {what}")));
+        }
+    }
+
+    fn work(&self, worker: &mut Worker) {
         loop {
             let mut st = self.lock();
             let task = loop {
                 if st.failed.is_some() || st.done == self.graph.len() {
                     return;
                 }
-                if self.cancelled() {
+                if self.control.cancelled() {
                     st.failed.get_or_insert(Error::Interrupted);
                     self.changed.notify_all();
                     return;
                 }
                 if let Some(Reverse(t)) = st.ready.pop() {
-                    st.running += 1;
                     break t;
                 }
-                if scratch.bytes() > 0 {
+                if worker.scratch.bytes() > 0 {
                     // Idle: the buffers are only a cache; another worker may need the room.
                     drop(st);
-                    scratch.clear();
+                    worker.scratch.clear();
                     st = self.lock();
-                    st.scratch[me] = 0;
-                    st.releases += 1;
-                    self.changed.notify_all();
                     continue;
                 }
-                st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+                st = self.changed.wait_timeout(st, WAIT_SLICE).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
             };
             drop(st);
-            let outcome = self.admit(task, me, &mut scratch).and_then(|budget| {
-                let result = self.execute(task, budget, &mut scratch);
-                let mut st = self.lock();
-                st.executing -= 1;
-                st.scratch[me] = scratch.bytes();
-                result
+            let outcome = self.admit(task, worker).and_then(|budget| match budget {
+                Some(budget) => self.execute(task, budget, worker),
+                None => Ok(()),
             });
-            let mut st = self.lock();
-            st.running -= 1;
-            st.completions += 1;
             if let Err(e) = outcome {
-                st.failed.get_or_insert(e);
+                self.fail(e);
             }
-            drop(st);
             self.changed.notify_all();
         }
     }
 
     /// Waits until memory allows `task` to start, then reserves its working set, less the
-    /// reusable bytes worker `me` already holds, up to what the task reuses.
+    /// reusable bytes the worker already holds, up to what the task reuses. `None` when the
+    /// run failed or was cancelled meanwhile.
     ///
-    /// Waiting is only for memory that will come free: executing tasks finish, and idle
-    /// workers release their scratch. When neither holds any, a refused request can never be
-    /// met, so it fails at once.
-    fn admit(&self, task: usize, me: usize, scratch: &mut WorkerScratch) -> Result<Reservation> {
+    /// Waiting is only for memory that will come free: running tasks finish and idle or
+    /// waiting workers give up their scratch, in this run or any other sharing the pool. A
+    /// waiting worker gives up its own scratch first, so no two workers wait on each other.
+    fn admit(&self, task: usize, worker: &mut Worker) -> Result<Option<Reservation>> {
         let spec = &self.graph.tasks()[task];
-        let mut waited = false;
+        let mut waited_since: Option<Instant> = None;
         loop {
-            let none_executing = || self.lock().executing == 0;
-            // Memory that can still come free: executing tasks, and other workers' scratch.
-            let releasable =
-                |st: &State| st.executing > 0 || st.scratch.iter().enumerate().any(|(w, &b)| w != me && b > 0);
-            let working_set = spec.working_set - scratch.bytes().min(spec.reusable);
-            let (seen, seen_releases) = {
-                let st = self.lock();
-                (st.completions, st.releases)
-            };
-            match self.manager.admit(working_set) {
-                Ok(Some(budget)) => {
-                    let mut st = self.lock();
-                    st.executing += 1;
-                    st.waits_for_memory += u64::from(waited);
-                    return Ok(budget);
-                }
-                Ok(None) => {
-                    waited = true;
-                    match self.manager.wait_until_unpaused(none_executing) {
-                        // Nothing runs and memory stays high: this worker's idle buffers are the
-                        // last thing that can go. Free them and look again.
-                        Err(StorageError::MemoryPaused { .. }) if scratch.bytes() > 0 => scratch.clear(),
-                        other => other?,
+            let working_set = spec.working_set - worker.scratch.bytes().min(spec.reusable);
+            match self.manager.admit(working_set)? {
+                Admission::Granted(budget) => {
+                    if let Some(since) = waited_since {
+                        self.lock().waits_for_memory += 1;
+                        let at = Instant::now();
+                        self.control.emit(&Event::Resumed { worker: worker.id, waited: at - since, at });
                     }
+                    return Ok(Some(budget));
                 }
-                Err(StorageError::ResourcesExhausted { .. }) if releasable(&self.lock()) => {
-                    waited = true;
-                    // Others hold the memory; wait for a task to finish or a worker to release
-                    // its scratch, and try again.
-                    let mut st = self.lock();
-                    while st.completions == seen
-                        && st.releases == seen_releases
-                        && releasable(&st)
-                        && st.failed.is_none()
-                    {
-                        st = self
-                            .changed
-                            .wait_timeout(st, Duration::from_millis(50))
-                            .map(|(g, _)| g)
-                            .unwrap_or_else(|p| p.into_inner().0);
+                Admission::Wait(_) if worker.scratch.bytes() > 0 => worker.scratch.clear(),
+                Admission::Wait(epoch) => {
+                    if waited_since.is_none() {
+                        let at = Instant::now();
+                        waited_since = Some(at);
+                        self.control.emit(&Event::Waiting { worker: worker.id, task, bytes: working_set, at });
                     }
-                    if st.failed.is_some() {
-                        // Another task failed; the run reports that first error, not this one.
+                    if self.lock().failed.is_some() {
+                        return Ok(None);
+                    }
+                    if self.control.cancelled() {
                         return Err(Error::Interrupted);
                     }
+                    self.manager.wait_for_release(epoch, WAIT_SLICE);
                 }
-                Err(e) => return Err(e.into()),
             }
         }
     }
 
-    fn execute(&self, task: usize, mut budget: Reservation, scratch: &mut WorkerScratch) -> Result<()> {
+    fn execute(&self, task: usize, mut budget: Reservation, worker: &mut Worker) -> Result<()> {
         let spec = &self.graph.tasks()[task];
+        let started = Instant::now();
+        self.control.emit(&Event::TaskStarted {
+            worker: worker.id,
+            task,
+            stage: spec.op.stage(),
+            reserved: budget.bytes(),
+            scratch: worker.scratch.bytes(),
+            at: started,
+        });
+        let scratch = &mut worker.scratch;
         let mut pins = Vec::with_capacity(spec.inputs.len());
         for &key in &spec.inputs {
             pins.push(self.pin_input(key, &mut budget, scratch)?);
@@ -426,10 +442,18 @@ impl<E: Executor> Run<'_, E> {
             ids.push(self.manager.insert(&mut budget, out.data, out.rows, out.cols)?);
         }
         drop(budget);
-        self.finish(task, ids);
+        let (done, total) = self.finish(task, ids);
+        self.control.emit(&Event::TaskFinished {
+            worker: worker.id,
+            task,
+            stage: spec.op.stage(),
+            started,
+            finished: Instant::now(),
+            done,
+            total,
+        });
         Ok(())
     }
-
     /// Pins output `key` of an earlier task. If its spilled copy cannot be read back, the block
     /// is recomputed from its lineage and replaces the lost one.
     fn pin_input(&self, key: Key, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Pinned> {
@@ -492,8 +516,8 @@ impl<E: Executor> Run<'_, E> {
     }
 
     /// Records a finished task: stores its outputs, frees inputs nobody else reads, releases
-    /// dependents whose inputs are now all there.
-    fn finish(&self, task: usize, ids: Vec<BlockId>) {
+    /// dependents whose inputs are now all there. Returns the tasks done and in all.
+    fn finish(&self, task: usize, ids: Vec<BlockId>) -> (usize, usize) {
         let spec = &self.graph.tasks()[task];
         let mut st = self.lock();
         let mut to_remove = Vec::new();
@@ -522,16 +546,14 @@ impl<E: Executor> Run<'_, E> {
             }
         }
         st.done += 1;
-        let progress = Progress { done: st.done, total: self.graph.len(), stage: spec.op.stage() };
+        let done = st.done;
         drop(st);
         self.changed.notify_all();
         for id in to_remove {
             // The block exists: it was produced by a finished task and not removed before.
             let _ = self.manager.remove(id);
         }
-        if let Some(callback) = self.control.progress {
-            callback(progress);
-        }
+        (done, self.graph.len())
     }
 }
 

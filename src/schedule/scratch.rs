@@ -16,7 +16,7 @@ pub struct WorkerScratch {
 
 impl WorkerScratch {
     pub(crate) fn new(manager: &BufferManager) -> Result<Self> {
-        Ok(Self { reservation: manager.reserve(0)?, buffers: Vec::new() })
+        Ok(Self { reservation: manager.reserve_cache(0)?, buffers: Vec::new() })
     }
 
     /// Bytes held (and reserved).

@@ -1,12 +1,13 @@
 //! Scheduler tests with a toy executor: a sum tree over numbered leaves.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use outcore_storage::{BufferConfig, BufferManager, Pinned, Reservation, Thresholds};
+use outcore_storage::{Accounting, BufferConfig, BufferManager, Pinned, Reservation, Thresholds};
 
 use super::scratch::WorkerScratch as Scratch;
 use super::*;
+use crate::control::CancelToken;
 use crate::graph::{Operation, TaskGraph};
 
 #[derive(Debug)]
@@ -62,9 +63,20 @@ impl Executor for ToyExecutor {
     }
 }
 
+/// A pool of `limit` bytes of its own memory (what the test process holds does not count),
+/// with only the hard limit: these tests look at admission, not at the thresholds.
 fn manager(limit: u64) -> BufferManager {
     let thresholds = Thresholds { spill: None, pause: None, terminate: None, ..Thresholds::default() };
     BufferManager::new(BufferConfig::new(limit).with_thresholds(thresholds)).unwrap()
+}
+
+/// A control whose sink calls `on_finished(done)` after every task.
+fn on_finished(f: impl Fn(usize) + Send + Sync + 'static) -> RunControl {
+    RunControl::new().memory_interval(None).events(move |e: &Event| {
+        if let Event::TaskFinished { done, .. } = e {
+            f(*done);
+        }
+    })
 }
 
 /// Leaves 0..n summed in groups of 4, then all sums summed; each task declares `ws` bytes.
@@ -85,17 +97,29 @@ fn serial_and_threads_compute_the_same_sum_and_free_intermediates() {
     for scheduler in [Scheduler::Serial, Scheduler::Threads { workers: 1 }, Scheduler::Threads { workers: 4 }] {
         let m = manager(1 << 20);
         let (g, root) = sum_tree(21, 1024);
-        let done = AtomicUsize::new(0);
-        let progress = |p: Progress| {
-            done.store(p.done, Ordering::SeqCst);
-            assert_eq!(p.total, 28);
-        };
-        let control = RunControl { progress: Some(&progress), cancel: None };
-        let (results, stats) = run(scheduler, &m, &g, &ToyExecutor::default(), control).unwrap();
+        let done = Arc::new(AtomicUsize::new(0));
+        let seen = done.clone();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let log = events.clone();
+        let control = RunControl::new().memory_interval(None).events(move |e: &Event| {
+            if let Event::TaskFinished { done, total, .. } = e {
+                seen.store(*done, Ordering::SeqCst);
+                assert_eq!(*total, 28);
+            }
+            log.lock().unwrap().push(e.clone());
+        });
+        let (results, stats) = run(scheduler, &m, &g, &ToyExecutor::default(), &control).unwrap();
         assert_eq!(results.values(root).unwrap(), vec![210.0; 4], "{scheduler:?}");
         assert_eq!((stats.tasks, done.load(Ordering::SeqCst)), (28, 28));
         assert_eq!(m.report().managed_accounted, 0, "kept results are copied out; nothing stays in the pool");
         drop(results);
+        // One stream: the run's start and end around a start and a finish for every task.
+        let events = events.lock().unwrap();
+        assert!(matches!(events.first(), Some(Event::RunStarted { tasks: 28, .. })), "{scheduler:?}");
+        assert!(matches!(events.last(), Some(Event::RunFinished { done: 28, complete: true, .. })));
+        let started = events.iter().filter(|e| matches!(e, Event::TaskStarted { .. })).count();
+        let finished = events.iter().filter(|e| matches!(e, Event::TaskFinished { .. })).count();
+        assert_eq!((started, finished), (28, 28));
     }
 }
 
@@ -105,14 +129,14 @@ fn memory_admission_limits_concurrency() {
     let m = manager(1 << 20);
     let (g, root) = sum_tree(12, 600 << 10);
     let exec = ToyExecutor::default();
-    let (results, stats) = run(Scheduler::Threads { workers: 4 }, &m, &g, &exec, RunControl::default()).unwrap();
+    let (results, stats) = run(Scheduler::Threads { workers: 4 }, &m, &g, &exec, &RunControl::default()).unwrap();
     assert_eq!(results.values(root).unwrap(), vec![66.0; 4]);
     assert_eq!(exec.max_running.load(Ordering::SeqCst), 1);
     assert!(stats.waits_for_memory > 0);
     // With room for all, they do overlap.
     let exec = ToyExecutor::default();
     let (g, _) = sum_tree(12, 1024);
-    run(Scheduler::Threads { workers: 4 }, &manager(1 << 20), &g, &exec, RunControl::default()).unwrap();
+    run(Scheduler::Threads { workers: 4 }, &manager(1 << 20), &g, &exec, &RunControl::default()).unwrap();
     assert!(exec.max_running.load(Ordering::SeqCst) > 1);
 }
 
@@ -121,8 +145,8 @@ fn a_task_larger_than_the_limit_fails_instead_of_waiting() {
     let m = manager(1 << 20);
     let (g, _) = sum_tree(4, 2 << 20);
     let err =
-        run(Scheduler::Threads { workers: 2 }, &m, &g, &ToyExecutor::default(), RunControl::default()).unwrap_err();
-    assert!(matches!(err, Error::Storage(outcore_storage::StorageError::ResourcesExhausted { .. })), "{err}");
+        run(Scheduler::Threads { workers: 2 }, &m, &g, &ToyExecutor::default(), &RunControl::default()).unwrap_err();
+    assert!(matches!(err, Error::Memory(crate::MemoryError::Exhausted(_))), "{err}");
 }
 
 #[test]
@@ -134,7 +158,7 @@ fn the_first_error_stops_the_run_and_frees_everything() {
         let bad = g.add(Toy::Fail, vec![leaves[0]], 1, 64).unwrap();
         let root = g.add(Toy::Sum, [leaves.clone(), vec![bad.out(0)]].concat(), 1, 64).unwrap();
         g.keep(root.out(0));
-        let err = run(scheduler, &m, &g, &ToyExecutor::default(), RunControl::default()).unwrap_err();
+        let err = run(scheduler, &m, &g, &ToyExecutor::default(), &RunControl::default()).unwrap_err();
         assert!(err.to_string().contains("always fails"), "{err}");
         assert_eq!(m.report().managed_accounted, 0, "{scheduler:?} left blocks behind");
     }
@@ -144,16 +168,19 @@ fn the_first_error_stops_the_run_and_frees_everything() {
 fn cancelling_stops_at_a_task_boundary() {
     let m = manager(1 << 20);
     let (g, _) = sum_tree(40, 64);
-    let cancel = AtomicBool::new(false);
-    let progress = |p: Progress| {
-        if p.done == 5 {
-            cancel.store(true, Ordering::SeqCst);
+    let cancel = CancelToken::new();
+    let token = cancel.clone();
+    let control = on_finished(move |done| {
+        if done == 5 {
+            token.cancel();
         }
-    };
-    let control = RunControl { progress: Some(&progress), cancel: Some(&cancel) };
-    let err = run(Scheduler::Threads { workers: 2 }, &m, &g, &ToyExecutor::default(), control).unwrap_err();
+    })
+    .cancel_token(cancel);
+    let err = run(Scheduler::Threads { workers: 2 }, &m, &g, &ToyExecutor::default(), &control).unwrap_err();
     assert!(matches!(err, Error::Interrupted));
     assert_eq!(m.report().managed_accounted, 0);
+    // The cancel belonged to that run: the next one on the same pool runs to the end.
+    run(Scheduler::Threads { workers: 2 }, &m, &g, &ToyExecutor::default(), &RunControl::default()).unwrap();
 }
 
 #[test]
@@ -204,7 +231,8 @@ impl Executor for Hog {
 fn no_task_starts_above_the_pause_threshold_and_work_resumes_below_it() {
     use outcore_storage::RssSource;
     let (rss, handle) = RssSource::manual(10 << 20);
-    let m = BufferManager::new(BufferConfig::new(100 << 20).with_rss(rss)).unwrap();
+    let config = BufferConfig::new(100 << 20).with_rss(rss).with_accounting(Accounting::Process);
+    let m = BufferManager::new(config).unwrap();
     let mut g = TaskGraph::new();
     let hog = g.add(Toy::Leaf(0), vec![], 1, 64).unwrap();
     let gate = g.add(Toy::Leaf(1), vec![], 1, 64).unwrap();
@@ -212,7 +240,7 @@ fn no_task_starts_above_the_pause_threshold_and_work_resumes_below_it() {
     let last = g.add(Toy::Sum, [vec![hog.out(0)], waiting].concat(), 1, 64).unwrap();
     g.keep(last.out(0));
     let exec = Hog { rss: handle, released: Mutex::new(None), starts: Mutex::new(Vec::new()) };
-    let (_, stats) = run(Scheduler::Threads { workers: 2 }, &m, &g, &exec, RunControl::default()).unwrap();
+    let (_, stats) = run(Scheduler::Threads { workers: 2 }, &m, &g, &exec, &RunControl::default()).unwrap();
     let released = exec.released.lock().unwrap().expect("the hog ran");
     let starts = exec.starts.lock().unwrap();
     assert_eq!(starts.len(), 7);
@@ -224,17 +252,20 @@ fn no_task_starts_above_the_pause_threshold_and_work_resumes_below_it() {
 fn crossing_the_terminate_threshold_stops_the_run_with_the_memory_report() {
     use outcore_storage::{RssSource, StorageError};
     let (rss, handle) = RssSource::manual(10 << 20);
-    let m = BufferManager::new(BufferConfig::new(100 << 20).with_rss(rss)).unwrap();
+    let config = BufferConfig::new(100 << 20).with_rss(rss).with_accounting(Accounting::Process);
+    let m = BufferManager::new(config).unwrap();
     let (g, _) = sum_tree(40, 1024);
-    let progress = |p: Progress| {
-        if p.done == 5 {
+    let control = on_finished(move |done| {
+        if done == 5 {
             handle.store(97 << 20, Ordering::SeqCst);
         }
-    };
-    let control = RunControl { progress: Some(&progress), cancel: None };
-    let err = run(Scheduler::Threads { workers: 2 }, &m, &g, &ToyExecutor::default(), control).unwrap_err();
+    });
+    let err = run(Scheduler::Threads { workers: 2 }, &m, &g, &ToyExecutor::default(), &control).unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::Storage(StorageError::MemoryTerminated { .. })), "{text}");
+    assert!(
+        matches!(err, Error::Memory(crate::MemoryError::Terminated(StorageError::MemoryTerminated { .. }))),
+        "{text}"
+    );
     assert!(text.contains("terminate threshold") && text.contains("unmanaged recent"), "{text}");
     assert_eq!(m.report().managed_accounted, 0, "a terminated run frees its blocks");
 }
@@ -265,10 +296,12 @@ fn idle_workers_release_their_scratch_so_others_can_run() {
     let mut g = TaskGraph::new();
     let leaves: Vec<_> =
         (0..12).map(|i| g.add_reusing(Toy::Leaf(i), vec![], 1, 600 << 10, 600 << 10).unwrap().out(0)).collect();
-    let sum = g.add(Toy::Sum, leaves, 1, 1024).unwrap();
+    // The sum takes the same scratch buffer, and says so (the executor uses it in every task).
+    let sum = g.add_reusing(Toy::Sum, leaves, 1, 600 << 10, 600 << 10).unwrap();
     g.keep(sum.out(0));
     for _ in 0..5 {
-        let (_, stats) = run(Scheduler::Threads { workers: 2 }, &m, &g, &ScratchHungry, RunControl::default()).unwrap();
+        let (_, stats) =
+            run(Scheduler::Threads { workers: 2 }, &m, &g, &ScratchHungry, &RunControl::default()).unwrap();
         assert_eq!(stats.tasks, 13);
         assert_eq!(m.report().managed_accounted, 0);
     }

@@ -1,4 +1,7 @@
 //! The storage layer's error type: every failure is typed and says what to do next.
+//!
+//! Messages name the knob to turn by its API name in backticks (`` `memory_limit` ``,
+//! `` `spill_dir` ``); the command line maps those names to its flags in one place.
 
 use std::io;
 use std::path::PathBuf;
@@ -122,7 +125,7 @@ pub enum StorageError {
 
     /// A memory request that cannot be met within the limit.
     #[error(
-        "cannot reserve {} under the {} memory limit: {} is pinned or reserved by running work and nothing more can be evicted; raise --memory-limit to at least {}",
+        "cannot reserve {} under the {} memory limit: {} is pinned or reserved and nothing more can be evicted or will be released; raise `memory_limit` to at least {}",
         format_size(*requested),
         format_size(*limit),
         format_size(*in_use),
@@ -137,8 +140,8 @@ pub enum StorageError {
         in_use: u64,
     },
 
-    /// Process memory crossed the terminate threshold; the run was stopped.
-    #[error("process memory {} crossed the terminate threshold ({} of the {} limit); the run was stopped.\n{report}\nRaise --memory-limit or lower --workers", format_size(report.process), format_size(*threshold), format_size(report.limit))]
+    /// The worker's memory crossed the terminate threshold; the run was stopped.
+    #[error("{} {} crossed the terminate threshold ({} of the {} limit); the run was stopped.\n{report}\nRaise `memory_limit` or lower `workers`", report.worker_memory_name(), format_size(report.worker_memory()), format_size(*threshold), format_size(report.limit))]
     MemoryTerminated {
         /// Bytes at which termination triggers.
         threshold: u64,
@@ -146,8 +149,9 @@ pub enum StorageError {
         report: Box<MemoryReport>,
     },
 
-    /// Process memory stays above the pause threshold with no work running, so nothing can start.
-    #[error("process memory {} stays above the pause threshold ({}) with no task running and nothing left to spill; unmanaged memory alone is {}. Raise --memory-limit", format_size(report.process), format_size(*threshold), format_size(report.unmanaged))]
+    /// The worker's memory stays above the pause threshold with no work running, so nothing
+    /// can start.
+    #[error("{} {} stays above the pause threshold ({}) with no task running and nothing left to spill (unmanaged memory {}, reserved {}). Raise `memory_limit`", report.worker_memory_name(), format_size(report.worker_memory()), format_size(*threshold), format_size(report.unmanaged), format_size(report.reserved))]
     MemoryPaused {
         /// Bytes at which new work pauses.
         threshold: u64,
@@ -164,7 +168,7 @@ pub enum StorageError {
 fn io_hint(source: &io::Error) -> &'static str {
     match source.kind() {
         io::ErrorKind::StorageFull => {
-            "; the disk is full: free space, or point --spill-dir (spill files) or --output at another disk"
+            "; the disk is full: free space, or point `spill_dir` (spill files) or the output at another disk"
         }
         io::ErrorKind::PermissionDenied => "; check the permissions of this path, or choose another",
         io::ErrorKind::ReadOnlyFilesystem => "; the filesystem is read-only: choose a writable path",

@@ -14,7 +14,10 @@ pub mod memory;
 pub mod size;
 pub mod store;
 
-pub use buffer::{BlockId, BlockInfo, BlockState, BufferConfig, BufferManager, Pinned, Reservation, Thresholds};
+pub use buffer::{
+    Accounting, Admission, BlockId, BlockInfo, BlockState, BufferConfig, BufferManager, Pinned, PoolEpoch, PoolEvent,
+    Reservation, Subscription, Thresholds,
+};
 pub use error::{StorageError, StorageResult};
 pub use grid::{ChunkExtent, ChunkGrid, ChunkIndex};
 pub use memory::{MemoryMonitor, MemoryPeaks, MemoryReport, MemorySample, ProcessMemory, RssSource};

@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use outcore_storage::{
-    BlockId, BlockState, BufferConfig, BufferManager, ChunkGrid, ChunkIndex, ChunkStore, FaultPlan, FaultyStore,
-    MemoryStore, RssSource, StorageError, Thresholds,
+    Accounting, Admission, BlockId, BlockState, BufferConfig, BufferManager, ChunkGrid, ChunkIndex, ChunkStore,
+    FaultPlan, FaultyStore, MemoryStore, Reservation, RssSource, StorageError, Thresholds,
 };
 
 const MIB: u64 = 1 << 20;
@@ -15,7 +15,7 @@ fn chunk_values(i: usize, n: usize) -> Vec<f64> {
     (0..n).map(|j| (i * 1_000_003 + j) as f64 * 1e-3).collect()
 }
 
-/// Thresholds that do not look at this process's RSS (tests share one process).
+/// Only the target threshold: the hard limit on managed bytes is what these tests look at.
 fn managed_only() -> Thresholds {
     Thresholds { spill: None, pause: None, terminate: None, ..Thresholds::default() }
 }
@@ -91,7 +91,7 @@ fn a_request_that_can_never_fit_is_refused_with_the_sizes() {
     let err = manager.reserve(3 * MIB).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, StorageError::ResourcesExhausted { requested, .. } if requested == 3 * MIB), "{text}");
-    assert!(text.contains("3.0 MiB") && text.contains("1.0 MiB") && text.contains("--memory-limit"), "{text}");
+    assert!(text.contains("3.0 MiB") && text.contains("1.0 MiB") && text.contains("`memory_limit`"), "{text}");
 
     // Everything pinned: the next request fails at once instead of waiting forever.
     let mut r = manager.reserve(800 << 10).unwrap();
@@ -119,37 +119,104 @@ fn clean_chunks_are_dropped_not_spilled_and_reread_on_pin() {
     assert!(ids.iter().any(|&id| manager.block_info(id).unwrap().state == BlockState::NotLoaded));
 }
 
+fn granted(admission: Admission) -> Reservation {
+    match admission {
+        Admission::Granted(r) => r,
+        Admission::Wait(_) => panic!("expected the admission to be granted"),
+    }
+}
+
+/// Admits `bytes`, waiting for releases as a scheduler does; returns the time it waited.
+fn admit_waiting(manager: &BufferManager, bytes: u64) -> (Reservation, Duration) {
+    let start = std::time::Instant::now();
+    loop {
+        match manager.admit(bytes).unwrap() {
+            Admission::Granted(r) => return (r, start.elapsed()),
+            Admission::Wait(epoch) => manager.wait_for_release(epoch, Duration::from_secs(10)),
+        }
+    }
+}
+
 #[test]
-fn pause_threshold_stops_new_tasks_until_memory_falls() {
+fn pause_threshold_makes_tasks_wait_while_work_runs_and_fails_when_none_does() {
     let (rss, handle) = RssSource::manual(0);
-    let config = BufferConfig::new(100 * MIB).with_rss(rss);
+    let config = BufferConfig::new(100 * MIB).with_rss(rss).with_accounting(Accounting::Process);
     let manager = BufferManager::new(config).unwrap();
     assert!(manager.may_start_task().unwrap());
     handle.store(85 * MIB, Ordering::SeqCst);
     assert!(!manager.may_start_task().unwrap(), "85% is above the 80% pause threshold");
 
     // With nothing running, waiting would never end: a typed error instead of a hang.
-    let err = manager.wait_until_unpaused(|| true).unwrap_err();
+    let err = manager.admit(MIB).unwrap_err();
     assert!(matches!(err, StorageError::MemoryPaused { .. }), "{err}");
-    assert!(err.to_string().contains("pause threshold"), "{err}");
+    assert!(err.to_string().contains("pause threshold") && err.to_string().contains("process memory"), "{err}");
 
-    // With work running that frees memory, waiting ends once RSS drops.
+    // With a task running, a new one waits; it starts once memory falls and the task ends.
+    handle.store(0, Ordering::SeqCst);
+    let running = granted(manager.admit(MIB).unwrap());
+    handle.store(85 * MIB, Ordering::SeqCst);
+    assert!(matches!(manager.admit(MIB).unwrap(), Admission::Wait(_)));
     let waited = std::thread::scope(|s| {
-        let waiter = s.spawn(|| {
-            let start = std::time::Instant::now();
-            manager.wait_until_unpaused(|| false).map(|()| start.elapsed())
-        });
+        let waiter = s.spawn(|| admit_waiting(&manager, MIB).1);
         std::thread::sleep(Duration::from_millis(60));
         handle.store(50 * MIB, Ordering::SeqCst);
+        drop(running);
         waiter.join().unwrap()
     });
-    assert!(waited.unwrap() >= Duration::from_millis(50));
+    assert!(waited >= Duration::from_millis(50) && waited < Duration::from_secs(5), "{waited:?}");
+}
+
+#[test]
+fn admission_waits_for_running_work_in_any_engine_and_fails_when_nothing_will_be_released() {
+    let manager = BufferManager::new(BufferConfig::new(MIB).with_thresholds(managed_only())).unwrap();
+    let other_engine = manager.clone();
+    let running = granted(manager.admit(700 << 10).unwrap());
+    let Admission::Wait(epoch) = other_engine.admit(700 << 10).unwrap() else { panic!("must wait") };
+    drop(running);
+    let start = std::time::Instant::now();
+    other_engine.wait_for_release(epoch, Duration::from_secs(10));
+    assert!(start.elapsed() < Duration::from_secs(1), "the release happened before the wait: no waiting");
+    let second = granted(other_engine.admit(700 << 10).unwrap());
+    drop(second);
+
+    // A worker's cache comes free by itself (idle workers give it up): wait, not fail.
+    let mut cache = manager.reserve_cache(700 << 10).unwrap();
+    assert!(matches!(manager.admit(700 << 10).unwrap(), Admission::Wait(_)));
+    cache.shrink(u64::MAX);
+    drop(granted(manager.admit(700 << 10).unwrap()));
+
+    // A plain reservation is held until its holder lets go: with nothing running, fail at once.
+    let held = manager.reserve(700 << 10).unwrap();
+    let err = manager.admit(700 << 10).unwrap_err();
+    assert!(matches!(err, StorageError::ResourcesExhausted { .. }), "{err}");
+    drop(held);
+    assert_eq!(manager.report().managed_accounted, 0);
+}
+
+#[test]
+fn own_accounting_ignores_the_host_and_reports_it_on_its_own_line() {
+    // The host holds 64 MiB; the pool's limit is 4 MiB and only its own bytes count.
+    let host: Vec<u8> = vec![1; 64 << 20];
+    let manager = BufferManager::new(BufferConfig::new(4 * MIB)).unwrap();
+    let mut r = manager.reserve(2 * MIB).unwrap();
+    let id = manager.insert(&mut r, vec![0.5; 2 * 128 * 1024], 256, 1024).unwrap();
+    assert!(manager.may_start_task().unwrap(), "the host's memory is not the pool's");
+    assert_eq!(manager.worker_memory(), 2 * MIB);
+    let report = manager.report();
+    assert_eq!(report.process, report.host + report.managed + report.unmanaged_old + report.unmanaged_recent);
+    if std::path::Path::new("/proc/self/status").exists() {
+        assert!(report.host > 0 && report.managed == 2 * MIB, "{report}");
+    }
+    assert!(report.to_string().contains("not counted against the limit"), "{report}");
+    manager.remove(id).unwrap();
+    assert_eq!(host.iter().map(|&b| u64::from(b)).sum::<u64>(), 64 << 20);
 }
 
 #[test]
 fn spill_threshold_evicts_unpinned_blocks_and_keeps_pinned_ones() {
     let (rss, handle) = RssSource::manual(0);
-    let manager = BufferManager::new(BufferConfig::new(100 * MIB).with_rss(rss)).unwrap();
+    let config = BufferConfig::new(100 * MIB).with_rss(rss).with_accounting(Accounting::Process);
+    let manager = BufferManager::new(config).unwrap();
     let mut ids = Vec::new();
     for i in 0..4 {
         let mut r = manager.reserve(MIB).unwrap();
@@ -168,7 +235,8 @@ fn spill_threshold_evicts_unpinned_blocks_and_keeps_pinned_ones() {
 #[test]
 fn terminate_threshold_stops_with_the_memory_categories() {
     let (rss, handle) = RssSource::manual(10 * MIB);
-    let manager = BufferManager::new(BufferConfig::new(100 * MIB).with_rss(rss)).unwrap();
+    let config = BufferConfig::new(100 * MIB).with_rss(rss).with_accounting(Accounting::Process);
+    let manager = BufferManager::new(config).unwrap();
     let _r = manager.reserve(MIB).unwrap();
     handle.store(96 * MIB, Ordering::SeqCst);
     let err = manager.reserve(MIB).unwrap_err();
@@ -186,7 +254,7 @@ fn report_categories_add_up_and_serialize() {
     let mut r = manager.reserve(2 * MIB).unwrap();
     let _id = manager.insert(&mut r, vec![0.5; 128 * 1024], 128, 1024).unwrap();
     let report = manager.report();
-    assert_eq!(report.process, report.managed + report.unmanaged_old + report.unmanaged_recent);
+    assert_eq!(report.process, report.host + report.managed + report.unmanaged_old + report.unmanaged_recent);
     assert_eq!(report.managed_accounted, 2 * MIB);
     let json = report.to_json();
     for key in ["process", "managed", "unmanaged", "unmanaged_recent", "spilled", "peak_process", "spill_count"] {
@@ -302,7 +370,8 @@ fn reservations_leave_room_for_unmanaged_memory_under_the_terminate_threshold() 
     // 29 MiB of the process is unmanaged; 40 MiB are reserved and in use, so RSS reads 69 MiB.
     // Of a 100 MiB limit, managed memory may then reach 95 - 29 = 66 MiB.
     let (rss, handle) = RssSource::manual(29 * MIB);
-    let manager = BufferManager::new(BufferConfig::new(100 * MIB).with_rss(rss)).unwrap();
+    let config = BufferConfig::new(100 * MIB).with_rss(rss).with_accounting(Accounting::Process);
+    let manager = BufferManager::new(config).unwrap();
     let _a = manager.reserve(40 * MIB).unwrap();
     handle.store(69 * MIB, Ordering::SeqCst);
     let err = manager.reserve(30 * MIB).unwrap_err();

@@ -7,18 +7,12 @@ use std::sync::Arc;
 
 use faer::Mat;
 use outcore::storage::{ChunkGrid, ChunkStore, MemoryStore};
-use outcore::{BufferConfig, ChunkedMatrix, Engine, Scheduler, Thresholds};
+use outcore::{ChunkedMatrix, Engine, Scheduler};
 
-/// Thresholds that ignore process RSS: tests share one process, so RSS says nothing about the
-/// run under test (child-process tests check RSS instead).
-pub fn managed_only() -> Thresholds {
-    Thresholds { spill: None, pause: None, terminate: None, ..Thresholds::default() }
-}
-
+/// An engine of `limit` bytes of its own memory (the default accounting: what else lives in
+/// the test process does not count), Dask's default thresholds.
 pub fn engine(limit: u64, scheduler: Scheduler) -> Engine {
-    let mut config = BufferConfig::new(limit);
-    config.thresholds = managed_only();
-    Engine::with_config(config, scheduler).unwrap()
+    Engine::builder().memory_limit(limit).scheduler(scheduler).build().unwrap()
 }
 
 /// A matrix from row-major values, chunked as asked.

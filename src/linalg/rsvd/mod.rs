@@ -28,14 +28,15 @@ mod build;
 mod kernels;
 mod plan;
 
-pub use build::RsvdOp;
 pub use plan::{DEFAULT_POWER_ITERS, ErrorEstimate, RsvdMethod, RsvdOptions, RsvdPlan, RsvdResult};
 
 use crate::Result;
 use crate::engine::Engine;
 use crate::matrix::ChunkedMatrix;
+use crate::output::Destination;
 
-/// Plans and runs a randomized SVD of `a`, keeping U and V in memory stores.
+/// Plans and runs a randomized SVD of `a`, returning U and V in RAM ([`Destination::Memory`]).
+/// Use [`RsvdPlan`] to write them to Zarr arrays or into your own matrices instead.
 pub fn rsvd(engine: &Engine, a: &ChunkedMatrix, options: &RsvdOptions) -> Result<RsvdResult> {
-    RsvdPlan::new(a, options, engine)?.run(engine, None, None)
+    RsvdPlan::new(a, options, engine)?.run(engine, Destination::Memory, Destination::Memory)
 }

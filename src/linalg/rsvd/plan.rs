@@ -1,17 +1,17 @@
 //! Options, plan and result of the randomized SVD.
 
-use std::sync::Arc;
-
-use outcore_storage::{ChunkGrid, ChunkStore, MemoryStore, format_size};
+use outcore_storage::{ChunkGrid, format_size};
 use serde::Serialize;
 
 use super::build;
 use super::kernels::RsvdExecutor;
+use crate::control::RunControl;
 use crate::engine::Engine;
+use crate::linalg::SvdResult;
 use crate::linalg::budget::MemoryModel;
-use crate::linalg::{Factor, SvdResult};
 use crate::matrix::{ChunkedMatrix, MatrixReader};
-use crate::{Error, Result};
+use crate::output::{Destination, Sink};
+use crate::{Error, MemoryError, Result};
 
 /// How the range of A is explored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -42,8 +42,17 @@ impl std::str::FromStr for RsvdMethod {
 /// is the default: ten times more accurate than Dask's default and still faster than it.
 pub const DEFAULT_POWER_ITERS: usize = 4;
 
-/// Choices for a randomized SVD.
+/// Choices for a randomized SVD. Start from [`RsvdOptions::new`] with the number of singular
+/// values wanted and change what you need:
+///
+/// ```
+/// use outcore::{RsvdMethod, RsvdOptions};
+///
+/// let options = RsvdOptions::new(10).power_iters(2).method(RsvdMethod::Subspace).seed(7);
+/// assert_eq!((options.k, options.oversamples), (10, 10));
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RsvdOptions {
     /// Singular values and vectors wanted.
     pub k: usize,
@@ -78,8 +87,58 @@ impl Default for RsvdOptions {
     }
 }
 
+impl RsvdOptions {
+    /// The top `k` singular values and vectors, with the defaults for everything else.
+    pub fn new(k: usize) -> Self {
+        Self { k, ..Self::default() }
+    }
+
+    /// Extra sketch columns beyond k (default 10).
+    pub fn oversamples(mut self, p: usize) -> Self {
+        self.oversamples = p;
+        self
+    }
+
+    /// Power or Krylov iterations (default [`DEFAULT_POWER_ITERS`]); each costs two passes.
+    pub fn power_iters(mut self, q: usize) -> Self {
+        self.power_iters = q;
+        self
+    }
+
+    /// Subspace or block Krylov iteration (default Krylov).
+    pub fn method(mut self, method: RsvdMethod) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// Seed of the sketch and the probes (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Gaussian probes of the error estimate (default 10: failure probability 1e-10).
+    pub fn probes(mut self, probes: usize) -> Self {
+        self.probes = probes;
+        self
+    }
+
+    /// Refuse input holding NaN or infinity (`true`, the default) or skip the scan.
+    pub fn check_finite(mut self, check: bool) -> Self {
+        self.check_finite = check;
+        self
+    }
+
+    /// Blocks per node of the QR reduction trees (default 8, at least 2).
+    pub fn fan_in(mut self, fan_in: usize) -> Self {
+        self.fan_in = fan_in;
+        self
+    }
+}
+
 /// An a posteriori estimate of `||A - U diag(s) V^T||`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ErrorEstimate {
     /// Upper bound on the spectral norm, holding with probability `1 - failure_probability`.
     pub spectral_bound: f64,
@@ -93,6 +152,7 @@ pub struct ErrorEstimate {
 
 /// A randomized SVD with its error estimate.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RsvdResult {
     /// The top-k SVD.
     pub svd: SvdResult,
@@ -140,7 +200,7 @@ impl RsvdPlan {
             return Err(Error::invalid(
                 "k",
                 format!(
-                    "k + oversamples = {} + {} = {l} exceeds min(rows, cols) = {} of the {m} x {n} matrix; lower -k or --oversamples (for all singular values of a narrow matrix use tsqr)",
+                    "k + oversamples = {} + {} = {l} exceeds min(rows, cols) = {} of the {m} x {n} matrix; lower `k` or `oversamples` (for all singular values of a narrow matrix use TSQR)",
                     o.k,
                     o.oversamples,
                     m.min(n)
@@ -161,18 +221,18 @@ impl RsvdPlan {
             ));
         }
         if o.fan_in < 2 {
-            return Err(Error::invalid("fan-in", "a reduction node must stack at least 2 blocks"));
+            return Err(Error::invalid("fan_in", "a reduction node must stack at least 2 blocks"));
         }
         let model = MemoryModel::for_engine(engine);
-        let target = engine.manager().config().thresholds.target.unwrap_or(1.0);
-        let cache_input = a.store().grid().bytes() as f64 <= model.limit as f64 * target / 2.0;
+        let target = engine.memory_pool().config().thresholds.target.unwrap_or(1.0);
+        let cache_input = a.worth_caching() && a.store().grid().bytes() as f64 <= model.limit as f64 * target / 2.0;
         let mut plan = Self { a: a.clone(), options, l, cache_input, reduced_from, memory: model };
         let (cr, cc) = a.grid().chunk_shape();
         let retained = 2 * (cr.max(cc) * (plan.basis_width() + o.probes) * size_of::<f64>()) as u64 * o.fan_in as u64;
         plan.memory = model.with_graph(&build::graph(&plan)?.0, retained);
         let needed = plan.memory.needed(1);
         if needed > model.limit {
-            return Err(Error::MemoryLimitTooSmall {
+            return Err(MemoryError::LimitTooSmall {
                 algorithm: "randomized SVD",
                 limit: model.limit,
                 needed,
@@ -181,7 +241,8 @@ impl RsvdPlan {
                     format_size(plan.memory.max_task),
                     format_size(model.overhead)
                 ),
-            });
+            }
+            .into());
         }
         Ok(plan)
     }
@@ -250,35 +311,38 @@ impl RsvdPlan {
         })
     }
 
-    /// The task graph.
-    pub fn graph(&self) -> Result<crate::graph::TaskGraph<super::RsvdOp>> {
-        Ok(build::graph(self)?.0)
+    /// The task graph, in Graphviz DOT (one cluster per stage).
+    pub fn to_dot(&self, title: &str) -> Result<String> {
+        Ok(build::graph(self)?.0.to_dot(title))
     }
 
-    /// Runs the plan, writing U and V to the given stores (of [`factor_grids`](Self::factor_grids))
-    /// or to new memory stores.
-    pub fn run(
+    /// Runs the plan, writing U and V (grids: [`factor_grids`](Self::factor_grids)) to their
+    /// destinations.
+    pub fn run(&self, engine: &Engine, u: Destination<'_>, v: Destination<'_>) -> Result<RsvdResult> {
+        self.run_with(engine, u, v, &RunControl::default())
+    }
+
+    /// [`run`](Self::run) with a cancel token and an event sink.
+    pub fn run_with(
         &self,
         engine: &Engine,
-        u: Option<Arc<dyn ChunkStore>>,
-        v: Option<Arc<dyn ChunkStore>>,
+        u: Destination<'_>,
+        v: Destination<'_>,
+        control: &RunControl,
     ) -> Result<RsvdResult> {
         let (u_grid, v_grid) = self.factor_grids()?;
-        let sink = |given: Option<Arc<dyn ChunkStore>>, grid: ChunkGrid, name: &str| -> Result<Arc<dyn ChunkStore>> {
-            match given {
-                Some(s) if s.grid() == grid => Ok(s),
-                Some(s) => Err(Error::invalid(
-                    "singular vector store",
-                    format!("{name}: {} has grid {}, the plan writes {grid}", s.describe(), s.grid()),
-                )),
-                None => Ok(Arc::new(MemoryStore::new(grid))),
-            }
-        };
-        let (u, v) = (sink(u, u_grid, "U")?, sink(v, v_grid, "V")?);
+        if let (Destination::Zarr(a), Destination::Zarr(b)) = (&u, &v)
+            && a == b
+        {
+            return Err(Error::invalid("destination", format!("U and V both go to {}", a.display())));
+        }
+        let u = Sink::open(u, u_grid, &self.a, "U")?;
+        let v = Sink::open(v, v_grid, &self.a, "V")?;
         let (graph, keys) = build::graph(self)?;
-        let reader = MatrixReader::new(&self.a, engine.manager(), self.cache_input, self.options.check_finite)?;
-        let executor = RsvdExecutor::new(self, reader, u.clone(), v.clone());
-        let (results, stats) = engine.run(&graph, &executor)?;
+        let reader = MatrixReader::new(&self.a, engine.memory_pool(), self.cache_input, self.options.check_finite)?;
+        let executor = RsvdExecutor::new(self, reader, u.store.clone(), v.store.clone());
+        let (results, stats) = engine.run_graph(&graph, &executor, control)?;
+        drop(executor);
         let s = results.values(keys.s)?;
         let estimate = results.values(keys.estimate)?;
         let probes = self.options.probes;
@@ -288,7 +352,7 @@ impl RsvdPlan {
             probes,
             failure_probability: 10f64.powi(-(probes as i32)),
         };
-        let svd = SvdResult { s, u: Some(Factor::Stored(u)), v: Some(Factor::Stored(v)), stats };
+        let svd = SvdResult { s, u: Some(u.finish()?), v: Some(v.finish()?), stats };
         Ok(RsvdResult { svd, error, passes: self.passes() })
     }
 }

@@ -34,16 +34,16 @@ mod build;
 mod kernels;
 mod plan;
 
-pub use build::TsqrOp;
 pub use plan::{TsqrOptions, TsqrPlan};
 
 use crate::Result;
 use crate::engine::Engine;
 use crate::linalg::SvdResult;
 use crate::matrix::ChunkedMatrix;
+use crate::output::Destination;
 
-/// Plans and runs a TSQR SVD of `a`; a large singular-vector factor goes to a memory store.
-/// Use [`TsqrPlan`] directly to write it to a Zarr array instead.
+/// Plans and runs a TSQR SVD of `a`, returning U and V in RAM ([`Destination::Memory`]).
+/// Use [`TsqrPlan`] directly to write the large factor to a Zarr array instead.
 pub fn tsqr_svd(engine: &Engine, a: &ChunkedMatrix, options: &TsqrOptions) -> Result<SvdResult> {
-    TsqrPlan::new(a, options, engine)?.run(engine, None)
+    TsqrPlan::new(a, options, engine)?.run(engine, Destination::Memory)
 }

@@ -2,22 +2,30 @@
 //! anything runs (faer's `*_scratch` idea at the scale of the whole computation).
 
 use std::ops::Range;
-use std::sync::Arc;
 
-use outcore_storage::{ChunkGrid, ChunkStore, MemoryStore, format_size};
+use outcore_storage::{ChunkGrid, format_size};
 
 use super::build;
 use super::kernels::TsqrExecutor;
+use crate::control::RunControl;
 use crate::engine::Engine;
 use crate::linalg::budget::MemoryModel;
 use crate::linalg::dense::{qr_scratch_bytes, svd_scratch_bytes};
 use crate::linalg::{Factor, SvdResult};
 use crate::matrix::{ChunkedMatrix, MatrixReader};
+use crate::output::{Destination, Sink};
 use crate::schedule::Output;
-use crate::{Error, Result};
+use crate::{Error, MemoryError, Result};
 
-/// Choices for a TSQR SVD.
+/// Choices for a TSQR SVD. Start from [`TsqrOptions::new`] (or `default()`) and change what
+/// you need:
+///
+/// ```
+/// let options = outcore::TsqrOptions::new().values_only().fan_in(8);
+/// assert!(!options.vectors);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TsqrOptions {
     /// Compute singular vectors (U and V), not only values.
     pub vectors: bool,
@@ -32,6 +40,42 @@ pub struct TsqrOptions {
 impl Default for TsqrOptions {
     fn default() -> Self {
         Self { vectors: true, fan_in: None, panel_rows: None, check_finite: true }
+    }
+}
+
+impl TsqrOptions {
+    /// Values and vectors, sizes chosen by the plan, input checked for NaN and infinity.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Singular values only: one pass over the input, no U or V.
+    pub fn values_only(self) -> Self {
+        self.vectors(false)
+    }
+
+    /// Compute U and V (`true`, the default) or not.
+    pub fn vectors(mut self, vectors: bool) -> Self {
+        self.vectors = vectors;
+        self
+    }
+
+    /// R factors stacked per reduction node (at least 2).
+    pub fn fan_in(mut self, fan_in: usize) -> Self {
+        self.fan_in = Some(fan_in);
+        self
+    }
+
+    /// Rows per panel.
+    pub fn panel_rows(mut self, rows: usize) -> Self {
+        self.panel_rows = Some(rows);
+        self
+    }
+
+    /// Refuse input holding NaN or infinity (`true`, the default) or skip the scan.
+    pub fn check_finite(mut self, check: bool) -> Self {
+        self.check_finite = check;
+        self
     }
 }
 
@@ -104,24 +148,26 @@ impl TsqrPlan {
     pub fn new(a: &ChunkedMatrix, options: &TsqrOptions, engine: &Engine) -> Result<Self> {
         a.check_not_empty()?;
         if options.fan_in.is_some_and(|f| f < 2) {
-            return Err(Error::invalid("fan-in", "a reduction node must stack at least 2 factors"));
+            return Err(Error::invalid("fan_in", "a reduction node must stack at least 2 factors"));
         }
         if options.panel_rows == Some(0) {
-            return Err(Error::invalid("panel rows", "panels need at least one row"));
+            return Err(Error::invalid("panel_rows", "panels need at least one row"));
         }
         let transposed = a.rows() < a.cols();
         let tall = if transposed { a.t() } else { a.clone() };
         let (m, n) = tall.shape();
         let model = MemoryModel::for_engine(engine);
-        let target = engine.manager().config().thresholds.target.unwrap_or(1.0);
-        let cache_input = options.vectors && tall.store().grid().bytes() as f64 <= model.limit as f64 * target / 2.0;
+        let target = engine.memory_pool().config().thresholds.target.unwrap_or(1.0);
+        let cache_input = options.vectors
+            && tall.worth_caching()
+            && tall.store().grid().bytes() as f64 <= model.limit as f64 * target / 2.0;
         let (cr, _) = tall.grid().chunk_shape();
         // Panels follow the chunk grid when chunks are read (a chunk is read whole) or U is
         // written (chunk by chunk). Otherwise they are sized for speed: panels of about 4 MiB
         // factored 7% faster than 8 MiB ones (2,000,000 x 100, 2 threads: 0.685 against 0.735 s).
         let aligned = cr * n.div_ceil(cr).max(1);
         let sized = (PANEL_BYTES / (n * size_of::<f64>())).max(n);
-        let default_rows = if tall.is_generated() && !options.vectors { sized } else { aligned };
+        let default_rows = if tall.reads_windows() && !options.vectors { sized } else { aligned };
         let mut panel_rows = options.panel_rows.unwrap_or(default_rows).min(m);
         loop {
             let plan = Self::with_panel_rows(&tall, transposed, options, panel_rows, cache_input, model)?;
@@ -130,7 +176,7 @@ impl TsqrPlan {
                 return Ok(plan);
             }
             if options.panel_rows.is_some() || panel_rows <= n {
-                return Err(Error::MemoryLimitTooSmall {
+                return Err(MemoryError::LimitTooSmall {
                     algorithm: "TSQR",
                     limit: model.limit,
                     needed,
@@ -140,7 +186,8 @@ impl TsqrPlan {
                         format_size(plan.memory.max_task),
                         format_size(model.overhead)
                     ),
-                });
+                }
+                .into());
             }
             panel_rows = (panel_rows / 2).max(n);
         }
@@ -215,7 +262,8 @@ impl TsqrPlan {
         self.memory.max_task
     }
 
-    /// The memory limit needed to run `workers` tasks at once (see [`MemoryModel::needed`]).
+    /// The memory limit needed to run `workers` tasks at once: all of them under the terminate
+    /// threshold, the last able to start under the pause threshold.
     pub fn memory_needed(&self, workers: usize) -> u64 {
         self.memory.needed(workers)
     }
@@ -255,38 +303,45 @@ impl TsqrPlan {
         text
     }
 
-    /// The task graph this plan runs.
-    pub fn graph(&self) -> Result<crate::graph::TaskGraph<super::TsqrOp>> {
-        build::graph(self)
+    /// The task graph this plan runs, in Graphviz DOT (one cluster per stage).
+    pub fn to_dot(&self, title: &str) -> Result<String> {
+        Ok(build::graph(self)?.to_dot(title))
     }
 
-    /// Runs the plan. The large singular-vector factor (see [`factor_grid`](Self::factor_grid))
-    /// is written to `sink`, or to a new in-memory store when `sink` is `None`: that store is as
-    /// large as the input and outside the memory limit, so pass a sink for inputs beyond RAM.
-    pub fn run(&self, engine: &Engine, sink: Option<Arc<dyn ChunkStore>>) -> Result<SvdResult> {
-        let sink = match (self.factor_grid(), sink) {
-            (None, _) => None,
-            (Some(grid), Some(sink)) if sink.grid() == grid => Some(sink),
-            (Some(grid), Some(sink)) => {
+    /// Runs the plan. The large singular-vector factor (U of a tall matrix, V of a wide one;
+    /// see [`factor_grid`](Self::factor_grid)) goes to `factor`; the small one is returned in
+    /// RAM. Values-only plans take [`Destination::Memory`] and write nothing.
+    pub fn run(&self, engine: &Engine, factor: Destination<'_>) -> Result<SvdResult> {
+        self.run_with(engine, factor, &RunControl::default())
+    }
+
+    /// [`run`](Self::run) with a cancel token and an event sink.
+    pub fn run_with(&self, engine: &Engine, factor: Destination<'_>, control: &RunControl) -> Result<SvdResult> {
+        let name = if self.transposed { "V" } else { "U" };
+        let sink = match self.factor_grid() {
+            Some(grid) => Some(Sink::open(factor, grid, &self.tall, name)?),
+            None if matches!(factor, Destination::Memory) => None,
+            None => {
                 return Err(Error::invalid(
-                    "singular vector store",
-                    format!("{} has grid {}, the plan writes {grid}", sink.describe(), sink.grid()),
+                    "destination",
+                    "the plan computes singular values only (`vectors` is false): there is no factor to write",
                 ));
             }
-            (Some(grid), None) => Some(Arc::new(MemoryStore::new(grid)) as Arc<dyn ChunkStore>),
         };
         let (graph, keys) = build::graph_with_keys(self)?;
-        let reader = MatrixReader::new(&self.tall, engine.manager(), self.cache_input, self.check_finite)?;
-        let executor = TsqrExecutor::new(self, reader, sink.clone());
-        let (results, stats) = engine.run(&graph, &executor)?;
+        let reader = MatrixReader::new(&self.tall, engine.memory_pool(), self.cache_input, self.check_finite)?;
+        let executor = TsqrExecutor::new(self, reader, sink.as_ref().map(|s| s.store.clone()));
+        let (results, stats) = engine.run_graph(&graph, &executor, control)?;
+        drop(executor);
         let s = results.values(keys.s)?;
-        let (u, v) = match keys.vectors {
-            None => (None, None),
-            Some(v_key) => {
+        let (u, v) = match (keys.vectors, sink) {
+            (Some(v_key), Some(sink)) => {
                 let small = Factor::Dense(results.matrix(v_key)?);
-                let large = Factor::Stored(sink.ok_or_else(|| Error::Bug("vectors planned without a sink".into()))?);
+                let large = sink.finish()?;
                 if self.transposed { (Some(small), Some(large)) } else { (Some(large), Some(small)) }
             }
+            (None, None) => (None, None),
+            _ => return Err(Error::Bug("vectors planned without a sink, or a sink without vectors".into())),
         };
         Ok(SvdResult { s, u, v, stats })
     }

@@ -14,9 +14,12 @@ use crate::store::FaultPlan;
 ///
 /// * `target` (0.60, of **managed** bytes): reserving beyond it first evicts least-recently-used
 ///   unpinned chunks (clean ones are dropped, dirty ones spilled).
-/// * `spill` (0.70, of **process RSS**): above it, evict until RSS is back under `target`.
-/// * `pause` (0.80, of process RSS): schedulers start no new task while above it.
-/// * `terminate` (0.95, of process RSS): the run stops with [`StorageError::MemoryTerminated`].
+/// * `spill` (0.70, of the **worker's memory**: the pool's own bytes, or process RSS under
+///   [`Accounting::Process`]): above it, evict until that is back under `target`.
+/// * `pause` (0.80, of the worker's memory): schedulers start no new task while above it.
+/// * `terminate` (0.95, of the worker's memory): managed bytes are capped so the worker stays
+///   under it; if the process crosses it anyway (process accounting: memory outside the
+///   pool grew), the run stops with [`StorageError::MemoryTerminated`].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Thresholds {
     /// Managed-memory fraction at which LRU eviction starts.
@@ -101,19 +104,57 @@ impl Thresholds {
     }
 }
 
+/// What the memory limit and the spill, pause and terminate thresholds are compared with.
+///
+/// Whatever the mode, the target threshold compares managed bytes and managed bytes never
+/// exceed the limit; the modes differ in what counts as the *worker's* memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accounting {
+    /// The pool's own footprint: bytes of chunks it holds in RAM plus every reservation (task
+    /// working sets, worker scratch, buffers). Exact, known before anything is allocated, and
+    /// blind to whatever else the process holds: the mode for a library inside a host program
+    /// (a Python interpreter, a service), and for several pools in one process. The default.
+    #[default]
+    Own,
+    /// The resident set size of the whole process, as Dask's worker compares it: the process is
+    /// the worker. The mode of the `large-svd` command line, where nothing else lives in the
+    /// process; inside a host, the host's own memory would count against the limit.
+    Process,
+}
+
+impl std::str::FromStr for Accounting {
+    type Err = StorageError;
+
+    fn from_str(text: &str) -> StorageResult<Self> {
+        match text.trim() {
+            "own" => Ok(Self::Own),
+            "process" => Ok(Self::Process),
+            other => Err(StorageError::InvalidArgument {
+                what: "accounting",
+                reason: format!("{other:?} is not one of own, process"),
+            }),
+        }
+    }
+}
+
 /// Everything a [`BufferManager`](super::BufferManager) needs to know.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct BufferConfig {
     /// Bytes the thresholds are fractions of, and the hard cap on managed bytes.
     pub memory_limit: u64,
     /// The four thresholds.
     pub thresholds: Thresholds,
+    /// What the spill, pause and terminate thresholds compare (default: the pool's own bytes).
+    pub accounting: Accounting,
     /// Where the spill directory is created (a fresh temporary directory inside it, removed on
     /// drop); the system temporary directory when `None`.
     pub spill_parent: Option<PathBuf>,
     /// Compress spill files with LZ4 (default on).
     pub compress_spills: bool,
-    /// Where process RSS is read from.
+    /// Where process RSS is read from (for the report; and for the thresholds under
+    /// [`Accounting::Process`]).
     pub rss: RssSource,
     /// Window of the "unmanaged old" minimum (Dask: 30 s).
     pub unmanaged_window: Duration,
@@ -127,6 +168,7 @@ impl BufferConfig {
         Self {
             memory_limit,
             thresholds: Thresholds::default(),
+            accounting: Accounting::Own,
             spill_parent: None,
             compress_spills: true,
             rss: RssSource::Process,
@@ -138,6 +180,30 @@ impl BufferConfig {
     /// Replaces the thresholds.
     pub fn with_thresholds(mut self, thresholds: Thresholds) -> Self {
         self.thresholds = thresholds;
+        self
+    }
+
+    /// Compares the thresholds with `accounting`.
+    pub fn with_accounting(mut self, accounting: Accounting) -> Self {
+        self.accounting = accounting;
+        self
+    }
+
+    /// Compresses spill files with LZ4 or not.
+    pub fn with_compressed_spills(mut self, compress: bool) -> Self {
+        self.compress_spills = compress;
+        self
+    }
+
+    /// Fails spill writes and reloads as `faults` says (testing).
+    pub fn with_spill_faults(mut self, faults: FaultPlan) -> Self {
+        self.spill_faults = faults;
+        self
+    }
+
+    /// Sets the window of "unmanaged old" (Dask: 30 s).
+    pub fn with_unmanaged_window(mut self, window: Duration) -> Self {
+        self.unmanaged_window = window;
         self
     }
 
@@ -174,8 +240,12 @@ impl BufferConfig {
         let pct = |v: Option<f64>| v.map_or_else(|| "off".to_string(), |v| format!("{:.0}%", v * 100.0));
         let t = &self.thresholds;
         format!(
-            "limit {} (target {}, spill {}, pause {}, terminate {})",
+            "limit {} of {} memory (target {}, spill {}, pause {}, terminate {})",
             format_size(self.memory_limit),
+            match self.accounting {
+                Accounting::Own => "own",
+                Accounting::Process => "process",
+            },
             pct(t.target),
             pct(t.spill),
             pct(t.pause),

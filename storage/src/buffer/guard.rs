@@ -8,6 +8,18 @@ use super::pool::Shared;
 use crate::error::{StorageError, StorageResult};
 use crate::size::format_size;
 
+/// What a reservation is for, as far as waiting goes: memory held by an admission or a cache
+/// comes free by itself, memory of a plain reservation only when its holder says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Set aside by its holder for as long as it likes.
+    Plain,
+    /// A running task's working set: released when the task ends.
+    Admission,
+    /// A worker's reusable buffers: given up when the worker is idle or waits.
+    Cache,
+}
+
 /// Bytes of the memory budget set aside before allocating. Released when dropped.
 ///
 /// Reserve first, allocate second: a buffer never exists without bytes reserved for it.
@@ -15,11 +27,16 @@ use crate::size::format_size;
 pub struct Reservation {
     shared: Arc<Shared>,
     bytes: u64,
+    kind: Kind,
 }
 
 impl Reservation {
-    pub(crate) fn new(shared: Arc<Shared>, bytes: u64) -> Self {
-        Self { shared, bytes }
+    pub(crate) fn new(shared: Arc<Shared>, bytes: u64, kind: Kind) -> Self {
+        Self { shared, bytes, kind }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// Bytes held.
@@ -31,7 +48,7 @@ impl Reservation {
     pub fn shrink(&mut self, bytes: u64) {
         let bytes = bytes.min(self.bytes);
         self.bytes -= bytes;
-        self.shared.release(bytes);
+        self.shared.release(bytes, self.kind);
     }
 
     /// Makes sure at least `bytes` are held, reserving the shortfall from the pool.
@@ -39,10 +56,8 @@ impl Reservation {
         if self.bytes >= bytes {
             return Ok(());
         }
-        let mut extra = self.shared.reserve(bytes - self.bytes)?;
-        self.bytes += extra.bytes;
-        extra.bytes = 0;
-        Ok(())
+        let extra = self.shared.reserve(bytes - self.bytes, Kind::Plain)?;
+        self.merge(extra)
     }
 
     /// Moves `bytes` of this reservation into a new one.
@@ -54,8 +69,9 @@ impl Reservation {
                 format_size(self.bytes)
             )));
         }
+        self.shared.move_between(self.kind, Kind::Plain, bytes);
         self.bytes -= bytes;
-        Ok(Self::new(self.shared.clone(), bytes))
+        Ok(Self::new(self.shared.clone(), bytes, Kind::Plain))
     }
 
     /// Takes over the bytes of `other` (a reservation of the same manager).
@@ -63,6 +79,7 @@ impl Reservation {
         if !Arc::ptr_eq(&self.shared, &other.shared) {
             return Err(StorageError::Bug("merging reservations of different buffer managers".into()));
         }
+        self.shared.move_between(other.kind, self.kind, other.bytes);
         self.bytes += other.bytes;
         other.bytes = 0;
         Ok(())
@@ -86,7 +103,10 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.shared.release(self.bytes);
+        match self.kind {
+            Kind::Admission => self.shared.end_admission(self.bytes),
+            kind => self.shared.release(self.bytes, kind),
+        }
     }
 }
 

@@ -23,30 +23,49 @@
 //!                                                           dirty: spill file (lz4)
 //! ```
 //!
+//! # Whose memory: the two accounting modes
+//!
+//! The limit bounds a *worker*. Under [`Accounting::Own`] (the default) the worker is the pool
+//! itself: its memory is the bytes it holds (blocks in RAM plus reservations), exact and known
+//! before anything is allocated, whatever the host process around it holds. That is the mode
+//! for a library inside a Python interpreter or a service, and for several pools in one
+//! process. Under [`Accounting::Process`] the worker is the whole process, as in Dask: its
+//! memory is the process's RSS, read from the OS. That is the mode of a command-line run, where
+//! nothing else lives in the process. Several engines share one budget by sharing one manager
+//! (clones share one pool).
+//!
 //! # The four thresholds (Dask's, each a fraction of `memory_limit`, each can be disabled)
 //!
-//! | threshold | default | measured on | effect |
+//! | threshold | default | compares | effect |
 //! |---|---|---|---|
 //! | target | 0.60 | managed bytes | a reservation that would cross it first evicts LRU blocks |
-//! | spill | 0.70 | process RSS | above it, evict until RSS is back under target |
-//! | pause | 0.80 | process RSS | [`BufferManager::may_start_task`] says no; schedulers wait |
-//! | terminate | 0.95 | process RSS | the run stops with [`StorageError::MemoryTerminated`] |
+//! | spill | 0.70 | worker memory | above it, evict until it is back under target |
+//! | pause | 0.80 | worker memory | [`BufferManager::admit`] says wait; no new task starts |
+//! | terminate | 0.95 | worker memory | managed bytes are capped to stay under it; crossed anyway (process memory outside the pool grew), the run stops with [`StorageError::MemoryTerminated`] |
 //!
 //! Unlike Dask there is one accounting: managed bytes are exact because the manager owns them,
-//! and the RSS checks run in the same call that reserves, so spilling cannot race past pause.
+//! and the threshold checks run in the same call that reserves, so spilling cannot race past
+//! pause.
 //!
-//! A request that can never fit (larger than the limit, or everything pinned or reserved) fails
-//! at once with [`StorageError::ResourcesExhausted`], naming the sizes; it never hangs.
+//! # Waiting for memory
+//!
+//! A task is admitted with [`BufferManager::admit`]: its working set is reserved, or it is told
+//! to [wait](Admission::Wait) while memory is held by work that will give it back (running
+//! tasks' admissions, workers' [cache](BufferManager::reserve_cache) reservations), in any
+//! engine sharing the pool. The decision is taken under the pool's lock, and
+//! [`BufferManager::wait_for_release`] returns as soon as anything was released since, so no
+//! release is missed. A request that can never fit (larger than the limit, or everything
+//! pinned or reserved with nothing running) fails at once with
+//! [`StorageError::ResourcesExhausted`], naming the sizes; it never hangs.
 //!
 //! # Example
 //!
 //! ```
-//! use outcore_storage::{BufferConfig, BufferManager, Thresholds};
+//! use outcore_storage::{BufferConfig, BufferManager};
 //!
 //! # fn main() -> Result<(), outcore_storage::StorageError> {
-//! // 1 MiB budget, no RSS thresholds (this doc test shares its process with others).
-//! let thresholds = Thresholds { spill: None, pause: None, terminate: None, ..Thresholds::default() };
-//! let manager = BufferManager::new(outcore_storage::BufferConfig::new(1 << 20).with_thresholds(thresholds))?;
+//! // A 1 MiB budget of the pool's own memory (the default accounting).
+//! let manager = BufferManager::new(BufferConfig::new(1 << 20))?;
 //! let mut ids = Vec::new();
 //! for i in 0..8 {
 //!     // 256 KiB each: 2 MiB in all, twice the budget, so older blocks are spilled.
@@ -76,8 +95,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{BufferConfig, Thresholds};
+pub use config::{Accounting, BufferConfig, Thresholds};
+use guard::Kind;
 pub use guard::{Pinned, Reservation};
+pub use pool::OWN_UNMANAGED_ALLOWANCE;
 use pool::{Origin, Residency, Shared};
 
 use crate::error::{StorageError, StorageResult};
@@ -116,6 +137,59 @@ pub struct BlockInfo {
     pub dirty: bool,
 }
 
+/// A moment in a pool's life: it changes whenever memory may have come free. Returned by
+/// [`BufferManager::admit`] with [`Admission::Wait`] and handed to
+/// [`BufferManager::wait_for_release`], so a release between the two is never missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolEpoch(u64);
+
+/// The answer to a task's request to start.
+#[derive(Debug)]
+pub enum Admission {
+    /// The working set is reserved: the task may start.
+    Granted(Reservation),
+    /// Memory is held by work that will release it: wait (see
+    /// [`BufferManager::wait_for_release`]) and ask again.
+    Wait(PoolEpoch),
+}
+
+/// Something that happened in a pool, as its subscribers see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PoolEvent {
+    /// A dirty block was written to a spill file.
+    Spilled {
+        /// Bytes of the block in RAM.
+        bytes: u64,
+        /// Bytes of its spill file.
+        disk_bytes: u64,
+    },
+    /// A block was read back from its spill file.
+    Reloaded {
+        /// Bytes of the block in RAM.
+        bytes: u64,
+    },
+}
+
+/// A subscription to a pool's events (see [`BufferManager::subscribe`]); dropping it ends it.
+#[must_use = "the subscription ends when this is dropped"]
+pub struct Subscription {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.shared.unsubscribe(self.id);
+    }
+}
+
 /// Chunks in RAM under a byte budget, with LRU eviction, spilling and Dask's thresholds.
 ///
 /// Cheap to clone: clones share one pool. See the [module documentation](self) for the design.
@@ -145,7 +219,44 @@ impl BufferManager {
     /// cross the target threshold. Fails with [`StorageError::ResourcesExhausted`] if the bytes
     /// cannot fit under the limit even after evicting everything unpinned.
     pub fn reserve(&self, bytes: u64) -> StorageResult<Reservation> {
-        self.shared.reserve(bytes)
+        self.shared.reserve(bytes, Kind::Plain)
+    }
+
+    /// Like [`reserve`](Self::reserve), for a cache: buffers a worker keeps between tasks and
+    /// gives up (shrinks to zero) whenever it is idle or waits for memory. Others waiting for
+    /// memory count on that and wait rather than fail.
+    pub fn reserve_cache(&self, bytes: u64) -> StorageResult<Reservation> {
+        self.shared.reserve(bytes, Kind::Cache)
+    }
+
+    /// A task's admission in one step: applies the thresholds once, then reserves `bytes` as
+    /// the task's working set ([`Admission::Granted`]; the guard ends the admission when it
+    /// drops), or answers [`Admission::Wait`] while the worker's memory is above the pause
+    /// threshold or the bytes are held by running tasks or caches, in any engine sharing this
+    /// pool. Fails when waiting could never help: [`StorageError::ResourcesExhausted`] (the
+    /// request does not fit and nothing will be released) or [`StorageError::MemoryPaused`]
+    /// (above pause with nothing running and nothing left to evict).
+    pub fn admit(&self, bytes: u64) -> StorageResult<Admission> {
+        self.shared.admit(bytes)
+    }
+
+    /// Waits until memory may have been released since `since` (an epoch from
+    /// [`Admission::Wait`]), or until `timeout` passes; returns at once if it already was.
+    pub fn wait_for_release(&self, since: PoolEpoch, timeout: Duration) {
+        self.shared.wait_for_release(since, timeout);
+    }
+
+    /// Calls `listener` with every [`PoolEvent`] (spills, reloads) until the returned
+    /// subscription is dropped. Listeners run on the thread that caused the event, with no
+    /// lock held; keep them short.
+    pub fn subscribe(&self, listener: impl Fn(&PoolEvent) + Send + Sync + 'static) -> Subscription {
+        let id = self.shared.subscribe(Arc::new(listener));
+        Subscription { shared: self.shared.clone(), id }
+    }
+
+    /// Whether `other` is a handle to the same pool.
+    pub fn same_pool(&self, other: &BufferManager) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// Stores `data` (`rows x cols`, row-major) as a dirty block, taking its bytes from
@@ -247,44 +358,17 @@ impl BufferManager {
         self.shared.report()
     }
 
-    /// Applies the RSS thresholds (spill, terminate) and answers whether a new task may start
-    /// (false while process memory is above the pause threshold).
+    /// Applies the spill and terminate thresholds and answers whether a new task may start
+    /// now (false while the worker's memory is above the pause threshold).
     pub fn may_start_task(&self) -> StorageResult<bool> {
-        let rss = self.shared.relieve_rss()?;
-        Ok(self.shared.config.fraction(self.shared.config.thresholds.pause).is_none_or(|pause| rss <= pause))
+        let memory = self.shared.relieve_pressure()?;
+        Ok(self.shared.config.fraction(self.shared.config.thresholds.pause).is_none_or(|pause| memory <= pause))
     }
 
-    /// A task's admission in one step: applies the RSS thresholds once, then reserves `bytes`
-    /// unless process memory is above the pause threshold (`Ok(None)`: wait and ask again).
-    pub fn admit(&self, bytes: u64) -> StorageResult<Option<Reservation>> {
-        let rss = self.shared.relieve_rss()?;
-        if self.shared.config.fraction(self.shared.config.thresholds.pause).is_some_and(|pause| rss > pause) {
-            return Ok(None);
-        }
-        self.shared.reserve_managed(bytes).map(Some)
-    }
-
-    /// Waits until a new task may start (see [`may_start_task`](Self::may_start_task)).
-    ///
-    /// `nothing_running` tells whether any task is still running: if none is and memory stays
-    /// above the pause threshold after evicting everything unpinned, waiting would never end,
-    /// so this fails with [`StorageError::MemoryPaused`].
-    pub fn wait_until_unpaused(&self, nothing_running: impl Fn() -> bool) -> StorageResult<()> {
-        loop {
-            if self.may_start_task()? {
-                return Ok(());
-            }
-            if nothing_running() {
-                self.evict(u64::MAX)?;
-                if self.may_start_task()? {
-                    return Ok(());
-                }
-                let threshold = self.shared.config.fraction(self.shared.config.thresholds.pause).unwrap_or(0);
-                return Err(StorageError::MemoryPaused { threshold, report: Box::new(self.report()) });
-            }
-            let st = self.shared.lock();
-            drop(self.shared.wait_timeout(st, Duration::from_millis(5)));
-        }
+    /// The memory the spill, pause and terminate thresholds compare now: the pool's own bytes,
+    /// or the process's RSS under [`Accounting::Process`].
+    pub fn worker_memory(&self) -> u64 {
+        self.shared.worker_memory()
     }
 
     /// The spill directory, once something has been spilled.

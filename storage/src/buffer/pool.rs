@@ -9,14 +9,15 @@
 //! the guards drop afterwards.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::BlockId;
-use super::config::BufferConfig;
-use super::guard::{Pinned, Reservation};
+use super::config::{Accounting, BufferConfig};
+use super::guard::{Kind, Pinned, Reservation};
 use super::lru::Lru;
 use super::spill::{SpillDir, SpillFile, spill_io_scratch};
+use super::{Admission, BlockId, PoolEpoch, PoolEvent};
 use crate::error::{StorageError, StorageResult};
 use crate::grid::ChunkIndex;
 use crate::memory::{MemoryReport, UnmanagedHistory};
@@ -45,6 +46,19 @@ pub(crate) enum Residency {
 
 /// A dirty block chosen for spilling: its id, generation at the time, and its values.
 type SpillJob = (BlockId, u64, Arc<Vec<f64>>);
+
+/// A subscriber to a pool's events.
+pub(crate) type Listener = Arc<dyn Fn(&PoolEvent) + Send + Sync>;
+
+/// Managed bytes of every pool in the process, so a pool's report can tell what other pools
+/// (other engines in the same host) hold from the host's own memory. Only reports read it:
+/// no decision depends on process-wide state.
+static ALL_MANAGED: AtomicU64 = AtomicU64::new(0);
+
+/// Under own accounting, the most process memory outside the pool a report attributes to
+/// outcore itself (thread stacks, allocator slack, small buffers: see ARCHITECTURE.md's
+/// invariants); growth beyond it is the host's.
+pub const OWN_UNMANAGED_ALLOWANCE: u64 = 16 << 20;
 
 #[derive(Debug)]
 pub(crate) struct Block {
@@ -83,11 +97,46 @@ pub(crate) struct State {
     pub(crate) spill_count: u64,
     pub(crate) reload_count: u64,
     history: UnmanagedHistory,
+    /// Task admissions alive: working sets of running tasks, which will be released.
+    admitted: usize,
+    /// Bytes of cache reservations (workers' reusable scratch), released when idle.
+    cache_held: u64,
 }
 
 impl State {
     pub(crate) fn managed(&self) -> u64 {
         self.resident + self.reserved
+    }
+
+    /// Whether memory held now will come free without anyone asking: running tasks finish,
+    /// and workers give up their scratch when idle or waiting.
+    fn releasable(&self) -> bool {
+        self.admitted > 0 || self.cache_held > 0
+    }
+
+    fn add_reserved(&mut self, bytes: u64) {
+        self.reserved += bytes;
+        ALL_MANAGED.fetch_add(bytes, Ordering::Relaxed);
+        self.note_peaks();
+    }
+
+    fn sub_reserved(&mut self, bytes: u64) {
+        self.reserved -= bytes;
+        ALL_MANAGED.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of a reservation of `kind` leave it (released, or moved into a block).
+    pub(crate) fn leave(&mut self, kind: Kind, bytes: u64) {
+        if kind == Kind::Cache {
+            self.cache_held -= bytes;
+        }
+    }
+
+    /// Bytes join a reservation of `kind`.
+    pub(crate) fn join(&mut self, kind: Kind, bytes: u64) {
+        if kind == Kind::Cache {
+            self.cache_held += bytes;
+        }
     }
 
     fn note_peaks(&mut self) {
@@ -98,12 +147,14 @@ impl State {
     fn add_resident(&mut self, bytes: u64) {
         self.resident += bytes;
         self.resident_chunks += 1;
+        ALL_MANAGED.fetch_add(bytes, Ordering::Relaxed);
         self.note_peaks();
     }
 
     fn sub_resident(&mut self, bytes: u64) {
         self.resident -= bytes;
         self.resident_chunks -= 1;
+        ALL_MANAGED.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     /// Takes blocks out of RAM, least recently used first, until `want` bytes are freed or
@@ -179,18 +230,37 @@ impl State {
 }
 
 /// State shared by the manager, its pins and its reservations.
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: BufferConfig,
     state: Mutex<State>,
     changed: Condvar,
+    /// Bumped whenever memory may have come free (see [`PoolEpoch`]).
+    epoch: AtomicU64,
     pub(crate) spill: SpillDir,
+    /// Process RSS when the pool was made: the host's memory, under own accounting.
+    baseline_rss: u64,
+    listeners: Mutex<Vec<(u64, Listener)>>,
+    next_listener: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("config", &self.config).field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let st = self.lock();
+        ALL_MANAGED.fetch_sub(st.managed(), Ordering::Relaxed);
+    }
 }
 
 impl Shared {
     pub(crate) fn new(config: BufferConfig) -> Self {
         let spill = SpillDir::new(config.spill_parent.clone(), config.compress_spills, config.spill_faults);
         let history = UnmanagedHistory::new(config.unmanaged_window);
+        let baseline_rss = config.rss.current();
         Self {
             config,
             state: Mutex::new(State {
@@ -210,9 +280,35 @@ impl Shared {
                 spill_count: 0,
                 reload_count: 0,
                 history,
+                admitted: 0,
+                cache_held: 0,
             }),
             changed: Condvar::new(),
+            epoch: AtomicU64::new(0),
             spill,
+            baseline_rss,
+            listeners: Mutex::new(Vec::new()),
+            next_listener: AtomicU64::new(0),
+        }
+    }
+
+    /// Calls `listener` with every event of the pool until the returned id is unsubscribed.
+    pub(crate) fn subscribe(&self, listener: Listener) -> u64 {
+        let id = self.next_listener.fetch_add(1, Ordering::Relaxed);
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).push((id, listener));
+        id
+    }
+
+    pub(crate) fn unsubscribe(&self, id: u64) {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).retain(|(i, _)| *i != id);
+    }
+
+    /// Tells every subscriber; called with no lock held.
+    fn emit(&self, event: PoolEvent) {
+        let listeners: Vec<Listener> =
+            self.listeners.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(_, l)| l.clone()).collect();
+        for listener in listeners {
+            listener(&event);
         }
     }
 
@@ -234,8 +330,26 @@ impl Shared {
         self.changed.wait_timeout(guard, timeout).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0)
     }
 
+    /// Wakes every waiter: memory may have come free. Takes the lock for an instant so a
+    /// waiter that has just checked the epoch is already waiting when the wake-up comes.
     pub(crate) fn notify(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        drop(self.lock());
         self.changed.notify_all();
+    }
+
+    /// The current epoch.
+    pub(crate) fn epoch(&self) -> PoolEpoch {
+        PoolEpoch(self.epoch.load(Ordering::Relaxed))
+    }
+
+    /// Waits until memory may have come free since `since`, or `timeout` passes.
+    pub(crate) fn wait_for_release(&self, since: PoolEpoch, timeout: Duration) {
+        let st = self.lock();
+        if self.epoch.load(Ordering::Relaxed) != since.0 {
+            return;
+        }
+        drop(self.wait_timeout(st, timeout));
     }
 
     fn exhausted(&self, requested: u64, st: &State) -> StorageError {
@@ -248,15 +362,42 @@ impl Shared {
         }
     }
 
-    /// Reserves `bytes`, evicting least-recently-used unpinned blocks first so managed memory
-    /// stays under the target threshold (or the limit when the target is off).
-    pub(crate) fn reserve(self: &Arc<Self>, bytes: u64) -> StorageResult<Reservation> {
-        self.relieve_rss()?;
-        self.reserve_managed(bytes)
+    /// Reserves `bytes` of `kind`, evicting least-recently-used unpinned blocks first so
+    /// managed memory stays under the target threshold (or the limit when the target is off).
+    pub(crate) fn reserve(self: &Arc<Self>, bytes: u64, kind: Kind) -> StorageResult<Reservation> {
+        self.relieve_pressure()?;
+        match self.reserve_managed(bytes, kind, false)? {
+            Admission::Granted(r) => Ok(r),
+            Admission::Wait(_) => Err(StorageError::Bug("a plain reservation was told to wait".into())),
+        }
     }
 
-    /// The part of [`reserve`](Self::reserve) after the RSS checks.
-    pub(crate) fn reserve_managed(self: &Arc<Self>, bytes: u64) -> StorageResult<Reservation> {
+    /// A task's admission: applies the thresholds once, then reserves `bytes` unless the
+    /// worker's memory is above the pause threshold or the bytes are held by work that will
+    /// release them (then [`Admission::Wait`]). Fails when waiting could never help.
+    pub(crate) fn admit(self: &Arc<Self>, bytes: u64) -> StorageResult<Admission> {
+        let memory = self.relieve_pressure()?;
+        if let Some(pause) = self.config.fraction(self.config.thresholds.pause)
+            && memory > pause
+        {
+            let st = self.lock();
+            if st.releasable() {
+                return Ok(Admission::Wait(self.epoch()));
+            }
+            drop(st);
+            // Nothing will come free by itself: evict what can go, and look again.
+            self.evict(u64::MAX)?;
+            if self.worker_memory() > pause {
+                return Err(StorageError::MemoryPaused { threshold: pause, report: Box::new(self.report()) });
+            }
+        }
+        self.reserve_managed(bytes, Kind::Admission, true)
+    }
+
+    /// The part of [`reserve`](Self::reserve) and [`admit`](Self::admit) after the threshold
+    /// checks. With `may_wait`, a request that does not fit while running work holds memory
+    /// returns [`Admission::Wait`] (decided under the lock, so no release is missed).
+    fn reserve_managed(self: &Arc<Self>, bytes: u64, kind: Kind, may_wait: bool) -> StorageResult<Admission> {
         let limit = self.config.memory_limit;
         if bytes > limit {
             return Err(StorageError::ResourcesExhausted { requested: bytes, limit, in_use: 0 });
@@ -268,14 +409,20 @@ impl Shared {
             let (_, to_spill) = st.evict(want);
             if to_spill.is_empty() {
                 if st.managed() + bytes <= self.managed_cap(&st) {
-                    st.reserved += bytes;
-                    st.note_peaks();
+                    st.add_reserved(bytes);
+                    st.join(kind, bytes);
+                    if kind == Kind::Admission {
+                        st.admitted += 1;
+                    }
                     drop(st);
-                    return Ok(Reservation::new(self.clone(), bytes));
+                    return Ok(Admission::Granted(Reservation::new(self.clone(), bytes, kind)));
                 }
                 if st.spills_in_flight > 0 {
                     drop(self.wait(st));
                     continue;
+                }
+                if may_wait && st.releasable() {
+                    return Ok(Admission::Wait(self.epoch()));
                 }
                 return Err(self.exhausted(bytes, &st));
             }
@@ -291,6 +438,7 @@ impl Shared {
             let written = self.spill.write(&data);
             drop(data);
             let mut discard = None;
+            let mut spilled = None;
             let mut guard = self.lock();
             guard.spills_in_flight -= 1;
             let st = &mut *guard;
@@ -300,6 +448,7 @@ impl Shared {
             {
                 match written {
                     Ok(file) => {
+                        spilled = Some(PoolEvent::Spilled { bytes: block.bytes, disk_bytes: file.disk_bytes() });
                         st.spilled += file.disk_bytes();
                         st.spilled_chunks += 1;
                         st.spill_count += 1;
@@ -326,6 +475,9 @@ impl Shared {
             drop(guard);
             self.notify();
             drop(discard);
+            if let Some(event) = spilled {
+                self.emit(event);
+            }
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -356,39 +508,49 @@ impl Shared {
         st.lru.remove(tick);
         let (bytes, job) = st.take_out(id);
         debug_assert!(job.is_none(), "a clean block is never spilled");
-        st.reserved += bytes;
+        st.add_reserved(bytes);
+        st.join(budget.kind(), bytes);
         budget.absorb(bytes);
         true
     }
 
-    /// Applies the RSS thresholds: terminate if above `terminate`; above `spill`, evict until
-    /// RSS is under `target` (or nothing is left to evict).
-    /// Returns the RSS after any relief. Does nothing (and reads nothing) when the RSS
-    /// thresholds are all off.
-    pub(crate) fn relieve_rss(&self) -> StorageResult<u64> {
+    /// The worker's memory the spill, pause and terminate thresholds compare: the pool's own
+    /// bytes, or the process's RSS under [`Accounting::Process`].
+    pub(crate) fn worker_memory(&self) -> u64 {
+        match self.config.accounting {
+            Accounting::Own => self.lock().managed(),
+            Accounting::Process => self.sample_rss(),
+        }
+    }
+
+    /// Applies the worker-memory thresholds: terminate if above `terminate`; above `spill`,
+    /// evict until the worker's memory is under `target` (or nothing is left to evict).
+    /// Returns the worker's memory after any relief. Under process accounting with these
+    /// thresholds all off, does nothing (and reads nothing).
+    pub(crate) fn relieve_pressure(&self) -> StorageResult<u64> {
         let t = self.config.thresholds;
         if t.spill.is_none() && t.pause.is_none() && t.terminate.is_none() {
             return Ok(0);
         }
-        let mut rss = self.sample_rss();
+        let mut memory = self.worker_memory();
         if let Some(terminate) = self.config.fraction(t.terminate)
-            && rss > terminate
+            && memory > terminate
         {
             return Err(StorageError::MemoryTerminated { threshold: terminate, report: Box::new(self.report()) });
         }
-        let Some(spill) = self.config.fraction(t.spill) else { return Ok(rss) };
-        if rss <= spill {
-            return Ok(rss);
+        let Some(spill) = self.config.fraction(t.spill) else { return Ok(memory) };
+        if memory <= spill {
+            return Ok(memory);
         }
         let goal = self.config.fraction(t.target).unwrap_or(spill);
-        while rss > goal {
+        while memory > goal {
             let block_bytes = self.evict(1)?;
             if block_bytes == 0 {
                 break;
             }
-            rss = self.sample_rss();
+            memory = self.worker_memory();
         }
-        Ok(rss)
+        Ok(memory)
     }
 
     /// The current RSS (cheap: no peak), recorded into the sampled peak.
@@ -401,13 +563,17 @@ impl Shared {
     }
 
     /// The most managed memory may grow to: the limit, and with the terminate threshold on, no
-    /// more than leaves room under it for the unmanaged memory last measured, so reservations
-    /// cannot push the process over it. One accounting: the thresholds do not fight.
+    /// more than keeps the worker under it (under process accounting, leaving room for the
+    /// unmanaged memory last measured), so reservations cannot push the worker over it. One
+    /// accounting: the thresholds do not fight.
     fn managed_cap(&self, st: &State) -> u64 {
         let limit = self.config.memory_limit;
-        match self.config.fraction(self.config.thresholds.terminate) {
-            Some(terminate) => limit.min(terminate.saturating_sub(st.last_rss.saturating_sub(st.managed()))),
-            None => limit,
+        match (self.config.fraction(self.config.thresholds.terminate), self.config.accounting) {
+            (Some(terminate), Accounting::Process) => {
+                limit.min(terminate.saturating_sub(st.last_rss.saturating_sub(st.managed())))
+            }
+            (Some(terminate), Accounting::Own) => limit.min(terminate),
+            (None, _) => limit,
         }
     }
 
@@ -436,7 +602,8 @@ impl Shared {
     /// Moves `bytes` from a reservation into resident data (both under the lock).
     pub(crate) fn take_from(st: &mut State, reservation: &mut Reservation, bytes: u64) {
         reservation.forget(bytes);
-        st.reserved -= bytes;
+        st.leave(reservation.kind(), bytes);
+        st.sub_reserved(bytes);
     }
 
     /// Pins block `id`, loading it (from its store or spill file) if it is not in RAM. Load
@@ -489,7 +656,7 @@ impl Shared {
         bytes: u64,
         shape: (usize, usize),
         origin: Origin,
-        spill_file: Option<SpillFile>,
+        mut spill_file: Option<SpillFile>,
         budget: Option<&mut Reservation>,
     ) -> StorageResult<Pinned> {
         let scratch = match (&spill_file, &origin) {
@@ -506,7 +673,7 @@ impl Shared {
                     return Err(e);
                 }
             },
-            None => match self.reserve(bytes + scratch) {
+            None => match self.reserve(bytes + scratch, Kind::Plain) {
                 Ok(r) => own.insert(r),
                 Err(e) => {
                     self.restore_after_failed_load(id, spill_file);
@@ -552,7 +719,9 @@ impl Shared {
         block.pins += 1;
         drop(st);
         self.notify();
-        drop(spill_file);
+        if spill_file.take().is_some() {
+            self.emit(PoolEvent::Reloaded { bytes });
+        }
         Ok(Pinned::new(self.clone(), id, shape, data))
     }
 
@@ -607,13 +776,34 @@ impl Shared {
         Ok(())
     }
 
-    /// Releases reservation bytes (a reservation guard dropping or shrinking).
-    pub(crate) fn release(&self, bytes: u64) {
+    /// Releases reservation bytes of `kind` (a reservation guard dropping or shrinking).
+    pub(crate) fn release(&self, bytes: u64, kind: Kind) {
         if bytes == 0 {
             return;
         }
-        self.lock().reserved -= bytes;
+        let mut st = self.lock();
+        st.sub_reserved(bytes);
+        st.leave(kind, bytes);
+        drop(st);
         self.notify();
+    }
+
+    /// An admission's guard drops: its bytes are released and the task no longer runs.
+    pub(crate) fn end_admission(&self, bytes: u64) {
+        let mut st = self.lock();
+        st.sub_reserved(bytes);
+        st.admitted -= 1;
+        drop(st);
+        self.notify();
+    }
+
+    /// Moves `bytes` held by a reservation of kind `from` to one of kind `to`.
+    pub(crate) fn move_between(&self, from: Kind, to: Kind, bytes: u64) {
+        if from != to && bytes > 0 {
+            let mut st = self.lock();
+            st.leave(from, bytes);
+            st.join(to, bytes);
+        }
     }
 
     /// A snapshot of memory in Dask's categories.
@@ -623,12 +813,26 @@ impl Shared {
         st.peak_rss_sampled = st.peak_rss_sampled.max(memory.rss);
         let managed_accounted = st.managed();
         let managed = managed_accounted.min(memory.rss);
-        let unmanaged = memory.rss - managed;
+        let host = match self.config.accounting {
+            Accounting::Process => 0,
+            Accounting::Own => {
+                // Outside the pool: the host's memory when the pool was made and what other
+                // pools hold now, and what grew since, of which outcore's own part (stacks,
+                // allocator slack) is at most OWN_UNMANAGED_ALLOWANCE; the rest is the host's.
+                let outside = memory.rss - managed;
+                let others = ALL_MANAGED.load(Ordering::Relaxed).saturating_sub(managed_accounted);
+                let floor = (self.baseline_rss + others).min(outside);
+                outside - (outside - floor).min(OWN_UNMANAGED_ALLOWANCE)
+            }
+        };
+        let unmanaged = memory.rss - managed - host;
         let unmanaged_old = st.history.record(Instant::now(), unmanaged).min(unmanaged);
         MemoryReport {
             limit: self.config.memory_limit,
             thresholds: self.config.thresholds,
+            accounting: self.config.accounting,
             process: memory.rss,
+            host,
             managed,
             unmanaged,
             unmanaged_old,

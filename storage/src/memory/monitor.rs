@@ -50,49 +50,50 @@ impl MemoryPeaks {
     }
 }
 
-/// Samples a buffer manager's memory report every `interval` until stopped.
+/// Samples a buffer manager's memory report every `interval` until stopped, handing each
+/// sample to a callback on its own thread.
 #[derive(Debug)]
 pub struct MemoryMonitor {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Vec<MemorySample>>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl MemoryMonitor {
-    /// Starts sampling `manager` now and every `interval`.
-    pub fn start(manager: BufferManager, interval: Duration) -> Self {
+    /// Starts sampling `manager` now and every `interval`, calling `on_sample` with each sample
+    /// (the last one when stopped). Sampling does not start if the thread cannot be spawned;
+    /// the error says why.
+    pub fn start(
+        manager: BufferManager,
+        interval: Duration,
+        mut on_sample: impl FnMut(MemorySample) + Send + 'static,
+    ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("outcore-memory-monitor".into())
-            .spawn(move || {
-                let start = Instant::now();
-                let mut samples = Vec::new();
-                loop {
-                    samples.push(MemorySample { seconds: start.elapsed().as_secs_f64(), report: manager.report() });
-                    if flag.load(Ordering::Relaxed) {
-                        return samples;
-                    }
-                    std::thread::park_timeout(interval);
+        let thread = std::thread::Builder::new().name("outcore-memory-monitor".into()).spawn(move || {
+            let start = Instant::now();
+            loop {
+                let last = flag.load(Ordering::Relaxed);
+                on_sample(MemorySample { seconds: start.elapsed().as_secs_f64(), report: manager.report() });
+                if last {
+                    return;
                 }
-            })
-            .ok();
-        Self { stop, thread }
-    }
-
-    /// Stops sampling (after one last sample) and returns the timeline. Empty if the thread
-    /// could not be started.
-    pub fn stop(mut self) -> Vec<MemorySample> {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> Vec<MemorySample> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.thread.take() {
-            Some(thread) => {
-                thread.thread().unpark();
-                thread.join().unwrap_or_default()
+                std::thread::park_timeout(interval);
             }
-            None => Vec::new(),
+        })?;
+        Ok(Self { stop, thread: Some(thread) })
+    }
+
+    /// Stops sampling after one last sample.
+    pub fn stop(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            // A panicking callback has already said so on stderr; there is nothing to return.
+            let _ = thread.join();
         }
     }
 }
@@ -111,18 +112,23 @@ mod tests {
     #[test]
     fn samples_satisfy_the_category_identity_and_see_managed_memory() {
         let manager = BufferManager::new(BufferConfig::new(64 << 20).with_thresholds(Thresholds::DISABLED)).unwrap();
-        let monitor = MemoryMonitor::start(manager.clone(), Duration::from_millis(2));
+        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = samples.clone();
+        let monitor =
+            MemoryMonitor::start(manager.clone(), Duration::from_millis(2), move |s| sink.lock().unwrap().push(s))
+                .unwrap();
         let mut r = manager.reserve(8 << 20).unwrap();
         let id = manager.insert(&mut r, vec![1.0; 1 << 20], 1024, 1024).unwrap();
         std::thread::sleep(Duration::from_millis(30));
         manager.remove(id).unwrap();
         std::thread::sleep(Duration::from_millis(10));
-        let samples = monitor.stop();
+        monitor.stop();
+        let samples = std::mem::take(&mut *samples.lock().unwrap());
         assert!(samples.len() >= 5, "{} samples", samples.len());
         assert!(samples.windows(2).all(|w| w[0].seconds <= w[1].seconds));
         for s in &samples {
             let r = &s.report;
-            assert_eq!(r.process, r.managed + r.unmanaged_old + r.unmanaged_recent, "at {} s", s.seconds);
+            assert_eq!(r.process, r.host + r.managed + r.unmanaged_old + r.unmanaged_recent, "at {} s", s.seconds);
         }
         assert!(samples.iter().any(|s| s.report.managed_accounted == 8 << 20));
         let peaks = MemoryPeaks::of(&samples, &manager.report());

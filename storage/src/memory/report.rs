@@ -6,23 +6,33 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::buffer::Thresholds;
+use crate::buffer::{Accounting, Thresholds};
 use crate::size::format_size;
 
 /// A snapshot of memory in Dask's categories, plus peaks and spill activity.
 ///
-/// `process = managed + unmanaged_old + unmanaged_recent` holds exactly. All sizes are bytes.
+/// `process = host + managed + unmanaged_old + unmanaged_recent` holds exactly. All sizes are
+/// bytes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct MemoryReport {
     /// The memory limit the thresholds are fractions of.
     pub limit: u64,
     /// The thresholds in force (fractions of `limit`; absent when disabled).
     pub thresholds: Thresholds,
+    /// What the thresholds compare: the pool's own bytes, or the process's RSS.
+    pub accounting: Accounting,
     /// Resident set size of the process.
     pub process: u64,
+    /// Under own accounting, the part of `process` that is the host's, never counted against
+    /// the limit: the process's RSS when the pool was made, what other pools in the process
+    /// hold now, and whatever grew since beyond the most outcore itself holds outside its pool
+    /// ([`OWN_UNMANAGED_ALLOWANCE`](crate::buffer::OWN_UNMANAGED_ALLOWANCE)). Zero under
+    /// process accounting, where the process is the worker.
+    pub host: u64,
     /// Managed bytes as counted in `process`: `min(managed_accounted, process)`.
     pub managed: u64,
-    /// `process - managed`.
+    /// `process - host - managed`: code, thread stacks, allocator slack, kernel scratch.
     pub unmanaged: u64,
     /// Minimum of unmanaged over the history window.
     pub unmanaged_old: u64,
@@ -52,6 +62,23 @@ pub struct MemoryReport {
 }
 
 impl MemoryReport {
+    /// The memory the spill, pause and terminate thresholds compare: the pool's own bytes
+    /// (`managed_accounted`), or the process's RSS under process accounting.
+    pub fn worker_memory(&self) -> u64 {
+        match self.accounting {
+            Accounting::Own => self.managed_accounted,
+            Accounting::Process => self.process,
+        }
+    }
+
+    /// What [`worker_memory`](Self::worker_memory) is, for messages.
+    pub fn worker_memory_name(&self) -> &'static str {
+        match self.accounting {
+            Accounting::Own => "the pool's own memory",
+            Accounting::Process => "process memory",
+        }
+    }
+
     /// The report as a JSON value.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
@@ -65,14 +92,18 @@ impl fmt::Display for MemoryReport {
         let pct = |v: Option<f64>| v.map_or_else(|| "off".to_string(), |v| format!("{:.0}%", v * 100.0));
         writeln!(
             f,
-            "memory (limit {}; target {}, spill {}, pause {}, terminate {})",
+            "memory (limit {} of {}; target {}, spill {}, pause {}, terminate {})",
             s(self.limit),
+            self.worker_memory_name(),
             pct(t.target),
             pct(t.spill),
             pct(t.pause),
             pct(t.terminate)
         )?;
         writeln!(f, "  process          {:>10}  (peak {})", s(self.process), s(self.peak_process))?;
+        if self.accounting == Accounting::Own {
+            writeln!(f, "  host             {:>10}  (not counted against the limit)", s(self.host))?;
+        }
         writeln!(
             f,
             "  managed          {:>10}  (peak {}; {} chunks in RAM, {} reserved)",

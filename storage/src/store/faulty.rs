@@ -126,6 +126,10 @@ impl ChunkStore for FaultyStore {
         self.inner.grid()
     }
 
+    fn location(&self) -> Option<&std::path::Path> {
+        self.inner.location()
+    }
+
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         self.faults.on_read(&self.inner.describe())?;
         self.inner.read_chunk_into(index, out)
@@ -191,7 +195,7 @@ mod tests {
         let store =
             FaultyStore::new(Arc::new(MemoryStore::new(grid)), FaultPlan { disk_full: true, ..FaultPlan::write(1) });
         let err = store.write_chunk(ChunkIndex::new(0, 0), &[0.0; 4]).unwrap_err().to_string();
-        assert!(err.contains("the disk is full") && err.contains("--spill-dir"), "{err}");
+        assert!(err.contains("the disk is full") && err.contains("`spill_dir`"), "{err}");
     }
 
     #[test]

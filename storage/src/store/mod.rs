@@ -50,6 +50,12 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// A short description for messages, e.g. `Zarr array /data/x.zarr`.
     fn describe(&self) -> String;
 
+    /// The file or directory holding the data, for stores on disk: lets a run refuse an output
+    /// that would overwrite its own input.
+    fn location(&self) -> Option<&std::path::Path> {
+        None
+    }
+
     /// Transient bytes, beyond the chunk's own values, that reading the largest chunk may
     /// allocate (encoded bytes, decode buffers). Memory plans reserve this too.
     fn read_scratch_bytes(&self) -> u64 {

@@ -136,6 +136,10 @@ impl ChunkStore for NpyStore {
         self.grid
     }
 
+    fn location(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         let e = self.grid.extent(index)?;
         out.clear();

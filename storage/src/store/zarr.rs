@@ -122,36 +122,50 @@ impl std::fmt::Debug for ZarrStore {
     }
 }
 
+/// Creates the directory of a new array at `path` (which must not exist) and its store.
+fn new_array_dir(path: &Path) -> StorageResult<(PathBuf, Arc<FilesystemStore>)> {
+    let path = path.to_path_buf();
+    if path.exists() {
+        return Err(StorageError::AlreadyExists { path });
+    }
+    std::fs::create_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
+    let store =
+        FilesystemStore::new(&path).map_err(|e| StorageError::Zarr { path: path.clone(), message: e.to_string() })?;
+    Ok((path, Arc::new(store)))
+}
+
+/// The bytes-to-bytes codecs `options` asks for: compression, then the checksum.
+fn codecs(options: &ZarrOptions, path: &Path) -> StorageResult<Vec<Arc<dyn BytesToBytesCodecTraits>>> {
+    let zarr_err = |message: String| StorageError::Zarr { path: path.to_path_buf(), message };
+    let mut codecs: Vec<Arc<dyn BytesToBytesCodecTraits>> = Vec::new();
+    match options.compression {
+        Compression::None => {}
+        Compression::Zstd { level } => codecs.push(Arc::new(ZstdCodec::new(level, false))),
+        Compression::Gzip { level } => {
+            codecs.push(Arc::new(GzipCodec::new(level).map_err(|e| zarr_err(e.to_string()))?));
+        }
+        Compression::BloscLz4 { level } => {
+            let level = BloscCompressionLevel::try_from(level).map_err(|e| zarr_err(e.to_string()))?;
+            let codec = BloscCodec::new(BloscCompressor::LZ4, level, None, BloscShuffleMode::Shuffle, Some(8))
+                .map_err(|e| zarr_err(e.to_string()))?;
+            codecs.push(Arc::new(codec));
+        }
+    }
+    if options.checksum {
+        codecs.push(Arc::new(Crc32cCodec::new()));
+    }
+    Ok(codecs)
+}
+
 impl ZarrStore {
     /// Creates a new float64 Zarr v3 array at `path` (which must not exist) with `grid`'s shape
     /// and chunking.
     pub fn create(path: impl AsRef<Path>, grid: ChunkGrid, options: &ZarrOptions) -> StorageResult<Self> {
-        let path = path.as_ref().to_path_buf();
-        if path.exists() {
-            return Err(StorageError::AlreadyExists { path });
-        }
-        std::fs::create_dir_all(&path).map_err(|e| StorageError::io(&path, e))?;
+        let (path, store) = new_array_dir(path.as_ref())?;
         let zarr_err = |message: String| StorageError::Zarr { path: path.clone(), message };
-        let store = Arc::new(FilesystemStore::new(&path).map_err(|e| zarr_err(e.to_string()))?);
         let (rows, cols) = grid.shape();
         let (cr, cc) = grid.chunk_shape();
-        let mut codecs: Vec<Arc<dyn BytesToBytesCodecTraits>> = Vec::new();
-        match options.compression {
-            Compression::None => {}
-            Compression::Zstd { level } => codecs.push(Arc::new(ZstdCodec::new(level, false))),
-            Compression::Gzip { level } => {
-                codecs.push(Arc::new(GzipCodec::new(level).map_err(|e| zarr_err(e.to_string()))?));
-            }
-            Compression::BloscLz4 { level } => {
-                let level = BloscCompressionLevel::try_from(level).map_err(|e| zarr_err(e.to_string()))?;
-                let codec = BloscCodec::new(BloscCompressor::LZ4, level, None, BloscShuffleMode::Shuffle, Some(8))
-                    .map_err(|e| zarr_err(e.to_string()))?;
-                codecs.push(Arc::new(codec));
-            }
-        }
-        if options.checksum {
-            codecs.push(Arc::new(Crc32cCodec::new()));
-        }
+        let codecs = codecs(options, &path)?;
         let array =
             ArrayBuilder::new(vec![rows as u64, cols as u64], vec![cr as u64, cc as u64], data_type::float64(), 0.0f64)
                 .bytes_to_bytes_codecs(codecs)
@@ -197,6 +211,25 @@ impl ZarrStore {
     /// The array's directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Writes `values` as a new 1-D float64 Zarr v3 array at `path` (which must not exist), in
+    /// one chunk, with the codecs `options` gives a matrix (the crc32c checksum by default):
+    /// singular values beside their vectors.
+    pub fn write_vector(path: impl AsRef<Path>, values: &[f64], options: &ZarrOptions) -> StorageResult<()> {
+        let (path, store) = new_array_dir(path.as_ref())?;
+        let zarr_err = |message: String| StorageError::Zarr { path: path.clone(), message };
+        let n = values.len() as u64;
+        let array = ArrayBuilder::new(vec![n], vec![n.max(1)], data_type::float64(), 0.0f64)
+            .bytes_to_bytes_codecs(codecs(options, &path)?)
+            .attributes(options.attributes.clone())
+            .build(store, "/")
+            .map_err(|e| zarr_err(e.to_string()))?;
+        array.store_metadata().map_err(|e| zarr_err(e.to_string()))?;
+        if !values.is_empty() {
+            array.store_chunk(&[0], values).map_err(|e| zarr_err(e.to_string()))?;
+        }
+        Ok(())
     }
 
     fn chunk_file(&self, index: ChunkIndex) -> PathBuf {
@@ -493,6 +526,10 @@ fn list_child_arrays(path: &Path) -> String {
 impl ChunkStore for ZarrStore {
     fn grid(&self) -> ChunkGrid {
         self.grid
+    }
+
+    fn location(&self) -> Option<&Path> {
+        Some(&self.path)
     }
 
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {

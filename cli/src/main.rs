@@ -6,15 +6,15 @@ mod demo;
 mod generate;
 mod means;
 mod rsvd;
+mod timeline;
 mod tsqr;
+mod workload;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
-use outcore::Error;
+use outcore::{CancelToken, Error};
 
 /// Makes glibc return large freed blocks to the OS at once. By default it raises its mmap
 /// threshold after the first large free and then keeps freed blocks in its heaps: process RSS
@@ -29,13 +29,39 @@ fn return_freed_memory_promptly() {
     }
 }
 
+/// The library names what to change by its API names; here they are this program's flags.
+const FLAGS: [(&str, &str); 14] = [
+    ("`memory_limit`", "--memory-limit"),
+    ("`check_finite = false`", "--no-check-finite"),
+    ("`spill_dir`", "--spill-dir"),
+    ("`overwrite`", "--overwrite"),
+    ("`workers`", "--workers"),
+    ("`k`", "-k"),
+    ("`oversamples`", "--oversamples"),
+    ("`power_iters`", "--power-iters"),
+    ("`probes`", "--probes"),
+    ("`method`", "--method"),
+    ("`fan_in`", "--fan-in"),
+    ("`panel_rows`", "--panel-rows"),
+    ("`destination`", "--output"),
+    ("`accounting`", "--accounting"),
+];
+
+/// `error`'s message in this program's terms.
+fn message(error: &Error) -> String {
+    FLAGS.iter().fold(error.to_string(), |text, (api, flag)| text.replace(api, flag))
+}
+
+/// Exit code of an internal error (a bug), apart from the user's errors (1).
+const EXIT_BUG: u8 = 70;
+
 fn main() -> ExitCode {
     return_freed_memory_promptly();
     let cli = cli::Cli::parse();
-    let cancel = Arc::new(AtomicBool::new(false));
-    let handler_flag = cancel.clone();
+    let cancel = CancelToken::new();
+    let handler_token = cancel.clone();
     // Ctrl-C stops the run at the next task boundary; cleanup happens as the run unwinds.
-    if let Err(e) = ctrlc::set_handler(move || handler_flag.store(true, Ordering::SeqCst)) {
+    if let Err(e) = ctrlc::set_handler(move || handler_token.cancel()) {
         eprintln!("warning: cannot install the Ctrl-C handler ({e}); Ctrl-C will stop without cleanup");
     }
     let result = match &cli.command {
@@ -51,8 +77,12 @@ fn main() -> ExitCode {
             eprintln!("large-svd: interrupted; no output was written and spill files were removed");
             ExitCode::from(130)
         }
+        Err(e @ Error::Bug(_)) => {
+            eprintln!("large-svd: error: {}", message(&e));
+            ExitCode::from(EXIT_BUG)
+        }
         Err(e) => {
-            eprintln!("large-svd: error: {e}");
+            eprintln!("large-svd: error: {}", message(&e));
             ExitCode::FAILURE
         }
     }

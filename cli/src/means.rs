@@ -1,15 +1,13 @@
 //! `large-svd means`: the lesson's scheduler comparison.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use outcore::means::run_means;
-use outcore::{Engine, Error, Result, Scheduler};
+use outcore::{CancelToken, Engine, Error, Result, RunControl, Scheduler};
 use serde_json::{Value, json};
 
 use crate::cli::{MeansArgs, RunArgs};
-use crate::common::{Session, memory_json, peak_rss, peaks_line};
+use crate::common::{MemorySummary, Session, peak_rss, peaks_line};
+use crate::workload::run_means;
 
 /// What the lesson measured with Dask on this machine kind (`../shared/notes/dask-reference.md`).
 const DASK: [(&str, f64); 4] = [("serial", 0.140), ("mt_1", 0.181), ("mt_2", 0.163), ("mt_4", 0.168)];
@@ -22,13 +20,13 @@ struct Measured {
 
 /// Runs every configuration `repeat` times, alternating between them so drift on a shared
 /// machine hits all alike; returns the median time of each.
-fn measure(configs: &[(String, Engine)], args: &MeansArgs, n: usize) -> Result<Vec<Measured>> {
+fn measure(configs: &[(String, Engine)], args: &MeansArgs, n: usize, control: &RunControl) -> Result<Vec<Measured>> {
     let mut times = vec![Vec::with_capacity(args.repeat); configs.len()];
     let mut values = vec![f64::NAN; configs.len()];
     for _ in 0..args.repeat.max(1) {
         for (i, (name, engine)) in configs.iter().enumerate() {
             let start = Instant::now();
-            let (mean, _) = run_means(engine, args.tasks, n, args.seed)?;
+            let (mean, _) = run_means(engine, args.tasks, n, args.seed, control)?;
             times[i].push(start.elapsed().as_secs_f64());
             if !values[i].is_nan() && values[i].to_bits() != mean.to_bits() {
                 return Err(Error::Bug(format!("{name}: repeated runs disagree ({} vs {mean})", values[i])));
@@ -47,7 +45,7 @@ fn measure(configs: &[(String, Engine)], args: &MeansArgs, n: usize) -> Result<V
         .collect())
 }
 
-pub fn run(args: &MeansArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
+pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     if args.tasks == 0 {
         return Err(Error::invalid("--tasks", "0 tasks compute nothing; give 1 or more"));
     }
@@ -78,15 +76,15 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<(
         .iter()
         .map(|(name, s)| Ok((name.clone(), session.engine.with_scheduler(*s)?)))
         .collect::<Result<_>>()?;
-    let rows = measure(&engines, args, args.n)?;
+    let rows = measure(&engines, args, args.n, &session.control)?;
     if rows.windows(2).any(|w| w[0].mean_of_means.to_bits() != w[1].mean_of_means.to_bits()) {
         return Err(Error::Bug("schedulers disagree on the mean of means".into()));
     }
     // Scheduling overhead: the same graph with empty tasks (n = 0), per task.
-    let overhead = measure(&engines[..1], args, 0)?[0].median / (args.tasks + 1) as f64;
+    let overhead = measure(&engines[..1], args, 0, &session.control)?[0].median / (args.tasks + 1) as f64;
     let serial = rows.iter().find(|r| r.name == "serial").map(|r| r.median);
     session.finish_progress();
-    let peaks = session.finish_memory(run, "means memory")?;
+    let (_, peaks) = session.memory();
     if run.json {
         let table: Vec<Value> = rows
             .iter()
@@ -112,7 +110,7 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<(
                 "results": table,
                 "overhead_seconds_per_task": overhead,
                 "peak_rss_bytes": peak_rss(),
-                "memory": memory_json(&session.engine.manager().report(), &peaks),
+                "memory": MemorySummary::new(session.engine.memory_report(), peaks),
             })
         );
     } else {
@@ -140,5 +138,5 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<(
         );
         println!("{}", peaks_line(&peaks));
     }
-    Ok(())
+    session.write_memory_files(run, "means memory")
 }

@@ -2,6 +2,7 @@
 //! either succeeds with the right answer or exits non-zero with a typed, clear error; no partial
 //! result ever appears under the output's name; spill files never outlive the process.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -207,10 +208,10 @@ fn a_full_disk_fails_clearly_and_leaves_no_partial_output() {
     let spill = dir.path().join("spill");
     std::fs::create_dir(&spill).unwrap();
     let small = dir.path().join("small");
-    let generated = ["tsqr", "--rows", "20000", "--cols", "30", "--chunk-rows", "2000"];
+    let generated = ["tsqr", "--rows", "20000", "--cols", "60", "--chunk-rows", "2000"];
     match SmallDisk::mount(small.clone()) {
         Some(_disk) => {
-            // A real full disk: U (4.6 MiB) does not fit in 1 MiB.
+            // A real full disk: U (9.2 MiB) does not fit in 1 MiB.
             let out = small.join("out");
             let mut args = generated.to_vec();
             args.extend(["--output", out.to_str().unwrap(), "--spill-dir", spill.to_str().unwrap()]);
@@ -232,7 +233,7 @@ fn a_full_disk_fails_clearly_and_leaves_no_partial_output() {
                 "--spill-dir",
                 small.to_str().unwrap(),
                 "--memory-limit",
-                "600KiB",
+                "2MiB",
                 "--thresholds",
                 "spill=off,pause=off,terminate=off",
             ]);

@@ -14,13 +14,13 @@ use std::path::PathBuf;
 use outcore::{ChunkedMatrix, Distribution};
 use serde_json::{Value, json};
 
-#[path = "../tests/common/child.rs"]
+#[path = "../../tests/common/child.rs"]
 mod child;
 
 const N: usize = 10_000;
 
 fn exact() -> Vec<f64> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/data/lesson_uniform_10000_seed0.json");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/data/lesson_uniform_10000_seed0.json");
     if !path.exists() {
         // In a child, so this process stays small: children inherit its peak RSS (see child.rs).
         let exe = std::env::current_exe().expect("bench executable");
@@ -34,7 +34,7 @@ fn exact() -> Vec<f64> {
 
 /// Computes the exact singular values with a dense faer SVD and writes the reference file.
 fn write_reference() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/data/lesson_uniform_10000_seed0.json");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../benches/data/lesson_uniform_10000_seed0.json");
     eprintln!("computing the exact singular values with a dense faer SVD (once; minutes) ...");
     let start = std::time::Instant::now();
     let a = ChunkedMatrix::generated(Distribution::Uniform, 0, N, N, 2000, 2000)

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-#[path = "../tests/common/child.rs"]
+#[path = "../../tests/common/child.rs"]
 mod child;
 
 fn evict_from_page_cache(dir: &Path) -> std::io::Result<u64> {

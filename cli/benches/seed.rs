@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-#[path = "../tests/common/child.rs"]
+#[path = "../../tests/common/child.rs"]
 mod child;
 
 use outcore::{ChunkedMatrix, Distribution};

@@ -1,8 +1,12 @@
-//! Randomized memory test: 20 runs of `large-svd` with random shapes, chunkings, commands and
-//! memory limits, each in a child process whose peak RSS is measured from outside (`wait4`).
+//! Peak RSS of `large-svd` runs, each in a child process measured from outside (`wait4`). This
+//! test binary does nothing else, so its own small high-water mark (which Linux folds into a
+//! child's at exec) stays below the children's.
+//!
+//! Randomized: 20 runs with random shapes, chunkings, commands and memory limits.
 //! Peak RSS never exceeds the limit plus [`FIXED_OVERHEAD`]; a run may instead stop with a typed
 //! memory error (limit too small for the plan, or a threshold), never with a crash.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 /// What outcore's memory accounting does not cover: code and data of the binary (larger for
@@ -93,4 +97,58 @@ fn peak_rss_stays_under_the_limit_plus_a_fixed_overhead() {
         }
     }
     assert!(completed >= 10, "only {completed} of 20 runs completed: the limits tested are too small to say much");
+}
+
+/// Peak RSS of a child process measured from outside, by `wait4`, and its JSON output.
+fn child_peak_rss(args: &[&str]) -> (u64, serde_json::Value) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let m = common::child::run_measured(env!("CARGO_BIN_EXE_large-svd"), &args);
+    assert_eq!(m.code, Some(0), "{}", String::from_utf8_lossy(&m.stderr));
+    (m.own_peak_rss(), serde_json::from_slice(&m.stdout).unwrap_or(serde_json::Value::Null))
+}
+
+#[test]
+fn peak_rss_stays_far_below_a_matrix_ten_times_the_limit() {
+    // 600,000 x 100 doubles = 458 MiB, under a 40 MiB memory limit.
+    let (peak, v) = child_peak_rss(&[
+        "tsqr",
+        "--rows",
+        "600000",
+        "--cols",
+        "100",
+        "--memory-limit",
+        "40MiB",
+        "--values-only",
+        "--json",
+    ]);
+    let matrix = 600_000u64 * 100 * 8;
+    assert!(matrix >= 10 * (40 << 20));
+    assert!(peak < 40 << 20, "peak RSS {} MiB over the 40 MiB limit", peak >> 20);
+    assert!(peak * 10 < matrix, "peak RSS {} MiB is not far below the {} MiB matrix", peak >> 20, matrix >> 20);
+    assert_eq!(v["singular_values"].as_array().map(Vec::len), Some(100));
+}
+
+#[test]
+fn rsvd_peak_rss_stays_below_a_limit_a_tenth_of_the_matrix_size() {
+    // 7500 x 7500 doubles = 429 MiB, under a 40 MiB memory limit.
+    let (n, limit_mib) = (7500u64, 40u64);
+    assert!(n * n * 8 >= 10 * (limit_mib << 20), "the matrix must be at least 10x the limit");
+    let (n, limit) = (n.to_string(), format!("{limit_mib}MiB"));
+    let args = [
+        "rsvd",
+        "--rows",
+        &n,
+        "--cols",
+        &n,
+        "--chunk",
+        "1500",
+        "--power-iters",
+        "0",
+        "--memory-limit",
+        &limit,
+        "--json",
+    ];
+    let (peak, v) = child_peak_rss(&args);
+    assert!(peak < limit_mib << 20, "peak RSS {} MiB over the {limit_mib} MiB limit", peak >> 20);
+    assert_eq!(v["singular_values"].as_array().map(Vec::len), Some(5));
 }

@@ -5,20 +5,20 @@
 //! jumps of 2^128 steps, so streams never overlap and every task's result is the same whatever
 //! the scheduler, worker count or order. Values are summed as they are drawn: unlike numpy's
 //! `np.mean(np.random.normal(size=n))` no array of `n` values is ever allocated.
+//!
+//! Built on outcore's public task-graph API ([`outcore::graph`]), as any program's own work
+//! would be.
 
-use outcore_storage::{Pinned, Reservation};
+use outcore::graph::{Executor, Operation, Output, TaskGraph, WorkerScratch};
+use outcore::storage::{Pinned, Reservation, format_size};
+use outcore::{Engine, Error, MemoryError, Result, RunControl, RunStats};
 use rand_distr::{Distribution as _, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::SeedableRng;
 
-use crate::engine::Engine;
-use crate::graph::{Operation, TaskGraph};
-use crate::schedule::{Executor, Output, RunStats, WorkerScratch};
-use crate::{Error, Result};
-
 /// A step of the means workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MeansOp {
+enum MeansOp {
     /// The mean of `n` standard normals from stream `task`.
     Mean {
         /// The task (and stream) number.
@@ -45,7 +45,7 @@ impl Operation for MeansOp {
 }
 
 /// The stream of task `task`: the seed's stream jumped `task` times.
-pub fn task_stream(seed: u64, task: usize) -> Xoshiro256PlusPlus {
+fn task_stream(seed: u64, task: usize) -> Xoshiro256PlusPlus {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     for _ in 0..task {
         rng.jump();
@@ -54,7 +54,7 @@ pub fn task_stream(seed: u64, task: usize) -> Xoshiro256PlusPlus {
 }
 
 /// `mean(normal(n))` from stream `task`, computed directly (the reference for the graph).
-pub fn calc_mean(seed: u64, task: usize, n: usize) -> f64 {
+fn calc_mean(seed: u64, task: usize, n: usize) -> f64 {
     if n == 0 {
         return 0.0;
     }
@@ -91,7 +91,7 @@ impl Executor for MeansExecutor {
 }
 
 /// The graph: `tasks` independent means, then their mean.
-pub fn means_graph(tasks: usize) -> Result<TaskGraph<MeansOp>> {
+fn means_graph(tasks: usize) -> Result<TaskGraph<MeansOp>> {
     let mut g = TaskGraph::new();
     let means: Vec<_> = (0..tasks)
         .map(|task| g.add(MeansOp::Mean { task }, vec![], 1, Output::bytes(1, 1)).map(|t| t.out(0)))
@@ -102,12 +102,25 @@ pub fn means_graph(tasks: usize) -> Result<TaskGraph<MeansOp>> {
 }
 
 /// Runs the workload: returns the mean of the means and what the run observed.
-pub fn run_means(engine: &Engine, tasks: usize, n: usize, seed: u64) -> Result<(f64, RunStats)> {
+pub fn run_means(engine: &Engine, tasks: usize, n: usize, seed: u64, control: &RunControl) -> Result<(f64, RunStats)> {
     if tasks == 0 {
-        return Err(Error::invalid("tasks", "0 tasks compute nothing; give 1 or more"));
+        return Err(Error::invalid("--tasks", "0 tasks compute nothing; give 1 or more"));
+    }
+    // The graph's bookkeeping, and the combining task's input, grow with the task count:
+    // refuse what the limit cannot hold before allocating any of it.
+    let per_task = TaskGraph::<MeansOp>::task_bytes(0, 1) + 2 * Output::bytes(1, 1);
+    let needed = (tasks as u64).saturating_mul(per_task);
+    if needed > engine.memory_limit() {
+        return Err(MemoryError::LimitTooSmall {
+            algorithm: "the means workload",
+            limit: engine.memory_limit(),
+            needed,
+            detail: format!("{tasks} tasks at {} each; give fewer --tasks", format_size(per_task)),
+        }
+        .into());
     }
     let graph = means_graph(tasks)?;
-    let (results, stats) = engine.run(&graph, &MeansExecutor { n, seed })?;
+    let (results, stats) = engine.run_graph(&graph, &MeansExecutor { n, seed }, control)?;
     let key = *graph.kept().first().ok_or_else(|| Error::Bug("the means graph keeps no result".into()))?;
     Ok((results.values(key)?[0], stats))
 }
@@ -115,16 +128,14 @@ pub fn run_means(engine: &Engine, tasks: usize, n: usize, seed: u64) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::Scheduler;
+    use outcore::Scheduler;
 
     #[test]
     fn equals_the_direct_single_threaded_computation_under_every_scheduler() {
         let direct = (0..37).map(|t| calc_mean(5, t, 1000)).sum::<f64>() / 37.0;
         for scheduler in [Scheduler::Serial, Scheduler::Threads { workers: 1 }, Scheduler::Threads { workers: 3 }] {
-            let mut config = outcore_storage::BufferConfig::new(16 << 20);
-            config.thresholds = outcore_storage::Thresholds::DISABLED;
-            let engine = Engine::with_config(config, scheduler).unwrap();
-            let (mean, stats) = run_means(&engine, 37, 1000, 5).unwrap();
+            let engine = Engine::builder().memory_limit(16 << 20).scheduler(scheduler).build().unwrap();
+            let (mean, stats) = run_means(&engine, 37, 1000, 5, &RunControl::default()).unwrap();
             assert_eq!(mean.to_bits(), direct.to_bits(), "{scheduler:?}");
             assert_eq!(stats.tasks, 38);
         }

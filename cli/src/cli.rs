@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// target (managed, default 0.6), spill (RSS, 0.7), pause (RSS, 0.8), terminate (RSS, 0.95).
     #[arg(long, value_name = "SPEC", global = true)]
     pub thresholds: Option<String>,
+    /// What the memory limit and thresholds count: `process` (the process's RSS, as Dask's
+    /// workers: the process is the worker) or `own` (only what outcore holds).
+    #[arg(long, value_name = "MODE", default_value = "process", global = true)]
+    pub accounting: String,
     /// Write the memory categories sampled every 20 ms: .csv, or .jsonl (JSON lines).
     #[arg(long, value_name = "FILE", global = true)]
     pub memory_timeline: Option<PathBuf>,
@@ -160,7 +164,7 @@ pub struct RsvdArgs {
     #[arg(long, default_value_t = 10)]
     pub oversamples: usize,
     /// Power iterations (two passes over the matrix each).
-    #[arg(long, default_value_t = outcore::linalg::rsvd::DEFAULT_POWER_ITERS)]
+    #[arg(long, default_value_t = outcore::DEFAULT_POWER_ITERS)]
     pub power_iters: usize,
     /// krylov (block Krylov: best accuracy per pass) or subspace (re-orthonormalized power
     /// iteration, as Dask's "QR" iterator).

@@ -1,5 +1,6 @@
 //! The `large-svd` binary end to end: JSON output, results on disk, bad input, memory.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
@@ -132,9 +133,9 @@ fn bad_input_gets_a_clear_error_and_exit_code_1() {
         &["too small", "--memory-limit"],
     );
     fails_with(&["tsqr", "--distribution", "cauchy", "--rows", "100", "--cols", "3"], &["uniform, normal"]);
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("storage/tests/fixtures/zarr/v3_i32.zarr");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../storage/tests/fixtures/zarr/v3_i32.zarr");
     fails_with(&["tsqr", "--input", fixture.to_str().unwrap()], &["int32", "float64"]);
-    let group = Path::new(env!("CARGO_MANIFEST_DIR")).join("storage/tests/fixtures/zarr/v3_group.zarr");
+    let group = Path::new(env!("CARGO_MANIFEST_DIR")).join("../storage/tests/fixtures/zarr/v3_group.zarr");
     fails_with(&["tsqr", "--input", group.to_str().unwrap()], &["Zarr group"]);
     // Usage errors are clap's: exit code 2.
     assert_eq!(large_svd(&["tsqr", "--input", "x", "--rows", "5"]).status.code(), Some(2));
@@ -183,35 +184,6 @@ fn generate_writes_a_zarr_array_readable_back_exactly() {
     let expected = ChunkedMatrix::generated(Distribution::Normal, 3, 1234, 7, 100, 7).unwrap().to_dense().unwrap();
     assert_eq!(common::row_major(&stored), common::row_major(&expected));
     fails_with(&with_output, &["already exists"]);
-}
-
-/// Peak RSS of a child process measured from outside, by `wait4`, and its JSON output.
-fn child_peak_rss(args: &[&str]) -> (u64, Value) {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let m = common::child::run_measured(env!("CARGO_BIN_EXE_large-svd"), &args);
-    assert_eq!(m.code, Some(0), "{}", String::from_utf8_lossy(&m.stderr));
-    (m.own_peak_rss(), serde_json::from_slice(&m.stdout).unwrap_or(Value::Null))
-}
-
-#[test]
-fn peak_rss_stays_far_below_a_matrix_ten_times_the_limit() {
-    // 600,000 x 100 doubles = 458 MiB, under a 40 MiB memory limit.
-    let (peak, v) = child_peak_rss(&[
-        "tsqr",
-        "--rows",
-        "600000",
-        "--cols",
-        "100",
-        "--memory-limit",
-        "40MiB",
-        "--values-only",
-        "--json",
-    ]);
-    let matrix = 600_000u64 * 100 * 8;
-    assert!(matrix >= 10 * (40 << 20));
-    assert!(peak < 40 << 20, "peak RSS {} MiB over the 40 MiB limit", peak >> 20);
-    assert!(peak * 10 < matrix, "peak RSS {} MiB is not far below the {} MiB matrix", peak >> 20, matrix >> 20);
-    assert_eq!(v["singular_values"].as_array().map(Vec::len), Some(100));
 }
 
 #[test]
@@ -268,38 +240,15 @@ fn rsvd_bad_parameters_exit_with_clear_errors() {
 }
 
 #[test]
-fn rsvd_peak_rss_stays_below_a_limit_a_tenth_of_the_matrix_size() {
-    // 7500 x 7500 doubles = 429 MiB, under a 40 MiB memory limit.
-    let (n, limit_mib) = (7500u64, 40u64);
-    assert!(n * n * 8 >= 10 * (limit_mib << 20), "the matrix must be at least 10x the limit");
-    let (n, limit) = (n.to_string(), format!("{limit_mib}MiB"));
-    let args = [
-        "rsvd",
-        "--rows",
-        &n,
-        "--cols",
-        &n,
-        "--chunk",
-        "1500",
-        "--power-iters",
-        "0",
-        "--memory-limit",
-        &limit,
-        "--json",
-    ];
-    let (peak, v) = child_peak_rss(&args);
-    assert!(peak < limit_mib << 20, "peak RSS {} MiB over the {limit_mib} MiB limit", peak >> 20);
-    assert_eq!(v["singular_values"].as_array().map(Vec::len), Some(5));
-}
-
-#[test]
 fn means_compares_schedulers_with_identical_results() {
     let v = json(&large_svd(&["means", "--tasks", "20", "--n", "2000", "--repeat", "2", "--json", "--seed", "3"]));
     let results = v["results"].as_array().unwrap();
     let names: Vec<&str> = results.iter().map(|r| r["scheduler"].as_str().unwrap()).collect();
     assert_eq!(names, ["serial", "mt_1", "mt_2", "mt_4"]);
-    let direct = (0..20).map(|t| outcore::means::calc_mean(3, t, 2000)).sum::<f64>() / 20.0;
-    assert_eq!(v["mean_of_means"].as_f64().unwrap().to_bits(), direct.to_bits());
+    // The mean of 40,000 standard normals (the workload's unit test checks it bit for bit
+    // against the direct computation): within 10 standard deviations of 0.
+    let mean = v["mean_of_means"].as_f64().unwrap();
+    assert!(mean.abs() < 10.0 / 200.0, "{mean}");
     assert!(v["overhead_seconds_per_task"].as_f64().unwrap() > 0.0);
     assert!(results.iter().all(|r| r["median_seconds"].as_f64().unwrap() > 0.0 && r["dask_median_seconds"].is_f64()));
     let one = json(&large_svd(&[
@@ -341,7 +290,7 @@ fn memory_timeline_and_plot_are_written_and_peaks_reported() {
         assert!(rows.len() >= 2, "{command:?}: {text}");
         for row in rows {
             let v: Vec<u64> = row.split(',').skip(1).map(|x| x.parse().unwrap()).collect();
-            assert_eq!(v[0], v[1] + v[3] + v[4], "process = managed + unmanaged old + unmanaged recent: {row}");
+            assert_eq!(v[0], v[1] + v[2] + v[4] + v[5], "process = host + managed + unmanaged old + recent: {row}");
         }
         let svg_text = std::fs::read_to_string(&svg).unwrap();
         assert!(svg_text.contains("<svg") && svg_text.contains("unmanaged recent") && svg_text.contains("pause (80%"));

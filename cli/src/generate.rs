@@ -2,21 +2,20 @@
 //! Zarr array.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
-use outcore::copy::copy_matrix;
 use outcore::output::OutputDir;
 use outcore::storage::{Compression, StorageError, ZarrOptions, ZarrStore, format_size};
-use outcore::{Error, Result};
+use outcore::{CancelToken, Error, Result, copy_matrix};
 use serde_json::json;
 
 use crate::cli::{GenerateArgs, RunArgs};
-use crate::common::{Session, memory_json, open_matrix, peak_rss};
+use crate::common::{MemorySummary, Session, open_matrix, peak_rss};
 
-pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
+pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     let a = open_matrix(&args.matrix)?;
     let compression: Compression =
         args.compression.parse().map_err(|e: StorageError| Error::invalid("--compression", e.to_string()))?;
+    outcore::output::check_no_overlap(&a, &args.output)?;
     let out = OutputDir::create(&args.output, args.overwrite)?;
     let grid = match &args.matrix.input {
         // Converting keeps the input's shape, in row panels like the generated default.
@@ -38,12 +37,12 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Resul
     // The array is the output directory itself.
     std::fs::remove_dir(out.path()).map_err(|e| StorageError::io(out.path(), e))?;
     let dst = Arc::new(ZarrStore::create(out.path(), grid, &options)?);
-    let stats = copy_matrix(&session.engine, &a, dst)?;
+    let stats = copy_matrix(&session.engine, &a, dst, &session.control)?;
     session.finish_progress();
-    let peaks = session.finish_memory(run, "generate memory")?;
     let path = out.commit()?;
     let wall = session.started.elapsed().as_secs_f64();
-    let report = session.engine.manager().report();
+    let (_, peaks) = session.memory();
+    let report = session.engine.memory_report();
     if run.json {
         let (cr, cc) = grid.chunk_shape();
         println!(
@@ -58,7 +57,7 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Resul
                 "tasks": stats.tasks,
                 "wall_seconds": wall,
                 "peak_rss_bytes": peak_rss(),
-                "memory": memory_json(&report, &peaks),
+                "memory": MemorySummary::new(report, peaks),
             })
         );
     } else {
@@ -74,5 +73,5 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: Arc<AtomicBool>) -> Resul
             session.limit_text(),
         );
     }
-    Ok(())
+    session.write_memory_files(run, "generate memory")
 }

@@ -5,10 +5,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use outcore_storage::{MemorySample, StorageError};
+use outcore::storage::{MemorySample, StorageError};
+use outcore::{Error, Result};
 use plotters::prelude::*;
-
-use crate::{Error, Result};
 
 const MIB: f64 = (1u64 << 20) as f64;
 
@@ -22,14 +21,16 @@ pub fn write_timeline(path: &Path, samples: &[MemorySample]) -> Result<()> {
     let mut out = Vec::new();
     match ext.as_str() {
         "csv" => {
-            let _ = writeln!(out, "seconds,process,managed,unmanaged,unmanaged_old,unmanaged_recent,spilled,limit");
+            let _ =
+                writeln!(out, "seconds,process,host,managed,unmanaged,unmanaged_old,unmanaged_recent,spilled,limit");
             for s in samples {
                 let r = &s.report;
                 let _ = writeln!(
                     out,
-                    "{:.4},{},{},{},{},{},{},{}",
+                    "{:.4},{},{},{},{},{},{},{},{}",
                     s.seconds,
                     r.process,
+                    r.host,
                     r.managed,
                     r.unmanaged,
                     r.unmanaged_old,
@@ -55,9 +56,10 @@ pub fn write_timeline(path: &Path, samples: &[MemorySample]) -> Result<()> {
     std::fs::write(path, out).map_err(|e| StorageError::io(path, e).into())
 }
 
-/// Draws `samples` as an SVG stacked area chart at `path`: managed, unmanaged old and unmanaged
-/// recent stacked (their top is the process RSS), spilled bytes as a dashed line, and the
-/// memory limit and its target/spill/pause/terminate thresholds as horizontal lines.
+/// Draws `samples` as an SVG stacked area chart at `path`: managed, unmanaged old, unmanaged
+/// recent and (under own accounting) the host's part stacked (their top is the process RSS),
+/// spilled bytes as a dashed line, and the memory limit and its target/spill/pause/terminate
+/// thresholds as horizontal lines.
 pub fn plot_timeline(path: &Path, samples: &[MemorySample], title: &str) -> Result<()> {
     if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
         return Err(Error::invalid("--memory-plot", format!("{} must end in .svg", path.display())));
@@ -83,10 +85,14 @@ pub fn plot_timeline(path: &Path, samples: &[MemorySample], title: &str) -> Resu
             samples.iter().map(|s| (s.seconds, f(s) as f64 / MIB)).collect()
         };
         let layers = [
-            ("unmanaged recent", RGBColor(250, 190, 90), layer(|s| s.report.process)),
+            ("host (not counted)", RGBColor(225, 225, 235), layer(|s| s.report.process)),
+            ("unmanaged recent", RGBColor(250, 190, 90), layer(|s| s.report.process - s.report.host)),
             ("unmanaged old", RGBColor(190, 190, 190), layer(|s| s.report.managed + s.report.unmanaged_old)),
             ("managed", RGBColor(80, 130, 200), layer(|s| s.report.managed)),
         ];
+        let layers = layers
+            .into_iter()
+            .filter(|(name, ..)| !name.starts_with("host") || samples.iter().any(|s| s.report.host > 0));
         for (name, color, points) in layers {
             chart
                 .draw_series(AreaSeries::new(points, 0.0, color.mix(0.85)).border_style(color))?
@@ -128,16 +134,23 @@ pub fn plot_timeline(path: &Path, samples: &[MemorySample], title: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use outcore_storage::{BufferConfig, BufferManager, MemoryMonitor, Thresholds};
+    use outcore::storage::{BufferConfig, BufferManager, MemoryMonitor};
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
+    /// Samples of a pool of its own (own accounting: the test process's memory is the host's).
     fn samples() -> Vec<MemorySample> {
-        let manager = BufferManager::new(BufferConfig::new(32 << 20).with_thresholds(Thresholds::default())).unwrap();
-        let monitor = MemoryMonitor::start(manager.clone(), Duration::from_millis(1));
+        let manager = BufferManager::new(BufferConfig::new(32 << 20)).unwrap();
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let sink = samples.clone();
+        let monitor =
+            MemoryMonitor::start(manager.clone(), Duration::from_millis(1), move |s| sink.lock().unwrap().push(s))
+                .unwrap();
         let mut r = manager.reserve(4 << 20).unwrap();
         let _id = manager.insert(&mut r, vec![2.0; 512 << 10], 512, 1024).unwrap();
         std::thread::sleep(Duration::from_millis(10));
-        monitor.stop()
+        monitor.stop();
+        std::mem::take(&mut *samples.lock().unwrap())
     }
 
     #[test]
@@ -150,11 +163,11 @@ mod tests {
         let mut lines = text.lines();
         assert_eq!(
             lines.next(),
-            Some("seconds,process,managed,unmanaged,unmanaged_old,unmanaged_recent,spilled,limit")
+            Some("seconds,process,host,managed,unmanaged,unmanaged_old,unmanaged_recent,spilled,limit")
         );
         for line in lines {
             let v: Vec<u64> = line.split(',').skip(1).map(|x| x.parse().unwrap()).collect();
-            assert_eq!(v[0], v[1] + v[3] + v[4], "process = managed + unmanaged old + unmanaged recent: {line}");
+            assert_eq!(v[0], v[1] + v[2] + v[4] + v[5], "process = host + managed + unmanaged old + recent: {line}");
         }
         let jsonl = dir.path().join("t.jsonl");
         write_timeline(&jsonl, &samples).unwrap();
@@ -172,6 +185,7 @@ mod tests {
         let text = std::fs::read_to_string(&svg).unwrap();
         assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
         for label in [
+            "host (not counted)",
             "managed",
             "unmanaged old",
             "unmanaged recent",

@@ -2,18 +2,17 @@
 //! store: TSQR of a 2,000,000 x 100 matrix and the randomized SVD (k = 5) of a 10000 x 10000 one.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use outcore::copy::copy_matrix;
-use outcore::linalg::rsvd::{RsvdOptions, RsvdPlan};
-use outcore::storage::{ZarrOptions, ZarrStore, format_size};
-use outcore::{ChunkedMatrix, Distribution, Engine, Result, TsqrOptions, TsqrPlan};
+use outcore::storage::{MemoryPeaks, ZarrOptions, ZarrStore, format_size};
+use outcore::{
+    CancelToken, ChunkedMatrix, Destination, Distribution, Result, RsvdOptions, RsvdPlan, TsqrOptions, TsqrPlan,
+    copy_matrix,
+};
 use serde_json::{Value, json};
 
 use crate::cli::RunArgs;
-use crate::common::{Session, memory_json, peak_rss, peaks_line, reset_peak_rss, values_line};
-use outcore::storage::MemoryPeaks;
+use crate::common::{MemorySummary, Session, peak_rss, peaks_line, reset_peak_rss, values_line};
 
 /// One workload of the demo: its matrix, and what Dask measured for it on this machine kind.
 struct Workload {
@@ -40,7 +39,7 @@ const RSVD: Workload = Workload {
     chunk: (2_000, 2_000),
 };
 
-pub fn run(run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
+pub fn run(run: &RunArgs, cancel: CancelToken) -> Result<()> {
     let mut run = run.clone();
     if run.memory_limit == "auto" {
         run.memory_limit = "64MiB".into();
@@ -54,24 +53,30 @@ pub fn run(run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
     if !run.json {
         eprintln!("outcore demo: the Dask lesson's two SVDs, each from a Zarr store in {}", dir.path().display());
     }
-    let (tsqr_path, tsqr_write) = write_input(engine, &session, &TSQR, dir.path(), run.json)?;
+    let (tsqr_path, tsqr_write) = write_input(&session, &TSQR, dir.path(), run.json)?;
     reset_peak_rss();
     let a = ChunkedMatrix::open(&tsqr_path)?;
     let start = Instant::now();
-    let plan = TsqrPlan::new(&a, &TsqrOptions { vectors: false, ..TsqrOptions::default() }, engine)?;
-    let svd = plan.run(engine, None)?;
+    let plan = TsqrPlan::new(&a, &TsqrOptions::new().values_only(), engine)?;
+    let svd = plan.run_with(engine, Destination::Memory, &session.control)?;
     session.finish_progress();
-    let tsqr = summary(engine, &TSQR, start.elapsed().as_secs_f64(), tsqr_write, &svd.s, svd.stats.tasks, None);
+    let tsqr = summary(&session, &TSQR, start.elapsed().as_secs_f64(), tsqr_write, &svd.s, svd.stats.tasks, None);
 
-    let (rsvd_path, rsvd_write) = write_input(engine, &session, &RSVD, dir.path(), run.json)?;
+    let (rsvd_path, rsvd_write) = write_input(&session, &RSVD, dir.path(), run.json)?;
     reset_peak_rss();
     let a = ChunkedMatrix::open(&rsvd_path)?;
     let start = Instant::now();
-    let result = RsvdPlan::new(&a, &RsvdOptions::default(), engine)?.run(engine, None, None)?;
-    session.finish_progress();
-    let extra = json!({ "error_estimate": result.error, "passes_over_input": result.passes, "power_iters": RsvdOptions::default().power_iters });
-    let rsvd = summary(
+    let options = RsvdOptions::default();
+    let result = RsvdPlan::new(&a, &options, engine)?.run_with(
         engine,
+        Destination::Memory,
+        Destination::Memory,
+        &session.control,
+    )?;
+    session.finish_progress();
+    let extra = json!({ "error_estimate": result.error, "passes_over_input": result.passes, "power_iters": options.power_iters });
+    let rsvd = summary(
+        &session,
         &RSVD,
         start.elapsed().as_secs_f64(),
         rsvd_write,
@@ -80,7 +85,7 @@ pub fn run(run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         Some(extra),
     );
 
-    let peaks = session.finish_memory(&run, "outcore demo: the lesson's two SVDs")?;
+    let (_, peaks) = session.memory();
     if run.json {
         println!("{}", json!({ "command": "demo", "tsqr": tsqr, "rsvd": rsvd, "memory_peaks": peaks }));
     } else {
@@ -88,12 +93,11 @@ pub fn run(run: &RunArgs, cancel: Arc<AtomicBool>) -> Result<()> {
         print(&RSVD, &rsvd);
         println!("\n{}", peaks_line(&peaks));
     }
-    Ok(())
+    session.write_memory_files(&run, "outcore demo: the lesson's two SVDs")
 }
 
 /// Writes the workload's random matrix to a Zarr store; returns its path and the seconds taken.
 fn write_input(
-    engine: &Engine,
     session: &Session,
     w: &Workload,
     dir: &std::path::Path,
@@ -111,13 +115,13 @@ fn write_input(
     let start = Instant::now();
     let generated = ChunkedMatrix::generated(Distribution::Uniform, 0, w.rows, w.cols, w.chunk.0, w.chunk.1)?;
     let store = Arc::new(ZarrStore::create(&path, generated.grid(), &ZarrOptions::default())?);
-    copy_matrix(engine, &generated, store)?;
+    copy_matrix(&session.engine, &generated, store, &session.control)?;
     session.finish_progress();
     Ok((path, start.elapsed().as_secs_f64()))
 }
 
 fn summary(
-    engine: &Engine,
+    session: &Session,
     w: &Workload,
     seconds: f64,
     write_seconds: f64,
@@ -125,7 +129,8 @@ fn summary(
     tasks: usize,
     extra: Option<Value>,
 ) -> Value {
-    let report = engine.manager().report();
+    let engine = &session.engine;
+    let report = engine.memory_report();
     let mut v = json!({
         "lesson": w.title,
         "shape": [w.rows, w.cols],
@@ -137,7 +142,7 @@ fn summary(
         "tasks": tasks,
         "scheduler": engine.scheduler().name(),
         "workers": engine.scheduler().workers(),
-        "memory": memory_json(&report, &MemoryPeaks::of(&[], &report)),
+        "memory": MemorySummary::new(report.clone(), MemoryPeaks::of(&[], &report)),
     });
     if let (Some(extra), Some(map)) = (extra, v.as_object_mut()) {
         map.extend(extra.as_object().cloned().unwrap_or_default());

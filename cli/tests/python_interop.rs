@@ -1,18 +1,29 @@
 //! zarr-python reads what outcore writes, and outcore reads what zarr-python writes with the
 //! same values. Runs when OUTCORE_PYTHON names a Python with `zarr` and `numpy` (`.ci/run`
-//! installs one); skipped with a notice otherwise.
+//! installs one and sets OUTCORE_REQUIRE_PYTHON, so CI fails rather than skips without it);
+//! elsewhere, without one, it says loudly that it skipped.
 
 use std::process::Command;
 
 fn python() -> Option<String> {
-    let python = std::env::var("OUTCORE_PYTHON").ok()?;
-    Some(python)
+    let required = std::env::var_os("OUTCORE_REQUIRE_PYTHON").is_some();
+    match std::env::var("OUTCORE_PYTHON") {
+        Ok(python) => {
+            let works = Command::new(&python).args(["-c", "import zarr, numpy"]).status().is_ok_and(|s| s.success());
+            assert!(works, "OUTCORE_PYTHON={python} cannot import zarr and numpy");
+            Some(python)
+        }
+        Err(_) => {
+            assert!(!required, "OUTCORE_REQUIRE_PYTHON is set but OUTCORE_PYTHON is not: the interop test cannot run");
+            None
+        }
+    }
 }
 
 #[test]
 fn zarr_python_reads_large_svd_output() {
     let Some(python) = python() else {
-        eprintln!("skipped: set OUTCORE_PYTHON to a Python with zarr>=3 and numpy");
+        eprintln!("SKIPPED zarr_python interop: set OUTCORE_PYTHON to a Python with zarr>=3 and numpy");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

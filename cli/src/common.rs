@@ -1,18 +1,19 @@
 //! What every command shares: engine and memory limit, input, progress, pictures, reports.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use outcore::output::{OutputDir, write_vector_zarr};
 use outcore::storage::{
-    ChunkGrid, ChunkStore, FaultPlan, FaultyStore, MemoryMonitor, MemoryPeaks, RssSource, ZarrOptions, ZarrStore,
-    format_size, parse_size,
+    Accounting, ChunkGrid, ChunkStore, FaultPlan, FaultyStore, MemoryPeaks, MemorySample, RssSource, ZarrOptions,
+    ZarrStore, format_size, parse_size,
 };
-use outcore::{BufferConfig, ChunkedMatrix, Engine, Error, MemoryReport, Progress, Result, Scheduler, SvdResult};
-use serde_json::{Value, json};
+use outcore::{
+    CancelToken, ChunkedMatrix, Engine, Error, Event, EventSink, MemoryReport, Result, RunControl, Scheduler, SvdResult,
+};
+use serde::Serialize;
 
 use crate::cli::{MatrixArgs, RunArgs};
 
@@ -22,20 +23,46 @@ const AUTO_MIN_LIMIT: u64 = 64 << 20;
 /// How often the memory categories are sampled.
 const MEMORY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// An engine, how its limit was chosen, when the command started, and its memory sampler.
+/// The command's view of its runs' events: the progress bar and the memory timeline.
+struct Observer {
+    bar: ProgressBar,
+    started: Instant,
+    samples: Mutex<Vec<MemorySample>>,
+}
+
+impl EventSink for Observer {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::TaskFinished { done, total, stage, .. } => {
+                self.bar.set_length(*total as u64);
+                self.bar.set_position(*done as u64);
+                self.bar.set_message(*stage);
+            }
+            Event::Memory { report, at } => {
+                let seconds = at.saturating_duration_since(self.started).as_secs_f64();
+                let sample = MemorySample { seconds, report: (**report).clone() };
+                self.samples.lock().unwrap_or_else(|p| p.into_inner()).push(sample);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An engine, how its limit was chosen, when the command started, and the control of its runs
+/// (Ctrl-C's cancel token, the progress bar and memory sampler).
 pub struct Session {
     pub engine: Engine,
     pub auto_limit: bool,
     pub started: Instant,
-    bar: ProgressBar,
-    monitor: std::cell::RefCell<Option<MemoryMonitor>>,
+    pub control: RunControl,
+    observer: Arc<Observer>,
 }
 
 impl Session {
     /// Builds the engine for `run`. With `--memory-limit auto`, `needed` is asked, on a
     /// provisional engine, for the limit the command's plan needs.
-    pub fn new(run: &RunArgs, cancel: Arc<AtomicBool>, needed: impl Fn(&Engine) -> Result<u64>) -> Result<Self> {
-        check_memory_files(run)?;
+    pub fn new(run: &RunArgs, cancel: CancelToken, needed: impl Fn(&Engine) -> Result<u64>) -> Result<Self> {
+        check_side_files(run)?;
         let scheduler = scheduler(run)?;
         let spill_faults = InjectedFaults::from_env()?.spill.unwrap_or_default();
         let thresholds: outcore::Thresholds = match &run.thresholds {
@@ -44,49 +71,51 @@ impl Session {
                 .map_err(|e: outcore::storage::StorageError| Error::invalid("--thresholds", e.to_string()))?,
             None => outcore::Thresholds::default(),
         };
-        let config = |limit: u64| {
-            let mut config = BufferConfig::new(limit).with_thresholds(thresholds);
-            config.spill_parent = run.spill_dir.clone();
-            config.spill_faults = spill_faults;
-            config
+        let accounting: Accounting = run
+            .accounting
+            .parse()
+            .map_err(|e: outcore::storage::StorageError| Error::invalid("--accounting", e.to_string()))?;
+        let engine = |limit: u64| {
+            let mut builder = Engine::builder()
+                .memory_limit(limit)
+                .process_overhead(process_overhead())
+                .scheduler(scheduler)
+                .accounting(accounting)
+                .thresholds(thresholds)
+                .spill_faults(spill_faults);
+            if let Some(dir) = &run.spill_dir {
+                builder = builder.spill_dir(dir);
+            }
+            builder.build()
         };
         let (limit, auto_limit) = if run.memory_limit == "auto" {
             let ceiling = total_ram() / 2;
-            let provisional = Engine::with_config(config(ceiling), scheduler)?;
-            let needed = needed(&provisional)?;
+            let needed = needed(&engine(ceiling)?)?;
             let limit = (needed + needed / 4).next_multiple_of(16 << 20).max(AUTO_MIN_LIMIT).min(ceiling);
             (limit, true)
         } else {
             (parse_size(&run.memory_limit).map_err(|e| Error::invalid("--memory-limit", e.to_string()))?, false)
         };
-        if let Some(dir) = &run.spill_dir
-            && !dir.is_dir()
-        {
-            return Err(Error::invalid("--spill-dir", format!("{} is not a directory", dir.display())));
-        }
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg:20} [{bar:30}] {pos}/{len} tasks {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
-        let progress_bar = bar.clone();
-        let progress = move |p: Progress| {
-            progress_bar.set_length(p.total as u64);
-            progress_bar.set_position(p.done as u64);
-            progress_bar.set_message(p.stage);
-        };
-        let engine =
-            Engine::with_config(config(limit), scheduler)?.with_progress(Arc::new(progress)).with_cancel_flag(cancel);
-        let monitor = std::cell::RefCell::new(Some(MemoryMonitor::start(engine.manager().clone(), MEMORY_INTERVAL)));
-        Ok(Self { engine, auto_limit, started: Instant::now(), bar, monitor })
+        let started = Instant::now();
+        let observer = Arc::new(Observer { bar, started, samples: Mutex::new(Vec::new()) });
+        let control = RunControl::new()
+            .cancel_token(cancel)
+            .shared_events(observer.clone())
+            .memory_interval(Some(MEMORY_INTERVAL));
+        Ok(Self { engine: engine(limit)?, auto_limit, started, control, observer })
     }
 
     /// A session whose `auto` limit is what the plan `make` builds needs
     /// (`needed(plan, workers)`), and that plan built again on the session's engine.
     pub fn planned<P>(
         run: &RunArgs,
-        cancel: Arc<AtomicBool>,
+        cancel: CancelToken,
         make: impl Fn(&Engine) -> Result<P>,
         needed: impl Fn(&P, usize) -> u64,
     ) -> Result<(Self, P)> {
@@ -95,27 +124,34 @@ impl Session {
         Ok((session, plan))
     }
 
-    /// Stops the memory sampler, writes `--memory-timeline` and `--memory-plot` if asked, and
-    /// returns the peak of each memory category.
-    pub fn finish_memory(&self, run: &RunArgs, title: &str) -> Result<MemoryPeaks> {
-        let samples = self.monitor.borrow_mut().take().map(MemoryMonitor::stop).unwrap_or_default();
+    /// The memory samples so far and the peak of each category.
+    pub fn memory(&self) -> (Vec<MemorySample>, MemoryPeaks) {
+        let samples = self.observer.samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let peaks = MemoryPeaks::of(&samples, &self.engine.memory_report());
+        (samples, peaks)
+    }
+
+    /// Writes `--memory-timeline` and `--memory-plot` if asked. Called once the command's
+    /// result is safe: a failure here never costs it.
+    pub fn write_memory_files(&self, run: &RunArgs, title: &str) -> Result<()> {
+        let (samples, _) = self.memory();
         if let Some(path) = &run.memory_timeline {
-            outcore::timeline::write_timeline(path, &samples)?;
+            crate::timeline::write_timeline(path, &samples)?;
         }
         if let Some(path) = &run.memory_plot {
-            outcore::timeline::plot_timeline(path, &samples, title)?;
+            crate::timeline::plot_timeline(path, &samples, title)?;
         }
-        Ok(MemoryPeaks::of(&samples, &self.engine.manager().report()))
+        Ok(())
     }
 
     /// Clears the progress bar.
     pub fn finish_progress(&self) {
-        self.bar.finish_and_clear();
+        self.observer.bar.finish_and_clear();
     }
 
     /// `64.0 MiB` or `64.0 MiB (auto)`.
     pub fn limit_text(&self) -> String {
-        let limit = format_size(self.engine.manager().memory_limit());
+        let limit = format_size(self.engine.memory_limit());
         if self.auto_limit { format!("{limit} (auto; set --memory-limit to choose)") } else { limit }
     }
 }
@@ -167,10 +203,10 @@ impl InjectedFaults {
 }
 
 /// Creates the Zarr array `name` in `out` for a factor (U or V) with `grid`, failing as
-/// `OUTCORE_INJECT_FAULTS` says.
-pub fn factor_store(out: &OutputDir, name: &str, grid: ChunkGrid) -> Result<Arc<dyn ChunkStore>> {
+/// `OUTCORE_INJECT_FAULTS` says: the destination of a run writing into `out`.
+pub fn factor_store(out: &OutputDir, name: &str, grid: ChunkGrid) -> Result<outcore::Destination<'static>> {
     let store = Arc::new(ZarrStore::create(out.path().join(name), grid, &ZarrOptions::default())?);
-    Ok(InjectedFaults::from_env()?.output(store))
+    Ok(outcore::Destination::Store(InjectedFaults::from_env()?.output(store)))
 }
 
 /// The human summary's header on stderr: the input, its size, the memory limit and the plan.
@@ -192,8 +228,9 @@ fn scheduler(run: &RunArgs) -> Result<Scheduler> {
     Scheduler::from_name(run.scheduler.as_deref().unwrap_or("threads"), workers)
 }
 
-/// Checks the memory file options before any work, so a typo does not cost a whole run.
-fn check_memory_files(run: &RunArgs) -> Result<()> {
+/// Checks the side files (memory timeline and plot, task graph picture) before any work, so a
+/// typo or an unwritable directory does not cost a whole run.
+fn check_side_files(run: &RunArgs) -> Result<()> {
     if let Some(path) = &run.memory_timeline {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         if !["csv", "jsonl", "ndjson", "json"].contains(&ext.as_str()) {
@@ -202,13 +239,46 @@ fn check_memory_files(run: &RunArgs) -> Result<()> {
                 format!("unknown format .{ext}; use .csv, or .jsonl for JSON lines"),
             ));
         }
+        check_writable("--memory-timeline", path)?;
     }
-    if let Some(path) = &run.memory_plot
-        && !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"))
-    {
-        return Err(Error::invalid("--memory-plot", format!("{} must end in .svg", path.display())));
+    if let Some(path) = &run.memory_plot {
+        if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+            return Err(Error::invalid("--memory-plot", format!("{} must end in .svg", path.display())));
+        }
+        check_writable("--memory-plot", path)?;
+    }
+    if let Some(path) = &run.visualize {
+        check_writable("--visualize", path)?;
     }
     Ok(())
+}
+
+/// Refuses a file path whose directory does not exist or cannot take new files.
+fn check_writable(flag: &'static str, path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let probe = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+        Error::invalid(
+            flag,
+            format!("{} cannot be written in {}: {e}; choose another path", path.display(), dir.display()),
+        )
+    })?;
+    drop(probe);
+    if path.is_dir() {
+        return Err(Error::invalid(flag, format!("{} is a directory; give a file name", path.display())));
+    }
+    Ok(())
+}
+
+/// What this process holds outside outcore's pool, which plans under process accounting leave
+/// room for: code and data as they are paged in, thread stacks, allocator state. Measured
+/// (unmanaged memory, start of a run / peak during one): 7.5 / 14 MiB for the release binary,
+/// 11.5 / 17 MiB for the unoptimized one the tests run. A constant per build, so plans never
+/// depend on the RSS of the moment.
+fn process_overhead() -> u64 {
+    if cfg!(debug_assertions) { 24 << 20 } else { outcore::DEFAULT_PROCESS_OVERHEAD }
 }
 
 /// Physical memory of the machine, from /proc/meminfo (8 GiB where unknown).
@@ -294,66 +364,139 @@ pub fn reset_peak_rss() {
 }
 
 /// The memory figures every JSON report carries.
-pub fn memory_json(report: &MemoryReport, peaks: &MemoryPeaks) -> Value {
-    json!({
-        "limit": report.limit,
-        "peak_managed": report.peak_managed,
-        "spilled_bytes": report.peak_spilled,
-        "spill_count": report.spill_count,
-        "reload_count": report.reload_count,
-        "peaks": peaks,
-        "final": report.to_json(),
-    })
+#[derive(Debug, Serialize)]
+pub struct MemorySummary {
+    /// The memory limit.
+    pub limit: u64,
+    /// What the limit counts: `own` or `process`.
+    pub accounting: Accounting,
+    /// Highest managed bytes.
+    pub peak_managed: u64,
+    /// Highest bytes in spill files.
+    pub spilled_bytes: u64,
+    /// Blocks written to spill files.
+    pub spill_count: u64,
+    /// Blocks read back from spill files.
+    pub reload_count: u64,
+    /// Peak of each category over the run.
+    pub peaks: MemoryPeaks,
+    /// The categories at the end.
+    #[serde(rename = "final")]
+    pub last: MemoryReport,
 }
 
-/// The report fields every SVD command shares: input, singular values, scheduler, time and
-/// memory. Commands add their own fields after these.
-pub fn svd_summary(command: &str, a: &ChunkedMatrix, svd: &SvdResult, session: &Session, peaks: &MemoryPeaks) -> Value {
-    let engine = &session.engine;
-    let (cr, cc) = a.grid().chunk_shape();
-    json!({
-        "command": command,
-        "input": a.describe(),
-        "shape": [a.rows(), a.cols()],
-        "chunks": [cr, cc],
-        "singular_values": svd.s,
-        "scheduler": engine.scheduler().name(),
-        "workers": engine.scheduler().workers(),
-        "tasks": svd.stats.tasks,
-        "wall_seconds": session.started.elapsed().as_secs_f64(),
-        "peak_rss_bytes": peak_rss(),
-        "memory": memory_json(&engine.manager().report(), peaks),
-        "waits_for_memory": svd.stats.waits_for_memory,
-    })
+impl MemorySummary {
+    pub fn new(report: MemoryReport, peaks: MemoryPeaks) -> Self {
+        Self {
+            limit: report.limit,
+            accounting: report.accounting,
+            peak_managed: report.peak_managed,
+            spilled_bytes: report.peak_spilled,
+            spill_count: report.spill_count,
+            reload_count: report.reload_count,
+            peaks,
+            last: report,
+        }
+    }
+}
+
+/// The `--json` summary of `tsqr` and `rsvd` (and `summary.json` in their `--output`): one
+/// typed record, so the fields scripts read cannot drift between commands.
+#[derive(Debug, Serialize)]
+pub struct SvdSummary {
+    pub command: &'static str,
+    pub input: String,
+    pub shape: [usize; 2],
+    pub chunks: [usize; 2],
+    pub singular_values: Vec<f64>,
+    pub scheduler: &'static str,
+    pub workers: usize,
+    pub tasks: usize,
+    pub wall_seconds: f64,
+    pub peak_rss_bytes: u64,
+    pub memory: MemorySummary,
+    pub waits_for_memory: u64,
+    /// Where `--output` put the results.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<std::path::PathBuf>,
+    /// `tsqr`'s or `rsvd`'s own fields.
+    #[serde(flatten)]
+    pub details: Details,
+}
+
+/// The fields of one command.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Details {
+    Tsqr {
+        values_only: bool,
+        panels: usize,
+        fan_in: usize,
+    },
+    Rsvd {
+        k: usize,
+        oversamples: usize,
+        power_iters: usize,
+        method: outcore::RsvdMethod,
+        error_estimate: outcore::ErrorEstimate,
+        passes_over_input: usize,
+    },
+}
+
+impl SvdSummary {
+    /// The summary of `svd` computed from `a`, with the session's figures now.
+    pub fn new(command: &'static str, a: &ChunkedMatrix, svd: &SvdResult, session: &Session, details: Details) -> Self {
+        let engine = &session.engine;
+        let (cr, cc) = a.grid().chunk_shape();
+        let (_, peaks) = session.memory();
+        Self {
+            command,
+            input: a.describe(),
+            shape: [a.rows(), a.cols()],
+            chunks: [cr, cc],
+            singular_values: svd.s.clone(),
+            scheduler: engine.scheduler().name(),
+            workers: engine.scheduler().workers(),
+            tasks: svd.stats.tasks,
+            wall_seconds: session.started.elapsed().as_secs_f64(),
+            peak_rss_bytes: peak_rss(),
+            memory: MemorySummary::new(engine.memory_report(), peaks),
+            waits_for_memory: svd.stats.waits_for_memory,
+            output: None,
+            details,
+        }
+    }
+
+    /// The line every human SVD summary ends its figures with: time, peak RSS and the pool's
+    /// limit, managed peak and spills.
+    pub fn usage_line(&self, extra: &str) -> String {
+        format!(
+            "time {:.2} s{extra}, peak RSS {} (memory limit {} of {} memory, peak managed {}, {} spills), {} tasks on {} {}",
+            self.wall_seconds,
+            format_size(self.peak_rss_bytes),
+            format_size(self.memory.limit),
+            match self.memory.accounting {
+                Accounting::Own => "own",
+                _ => "process",
+            },
+            format_size(self.memory.peak_managed),
+            self.memory.spill_count,
+            self.tasks,
+            self.workers,
+            if self.workers == 1 { "worker" } else { "workers" },
+        )
+    }
 }
 
 /// Completes an `--output` directory: writes `s.zarr` and `summary.json` (with the output's
-/// final path added to `summary`), then moves the directory into place.
-pub fn commit_output(out: OutputDir, s: &[f64], summary: &mut Value) -> Result<()> {
-    write_vector_zarr(&out.path().join("s.zarr"), s)?;
-    summary["output"] = json!(out.target());
+/// final path in `summary`), then moves the directory into place.
+pub fn commit_output(out: OutputDir, summary: &mut SvdSummary) -> Result<()> {
+    write_vector_zarr(&out.path().join("s.zarr"), &summary.singular_values)?;
+    summary.output = Some(out.target().to_path_buf());
     let path = out.path().join("summary.json");
-    let text = serde_json::to_string_pretty(summary).unwrap_or_default();
+    let text = serde_json::to_string_pretty(summary).map_err(|e| Error::Bug(format!("summary: {e}")))?;
     std::fs::write(&path, text).map_err(|e| outcore::storage::StorageError::io(&path, e))?;
     out.commit().map(drop)
-}
-
-/// The line every human SVD summary ends its figures with: time, peak RSS and the manager's
-/// limit, managed peak and spills.
-pub fn usage_line(summary: &Value, extra: &str) -> String {
-    let memory = &summary["memory"];
-    let size = |v: &Value| format_size(v.as_u64().unwrap_or(0));
-    format!(
-        "time {:.2} s{extra}, peak RSS {} (memory limit {}, peak managed {}, {} spills), {} tasks on {} {}",
-        summary["wall_seconds"].as_f64().unwrap_or(0.0),
-        size(&summary["peak_rss_bytes"]),
-        size(&memory["limit"]),
-        size(&memory["peak_managed"]),
-        memory["spill_count"],
-        summary["tasks"],
-        summary["workers"],
-        if summary["workers"] == 1 { "worker" } else { "workers" },
-    )
 }
 
 /// The peak of each memory category, for human summaries.
@@ -365,6 +508,14 @@ pub fn peaks_line(peaks: &MemoryPeaks) -> String {
         format_size(peaks.unmanaged),
         format_size(peaks.unmanaged_recent),
         format_size(peaks.spilled)
+    )
+}
+
+/// What an SVD command's `--output` directory holds, once committed.
+pub fn wrote_line(path: &Path) -> String {
+    format!(
+        "wrote {} (u.zarr, s.zarr, v.zarr, summary.json; V holds right singular vectors as columns)",
+        path.display()
     )
 }
 

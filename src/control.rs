@@ -1,0 +1,120 @@
+//! Control of one run: a cancel token and an event sink, passed to the run, never left on the
+//! engine. Two runs on one engine each have their own; cancelling one leaves the other going,
+//! and a cancelled run does not affect the next.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::events::EventSink;
+
+/// Stops the runs it is given to at their next task boundary; they fail with
+/// [`Error::Interrupted`](crate::Error::Interrupted). Clones share one flag: keep a clone to
+/// cancel from another thread or a signal handler.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token not cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every run holding this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// How often memory is sampled into the event stream by default.
+pub const DEFAULT_MEMORY_INTERVAL: Duration = Duration::from_millis(20);
+
+/// What a caller controls and observes of one run: a cancel token and an event sink.
+///
+/// ```
+/// use outcore::{CancelToken, Event, RunControl};
+///
+/// let cancel = CancelToken::new();
+/// let control = RunControl::new().cancel_token(cancel.clone()).events(|event: &Event| {
+///     if let Event::TaskFinished { done, total, .. } = event {
+///         eprintln!("{done}/{total}");
+///     }
+/// });
+/// # drop(control);
+/// ```
+#[derive(Clone)]
+pub struct RunControl {
+    pub(crate) cancel: Option<CancelToken>,
+    pub(crate) events: Option<Arc<dyn EventSink>>,
+    pub(crate) memory_interval: Option<Duration>,
+}
+
+impl std::fmt::Debug for RunControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunControl")
+            .field("cancel", &self.cancel)
+            .field("events", &self.events.is_some())
+            .field("memory_interval", &self.memory_interval)
+            .finish()
+    }
+}
+
+impl Default for RunControl {
+    fn default() -> Self {
+        Self { cancel: None, events: None, memory_interval: Some(DEFAULT_MEMORY_INTERVAL) }
+    }
+}
+
+impl RunControl {
+    /// No cancel token, no events.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stops the run when `token` is cancelled.
+    pub fn cancel_token(mut self, token: CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Sends the run's events to `sink`, memory samples included (every
+    /// [`DEFAULT_MEMORY_INTERVAL`] unless [`memory_interval`](Self::memory_interval) says
+    /// otherwise).
+    pub fn events(mut self, sink: impl EventSink + 'static) -> Self {
+        self.events = Some(Arc::new(sink));
+        self
+    }
+
+    /// Sends the run's events to a sink shared with other runs.
+    pub fn shared_events(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
+        self
+    }
+
+    /// Samples memory into the event stream every `interval` (`None`: never).
+    pub fn memory_interval(mut self, interval: Option<Duration>) -> Self {
+        self.memory_interval = interval;
+        self
+    }
+
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(CancelToken::is_cancelled)
+    }
+
+    /// The sampling interval in force: none without a sink.
+    pub(crate) fn sampling(&self) -> Option<Duration> {
+        self.events.as_ref().and(self.memory_interval)
+    }
+
+    /// Sends `event` to the sink, if any.
+    pub(crate) fn emit(&self, event: &crate::events::Event) {
+        if let Some(sink) = &self.events {
+            sink.event(event);
+        }
+    }
+}
