@@ -5,6 +5,8 @@
 //!
 //! `cargo run --release --example cancel`
 
+mod common;
+
 use outcore::faer::Mat;
 use outcore::{
     CancelToken, ChunkedMatrix, Destination, Distribution, Engine, Error, Event, RunControl, TsqrOptions, TsqrPlan,
@@ -39,6 +41,7 @@ fn main() -> outcore::Result<()> {
     // The cancel belonged to that run: the engine carries on.
     let svd = plan.run(&engine, Destination::Zarr(u_path.clone()))?;
     assert!(u_path.exists());
+    println!("peak RSS before the dense check: {}", common::peak_rss());
     let dense = a.to_dense()?;
     let reference = dense.singular_values().expect("faer's SVD");
     let tol = 64.0 * f64::EPSILON * (500_000f64).sqrt() * reference[0];

@@ -5,6 +5,8 @@
 //!
 //! `cargo run --release --example concurrent_jobs`
 
+mod common;
+
 use outcore::faer::Mat;
 use outcore::{ChunkedMatrix, Distribution, Engine, SvdResult, TsqrOptions, tsqr_svd};
 
@@ -29,6 +31,7 @@ fn main() -> outcore::Result<()> {
             y.s[0], y.stats.tasks, y.stats.waits_for_memory
         );
     }
+    println!("peak RSS before the dense checks: {} (U of each job is 114 MiB, in RAM)", common::peak_rss());
     check(&a.to_dense()?, &together[0])?;
     check(&b.to_dense()?, &together[1])?;
     println!("both finished, bitwise as alone, matching faer's dense SVD; {}", engine.memory_pool());

@@ -1,9 +1,12 @@
 //! outcore inside a host that holds a lot of memory: the host allocates and touches 2 GiB
 //! before the run and another 2 GiB (on a thread of its own) during it. The engine's limit,
-//! 64 MiB, counts only what outcore holds, so the job runs as it does alone: same plan, same
-//! spills, bitwise the same singular values. Then they are checked against faer's dense SVD.
+//! 16 MiB (a TSQR with U of 600,000 x 50, 229 MiB, which spills alone), counts only what
+//! outcore holds, so the job runs as it does alone: same plan, same spills, bitwise the same
+//! singular values. Then they are checked against faer's dense SVD.
 //!
 //! `cargo run --release --example host_process [HOST_MIB]` (default 2048)
+
+mod common;
 
 use outcore::faer::{Mat, MatRef};
 use outcore::{ChunkedMatrix, Destination, Distribution, Engine, SvdResult, TsqrOptions, TsqrPlan};
@@ -13,7 +16,7 @@ const COLS: usize = 50;
 
 fn main() -> outcore::Result<()> {
     let host_mib: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2048);
-    let engine = Engine::new(64 << 20)?;
+    let engine = Engine::new(16 << 20)?;
     let a = ChunkedMatrix::generated(Distribution::Normal, 3, ROWS, COLS, 10_000, COLS)?;
     let out = std::env::temp_dir().join(format!("outcore-host-example-{}", std::process::id()));
     std::fs::create_dir_all(&out).map_err(|e| outcore::storage::StorageError::io(&out, e))?;
@@ -42,6 +45,7 @@ fn main() -> outcore::Result<()> {
     assert!(same, "the host's memory changed the result");
     println!("alone and hosted: {alone_spills} spills each, singular values bitwise equal");
 
+    println!("peak RSS before the dense check: {} (the host's 2 x {host_mib} MiB included)", common::peak_rss());
     let dense = a.to_dense()?;
     check(dense.as_ref(), &hosted)?;
     println!("sigma_1..3 = {:.6?}; matches faer's dense SVD", &hosted.s[..3]);

@@ -3,6 +3,8 @@
 //!
 //! `cargo run --release --example in_memory`
 
+mod common;
+
 use outcore::faer::{Mat, MatRef};
 use outcore::{Engine, TsqrOptions};
 
@@ -16,6 +18,7 @@ fn main() -> outcore::Result<()> {
 
     let (u, v) = (svd.u_matrix().expect("U in RAM"), svd.v_matrix().expect("V in RAM"));
     println!("sigma_1..3 = {:.6?}, U {:?}, V {:?}", &svd.s[..3], u.shape(), v.shape());
+    println!("peak RSS before the dense check: {} (A and U are 76 MiB each)", common::peak_rss());
     check(a, &svd.s, u, v);
     println!("matches faer's dense SVD; {}", engine.memory_pool());
     Ok(())

@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release --example zarr [DIR]`
 
+mod common;
+
 use std::sync::Arc;
 
 use outcore::faer::Mat;
@@ -30,6 +32,7 @@ fn main() -> outcore::Result<()> {
     let Some(Factor::Stored(u)) = &svd.u else { unreachable!("U was sent to a Zarr array") };
     println!("U written to {} ({:?})", u.describe(), u.grid().shape());
 
+    println!("peak RSS before the dense check: {} (A is 31 MiB on disk)", common::peak_rss());
     // Check against faer, reading everything back (small enough here).
     let dense = a.to_dense()?;
     let (u, v) = svd.dense_vectors()?;

@@ -37,11 +37,21 @@ pub const DEFAULT_PROCESS_OVERHEAD: u64 = 16 << 20;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Engine {
     pool: BufferManager,
     scheduler: Scheduler,
     process_overhead: u64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("pool", &self.pool.to_string())
+            .field("accounting", &self.accounting())
+            .field("scheduler", &self.scheduler)
+            .finish()
+    }
 }
 
 impl Engine {
