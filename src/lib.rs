@@ -53,7 +53,10 @@ pub use engine::{DEFAULT_MEMORY_LIMIT, DEFAULT_PROCESS_OVERHEAD, Engine, EngineB
 pub use error::{Error, MemoryError, Result};
 pub use events::{Event, EventSink};
 pub use linalg::in_memory::{randomized_svd, randomized_svd_with, svd, svd_with};
-pub use linalg::rsvd::{DEFAULT_POWER_ITERS, ErrorEstimate, RsvdMethod, RsvdOptions, RsvdPlan, RsvdResult, rsvd};
+pub use linalg::rsvd::{
+    DEFAULT_POWER_ITERS, ErrorEstimate, MAX_POWER_ITERS, MAX_PROBES, RsvdMethod, RsvdOptions, RsvdPlan, RsvdResult,
+    rsvd,
+};
 pub use linalg::tsqr::{TsqrOptions, TsqrPlan, tsqr_svd};
 pub use linalg::{Factor, SvdResult};
 pub use matrix::{ChunkedMatrix, Distribution};

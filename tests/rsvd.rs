@@ -136,4 +136,9 @@ fn bad_parameters_are_refused_clearly() {
     assert_eq!(plan.options().power_iters, 1, "30 columns hold two blocks of 15");
     assert!(plan.summary().contains("4 Krylov iterations would need a space of 75 columns"), "{}", plan.summary());
     assert!(err(RsvdOptions::new(5).probes(0)).contains("probe"));
+    // Sizes from flags that would wrap or run forever are refused up front.
+    let text = err(RsvdOptions::new(5).oversamples(usize::MAX - 1));
+    assert!(text.contains("more than can be counted") && text.contains("`oversamples`"), "{text}");
+    assert!(err(RsvdOptions::new(5).power_iters(usize::MAX)).contains("more than 100"));
+    assert!(err(RsvdOptions::new(5).probes(usize::MAX)).contains("more than 64"));
 }

@@ -301,3 +301,44 @@ fn memory_timeline_and_plot_are_written_and_peaks_reported() {
     fails_with(&["tsqr", "--rows", "1000", "--cols", "5", "--memory-plot", "x.png"], &[".svg"]);
     fails_with(&["tsqr", "--rows", "1000", "--cols", "5", "--memory-timeline", "x.xlsx"], &[".csv"]);
 }
+
+#[test]
+fn an_output_over_the_input_is_refused_and_the_input_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("data.zarr");
+    let i = input.to_str().unwrap();
+    json(&large_svd(&["generate", "--rows", "2000", "--cols", "7", "--chunk-rows", "300", "--json", "--output", i]));
+    let before = std::fs::read_dir(&input).unwrap().count();
+    let d = dir.path().to_str().unwrap();
+    let inside = input.join("svd");
+    for out in [i, d, inside.to_str().unwrap()] {
+        for command in ["tsqr", "rsvd", "generate"] {
+            let mut args = vec![command, "--input", i, "--output", out, "--overwrite"];
+            if command == "rsvd" {
+                args.extend(["-k", "2", "--oversamples", "2"]);
+            }
+            fails_with(&args, &["would overwrite the input", "--output"]);
+        }
+    }
+    assert_eq!(std::fs::read_dir(&input).unwrap().count(), before, "the input changed");
+    json(&large_svd(&["tsqr", "--input", i, "--json", "--values-only"]));
+}
+
+#[test]
+fn unwritable_side_files_are_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = out.to_str().unwrap();
+    let base = ["tsqr", "--rows", "20000", "--cols", "5", "--output", o];
+    for (flag, file) in
+        [("--memory-plot", "/nonexistent-outcore/m.svg"), ("--memory-timeline", "/nonexistent-outcore/t.csv")]
+    {
+        let args: Vec<&str> = base.iter().copied().chain([flag, file]).collect();
+        fails_with(&args, &[flag, "cannot be written"]);
+        assert!(!out.exists(), "{flag}: output written although the command failed up front");
+    }
+    let plot = dir.path().join("plot.svg");
+    let args: Vec<&str> = base.iter().copied().chain(["--json", "--memory-plot", plot.to_str().unwrap()]).collect();
+    json(&large_svd(&args));
+    assert!(out.join("u.zarr").is_dir() && plot.is_file());
+}

@@ -306,3 +306,35 @@ fn idle_workers_release_their_scratch_so_others_can_run() {
         assert_eq!(m.report().managed_accounted, 0);
     }
 }
+
+/// Panics in its third task.
+struct Panicky(AtomicUsize);
+
+impl Executor for Panicky {
+    type Op = Toy;
+    fn execute(
+        &self,
+        op: &Toy,
+        inputs: &[Pinned],
+        budget: &mut Reservation,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Output>> {
+        if self.0.fetch_add(1, Ordering::SeqCst) == 2 {
+            panic!("injected panic in a kernel");
+        }
+        ToyExecutor::default().execute(op, inputs, budget, scratch)
+    }
+}
+
+#[test]
+fn a_panicking_kernel_ends_the_run_with_a_typed_error_under_every_scheduler() {
+    for scheduler in [Scheduler::Serial, Scheduler::Threads { workers: 3 }] {
+        let m = manager(1 << 20);
+        let (g, _) = sum_tree(40, 1024);
+        let start = std::time::Instant::now();
+        let err = run(scheduler, &m, &g, &Panicky(AtomicUsize::new(0)), &RunControl::default()).unwrap_err();
+        assert!(matches!(&err, Error::Bug(text) if text.contains("injected panic")), "{scheduler:?}: {err}");
+        assert!(start.elapsed() < Duration::from_secs(10), "{scheduler:?}: the run hung after the panic");
+        assert_eq!(m.report().managed_accounted, 0, "{scheduler:?}: a panicked run kept memory");
+    }
+}

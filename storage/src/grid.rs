@@ -72,8 +72,10 @@ pub struct ChunkGrid {
 impl ChunkGrid {
     /// A grid for a `rows x cols` matrix with chunks of `chunk_rows x chunk_cols`.
     ///
-    /// Chunk dimensions must be positive. The matrix may be empty (stores can hold empty
-    /// arrays); algorithms refuse empty matrices themselves.
+    /// Chunk dimensions must be positive. A chunk side longer than the matrix (Zarr allows
+    /// one) is cut to the matrix, so chunk sizes never exceed the matrix's, which must be
+    /// addressable. The matrix may be empty (stores can hold empty arrays); algorithms refuse
+    /// empty matrices themselves.
     pub fn new(rows: usize, cols: usize, chunk_rows: usize, chunk_cols: usize) -> StorageResult<Self> {
         if chunk_rows == 0 || chunk_cols == 0 {
             return Err(StorageError::InvalidArgument {
@@ -89,7 +91,7 @@ impl ChunkGrid {
                 reason: format!("{rows} x {cols} is too large to address"),
             }
         })?;
-        Ok(Self { rows, cols, chunk_rows, chunk_cols })
+        Ok(Self { rows, cols, chunk_rows: chunk_rows.min(rows.max(1)), chunk_cols: chunk_cols.min(cols.max(1)) })
     }
 
     /// Matrix shape `(rows, cols)`.
@@ -206,6 +208,14 @@ mod tests {
         let e = g.extent(ChunkIndex::new(1, 0)).unwrap();
         assert_eq!((e.row0, e.col0, e.rows, e.cols), (3, 0, 3, 2));
         assert_eq!(g.indices().map(|i| g.extent(i).unwrap().len()).sum::<usize>(), 35);
+    }
+
+    #[test]
+    fn chunks_longer_than_the_matrix_are_cut_to_it_and_sizes_never_wrap() {
+        let g = ChunkGrid::new(1000, 10, 1 << 40, 1 << 40).unwrap();
+        assert_eq!((g.chunk_shape(), g.grid_shape()), ((1000, 10), (1, 1)));
+        assert_eq!(g.extent(ChunkIndex::new(0, 0)).unwrap().bytes(), 80_000);
+        assert!(ChunkGrid::new(1 << 40, 1 << 40, 10, 10).is_err(), "2^80 values cannot be addressed");
     }
 
     #[test]

@@ -237,3 +237,19 @@ fn a_streamed_chunk_with_a_flipped_bit_fails_its_checksum_at_the_end() {
     assert!(err.to_string().contains("checksum"), "{err}");
     assert!(streamed(&store, ChunkIndex::new(1, 0), 3).is_ok());
 }
+
+#[test]
+fn a_chunk_shape_too_large_to_read_is_refused_not_wrapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.zarr");
+    ZarrStore::create(&path, ChunkGrid::new(1000, 10, 100, 10).unwrap(), &ZarrOptions::default()).unwrap();
+    let meta = path.join("zarr.json");
+    let original: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+    for huge in [[1u64 << 40, 1 << 40], [1 << 30, 1 << 30]] {
+        let mut edited = original.clone();
+        edited["chunk_grid"]["configuration"]["chunk_shape"] = serde_json::json!(huge);
+        std::fs::write(&meta, edited.to_string()).unwrap();
+        let err = ZarrStore::open(&path).unwrap_err().to_string();
+        assert!(err.contains("too large for any chunk to be read"), "{huge:?}: {err}");
+    }
+}

@@ -28,7 +28,9 @@ mod build;
 mod kernels;
 mod plan;
 
-pub use plan::{DEFAULT_POWER_ITERS, ErrorEstimate, RsvdMethod, RsvdOptions, RsvdPlan, RsvdResult};
+pub use plan::{
+    DEFAULT_POWER_ITERS, ErrorEstimate, MAX_POWER_ITERS, MAX_PROBES, RsvdMethod, RsvdOptions, RsvdPlan, RsvdResult,
+};
 
 use crate::Result;
 use crate::engine::Engine;

@@ -42,6 +42,13 @@ impl std::str::FromStr for RsvdMethod {
 /// is the default: ten times more accurate than Dask's default and still faster than it.
 pub const DEFAULT_POWER_ITERS: usize = 4;
 
+/// Most power (or Krylov) iterations a plan takes: each is two passes over A.
+pub const MAX_POWER_ITERS: usize = 100;
+
+/// Most Gaussian probes of the error estimate: each adds a column to the first pass, and 10
+/// already put the failure probability at 1e-10.
+pub const MAX_PROBES: usize = 64;
+
 /// Choices for a randomized SVD. Start from [`RsvdOptions::new`] with the number of singular
 /// values wanted and change what you need:
 ///
@@ -195,18 +202,37 @@ impl RsvdPlan {
         if o.k == 0 {
             return Err(Error::invalid("k", "k = 0 asks for no singular values; give k >= 1"));
         }
-        let l = o.k + o.oversamples;
-        if l > m.min(n) {
+        if o.power_iters > MAX_POWER_ITERS {
+            return Err(Error::invalid(
+                "power_iters",
+                format!(
+                    "{} iterations is more than {MAX_POWER_ITERS} (each is two passes over A); the default {DEFAULT_POWER_ITERS} is accurate on flat spectra, and more than 20 rarely helps",
+                    o.power_iters
+                ),
+            ));
+        }
+        if o.probes > MAX_PROBES {
+            return Err(Error::invalid(
+                "probes",
+                format!(
+                    "{} probes is more than {MAX_PROBES}; 10 already make the error bound fail with probability 1e-10",
+                    o.probes
+                ),
+            ));
+        }
+        let sum = o.k.checked_add(o.oversamples);
+        let Some(l) = sum.filter(|&l| l <= m.min(n)) else {
+            let total = sum.map_or_else(|| " (more than can be counted)".into(), |l| format!(" = {l}"));
             return Err(Error::invalid(
                 "k",
                 format!(
-                    "k + oversamples = {} + {} = {l} exceeds min(rows, cols) = {} of the {m} x {n} matrix; lower `k` or `oversamples` (for all singular values of a narrow matrix use TSQR)",
+                    "k + oversamples = {} + {}{total} exceeds min(rows, cols) = {} of the {m} x {n} matrix; lower `k` or `oversamples` (for all singular values of a narrow matrix use TSQR)",
                     o.k,
                     o.oversamples,
                     m.min(n)
                 ),
             ));
-        }
+        };
         // A Krylov space wider than the matrix cannot be built: fewer iterations fill it.
         let mut options = o.clone();
         let mut reduced_from = None;

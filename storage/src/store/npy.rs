@@ -65,7 +65,14 @@ impl NpyStore {
         let file = File::open(&path).map_err(|e| StorageError::io(&path, e))?;
         let (layout, rows, cols, data_offset) = read_header(&path, &file)?;
         let file_len = file.metadata().map_err(|e| StorageError::io(&path, e))?.len() as usize;
-        let needed = data_offset + rows * cols * layout.dtype.size();
+        let needed = rows
+            .checked_mul(cols)
+            .and_then(|n| n.checked_mul(layout.dtype.size()))
+            .and_then(|n| n.checked_add(data_offset))
+            .ok_or_else(|| StorageError::NotAnArray {
+                path: path.clone(),
+                reason: format!("its header promises {rows} x {cols} values, more than can be addressed"),
+            })?;
         if file_len < needed {
             return Err(StorageError::NotAnArray {
                 path,
@@ -311,6 +318,25 @@ fn encode_header(rows: usize, cols: usize) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::store::{read_matrix, write_matrix};
+
+    #[test]
+    fn a_header_promising_more_than_can_be_addressed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (rows, cols) in [(4, 1usize << 61), (1usize << 40, 1usize << 40), (3, 0)] {
+            let path = dir.path().join(format!("h{rows}x{cols}.npy"));
+            let mut bytes = encode_header(rows, cols);
+            bytes.extend_from_slice(&[0u8; 64]);
+            std::fs::write(&path, bytes).unwrap();
+            match NpyStore::open(&path) {
+                Err(e) if cols > 0 => {
+                    let text = e.to_string();
+                    assert!(text.contains("more than can be addressed") || text.contains("truncated"), "{text}");
+                }
+                Err(e) => panic!("an empty 3 x 0 array is readable: {e}"),
+                Ok(store) => assert_eq!((cols, store.grid().shape()), (0, (3, 0))),
+            }
+        }
+    }
 
     #[test]
     fn round_trips_and_rechunks() {

@@ -122,6 +122,10 @@ impl std::fmt::Debug for ZarrStore {
     }
 }
 
+/// The largest chunk (as stored, edge padding included) outcore opens: 1 TiB. Larger ones
+/// cannot be read into any machine's memory, and their sizes would overflow estimates.
+const MAX_CHUNK_BYTES: usize = 1 << 40;
+
 /// Creates the directory of a new array at `path` (which must not exist) and its store.
 fn new_array_dir(path: &Path) -> StorageResult<(PathBuf, Arc<FilesystemStore>)> {
     let path = path.to_path_buf();
@@ -203,6 +207,16 @@ impl ZarrStore {
                 reason: "its chunk grid is not a regular 2-D grid; rechunk it with zarr to regular chunks".into(),
             });
         };
+        // Zarr pads edge chunks to the full chunk shape: a chunk must be readable as stored.
+        let chunk_bytes = cr.checked_mul(cc).and_then(|n| n.checked_mul(size_of::<f64>()));
+        if chunk_bytes.is_none_or(|b| b > MAX_CHUNK_BYTES) {
+            return Err(StorageError::NotAnArray {
+                path,
+                reason: format!(
+                    "its chunk shape {cr} x {cc} is too large for any chunk to be read; rechunk it with zarr to chunks of a few MiB"
+                ),
+            });
+        }
         let grid = ChunkGrid::new(shape[0] as usize, shape[1] as usize, cr, cc)?;
         let raw = raw.filter(|_| element == Element::F64 && cfg!(target_endian = "little"));
         Ok(Self { path, array, grid, chunk_shape: (cr, cc), element, raw })
