@@ -129,7 +129,7 @@ impl Engine {
 pub struct EngineBuilder {
     memory_limit: Option<u64>,
     scheduler: Option<Scheduler>,
-    accounting: Accounting,
+    accounting: Option<Accounting>,
     thresholds: Option<Thresholds>,
     spill_dir: Option<PathBuf>,
     compress_spills: Option<bool>,
@@ -168,7 +168,7 @@ impl EngineBuilder {
 
     /// What the limit counts (default [`Accounting::Own`]: the engine's own bytes).
     pub fn accounting(mut self, accounting: Accounting) -> Self {
-        self.accounting = accounting;
+        self.accounting = Some(accounting);
         self
     }
 
@@ -211,7 +211,7 @@ impl EngineBuilder {
         let process_overhead = self.process_overhead.unwrap_or(DEFAULT_PROCESS_OVERHEAD);
         if let Some(pool) = self.pool {
             let own_settings = self.memory_limit.is_some()
-                || self.accounting != Accounting::default()
+                || self.accounting.is_some()
                 || self.thresholds.is_some()
                 || self.spill_dir.is_some()
                 || self.compress_spills.is_some()
@@ -225,7 +225,7 @@ impl EngineBuilder {
             return Ok(Engine { pool, scheduler, process_overhead });
         }
         let mut config = BufferConfig::new(self.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT))
-            .with_accounting(self.accounting)
+            .with_accounting(self.accounting.unwrap_or_default())
             .with_thresholds(self.thresholds.unwrap_or_default());
         if let Some(dir) = self.spill_dir {
             if !dir.is_dir() {

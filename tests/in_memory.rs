@@ -108,4 +108,10 @@ fn an_output_over_its_input_is_refused_before_any_work() {
     assert_eq!(a.to_dense().unwrap(), generated.to_dense().unwrap(), "the input changed");
     let svd = plan.run(&engine, Destination::Zarr(dir.path().join("u.zarr"))).unwrap();
     assert!(matches!(svd.u, Some(Factor::Stored(_))) && dir.path().join("u.zarr").is_dir());
+    // U and V of a randomized SVD never share a path, however it is spelled.
+    let rsvd = outcore::RsvdPlan::new(&a, &RsvdOptions::new(2).oversamples(1), &engine).unwrap();
+    let (u, v) = (dir.path().join("f"), dir.path().join(".").join("f").join("v"));
+    let err = rsvd.run(&engine, Destination::Zarr(u.clone()), Destination::Zarr(v)).unwrap_err();
+    assert!(err.to_string().contains("would overwrite each other"), "{err}");
+    assert!(!u.exists());
 }

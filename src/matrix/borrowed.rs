@@ -1,12 +1,13 @@
 //! The caller's own matrices, lent to one run without a copy: read as the input, or written
 //! as a factor.
 //!
-//! Stores are `'static` (`Arc<dyn ChunkStore>`), a caller's `MatRef<'a>` is not. A [`Lease`]
-//! bridges the two: the store holds a raw view behind a lock, and the lease, which lives on
-//! the calling function's stack and never longer than the borrow, takes the view away when it
-//! drops (at the end of the call, on error and on panic alike). Every access holds the lock
-//! and finds the view still there, or fails with a typed error; so no access outlives the
-//! borrow, whatever other handles to the store still exist.
+//! Stores are `'static` (`Arc<dyn ChunkStore>`), a caller's `MatRef<'a>` is not. A
+//! [`Lease<'a>`](Lease) bridges the two: the store holds a raw view behind a lock, and the
+//! lease, which borrows what was lent for `'a` so it cannot outlive it, takes the view away
+//! when it drops (at the end of the call, on error and on panic alike). Every access holds the
+//! lock and finds the view still there, or fails with a typed error; so no access outlives the
+//! borrow, whatever other handles to the store still exist. (Forgetting a lease with
+//! `mem::forget` would skip that: nothing here does.)
 
 use std::sync::{Arc, RwLock};
 
@@ -54,11 +55,18 @@ type Slot = Arc<RwLock<Option<RawView>>>;
 
 /// Ends a loan when dropped: the store it backs fails every later access.
 #[derive(Debug)]
-pub(crate) struct Lease {
+pub(crate) struct Lease<'a> {
     slot: Slot,
+    _borrow: std::marker::PhantomData<&'a mut f64>,
 }
 
-impl Drop for Lease {
+impl Lease<'_> {
+    fn new(slot: Slot) -> Self {
+        Self { slot, _borrow: std::marker::PhantomData }
+    }
+}
+
+impl Drop for Lease<'_> {
     fn drop(&mut self) {
         // Waits for any access in progress, then takes the view away.
         *self.slot.write().unwrap_or_else(|p| p.into_inner()) = None;
@@ -94,7 +102,7 @@ pub(crate) struct BorrowedStore {
 
 impl BorrowedStore {
     /// Lends `a` until the returned lease drops.
-    pub(crate) fn lend(a: MatRef<'_, f64>, chunk_rows: usize, chunk_cols: usize) -> Result<(Arc<Self>, Lease)> {
+    pub(crate) fn lend<'a>(a: MatRef<'a, f64>, chunk_rows: usize, chunk_cols: usize) -> Result<(Arc<Self>, Lease<'a>)> {
         let grid = ChunkGrid::new(a.nrows(), a.ncols(), chunk_rows, chunk_cols)?;
         let view = RawView {
             ptr: a.as_ptr().cast_mut(),
@@ -104,7 +112,7 @@ impl BorrowedStore {
             col_stride: a.col_stride(),
         };
         let slot: Slot = Arc::new(RwLock::new(Some(view)));
-        Ok((Arc::new(Self { grid, slot: slot.clone() }), Lease { slot }))
+        Ok((Arc::new(Self { grid, slot: slot.clone() }), Lease::new(slot)))
     }
 }
 
@@ -161,7 +169,18 @@ pub(crate) struct MatSink {
 
 impl MatSink {
     /// Lends `dst` for writing in chunks of `chunk_rows` rows until the returned lease drops.
-    pub(crate) fn lend(dst: MatMut<'_, f64>, chunk_rows: usize) -> Result<(Arc<Self>, Lease)> {
+    pub(crate) fn lend<'a>(dst: MatMut<'a, f64>, chunk_rows: usize) -> Result<(Arc<Self>, Lease<'a>)> {
+        // SAFETY: the lease borrows `dst` for 'a, so it drops before the memory can go.
+        unsafe { Self::lend_unbounded(dst, chunk_rows) }
+    }
+
+    /// As [`lend`](Self::lend), with a lease not tied to `dst`'s borrow: for a matrix the
+    /// caller owns beside the lease, whose heap buffer does not move when the matrix does.
+    ///
+    /// # Safety
+    /// The memory `dst` views must stay allocated, and be touched by nothing else, until the
+    /// returned lease has dropped.
+    pub(crate) unsafe fn lend_unbounded<'a>(dst: MatMut<'_, f64>, chunk_rows: usize) -> Result<(Arc<Self>, Lease<'a>)> {
         let grid = ChunkGrid::new(dst.nrows(), dst.ncols(), chunk_rows.max(1), dst.ncols().max(1))?;
         let view = RawView {
             ptr: dst.as_ptr_mut(),
@@ -171,7 +190,7 @@ impl MatSink {
             col_stride: dst.col_stride(),
         };
         let slot: Slot = Arc::new(RwLock::new(Some(view)));
-        Ok((Arc::new(Self { grid, slot: slot.clone() }), Lease { slot }))
+        Ok((Arc::new(Self { grid, slot: slot.clone() }), Lease::new(slot)))
     }
 }
 

@@ -56,11 +56,11 @@ impl ChunkedMatrix {
     }
 
     /// The caller's matrix, lent until the returned lease drops.
-    pub(crate) fn borrowed(
-        a: MatRef<'_, f64>,
+    pub(crate) fn borrowed<'a>(
+        a: MatRef<'a, f64>,
         chunk_rows: usize,
         chunk_cols: usize,
-    ) -> Result<(Self, borrowed::Lease)> {
+    ) -> Result<(Self, borrowed::Lease<'a>)> {
         let (store, lease) = borrowed::BorrowedStore::lend(a, chunk_rows, chunk_cols)?;
         Ok((Self { store: store.clone(), windows: Some(store), transposed: false }, lease))
     }

@@ -146,6 +146,27 @@ struct Run<'a, E: Executor> {
 /// How long a waiting worker sleeps at most before it looks again (a release wakes it sooner).
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
+thread_local! {
+    /// The pools whose tasks this thread is running now (innermost last).
+    static RUNNING_TASK_OF: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks the current thread as running a task of a pool while it lives.
+struct InTask;
+
+impl InTask {
+    fn enter(pool: usize) -> Self {
+        RUNNING_TASK_OF.with(|p| p.borrow_mut().push(pool));
+        Self
+    }
+}
+
+impl Drop for InTask {
+    fn drop(&mut self) {
+        RUNNING_TASK_OF.with(|p| p.borrow_mut().pop());
+    }
+}
+
 /// Runs `graph` with `executor` under `scheduler`, keeping the graph's kept outputs as results.
 ///
 /// For its duration the run reserves the graph's own bookkeeping
@@ -177,6 +198,13 @@ pub(crate) fn run<E: Executor>(
     }
     for key in graph.kept() {
         reads_left[key.task.0][key.slot] = usize::MAX;
+    }
+    if RUNNING_TASK_OF.with(|p| p.borrow().contains(&manager.pool_id())) {
+        // Its tasks could wait for memory the calling task holds, and that task for them.
+        return Err(Error::invalid(
+            "engine",
+            "a run was started from inside a task of another run on the same memory pool, so each could wait for the other's memory; give the inner run an engine with a pool of its own",
+        ));
     }
     let bookkeeping = manager.reserve(graph.footprint())?;
     let ready = (0..tasks.len()).filter(|&i| waiting[i] == 0).map(Reverse).collect();
@@ -218,10 +246,12 @@ pub(crate) fn run<E: Executor>(
         }
     }
     let failed = run.lock().failed.take();
-    // Read the kept outputs now, while a lost spill can still be recomputed.
+    // Read the kept outputs now, while a lost spill can still be recomputed (which runs a
+    // kernel here, so a panic is caught as in the workers).
     let kept = match failed {
         Some(e) => Err(e),
-        None => run.collect_kept(),
+        None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.collect_kept()))
+            .unwrap_or_else(|panic| Err(Error::Bug(format!("reading the results panicked: {}", panic_text(&*panic))))),
     };
     let mut st = run.lock();
     let stats = RunStats {
@@ -244,6 +274,30 @@ pub(crate) fn run<E: Executor>(
         return Err(Error::Bug(format!("run ended after {} of {} tasks", stats.tasks, tasks.len())));
     }
     Ok((Results::new(kept), stats))
+}
+
+/// Blocks removed from the pool when dropped.
+struct Temporaries<'m> {
+    manager: &'m BufferManager,
+    ids: Vec<BlockId>,
+}
+
+impl Drop for Temporaries<'_> {
+    fn drop(&mut self) {
+        for &id in &self.ids {
+            // Each exists: made by `recompute` and removed nowhere else.
+            let _ = self.manager.remove(id);
+        }
+    }
+}
+
+/// What a caught panic said.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// The run's links to the pool while it lasts: spill and reload events, memory samples.
@@ -325,12 +379,7 @@ impl<E: Executor> Run<'_, E> {
         let mut worker = Worker { id, scratch };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.work(&mut worker)));
         if let Err(panic) = outcome {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            self.fail(Error::Bug(format!("worker {id} panicked: {what}")));
+            self.fail(Error::Bug(format!("worker {id} panicked: {}", panic_text(&*panic))));
         }
     }
 
@@ -360,7 +409,10 @@ impl<E: Executor> Run<'_, E> {
             };
             drop(st);
             let outcome = self.admit(task, worker).and_then(|budget| match budget {
-                Some(budget) => self.execute(task, budget, worker),
+                Some(budget) => {
+                    let _in_task = InTask::enter(self.manager.pool_id());
+                    self.execute(task, budget, worker)
+                }
                 None => Ok(()),
             });
             if let Err(e) = outcome {
@@ -439,7 +491,16 @@ impl<E: Executor> Run<'_, E> {
         }
         let mut ids = Vec::with_capacity(outputs.len());
         for out in outputs {
-            ids.push(self.manager.insert(&mut budget, out.data, out.rows, out.cols)?);
+            match self.manager.insert(&mut budget, out.data, out.rows, out.cols) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    // The outputs stored so far belong to no task yet: nobody else frees them.
+                    for id in ids {
+                        let _ = self.manager.remove(id);
+                    }
+                    return Err(e.into());
+                }
+            }
         }
         drop(budget);
         let (done, total) = self.finish(task, ids);
@@ -491,14 +552,15 @@ impl<E: Executor> Run<'_, E> {
         }
         let spec = &self.graph.tasks()[key.task.0];
         let mut pins = Vec::with_capacity(spec.inputs.len());
-        let mut temporaries = Vec::new();
+        // Recomputed inputs no task holds: removed when this returns, on errors too.
+        let mut temporaries = Temporaries { manager: self.manager, ids: Vec::new() };
         for &input in &spec.inputs {
             let held = self.lock().blocks[input.task.0][input.slot];
             let pinned = match held {
                 Some(_) => self.pin_input(input, budget, scratch)?,
                 None => {
                     let fresh = self.recompute(input, budget, scratch, depth + 1)?;
-                    temporaries.push(fresh);
+                    temporaries.ids.push(fresh);
                     self.manager.pin_with(fresh, budget)?
                 }
             };
@@ -506,9 +568,7 @@ impl<E: Executor> Run<'_, E> {
         }
         let outputs = self.executor.execute(&spec.op, &pins, budget, scratch)?;
         drop(pins);
-        for id in temporaries {
-            let _ = self.manager.remove(id);
-        }
+        drop(temporaries);
         let out = outputs.into_iter().nth(key.slot).ok_or_else(|| {
             Error::Bug(format!("recomputing {key:?}: {} has no output {}", spec.op.label(), key.slot))
         })?;

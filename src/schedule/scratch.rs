@@ -6,8 +6,9 @@ use crate::{Error, Result};
 
 /// Large buffers a worker thread reuses across its tasks (panels, chunk reads, U blocks), so
 /// they are not allocated (and faulted in fresh) for every task, and the allocator has no churn
-/// to keep pages for. Their bytes stay reserved in the buffer manager while the worker lives;
-/// a task that declares reusable bytes is admitted with that much credit.
+/// to keep pages for. Their bytes are a cache reservation in the pool, held from task to task
+/// and given up whenever the worker is idle or waits for memory; a task that declares reusable
+/// bytes is admitted with that much credit.
 #[derive(Debug)]
 pub struct WorkerScratch {
     reservation: Reservation,

@@ -338,3 +338,33 @@ fn a_panicking_kernel_ends_the_run_with_a_typed_error_under_every_scheduler() {
         assert_eq!(m.report().managed_accounted, 0, "{scheduler:?}: a panicked run kept memory");
     }
 }
+
+/// Starts a run of its own, on the pool it was given, from inside its task.
+struct Nested(BufferManager);
+
+impl Executor for Nested {
+    type Op = Toy;
+    fn execute(
+        &self,
+        _op: &Toy,
+        _inputs: &[Pinned],
+        _budget: &mut Reservation,
+        _scratch: &mut Scratch,
+    ) -> Result<Vec<Output>> {
+        let (g, _) = sum_tree(4, 1024);
+        run(Scheduler::Serial, &self.0, &g, &ToyExecutor::default(), &RunControl::default())?;
+        Ok(vec![Output { data: vec![1.0], rows: 1, cols: 1 }])
+    }
+}
+
+#[test]
+fn a_run_started_inside_a_task_on_the_same_pool_is_refused_not_deadlocked() {
+    let m = manager(1 << 20);
+    let (g, _) = sum_tree(4, 1024);
+    let err = run(Scheduler::Threads { workers: 2 }, &m, &g, &Nested(m.clone()), &RunControl::default()).unwrap_err();
+    assert!(err.to_string().contains("same memory pool"), "{err}");
+    // On a pool of its own, the inner run is fine.
+    let (g, _) = sum_tree(4, 1024);
+    run(Scheduler::Threads { workers: 2 }, &m, &g, &Nested(manager(1 << 20)), &RunControl::default()).unwrap();
+    assert_eq!(m.report().managed_accounted, 0);
+}

@@ -125,7 +125,7 @@ pub enum StorageError {
 
     /// A memory request that cannot be met within the limit.
     #[error(
-        "cannot reserve {} under the {} memory limit: {} is pinned or reserved and nothing more can be evicted or will be released; raise `memory_limit` to at least {}",
+        "cannot reserve {} under the {} memory limit: {} is pinned or reserved and nothing more can be evicted; raise `memory_limit` to at least {}",
         format_size(*requested),
         format_size(*limit),
         format_size(*in_use),

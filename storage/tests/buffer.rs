@@ -319,6 +319,18 @@ fn pin_with_takes_load_memory_from_the_task_budget() {
 }
 
 #[test]
+fn a_budget_of_another_pool_is_refused() {
+    let a = BufferManager::new(BufferConfig::new(2 * MIB)).unwrap();
+    let b = BufferManager::new(BufferConfig::new(2 * MIB)).unwrap();
+    let grid = ChunkGrid::new(256, 512, 256, 512).unwrap();
+    let id = a.register(Arc::new(MemoryStore::new(grid)), ChunkIndex::new(0, 0)).unwrap();
+    let mut foreign = b.reserve(MIB).unwrap();
+    assert!(matches!(a.pin_with(id, &mut foreign), Err(StorageError::Bug(_))));
+    drop(foreign);
+    assert_eq!((a.report().managed_accounted, b.report().managed_accounted), (0, 0));
+}
+
+#[test]
 fn streaming_reads_keep_their_budget_and_evict_block_frees_one_block() {
     let grid = ChunkGrid::new(512, 256, 128, 256).unwrap(); // 4 chunks of 256 KiB
     let store: Arc<dyn ChunkStore> = Arc::new(MemoryStore::new(grid));

@@ -358,9 +358,10 @@ impl RsvdPlan {
     ) -> Result<RsvdResult> {
         let (u_grid, v_grid) = self.factor_grids()?;
         if let (Destination::Zarr(a), Destination::Zarr(b)) = (&u, &v)
-            && a == b
+            && crate::output::overlap(a, b)
         {
-            return Err(Error::invalid("destination", format!("U and V both go to {}", a.display())));
+            let (a, b) = (a.display(), b.display());
+            return Err(Error::invalid("destination", format!("U ({a}) and V ({b}) would overwrite each other")));
         }
         let u = Sink::open(u, u_grid, &self.a, "U")?;
         let v = Sink::open(v, v_grid, &self.a, "V")?;
@@ -378,7 +379,8 @@ impl RsvdPlan {
             probes,
             failure_probability: 10f64.powi(-(probes as i32)),
         };
-        let svd = SvdResult { s, u: Some(u.finish()?), v: Some(v.finish()?), stats };
+        let (u, v) = Sink::finish_pair(u, v)?;
+        let svd = SvdResult { s, u: Some(u), v: Some(v), stats };
         Ok(RsvdResult { svd, error, passes: self.passes() })
     }
 }

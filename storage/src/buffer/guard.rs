@@ -60,7 +60,8 @@ impl Reservation {
         self.merge(extra)
     }
 
-    /// Moves `bytes` of this reservation into a new one.
+    /// Moves `bytes` of this reservation into a new, plain one (bytes split off a task's
+    /// admission or a worker's cache are no longer counted as such).
     pub fn split(&mut self, bytes: u64) -> StorageResult<Reservation> {
         if bytes > self.bytes {
             return Err(StorageError::Bug(format!(

@@ -247,8 +247,10 @@ impl BufferManager {
     }
 
     /// Calls `listener` with every [`PoolEvent`] (spills, reloads) until the returned
-    /// subscription is dropped. Listeners run on the thread that caused the event, with no
-    /// lock held; keep them short.
+    /// subscription is dropped; once the drop returns, the listener is not called again.
+    /// Listeners run on the thread that caused the event, with the pool's state unlocked but
+    /// the list of listeners locked: keep them short, and do not subscribe or unsubscribe
+    /// from one.
     pub fn subscribe(&self, listener: impl Fn(&PoolEvent) + Send + Sync + 'static) -> Subscription {
         let id = self.shared.subscribe(Arc::new(listener));
         Subscription { shared: self.shared.clone(), id }
@@ -257,6 +259,11 @@ impl BufferManager {
     /// Whether `other` is a handle to the same pool.
     pub fn same_pool(&self, other: &BufferManager) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// A number that identifies this pool among the live pools of the process.
+    pub fn pool_id(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
     }
 
     /// Stores `data` (`rows x cols`, row-major) as a dirty block, taking its bytes from
@@ -309,6 +316,9 @@ impl BufferManager {
     /// that reserved its working set up front uses this so loads cannot fail for lack of room
     /// taken meanwhile by others.
     pub fn pin_with(&self, id: BlockId, budget: &mut Reservation) -> StorageResult<Pinned> {
+        if !budget.belongs_to(&self.shared) {
+            return Err(StorageError::Bug("pinning with a budget from another buffer manager".into()));
+        }
         self.shared.pin(id, Some(budget))
     }
 

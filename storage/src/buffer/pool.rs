@@ -305,9 +305,9 @@ impl Shared {
 
     /// Tells every subscriber; called with no lock held.
     fn emit(&self, event: PoolEvent) {
-        let listeners: Vec<Listener> =
-            self.listeners.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(_, l)| l.clone()).collect();
-        for listener in listeners {
+        // Held while calling, so a listener never runs after its unsubscribe returned.
+        let listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, listener) in listeners.iter() {
             listener(&event);
         }
     }
@@ -462,9 +462,14 @@ impl Shared {
                         }
                     }
                     Err(e) => {
-                        // Keep the block in RAM and evictable; report the failure.
+                        // Keep the block in RAM and evictable (or drop it, if it was removed
+                        // meanwhile); report the failure.
                         block.residency = Residency::Resident(data.clone());
-                        block.lru_tick = Some(st.lru.push(id));
+                        if block.remove_when_idle {
+                            discard = st.remove_idle(id);
+                        } else {
+                            block.lru_tick = Some(st.lru.push(id));
+                        }
                         first_error.get_or_insert(e);
                     }
                 }
