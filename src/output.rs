@@ -205,6 +205,7 @@ pub struct OutputDir {
     partial: PathBuf,
     overwrite: bool,
     committed: bool,
+    leftovers: Vec<PathBuf>,
 }
 
 impl OutputDir {
@@ -246,9 +247,12 @@ impl OutputDir {
                 ),
             ));
         }
+        // Partial outputs of runs that were killed (named by their process) go first.
+        let prefix = format!(".{name}.partial-");
+        let leftovers = outcore_storage::leftovers::remove_leftovers(&parent, &prefix);
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let partial = parent.join(format!(".{name}.partial-{}-{serial}", std::process::id()));
+        let partial = parent.join(format!("{prefix}{}-{serial}", std::process::id()));
         if partial.exists() {
             std::fs::remove_dir_all(&partial).map_err(|e| StorageError::io(&partial, e))?;
         }
@@ -261,7 +265,13 @@ impl OutputDir {
                 .and_then(|()| std::fs::remove_dir(&partial))
                 .map_err(|e| StorageError::io(&target, e))?;
         }
-        Ok(Self { target, partial, overwrite, committed: false })
+        Ok(Self { target, partial, overwrite, committed: false, leftovers })
+    }
+
+    /// Partial outputs of earlier runs that were killed before they could clean up, removed
+    /// when this one was created.
+    pub fn leftovers_removed(&self) -> &[PathBuf] {
+        &self.leftovers
     }
 
     /// Where to write the result's files until it is committed.

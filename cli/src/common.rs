@@ -102,6 +102,10 @@ impl Session {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
+        let spill_parent = run.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let removed =
+            outcore::storage::leftovers::remove_leftovers(&spill_parent, outcore::storage::buffer::SPILL_PREFIX);
+        notice_leftovers("spill director", &removed);
         let started = Instant::now();
         let observer = Arc::new(Observer { bar, started, samples: Mutex::new(Vec::new()) });
         let control = RunControl::new()
@@ -220,6 +224,26 @@ pub fn print_header(command: &str, a: &ChunkedMatrix, session: &Session, plan_su
         session.limit_text()
     );
     eprintln!("{plan_summary}");
+}
+
+/// Starts the output directory `path` (see [`OutputDir::create`]), saying which partial
+/// outputs of killed runs it removed on the way.
+pub fn create_output(path: &Path, overwrite: bool) -> Result<OutputDir> {
+    let out = OutputDir::create(path, overwrite)?;
+    notice_leftovers("partial output", out.leftovers_removed());
+    Ok(out)
+}
+
+/// Tells on stderr what leftovers of killed runs were removed.
+fn notice_leftovers(what: &str, removed: &[std::path::PathBuf]) {
+    if let Some(first) = removed.first() {
+        let plural = if what.ends_with("director") {
+            if removed.len() == 1 { "y" } else { "ies" }
+        } else {
+            if removed.len() == 1 { "" } else { "s" }
+        };
+        eprintln!("note: removed {} {what}{plural} left by killed runs (e.g. {})", removed.len(), first.display());
+    }
 }
 
 /// The scheduler `run` asks for (threads when none is named).

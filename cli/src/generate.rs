@@ -3,20 +3,19 @@
 
 use std::sync::Arc;
 
-use outcore::output::OutputDir;
 use outcore::storage::{Compression, StorageError, ZarrOptions, ZarrStore, format_size};
 use outcore::{CancelToken, Error, Result, copy_matrix};
 use serde_json::json;
 
 use crate::cli::{GenerateArgs, RunArgs};
-use crate::common::{MemorySummary, Session, open_matrix, peak_rss};
+use crate::common::{MemorySummary, Session, create_output, open_matrix, peak_rss};
 
 pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     let a = open_matrix(&args.matrix)?;
     let compression: Compression =
         args.compression.parse().map_err(|e: StorageError| Error::invalid("--compression", e.to_string()))?;
     outcore::output::check_no_overlap(&a, &args.output)?;
-    let out = OutputDir::create(&args.output, args.overwrite)?;
+    let out = create_output(&args.output, args.overwrite)?;
     let grid = match &args.matrix.input {
         // Converting keeps the input's shape, in row panels like the generated default.
         Some(_) => outcore::storage::ChunkGrid::new(

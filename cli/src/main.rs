@@ -11,8 +11,10 @@ mod tsqr;
 mod workload;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use clap::Parser;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use outcore::{CancelToken, Error};
 
@@ -55,15 +57,37 @@ fn message(error: &Error) -> String {
 /// Exit code of an internal error (a bug), apart from the user's errors (1).
 const EXIT_BUG: u8 = 70;
 
+/// The first termination signal received (0: none).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// SIGINT (Ctrl-C), SIGTERM and SIGHUP cancel the run: it stops within a block's time, removes
+/// its partial output and spill files, and the process exits with 128 + the signal. A second
+/// signal exits at once; what it leaves behind is named by this process's id, and the next
+/// run in the same directories removes it.
+fn handle_signals(cancel: CancelToken) {
+    let signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]);
+    let spawned = signals.and_then(|mut signals| {
+        std::thread::Builder::new().name("outcore-signals".into()).spawn(move || {
+            for signal in signals.forever() {
+                if SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+                    eprintln!("\nlarge-svd: stopping and cleaning up (signal again to quit at once)");
+                    cancel.cancel();
+                } else {
+                    std::process::exit(128 + signal);
+                }
+            }
+        })
+    });
+    if let Err(e) = spawned {
+        eprintln!("warning: cannot handle Ctrl-C ({e}); a signal will stop the run without cleanup");
+    }
+}
+
 fn main() -> ExitCode {
     return_freed_memory_promptly();
     let cli = cli::Cli::parse();
     let cancel = CancelToken::new();
-    let handler_token = cancel.clone();
-    // Ctrl-C stops the run at the next task boundary; cleanup happens as the run unwinds.
-    if let Err(e) = ctrlc::set_handler(move || handler_token.cancel()) {
-        eprintln!("warning: cannot install the Ctrl-C handler ({e}); Ctrl-C will stop without cleanup");
-    }
+    handle_signals(cancel.clone());
     let result = match &cli.command {
         None => demo::run(&cli.run, cancel),
         Some(cli::Command::Tsqr(args)) => tsqr::run(args, &cli.run, cancel),
@@ -75,7 +99,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Interrupted) => {
             eprintln!("large-svd: interrupted; no output was written and spill files were removed");
-            ExitCode::from(130)
+            let signal = SIGNAL.load(Ordering::SeqCst);
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(130))
         }
         Err(e @ Error::Bug(_)) => {
             eprintln!("large-svd: error: {}", message(&e));

@@ -1,12 +1,11 @@
 //! `large-svd rsvd`.
 
-use outcore::output::OutputDir;
 use outcore::{CancelToken, Destination, Result, RsvdOptions, RsvdPlan};
 
 use crate::cli::{RsvdArgs, RunArgs};
 use crate::common::{
-    Details, Session, SvdSummary, commit_output, factor_store, open_matrix, peaks_line, print_header, values_line,
-    write_visualization, wrote_line,
+    Details, Session, SvdSummary, commit_output, create_output, factor_store, open_matrix, peaks_line, print_header,
+    values_line, write_visualization, wrote_line,
 };
 
 pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
@@ -27,7 +26,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     if let Some(path) = &args.output {
         outcore::output::check_no_overlap(&a, path)?;
     }
-    let output = args.output.as_ref().map(|p| OutputDir::create(p, args.overwrite)).transpose()?;
+    let output = args.output.as_ref().map(|p| create_output(p, args.overwrite)).transpose()?;
     let (session, plan) =
         Session::planned(run, cancel, |engine| RsvdPlan::new(&a, &options, engine), RsvdPlan::memory_needed)?;
     let engine = &session.engine;

@@ -1,12 +1,12 @@
 //! `large-svd tsqr`.
 
-use outcore::output::{OutputDir, write_matrix_zarr};
+use outcore::output::write_matrix_zarr;
 use outcore::{CancelToken, Destination, Factor, Result, TsqrOptions, TsqrPlan};
 
 use crate::cli::{RunArgs, TsqrArgs};
 use crate::common::{
-    Details, Session, SvdSummary, commit_output, factor_store, open_matrix, peaks_line, print_header, values_line,
-    write_visualization, wrote_line,
+    Details, Session, SvdSummary, commit_output, create_output, factor_store, open_matrix, peaks_line, print_header,
+    values_line, write_visualization, wrote_line,
 };
 
 pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
@@ -26,7 +26,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     if let Some(path) = &args.output {
         outcore::output::check_no_overlap(&a, path)?;
     }
-    let output = args.output.as_ref().map(|p| OutputDir::create(p, args.overwrite)).transpose()?;
+    let output = args.output.as_ref().map(|p| create_output(p, args.overwrite)).transpose()?;
     let (session, plan) =
         Session::planned(run, cancel, |engine| TsqrPlan::new(&a, &options, engine), TsqrPlan::memory_needed)?;
     let engine = &session.engine;

@@ -135,12 +135,9 @@ fn cli_fault_sweep_never_leaves_partial_output_or_spill_files() {
     }
 }
 
-#[test]
-fn ctrl_c_stops_cleanly_with_exit_code_130() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let spill = dir.path().join("spill");
-    std::fs::create_dir(&spill).unwrap();
+/// Starts a TSQR with U to `out` that spills to `spill`, and waits until it is spilling (so
+/// there is something to clean up).
+fn spilling_run(out: &Path, spill: &Path) -> std::process::Child {
     let args = [
         "tsqr",
         "--rows",
@@ -164,19 +161,71 @@ fn ctrl_c_stops_cleanly_with_exit_code_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until it is spilling (so there is something to clean up), then interrupt it.
+    // Its own spill directory (named by its process id; others' may be there) holds a file.
+    let own = format!("outcore-spill-{}-", child.id());
     let start = std::time::Instant::now();
-    while entries(&spill).iter().all(|d| entries(&spill.join(d)).is_empty()) {
-        assert!(start.elapsed().as_secs() < 60, "the run never spilled");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be interrupted");
+    while entries(spill).iter().filter(|d| d.starts_with(&own)).all(|d| entries(&spill.join(d)).is_empty()) {
+        if start.elapsed().as_secs() >= 60 || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("the run never spilled, or ended before it could be interrupted");
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    child
+}
+
+fn signal(child: &std::process::Child, signal: libc::c_int) {
     // SAFETY: kill only sends a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+}
+
+#[test]
+fn sigint_sigterm_and_sighup_stop_cleanly_with_128_plus_the_signal() {
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143), (libc::SIGHUP, 129)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, spill) = (dir.path().join("out"), dir.path().join("spill"));
+        std::fs::create_dir(&spill).unwrap();
+        let child = spilling_run(&out, &spill);
+        let sent = std::time::Instant::now();
+        signal(&child, sig);
+        let output = child.wait_with_output().unwrap();
+        let took = sent.elapsed();
+        assert_eq!(output.status.code(), Some(code), "signal {sig}: {}", stderr(&output));
+        assert!(stderr(&output).contains("interrupted"), "{}", stderr(&output));
+        assert!(took.as_secs() < 10, "signal {sig}: took {took:?} to stop");
+        assert_nothing_left(&out, &spill);
+    }
+}
+
+#[test]
+fn killed_runs_leave_leftovers_that_the_next_run_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, spill) = (dir.path().join("out"), dir.path().join("spill"));
+    std::fs::create_dir(&spill).unwrap();
+    // Killed outright: nothing runs its cleanup.
+    let mut child = spilling_run(&out, &spill);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!entries(&spill).is_empty() && entries(dir.path()).iter().any(|e| e.contains("partial")));
+    // Two signals at once (the second quits without cleaning up, if it comes after the first
+    // was handled; signals sent together may also arrive as one): exit 143 either way.
+    let child = spilling_run(&dir.path().join("out2"), &spill);
+    signal(&child, libc::SIGTERM);
+    signal(&child, libc::SIGTERM);
     let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
-    assert!(stderr(&output).contains("interrupted"), "{}", stderr(&output));
-    assert_nothing_left(&out, &spill);
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    // The next run in the same directories finds the leftovers of the dead runs and removes
+    // them, with a notice.
+    let args = ["tsqr", "--rows", "3000", "--cols", "5", "--output", out.to_str().unwrap()];
+    let mut args = args.to_vec();
+    args.extend(["--spill-dir", spill.to_str().unwrap(), "--json"]);
+    let next = large_svd(&args, &[]);
+    assert!(next.status.success(), "{}", stderr(&next));
+    assert!(stderr(&next).contains("left by killed runs"), "{}", stderr(&next));
+    assert!(entries(&spill).is_empty(), "spill directories of killed runs remain: {:?}", entries(&spill));
+    let partial = entries(dir.path()).into_iter().filter(|e| e.contains(".out.partial")).collect::<Vec<_>>();
+    assert!(partial.is_empty(), "partial outputs of killed runs remain: {partial:?}");
+    assert!(out.join("u.zarr").is_dir());
 }
 
 /// Mounts a 1 MiB tmpfs at `dir`, if this process may.

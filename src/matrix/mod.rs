@@ -309,6 +309,7 @@ impl MatrixReader {
         buf: &mut Vec<f64>,
         mut f: impl FnMut(usize, usize, MatRef<'_, f64>) -> Result<()>,
     ) -> Result<()> {
+        crate::schedule::check_cancelled()?;
         let e = self.matrix.grid().extent(index)?;
         let physical = self.matrix.physical(index);
         let check = self.check_finite && self.matrix.windows.as_ref().is_none_or(|w| !w.always_finite());
@@ -319,6 +320,7 @@ impl MatrixReader {
             let step = (ROW_BLOCK_VALUES / pcols.max(1)).clamp(1, prows.max(1));
             let mut r = 0;
             while r < prows {
+                crate::schedule::check_cancelled()?;
                 let n = step.min(prows - r);
                 rows.next_rows(n, buf)?;
                 let block = MatRef::from_row_major_slice(&buf[..n * pcols], n, pcols);

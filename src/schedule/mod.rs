@@ -24,7 +24,7 @@ use outcore_storage::{Admission, BlockId, BufferManager, MemoryMonitor, Pinned, 
 pub use results::Results;
 pub use scratch::WorkerScratch;
 
-use crate::control::RunControl;
+use crate::control::{CancelToken, RunControl};
 use crate::events::Event;
 use crate::graph::{Key, Operation, TaskGraph};
 use crate::{Error, Result};
@@ -147,18 +147,29 @@ struct Run<'a, E: Executor> {
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
 thread_local! {
-    /// The pools whose tasks this thread is running now (innermost last).
-    static RUNNING_TASK_OF: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The pools whose tasks this thread is running now, with their runs' cancel tokens
+    /// (innermost last).
+    static RUNNING_TASK_OF: std::cell::RefCell<Vec<(usize, Option<CancelToken>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Marks the current thread as running a task of a pool while it lives.
 struct InTask;
 
 impl InTask {
-    fn enter(pool: usize) -> Self {
-        RUNNING_TASK_OF.with(|p| p.borrow_mut().push(pool));
+    fn enter(pool: usize, cancel: Option<CancelToken>) -> Self {
+        RUNNING_TASK_OF.with(|p| p.borrow_mut().push((pool, cancel)));
         Self
     }
+}
+
+/// Fails with [`Error::Interrupted`] if the run whose task this thread is running was
+/// cancelled: long kernels call it between blocks, so a cancel is honoured within a block's
+/// time rather than a task's.
+pub(crate) fn check_cancelled() -> Result<()> {
+    let cancelled = RUNNING_TASK_OF
+        .with(|p| p.borrow().last().and_then(|(_, c)| c.as_ref()).is_some_and(CancelToken::is_cancelled));
+    if cancelled { Err(Error::Interrupted) } else { Ok(()) }
 }
 
 impl Drop for InTask {
@@ -199,7 +210,7 @@ pub(crate) fn run<E: Executor>(
     for key in graph.kept() {
         reads_left[key.task.0][key.slot] = usize::MAX;
     }
-    if RUNNING_TASK_OF.with(|p| p.borrow().contains(&manager.pool_id())) {
+    if RUNNING_TASK_OF.with(|p| p.borrow().iter().any(|(pool, _)| *pool == manager.pool_id())) {
         // Its tasks could wait for memory the calling task holds, and that task for them.
         return Err(Error::invalid(
             "engine",
@@ -410,7 +421,7 @@ impl<E: Executor> Run<'_, E> {
             drop(st);
             let outcome = self.admit(task, worker).and_then(|budget| match budget {
                 Some(budget) => {
-                    let _in_task = InTask::enter(self.manager.pool_id());
+                    let _in_task = InTask::enter(self.manager.pool_id(), self.control.cancel.clone());
                     self.execute(task, budget, worker)
                 }
                 None => Ok(()),

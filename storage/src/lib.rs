@@ -10,6 +10,7 @@
 pub mod buffer;
 pub mod error;
 pub mod grid;
+pub mod leftovers;
 pub mod memory;
 pub mod size;
 pub mod store;

@@ -100,6 +100,7 @@ use guard::Kind;
 pub use guard::{Pinned, Reservation};
 pub use pool::OWN_UNMANAGED_ALLOWANCE;
 use pool::{Origin, Residency, Shared};
+pub use spill::SPILL_PREFIX;
 
 use crate::error::{StorageError, StorageResult};
 use crate::grid::ChunkIndex;

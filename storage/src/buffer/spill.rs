@@ -23,6 +23,9 @@ use crate::store::FaultPlan;
 use crate::store::faulty::FaultCounter;
 
 const MAGIC: &[u8; 8] = b"OCSPILL1";
+
+/// Spill directories are named `outcore-spill-PID-RANDOM`.
+pub const SPILL_PREFIX: &str = "outcore-spill-";
 const FRAME_VALUES: usize = 32 * 1024;
 const RAW_FLAG: u32 = 1 << 31;
 const IO_BUFFER: usize = 8 * 1024;
@@ -81,8 +84,10 @@ impl SpillDir {
         let mut dir = self.dir.lock().unwrap_or_else(|p| p.into_inner());
         if dir.is_none() {
             let parent = self.parent.clone().unwrap_or_else(std::env::temp_dir);
+            // Named by this process, so a later run can remove it if this one is killed.
+            crate::leftovers::remove_leftovers(&parent, SPILL_PREFIX);
             let created = tempfile::Builder::new()
-                .prefix("outcore-spill-")
+                .prefix(&format!("{SPILL_PREFIX}{}-", std::process::id()))
                 .tempdir_in(&parent)
                 .map_err(|e| StorageError::io(&parent, e))?;
             *dir = Some(created);
