@@ -131,14 +131,46 @@ fn bad_parameters_are_refused_clearly() {
     assert!(err(RsvdOptions::new(0)).contains("k = 0"));
     let text = err(RsvdOptions::new(25));
     assert!(text.contains("35 exceeds min(rows, cols) = 30") && text.contains("`k`"), "{text}");
-    // A Krylov space wider than the matrix is cut to fit, and the plan says so.
+    // A Krylov space as wide as the matrix is complete: the plan runs the iterations that fill
+    // it and says so.
     let plan = RsvdPlan::new(&a, &RsvdOptions::new(5).power_iters(4), &e).unwrap();
-    assert_eq!(plan.options().power_iters, 1, "30 columns hold two blocks of 15");
-    assert!(plan.summary().contains("4 Krylov iterations would need a space of 75 columns"), "{}", plan.summary());
+    assert_eq!((plan.iterations(), plan.basis_width(), plan.passes()), (1, 30, 4), "30 columns hold two blocks of 15");
+    assert!(plan.krylov_space_full());
+    assert!(plan.summary().contains("1 Krylov iteration(s) already span all 30 columns"), "{}", plan.summary());
     assert!(err(RsvdOptions::new(5).probes(0)).contains("probe"));
     // Sizes from flags that would wrap or run forever are refused up front.
     let text = err(RsvdOptions::new(5).oversamples(usize::MAX - 1));
     assert!(text.contains("more than can be counted") && text.contains("`oversamples`"), "{text}");
     assert!(err(RsvdOptions::new(5).power_iters(usize::MAX)).contains("more than 100"));
     assert!(err(RsvdOptions::new(5).probes(usize::MAX)).contains("more than 64"));
+}
+
+#[test]
+fn krylov_iterations_pressing_against_min_m_n_reach_the_best_rank_k_error() {
+    // scikit-learn's test_randomized_svd_power_iteration_normalizer shape: 100 x 500, k = 50,
+    // 10 oversamples, q = 5: (q + 1)(k + p) = 360 columns, but the matrix has only 100. The
+    // space is filled after one iteration with a 40-column partial block: the best possible
+    // rank-50 error, below what subspace iteration reaches with all 5.
+    let (m, n, k) = (100, 500, 50);
+    let sigma: Vec<f64> = (0..m).map(|i| (-(i as f64) / 20.0).exp() + 0.05).collect();
+    let a = with_spectrum(m, n, &sigma, 31);
+    let best = sigma[k..].iter().map(|s| s * s).sum::<f64>().sqrt();
+    let error = |method| {
+        let options = RsvdOptions::new(k).power_iters(5).method(method);
+        let (r, u, v) = run(&a, 37, 64, &options, Scheduler::Threads { workers: 2 });
+        (reconstruction_error(&a, &u, &r.svd.s, &v), r.passes)
+    };
+    let ((krylov, passes), (subspace, _)) = (error(RsvdMethod::Krylov), error(RsvdMethod::Subspace));
+    assert!((krylov - best).abs() <= 1e-10 * best, "Krylov {krylov} vs best {best}");
+    assert!(krylov < subspace, "Krylov {krylov} vs subspace {subspace}");
+    assert_eq!(passes, 4, "one iteration fills the space");
+    // Shapes of the lapack-driver test: the space never silently shrinks below what was asked.
+    for (m, n, k) in [(60, 55, 10), (40, 70, 7), (33, 33, 8), (25, 80, 20)] {
+        let a = gaussian(m, n, (m * n + k) as u64);
+        let options = RsvdOptions::new(k).oversamples(5).power_iters(4);
+        let plan = RsvdPlan::new(&matrix(&row_major(&a), m, n, 16, 16), &options, &engine(64 << 20, Scheduler::Serial))
+            .unwrap();
+        let wanted = (4 + 1) * (k + 5);
+        assert_eq!(plan.basis_width(), wanted.min(m.min(n)), "{m}x{n} k={k}");
+    }
 }

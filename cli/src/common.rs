@@ -461,6 +461,9 @@ pub enum Details {
         k: usize,
         oversamples: usize,
         power_iters: usize,
+        /// Iterations run: fewer than asked only when the block Krylov space filled the
+        /// matrix's column space sooner (the result is then exact).
+        power_iters_run: usize,
         method: outcore::RsvdMethod,
         error_estimate: outcore::ErrorEstimate,
         passes_over_input: usize,

@@ -48,6 +48,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
         k: args.k,
         oversamples: args.oversamples,
         power_iters: plan.options().power_iters,
+        power_iters_run: plan.iterations(),
         method: options.method,
         error_estimate: result.error,
         passes_over_input: result.passes,

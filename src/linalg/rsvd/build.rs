@@ -246,7 +246,7 @@ pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
     }
     let mut q = b.orth(&ys, &rows, l)?;
     let mut krylov = vec![q.clone()];
-    for _ in 0..o.power_iters {
+    for _ in 0..plan.iterations() {
         let z = b.times_t(&q, l)?;
         let z = b.orth(&z, &cols, l)?;
         let y = b.times(&z, l)?;
@@ -255,9 +255,17 @@ pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
     }
     let width = plan.basis_width();
     if o.method == RsvdMethod::Krylov && krylov.len() > 1 {
+        // The last block only as far as the space's width (min(m, n)) allows.
+        let last = width - (krylov.len() - 1) * l;
         let mut wide = Vec::new();
         for (i, &ri) in rows.iter().enumerate() {
-            let parts: Vec<Key> = krylov.iter().map(|blocks| blocks[i]).collect();
+            let mut parts: Vec<Key> = krylov.iter().map(|blocks| blocks[i]).collect();
+            if last < l
+                && let Some(block) = parts.last_mut()
+            {
+                let ws = bytes(ri, l) + bytes(ri, last);
+                *block = b.g.add(RsvdOp::Columns { from: 0, to: last }, vec![*block], 1, ws)?.out(0);
+            }
             wide.push(b.g.add(RsvdOp::Concat, parts, 1, 2 * bytes(ri, width))?.out(0));
         }
         q = b.orth(&wide, &rows, width)?;

@@ -177,8 +177,9 @@ pub struct RsvdPlan {
     /// Sketch width `k + p`.
     pub(crate) l: usize,
     pub(crate) cache_input: bool,
-    /// Iterations asked for, when the Krylov space had to be cut to fit the matrix.
-    reduced_from: Option<usize>,
+    /// Iterations run: those asked for, or, when a block Krylov space of that many would be
+    /// wider than the matrix, the fewer that already fill it (the last block in part).
+    iterations: usize,
     memory: MemoryModel,
 }
 
@@ -233,13 +234,15 @@ impl RsvdPlan {
                 ),
             ));
         };
-        // A Krylov space wider than the matrix cannot be built: fewer iterations fill it.
-        let mut options = o.clone();
-        let mut reduced_from = None;
-        if o.method == RsvdMethod::Krylov && (o.power_iters + 1) * l > m.min(n) {
-            options.power_iters = m.min(n) / l - 1;
-            reduced_from = Some(o.power_iters);
-        }
+        // A block Krylov space cannot be wider than min(m, n). Once it spans that much it holds
+        // the whole column space and the SVD it gives is exact: the iterations that fill it are
+        // run (the last block only in part), and more could add nothing.
+        let d = m.min(n);
+        let iterations = match o.method {
+            RsvdMethod::Krylov => o.power_iters.min(d.div_ceil(l) - 1),
+            RsvdMethod::Subspace => o.power_iters,
+        };
+        let options = o.clone();
         if o.probes == 0 {
             return Err(Error::invalid(
                 "probes",
@@ -252,7 +255,7 @@ impl RsvdPlan {
         let model = MemoryModel::for_engine(engine);
         let target = engine.memory_pool().config().thresholds.target.unwrap_or(1.0);
         let cache_input = a.worth_caching() && a.store().grid().bytes() as f64 <= model.limit as f64 * target / 2.0;
-        let mut plan = Self { a: a.clone(), options, l, cache_input, reduced_from, memory: model };
+        let mut plan = Self { a: a.clone(), options, l, cache_input, iterations, memory: model };
         let (cr, cc) = a.grid().chunk_shape();
         let retained = 2 * (cr.max(cc) * (plan.basis_width() + o.probes) * size_of::<f64>()) as u64 * o.fan_in as u64;
         plan.memory = model.with_graph(&build::graph(&plan)?.0, retained);
@@ -273,19 +276,35 @@ impl RsvdPlan {
         Ok(plan)
     }
 
-    /// The options in effect (iterations may be fewer than asked; see [`summary`](Self::summary)).
+    /// The options as given.
     pub fn options(&self) -> &RsvdOptions {
         &self.options
     }
 
-    /// Width of the final basis Q: `k + p`, times `q + 1` for Krylov.
+    /// Iterations the plan runs: the options' `power_iters`, unless a block Krylov space fills
+    /// the matrix's column space sooner; then the iterations that fill it (the result is then
+    /// exact, and more iterations could add nothing). See [`summary`](Self::summary).
+    pub fn iterations(&self) -> usize {
+        self.iterations
+    }
+
+    /// True when the block Krylov space spans all of `min(m, n)` dimensions.
+    pub fn krylov_space_full(&self) -> bool {
+        self.options.method == RsvdMethod::Krylov && self.basis_width() == self.a.rows().min(self.a.cols())
+    }
+
+    /// Width of the final basis Q: `k + p`; for block Krylov, `(k + p)` per block over
+    /// `iterations + 1` blocks, at most `min(m, n)`.
     pub fn basis_width(&self) -> usize {
-        self.l * if self.options.method == RsvdMethod::Krylov { self.options.power_iters + 1 } else { 1 }
+        match self.options.method {
+            RsvdMethod::Subspace => self.l,
+            RsvdMethod::Krylov => ((self.iterations + 1) * self.l).min(self.a.rows().min(self.a.cols())),
+        }
     }
 
     /// Passes over A: the sketch, two per iteration, and `B^T = A^T Q`.
     pub fn passes(&self) -> usize {
-        2 + 2 * self.options.power_iters
+        2 + 2 * self.iterations
     }
 
     /// The memory limit needed to run `workers` tasks at once.
@@ -316,7 +335,7 @@ impl RsvdPlan {
             o.k,
             self.l,
             o.probes,
-            o.power_iters,
+            self.iterations,
             match o.method {
                 RsvdMethod::Subspace => "subspace",
                 RsvdMethod::Krylov => "block Krylov",
@@ -327,14 +346,16 @@ impl RsvdPlan {
             format_size(self.memory_needed(self.concurrent_tasks())),
             format_size(self.memory.limit),
             format_size(self.memory_needed(1)),
-        ) + &self.reduced_from.map_or_else(String::new, |q| {
+        ) + &if self.iterations < o.power_iters {
             format!(
-                "\n  note: {q} Krylov iterations would need a space of {} columns, more than the matrix's {}; running {}",
-                (q + 1) * self.l,
-                self.a.rows().min(self.a.cols()),
-                self.options.power_iters
+                "\n  note: {} Krylov iteration(s) already span all {} columns of the matrix's range (the last block in part): the result is exact, and the {} more asked for could add nothing",
+                self.iterations,
+                self.basis_width(),
+                o.power_iters - self.iterations
             )
-        })
+        } else {
+            String::new()
+        }
     }
 
     /// The task graph, in Graphviz DOT (one cluster per stage).
