@@ -94,7 +94,15 @@ impl Session {
             let limit = (needed + needed / 4).next_multiple_of(16 << 20).max(AUTO_MIN_LIMIT).min(ceiling);
             (limit, true)
         } else {
-            (parse_size(&run.memory_limit).map_err(|e| Error::invalid("--memory-limit", e.to_string()))?, false)
+            let limit = parse_size(&run.memory_limit).map_err(|e| Error::invalid("--memory-limit", e.to_string()))?;
+            if limit > total_ram() {
+                eprintln!(
+                    "warning: --memory-limit {} is more than this machine's RAM ({}): the limit cannot keep the run within memory; give at most what the machine can spare",
+                    format_size(limit),
+                    format_size(total_ram())
+                );
+            }
+            (limit, false)
         };
         let bar = ProgressBar::new(0);
         bar.set_style(
@@ -123,7 +131,10 @@ impl Session {
         make: impl Fn(&Engine) -> Result<P>,
         needed: impl Fn(&P, usize) -> u64,
     ) -> Result<(Self, P)> {
-        let session = Self::new(run, cancel, |engine| Ok(needed(&make(engine)?, engine.scheduler().workers())))?;
+        // `auto` sizes the limit for the tasks that can run at once: no more than the CPUs.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let session =
+            Self::new(run, cancel, |engine| Ok(needed(&make(engine)?, engine.scheduler().workers().min(cpus))))?;
         let plan = make(&session.engine)?;
         Ok((session, plan))
     }

@@ -153,6 +153,46 @@ impl Builder<'_> {
         Ok(self.g.add(RsvdOp::Sum, keys, 1, ws)?.out(0))
     }
 
+    /// The sum of `n` blocks made by `part(j)`, as a tree of fan-in sums added as the parts are
+    /// made: a sum runs as soon as its parts exist, so at most `fan_in - 1` parts wait per level
+    /// and no task holds more than `fan_in + 1` blocks, however many chunks a row or column
+    /// has. The order is fixed by `n` and the fan-in, so results do not depend on the scheduler.
+    fn tree_sum(
+        &mut self,
+        n: usize,
+        rows: usize,
+        cols: usize,
+        mut part: impl FnMut(&mut Self, usize) -> Result<Key>,
+    ) -> Result<Key> {
+        let fan = self.plan.options.fan_in.max(2);
+        let mut levels: Vec<Vec<Key>> = vec![Vec::new()];
+        for j in 0..n {
+            let key = part(self, j)?;
+            levels[0].push(key);
+            let mut level = 0;
+            while levels[level].len() == fan {
+                let group = std::mem::take(&mut levels[level]);
+                let sum = self.sum(group, rows, cols)?;
+                if levels.len() == level + 1 {
+                    levels.push(Vec::new());
+                }
+                levels[level + 1].push(sum);
+                level += 1;
+            }
+        }
+        // What is left, lowest level first, each carried into the level above.
+        let mut carry: Option<Key> = None;
+        for mut group in levels {
+            group.extend(carry.take());
+            carry = match group.len() {
+                0 => None,
+                1 => Some(group[0]),
+                _ => Some(self.sum(group, rows, cols)?),
+            };
+        }
+        carry.ok_or_else(|| crate::Error::Bug("a sum of no blocks".into()))
+    }
+
     /// A task that reads one chunk of A: into worker scratch when streaming, pinned from its
     /// budget when caching.
     fn chunk_task(
@@ -172,12 +212,11 @@ impl Builder<'_> {
     fn times(&mut self, xs: &[Key], width: usize) -> Result<Vec<Key>> {
         let mut ys = Vec::new();
         for i in 0..self.rows.len() {
-            let mut parts = Vec::new();
-            for (j, &x) in xs.iter().enumerate() {
-                let (ib, ob) = (bytes(self.cols[j], width), bytes(self.rows[i], width));
-                parts.push(self.chunk_task(RsvdOp::Times { chunk: ChunkIndex::new(i, j) }, vec![x], ib, ob, 0)?);
-            }
-            ys.push(self.sum(parts, self.rows[i], width)?);
+            let y = self.tree_sum(xs.len(), self.rows[i], width, |b, j| {
+                let (ib, ob) = (bytes(b.cols[j], width), bytes(b.rows[i], width));
+                b.chunk_task(RsvdOp::Times { chunk: ChunkIndex::new(i, j) }, vec![xs[j]], ib, ob, 0)
+            })?;
+            ys.push(y);
         }
         Ok(ys)
     }
@@ -186,12 +225,11 @@ impl Builder<'_> {
     fn times_t(&mut self, ys: &[Key], width: usize) -> Result<Vec<Key>> {
         let mut zs = Vec::new();
         for j in 0..self.cols.len() {
-            let mut parts = Vec::new();
-            for (i, &y) in ys.iter().enumerate() {
-                let (ib, ob) = (bytes(self.rows[i], width), bytes(self.cols[j], width));
-                parts.push(self.chunk_task(RsvdOp::TimesT { chunk: ChunkIndex::new(i, j) }, vec![y], ib, ob, 0)?);
-            }
-            zs.push(self.sum(parts, self.cols[j], width)?);
+            let z = self.tree_sum(ys.len(), self.cols[j], width, |b, i| {
+                let (ib, ob) = (bytes(b.rows[i], width), bytes(b.cols[j], width));
+                b.chunk_task(RsvdOp::TimesT { chunk: ChunkIndex::new(i, j) }, vec![ys[i]], ib, ob, 0)
+            })?;
+            zs.push(z);
         }
         Ok(zs)
     }
@@ -232,12 +270,10 @@ pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
     let mut ys = Vec::new();
     let mut aw = Vec::new();
     for (i, &ri) in rows.iter().enumerate() {
-        let mut parts = Vec::new();
-        for (j, &cj) in cols.iter().enumerate() {
+        let both = b.tree_sum(cols.len(), ri, l + r, |b, j| {
             let op = RsvdOp::Sketch { chunk: ChunkIndex::new(i, j), width: l + r };
-            parts.push(b.chunk_task(op, vec![], 0, bytes(ri, l + r), bytes(cj, l + r))?);
-        }
-        let both = b.sum(parts, ri, l + r)?;
+            b.chunk_task(op, vec![], 0, bytes(ri, l + r), bytes(b.cols[j], l + r))
+        })?;
         let split = |b: &mut Builder, from, to| -> Result<Key> {
             Ok(b.g.add(RsvdOp::Columns { from, to }, vec![both], 1, bytes(ri, l + r) + bytes(ri, to - from))?.out(0))
         };
@@ -294,12 +330,10 @@ pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
     let signs = b.g.add(RsvdOp::Signs, extremes.clone(), 1, bytes(2 * extremes.len() + 1, k))?.out(0);
 
     // Error estimate: (A ω) - U diag(s) (V^T ω).
-    let mut projections = Vec::new();
-    for (j, &cj) in cols.iter().enumerate() {
-        let ws = bytes(cj, k) + 2 * bytes(cj, r) + bytes(k, r);
-        projections.push(b.g.add(RsvdOp::ProbeProject { col: j }, vec![vs[j]], 1, ws)?.out(0));
-    }
-    let vtw = b.sum(projections, k, r)?;
+    let vtw = b.tree_sum(cols.len(), k, r, |b, j| {
+        let ws = bytes(b.cols[j], k) + 2 * bytes(b.cols[j], r) + bytes(k, r);
+        Ok(b.g.add(RsvdOp::ProbeProject { col: j }, vec![vs[j]], 1, ws)?.out(0))
+    })?;
     let mut residuals = Vec::new();
     for (i, &ri) in rows.iter().enumerate() {
         let ws = 3 * bytes(ri, r) + bytes(ri, k) + bytes(k, r);

@@ -180,17 +180,39 @@ impl TsqrPlan {
                     algorithm: "TSQR",
                     limit: model.limit,
                     needed,
-                    detail: format!(
-                        "one worker holds a {} x {n} panel, its chunk reads and QR scratch ({}); {} of unmanaged memory and n x n factors come on top",
-                        panel_rows.max(n.min(m)),
-                        format_size(plan.memory.max_task),
-                        format_size(model.overhead)
-                    ),
+                    detail: plan.memory_detail(),
                 }
                 .into());
             }
             panel_rows = (panel_rows / 2).max(n);
         }
+    }
+
+    /// What the memory one task needs is for, largest part named first, for messages.
+    fn memory_detail(&self) -> String {
+        let (h, n) = (self.panels[0].len(), self.n);
+        let read = self.tall.read_bytes(self.panels[0].clone(), 0..n, self.cache_input);
+        let panel = Output::bytes(h, n) + qr_scratch_bytes(h, n);
+        let (cr, cc) = self.tall.grid().chunk_shape();
+        let reading = if read >= panel {
+            format!(
+                "reading the input takes {} of it: {cr} x {cc} chunks are read whole (and decoded, if compressed), so smaller chunks need less; the {h} x {n} panel and its QR take {}",
+                format_size(read),
+                format_size(panel)
+            )
+        } else {
+            format!(
+                "its {h} x {n} panel and QR take {} of it, reading {cr} x {cc} chunks {}",
+                format_size(panel),
+                format_size(read)
+            )
+        };
+        format!(
+            "one task needs {}; {reading}; on top, {} outside the pool and {} kept between tasks (n x n factors, the task graph)",
+            format_size(self.memory.max_task),
+            format_size(self.memory.overhead),
+            format_size(self.memory.retained)
+        )
     }
 
     fn with_panel_rows(
