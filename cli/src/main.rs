@@ -10,6 +10,7 @@ mod timeline;
 mod tsqr;
 mod workload;
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -70,8 +71,13 @@ fn handle_signals(cancel: CancelToken) {
         std::thread::Builder::new().name("outcore-signals".into()).spawn(move || {
             for signal in signals.forever() {
                 if SIGNAL.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-                    eprintln!("\nlarge-svd: stopping and cleaning up (signal again to quit at once)");
                     cancel.cancel();
+                    // Not eprintln!: with stderr closed (a pipe whose reader quit) it would
+                    // panic this thread, and the next signal would find no one listening.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "\nlarge-svd: stopping and cleaning up (signal again to quit at once)"
+                    );
                 } else {
                     std::process::exit(128 + signal);
                 }
@@ -83,8 +89,19 @@ fn handle_signals(cancel: CancelToken) {
     }
 }
 
+/// Lets a closed pipe end the process quietly, as it does other command-line tools
+/// (`large-svd ... | head`), instead of a panic at the next print. What a run leaves behind then
+/// is named by its process id and removed by the next run.
+fn quiet_on_closed_pipes() {
+    // SAFETY: restoring the default disposition of SIGPIPE, before any threads start.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     return_freed_memory_promptly();
+    quiet_on_closed_pipes();
     let cli = cli::Cli::parse();
     let cancel = CancelToken::new();
     handle_signals(cancel.clone());
