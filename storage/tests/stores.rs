@@ -68,11 +68,19 @@ fn reads_arrays_written_by_python_zarr_exactly() {
         "v3_f64_raw_crc32c.zarr",
         "v2_f64.zarr",
         "v2_f64_order_f.zarr",
+        "v2_f64_zlib.zarr",
+        "v2_f64_bz2.zarr",
     ] {
         let store = ZarrStore::open(fixture(&format!("zarr/{name}"))).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(store.grid(), ChunkGrid::new(7, 5, 3, 2).unwrap(), "{name}");
         assert_eq!(read_matrix(&store).unwrap(), fixture_matrix(), "{name}");
     }
+}
+
+#[test]
+fn a_codec_outcore_cannot_decode_is_named_with_a_way_to_convert() {
+    let err = ZarrStore::open(fixture("zarr/v2_f64_lz4.zarr")).unwrap_err().to_string();
+    assert!(err.contains("the lz4 codec") && err.contains("to_zarr"), "{err}");
 }
 
 #[test]

@@ -189,7 +189,18 @@ impl ZarrStore {
         let (chunk_shape, raw) = inspect_array_metadata(&path)?;
         let zarr_err = |message: String| StorageError::Zarr { path: path.clone(), message };
         let store = Arc::new(FilesystemStore::new(&path).map_err(|e| zarr_err(e.to_string()))?);
-        let array = Array::open(store, "/").map_err(|e| zarr_err(e.to_string()))?;
+        let array = Array::open(store, "/").map_err(|e| {
+            let message = e.to_string();
+            match message.split_once("codec ").and_then(|(_, rest)| rest.strip_suffix(" is not supported")) {
+                Some(codec) => StorageError::NotAnArray {
+                    path: path.clone(),
+                    reason: format!(
+                        "its chunks are encoded with the {codec} codec, which outcore does not decode (it reads zstd, gzip, zlib, bz2, blosc, crc32c, sharding, transpose and uncompressed chunks); rewrite it with one of those, e.g. in Python `dask.array.from_zarr(IN).to_zarr(OUT)` (zarr's default, zstd)"
+                    ),
+                },
+                None => zarr_err(message),
+            }
+        })?;
         let shape = array.shape().to_vec();
         if shape.len() != 2 {
             return Err(StorageError::NotTwoDimensional { path, ndim: shape.len() });
