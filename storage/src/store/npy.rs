@@ -268,12 +268,17 @@ fn read_header(path: &Path, file: &File) -> StorageResult<(Layout, usize, usize,
         let rest = &header[at + name.len() + 2..];
         Some(rest[rest.find(':')? + 1..].trim_start())
     };
-    let descr = field("descr")
-        .and_then(|r| {
-            let q = r.chars().next()?;
-            r[1..].split(q).next()
-        })
-        .ok_or_else(|| not_npy("the header has no 'descr'".into()))?;
+    let descr_text = field("descr").ok_or_else(|| not_npy("the header has no 'descr'".into()))?;
+    let descr = match descr_text.chars().next() {
+        Some(q @ ('\'' | '"')) => descr_text[1..].split(q).next().unwrap_or_default(),
+        // A list of fields: a structured (record) array, not a matrix of numbers.
+        _ => {
+            return Err(StorageError::UnsupportedDtype {
+                path: path.to_path_buf(),
+                dtype: "a structured (record) dtype".into(),
+            });
+        }
+    };
     let fortran = field("fortran_order").is_some_and(|r| r.starts_with("True"));
     let shape_text = field("shape")
         .and_then(|r| r.strip_prefix('(').and_then(|r| r.split(')').next()))
@@ -318,6 +323,23 @@ fn encode_header(rows: usize, cols: usize) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::store::{read_matrix, write_matrix};
+
+    #[test]
+    fn a_structured_dtype_is_named_as_such_not_quoted_from_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rec.npy");
+        let dict = "{'descr': [('a', '<f8'), ('b', '<i4')], 'fortran_order': False, 'shape': (3,), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let total = (10 + dict.len() + 1).div_ceil(64) * 64;
+        bytes.extend_from_slice(&((total - 10) as u16).to_le_bytes());
+        bytes.extend_from_slice(dict.as_bytes());
+        bytes.resize(total - 1, b' ');
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&[0u8; 36]);
+        std::fs::write(&path, bytes).unwrap();
+        let err = NpyStore::open(&path).unwrap_err().to_string();
+        assert!(err.contains("a structured (record) dtype") && !err.contains("fortran_order"), "{err}");
+    }
 
     #[test]
     fn a_header_promising_more_than_can_be_addressed_is_refused() {
