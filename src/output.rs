@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use faer::{Mat, MatMut};
-use outcore_storage::{ChunkGrid, ChunkStore, StorageError, ZarrOptions, ZarrStore};
+use outcore_storage::{ChunkGrid, ChunkStore, Dtype, StorageError, ZarrOptions, ZarrStore};
 
 use crate::linalg::Factor;
 use crate::matrix::ChunkedMatrix;
@@ -97,7 +97,9 @@ impl<'a> Sink<'a> {
             Destination::Zarr(path) => {
                 check_no_overlap(input, &path)?;
                 let out = OutputDir::create_as(&path, false, false)?;
-                let store = Arc::new(ZarrStore::create(out.path(), grid, &ZarrOptions::default())?);
+                // Kept in the input's precision: float32 in, float32 out.
+                let options = ZarrOptions { dtype: input.store().dtype(), ..ZarrOptions::default() };
+                let store = Arc::new(ZarrStore::create(out.path(), grid, &options)?);
                 (store, SinkKind::Zarr { out })
             }
             Destination::Store(store) => {
@@ -321,12 +323,12 @@ impl Drop for OutputDir {
     }
 }
 
-/// Writes a dense matrix as a 2-D float64 Zarr v3 array at `path` (with the default checksum),
-/// in chunks of `chunk_rows` rows.
-pub fn write_matrix_zarr(path: &Path, m: faer::MatRef<'_, f64>, chunk_rows: usize) -> Result<()> {
+/// Writes a dense matrix as a 2-D Zarr v3 array of `dtype` at `path` (with the default
+/// checksum), in chunks of `chunk_rows` rows.
+pub fn write_matrix_zarr(path: &Path, m: faer::MatRef<'_, f64>, chunk_rows: usize, dtype: Dtype) -> Result<()> {
     let (rows, cols) = m.shape();
     let grid = ChunkGrid::new(rows, cols, chunk_rows.clamp(1, rows.max(1)), cols.max(1))?;
-    let store = ZarrStore::create(path, grid, &ZarrOptions::default())?;
+    let store = ZarrStore::create(path, grid, &ZarrOptions { dtype, ..ZarrOptions::default() })?;
     for index in grid.indices() {
         let e = grid.extent(index)?;
         let chunk: Vec<f64> =
@@ -336,10 +338,10 @@ pub fn write_matrix_zarr(path: &Path, m: faer::MatRef<'_, f64>, chunk_rows: usiz
     Ok(())
 }
 
-/// Writes singular values as a 1-D float64 Zarr v3 array at `path`, with the checksum U and V
-/// carry.
-pub fn write_vector_zarr(path: &Path, values: &[f64]) -> Result<()> {
-    Ok(ZarrStore::write_vector(path, values, &ZarrOptions::default())?)
+/// Writes singular values as a 1-D Zarr v3 array of `dtype` at `path`, with the checksum U and
+/// V carry.
+pub fn write_vector_zarr(path: &Path, values: &[f64], dtype: Dtype) -> Result<()> {
+    Ok(ZarrStore::write_vector(path, values, &ZarrOptions { dtype, ..ZarrOptions::default() })?)
 }
 
 #[cfg(test)]

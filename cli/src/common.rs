@@ -217,10 +217,17 @@ impl InjectedFaults {
     }
 }
 
-/// Creates the Zarr array `name` in `out` for a factor (U or V) with `grid`, failing as
-/// `OUTCORE_INJECT_FAULTS` says: the destination of a run writing into `out`.
-pub fn factor_store(out: &OutputDir, name: &str, grid: ChunkGrid) -> Result<outcore::Destination<'static>> {
-    let store = Arc::new(ZarrStore::create(out.path().join(name), grid, &ZarrOptions::default())?);
+/// Creates the Zarr array `name` in `out` for a factor (U or V) of `a` with `grid`, in `a`'s
+/// precision, failing as `OUTCORE_INJECT_FAULTS` says: the destination of a run writing into
+/// `out`.
+pub fn factor_store(
+    out: &OutputDir,
+    name: &str,
+    grid: ChunkGrid,
+    a: &ChunkedMatrix,
+) -> Result<outcore::Destination<'static>> {
+    let options = ZarrOptions { dtype: a.store().dtype(), ..ZarrOptions::default() };
+    let store = Arc::new(ZarrStore::create(out.path().join(name), grid, &options)?);
     Ok(outcore::Destination::Store(InjectedFaults::from_env()?.output(store)))
 }
 
@@ -441,6 +448,8 @@ impl MemorySummary {
 pub struct SvdSummary {
     pub command: &'static str,
     pub input: String,
+    /// The input's element type; U, s and V are written in it.
+    pub dtype: outcore::storage::Dtype,
     pub shape: [usize; 2],
     pub chunks: [usize; 2],
     pub singular_values: Vec<f64>,
@@ -490,6 +499,7 @@ impl SvdSummary {
         Self {
             command,
             input: a.describe(),
+            dtype: a.store().dtype(),
             shape: [a.rows(), a.cols()],
             chunks: [cr, cc],
             singular_values: svd.s.clone(),
@@ -529,7 +539,7 @@ impl SvdSummary {
 /// Completes an `--output` directory: writes `s.zarr` and `summary.json` (with the output's
 /// final path in `summary`), then moves the directory into place.
 pub fn commit_output(out: OutputDir, summary: &mut SvdSummary) -> Result<()> {
-    write_vector_zarr(&out.path().join("s.zarr"), &summary.singular_values)?;
+    write_vector_zarr(&out.path().join("s.zarr"), &summary.singular_values, summary.dtype)?;
     summary.output = Some(out.target().to_path_buf());
     let path = out.path().join("summary.json");
     let text = serde_json::to_string_pretty(summary).map_err(|e| Error::Bug(format!("summary: {e}")))?;

@@ -32,7 +32,8 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: CancelToken) -> Result<()
     })?;
     let mut attributes = serde_json::Map::new();
     attributes.insert("outcore".into(), json!({ "source": a.describe() }));
-    let options = ZarrOptions { compression, attributes, ..ZarrOptions::default() };
+    // A conversion keeps the input's precision (float32 stays float32).
+    let options = ZarrOptions { dtype: a.store().dtype(), compression, attributes, ..ZarrOptions::default() };
     // The array is the output directory itself.
     std::fs::remove_dir(out.path()).map_err(|e| StorageError::io(out.path(), e))?;
     let dst = Arc::new(ZarrStore::create(out.path(), grid, &options)?);

@@ -39,7 +39,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     }
     let (u_grid, v_grid) = plan.factor_grids()?;
     let (u, v) = match &output {
-        Some(out) => (factor_store(out, "u.zarr", u_grid)?, factor_store(out, "v.zarr", v_grid)?),
+        Some(out) => (factor_store(out, "u.zarr", u_grid, &a)?, factor_store(out, "v.zarr", v_grid, &a)?),
         None => (Destination::Memory, Destination::Memory),
     };
     let result = plan.run_with(engine, u, v, &session.control)?;

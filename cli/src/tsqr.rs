@@ -42,7 +42,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     let factor = match (&output, plan.factor_grid()) {
         (Some(out), Some(grid)) => {
             let name = if a.rows() >= a.cols() { "u.zarr" } else { "v.zarr" };
-            factor_store(out, name, grid)?
+            factor_store(out, name, grid, &a)?
         }
         _ => Destination::Memory,
     };
@@ -57,7 +57,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
             _ => None,
         };
         if let Some((name, m)) = small {
-            write_matrix_zarr(&out.path().join(name), m.as_ref(), m.nrows())?;
+            write_matrix_zarr(&out.path().join(name), m.as_ref(), m.nrows(), a.store().dtype())?;
         }
         commit_output(out, &mut summary)?;
     }

@@ -342,3 +342,27 @@ fn unwritable_side_files_are_refused_before_any_work() {
     json(&large_svd(&args));
     assert!(out.join("u.zarr").is_dir() && plot.is_file());
 }
+
+#[test]
+fn float32_input_gives_float32_u_s_v() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../storage/tests/fixtures/zarr/v3_f32.zarr");
+    let reference = json(&large_svd(&["tsqr", "--input", fixture.to_str().unwrap(), "--json", "--values-only"]));
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["tsqr", "rsvd"] {
+        let out = dir.path().join(command);
+        let mut args = vec![command, "--input", fixture.to_str().unwrap(), "--json", "--output", out.to_str().unwrap()];
+        if command == "rsvd" {
+            args.extend(["-k", "2", "--oversamples", "2"]);
+        }
+        let v = json(&large_svd(&args));
+        assert_eq!(v["dtype"], "f32", "{v}");
+        for name in ["u.zarr", "s.zarr", "v.zarr"] {
+            let meta = std::fs::read_to_string(out.join(name).join("zarr.json")).unwrap();
+            assert!(meta.contains("\"float32\""), "{command} {name}: {meta}");
+        }
+        // Computed in f64 either way (the JSON values are f64; the stores round them).
+        let (first, exact) =
+            (v["singular_values"][0].as_f64().unwrap(), reference["singular_values"][0].as_f64().unwrap());
+        assert!((first - exact).abs() <= 1e-12 * exact, "{command}: {first} vs {exact}");
+    }
+}

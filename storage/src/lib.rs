@@ -24,5 +24,5 @@ pub use grid::{ChunkExtent, ChunkGrid, ChunkIndex};
 pub use memory::{MemoryMonitor, MemoryPeaks, MemoryReport, MemorySample, ProcessMemory, RssSource};
 pub use size::{format_size, parse_size};
 pub use store::{
-    ChunkRows, ChunkStore, Compression, FaultPlan, FaultyStore, MemoryStore, NpyDtype, NpyStore, ZarrOptions, ZarrStore,
+    ChunkRows, ChunkStore, Compression, Dtype, FaultPlan, FaultyStore, MemoryStore, NpyStore, ZarrOptions, ZarrStore,
 };

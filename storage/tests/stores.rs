@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use outcore_storage::store::{read_matrix, write_matrix};
 use outcore_storage::{
-    ChunkGrid, ChunkIndex, ChunkStore, Compression, FaultPlan, FaultyStore, MemoryStore, NpyStore, StorageError,
+    ChunkGrid, ChunkIndex, ChunkStore, Compression, Dtype, FaultPlan, FaultyStore, MemoryStore, NpyStore, StorageError,
     ZarrOptions, ZarrStore,
 };
 
@@ -260,4 +260,26 @@ fn a_chunk_shape_too_large_to_read_is_refused_not_wrapped() {
         let err = ZarrStore::open(&path).unwrap_err().to_string();
         assert!(err.contains("too large for any chunk to be read"), "{huge:?}: {err}");
     }
+}
+
+#[test]
+fn float32_arrays_are_created_written_and_read_back_rounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let grid = ChunkGrid::new(7, 5, 3, 2).unwrap();
+    for compression in [Compression::None, Compression::Zstd { level: 1 }] {
+        let path = dir.path().join(format!("{compression:?}.zarr"));
+        let options = ZarrOptions { dtype: Dtype::F32, compression, ..ZarrOptions::default() };
+        let store = ZarrStore::create(&path, grid, &options).unwrap();
+        let data = sample(7, 5);
+        write_matrix(&store, &data).unwrap();
+        let reopened = ZarrStore::open(&path).unwrap();
+        assert_eq!(reopened.dtype(), Dtype::F32);
+        let expected: Vec<f64> = data.iter().map(|&v| f64::from(v as f32)).collect();
+        assert_eq!(read_matrix(&reopened).unwrap(), expected, "{compression:?}");
+        let meta = std::fs::read_to_string(path.join("zarr.json")).unwrap();
+        assert!(meta.contains("float32"), "{meta}");
+    }
+    let path = dir.path().join("s.zarr");
+    ZarrStore::write_vector(&path, &[1.0, 0.1], &ZarrOptions { dtype: Dtype::F32, ..ZarrOptions::default() }).unwrap();
+    assert!(std::fs::read_to_string(path.join("zarr.json")).unwrap().contains("float32"));
 }

@@ -130,6 +130,10 @@ impl ChunkStore for FaultyStore {
         self.inner.location()
     }
 
+    fn dtype(&self) -> crate::store::Dtype {
+        self.inner.dtype()
+    }
+
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         self.faults.on_read(&self.inner.describe())?;
         self.inner.read_chunk_into(index, out)

@@ -20,11 +20,33 @@ use std::fmt;
 pub use faulty::{FaultPlan, FaultyStore};
 pub use memory::MemoryStore;
 pub(crate) use memory::SliceRows;
-pub use npy::{NpyDtype, NpyStore};
+pub use npy::NpyStore;
 pub use zarr::{Compression, ZarrOptions, ZarrStore};
 
 use crate::error::StorageResult;
 use crate::grid::{ChunkGrid, ChunkIndex};
+
+/// The element type a store keeps on disk. Values are f64 in memory whatever it is: float32
+/// is widened on read and rounded on write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// float64.
+    #[default]
+    F64,
+    /// float32.
+    F32,
+}
+
+impl Dtype {
+    /// Bytes of one value.
+    pub const fn size(self) -> usize {
+        match self {
+            Self::F64 => 8,
+            Self::F32 => 4,
+        }
+    }
+}
 
 /// A 2-D grid of f64 chunks that can be read and written one chunk at a time.
 ///
@@ -54,6 +76,12 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// that would overwrite its own input.
     fn location(&self) -> Option<&std::path::Path> {
         None
+    }
+
+    /// The element type kept on disk (results computed from a float32 input are written as
+    /// float32 too).
+    fn dtype(&self) -> Dtype {
+        Dtype::F64
     }
 
     /// Transient bytes, beyond the chunk's own values, that reading the largest chunk may

@@ -12,29 +12,11 @@ use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 use crate::error::{StorageError, StorageResult};
 use crate::grid::{ChunkGrid, ChunkIndex};
-use crate::store::{ChunkRows, ChunkStore};
-
-/// Element type of a `.npy` file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NpyDtype {
-    /// float64 (`<f8` or `>f8`).
-    F64,
-    /// float32 (`<f4` or `>f4`), widened to f64 on read.
-    F32,
-}
-
-impl NpyDtype {
-    const fn size(self) -> usize {
-        match self {
-            Self::F64 => 8,
-            Self::F32 => 4,
-        }
-    }
-}
+use crate::store::{ChunkRows, ChunkStore, Dtype};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Layout {
-    dtype: NpyDtype,
+    dtype: Dtype,
     big_endian: bool,
     fortran: bool,
 }
@@ -100,7 +82,7 @@ impl NpyStore {
         let len = header.len() + rows * cols * 8;
         file.set_len(len as u64).map_err(|e| StorageError::io(&path, e))?;
         let map = Self::map(&path, &file, len)?;
-        let layout = Layout { dtype: NpyDtype::F64, big_endian: false, fortran: false };
+        let layout = Layout { dtype: Dtype::F64, big_endian: false, fortran: false };
         Ok(Self { path, file, map, data_offset: header.len(), layout, grid, writable: true })
     }
 
@@ -111,7 +93,7 @@ impl NpyStore {
     }
 
     /// Element type of the file.
-    pub fn dtype(&self) -> NpyDtype {
+    pub fn dtype(&self) -> Dtype {
         self.layout.dtype
     }
 
@@ -130,10 +112,10 @@ impl NpyStore {
 
     fn value(&self, bytes: &[u8]) -> f64 {
         match (self.layout.dtype, self.layout.big_endian) {
-            (NpyDtype::F64, false) => f64::from_le_bytes(bytes.try_into().unwrap_or_default()),
-            (NpyDtype::F64, true) => f64::from_be_bytes(bytes.try_into().unwrap_or_default()),
-            (NpyDtype::F32, false) => f64::from(f32::from_le_bytes(bytes.try_into().unwrap_or_default())),
-            (NpyDtype::F32, true) => f64::from(f32::from_be_bytes(bytes.try_into().unwrap_or_default())),
+            (Dtype::F64, false) => f64::from_le_bytes(bytes.try_into().unwrap_or_default()),
+            (Dtype::F64, true) => f64::from_be_bytes(bytes.try_into().unwrap_or_default()),
+            (Dtype::F32, false) => f64::from(f32::from_le_bytes(bytes.try_into().unwrap_or_default())),
+            (Dtype::F32, true) => f64::from(f32::from_be_bytes(bytes.try_into().unwrap_or_default())),
         }
     }
 }
@@ -145,6 +127,10 @@ impl ChunkStore for NpyStore {
 
     fn location(&self) -> Option<&Path> {
         Some(&self.path)
+    }
+
+    fn dtype(&self) -> Dtype {
+        self.layout.dtype
     }
 
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
@@ -295,8 +281,8 @@ fn read_header(path: &Path, file: &File) -> StorageResult<(Layout, usize, usize,
         _ => (false, descr),
     };
     let dtype = match kind {
-        "f8" => NpyDtype::F64,
-        "f4" => NpyDtype::F32,
+        "f8" => Dtype::F64,
+        "f4" => Dtype::F32,
         _ => return Err(StorageError::UnsupportedDtype { path: path.to_path_buf(), dtype: descr.to_string() }),
     };
     let [rows, cols] = shape[..] else {

@@ -13,7 +13,7 @@ use zarrs::filesystem::FilesystemStore;
 
 use crate::error::{StorageError, StorageResult};
 use crate::grid::{ChunkGrid, ChunkIndex};
-use crate::store::{ChunkRows, ChunkStore, SliceRows};
+use crate::store::{ChunkRows, ChunkStore, Dtype, SliceRows};
 
 /// Compression of chunks in arrays outcore creates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,6 +68,8 @@ impl std::str::FromStr for Compression {
 /// How outcore creates Zarr arrays.
 #[derive(Clone, Debug)]
 pub struct ZarrOptions {
+    /// Element type on disk (default float64; float32 rounds the f64 values written).
+    pub dtype: Dtype,
     /// Chunk compression.
     pub compression: Compression,
     /// Append a crc32c checksum to every chunk, so corruption is detected on read (default on).
@@ -78,14 +80,8 @@ pub struct ZarrOptions {
 
 impl Default for ZarrOptions {
     fn default() -> Self {
-        Self { compression: Compression::None, checksum: true, attributes: serde_json::Map::new() }
+        Self { dtype: Dtype::F64, compression: Compression::None, checksum: true, attributes: serde_json::Map::new() }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Element {
-    F64,
-    F32,
 }
 
 /// A 2-D Zarr array (v3, or v2 from Python's zarr) in a directory.
@@ -103,7 +99,7 @@ pub struct ZarrStore {
     array: Array<FilesystemStore>,
     grid: ChunkGrid,
     chunk_shape: (usize, usize),
-    element: Element,
+    element: Dtype,
     raw: Option<RawLayout>,
 }
 
@@ -125,6 +121,11 @@ impl std::fmt::Debug for ZarrStore {
 /// The largest chunk (as stored, edge padding included) outcore opens: 1 TiB. Larger ones
 /// cannot be read into any machine's memory, and their sizes would overflow estimates.
 const MAX_CHUNK_BYTES: usize = 1 << 40;
+
+/// `values` rounded to float32.
+fn narrow(values: &[f64]) -> Vec<f32> {
+    values.iter().map(|&v| v as f32).collect()
+}
 
 /// Creates the directory of a new array at `path` (which must not exist) and its store.
 fn new_array_dir(path: &Path) -> StorageResult<(PathBuf, Arc<FilesystemStore>)> {
@@ -162,25 +163,30 @@ fn codecs(options: &ZarrOptions, path: &Path) -> StorageResult<Vec<Arc<dyn Bytes
 }
 
 impl ZarrStore {
-    /// Creates a new float64 Zarr v3 array at `path` (which must not exist) with `grid`'s shape
-    /// and chunking.
+    /// Creates a new Zarr v3 array of `options.dtype` (float64 by default) at `path` (which
+    /// must not exist) with `grid`'s shape and chunking.
     pub fn create(path: impl AsRef<Path>, grid: ChunkGrid, options: &ZarrOptions) -> StorageResult<Self> {
         let (path, store) = new_array_dir(path.as_ref())?;
         let zarr_err = |message: String| StorageError::Zarr { path: path.clone(), message };
         let (rows, cols) = grid.shape();
         let (cr, cc) = grid.chunk_shape();
         let codecs = codecs(options, &path)?;
-        let array =
-            ArrayBuilder::new(vec![rows as u64, cols as u64], vec![cr as u64, cc as u64], data_type::float64(), 0.0f64)
-                .bytes_to_bytes_codecs(codecs)
-                .dimension_names(["row", "col"].into())
-                .attributes(options.attributes.clone())
-                .build(store, "/")
-                .map_err(|e| zarr_err(e.to_string()))?;
+        let (shape, chunks) = (vec![rows as u64, cols as u64], vec![cr as u64, cc as u64]);
+        let mut builder = match options.dtype {
+            Dtype::F64 => ArrayBuilder::new(shape, chunks, data_type::float64(), 0.0f64),
+            Dtype::F32 => ArrayBuilder::new(shape, chunks, data_type::float32(), 0.0f32),
+        };
+        let array = builder
+            .bytes_to_bytes_codecs(codecs)
+            .dimension_names(["row", "col"].into())
+            .attributes(options.attributes.clone())
+            .build(store, "/")
+            .map_err(|e| zarr_err(e.to_string()))?;
         array.store_metadata().map_err(|e| zarr_err(e.to_string()))?;
-        let raw = (options.compression == Compression::None && cfg!(target_endian = "little"))
-            .then_some(RawLayout { crc: options.checksum });
-        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element: Element::F64, raw })
+        let raw =
+            (options.compression == Compression::None && options.dtype == Dtype::F64 && cfg!(target_endian = "little"))
+                .then_some(RawLayout { crc: options.checksum });
+        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element: options.dtype, raw })
     }
 
     /// Opens an existing 2-D float64 or float32 array (Zarr v3 or v2) at `path`.
@@ -206,9 +212,9 @@ impl ZarrStore {
             return Err(StorageError::NotTwoDimensional { path, ndim: shape.len() });
         }
         let element = if array.data_type().is::<Float64DataType>() {
-            Element::F64
+            Dtype::F64
         } else if array.data_type().is::<Float32DataType>() {
-            Element::F32
+            Dtype::F32
         } else {
             return Err(StorageError::UnsupportedDtype { path, dtype: array.data_type().to_string() });
         };
@@ -229,7 +235,7 @@ impl ZarrStore {
             });
         }
         let grid = ChunkGrid::new(shape[0] as usize, shape[1] as usize, cr, cc)?;
-        let raw = raw.filter(|_| element == Element::F64 && cfg!(target_endian = "little"));
+        let raw = raw.filter(|_| element == Dtype::F64 && cfg!(target_endian = "little"));
         Ok(Self { path, array, grid, chunk_shape: (cr, cc), element, raw })
     }
 
@@ -238,21 +244,29 @@ impl ZarrStore {
         &self.path
     }
 
-    /// Writes `values` as a new 1-D float64 Zarr v3 array at `path` (which must not exist), in
-    /// one chunk, with the codecs `options` gives a matrix (the crc32c checksum by default):
-    /// singular values beside their vectors.
+    /// Writes `values` as a new 1-D Zarr v3 array of `options.dtype` at `path` (which must not
+    /// exist), in one chunk, with the codecs `options` gives a matrix (the crc32c checksum by
+    /// default): singular values beside their vectors.
     pub fn write_vector(path: impl AsRef<Path>, values: &[f64], options: &ZarrOptions) -> StorageResult<()> {
         let (path, store) = new_array_dir(path.as_ref())?;
         let zarr_err = |message: String| StorageError::Zarr { path: path.clone(), message };
         let n = values.len() as u64;
-        let array = ArrayBuilder::new(vec![n], vec![n.max(1)], data_type::float64(), 0.0f64)
+        let mut builder = match options.dtype {
+            Dtype::F64 => ArrayBuilder::new(vec![n], vec![n.max(1)], data_type::float64(), 0.0f64),
+            Dtype::F32 => ArrayBuilder::new(vec![n], vec![n.max(1)], data_type::float32(), 0.0f32),
+        };
+        let array = builder
             .bytes_to_bytes_codecs(codecs(options, &path)?)
             .attributes(options.attributes.clone())
             .build(store, "/")
             .map_err(|e| zarr_err(e.to_string()))?;
         array.store_metadata().map_err(|e| zarr_err(e.to_string()))?;
         if !values.is_empty() {
-            array.store_chunk(&[0], values).map_err(|e| zarr_err(e.to_string()))?;
+            let stored = match options.dtype {
+                Dtype::F64 => array.store_chunk(&[0], values),
+                Dtype::F32 => array.store_chunk(&[0], narrow(values)),
+            };
+            stored.map_err(|e| zarr_err(e.to_string()))?;
         }
         Ok(())
     }
@@ -557,6 +571,10 @@ impl ChunkStore for ZarrStore {
         Some(&self.path)
     }
 
+    fn dtype(&self) -> Dtype {
+        self.element
+    }
+
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         let extent = self.grid.extent(index)?;
         if let Some(raw) = self.raw {
@@ -564,8 +582,8 @@ impl ChunkStore for ZarrStore {
         }
         let key = [index.row as u64, index.col as u64];
         let full = match self.element {
-            Element::F64 => self.array.retrieve_chunk::<Vec<f64>>(&key),
-            Element::F32 => self.array.retrieve_chunk::<Vec<f32>>(&key).map(|v| v.into_iter().map(f64::from).collect()),
+            Dtype::F64 => self.array.retrieve_chunk::<Vec<f64>>(&key),
+            Dtype::F32 => self.array.retrieve_chunk::<Vec<f32>>(&key).map(|v| v.into_iter().map(f64::from).collect()),
         }
         .map_err(|e| self.map_chunk_error(index, e))?;
         let (cr, cc) = self.chunk_shape;
@@ -584,25 +602,26 @@ impl ChunkStore for ZarrStore {
 
     fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()> {
         let extent = self.grid.check_chunk_len(index, data.len())?;
-        if self.element != Element::F64 {
-            return Err(StorageError::ReadOnly {
-                store: format!("{} (float32 arrays are opened read-only)", self.describe()),
-            });
-        }
         if let Some(raw) = self.raw {
             return self.write_raw(index, raw, data);
         }
         let key = [index.row as u64, index.col as u64];
         let (cr, cc) = self.chunk_shape;
-        let result = if extent.rows == cr && extent.cols == cc {
-            self.array.store_chunk(&key, data)
+        let padded;
+        let full = if extent.rows == cr && extent.cols == cc {
+            data
         } else {
             // Zarr stores edge chunks at full size; pad with the fill value.
-            let mut full = vec![0.0f64; cr * cc];
+            let mut values = vec![0.0f64; cr * cc];
             for (r, src) in data.chunks_exact(extent.cols).enumerate() {
-                full[r * cc..r * cc + extent.cols].copy_from_slice(src);
+                values[r * cc..r * cc + extent.cols].copy_from_slice(src);
             }
-            self.array.store_chunk(&key, &full)
+            padded = values;
+            &padded
+        };
+        let result = match self.element {
+            Dtype::F64 => self.array.store_chunk(&key, full),
+            Dtype::F32 => self.array.store_chunk(&key, narrow(full)),
         };
         result.map_err(|e| match e {
             ArrayError::StorageError(zarrs::storage::StorageError::IOError(e)) => {
