@@ -301,10 +301,22 @@ fn check_writable(flag: &'static str, path: &Path) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    if !dir.is_dir() {
+        let problem = if dir.exists() { "is not a directory" } else { "does not exist" };
+        return Err(Error::invalid(
+            flag,
+            format!(
+                "{} cannot be written: {} {problem}; create it or choose another path",
+                path.display(),
+                dir.display()
+            ),
+        ));
+    }
     let probe = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+        let kind = e.kind();
         Error::invalid(
             flag,
-            format!("{} cannot be written in {}: {e}; choose another path", path.display(), dir.display()),
+            format!("{} cannot be written in {}: {kind}; choose another path", path.display(), dir.display()),
         )
     })?;
     drop(probe);

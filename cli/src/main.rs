@@ -50,9 +50,21 @@ const FLAGS: [(&str, &str); 14] = [
     ("`accounting`", "--accounting"),
 ];
 
-/// `error`'s message in this program's terms.
+/// `error`'s message in this program's terms: API names become flags, and flags named by this
+/// program lose the backticks API names wear.
 fn message(error: &Error) -> String {
-    FLAGS.iter().fold(error.to_string(), |text, (api, flag)| text.replace(api, flag))
+    let text = FLAGS.iter().fold(error.to_string(), |text, (api, flag)| text.replace(api, flag));
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("`--") {
+        out.push_str(&rest[..at]);
+        let flag = &rest[at + 1..];
+        let end = flag.find('`').unwrap_or(flag.len());
+        out.push_str(&flag[..end]);
+        rest = flag.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Exit code of an internal error (a bug), apart from the user's errors (1).
