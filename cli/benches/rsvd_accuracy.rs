@@ -61,12 +61,7 @@ fn main() {
         write_reference();
         return;
     }
-    let reps = args
-        .iter()
-        .position(|a| a == "--reps")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3usize);
+    let reps = child::reps(&args, 3);
     let with_zarr = args.iter().any(|a| a == "--zarr");
     let exact = exact();
     let large_svd = env!("CARGO_BIN_EXE_large-svd");

@@ -50,12 +50,7 @@ fn main() {
         child(&args[1..]);
         return;
     }
-    let reps = args
-        .iter()
-        .position(|a| a == "--reps")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3usize);
+    let reps = child::reps(&args, 3);
     let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with("--") && a.parse::<usize>().is_err()).collect();
     let (m, n) = (ROWS as f64, COLS as f64);
     let qr_flops = 2.0 * m * n * n - 2.0 * n * n * n / 3.0;

@@ -244,9 +244,11 @@ pub fn print_header(command: &str, a: &ChunkedMatrix, session: &Session, plan_su
     eprintln!("{plan_summary}");
 }
 
-/// Starts the output directory `path` (see [`OutputDir::create`]), saying which partial
-/// outputs of killed runs it removed on the way.
-pub fn create_output(path: &Path, overwrite: bool) -> Result<OutputDir> {
+/// Starts the output directory `path` for results computed from `input` (see
+/// [`OutputDir::create`]), refusing one over the input, and says which partial outputs of
+/// killed runs it removed on the way.
+pub fn create_output(path: &Path, overwrite: bool, input: &ChunkedMatrix) -> Result<OutputDir> {
+    outcore::output::check_no_overlap(input, path)?;
     let out = OutputDir::create(path, overwrite)?;
     notice_leftovers("partial output", out.leftovers_removed());
     Ok(out)

@@ -14,8 +14,7 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: CancelToken) -> Result<()
     let a = open_matrix(&args.matrix)?;
     let compression: Compression =
         args.compression.parse().map_err(|e: StorageError| Error::invalid("--compression", e.to_string()))?;
-    outcore::output::check_no_overlap(&a, &args.output)?;
-    let out = create_output(&args.output, args.overwrite)?;
+    let out = create_output(&args.output, args.overwrite, &a)?;
     let grid = match &args.matrix.input {
         // Converting keeps the input's shape, in row panels like the generated default.
         Some(_) => outcore::storage::ChunkGrid::new(

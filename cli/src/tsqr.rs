@@ -23,10 +23,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
         options = options.panel_rows(rows);
     }
     // Refuse a taken output path, or one over the input, before any work.
-    if let Some(path) = &args.output {
-        outcore::output::check_no_overlap(&a, path)?;
-    }
-    let output = args.output.as_ref().map(|p| create_output(p, args.overwrite)).transpose()?;
+    let output = args.output.as_ref().map(|p| create_output(p, args.overwrite, &a)).transpose()?;
     let (session, plan) =
         Session::planned(run, cancel, |engine| TsqrPlan::new(&a, &options, engine), TsqrPlan::memory_needed)?;
     let engine = &session.engine;

@@ -75,3 +75,13 @@ impl Measured {
         self.peak_rss
     }
 }
+
+/// The value of `--reps N` among a bench's arguments, or `default`.
+#[allow(dead_code, reason = "used by the benches that take --reps, not by every target including this file")]
+pub fn reps(args: &[String], default: usize) -> usize {
+    args.iter()
+        .position(|a| a == "--reps")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(default)
+}
