@@ -76,12 +76,14 @@ mod tests {
 
     #[test]
     fn process_rss_is_plausible_on_linux() {
+        // The cheap reading first, the high-water mark after it: the mark can only have grown,
+        // whatever sibling tests allocate meanwhile, so the comparison holds under any load.
+        let current = RssSource::Process.current();
         let m = RssSource::Process.sample();
         if std::path::Path::new("/proc/self/status").exists() {
             assert!(m.rss > 1 << 20, "rss {}", m.rss);
             assert!(m.peak >= m.rss);
-            let current = RssSource::Process.current();
-            assert!(current > 1 << 20 && current <= m.peak + (64 << 20), "statm {current} vs status {m:?}");
+            assert!(current > 1 << 20 && current <= m.peak, "statm {current} vs status {m:?}");
         }
     }
 
