@@ -70,15 +70,9 @@ pub fn copy_matrix(
     // before building it.
     let chunks = grid.grid_shape().0.saturating_mul(grid.grid_shape().1) as u64;
     let bookkeeping = chunks.saturating_mul(TaskGraph::<CopyChunk>::task_bytes(0, 0));
-    if bookkeeping > engine.memory_limit() {
-        return Err(MemoryError::LimitTooSmall {
-            algorithm: "the copy",
-            limit: engine.memory_limit(),
-            needed: bookkeeping,
-            detail: format!("{chunks} chunks, a task each; larger chunks need fewer"),
-        }
-        .into());
-    }
+    MemoryError::check_limit("the copy", engine.memory_limit(), bookkeeping, || {
+        format!("{chunks} chunks, a task each; larger chunks need fewer")
+    })?;
     let reader = MatrixReader::new(src, engine.memory_pool(), false, false)?;
     let mut graph = TaskGraph::new();
     for index in grid.indices() {

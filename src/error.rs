@@ -103,6 +103,21 @@ pub enum MemoryError {
 }
 
 impl MemoryError {
+    /// `Ok` when `needed` bytes fit under `limit`; else [`MemoryError::LimitTooSmall`] for
+    /// `algorithm`, with `detail()` saying what the memory is for. Plans and graph builders
+    /// call it before they allocate what they would need.
+    pub fn check_limit(
+        algorithm: &'static str,
+        limit: u64,
+        needed: u64,
+        detail: impl FnOnce() -> String,
+    ) -> std::result::Result<(), Error> {
+        if needed <= limit {
+            return Ok(());
+        }
+        Err(Self::LimitTooSmall { algorithm, limit, needed, detail: detail() }.into())
+    }
+
     /// The memory categories when the condition was found, where there is such a report.
     pub fn report(&self) -> Option<&MemoryReport> {
         match self {

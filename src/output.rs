@@ -96,7 +96,7 @@ impl<'a> Sink<'a> {
             }
             Destination::Zarr(path) => {
                 check_no_overlap(input, &path)?;
-                let out = OutputDir::create_as(&path, false, false)?;
+                let out = OutputDir::create_for_array(&path, false)?;
                 // Kept in the input's precision: float32 in, float32 out.
                 let options = ZarrOptions { dtype: input.store().dtype(), ..ZarrOptions::default() };
                 let store = Arc::new(ZarrStore::create(out.path(), grid, &options)?);
@@ -217,9 +217,15 @@ impl OutputDir {
         Self::create_as(target, overwrite, true)
     }
 
+    /// As [`create`](Self::create), for a Zarr array: the partial path is left for
+    /// [`ZarrStore::create`] to make, so the array is the output itself.
+    pub fn create_for_array(target: impl AsRef<Path>, overwrite: bool) -> Result<Self> {
+        Self::create_as(target, overwrite, false)
+    }
+
     /// As [`create`](Self::create); with `make_dir` false the partial path is left for the
     /// caller to create (a Zarr array creates its own directory).
-    pub(crate) fn create_as(target: impl AsRef<Path>, overwrite: bool, make_dir: bool) -> Result<Self> {
+    fn create_as(target: impl AsRef<Path>, overwrite: bool, make_dir: bool) -> Result<Self> {
         let target = target.as_ref().to_path_buf();
         let name = target
             .file_name()

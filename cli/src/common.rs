@@ -20,9 +20,6 @@ use crate::cli::{MatrixArgs, RunArgs};
 /// The smallest limit `auto` picks.
 const AUTO_MIN_LIMIT: u64 = 64 << 20;
 
-/// How often the memory categories are sampled.
-const MEMORY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
-
 /// The command's view of its runs' events: the progress bar and the memory timeline.
 struct Observer {
     bar: ProgressBar,
@@ -88,18 +85,19 @@ impl Session {
             }
             builder.build()
         };
+        let ram = total_ram();
         let (limit, auto_limit) = if run.memory_limit == "auto" {
-            let ceiling = total_ram() / 2;
+            let ceiling = ram / 2;
             let needed = needed(&engine(ceiling)?)?;
             let limit = (needed + needed / 4).next_multiple_of(16 << 20).max(AUTO_MIN_LIMIT).min(ceiling);
             (limit, true)
         } else {
             let limit = parse_size(&run.memory_limit).map_err(|e| Error::invalid("--memory-limit", e.to_string()))?;
-            if limit > total_ram() {
+            if limit > ram {
                 eprintln!(
                     "warning: --memory-limit {} is more than this machine's RAM ({}): the limit cannot keep the run within memory; give at most what the machine can spare",
                     format_size(limit),
-                    format_size(total_ram())
+                    format_size(ram)
                 );
             }
             (limit, false)
@@ -113,13 +111,11 @@ impl Session {
         let spill_parent = run.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
         let removed =
             outcore::storage::leftovers::remove_leftovers(&spill_parent, outcore::storage::buffer::SPILL_PREFIX);
-        notice_leftovers("spill director", &removed);
+        notice_leftovers(&removed, "spill directory", "spill directories");
         let started = Instant::now();
         let observer = Arc::new(Observer { bar, started, samples: Mutex::new(Vec::new()) });
-        let control = RunControl::new()
-            .cancel_token(cancel)
-            .shared_events(observer.clone())
-            .memory_interval(Some(MEMORY_INTERVAL));
+        // Memory is sampled every `outcore::DEFAULT_MEMORY_INTERVAL` (20 ms).
+        let control = RunControl::new().cancel_token(cancel).shared_events(observer.clone());
         Ok(Self { engine: engine(limit)?, auto_limit, started, control, observer })
     }
 
@@ -132,9 +128,8 @@ impl Session {
         needed: impl Fn(&P, usize) -> u64,
     ) -> Result<(Self, P)> {
         // `auto` sizes the limit for the tasks that can run at once: no more than the CPUs.
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let session =
-            Self::new(run, cancel, |engine| Ok(needed(&make(engine)?, engine.scheduler().workers().min(cpus))))?;
+            Self::new(run, cancel, |engine| Ok(needed(&make(engine)?, engine.scheduler().workers().min(cpus()))))?;
         let plan = make(&session.engine)?;
         Ok((session, plan))
     }
@@ -244,31 +239,27 @@ pub fn print_header(command: &str, a: &ChunkedMatrix, session: &Session, plan_su
     eprintln!("{plan_summary}");
 }
 
-/// Starts the output directory `path` for results computed from `input` (see
-/// [`OutputDir::create`]), refusing one over the input, and says which partial outputs of
-/// killed runs it removed on the way.
-pub fn create_output(path: &Path, overwrite: bool, input: &ChunkedMatrix) -> Result<OutputDir> {
+/// Starts the output `path` for results computed from `input`, refusing one over the input,
+/// and says which partial outputs of killed runs it removed on the way: a directory of results
+/// ([`OutputDir::create`]), or with `array` a Zarr array ([`OutputDir::create_for_array`]).
+pub fn create_output(path: &Path, overwrite: bool, input: &ChunkedMatrix, array: bool) -> Result<OutputDir> {
     outcore::output::check_no_overlap(input, path)?;
-    let out = OutputDir::create(path, overwrite)?;
-    notice_leftovers("partial output", out.leftovers_removed());
+    let out = if array { OutputDir::create_for_array(path, overwrite)? } else { OutputDir::create(path, overwrite)? };
+    notice_leftovers(out.leftovers_removed(), "partial output", "partial outputs");
     Ok(out)
 }
 
 /// Tells on stderr what leftovers of killed runs were removed.
-fn notice_leftovers(what: &str, removed: &[std::path::PathBuf]) {
+fn notice_leftovers(removed: &[std::path::PathBuf], one: &str, many: &str) {
     if let Some(first) = removed.first() {
-        let plural = if what.ends_with("director") {
-            if removed.len() == 1 { "y" } else { "ies" }
-        } else {
-            if removed.len() == 1 { "" } else { "s" }
-        };
-        eprintln!("note: removed {} {what}{plural} left by killed runs (e.g. {})", removed.len(), first.display());
+        let what = if removed.len() == 1 { one } else { many };
+        eprintln!("note: removed {} {what} left by killed runs (e.g. {})", removed.len(), first.display());
     }
 }
 
 /// The scheduler `run` asks for (threads when none is named).
 fn scheduler(run: &RunArgs) -> Result<Scheduler> {
-    let workers = run.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = run.workers.unwrap_or_else(cpus);
     Scheduler::from_name(run.scheduler.as_deref().unwrap_or("threads"), workers)
 }
 
@@ -335,6 +326,11 @@ fn check_writable(flag: &'static str, path: &Path) -> Result<()> {
 /// depend on the RSS of the moment.
 fn process_overhead() -> u64 {
     if cfg!(debug_assertions) { 24 << 20 } else { outcore::DEFAULT_PROCESS_OVERHEAD }
+}
+
+/// The machine's CPUs (1 where unknown).
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Physical memory of the machine, from /proc/meminfo (8 GiB where unknown).

@@ -14,7 +14,7 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: CancelToken) -> Result<()
     let a = open_matrix(&args.matrix)?;
     let compression: Compression =
         args.compression.parse().map_err(|e: StorageError| Error::invalid("--compression", e.to_string()))?;
-    let out = create_output(&args.output, args.overwrite, &a)?;
+    let out = create_output(&args.output, args.overwrite, &a, true)?;
     let grid = match &args.matrix.input {
         // Converting keeps the input's shape, in row panels like the generated default.
         Some(_) => outcore::storage::ChunkGrid::new(
@@ -33,8 +33,6 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: CancelToken) -> Result<()
     attributes.insert("outcore".into(), json!({ "source": a.describe() }));
     // A conversion keeps the input's precision (float32 stays float32).
     let options = ZarrOptions { dtype: a.store().dtype(), compression, attributes, ..ZarrOptions::default() };
-    // The array is the output directory itself.
-    std::fs::remove_dir(out.path()).map_err(|e| StorageError::io(out.path(), e))?;
     let dst = Arc::new(ZarrStore::create(out.path(), grid, &options)?);
     let stats = copy_matrix(&session.engine, &a, dst, &session.control)?;
     session.finish_progress();

@@ -23,7 +23,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
         .seed(args.seed)
         .probes(args.probes)
         .check_finite(!args.no_check_finite);
-    let output = args.output.as_ref().map(|p| create_output(p, args.overwrite, &a)).transpose()?;
+    let output = args.output.as_ref().map(|p| create_output(p, args.overwrite, &a, false)).transpose()?;
     let (session, plan) =
         Session::planned(run, cancel, |engine| RsvdPlan::new(&a, &options, engine), RsvdPlan::memory_needed)?;
     let engine = &session.engine;

@@ -23,7 +23,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
         options = options.panel_rows(rows);
     }
     // Refuse a taken output path, or one over the input, before any work.
-    let output = args.output.as_ref().map(|p| create_output(p, args.overwrite, &a)).transpose()?;
+    let output = args.output.as_ref().map(|p| create_output(p, args.overwrite, &a, false)).transpose()?;
     let (session, plan) =
         Session::planned(run, cancel, |engine| TsqrPlan::new(&a, &options, engine), TsqrPlan::memory_needed)?;
     let engine = &session.engine;

@@ -110,15 +110,9 @@ pub fn run_means(engine: &Engine, tasks: usize, n: usize, seed: u64, control: &R
     // refuse what the limit cannot hold before allocating any of it.
     let per_task = TaskGraph::<MeansOp>::task_bytes(0, 1) + 2 * Output::bytes(1, 1);
     let needed = (tasks as u64).saturating_mul(per_task);
-    if needed > engine.memory_limit() {
-        return Err(MemoryError::LimitTooSmall {
-            algorithm: "the means workload",
-            limit: engine.memory_limit(),
-            needed,
-            detail: format!("{tasks} tasks at {} each; give fewer --tasks", format_size(per_task)),
-        }
-        .into());
-    }
+    MemoryError::check_limit("the means workload", engine.memory_limit(), needed, || {
+        format!("{tasks} tasks at {} each; give fewer --tasks", format_size(per_task))
+    })?;
     let graph = means_graph(tasks)?;
     let (results, stats) = engine.run_graph(&graph, &MeansExecutor { n, seed }, control)?;
     let key = *graph.kept().first().ok_or_else(|| Error::Bug("the means graph keeps no result".into()))?;

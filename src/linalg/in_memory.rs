@@ -6,14 +6,14 @@ use faer::MatRef;
 
 use super::SvdResult;
 use super::rsvd::{RsvdOptions, RsvdPlan, RsvdResult};
-use super::tsqr::{TsqrOptions, TsqrPlan};
+use super::tsqr::{TsqrOptions, TsqrPlan, speed_panel_rows};
 use crate::Result;
 use crate::control::RunControl;
 use crate::engine::Engine;
 use crate::matrix::ChunkedMatrix;
 use crate::output::Destination;
 
-/// Bytes of one chunk of a borrowed matrix: a task's unit of work.
+/// Bytes of one chunk of a borrowed matrix for the randomized SVD: a task's unit of work.
 const CHUNK_BYTES: usize = 4 << 20;
 
 /// Columns per chunk of a borrowed matrix for the randomized SVD.
@@ -49,8 +49,8 @@ pub fn svd_with(
     control: &RunControl,
 ) -> Result<SvdResult> {
     let (m, n) = a.shape();
-    let (short, long) = (m.min(n), m.max(n));
-    let panel = (CHUNK_BYTES / (size_of::<f64>() * short.max(1))).max(short).clamp(1, long.max(1));
+    // Chunks as TSQR sizes panels when nothing constrains them: each read is one panel.
+    let panel = speed_panel_rows(m.min(n)).clamp(1, m.max(n).max(1));
     let (chunk_rows, chunk_cols) = if m >= n { (panel, n.max(1)) } else { (m.max(1), panel) };
     let (matrix, lease) = ChunkedMatrix::borrowed(a, chunk_rows, chunk_cols)?;
     let result = TsqrPlan::new(&matrix, options, engine).and_then(|plan| plan.run_with(engine, factor, control));

@@ -35,6 +35,17 @@ unsafe impl Send for RawView {}
 unsafe impl Sync for RawView {}
 
 impl RawView {
+    /// The pointer, shape and strides of `m`.
+    fn of(m: MatRef<'_, f64>) -> Self {
+        Self {
+            ptr: m.as_ptr().cast_mut(),
+            rows: m.nrows(),
+            cols: m.ncols(),
+            row_stride: m.row_stride(),
+            col_stride: m.col_stride(),
+        }
+    }
+
     /// # Safety
     /// The view must still be lent (its lease alive, checked under the lock by the caller).
     unsafe fn as_ref<'v>(&self) -> MatRef<'v, f64> {
@@ -61,8 +72,10 @@ pub(crate) struct Lease<'a> {
 }
 
 impl Lease<'_> {
-    fn new(slot: Slot) -> Self {
-        Self { slot, _borrow: std::marker::PhantomData }
+    /// Lends `view`: the slot a store reads it through, and the lease that takes it away.
+    fn lend(view: RawView) -> (Slot, Self) {
+        let slot: Slot = Arc::new(RwLock::new(Some(view)));
+        (slot.clone(), Self { slot, _borrow: std::marker::PhantomData })
     }
 }
 
@@ -104,15 +117,8 @@ impl BorrowedStore {
     /// Lends `a` until the returned lease drops.
     pub(crate) fn lend<'a>(a: MatRef<'a, f64>, chunk_rows: usize, chunk_cols: usize) -> Result<(Arc<Self>, Lease<'a>)> {
         let grid = ChunkGrid::new(a.nrows(), a.ncols(), chunk_rows, chunk_cols)?;
-        let view = RawView {
-            ptr: a.as_ptr().cast_mut(),
-            rows: a.nrows(),
-            cols: a.ncols(),
-            row_stride: a.row_stride(),
-            col_stride: a.col_stride(),
-        };
-        let slot: Slot = Arc::new(RwLock::new(Some(view)));
-        Ok((Arc::new(Self { grid, slot: slot.clone() }), Lease::new(slot)))
+        let (slot, lease) = Lease::lend(RawView::of(a));
+        Ok((Arc::new(Self { grid, slot }), lease))
     }
 }
 
@@ -182,15 +188,9 @@ impl MatSink {
     /// returned lease has dropped.
     pub(crate) unsafe fn lend_unbounded<'a>(dst: MatMut<'_, f64>, chunk_rows: usize) -> Result<(Arc<Self>, Lease<'a>)> {
         let grid = ChunkGrid::new(dst.nrows(), dst.ncols(), chunk_rows.max(1), dst.ncols().max(1))?;
-        let view = RawView {
-            ptr: dst.as_ptr_mut(),
-            rows: dst.nrows(),
-            cols: dst.ncols(),
-            row_stride: dst.row_stride(),
-            col_stride: dst.col_stride(),
-        };
-        let slot: Slot = Arc::new(RwLock::new(Some(view)));
-        Ok((Arc::new(Self { grid, slot: slot.clone() }), Lease::new(slot)))
+        // The writable pointer itself, not one read back through a shared view.
+        let (slot, lease) = Lease::lend(RawView { ptr: dst.as_ptr_mut(), ..RawView::of(dst.as_ref()) });
+        Ok((Arc::new(Self { grid, slot }), lease))
     }
 }
 
@@ -204,13 +204,7 @@ impl ChunkStore for MatSink {
     }
 
     fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()> {
-        let e = self.grid.extent(index)?;
-        if data.len() != e.len() {
-            return Err(StorageError::InvalidArgument {
-                what: "chunk data",
-                reason: format!("chunk {index} of {} holds {} values, got {}", self.describe(), e.len(), data.len()),
-            });
-        }
+        let e = self.grid.check_chunk_len(index, data.len())?;
         let guard = self.slot.write().unwrap_or_else(|p| p.into_inner());
         let view = guard.as_ref().ok_or_else(ended)?;
         // SAFETY: the lease is alive and the write lock makes this the only access.

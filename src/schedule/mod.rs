@@ -287,7 +287,8 @@ pub(crate) fn run<E: Executor>(
     Ok((Results::new(kept), stats))
 }
 
-/// Blocks removed from the pool when dropped.
+/// Blocks no task holds yet (recomputed inputs, a task's outputs before they are recorded),
+/// removed from the pool when dropped.
 struct Temporaries<'m> {
     manager: &'m BufferManager,
     ids: Vec<BlockId>,
@@ -296,7 +297,7 @@ struct Temporaries<'m> {
 impl Drop for Temporaries<'_> {
     fn drop(&mut self) {
         for &id in &self.ids {
-            // Each exists: made by `recompute` and removed nowhere else.
+            // Each exists: stored by this run and removed nowhere else while held here.
             let _ = self.manager.remove(id);
         }
     }
@@ -500,21 +501,13 @@ impl<E: Executor> Run<'_, E> {
                 spec.outputs
             )));
         }
-        let mut ids = Vec::with_capacity(outputs.len());
+        // Outputs stored so far belong to no task until `finish`: freed if a later one fails.
+        let mut stored = Temporaries { manager: self.manager, ids: Vec::with_capacity(outputs.len()) };
         for out in outputs {
-            match self.manager.insert(&mut budget, out.data, out.rows, out.cols) {
-                Ok(id) => ids.push(id),
-                Err(e) => {
-                    // The outputs stored so far belong to no task yet: nobody else frees them.
-                    for id in ids {
-                        let _ = self.manager.remove(id);
-                    }
-                    return Err(e.into());
-                }
-            }
+            stored.ids.push(self.manager.insert(&mut budget, out.data, out.rows, out.cols)?);
         }
         drop(budget);
-        let (done, total) = self.finish(task, ids);
+        let done = self.finish(task, std::mem::take(&mut stored.ids));
         self.control.emit(&Event::TaskFinished {
             worker: worker.id,
             task,
@@ -522,10 +515,11 @@ impl<E: Executor> Run<'_, E> {
             started,
             finished: Instant::now(),
             done,
-            total,
+            total: self.graph.len(),
         });
         Ok(())
     }
+
     /// Pins output `key` of an earlier task. If its spilled copy cannot be read back, the block
     /// is recomputed from its lineage and replaces the lost one.
     fn pin_input(&self, key: Key, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Pinned> {
@@ -587,8 +581,8 @@ impl<E: Executor> Run<'_, E> {
     }
 
     /// Records a finished task: stores its outputs, frees inputs nobody else reads, releases
-    /// dependents whose inputs are now all there. Returns the tasks done and in all.
-    fn finish(&self, task: usize, ids: Vec<BlockId>) -> (usize, usize) {
+    /// dependents whose inputs are now all there. Returns the tasks done so far.
+    fn finish(&self, task: usize, ids: Vec<BlockId>) -> usize {
         let spec = &self.graph.tasks()[task];
         let mut st = self.lock();
         let mut to_remove = Vec::new();
@@ -624,7 +618,7 @@ impl<E: Executor> Run<'_, E> {
             // The block exists: it was produced by a finished task and not removed before.
             let _ = self.manager.remove(id);
         }
-        (done, self.graph.len())
+        done
     }
 }
 

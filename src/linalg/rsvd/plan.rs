@@ -259,20 +259,13 @@ impl RsvdPlan {
         let (cr, cc) = a.grid().chunk_shape();
         let retained = 2 * (cr.max(cc) * (plan.basis_width() + o.probes) * size_of::<f64>()) as u64 * o.fan_in as u64;
         plan.memory = model.with_graph(&build::graph(&plan)?.0, retained);
-        let needed = plan.memory.needed(1);
-        if needed > model.limit {
-            return Err(MemoryError::LimitTooSmall {
-                algorithm: "randomized SVD",
-                limit: model.limit,
-                needed,
-                detail: format!(
-                    "one worker holds a {cr} x {cc} chunk and its products ({}); {} of unmanaged memory comes on top; smaller chunks need less",
-                    format_size(plan.memory.max_task),
-                    format_size(model.overhead)
-                ),
-            }
-            .into());
-        }
+        MemoryError::check_limit("randomized SVD", model.limit, plan.memory.needed(1), || {
+            format!(
+                "one worker holds a {cr} x {cc} chunk and its products ({}); {} of unmanaged memory comes on top; smaller chunks need less",
+                format_size(plan.memory.max_task),
+                format_size(model.overhead)
+            )
+        })?;
         Ok(plan)
     }
 

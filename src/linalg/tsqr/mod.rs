@@ -34,6 +34,7 @@ mod build;
 mod kernels;
 mod plan;
 
+pub(crate) use plan::speed_panel_rows;
 pub use plan::{TsqrOptions, TsqrPlan};
 
 use crate::Result;

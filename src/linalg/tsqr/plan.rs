@@ -82,6 +82,12 @@ impl TsqrOptions {
 /// Target size of a panel when no chunk grid constrains it.
 const PANEL_BYTES: usize = 4 << 20;
 
+/// Rows of a panel of `n` columns sized for speed (about [`PANEL_BYTES`], at least `n` rows),
+/// when no chunk grid constrains panels.
+pub(crate) fn speed_panel_rows(n: usize) -> usize {
+    (PANEL_BYTES / (n.max(1) * size_of::<f64>())).max(n)
+}
+
 /// A node of the reduction tree.
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
@@ -166,7 +172,7 @@ impl TsqrPlan {
         // written (chunk by chunk). Otherwise they are sized for speed: panels of about 4 MiB
         // factored 7% faster than 8 MiB ones (2,000,000 x 100, 2 threads: 0.685 against 0.735 s).
         let aligned = cr * n.div_ceil(cr).max(1);
-        let sized = (PANEL_BYTES / (n * size_of::<f64>())).max(n);
+        let sized = speed_panel_rows(n);
         let default_rows = if tall.reads_windows() && !options.vectors { sized } else { aligned };
         let mut panel_rows = options.panel_rows.unwrap_or(default_rows).min(m);
         loop {
