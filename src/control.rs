@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::cluster::Transport;
 use crate::events::EventSink;
 
 /// Stops the runs it is given to at their next task boundary; they fail with
@@ -52,6 +53,7 @@ pub struct RunControl {
     pub(crate) cancel: Option<CancelToken>,
     pub(crate) events: Option<Arc<dyn EventSink>>,
     pub(crate) memory_interval: Option<Duration>,
+    pub(crate) cluster: Option<Arc<dyn Transport>>,
 }
 
 impl std::fmt::Debug for RunControl {
@@ -60,13 +62,14 @@ impl std::fmt::Debug for RunControl {
             .field("cancel", &self.cancel)
             .field("events", &self.events.is_some())
             .field("memory_interval", &self.memory_interval)
+            .field("cluster", &self.cluster.as_ref().map(|t| (t.rank(), t.ranks())))
             .finish()
     }
 }
 
 impl Default for RunControl {
     fn default() -> Self {
-        Self { cancel: None, events: None, memory_interval: Some(DEFAULT_MEMORY_INTERVAL) }
+        Self { cancel: None, events: None, memory_interval: Some(DEFAULT_MEMORY_INTERVAL), cluster: None }
     }
 }
 
@@ -100,6 +103,19 @@ impl RunControl {
     pub fn memory_interval(mut self, interval: Option<Duration>) -> Self {
         self.memory_interval = interval;
         self
+    }
+
+    /// Runs as one rank of a job ([`cluster`](crate::cluster)): this rank does its share of the
+    /// graph and exchanges blocks with the others through `transport`. Every rank must run the
+    /// same plan; results are bitwise those of one process.
+    pub fn cluster(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.cluster = Some(transport);
+        self
+    }
+
+    /// Whether runs under this control are one rank of several.
+    pub(crate) fn distributed(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|t| t.ranks() > 1)
     }
 
     pub(crate) fn cancelled(&self) -> bool {

@@ -23,6 +23,16 @@ pub enum Error {
     #[error(transparent)]
     Memory(#[from] MemoryError),
 
+    /// Another rank of a distributed run failed (or could not be reached); every rank ends with
+    /// the same error.
+    #[error("rank {rank}: {message}")]
+    Cluster {
+        /// The rank where it happened.
+        rank: usize,
+        /// What went wrong there.
+        message: String,
+    },
+
     /// A parameter is out of range or inconsistent.
     #[error("invalid `{what}`: {reason}")]
     InvalidArgument {

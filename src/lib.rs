@@ -36,6 +36,7 @@
 //! budget by sharing one pool ([`Engine::memory_pool`], [`EngineBuilder::memory_pool`], or a
 //! clone of the engine).
 
+pub mod cluster;
 mod control;
 mod copy;
 mod engine;

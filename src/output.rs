@@ -38,6 +38,20 @@ pub enum Destination<'a> {
     Store(Arc<dyn ChunkStore>),
 }
 
+/// Refuses a destination for `name` that the ranks of a distributed run cannot share: each rank
+/// writes its own rows, so all must write one store that every rank opened.
+pub(crate) fn check_shareable(destination: &Destination<'_>, control: &crate::RunControl, name: &str) -> Result<()> {
+    if control.distributed() && !matches!(destination, Destination::Store(_)) {
+        return Err(Error::invalid(
+            "destination",
+            format!(
+                "a run across ranks writes {name} rank by rank, each rank its own rows, so {name} needs a store on shared storage that every rank opened (`Destination::Store`); memory, a caller's matrix or a Zarr array one rank creates cannot be shared"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A destination opened before any work: the store the run writes, and what makes it final.
 /// It cannot outlive the borrow of a caller's matrix it writes into.
 pub(crate) struct Sink<'a> {

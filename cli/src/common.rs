@@ -115,7 +115,13 @@ impl Session {
         let started = Instant::now();
         let observer = Arc::new(Observer { bar, started, samples: Mutex::new(Vec::new()) });
         // Memory is sampled every `outcore::DEFAULT_MEMORY_INTERVAL` (20 ms).
-        let control = RunControl::new().cancel_token(cancel).shared_events(observer.clone());
+        let mut control = RunControl::new().cancel_token(cancel).shared_events(observer.clone());
+        if let Some(transport) = crate::ranks::cluster() {
+            control = control.cluster(transport);
+        }
+        if !crate::ranks::is_root() {
+            observer.bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
         Ok(Self { engine: engine(limit)?, auto_limit, started, control, observer })
     }
 
@@ -223,6 +229,20 @@ pub fn factor_store(
 ) -> Result<outcore::Destination<'static>> {
     let options = ZarrOptions { dtype: a.store().dtype(), ..ZarrOptions::default() };
     let store = Arc::new(ZarrStore::create(out.path().join(name), grid, &options)?);
+    Ok(outcore::Destination::Store(InjectedFaults::from_env()?.output(store)))
+}
+
+/// What rank 0 shares with the other ranks of an MPI job before a run: the path of its partial
+/// output directory, where they open the factor arrays it created (empty without one).
+pub fn output_share(output: Option<&OutputDir>) -> Vec<u8> {
+    output.map(|o| o.path().as_os_str().as_encoded_bytes().to_vec()).unwrap_or_default()
+}
+
+/// On a rank other than 0: the factor array `name` rank 0 created in its partial output
+/// directory `shared` (on storage every rank sees), opened to write this rank's rows.
+pub fn shared_factor(shared: &[u8], name: &str) -> Result<outcore::Destination<'static>> {
+    let dir = std::path::PathBuf::from(String::from_utf8_lossy(shared).into_owned());
+    let store = Arc::new(ZarrStore::open(dir.join(name))?);
     Ok(outcore::Destination::Store(InjectedFaults::from_env()?.output(store)))
 }
 
@@ -473,9 +493,48 @@ pub struct SvdSummary {
     /// Where `--output` put the results.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<std::path::PathBuf>,
+    /// Under MPI, each rank's figures, rank 0 first (the fields above are rank 0's, but
+    /// `tasks`, summed over ranks, and `peak_rss_bytes_all_ranks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<Vec<RankFigures>>,
+    /// Under MPI, the sum of the ranks' peak RSS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes_all_ranks: Option<u64>,
     /// `tsqr`'s or `rsvd`'s own fields.
     #[serde(flatten)]
     pub details: Details,
+}
+
+/// One rank's figures in an MPI run's summary.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct RankFigures {
+    pub rank: usize,
+    /// Tasks this rank ran.
+    pub tasks: usize,
+    pub wall_seconds: f64,
+    pub peak_rss_bytes: u64,
+    /// Its memory summary (limit, peaks, spills: the limit is per rank).
+    pub memory: serde_json::Value,
+}
+
+/// Lines saying each rank's share, for human summaries of MPI runs (none otherwise).
+pub fn ranks_lines(summary: &SvdSummary) -> Vec<String> {
+    summary
+        .ranks
+        .iter()
+        .flatten()
+        .map(|f| {
+            let managed = f.memory.get("peak_managed").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            format!(
+                "rank {}: {} tasks, {:.2} s, peak RSS {}, peak managed {}",
+                f.rank,
+                f.tasks,
+                f.wall_seconds,
+                format_size(f.peak_rss_bytes),
+                format_size(managed)
+            )
+        })
+        .collect()
 }
 
 /// The fields of one command.
@@ -521,8 +580,37 @@ impl SvdSummary {
             memory: MemorySummary::new(engine.memory_report(), peaks),
             waits_for_memory: svd.stats.waits_for_memory,
             output: None,
+            ranks: None,
+            peak_rss_bytes_all_ranks: None,
             details,
         }
+    }
+
+    /// Under MPI, brings every rank's figures to rank 0 (which adds them to this summary) and
+    /// says whether this rank goes on to write and print: rank 0 (or the only process) does,
+    /// the others are done.
+    pub fn gather_ranks(&mut self) -> Result<bool> {
+        if crate::ranks::count() == 1 {
+            return Ok(true);
+        }
+        let mine = RankFigures {
+            rank: crate::ranks::rank(),
+            tasks: self.tasks,
+            wall_seconds: self.wall_seconds,
+            peak_rss_bytes: self.peak_rss_bytes,
+            memory: serde_json::to_value(&self.memory).unwrap_or_default(),
+        };
+        let bytes = serde_json::to_vec(&mine).map_err(|e| Error::Bug(format!("rank figures: {e}")))?;
+        let Some(parts) = crate::ranks::gather(bytes)? else { return Ok(false) };
+        let figures = parts
+            .iter()
+            .map(|part| serde_json::from_slice::<RankFigures>(part))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Bug(format!("a rank sent figures that do not parse: {e}")))?;
+        self.tasks = figures.iter().map(|f| f.tasks).sum();
+        self.peak_rss_bytes_all_ranks = Some(figures.iter().map(|f| f.peak_rss_bytes).sum());
+        self.ranks = Some(figures);
+        Ok(true)
     }
 
     /// The line every human SVD summary ends its figures with: time, peak RSS and the pool's

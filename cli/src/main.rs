@@ -5,6 +5,7 @@ mod common;
 mod demo;
 mod generate;
 mod means;
+mod ranks;
 mod rsvd;
 mod timeline;
 mod tsqr;
@@ -117,27 +118,31 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let cancel = CancelToken::new();
     handle_signals(cancel.clone());
-    let result = match &cli.command {
+    let result = ranks::join().and_then(|()| match &cli.command {
         None => demo::run(&cli.run, cancel),
         Some(cli::Command::Tsqr(args)) => tsqr::run(args, &cli.run, cancel),
         Some(cli::Command::Rsvd(args)) => rsvd::run(args, &cli.run, cancel),
         Some(cli::Command::Generate(args)) => generate::run(args, &cli.run, cancel),
         Some(cli::Command::Means(args)) => means::run(args, &cli.run, cancel),
-    };
+    });
+    ranks::leave();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Interrupted) => {
-            eprintln!("large-svd: interrupted; no output was written and spill files were removed");
+            if ranks::is_root() {
+                eprintln!("large-svd: interrupted; no output was written and spill files were removed");
+            }
             let signal = SIGNAL.load(Ordering::SeqCst);
             ExitCode::from(u8::try_from(128 + signal).unwrap_or(130))
         }
-        Err(e @ Error::Bug(_)) => {
-            eprintln!("large-svd: error: {}", message(&e));
-            ExitCode::from(EXIT_BUG)
-        }
         Err(e) => {
-            eprintln!("large-svd: error: {}", message(&e));
-            ExitCode::FAILURE
+            // Under MPI, an error of another rank is reported once, by rank 0.
+            if ranks::reports(&e) {
+                // One write: under mpirun, the launcher's own lines cannot cut into it.
+                let line = format!("large-svd: error: {}\n", message(&e));
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+            if matches!(e, Error::Bug(_)) { ExitCode::from(EXIT_BUG) } else { ExitCode::FAILURE }
         }
     }
 }

@@ -7,15 +7,31 @@ use serde_json::{Value, json};
 
 use crate::cli::{MeansArgs, RunArgs};
 use crate::common::{MemorySummary, Session, peak_rss, peaks_line};
+use crate::ranks;
 use crate::workload::run_means;
 
-/// What the lesson measured with Dask on this machine kind (`../shared/notes/dask-reference.md`).
-const DASK: [(&str, f64); 4] = [("serial", 0.140), ("mt_1", 0.181), ("mt_2", 0.163), ("mt_4", 0.168)];
+/// What the lesson measured with Dask on this machine kind (`../shared/notes/dask-reference.md`):
+/// its `processes` scheduler starts a pool in each `compute`; its `distributed` rows time
+/// computes on a cluster already started.
+const DASK: [(&str, f64); 10] = [
+    ("serial", 0.140),
+    ("mt_1", 0.181),
+    ("mt_2", 0.163),
+    ("mt_4", 0.168),
+    ("processes_1", 0.550),
+    ("processes_2", 0.915),
+    ("processes_4", 1.805),
+    ("distributed_1", 0.768),
+    ("distributed_2", 1.135),
+    ("distributed_4", 0.726),
+];
 
 struct Measured {
     name: String,
     median: f64,
     mean_of_means: f64,
+    /// For rows run as an MPI job: the whole job's wall time, launch and MPI start included.
+    launch: Option<f64>,
 }
 
 /// Runs every configuration `repeat` times, alternating between them so drift on a shared
@@ -40,7 +56,7 @@ fn measure(configs: &[(String, Engine)], args: &MeansArgs, n: usize, control: &R
         .zip(values)
         .map(|(((name, _), mut t), mean_of_means)| {
             t.sort_by(f64::total_cmp);
-            Measured { name: name.clone(), median: t[t.len() / 2], mean_of_means }
+            Measured { name: name.clone(), median: t[t.len() / 2], mean_of_means, launch: None }
         })
         .collect())
 }
@@ -56,6 +72,9 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     // a few KiB each, so `auto` gives the smallest automatic limit).
     let session = Session::new(run, cancel, |_| Ok(0))?;
     let configs: Vec<(String, Scheduler)> = match &run.scheduler {
+        // A rank of an MPI job (started by the rows below, or by hand): one worker per rank,
+        // as a Dask worker process with one thread.
+        _ if ranks::in_job() => vec![(format!("ranks_{}", ranks::count()), Scheduler::Serial)],
         Some(_) => {
             // The one the session was built with.
             let s = session.engine.scheduler();
@@ -76,12 +95,19 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
         .iter()
         .map(|(name, s)| Ok((name.clone(), session.engine.with_scheduler(*s)?)))
         .collect::<Result<_>>()?;
-    let rows = measure(&engines, args, args.n, &session.control)?;
+    let mut rows = measure(&engines, args, args.n, &session.control)?;
+    // Scheduling overhead: the same graph with empty tasks (n = 0), per task.
+    let overhead = measure(&engines[..1], args, 0, &session.control)?[0].median / (args.tasks + 1) as f64;
+    if !ranks::is_root() {
+        return Ok(());
+    }
+    let mut notes = Vec::new();
+    if run.scheduler.is_none() && !ranks::in_job() {
+        rows.extend(jobs::measure(args, &mut notes)?);
+    }
     if rows.windows(2).any(|w| w[0].mean_of_means.to_bits() != w[1].mean_of_means.to_bits()) {
         return Err(Error::Bug("schedulers disagree on the mean of means".into()));
     }
-    // Scheduling overhead: the same graph with empty tasks (n = 0), per task.
-    let overhead = measure(&engines[..1], args, 0, &session.control)?[0].median / (args.tasks + 1) as f64;
     let serial = rows.iter().find(|r| r.name == "serial").map(|r| r.median);
     session.finish_progress();
     let (_, peaks) = session.memory();
@@ -96,6 +122,7 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
                     "speedup_vs_serial": serial.map(|s| s / r.median),
                     "dask_median_seconds": dask,
                     "dask_over_outcore": dask.map(|d| d / r.median),
+                    "job_wall_seconds": r.launch,
                 })
             })
             .collect();
@@ -108,6 +135,7 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
                 "repeat": args.repeat,
                 "mean_of_means": rows[0].mean_of_means,
                 "results": table,
+                "notes": notes,
                 "overhead_seconds_per_task": overhead,
                 "peak_rss_bytes": peak_rss(),
                 "memory": MemorySummary::new(session.engine.memory_report(), peaks),
@@ -118,18 +146,24 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
             "{} x mean(normal({})), median of {} runs; mean of means {:.6e} under every scheduler",
             args.tasks, args.n, args.repeat, rows[0].mean_of_means
         );
-        println!("| scheduler | outcore median | speed-up vs serial | Dask (this machine kind) | Dask / outcore |");
-        println!("|---|---|---|---|---|");
+        println!(
+            "| scheduler | outcore median | speed-up vs serial | Dask (this machine kind) | Dask / outcore | whole MPI job |"
+        );
+        println!("|---|---|---|---|---|---|");
         for r in &rows {
             let dask = DASK.iter().find(|d| d.0 == r.name).map(|d| d.1);
             println!(
-                "| {} | {:.1} ms | {} | {} | {} |",
+                "| {} | {:.1} ms | {} | {} | {} | {} |",
                 r.name,
                 r.median * 1e3,
                 serial.map_or("-".into(), |s| format!("{:.2}x", s / r.median)),
                 dask.map_or("-".into(), |d| format!("{:.0} ms", d * 1e3)),
                 dask.map_or("-".into(), |d| format!("{:.1}x", d / r.median)),
+                r.launch.map_or("-".into(), |w| format!("{:.0} ms", w * 1e3)),
             );
+        }
+        for note in &notes {
+            println!("{note}");
         }
         println!(
             "scheduling overhead: {:.1} µs per task ({} scheduler, tasks with n = 0)",
@@ -139,4 +173,88 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
         println!("{}", peaks_line(&peaks));
     }
     session.write_memory_files(run, "means memory")
+}
+
+/// The lesson's `processes` and `distributed` rows: this program started again as an MPI job
+/// of 1, 2 and 4 ranks (one worker each), over shared memory and over TCP.
+mod jobs {
+    use super::Measured;
+    use crate::cli::MeansArgs;
+    use outcore::Result;
+
+    /// Without MPI there are no such rows; a note says how to get them.
+    #[cfg(not(feature = "mpi"))]
+    pub fn measure(_: &MeansArgs, notes: &mut Vec<String>) -> Result<Vec<Measured>> {
+        notes.push(
+            "processes and distributed rows: build with `--features mpi` (and install Open MPI) to measure them".into(),
+        );
+        Ok(Vec::new())
+    }
+
+    /// Runs each job and reads its row; with no `mpirun` on PATH, a note says so instead.
+    #[cfg(feature = "mpi")]
+    pub fn measure(args: &MeansArgs, notes: &mut Vec<String>) -> Result<Vec<Measured>> {
+        use outcore::Error;
+        // ob1 with one transport: shared memory between processes of one node ("processes"), or
+        // TCP over loopback as between machines ("distributed").
+        const TRANSPORTS: [(&str, &[&str]); 2] = [
+            ("processes", &["--mca", "pml", "ob1", "--mca", "btl", "self,vader"]),
+            ("distributed", &["--mca", "pml", "ob1", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo"]),
+        ];
+        let exe = std::env::current_exe().map_err(|e| Error::Bug(format!("cannot find this program: {e}")))?;
+        let mut rows = Vec::new();
+        for (kind, transport) in TRANSPORTS {
+            for ranks in [1, 2, 4] {
+                let started = std::time::Instant::now();
+                let spawned = std::process::Command::new("mpirun")
+                    .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+                    .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+                    .args(["--oversubscribe", "--bind-to", "none", "-np", &ranks.to_string()])
+                    .args(transport)
+                    .arg(&exe)
+                    .args(["means", "--json", "--memory-limit", "64MiB"])
+                    .args(["--tasks", &args.tasks.to_string(), "--n", &args.n.to_string()])
+                    .args(["--repeat", &args.repeat.to_string(), "--seed", &args.seed.to_string()])
+                    .output();
+                let out = match spawned {
+                    Ok(out) => out,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        notes.push(
+                            "processes and distributed rows: no `mpirun` on PATH (install Open MPI's openmpi-bin)"
+                                .into(),
+                        );
+                        return Ok(rows);
+                    }
+                    Err(e) => return Err(Error::Bug(format!("cannot start mpirun: {e}"))),
+                };
+                let wall = started.elapsed().as_secs_f64();
+                let failed = || {
+                    Error::invalid(
+                        "mpirun",
+                        format!(
+                            "the {kind} job of {ranks} ranks failed (exit {:?}): {}",
+                            out.status.code(),
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
+                    )
+                };
+                if !out.status.success() {
+                    return Err(failed());
+                }
+                let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| failed())?;
+                let row = &json["results"][0];
+                let (Some(median), Some(mean)) = (row["median_seconds"].as_f64(), json["mean_of_means"].as_f64())
+                else {
+                    return Err(failed());
+                };
+                rows.push(Measured {
+                    name: format!("{kind}_{ranks}"),
+                    median,
+                    mean_of_means: mean,
+                    launch: Some(wall),
+                });
+            }
+        }
+        Ok(rows)
+    }
 }

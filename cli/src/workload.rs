@@ -42,6 +42,14 @@ impl Operation for MeansOp {
             Self::Combine => "mean of means".into(),
         }
     }
+
+    /// Across MPI ranks, each rank computes its share of the means; rank 0 combines them.
+    fn row_block(&self) -> Option<usize> {
+        match self {
+            Self::Mean { task } => Some(*task),
+            Self::Combine => None,
+        }
+    }
 }
 
 /// The stream of task `task`: the seed's stream jumped `task` times.

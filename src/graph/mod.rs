@@ -29,6 +29,12 @@ pub trait Operation: fmt::Debug + Send + Sync {
     fn stage(&self) -> &'static str;
     /// A short label, e.g. `qr panel 17`.
     fn label(&self) -> String;
+    /// The row block of the input this op reads or the output it writes, if any: in a run
+    /// across ranks ([`cluster`](crate::cluster)) it runs on the rank owning that block; ops
+    /// without one run where their first input was made.
+    fn row_block(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Position of a task in its graph (also its priority: lower runs first).

@@ -24,6 +24,8 @@ use outcore_storage::{Admission, BlockId, BufferManager, MemoryMonitor, Pinned, 
 pub use results::Results;
 pub use scratch::WorkerScratch;
 
+use crate::cluster::placement::{Placement, fingerprint};
+use crate::cluster::{Transport, wire};
 use crate::control::{CancelToken, RunControl};
 use crate::events::Event;
 use crate::graph::{Key, Operation, TaskGraph};
@@ -127,6 +129,8 @@ struct State {
     /// Remaining reads of each output, per task and slot (`usize::MAX` for kept outputs).
     reads_left: Vec<Vec<usize>>,
     blocks: Vec<Vec<Option<BlockId>>>,
+    /// Of each task run on another rank, the blocks this rank still waits to receive.
+    remote_left: Vec<usize>,
     done: usize,
     waits_for_memory: u64,
     recomputed: u64,
@@ -139,6 +143,10 @@ struct Run<'a, E: Executor> {
     manager: &'a BufferManager,
     control: &'a RunControl,
     dependents: Vec<Vec<usize>>,
+    /// Where tasks run when the run is one rank of several.
+    placement: Option<Placement>,
+    /// Tasks this process runs: all of them, or this rank's.
+    local_total: usize,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -192,10 +200,12 @@ pub(crate) fn run<E: Executor>(
 ) -> Result<(Results, RunStats)> {
     let start = Instant::now();
     let tasks = graph.tasks();
+    let placement = control.cluster.as_ref().map(|t| Placement::new(graph, t.ranks(), t.rank()));
+    let here = |i: usize| placement.as_ref().is_none_or(|p| p.runs_here(i));
     let mut dependents = vec![Vec::new(); tasks.len()];
     let mut waiting = vec![0; tasks.len()];
     let mut reads_left: Vec<Vec<usize>> = tasks.iter().map(|t| vec![0; t.outputs]).collect();
-    for (i, task) in tasks.iter().enumerate() {
+    for (i, task) in tasks.iter().enumerate().filter(|(i, _)| here(*i)) {
         let mut producers: Vec<usize> = task.inputs.iter().map(|k| k.task.0).collect();
         producers.sort_unstable();
         producers.dedup();
@@ -207,8 +217,19 @@ pub(crate) fn run<E: Executor>(
             reads_left[key.task.0][key.slot] += 1;
         }
     }
-    for key in graph.kept() {
-        reads_left[key.task.0][key.slot] = usize::MAX;
+    let mut remote_left = vec![0; tasks.len()];
+    for m in placement.iter().flat_map(|p| p.messages.iter().map(move |m| (p.me, m))) {
+        match m {
+            (me, m) if m.from == me => reads_left[m.key.task.0][m.key.slot] += 1,
+            (me, m) if m.to == me => remote_left[m.key.task.0] += 1,
+            _ => {}
+        }
+    }
+    // Results are kept where they are collected: in the one process, or on rank 0.
+    if placement.as_ref().is_none_or(|p| p.me == 0) {
+        for key in graph.kept() {
+            reads_left[key.task.0][key.slot] = usize::MAX;
+        }
     }
     if RUNNING_TASK_OF.with(|p| p.borrow().iter().any(|(pool, _)| *pool == manager.pool_id())) {
         // Its tasks could wait for memory the calling task holds, and that task for them.
@@ -218,18 +239,22 @@ pub(crate) fn run<E: Executor>(
         ));
     }
     let bookkeeping = manager.reserve(graph.footprint())?;
-    let ready = (0..tasks.len()).filter(|&i| waiting[i] == 0).map(Reverse).collect();
+    let ready = (0..tasks.len()).filter(|&i| here(i) && waiting[i] == 0).map(Reverse).collect();
+    let local_total = (0..tasks.len()).filter(|&i| here(i)).count();
     let run = Run {
         graph,
         executor,
         manager,
         control,
         dependents,
+        placement,
+        local_total,
         state: Mutex::new(State {
             ready,
             waiting,
             reads_left,
             blocks: tasks.iter().map(|t| vec![None; t.outputs]).collect(),
+            remote_left,
             done: 0,
             waits_for_memory: 0,
             recomputed: 0,
@@ -238,31 +263,30 @@ pub(crate) fn run<E: Executor>(
         changed: Condvar::new(),
     };
     let workers = scheduler.workers().min(graph.max_concurrency()).max(1);
-    control.emit(&Event::RunStarted { tasks: tasks.len(), workers, at: Instant::now() });
+    control.emit(&Event::RunStarted { tasks: local_total, workers, at: Instant::now() });
     let observers = Observers::start(manager, control);
-    match scheduler {
-        Scheduler::Serial => run.worker(0),
-        Scheduler::Threads { .. } => {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(workers)
-                .thread_name(|i| format!("outcore-worker-{i}"))
-                .build()
-                .map_err(|e| Error::Bug(format!("cannot start {workers} worker threads: {e}")))?;
+    let worker_pool = || {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("outcore-worker-{i}"))
+            .build()
+            .map_err(|e| Error::Bug(format!("cannot start {workers} worker threads: {e}")))
+    };
+    let kept = match (&control.cluster, scheduler) {
+        (Some(transport), _) => worker_pool().and_then(|pool| run.as_rank(&**transport, &pool, workers)),
+        (None, Scheduler::Serial) => {
+            run.worker(0);
+            run.outcome()
+        }
+        (None, Scheduler::Threads { .. }) => worker_pool().and_then(|pool| {
             pool.scope(|s| {
                 for me in 0..workers {
                     let run = &run;
                     s.spawn(move |_| run.worker(me));
                 }
             });
-        }
-    }
-    let failed = run.lock().failed.take();
-    // Read the kept outputs now, while a lost spill can still be recomputed (which runs a
-    // kernel here, so a panic is caught as in the workers).
-    let kept = match failed {
-        Some(e) => Err(e),
-        None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.collect_kept()))
-            .unwrap_or_else(|panic| Err(Error::Bug(format!("reading the results panicked: {}", panic_text(&*panic))))),
+            run.outcome()
+        }),
     };
     let mut st = run.lock();
     let stats = RunStats {
@@ -278,11 +302,11 @@ pub(crate) fn run<E: Executor>(
     }
     drop(bookkeeping);
     drop(observers);
-    let complete = kept.is_ok() && stats.tasks == tasks.len();
+    let complete = kept.is_ok() && stats.tasks == local_total;
     control.emit(&Event::RunFinished { done: stats.tasks, complete, at: Instant::now() });
     let kept = kept?;
-    if stats.tasks < tasks.len() {
-        return Err(Error::Bug(format!("run ended after {} of {} tasks", stats.tasks, tasks.len())));
+    if stats.tasks < local_total {
+        return Err(Error::Bug(format!("run ended after {} of {} tasks", stats.tasks, local_total)));
     }
     Ok((Results::new(kept), stats))
 }
@@ -359,6 +383,155 @@ struct Worker {
 }
 
 impl<E: Executor> Run<'_, E> {
+    /// The run's error, or its kept outputs, read now while a lost spill can still be
+    /// recomputed (which runs a kernel here, so a panic is caught as in the workers).
+    fn outcome(&self) -> Result<std::collections::HashMap<Key, Output>> {
+        if let Some(e) = self.lock().failed.take() {
+            return Err(e);
+        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.collect_kept()))
+            .unwrap_or_else(|panic| Err(Error::Bug(format!("reading the results panicked: {}", panic_text(&*panic)))))
+    }
+
+    /// Runs this rank's share ([`crate::cluster`]): agrees with the other ranks that all built
+    /// the same graph, runs the workers while this thread walks the run's messages, then ends
+    /// with every rank's outcome: rank 0 collects the kept outputs and sends them (or the
+    /// first error) to every rank.
+    fn as_rank(
+        &self,
+        transport: &dyn Transport,
+        pool: &rayon::ThreadPool,
+        workers: usize,
+    ) -> Result<std::collections::HashMap<Key, Output>> {
+        let placement = self.placement.as_ref().ok_or_else(|| Error::Bug("a rank's run without a placement".into()))?;
+        crate::cluster::check_same(transport, fingerprint(self.graph))?;
+        pool.in_place_scope(|s| {
+            for me in 0..workers {
+                s.spawn(move |_| self.worker(me));
+            }
+            self.walk(transport, placement);
+        });
+        let (me, ranks) = (placement.me, placement.ranks);
+        let failed = self.lock().failed.take();
+        if me != 0 {
+            let status = failed
+                .as_ref()
+                .map_or_else(|| wire::encode_outcome(&Ok(Vec::new()), me), |e| wire::encode_error(e, me));
+            transport.send(0, &status)?;
+            return wire::decode_kept(&wire::decode_outcome(&transport.receive(0)?, 0)?, 0);
+        }
+        // Rank 0: its own error first, else the lowest rank's; being interrupted is reported
+        // only when nothing else went wrong.
+        let mut verdict = failed;
+        for from in 1..ranks {
+            let theirs = wire::decode_outcome(&transport.receive(from)?, from);
+            match (&verdict, theirs) {
+                (_, Ok(_)) => {}
+                (None | Some(Error::Interrupted), Err(e)) => verdict = Some(e),
+                (Some(_), Err(_)) => {}
+            }
+        }
+        let kept = match verdict {
+            Some(e) => Err(e),
+            None => self.outcome(),
+        };
+        let message = match &kept {
+            Ok(kept) => wire::encode_outcome(&Ok(wire::encode_kept(kept)), 0),
+            Err(e) => wire::encode_error(e, 0),
+        };
+        for to in 1..ranks {
+            transport.send(to, &message)?;
+        }
+        kept
+    }
+
+    fn rank(&self) -> usize {
+        self.placement.as_ref().map_or(0, |p| p.me)
+    }
+
+    /// Walks the run's messages in order: sends each block this rank makes for another (or the
+    /// run's error in its place) once made, and stores each block received for a task here.
+    fn walk(&self, transport: &dyn Transport, placement: &Placement) {
+        let me = placement.me;
+        for (index, m) in placement.messages.iter().enumerate() {
+            if m.from == me {
+                let message = match self.made(m.key) {
+                    Ok(out) => wire::encode_block(index, out.rows, out.cols, &out.data),
+                    Err(e) => wire::encode_error(&e, me),
+                };
+                if let Err(e) = transport.send(m.to, &message) {
+                    return self.fail(e);
+                }
+            } else if m.to == me {
+                let received = transport.receive(m.from);
+                let Ok(bytes) = received else { return self.fail(received.err().unwrap_or(Error::Interrupted)) };
+                if let Err(e) = wire::decode_block(&bytes, index, m.from).and_then(|out| self.arrived(m.key, out)) {
+                    self.fail(e);
+                }
+            }
+        }
+    }
+
+    /// Output `key`, made by a task here, copied out once made; then this read of it is done.
+    fn made(&self, key: Key) -> Result<Output> {
+        let mut st = self.lock();
+        while st.blocks[key.task.0][key.slot].is_none() {
+            if self.control.cancelled() {
+                st.failed.get_or_insert(Error::Interrupted);
+            }
+            if let Some(e) = &st.failed {
+                return Err(wire::relayed(e, self.rank()));
+            }
+            st = self.changed.wait_timeout(st, WAIT_SLICE).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+        }
+        drop(st);
+        let mut budget = self.manager.reserve(0)?;
+        let mut scratch = WorkerScratch::new(self.manager)?;
+        let pinned = self.pin_input(key, &mut budget, &mut scratch)?;
+        let (rows, cols) = pinned.shape();
+        let out = Output { data: pinned.to_vec(), rows, cols };
+        drop(pinned);
+        let mut st = self.lock();
+        let left = &mut st.reads_left[key.task.0][key.slot];
+        *left = left.saturating_sub(1);
+        let freed = if *left == 0 { st.blocks[key.task.0][key.slot].take() } else { None };
+        drop(st);
+        if let Some(id) = freed {
+            let _ = self.manager.remove(id);
+        }
+        Ok(out)
+    }
+
+    /// Stores a block received from another rank, once memory admits it, and releases the
+    /// tasks here that waited only for it.
+    fn arrived(&self, key: Key, out: Output) -> Result<()> {
+        let bytes = Output::bytes(out.rows, out.cols);
+        let mut budget = loop {
+            if let Some(e) = &self.lock().failed {
+                return Err(wire::relayed(e, self.rank()));
+            }
+            match self.manager.admit(bytes)? {
+                Admission::Granted(budget) => break budget,
+                Admission::Wait(epoch) => self.manager.wait_for_release(epoch, WAIT_SLICE),
+            }
+        };
+        let id = self.manager.insert(&mut budget, out.data, out.rows, out.cols)?;
+        let mut st = self.lock();
+        st.blocks[key.task.0][key.slot] = Some(id);
+        st.remote_left[key.task.0] -= 1;
+        if st.remote_left[key.task.0] == 0 {
+            for &d in &self.dependents[key.task.0] {
+                st.waiting[d] -= 1;
+                if st.waiting[d] == 0 {
+                    st.ready.push(Reverse(d));
+                }
+            }
+        }
+        drop(st);
+        self.changed.notify_all();
+        Ok(())
+    }
+
     /// Copies every kept output out of the buffer manager (recomputing any whose spill is lost).
     fn collect_kept(&self) -> Result<std::collections::HashMap<Key, Output>> {
         let mut budget = self.manager.reserve(0)?;
@@ -399,7 +572,7 @@ impl<E: Executor> Run<'_, E> {
         loop {
             let mut st = self.lock();
             let task = loop {
-                if st.failed.is_some() || st.done == self.graph.len() {
+                if st.failed.is_some() || st.done == self.local_total {
                     return;
                 }
                 if self.control.cancelled() {
@@ -554,6 +727,15 @@ impl<E: Executor> Run<'_, E> {
     ) -> Result<BlockId> {
         if depth > self.graph.len() {
             return Err(Error::Bug(format!("recomputing {key:?} recursed through more tasks than the graph has")));
+        }
+        if let Some(place) = self.placement.as_ref().filter(|p| !p.runs_here(key.task.0)) {
+            return Err(Error::Cluster {
+                rank: place.me,
+                message: format!(
+                    "the spilled copy of a block received from rank {} was lost, and only that rank can make it again; check the spill directory's disk",
+                    place.owner(key.task.0)
+                ),
+            });
         }
         let spec = &self.graph.tasks()[key.task.0];
         let mut pins = Vec::with_capacity(spec.inputs.len());

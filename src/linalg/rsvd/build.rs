@@ -115,6 +115,14 @@ impl Operation for RsvdOp {
             Self::Write { side, block } => format!("write {side:?} {block}"),
         }
     }
+
+    fn row_block(&self) -> Option<usize> {
+        match self {
+            Self::Sketch { chunk, .. } | Self::Times { chunk } | Self::TimesT { chunk } => Some(chunk.row),
+            Self::Write { side: Side::U, block } => Some(*block),
+            _ => None,
+        }
+    }
 }
 
 /// Where the results are.

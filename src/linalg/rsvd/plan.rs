@@ -377,6 +377,8 @@ impl RsvdPlan {
             let (a, b) = (a.display(), b.display());
             return Err(Error::invalid("destination", format!("U ({a}) and V ({b}) would overwrite each other")));
         }
+        crate::output::check_shareable(&u, control, "U")?;
+        crate::output::check_shareable(&v, control, "V")?;
         let u = Sink::open(u, u_grid, &self.a, "U")?;
         let v = Sink::open(v, v_grid, &self.a, "V")?;
         let (graph, keys) = build::graph(self)?;

@@ -57,6 +57,13 @@ impl Operation for TsqrOp {
             Self::PanelU { panel } => format!("U panel {panel}"),
         }
     }
+
+    fn row_block(&self) -> Option<usize> {
+        match self {
+            Self::PanelQr { panel } | Self::PanelU { panel } => Some(*panel),
+            _ => None,
+        }
+    }
 }
 
 /// Where the results are: the singular values, and the tall problem's V when vectors are on.

@@ -347,7 +347,10 @@ impl TsqrPlan {
     pub fn run_with(&self, engine: &Engine, factor: Destination<'_>, control: &RunControl) -> Result<SvdResult> {
         let name = if self.transposed { "V" } else { "U" };
         let sink = match self.factor_grid() {
-            Some(grid) => Some(Sink::open(factor, grid, &self.tall, name)?),
+            Some(grid) => {
+                crate::output::check_shareable(&factor, control, name)?;
+                Some(Sink::open(factor, grid, &self.tall, name)?)
+            }
             None if matches!(factor, Destination::Memory) => None,
             None => {
                 return Err(Error::invalid(

@@ -1,0 +1,98 @@
+//! The MPI job this process is a rank of, if any (`--features mpi`, started by `mpirun` or
+//! `srun`): steps before and after a run are agreed among the ranks, rank 0 alone writes the
+//! small outputs and prints, and every rank ends with the same outcome.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use outcore::cluster::Transport;
+use outcore::{Error, Result};
+
+/// This process's transport while it is a rank of a job.
+static CLUSTER: Mutex<Option<Arc<dyn Transport>>> = Mutex::new(None);
+
+/// This process's rank, kept after it leaves the job (for the final message).
+static RANK: AtomicUsize = AtomicUsize::new(0);
+
+/// Joins the job that launched this process, if a launcher did (`mpirun`, `srun`); a plain
+/// start stays one process. Refuses a launcher's task started alone (see
+/// `outcore::cluster::MpiWorld::join`) and a launcher when the binary was built without MPI.
+pub fn join() -> Result<()> {
+    #[cfg(feature = "mpi")]
+    if outcore::cluster::launcher_tasks().is_some() {
+        let world: Arc<dyn Transport> = Arc::new(outcore::cluster::MpiWorld::join()?);
+        RANK.store(world.rank(), Ordering::Relaxed);
+        *CLUSTER.lock().unwrap_or_else(|p| p.into_inner()) = Some(world);
+    }
+    #[cfg(not(feature = "mpi"))]
+    for variable in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"] {
+        if let Some(tasks) = std::env::var(variable).ok().and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 1) {
+            return Err(Error::invalid(
+                "ranks",
+                format!(
+                    "a launcher started {tasks} tasks ({variable}={tasks}) but this large-svd was built without MPI, so each would compute alone; build it with `cargo build --release --features mpi`"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Leaves the job: MPI is finalized once nothing else holds the transport.
+pub fn leave() {
+    CLUSTER.lock().unwrap_or_else(|p| p.into_inner()).take();
+}
+
+/// The job's transport, if this process is a rank of one.
+pub fn cluster() -> Option<Arc<dyn Transport>> {
+    CLUSTER.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Whether this process is a rank of a job (of one rank, too).
+pub fn in_job() -> bool {
+    cluster().is_some()
+}
+
+/// This rank (0 without a job).
+pub fn rank() -> usize {
+    RANK.load(Ordering::Relaxed)
+}
+
+/// Whether this process prints and writes the small outputs: rank 0, or the only process.
+pub fn is_root() -> bool {
+    rank() == 0
+}
+
+/// Ranks in the job (1 without one).
+pub fn count() -> usize {
+    cluster().map_or(1, |t| t.ranks())
+}
+
+/// `step`'s outcome, agreed among the ranks (see `outcore::cluster::agree`): every rank goes
+/// on with its value and rank 0's `share` of it, or every rank fails with the lowest failing
+/// rank's error (rank 0 keeps its own as it was), which only rank 0 prints.
+pub fn agree<T>(step: Result<T>, share: impl FnOnce(&T) -> Vec<u8>) -> Result<(T, Vec<u8>)> {
+    let Some(transport) = cluster() else { return step.map(|value| (value, Vec::new())) };
+    let agreed = outcore::cluster::agree(&*transport, step.as_ref().map(share));
+    match (step, agreed) {
+        (Ok(value), Ok(shared)) => Ok((value, shared)),
+        (Err(own), _) if transport.rank() == 0 => Err(own),
+        (_, Err(agreed)) => Err(agreed),
+        (Err(_), Ok(_)) => Err(Error::Bug("the ranks agreed on a step that failed here".into())),
+    }
+}
+
+/// Rank 0 gets every rank's `part` (its own first); other ranks send theirs and get `None`.
+/// Without a job: `Some([part])`.
+pub fn gather(part: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
+    match cluster() {
+        Some(transport) => outcore::cluster::gather(&*transport, part),
+        None => Ok(Some(vec![part])),
+    }
+}
+
+/// Whether this rank reports `error`: rank 0 reports every error; other ranks only their own,
+/// not those of other ranks, which rank 0 reports for the whole job.
+pub fn reports(error: &Error) -> bool {
+    is_root() || !matches!(error, Error::Cluster { .. })
+}
