@@ -120,7 +120,8 @@ const fn bytes(r: usize, c: usize) -> u64 {
 }
 
 /// Adds the tree's way up: QR of each block (`blocks`: key and row count, `cols` columns), then
-/// stacks of `fan_in` R factors until one is left.
+/// stacks of `fan_in` R factors until one is left, in the one reduction tree
+/// ([`tree::levels`](crate::linalg::tree::levels)).
 pub fn build_up<O: Operation>(
     g: &mut TaskGraph<O>,
     wrap: &impl Fn(BlockQrOp) -> O,
@@ -138,18 +139,15 @@ pub fn build_up<O: Operation>(
         levels[0].push((id, rows.min(cols)));
     }
     let mut children = vec![Vec::new()];
-    while levels.last().is_some_and(|l| l.len() > 1) {
+    for ranges in crate::linalg::tree::levels(blocks.len(), fan_in) {
         let below = levels.last().cloned().unwrap_or_default();
         let mut level = Vec::new();
-        let mut ranges = Vec::new();
-        for start in (0..below.len()).step_by(fan_in.max(2)) {
-            let range = start..(start + fan_in.max(2)).min(below.len());
+        for range in &ranges {
             let rows: usize = below[range.clone()].iter().map(|n| n.1).sum();
             let ws = 3 * bytes(rows, cols) + bytes(rows.min(cols), cols) + 2 * qr_scratch_bytes(rows, cols);
             let inputs = below[range.clone()].iter().map(|n| n.0.out(0)).collect();
             let id = g.add(wrap(BlockQrOp::Stack), inputs, 3, ws)?;
             level.push((id, rows.min(cols)));
-            ranges.push(range);
         }
         levels.push(level);
         children.push(ranges);

@@ -1,11 +1,13 @@
 //! Linear algebra out of core: TSQR SVD ([`tsqr`]) and randomized SVD ([`rsvd`]) on top of
-//! dense kernels (`dense`, sequential faer) and a block QR tree (`blockqr`).
+//! dense kernels (`dense`, sequential faer) and a block QR tree (`blockqr`), all reducing in
+//! one reduction tree (`tree`).
 
 pub(crate) mod blockqr;
 pub(crate) mod budget;
 pub(crate) mod dense;
 pub(crate) mod in_memory;
 pub mod rsvd;
+pub(crate) mod tree;
 pub mod tsqr;
 
 use std::sync::Arc;

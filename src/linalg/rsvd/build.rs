@@ -6,6 +6,7 @@ use super::plan::{RsvdMethod, RsvdPlan};
 use crate::Result;
 use crate::graph::{Key, Operation, TaskGraph};
 use crate::linalg::blockqr::{self, BlockQrOp};
+use crate::linalg::tree;
 use crate::schedule::Output;
 
 /// Which factor a write task writes.
@@ -161,44 +162,19 @@ impl Builder<'_> {
         Ok(self.g.add(RsvdOp::Sum, keys, 1, ws)?.out(0))
     }
 
-    /// The sum of `n` blocks made by `part(j)`, as a tree of fan-in sums added as the parts are
-    /// made: a sum runs as soon as its parts exist, so at most `fan_in - 1` parts wait per level
-    /// and no task holds more than `fan_in + 1` blocks, however many chunks a row or column
-    /// has. The order is fixed by `n` and the fan-in, so results do not depend on the scheduler.
+    /// The sum of `n` blocks made by `part(j)`, reduced in the one tree ([`tree::fold`]) with
+    /// sums added as their parts are made: a sum runs as soon as its parts exist, so at most
+    /// `fan_in - 1` parts wait per level and no task holds more than `fan_in + 1` blocks, however
+    /// many chunks a row or column has. A node of one part is that part (no task).
     fn tree_sum(
         &mut self,
         n: usize,
         rows: usize,
         cols: usize,
-        mut part: impl FnMut(&mut Self, usize) -> Result<Key>,
+        part: impl FnMut(&mut Self, usize) -> Result<Key>,
     ) -> Result<Key> {
         let fan = self.plan.options.fan_in.max(2);
-        let mut levels: Vec<Vec<Key>> = vec![Vec::new()];
-        for j in 0..n {
-            let key = part(self, j)?;
-            levels[0].push(key);
-            let mut level = 0;
-            while levels[level].len() == fan {
-                let group = std::mem::take(&mut levels[level]);
-                let sum = self.sum(group, rows, cols)?;
-                if levels.len() == level + 1 {
-                    levels.push(Vec::new());
-                }
-                levels[level + 1].push(sum);
-                level += 1;
-            }
-        }
-        // What is left, lowest level first, each carried into the level above.
-        let mut carry: Option<Key> = None;
-        for mut group in levels {
-            group.extend(carry.take());
-            carry = match group.len() {
-                0 => None,
-                1 => Some(group[0]),
-                _ => Some(self.sum(group, rows, cols)?),
-            };
-        }
-        carry.ok_or_else(|| crate::Error::Bug("a sum of no blocks".into()))
+        tree::fold(self, n, fan, part, |b, parts| b.sum(parts, rows, cols))
     }
 
     /// A task that reads one chunk of A: into worker scratch when streaming, pinned from its

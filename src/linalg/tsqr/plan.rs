@@ -422,15 +422,16 @@ impl TsqrPlan {
     }
 }
 
-/// The reduction tree: level 0 holds the panels, each level above groups `fan_in` nodes.
+/// The reduction tree ([`tree::levels`](crate::linalg::tree::levels)) over the panels: level 0
+/// holds the panels, each level above stacks `fan_in` nodes' R factors.
 fn tree(panels: &[Range<usize>], n: usize, fan_in: usize) -> Vec<Vec<Node>> {
     let mut levels =
         vec![panels.iter().map(|p| Node { children: 0..0, rows: p.len(), k: p.len().min(n) }).collect::<Vec<_>>()];
-    while levels.last().is_some_and(|l| l.len() > 1) {
+    for ranges in crate::linalg::tree::levels(panels.len(), fan_in) {
         let below = levels.last().map(Vec::as_slice).unwrap_or_default();
-        let level = (0..below.len().div_ceil(fan_in))
-            .map(|i| {
-                let children = i * fan_in..((i + 1) * fan_in).min(below.len());
+        let level = ranges
+            .into_iter()
+            .map(|children| {
                 let rows = below[children.clone()].iter().map(|c| c.k).sum::<usize>();
                 Node { children, rows, k: rows.min(n) }
             })
