@@ -151,11 +151,12 @@ impl Session {
     /// result is safe: a failure here never costs it.
     pub fn write_memory_files(&self, run: &RunArgs, title: &str) -> Result<()> {
         let (samples, _) = self.memory();
+        // Under MPI each rank writes its own (rank R's beside rank 0's, as NAME.rankR.EXT).
         if let Some(path) = &run.memory_timeline {
-            crate::timeline::write_timeline(path, &samples)?;
+            crate::timeline::write_timeline(&crate::ranks::own_path(path), &samples)?;
         }
         if let Some(path) = &run.memory_plot {
-            crate::timeline::plot_timeline(path, &samples, title)?;
+            crate::timeline::plot_timeline(&crate::ranks::own_path(path), &samples, title)?;
         }
         Ok(())
     }
@@ -517,24 +518,32 @@ pub struct RankFigures {
     pub memory: serde_json::Value,
 }
 
-/// Lines saying each rank's share, for human summaries of MPI runs (none otherwise).
+/// Lines saying each rank's share and the job's total, for human summaries of MPI runs (none
+/// otherwise).
 pub fn ranks_lines(summary: &SvdSummary) -> Vec<String> {
-    summary
-        .ranks
+    let Some(ranks) = &summary.ranks else { return Vec::new() };
+    let managed = |f: &RankFigures| f.memory.get("peak_managed").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let mut lines: Vec<String> = ranks
         .iter()
-        .flatten()
         .map(|f| {
-            let managed = f.memory.get("peak_managed").and_then(serde_json::Value::as_u64).unwrap_or(0);
             format!(
                 "rank {}: {} tasks, {:.2} s, peak RSS {}, peak managed {}",
                 f.rank,
                 f.tasks,
                 f.wall_seconds,
                 format_size(f.peak_rss_bytes),
-                format_size(managed)
+                format_size(managed(f))
             )
         })
-        .collect()
+        .collect();
+    lines.push(format!(
+        "all {} ranks: {} tasks, peak RSS {} and peak managed {} summed over ranks (the limit is per rank)",
+        ranks.len(),
+        summary.tasks,
+        format_size(ranks.iter().map(|f| f.peak_rss_bytes).sum()),
+        format_size(ranks.iter().map(managed).sum())
+    ));
+    lines
 }
 
 /// The fields of one command.

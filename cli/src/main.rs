@@ -112,13 +112,30 @@ fn quiet_on_closed_pipes() {
     }
 }
 
+/// The demo and `generate` run in one process: refused on several ranks, where each rank would
+/// write the same files.
+fn one_process_commands(cli: &cli::Cli) -> outcore::Result<()> {
+    let name = match &cli.command {
+        None => "the demo",
+        Some(cli::Command::Generate(_)) => "`large-svd generate`",
+        Some(_) => return Ok(()),
+    };
+    if ranks::count() > 1 {
+        return Err(Error::invalid(
+            "launch",
+            format!("{name} runs in one process; start it without mpirun or srun (tsqr, rsvd and means run on ranks)"),
+        ));
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     return_freed_memory_promptly();
     quiet_on_closed_pipes();
     let cli = cli::Cli::parse();
     let cancel = CancelToken::new();
     handle_signals(cancel.clone());
-    let result = ranks::join().and_then(|()| match &cli.command {
+    let result = ranks::join().and_then(|()| one_process_commands(&cli)).and_then(|()| match &cli.command {
         None => demo::run(&cli.run, cancel),
         Some(cli::Command::Tsqr(args)) => tsqr::run(args, &cli.run, cancel),
         Some(cli::Command::Rsvd(args)) => rsvd::run(args, &cli.run, cancel),

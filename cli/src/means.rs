@@ -99,7 +99,7 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     // Scheduling overhead: the same graph with empty tasks (n = 0), per task.
     let overhead = measure(&engines[..1], args, 0, &session.control)?[0].median / (args.tasks + 1) as f64;
     if !ranks::is_root() {
-        return Ok(());
+        return session.write_memory_files(run, "means memory");
     }
     let mut notes = Vec::new();
     if run.scheduler.is_none() && !ranks::in_job() {

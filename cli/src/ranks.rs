@@ -96,3 +96,18 @@ pub fn gather(part: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
 pub fn reports(error: &Error) -> bool {
     is_root() || !matches!(error, Error::Cluster { .. })
 }
+
+/// This rank's file for `path` (a memory timeline or plot): `path` itself on rank 0 (or without
+/// a job), `NAME.rankR.EXT` beside it on rank R.
+pub fn own_path(path: &std::path::Path) -> std::path::PathBuf {
+    let r = rank();
+    if r == 0 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.rank{r}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.rank{r}"),
+    };
+    path.with_file_name(name)
+}

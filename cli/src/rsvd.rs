@@ -94,7 +94,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     };
     let mut summary = SvdSummary::new("rsvd", &a, &result.svd, &session, details);
     if !summary.gather_ranks()? {
-        return Ok(());
+        return session.write_memory_files(run, "randomized SVD memory");
     }
     if let Some(out) = output {
         commit_output(out, &mut summary)?;

@@ -78,7 +78,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     let details = Details::Tsqr { values_only: !options.vectors, panels: plan.panels().len(), fan_in: plan.fan_in() };
     let mut summary = SvdSummary::new("tsqr", &a, &svd, &session, details);
     if !summary.gather_ranks()? {
-        return Ok(());
+        return session.write_memory_files(run, "TSQR SVD memory");
     }
     if let Some(out) = output {
         let small = match (&svd.u, &svd.v) {

@@ -293,3 +293,23 @@ fn means_adds_the_lessons_processes_and_distributed_rows() {
         assert!(row["dask_median_seconds"].is_f64(), "{row}");
     }
 }
+
+#[test]
+fn each_rank_writes_its_memory_timeline_and_one_process_commands_refuse_ranks() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let timeline = dir.path().join("memory.csv");
+    let args = ["tsqr", "--rows", "50000", "--cols", "20", "--chunk-rows", "3000", "--values-only", "--json"];
+    let out =
+        launcher(&mpirun).args(["-np", "2", BIN]).args(args).arg("--memory-timeline").arg(&timeline).output().unwrap();
+    json(&out);
+    for file in ["memory.csv", "memory.rank1.csv"] {
+        let text = std::fs::read_to_string(dir.path().join(file)).unwrap_or_default();
+        assert!(text.starts_with("seconds,process") && text.lines().count() > 1, "{file}: {text:?}");
+    }
+    let out =
+        on_ranks(&mpirun, 2, &["generate", "--rows", "100", "--output", dir.path().join("g.zarr").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("runs in one process"), "{}", text(&out.stderr));
+    assert!(!dir.path().join("g.zarr").exists());
+}

@@ -65,6 +65,36 @@ impl MpiWorld {
     }
 }
 
+/// Waits between polls of a pending message: MPI's blocking calls spin on a core while they
+/// wait, and the rank's workers need that core (a rank may wait for an R factor for most of a
+/// run), so the calling thread polls: first yielding the core (a message about to arrive is
+/// taken within microseconds), then sleeping from 50 µs up to 2 ms between polls. Waking every
+/// 200 µs at most cost the workers 10% on a 2-core box (2,000,000 x 100 on 2 ranks: 2.21 s
+/// against 2.04-2.10 s with 2 ms; threads 1.96-2.00 s).
+struct Pause {
+    yields: u32,
+    sleep: std::time::Duration,
+}
+
+impl Pause {
+    /// Polls that only yield before the first sleep.
+    const YIELDS: u32 = 64;
+
+    fn new() -> Self {
+        Self { yields: 0, sleep: std::time::Duration::from_micros(50) }
+    }
+
+    fn sleep(&mut self) {
+        if self.yields < Self::YIELDS {
+            self.yields += 1;
+            std::thread::yield_now();
+            return;
+        }
+        std::thread::sleep(self.sleep);
+        self.sleep = (self.sleep * 2).min(std::time::Duration::from_millis(2));
+    }
+}
+
 impl Transport for MpiWorld {
     fn rank(&self) -> usize {
         self.rank
@@ -79,13 +109,27 @@ impl Transport for MpiWorld {
             return Err(Error::Bug(format!("a message of {} bytes exceeds what one MPI send carries", message.len())));
         }
         let to = i32::try_from(to).map_err(|_| Error::Bug(format!("no rank {to}")))?;
-        SimpleCommunicator::world().process_at_rank(to).send(message);
+        let world = SimpleCommunicator::world();
+        mpi::request::scope(|scope| {
+            let mut request = world.process_at_rank(to).immediate_send(scope, message);
+            let mut pause = Pause::new();
+            while let Err(pending) = request.test() {
+                request = pending;
+                pause.sleep();
+            }
+        });
         Ok(())
     }
 
     fn receive(&self, from: usize) -> Result<Vec<u8>> {
         let from = i32::try_from(from).map_err(|_| Error::Bug(format!("no rank {from}")))?;
-        let (message, _status) = SimpleCommunicator::world().process_at_rank(from).receive_vec::<u8>();
+        let world = SimpleCommunicator::world();
+        let peer = world.process_at_rank(from);
+        let mut pause = Pause::new();
+        while peer.immediate_probe().is_none() {
+            pause.sleep();
+        }
+        let (message, _status) = peer.receive_vec::<u8>();
         Ok(message)
     }
 }
