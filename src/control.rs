@@ -113,6 +113,19 @@ impl RunControl {
         self
     }
 
+    /// `step`'s outcome (a step before the run that could fail on one rank only, such as opening
+    /// a destination), agreed with the other ranks when this run is one rank of several: every
+    /// rank goes on, or every rank fails (this one with its own error, if it had one).
+    pub(crate) fn agree_on<T>(&self, step: crate::Result<T>) -> crate::Result<T> {
+        let Some(transport) = &self.cluster else { return step };
+        let agreed = crate::cluster::agree(&**transport, step.as_ref().map(|_| Vec::new()));
+        match (step, agreed) {
+            (Ok(value), Ok(_)) => Ok(value),
+            (Err(own), _) => Err(own),
+            (Ok(_), Err(theirs)) => Err(theirs),
+        }
+    }
+
     /// Whether runs under this control are one rank of several.
     pub(crate) fn distributed(&self) -> bool {
         self.cluster.as_ref().is_some_and(|t| t.ranks() > 1)

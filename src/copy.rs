@@ -25,6 +25,9 @@ impl Operation for CopyChunk {
     fn label(&self) -> String {
         format!("copy chunk {}", self.0)
     }
+    fn row_block(&self) -> Option<usize> {
+        Some(self.0.row)
+    }
 }
 
 struct CopyExecutor {

@@ -31,6 +31,8 @@ pub enum Error {
         rank: usize,
         /// What went wrong there.
         message: String,
+        /// Whether it was an internal error (a bug) there.
+        bug: bool,
     },
 
     /// A parameter is out of range or inconsistent.

@@ -274,7 +274,7 @@ impl OutputDir {
         let leftovers = outcore_storage::leftovers::remove_leftovers(&parent, &prefix);
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let partial = parent.join(format!("{prefix}{}-{serial}", std::process::id()));
+        let partial = parent.join(format!("{prefix}{}-{serial}", outcore_storage::leftovers::process_tag()));
         if partial.exists() {
             std::fs::remove_dir_all(&partial).map_err(|e| StorageError::io(&partial, e))?;
         }

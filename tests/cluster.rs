@@ -190,3 +190,44 @@ fn a_destination_the_ranks_cannot_share_is_refused() {
         assert!(err.contains("rank by rank") && err.contains("Destination::Store"), "{err}");
     }
 }
+
+#[test]
+fn a_step_before_the_run_failing_on_one_rank_fails_every_rank_without_waiting() {
+    let a = tall();
+    let grid =
+        TsqrPlan::new(&a, &TsqrOptions::new(), &engine(LIMIT, Scheduler::Serial)).unwrap().factor_grid().unwrap();
+    let u: Arc<dyn ChunkStore> = Arc::new(MemoryStore::new(grid));
+    let outcomes = on_ranks(3, |t| {
+        let rank = t.rank();
+        let e = engine(LIMIT, Scheduler::Serial);
+        let plan = TsqrPlan::new(&a, &TsqrOptions::new(), &e).unwrap();
+        // Rank 1 alone gives a destination the ranks cannot share.
+        let destination = if rank == 1 { Destination::Memory } else { Destination::Store(u.clone()) };
+        plan.run_with(&e, destination, &RunControl::new().cluster(t)).map(|_| ())
+    });
+    for (rank, outcome) in outcomes.into_iter().enumerate() {
+        let err = outcome.unwrap_err();
+        assert!(err.to_string().contains("rank by rank"), "rank {rank}: {err}");
+        if rank != 1 {
+            assert!(matches!(err, Error::Cluster { rank: 1, .. }), "rank {rank}: {err:?}");
+        }
+    }
+}
+
+#[test]
+fn ranks_given_different_seeds_refuse_too() {
+    let a = tall();
+    let outcomes = on_ranks(3, |t| {
+        let seed = if t.rank() == 2 { 8 } else { 7 };
+        let e = engine(LIMIT, Scheduler::Serial);
+        let plan = RsvdPlan::new(&a, &RsvdOptions::new(3).seed(seed), &e).unwrap();
+        let (ug, vg) = plan.factor_grids().unwrap();
+        let (u, v): (Arc<dyn ChunkStore>, Arc<dyn ChunkStore>) =
+            (Arc::new(MemoryStore::new(ug)), Arc::new(MemoryStore::new(vg)));
+        plan.run_with(&e, Destination::Store(u), Destination::Store(v), &RunControl::new().cluster(t)).map(|_| ())
+    });
+    for outcome in outcomes {
+        let err = outcome.unwrap_err().to_string();
+        assert!(err.contains("rank 2 of 3 planned a different computation"), "{err}");
+    }
+}

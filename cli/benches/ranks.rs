@@ -191,7 +191,7 @@ fn simulate_outcore(
     let mut level: Vec<(f64, usize, usize)> =
         (0..leaves).map(|b| ((b - first_of_rank(owner(b)) + 1) as f64 * panel, owner(b), 0)).collect();
     let r_bytes = (8 * COLS * COLS) as f64;
-    for groups in tree_levels(leaves, fan_in) {
+    for groups in outcore::graph::reduction_tree(leaves, fan_in) {
         level = groups
             .into_iter()
             .map(|g| {
@@ -217,18 +217,6 @@ fn simulate_outcore(
             .collect();
     }
     (level[0].0, level[0].2)
-}
-
-/// The tree's levels (as `outcore`'s own: groups of `fan_in` consecutive nodes, the last smaller).
-fn tree_levels(leaves: usize, fan_in: usize) -> Vec<Vec<std::ops::Range<usize>>> {
-    let mut levels = Vec::new();
-    let mut below = leaves;
-    while below > 1 {
-        let level: Vec<_> = (0..below.div_ceil(fan_in)).map(|i| i * fan_in..((i + 1) * fan_in).min(below)).collect();
-        below = level.len();
-        levels.push(level);
-    }
-    levels
 }
 
 fn main() {

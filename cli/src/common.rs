@@ -93,7 +93,7 @@ impl Session {
             (limit, true)
         } else {
             let limit = parse_size(&run.memory_limit).map_err(|e| Error::invalid("--memory-limit", e.to_string()))?;
-            if limit > ram {
+            if limit > ram && crate::ranks::is_root() {
                 eprintln!(
                     "warning: --memory-limit {} is more than this machine's RAM ({}): the limit cannot keep the run within memory; give at most what the machine can spare",
                     format_size(limit),
@@ -236,13 +236,17 @@ pub fn factor_store(
 /// What rank 0 shares with the other ranks of an MPI job before a run: the path of its partial
 /// output directory, where they open the factor arrays it created (empty without one).
 pub fn output_share(output: Option<&OutputDir>) -> Vec<u8> {
-    output.map(|o| o.path().as_os_str().as_encoded_bytes().to_vec()).unwrap_or_default()
+    use std::os::unix::ffi::OsStrExt;
+    // Absolute: ranks need not share a working directory.
+    let absolute = |o: &OutputDir| std::fs::canonicalize(o.path()).unwrap_or_else(|_| o.path().to_path_buf());
+    output.map(|o| absolute(o).as_os_str().as_bytes().to_vec()).unwrap_or_default()
 }
 
 /// On a rank other than 0: the factor array `name` rank 0 created in its partial output
 /// directory `shared` (on storage every rank sees), opened to write this rank's rows.
 pub fn shared_factor(shared: &[u8], name: &str) -> Result<outcore::Destination<'static>> {
-    let dir = std::path::PathBuf::from(String::from_utf8_lossy(shared).into_owned());
+    use std::os::unix::ffi::OsStrExt;
+    let dir = Path::new(std::ffi::OsStr::from_bytes(shared));
     let store = Arc::new(ZarrStore::open(dir.join(name))?);
     Ok(outcore::Destination::Store(InjectedFaults::from_env()?.output(store)))
 }
@@ -270,9 +274,9 @@ pub fn create_output(path: &Path, overwrite: bool, input: &ChunkedMatrix, array:
     Ok(out)
 }
 
-/// Tells on stderr what leftovers of killed runs were removed.
+/// Tells on stderr what leftovers of killed runs were removed (rank 0 alone, under MPI).
 fn notice_leftovers(removed: &[std::path::PathBuf], one: &str, many: &str) {
-    if let Some(first) = removed.first() {
+    if let Some(first) = removed.first().filter(|_| crate::ranks::is_root()) {
         let what = if removed.len() == 1 { one } else { many };
         eprintln!("note: removed {} {what} left by killed runs (e.g. {})", removed.len(), first.display());
     }
@@ -295,15 +299,16 @@ fn check_side_files(run: &RunArgs) -> Result<()> {
                 format!("unknown format .{ext}; use .csv, or .jsonl for JSON lines"),
             ));
         }
-        check_writable("--memory-timeline", path)?;
+        check_writable("--memory-timeline", &crate::ranks::own_path(path))?;
     }
     if let Some(path) = &run.memory_plot {
         if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
             return Err(Error::invalid("--memory-plot", format!("{} must end in .svg", path.display())));
         }
-        check_writable("--memory-plot", path)?;
+        check_writable("--memory-plot", &crate::ranks::own_path(path))?;
     }
-    if let Some(path) = &run.visualize {
+    // Under MPI, rank 0 alone draws the graph.
+    if let Some(path) = run.visualize.as_ref().filter(|_| crate::ranks::is_root()) {
         check_writable("--visualize", path)?;
     }
     Ok(())

@@ -87,10 +87,13 @@ fn handle_signals(cancel: CancelToken) {
                     cancel.cancel();
                     // Not eprintln!: with stderr closed (a pipe whose reader quit) it would
                     // panic this thread, and the next signal would find no one listening.
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "\nlarge-svd: stopping and cleaning up (signal again to quit at once)"
-                    );
+                    // Under MPI, rank 0 speaks for the job.
+                    if ranks::is_root() {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "\nlarge-svd: stopping and cleaning up (signal again to quit at once)"
+                        );
+                    }
                 } else {
                     std::process::exit(128 + signal);
                 }
@@ -135,13 +138,15 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let cancel = CancelToken::new();
     handle_signals(cancel.clone());
-    let result = ranks::join().and_then(|()| one_process_commands(&cli)).and_then(|()| match &cli.command {
-        None => demo::run(&cli.run, cancel),
-        Some(cli::Command::Tsqr(args)) => tsqr::run(args, &cli.run, cancel),
-        Some(cli::Command::Rsvd(args)) => rsvd::run(args, &cli.run, cancel),
-        Some(cli::Command::Generate(args)) => generate::run(args, &cli.run, cancel),
-        Some(cli::Command::Means(args)) => means::run(args, &cli.run, cancel),
-    });
+    let result = ranks::join()
+        .and_then(|()| ranks::agree(one_process_commands(&cli), |()| Vec::new()).map(drop))
+        .and_then(|()| match &cli.command {
+            None => demo::run(&cli.run, cancel),
+            Some(cli::Command::Tsqr(args)) => tsqr::run(args, &cli.run, cancel),
+            Some(cli::Command::Rsvd(args)) => rsvd::run(args, &cli.run, cancel),
+            Some(cli::Command::Generate(args)) => generate::run(args, &cli.run, cancel),
+            Some(cli::Command::Means(args)) => means::run(args, &cli.run, cancel),
+        });
     ranks::leave();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,7 +154,11 @@ fn main() -> ExitCode {
             if ranks::is_root() {
                 eprintln!("large-svd: interrupted; no output was written and spill files were removed");
             }
-            let signal = SIGNAL.load(Ordering::SeqCst);
+            // A rank told by another that the job was interrupted exits as if by Ctrl-C.
+            let signal = match SIGNAL.load(Ordering::SeqCst) {
+                0 => SIGINT,
+                signal => signal,
+            };
             ExitCode::from(u8::try_from(128 + signal).unwrap_or(130))
         }
         Err(e) => {
@@ -159,7 +168,11 @@ fn main() -> ExitCode {
                 let line = format!("large-svd: error: {}\n", message(&e));
                 let _ = std::io::stderr().write_all(line.as_bytes());
             }
-            if matches!(e, Error::Bug(_)) { ExitCode::from(EXIT_BUG) } else { ExitCode::FAILURE }
+            if matches!(e, Error::Bug(_) | Error::Cluster { bug: true, .. }) {
+                ExitCode::from(EXIT_BUG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -70,7 +70,7 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     }
     // One session: one memory budget and sampler for every scheduler compared (the tasks hold
     // a few KiB each, so `auto` gives the smallest automatic limit).
-    let session = Session::new(run, cancel, |_| Ok(0))?;
+    let (session, _) = ranks::agree(Session::new(run, cancel, |_| Ok(0)), |_| Vec::new())?;
     let configs: Vec<(String, Scheduler)> = match &run.scheduler {
         // A rank of an MPI job (started by the rows below, or by hand): one worker per rank,
         // as a Dask worker process with one thread.

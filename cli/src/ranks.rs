@@ -25,15 +25,13 @@ pub fn join() -> Result<()> {
         *CLUSTER.lock().unwrap_or_else(|p| p.into_inner()) = Some(world);
     }
     #[cfg(not(feature = "mpi"))]
-    for variable in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"] {
-        if let Some(tasks) = std::env::var(variable).ok().and_then(|n| n.parse::<usize>().ok()).filter(|&n| n > 1) {
-            return Err(Error::invalid(
-                "ranks",
-                format!(
-                    "a launcher started {tasks} tasks ({variable}={tasks}) but this large-svd was built without MPI, so each would compute alone; build it with `cargo build --release --features mpi`"
-                ),
-            ));
-        }
+    if let Some((variable, tasks)) = outcore::cluster::launcher_tasks().filter(|&(_, tasks)| tasks > 1) {
+        return Err(Error::invalid(
+            "launch",
+            format!(
+                "a launcher started {tasks} tasks ({variable}={tasks}) but this large-svd was built without MPI, so each would compute alone; build it with `cargo build --release --features mpi -p outcore-cli`"
+            ),
+        ));
     }
     Ok(())
 }

@@ -43,7 +43,8 @@ impl Operation for MeansOp {
         }
     }
 
-    /// Across MPI ranks, each rank computes its share of the means; rank 0 combines them.
+    /// Across MPI ranks, each rank computes its share of the means; the rank of the first
+    /// combines them.
     fn row_block(&self) -> Option<usize> {
         match self {
             Self::Mean { task } => Some(*task),
@@ -82,6 +83,11 @@ struct MeansExecutor {
 
 impl Executor for MeansExecutor {
     type Op = MeansOp;
+
+    /// The seed and the draws per task.
+    fn identity(&self) -> String {
+        format!("means seed {} n {}", self.seed, self.n)
+    }
 
     fn execute(
         &self,

@@ -313,3 +313,21 @@ fn each_rank_writes_its_memory_timeline_and_one_process_commands_refuse_ranks() 
     assert!(text(&out.stderr).contains("runs in one process"), "{}", text(&out.stderr));
     assert!(!dir.path().join("g.zarr").exists());
 }
+
+/// Messages cut into pieces (as those over 1 GiB are) arrive whole: R factors of 20,000 bytes
+/// sent in pieces of 1,000.
+#[test]
+fn messages_sent_in_pieces_give_the_same_bits() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path());
+    let args = ["tsqr", "--input", input.to_str().unwrap(), "--values-only", "--json"];
+    let threads = json(&alone(&[&args[..], &["--workers", "2"]].concat()));
+    let out = launcher(&mpirun)
+        .args(["-x", "OUTCORE_MPI_PIECE_BYTES=1000", "-np", "3", BIN])
+        .args(args)
+        .args(["--workers", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(value_bits(&json(&out)), value_bits(&threads));
+}

@@ -162,7 +162,7 @@ fn spilling_run(out: &Path, spill: &Path) -> std::process::Child {
         .spawn()
         .unwrap();
     // Its own spill directory (named by its process id; others' may be there) holds a file.
-    let own = format!("outcore-spill-{}-", child.id());
+    let own = format!("outcore-spill-{}@", child.id());
     let start = std::time::Instant::now();
     while entries(spill).iter().filter(|d| d.starts_with(&own)).all(|d| entries(&spill.join(d)).is_empty()) {
         if start.elapsed().as_secs() >= 60 || child.try_wait().unwrap().is_some() {

@@ -6,7 +6,7 @@
 //! or writes a row block ([`Operation::row_block`](crate::graph::Operation::row_block)) runs on
 //! the rank that owns that block (ranks own contiguous ranges of row blocks); any other task
 //! runs where its first input was made, so a reduction node runs on the rank of its first child
-//! and the root on rank 0. An output read on another rank is sent there, point to point, by the
+//! and the root where the first row block is (rank 0 unless there are fewer blocks than ranks). An output read on another rank is sent there, point to point, by the
 //! calling thread of each rank while its workers compute. Because the graph and every kernel are
 //! those of one process, **results are bitwise identical to the threads scheduler** for any
 //! number of ranks (MPI's own reductions would choose their own bracketing; they are not used).
@@ -18,6 +18,11 @@
 //! same input shape, options and plan) and ends with one (rank 0 learns that every rank finished,
 //! then sends every rank the run's kept results). A rank that fails sends its error in place of
 //! the blocks it owes, so every rank ends with the same error and none waits forever.
+//!
+//! Steps around a run that can fail on one rank (opening the input, creating the output) are
+//! agreed with [`agree`] first, and a run's own setup is part of its handshake, so a rank never
+//! waits for one that gave up. Messages between ranks are not counted in the memory limit: one
+//! block (and its encoding) at a time per rank, while it is sent or received.
 //!
 //! A transport moves bytes between ranks: [`LocalCluster`] (threads of one process, for tests
 //! and for trying a layout) or, with the `mpi` feature, [`MpiWorld`] (MPI's world
@@ -32,7 +37,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
 #[cfg(feature = "mpi")]
-pub use mpi::{MpiWorld, launcher_tasks};
+pub use mpi::MpiWorld;
 
 use crate::{Error, Result};
 
@@ -100,6 +105,7 @@ impl Transport for LocalCluster {
         peer.send(message.to_vec()).map_err(|_| Error::Cluster {
             rank: to,
             message: "the rank ended before the run did (its thread stopped)".into(),
+            bug: false,
         })
     }
 
@@ -109,6 +115,7 @@ impl Transport for LocalCluster {
         peer.recv().map_err(|_| Error::Cluster {
             rank: from,
             message: "the rank ended before the run did (its thread stopped)".into(),
+            bug: false,
         })
     }
 }
@@ -125,7 +132,7 @@ pub fn agree(transport: &dyn Transport, outcome: std::result::Result<Vec<u8>, &E
     };
     if me != 0 {
         transport.send(0, &mine)?;
-        return wire::decode_outcome(&transport.receive(0)?, 0);
+        return wire::decode_outcome(&transport.receive(0)?, 0).map(<[u8]>::to_vec);
     }
     let mut agreed = mine;
     for from in 1..ranks {
@@ -134,38 +141,75 @@ pub fn agree(transport: &dyn Transport, outcome: std::result::Result<Vec<u8>, &E
             agreed = theirs;
         }
     }
+    let mut unsent = Ok(());
     for to in 1..ranks {
-        transport.send(to, &agreed)?;
+        if let Err(e) = transport.send(to, &agreed) {
+            unsent = unsent.and(Err(e));
+        }
     }
-    wire::decode_outcome(&agreed, 0)
+    let agreed = wire::decode_outcome(&agreed, 0).map(<[u8]>::to_vec)?;
+    unsent.map(|()| agreed)
 }
 
-/// Every rank's `digest` of what it is about to run, compared on rank 0: all go on if they
-/// match, all refuse (before any work) if one differs.
-pub(crate) fn check_same(transport: &dyn Transport, digest: u64) -> Result<()> {
+/// Every rank's `digest` of what it is about to run, or the error its setup met, compared on
+/// rank 0: all go on if every rank is ready and the digests match, all fail (before any work)
+/// with the lowest failing rank's error, or refuse if one rank planned something else.
+pub(crate) fn check_same(transport: &dyn Transport, digest: u64, setup: std::result::Result<(), &Error>) -> Result<()> {
     let (me, ranks) = (transport.rank(), transport.ranks());
-    let mine = digest.to_le_bytes();
+    let mine = match setup {
+        Ok(()) => wire::encode_outcome(&Ok(digest.to_le_bytes().to_vec()), me),
+        Err(e) => wire::encode_error(e, me),
+    };
     if me != 0 {
         transport.send(0, &mine)?;
         return wire::decode_outcome(&transport.receive(0)?, 0).map(drop);
     }
-    let mut verdict = Ok(Vec::new());
+    let mut verdict = wire::decode_outcome(&mine, 0).map(drop);
     for from in 1..ranks {
-        let theirs = transport.receive(from)?;
-        if verdict.is_ok() && theirs != mine {
-            verdict = Err(Error::invalid(
+        let theirs = transport.receive(from);
+        let theirs = match &theirs {
+            Ok(bytes) => wire::decode_outcome(bytes, from).map(|d| d == digest.to_le_bytes()),
+            Err(_) => theirs.map(|_| false),
+        };
+        verdict = match (verdict, theirs) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(true)) => Ok(()),
+            (Ok(()), Ok(false)) => Err(Error::invalid(
                 "ranks",
                 format!(
-                    "rank {from} of {ranks} planned a different computation from rank 0's (another input shape, chunking, dtype, option or memory limit); give every rank the same arguments"
+                    "rank {from} of {ranks} planned a different computation from rank 0's (another input shape, chunking, dtype, option or memory limit; with `memory_limit` or `workers` chosen automatically, ranks on different machines may choose differently); give every rank the same arguments"
                 ),
-            ));
-        }
+            )),
+        };
     }
-    let message = wire::encode_outcome(&verdict, 0);
+    let message = match &verdict {
+        Ok(()) => wire::encode_outcome(&Ok(Vec::new()), 0),
+        Err(e) => wire::encode_error(e, 0),
+    };
     for to in 1..ranks {
-        transport.send(to, &message)?;
+        let _ = transport.send(to, &message);
     }
-    verdict.map(drop)
+    verdict
+}
+
+/// Environment variables by which launchers say how many tasks they started, in the order
+/// read: Open MPI's `mpirun`, PMI-1/2 launchers (MPICH's hydra, `srun --mpi=pmi2`), Slurm's
+/// `srun` (set for the job step, not for a batch script itself, which is one process).
+const TASK_COUNTS: [&str; 3] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"];
+
+/// Variables present only in a process some launcher started as one of its tasks.
+const LAUNCHED: [&str; 4] = ["OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMIX_RANK", "SLURM_STEP_NUM_TASKS"];
+
+/// The number of tasks the launcher that started this process says it started, and the
+/// variable that says it; `None` when no launcher started this process (a plain run). PMIx
+/// launchers name no count: 1 then, and the world's size says the rest.
+pub fn launcher_tasks() -> Option<(&'static str, usize)> {
+    if !LAUNCHED.iter().any(|v| std::env::var_os(v).is_some()) {
+        return None;
+    }
+    let counted = TASK_COUNTS.iter().find_map(|v| std::env::var(v).ok().and_then(|n| n.parse().ok()).map(|n| (*v, n)));
+    Some(counted.unwrap_or(("PMIX_RANK", 1)))
 }
 
 /// Rank 0 receives every rank's `part` (its own first); other ranks send theirs and get `None`.

@@ -7,33 +7,18 @@ use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
 
-use super::Transport;
+use super::{Transport, launcher_tasks};
 use crate::{Error, Result};
 
-/// Environment variables by which launchers say how many tasks they started, in the order
-/// read: Open MPI's `mpirun`, PMI-1/2 launchers (MPICH's hydra, `srun --mpi=pmi2`), Slurm's
-/// `srun` (set for the job step, not for a batch script itself).
-const TASK_COUNTS: [&str; 3] = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"];
-
-/// Variables present only in a process some launcher started as one of its tasks.
-const LAUNCHED: [&str; 4] = ["OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMIX_RANK", "SLURM_STEP_NUM_TASKS"];
-
-/// The number of tasks the launcher that started this process says it started, and the
-/// variable that says it; `None` when no launcher started this process (a plain run).
-pub fn launcher_tasks() -> Option<(&'static str, usize)> {
-    if !LAUNCHED.iter().any(|v| std::env::var_os(v).is_some()) {
-        return None;
-    }
-    let counted = TASK_COUNTS.iter().find_map(|v| std::env::var(v).ok().and_then(|n| n.parse().ok()).map(|n| (*v, n)));
-    Some(counted.unwrap_or(("PMIX_RANK", 1)))
-}
-
 /// The world of an MPI job: this process's rank among all processes the launcher started.
-/// Joining initializes MPI (funneled: every MPI call comes from the thread that joined, the one
-/// that runs the engine's runs); dropping the last handle finalizes it.
+/// Joining initializes MPI unless the program did, funneled: every MPI call must come from the
+/// thread that joined (run the engine's runs on it; calls from another thread are refused), and
+/// one run at a time (the messages of two runs at once would mix). Dropping the handle that
+/// initialized MPI finalizes it.
 pub struct MpiWorld {
     rank: usize,
     ranks: usize,
+    thread: std::thread::ThreadId,
     /// Finalizes MPI when dropped, if this handle initialized it.
     _universe: Mutex<Option<Universe>>,
 }
@@ -47,8 +32,14 @@ impl MpiWorld {
         let universe = if mpi::environment::is_initialized() {
             None
         } else {
-            let (universe, _threading) = mpi::initialize_with_threading(mpi::Threading::Funneled)
+            let (universe, threading) = mpi::initialize_with_threading(mpi::Threading::Funneled)
                 .ok_or_else(|| Error::Bug("MPI was initialized while this rank joined".into()))?;
+            if threading < mpi::Threading::Funneled {
+                return Err(Error::invalid(
+                    "launch",
+                    "this MPI library supports no threads beside MPI's (MPI_THREAD_SINGLE), which outcore's workers need; use an MPI built with thread support",
+                ));
+            }
             Some(universe)
         };
         let world = SimpleCommunicator::world();
@@ -61,8 +52,33 @@ impl MpiWorld {
                 ),
             ));
         }
-        Ok(Self { rank, ranks, _universe: Mutex::new(universe) })
+        Ok(Self { rank, ranks, thread: std::thread::current().id(), _universe: Mutex::new(universe) })
     }
+
+    /// Refuses a call from a thread other than the one that joined (MPI is funneled).
+    fn check_thread(&self) -> Result<()> {
+        if std::thread::current().id() != self.thread {
+            return Err(Error::invalid(
+                "cluster",
+                "MPI calls must come from the thread that joined the job (MPI runs funneled); start the engine's runs on that thread",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The largest piece of a message one MPI call carries (its counts are 32-bit); longer
+/// messages go as a length, then pieces. `OUTCORE_MPI_PIECE_BYTES` sets a smaller piece, a
+/// testing hook that makes small runs take the path of large messages.
+const PIECE: usize = 1 << 30;
+
+fn piece_bytes() -> usize {
+    std::env::var("OUTCORE_MPI_PIECE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(PIECE)
+        .min(PIECE)
 }
 
 /// Waits between polls of a pending message: MPI's blocking calls spin on a core while they
@@ -105,31 +121,47 @@ impl Transport for MpiWorld {
     }
 
     fn send(&self, to: usize, message: &[u8]) -> Result<()> {
-        if i32::try_from(message.len()).is_err() {
-            return Err(Error::Bug(format!("a message of {} bytes exceeds what one MPI send carries", message.len())));
-        }
+        self.check_thread()?;
         let to = i32::try_from(to).map_err(|_| Error::Bug(format!("no rank {to}")))?;
         let world = SimpleCommunicator::world();
-        mpi::request::scope(|scope| {
-            let mut request = world.process_at_rank(to).immediate_send(scope, message);
-            let mut pause = Pause::new();
-            while let Err(pending) = request.test() {
-                request = pending;
-                pause.sleep();
-            }
-        });
+        let peer = world.process_at_rank(to);
+        let length = (message.len() as u64).to_le_bytes();
+        for piece in std::iter::once(&length[..]).chain(message.chunks(piece_bytes())) {
+            mpi::request::scope(|scope| {
+                let mut request = peer.immediate_send(scope, piece);
+                let mut pause = Pause::new();
+                while let Err(pending) = request.test() {
+                    request = pending;
+                    pause.sleep();
+                }
+            });
+        }
         Ok(())
     }
 
     fn receive(&self, from: usize) -> Result<Vec<u8>> {
-        let from = i32::try_from(from).map_err(|_| Error::Bug(format!("no rank {from}")))?;
+        self.check_thread()?;
+        let from_rank = i32::try_from(from).map_err(|_| Error::Bug(format!("no rank {from}")))?;
         let world = SimpleCommunicator::world();
-        let peer = world.process_at_rank(from);
-        let mut pause = Pause::new();
-        while peer.immediate_probe().is_none() {
-            pause.sleep();
+        let peer = world.process_at_rank(from_rank);
+        let next = || {
+            let mut pause = Pause::new();
+            while peer.immediate_probe().is_none() {
+                pause.sleep();
+            }
+            peer.receive_vec::<u8>().0
+        };
+        let header = next();
+        let length = header.as_slice().try_into().map(u64::from_le_bytes).map_err(|_| Error::Cluster {
+            rank: from,
+            message: format!("sent a message header of {} bytes", header.len()),
+            bug: true,
+        })?;
+        let length = usize::try_from(length).map_err(|_| Error::Bug(format!("a message of {length} bytes")))?;
+        let mut message = Vec::with_capacity(length);
+        while message.len() < length {
+            message.extend(next());
         }
-        let (message, _status) = peer.receive_vec::<u8>();
         Ok(message)
     }
 }

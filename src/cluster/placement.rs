@@ -25,9 +25,10 @@ pub(crate) struct Placement {
 
 impl Placement {
     /// Row blocks are split into `ranks` contiguous ranges (rank 0's the smallest when they do
-    /// not divide: it also runs the tree's root); a task reading or writing a row block runs on
-    /// its owner, any other task where its first input was made (rank 0 for tasks without).
-    /// Kept results are sent to rank 0.
+    /// not divide, none when there are fewer blocks than ranks); a task reading or writing a row
+    /// block runs on its owner, any other task where its first input was made (rank 0 for tasks
+    /// without), so the tree's root runs where the first row block is. Kept results are sent
+    /// to rank 0.
     pub(crate) fn new<O: Operation>(graph: &TaskGraph<O>, ranks: usize, me: usize) -> Self {
         let ranks = ranks.max(1);
         let tasks = graph.tasks();
@@ -69,12 +70,14 @@ impl Placement {
     }
 }
 
-/// A digest of everything that decides a graph's results and placement: ranks compare it before
-/// any work, so ranks given different inputs or options refuse together instead of exchanging
-/// blocks of different computations.
-pub(crate) fn fingerprint<O: Operation>(graph: &TaskGraph<O>) -> u64 {
+/// A digest of everything that decides a graph's results and placement (the graph, and what its
+/// executor says of itself: seeds, options): ranks compare it before any work, so ranks given
+/// different inputs or options refuse together instead of exchanging blocks of different
+/// computations.
+pub(crate) fn fingerprint<O: Operation>(graph: &TaskGraph<O>, executor: &str) -> u64 {
     // SipHash with fixed keys: the same on every rank running the same binary.
     let mut h = std::hash::DefaultHasher::new();
+    executor.hash(&mut h);
     graph.len().hash(&mut h);
     for task in graph.tasks() {
         task.op.label().hash(&mut h);
@@ -124,10 +127,11 @@ mod tests {
         assert_eq!(sent, vec![(1, 1, 0), (3, 2, 1), (4, 2, 0), (6, 1, 0)]);
         // One rank: nothing to send.
         assert!(Placement::new(&g, 1, 0).messages.is_empty());
-        assert_ne!(fingerprint(&g), {
+        assert_ne!(fingerprint(&g, ""), {
             let mut other = TaskGraph::new();
             other.add(Op(Some(0), "panel"), vec![], 1, 1).unwrap();
-            fingerprint(&other)
+            fingerprint(&other, "")
         });
+        assert_ne!(fingerprint(&g, "seed 1"), fingerprint(&g, "seed 2"), "the executor's identity counts");
     }
 }

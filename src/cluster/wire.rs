@@ -9,6 +9,8 @@ use crate::{Error, Result};
 const OK: u8 = 0;
 const FAILED: u8 = 1;
 const INTERRUPTED: u8 = 2;
+/// Failed by a bug (an internal error), which the command line reports with its own exit code.
+const BUG: u8 = 3;
 
 /// `outcome` as bytes: the payload, or the error with the rank it came from (this one, `me`,
 /// unless it came from another).
@@ -26,12 +28,13 @@ pub(crate) fn encode_outcome(outcome: &Result<Vec<u8>>, me: usize) -> Vec<u8> {
 
 /// `error` as an outcome, with the rank it came from (`me` unless it came from another).
 pub(crate) fn encode_error(error: &Error, me: usize) -> Vec<u8> {
-    let (rank, text) = match error {
+    let (rank, text, bug) = match error {
         Error::Interrupted => return vec![INTERRUPTED],
-        Error::Cluster { rank, message } => (*rank, message.clone()),
-        other => (me, other.to_string()),
+        Error::Cluster { rank, message, bug } => (*rank, message.clone(), *bug),
+        Error::Bug(_) => (me, error.to_string(), true),
+        other => (me, other.to_string(), false),
     };
-    let mut out = vec![FAILED];
+    let mut out = vec![if bug { BUG } else { FAILED }];
     out.extend_from_slice(&(rank as u64).to_le_bytes());
     out.extend_from_slice(text.as_bytes());
     out
@@ -41,22 +44,26 @@ pub(crate) fn encode_error(error: &Error, me: usize) -> Vec<u8> {
 pub(crate) fn relayed(error: &Error, me: usize) -> Error {
     match error {
         Error::Interrupted => Error::Interrupted,
-        Error::Cluster { rank, message } => Error::Cluster { rank: *rank, message: message.clone() },
-        other => Error::Cluster { rank: me, message: other.to_string() },
+        Error::Cluster { rank, message, bug } => Error::Cluster { rank: *rank, message: message.clone(), bug: *bug },
+        other => Error::Cluster { rank: me, message: other.to_string(), bug: matches!(other, Error::Bug(_)) },
     }
 }
 
-/// The outcome `bytes` from rank `from` say.
-pub(crate) fn decode_outcome(bytes: &[u8], from: usize) -> Result<Vec<u8>> {
+/// The outcome `bytes` from rank `from` say: the payload, or the error sent in its place.
+pub(crate) fn decode_outcome(bytes: &[u8], from: usize) -> Result<&[u8]> {
     match bytes.split_first() {
-        Some((&OK, payload)) => Ok(payload.to_vec()),
+        Some((&OK, payload)) => Ok(payload),
         Some((&INTERRUPTED, _)) => Err(Error::Interrupted),
-        Some((&FAILED, rest)) if rest.len() >= 8 => {
+        Some((&kind @ (FAILED | BUG), rest)) if rest.len() >= 8 => {
             let (rank, text) = rest.split_at(8);
             let rank = u64::from_le_bytes(rank.try_into().unwrap_or_default()) as usize;
-            Err(Error::Cluster { rank, message: String::from_utf8_lossy(text).into_owned() })
+            Err(Error::Cluster { rank, message: String::from_utf8_lossy(text).into_owned(), bug: kind == BUG })
         }
-        _ => Err(Error::Cluster { rank: from, message: format!("sent a malformed message of {} bytes", bytes.len()) }),
+        _ => Err(Error::Cluster {
+            rank: from,
+            message: format!("sent a malformed message of {} bytes", bytes.len()),
+            bug: true,
+        }),
     }
 }
 
@@ -72,7 +79,7 @@ impl<'a> Reader<'a> {
     }
 
     fn short(&self) -> Error {
-        Error::Cluster { rank: self.from, message: "sent a message shorter than its header says".into() }
+        Error::Cluster { rank: self.from, message: "sent a message shorter than its header says".into(), bug: true }
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64> {
@@ -116,7 +123,7 @@ pub(crate) fn encode_block(index: usize, rows: usize, cols: usize, data: &[f64])
 /// The block of message `index` from rank `from`, or the error sent in its place.
 pub(crate) fn decode_block(bytes: &[u8], index: usize, from: usize) -> Result<Output> {
     let payload = decode_outcome(bytes, from)?;
-    let mut r = Reader::new(&payload, from);
+    let mut r = Reader::new(payload, from);
     let got = r.usize()?;
     if got != index {
         return Err(Error::Bug(format!("rank {from} sent message {got} where message {index} was due")));
@@ -164,7 +171,12 @@ mod tests {
         assert!(wrong.contains("message 4 where message 5"), "{wrong}");
         let failed = encode_outcome(&Err(Error::invalid("input", "chunk 3 is corrupt")), 2);
         let err = decode_block(&failed, 0, 1).unwrap_err();
-        assert!(matches!(&err, Error::Cluster { rank: 2, message } if message.contains("chunk 3 is corrupt")), "{err}");
+        assert!(
+            matches!(&err, Error::Cluster { rank: 2, message, bug: false } if message.contains("chunk 3 is corrupt")),
+            "{err}"
+        );
+        let bug = decode_outcome(&encode_error(&Error::Bug("a kernel panicked".into()), 1), 1).unwrap_err();
+        assert!(matches!(bug, Error::Cluster { rank: 1, bug: true, .. }), "a bug stays a bug: {bug:?}");
         // Passed on by another rank, the error keeps the rank it came from.
         let relayed = decode_outcome(&encode_outcome(&Err(err), 1), 1).unwrap_err();
         assert!(matches!(relayed, Error::Cluster { rank: 2, .. }));

@@ -19,6 +19,7 @@ mod dot;
 
 use std::fmt;
 
+pub use crate::linalg::tree::levels as reduction_tree;
 pub use crate::schedule::{Executor, Output, Results, WorkerScratch};
 
 use crate::{Error, Result};

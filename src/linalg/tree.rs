@@ -17,8 +17,13 @@ use crate::{Error, Result};
 
 /// The levels above `leaves` leaves: each node's children, a range of the level below, in
 /// groups of `fan_in` (at least 2) consecutive nodes, the last group smaller, up to one root.
-/// A single leaf is its own root: no levels.
-pub(crate) fn levels(leaves: usize, fan_in: usize) -> Vec<Vec<Range<usize>>> {
+/// A single leaf is its own root: no levels. Graphs of one's own reduce in this tree to get
+/// the bracketing outcore's algorithms use.
+///
+/// ```
+/// assert_eq!(outcore::graph::reduction_tree(5, 2), vec![vec![0..2, 2..4, 4..5], vec![0..2, 2..3], vec![0..2]]);
+/// ```
+pub fn levels(leaves: usize, fan_in: usize) -> Vec<Vec<Range<usize>>> {
     let fan_in = fan_in.max(2);
     let mut levels = Vec::new();
     let mut below = leaves;

@@ -34,7 +34,8 @@ use crate::{Error, Result};
 /// How tasks are run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheduler {
-    /// One task at a time on the calling thread.
+    /// One task at a time on the calling thread (in a run across ranks, on one worker thread
+    /// while the calling thread exchanges the rank's messages).
     Serial,
     /// Up to `workers` tasks at a time on a pool of that many threads.
     Threads {
@@ -106,6 +107,12 @@ pub trait Executor: Sync {
         budget: &mut Reservation,
         scratch: &mut WorkerScratch,
     ) -> Result<Vec<Output>>;
+
+    /// What besides the graph decides the results (seeds, options), as text: the ranks of a
+    /// run across ranks compare it, with the graph, before any work. Empty by default.
+    fn identity(&self) -> String {
+        String::new()
+    }
 }
 
 /// What a run observed besides its results.
@@ -231,14 +238,36 @@ pub(crate) fn run<E: Executor>(
             reads_left[key.task.0][key.slot] = usize::MAX;
         }
     }
-    if RUNNING_TASK_OF.with(|p| p.borrow().iter().any(|(pool, _)| *pool == manager.pool_id())) {
-        // Its tasks could wait for memory the calling task holds, and that task for them.
-        return Err(Error::invalid(
-            "engine",
-            "a run was started from inside a task of another run on the same memory pool, so each could wait for the other's memory; give the inner run an engine with a pool of its own",
-        ));
+    let workers = scheduler.workers().min(graph.max_concurrency()).max(1);
+    let worker_pool = || {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("outcore-worker-{i}"))
+            .build()
+            .map_err(|e| Error::Bug(format!("cannot start {workers} worker threads: {e}")))
+    };
+    let setup = (|| {
+        if RUNNING_TASK_OF.with(|p| p.borrow().iter().any(|(pool, _)| *pool == manager.pool_id())) {
+            // Its tasks could wait for memory the calling task holds, and that task for them.
+            return Err(Error::invalid(
+                "engine",
+                "a run was started from inside a task of another run on the same memory pool, so each could wait for the other's memory; give the inner run an engine with a pool of its own",
+            ));
+        }
+        let bookkeeping = manager.reserve(graph.footprint())?;
+        let pool = match (&control.cluster, scheduler) {
+            (None, Scheduler::Serial) => None,
+            _ => Some(worker_pool()?),
+        };
+        Ok((bookkeeping, pool))
+    })();
+    // Ranks go on together or fail together, before any work: each says whether its setup
+    // succeeded and what it is about to run.
+    if let Some(transport) = &control.cluster {
+        let digest = fingerprint(graph, &executor.identity());
+        crate::cluster::check_same(&**transport, digest, setup.as_ref().map(drop))?;
     }
-    let bookkeeping = manager.reserve(graph.footprint())?;
+    let (bookkeeping, pool) = setup?;
     let ready = (0..tasks.len()).filter(|&i| here(i) && waiting[i] == 0).map(Reverse).collect();
     let local_total = (0..tasks.len()).filter(|&i| here(i)).count();
     let run = Run {
@@ -262,23 +291,15 @@ pub(crate) fn run<E: Executor>(
         }),
         changed: Condvar::new(),
     };
-    let workers = scheduler.workers().min(graph.max_concurrency()).max(1);
     control.emit(&Event::RunStarted { tasks: local_total, workers, at: Instant::now() });
     let observers = Observers::start(manager, control);
-    let worker_pool = || {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(workers)
-            .thread_name(|i| format!("outcore-worker-{i}"))
-            .build()
-            .map_err(|e| Error::Bug(format!("cannot start {workers} worker threads: {e}")))
-    };
-    let kept = match (&control.cluster, scheduler) {
-        (Some(transport), _) => worker_pool().and_then(|pool| run.as_rank(&**transport, &pool, workers)),
-        (None, Scheduler::Serial) => {
+    let kept = match (&control.cluster, pool) {
+        (Some(transport), Some(pool)) => run.as_rank(&**transport, &pool, workers),
+        (_, None) => {
             run.worker(0);
             run.outcome()
         }
-        (None, Scheduler::Threads { .. }) => worker_pool().and_then(|pool| {
+        (None, Some(pool)) => {
             pool.scope(|s| {
                 for me in 0..workers {
                     let run = &run;
@@ -286,7 +307,7 @@ pub(crate) fn run<E: Executor>(
                 }
             });
             run.outcome()
-        }),
+        }
     };
     let mut st = run.lock();
     let stats = RunStats {
@@ -393,10 +414,9 @@ impl<E: Executor> Run<'_, E> {
             .unwrap_or_else(|panic| Err(Error::Bug(format!("reading the results panicked: {}", panic_text(&*panic)))))
     }
 
-    /// Runs this rank's share ([`crate::cluster`]): agrees with the other ranks that all built
-    /// the same graph, runs the workers while this thread walks the run's messages, then ends
-    /// with every rank's outcome: rank 0 collects the kept outputs and sends them (or the
-    /// first error) to every rank.
+    /// Runs this rank's share ([`crate::cluster`]): the workers run while this thread walks
+    /// the run's messages, then every rank's outcome goes to rank 0, which collects the kept
+    /// outputs and sends them (or the first error) to every rank.
     fn as_rank(
         &self,
         transport: &dyn Transport,
@@ -404,7 +424,6 @@ impl<E: Executor> Run<'_, E> {
         workers: usize,
     ) -> Result<std::collections::HashMap<Key, Output>> {
         let placement = self.placement.as_ref().ok_or_else(|| Error::Bug("a rank's run without a placement".into()))?;
-        crate::cluster::check_same(transport, fingerprint(self.graph))?;
         pool.in_place_scope(|s| {
             for me in 0..workers {
                 s.spawn(move |_| self.worker(me));
@@ -418,15 +437,15 @@ impl<E: Executor> Run<'_, E> {
                 .as_ref()
                 .map_or_else(|| wire::encode_outcome(&Ok(Vec::new()), me), |e| wire::encode_error(e, me));
             transport.send(0, &status)?;
-            return wire::decode_kept(&wire::decode_outcome(&transport.receive(0)?, 0)?, 0);
+            return wire::decode_kept(wire::decode_outcome(&transport.receive(0)?, 0)?, 0);
         }
         // Rank 0: its own error first, else the lowest rank's; being interrupted is reported
-        // only when nothing else went wrong.
+        // only when nothing else went wrong. Every rank is heard and answered, whatever fails.
         let mut verdict = failed;
         for from in 1..ranks {
-            let theirs = wire::decode_outcome(&transport.receive(from)?, from);
+            let theirs = transport.receive(from).and_then(|bytes| wire::decode_outcome(&bytes, from).map(drop));
             match (&verdict, theirs) {
-                (_, Ok(_)) => {}
+                (_, Ok(())) => {}
                 (None | Some(Error::Interrupted), Err(e)) => verdict = Some(e),
                 (Some(_), Err(_)) => {}
             }
@@ -439,57 +458,94 @@ impl<E: Executor> Run<'_, E> {
             Ok(kept) => wire::encode_outcome(&Ok(wire::encode_kept(kept)), 0),
             Err(e) => wire::encode_error(e, 0),
         };
+        let mut unsent = None;
         for to in 1..ranks {
-            transport.send(to, &message)?;
+            if let Err(e) = transport.send(to, &message) {
+                unsent.get_or_insert(e);
+            }
         }
-        kept
+        match unsent {
+            Some(e) if kept.is_ok() => Err(e),
+            _ => kept,
+        }
     }
 
     fn rank(&self) -> usize {
         self.placement.as_ref().map_or(0, |p| p.me)
     }
 
-    /// Walks the run's messages in order: sends each block this rank makes for another (or the
-    /// run's error in its place) once made, and stores each block received for a task here.
+    /// Waits until memory admits `bytes` (as a worker's admission does), unless the run fails.
+    fn admit_waiting(&self, bytes: u64) -> Result<Reservation> {
+        loop {
+            if let Some(e) = &self.lock().failed {
+                return Err(wire::relayed(e, self.rank()));
+            }
+            match self.manager.admit(bytes)? {
+                Admission::Granted(budget) => return Ok(budget),
+                Admission::Wait(epoch) => self.manager.wait_for_release(epoch, WAIT_SLICE),
+            }
+        }
+    }
+
+    /// Walks the run's messages in order, every one of them whatever fails: sends each block
+    /// this rank makes for another once made (or the run's error in its place), and stores each
+    /// block received for a task here. A panic copying a block out (a lost spill recomputed
+    /// here runs a kernel) fails the run like a worker's.
     fn walk(&self, transport: &dyn Transport, placement: &Placement) {
         let me = placement.me;
         for (index, m) in placement.messages.iter().enumerate() {
             if m.from == me {
-                let message = match self.made(m.key) {
-                    Ok(out) => wire::encode_block(index, out.rows, out.cols, &out.data),
-                    Err(e) => wire::encode_error(&e, me),
+                let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.made(m.key, index)))
+                    .unwrap_or_else(|panic| {
+                        Err(Error::Bug(format!("copying a block to send panicked: {}", panic_text(&*panic))))
+                    });
+                let (message, _budget) = match made {
+                    Ok(made) => made,
+                    Err(e) => {
+                        let message = wire::encode_error(&e, me);
+                        self.fail(e);
+                        (message, None)
+                    }
                 };
                 if let Err(e) = transport.send(m.to, &message) {
-                    return self.fail(e);
+                    self.fail(e);
                 }
             } else if m.to == me {
-                let received = transport.receive(m.from);
-                let Ok(bytes) = received else { return self.fail(received.err().unwrap_or(Error::Interrupted)) };
-                if let Err(e) = wire::decode_block(&bytes, index, m.from).and_then(|out| self.arrived(m.key, out)) {
+                let arrived = transport
+                    .receive(m.from)
+                    .and_then(|bytes| wire::decode_block(&bytes, index, m.from))
+                    .and_then(|out| self.arrived(m.key, out));
+                if let Err(e) = arrived {
                     self.fail(e);
                 }
             }
         }
     }
 
-    /// Output `key`, made by a task here, copied out once made; then this read of it is done.
-    fn made(&self, key: Key) -> Result<Output> {
+    /// Message `index`: output `key`, made by a task here, encoded once made, with the memory
+    /// it holds until sent; then this read of the block is done.
+    fn made(&self, key: Key, index: usize) -> Result<(Vec<u8>, Option<Reservation>)> {
         let mut st = self.lock();
-        while st.blocks[key.task.0][key.slot].is_none() {
+        let id = loop {
             if self.control.cancelled() {
                 st.failed.get_or_insert(Error::Interrupted);
             }
             if let Some(e) = &st.failed {
                 return Err(wire::relayed(e, self.rank()));
             }
+            if let Some(id) = st.blocks[key.task.0][key.slot] {
+                break id;
+            }
             st = self.changed.wait_timeout(st, WAIT_SLICE).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
-        }
+        };
         drop(st);
-        let mut budget = self.manager.reserve(0)?;
+        // The block, reloaded if spilled, and its encoding while it is sent.
+        let bytes = self.manager.block_info(id).map_or(0, |b| b.bytes);
+        let mut budget = self.admit_waiting(2 * bytes + 64)?;
         let mut scratch = WorkerScratch::new(self.manager)?;
         let pinned = self.pin_input(key, &mut budget, &mut scratch)?;
         let (rows, cols) = pinned.shape();
-        let out = Output { data: pinned.to_vec(), rows, cols };
+        let message = wire::encode_block(index, rows, cols, &pinned);
         drop(pinned);
         let mut st = self.lock();
         let left = &mut st.reads_left[key.task.0][key.slot];
@@ -499,22 +555,13 @@ impl<E: Executor> Run<'_, E> {
         if let Some(id) = freed {
             let _ = self.manager.remove(id);
         }
-        Ok(out)
+        Ok((message, Some(budget)))
     }
 
     /// Stores a block received from another rank, once memory admits it, and releases the
     /// tasks here that waited only for it.
     fn arrived(&self, key: Key, out: Output) -> Result<()> {
-        let bytes = Output::bytes(out.rows, out.cols);
-        let mut budget = loop {
-            if let Some(e) = &self.lock().failed {
-                return Err(wire::relayed(e, self.rank()));
-            }
-            match self.manager.admit(bytes)? {
-                Admission::Granted(budget) => break budget,
-                Admission::Wait(epoch) => self.manager.wait_for_release(epoch, WAIT_SLICE),
-            }
-        };
+        let mut budget = self.admit_waiting(Output::bytes(out.rows, out.cols))?;
         let id = self.manager.insert(&mut budget, out.data, out.rows, out.cols)?;
         let mut st = self.lock();
         st.blocks[key.task.0][key.slot] = Some(id);
@@ -688,7 +735,7 @@ impl<E: Executor> Run<'_, E> {
             started,
             finished: Instant::now(),
             done,
-            total: self.graph.len(),
+            total: self.local_total,
         });
         Ok(())
     }
@@ -732,9 +779,10 @@ impl<E: Executor> Run<'_, E> {
             return Err(Error::Cluster {
                 rank: place.me,
                 message: format!(
-                    "the spilled copy of a block received from rank {} was lost, and only that rank can make it again; check the spill directory's disk",
+                    "a lost spill could not be recomputed: it needs a block rank {} sent, which is no longer here (a spill file was lost; check the spill directory's disk)",
                     place.owner(key.task.0)
                 ),
+                bug: false,
             });
         }
         let spec = &self.graph.tasks()[key.task.0];

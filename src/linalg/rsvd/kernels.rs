@@ -186,6 +186,11 @@ impl<'a> RsvdExecutor<'a> {
 impl Executor for RsvdExecutor<'_> {
     type Op = RsvdOp;
 
+    /// The input, the options (the seed among them) and whether the input is cached.
+    fn identity(&self) -> String {
+        format!("{} {:?} cache {}", self.plan.a.describe(), self.plan.options, self.plan.cache_input)
+    }
+
     fn execute(
         &self,
         op: &RsvdOp,

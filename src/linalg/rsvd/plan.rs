@@ -370,19 +370,24 @@ impl RsvdPlan {
         v: Destination<'_>,
         control: &RunControl,
     ) -> Result<RsvdResult> {
-        let (u_grid, v_grid) = self.factor_grids()?;
-        if let (Destination::Zarr(a), Destination::Zarr(b)) = (&u, &v)
-            && crate::output::overlap(a, b)
-        {
-            let (a, b) = (a.display(), b.display());
-            return Err(Error::invalid("destination", format!("U ({a}) and V ({b}) would overwrite each other")));
-        }
-        crate::output::check_shareable(&u, control, "U")?;
-        crate::output::check_shareable(&v, control, "V")?;
-        let u = Sink::open(u, u_grid, &self.a, "U")?;
-        let v = Sink::open(v, v_grid, &self.a, "V")?;
-        let (graph, keys) = build::graph(self)?;
-        let reader = MatrixReader::new(&self.a, engine.memory_pool(), self.cache_input, self.options.check_finite)?;
+        // Everything that can fail before the run, agreed among ranks when there are several.
+        let opened = control.agree_on((|| {
+            let (u_grid, v_grid) = self.factor_grids()?;
+            if let (Destination::Zarr(a), Destination::Zarr(b)) = (&u, &v)
+                && crate::output::overlap(a, b)
+            {
+                let (a, b) = (a.display(), b.display());
+                return Err(Error::invalid("destination", format!("U ({a}) and V ({b}) would overwrite each other")));
+            }
+            crate::output::check_shareable(&u, control, "U")?;
+            crate::output::check_shareable(&v, control, "V")?;
+            let u = Sink::open(u, u_grid, &self.a, "U")?;
+            let v = Sink::open(v, v_grid, &self.a, "V")?;
+            let (graph, keys) = build::graph(self)?;
+            let reader = MatrixReader::new(&self.a, engine.memory_pool(), self.cache_input, self.options.check_finite)?;
+            Ok((u, v, graph, keys, reader))
+        })());
+        let (u, v, graph, keys, reader) = opened?;
         let executor = RsvdExecutor::new(self, reader, u.store.clone(), v.store.clone());
         let (results, stats) = engine.run_graph(&graph, &executor, control)?;
         drop(executor);

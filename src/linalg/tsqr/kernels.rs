@@ -160,6 +160,18 @@ impl<'a> TsqrExecutor<'a> {
 impl Executor for TsqrExecutor<'_> {
     type Op = TsqrOp;
 
+    /// The input, how panels are checked and U assembled, and whether the input is cached.
+    fn identity(&self) -> String {
+        let p = self.plan;
+        format!(
+            "{} finite {} shortcut {} cache {}",
+            p.tall.describe(),
+            p.check_finite,
+            p.shortcut_condition,
+            p.cache_input
+        )
+    }
+
     fn execute(
         &self,
         op: &TsqrOp,

@@ -346,21 +346,26 @@ impl TsqrPlan {
     /// [`run`](Self::run) with a cancel token and an event sink.
     pub fn run_with(&self, engine: &Engine, factor: Destination<'_>, control: &RunControl) -> Result<SvdResult> {
         let name = if self.transposed { "V" } else { "U" };
-        let sink = match self.factor_grid() {
-            Some(grid) => {
-                crate::output::check_shareable(&factor, control, name)?;
-                Some(Sink::open(factor, grid, &self.tall, name)?)
-            }
-            None if matches!(factor, Destination::Memory) => None,
-            None => {
-                return Err(Error::invalid(
-                    "destination",
-                    "the plan computes singular values only (`vectors` is false): there is no factor to write",
-                ));
-            }
-        };
-        let (graph, keys) = build::graph_with_keys(self)?;
-        let reader = MatrixReader::new(&self.tall, engine.memory_pool(), self.cache_input, self.check_finite)?;
+        // Everything that can fail before the run, agreed among ranks when there are several.
+        let opened = control.agree_on((|| {
+            let sink = match self.factor_grid() {
+                Some(grid) => {
+                    crate::output::check_shareable(&factor, control, name)?;
+                    Some(Sink::open(factor, grid, &self.tall, name)?)
+                }
+                None if matches!(factor, Destination::Memory) => None,
+                None => {
+                    return Err(Error::invalid(
+                        "destination",
+                        "the plan computes singular values only (`vectors` is false): there is no factor to write",
+                    ));
+                }
+            };
+            let (graph, keys) = build::graph_with_keys(self)?;
+            let reader = MatrixReader::new(&self.tall, engine.memory_pool(), self.cache_input, self.check_finite)?;
+            Ok((sink, graph, keys, reader))
+        })());
+        let (sink, graph, keys, reader) = opened?;
         let executor = TsqrExecutor::new(self, reader, sink.as_ref().map(|s| s.store.clone()));
         let (results, stats) = engine.run_graph(&graph, &executor, control)?;
         drop(executor);

@@ -87,7 +87,7 @@ impl SpillDir {
             // Named by this process, so a later run can remove it if this one is killed.
             crate::leftovers::remove_leftovers(&parent, SPILL_PREFIX);
             let created = tempfile::Builder::new()
-                .prefix(&format!("{SPILL_PREFIX}{}-", std::process::id()))
+                .prefix(&format!("{SPILL_PREFIX}{}-", crate::leftovers::process_tag()))
                 .tempdir_in(&parent)
                 .map_err(|e| StorageError::io(&parent, e))?;
             *dir = Some(created);

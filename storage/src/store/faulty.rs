@@ -144,8 +144,10 @@ impl ChunkStore for FaultyStore {
         self.inner.write_chunk(index, data)
     }
 
+    /// The store it stands in for (its failures say "injected fault"): a run reading through
+    /// it is the same computation, as ranks of a job that inject faults on one rank compare.
     fn describe(&self) -> String {
-        format!("faulty {}", self.inner.describe())
+        self.inner.describe()
     }
 
     fn read_scratch_bytes(&self) -> u64 {
