@@ -42,7 +42,8 @@ pub use mpi::MpiWorld;
 use crate::{Error, Result};
 
 /// Moves messages between the ranks of a job. Messages between two ranks arrive in the order
-/// they were sent. All calls of one run come from the thread that started the run.
+/// they were sent. All calls of one run come from the thread that started the run, and a
+/// transport carries one run at a time (the messages of two runs at once would mix).
 pub trait Transport: Send + Sync {
     /// This rank, `0..ranks()`.
     fn rank(&self) -> usize;
