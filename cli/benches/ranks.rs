@@ -224,14 +224,9 @@ fn main() {
         return ping_pong();
     }
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let rows: Vec<usize> = value("--rows")
-        .unwrap_or_else(|| "2000000,8000000".into())
-        .split(',')
-        .filter_map(|r| r.trim().parse().ok())
-        .collect();
-    let reps: usize = value("--reps").and_then(|r| r.parse().ok()).unwrap_or(5);
-    let base = value("--dir")
+    let rows = child::rows(&args, "2000000,8000000");
+    let reps = child::reps(&args, 5);
+    let base = child::flag_value(&args, "--dir")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-ranks"));
     std::fs::create_dir_all(&base).expect("bench directory");

@@ -34,14 +34,9 @@ fn evict_from_page_cache(dir: &Path) -> std::io::Result<u64> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let rows: Vec<usize> = value("--rows")
-        .unwrap_or_else(|| "2000000,8000000,20000000".into())
-        .split(',')
-        .filter_map(|r| r.trim().parse().ok())
-        .collect();
+    let rows = child::rows(&args, "2000000,8000000,20000000");
     let warm = args.iter().any(|a| a == "--warm");
-    let base = value("--dir")
+    let base = child::flag_value(&args, "--dir")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-scaling"));
     std::fs::create_dir_all(&base).expect("scaling directory");

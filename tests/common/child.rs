@@ -76,12 +76,24 @@ impl Measured {
     }
 }
 
+/// The value after `flag` among a bench's arguments.
+#[allow(dead_code, reason = "used by the benches, not by every target including this file")]
+pub fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned()
+}
+
 /// The value of `--reps N` among a bench's arguments, or `default`.
 #[allow(dead_code, reason = "used by the benches that take --reps, not by every target including this file")]
 pub fn reps(args: &[String], default: usize) -> usize {
-    args.iter()
-        .position(|a| a == "--reps")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(default)
+    flag_value(args, "--reps").and_then(|r| r.parse().ok()).unwrap_or(default)
+}
+
+/// The row counts of `--rows A,B,...` among a bench's arguments, or those of `default`.
+#[allow(dead_code, reason = "used by the benches that take --rows, not by every target including this file")]
+pub fn rows(args: &[String], default: &str) -> Vec<usize> {
+    flag_value(args, "--rows")
+        .unwrap_or_else(|| default.into())
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect()
 }
