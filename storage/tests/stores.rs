@@ -66,6 +66,7 @@ fn reads_arrays_written_by_python_zarr_exactly() {
         "v3_f64_crc32c.zarr",
         "v3_f64_raw.zarr",
         "v3_f64_raw_crc32c.zarr",
+        "v3_f64_sharded.zarr",
         "v2_f64.zarr",
         "v2_f64_order_f.zarr",
         "v2_f64_zlib.zarr",
@@ -74,6 +75,47 @@ fn reads_arrays_written_by_python_zarr_exactly() {
         let store = ZarrStore::open(fixture(&format!("zarr/{name}"))).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(store.grid(), ChunkGrid::new(7, 5, 3, 2).unwrap(), "{name}");
         assert_eq!(read_matrix(&store).unwrap(), fixture_matrix(), "{name}");
+    }
+}
+
+/// A sharded array is read by inner chunk: its grid is the inner chunks (3 x 2 within shards of
+/// 6 x 4), a read decodes only that inner chunk (scratch for one inner chunk, not a shard), a
+/// written inner chunk lands in its shard, and errors name the shard's file.
+#[test]
+fn sharded_arrays_are_read_and_written_by_inner_chunk() {
+    let store = ZarrStore::open(fixture("zarr/v3_f64_sharded.zarr")).unwrap();
+    assert_eq!(store.grid().chunk_shape(), (3, 2));
+    let inner_bytes = 3 * 2 * 8;
+    assert!(store.read_scratch_bytes() < 4 * inner_bytes + 256, "{} bytes of scratch", store.read_scratch_bytes());
+    let m = fixture_matrix();
+    let mut chunk = Vec::new();
+    store.read_chunk_into(ChunkIndex::new(2, 2), &mut chunk).unwrap();
+    assert_eq!(chunk, vec![m[6 * 5 + 4]], "the corner inner chunk, trimmed to the array: row 6, column 4");
+    // A copy to write into.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("s.zarr");
+    copy_dir(&fixture("zarr/v3_f64_sharded.zarr"), &copy);
+    let writable = ZarrStore::open(&copy).unwrap();
+    writable.write_chunk(ChunkIndex::new(1, 1), &[9.0; 6]).unwrap();
+    let mut expected = m.clone();
+    for r in 3..6 {
+        for c in 2..4 {
+            expected[r * 5 + c] = 9.0;
+        }
+    }
+    assert_eq!(read_matrix(&ZarrStore::open(&copy).unwrap()).unwrap(), expected);
+    std::fs::write(copy.join("c/1/1"), b"not a shard").unwrap();
+    let err =
+        ZarrStore::open(&copy).unwrap().read_chunk_into(ChunkIndex::new(2, 2), &mut chunk).unwrap_err().to_string();
+    assert!(err.contains("c/1/1"), "the shard's file is named: {err}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() { copy_dir(&path, &target) } else { std::fs::copy(&path, &target).map(drop).unwrap() }
     }
 }
 

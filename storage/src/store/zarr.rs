@@ -8,7 +8,7 @@ use zarrs::array::codec::{
     BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode, Crc32cCodec, GzipCodec, ZstdCodec,
 };
 use zarrs::array::data_type::{self, Float32DataType, Float64DataType};
-use zarrs::array::{Array, ArrayBuilder, ArrayError};
+use zarrs::array::{Array, ArrayBuilder, ArrayError, ArraySubset};
 use zarrs::filesystem::FilesystemStore;
 
 use crate::error::{StorageError, StorageResult};
@@ -101,6 +101,8 @@ pub struct ZarrStore {
     chunk_shape: (usize, usize),
     element: Dtype,
     raw: Option<RawLayout>,
+    /// Sharded arrays are read by inner chunk (the grid's chunks), never by whole shard.
+    sharded: bool,
 }
 
 /// `(chunk rows, chunk columns)`.
@@ -186,13 +188,13 @@ impl ZarrStore {
         let raw =
             (options.compression == Compression::None && options.dtype == Dtype::F64 && cfg!(target_endian = "little"))
                 .then_some(RawLayout { crc: options.checksum });
-        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element: options.dtype, raw })
+        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element: options.dtype, raw, sharded: false })
     }
 
     /// Opens an existing 2-D float64 or float32 array (Zarr v3 or v2) at `path`.
     pub fn open(path: impl AsRef<Path>) -> StorageResult<Self> {
         let path = path.as_ref().to_path_buf();
-        let (chunk_shape, raw) = inspect_array_metadata(&path)?;
+        let (chunk_shape, raw, inner) = inspect_array_metadata(&path)?;
         let zarr_err = |message: String| StorageError::Zarr { path: path.clone(), message };
         let store = Arc::new(FilesystemStore::new(&path).map_err(|e| zarr_err(e.to_string()))?);
         let array = Array::open(store, "/").map_err(|e| {
@@ -234,9 +236,12 @@ impl ZarrStore {
                 ),
             });
         }
-        let grid = ChunkGrid::new(shape[0] as usize, shape[1] as usize, cr, cc)?;
+        // A sharded array's unit of reading is its inner chunk: zarrs decodes only the inner
+        // chunks a read asks for, so a shard is never held whole.
+        let (gr, gc) = inner.unwrap_or((cr, cc));
+        let grid = ChunkGrid::new(shape[0] as usize, shape[1] as usize, gr, gc)?;
         let raw = raw.filter(|_| element == Dtype::F64 && cfg!(target_endian = "little"));
-        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element, raw })
+        Ok(Self { path, array, grid, chunk_shape: (cr, cc), element, raw, sharded: inner.is_some() })
     }
 
     /// The array's directory.
@@ -271,8 +276,12 @@ impl ZarrStore {
         Ok(())
     }
 
+    /// The file holding chunk `index` of the grid (its shard's, for a sharded array).
     fn chunk_file(&self, index: ChunkIndex) -> PathBuf {
-        self.path.join(self.array.chunk_key(&[index.row as u64, index.col as u64]).as_str())
+        let (gr, gc) = self.grid.chunk_shape();
+        let (cr, cc) = self.chunk_shape;
+        let key = [(index.row * gr / cr.max(1)) as u64, (index.col * gc / cc.max(1)) as u64];
+        self.path.join(self.array.chunk_key(&key).as_str())
     }
 
     fn map_chunk_error(&self, index: ChunkIndex, error: ArrayError) -> StorageError {
@@ -459,7 +468,9 @@ fn trim_to_extent(out: &mut Vec<f64>, cc: usize, rows: usize, cols: usize) {
 /// Reads the metadata file directly to tell arrays from groups and other directories, giving
 /// messages that say what was found; returns the regular chunk shape when there is one, and
 /// whether chunks are raw little-endian float64 (see [`RawLayout`]).
-fn inspect_array_metadata(path: &Path) -> StorageResult<(Option<ChunkShape>, Option<RawLayout>)> {
+/// The array's chunk shape (as stored: a shard, for sharded arrays), whether its chunks are
+/// raw, and the inner chunk shape of a sharded array (a single `sharding_indexed` codec).
+fn inspect_array_metadata(path: &Path) -> StorageResult<(Option<ChunkShape>, Option<RawLayout>, Option<ChunkShape>)> {
     if !path.exists() {
         return Err(StorageError::NotFound { path: path.to_path_buf() });
     }
@@ -498,7 +509,13 @@ fn inspect_array_metadata(path: &Path) -> StorageResult<(Option<ChunkShape>, Opt
                 let regular = grid.and_then(|g| g.get("name")).and_then(|n| n.as_str()) == Some("regular");
                 let chunk_shape =
                     grid.and_then(|g| g.pointer("/configuration/chunk_shape")).filter(|_| regular).and_then(shape_of);
-                Ok((chunk_shape, raw_layout(&meta)))
+                let inner = match meta.get("codecs").and_then(serde_json::Value::as_array).map(Vec::as_slice) {
+                    Some([codec]) if codec.get("name").and_then(|n| n.as_str()) == Some("sharding_indexed") => {
+                        codec.pointer("/configuration/chunk_shape").and_then(shape_of)
+                    }
+                    _ => None,
+                };
+                Ok((chunk_shape, raw_layout(&meta), inner))
             }
             Some("group") => Err(group(path)),
             other => Err(StorageError::NotAnArray {
@@ -508,7 +525,7 @@ fn inspect_array_metadata(path: &Path) -> StorageResult<(Option<ChunkShape>, Opt
         };
     }
     if let Some(meta) = read_json(".zarray")? {
-        return Ok((meta.get("chunks").and_then(shape_of), None));
+        return Ok((meta.get("chunks").and_then(shape_of), None, None));
     }
     if path.join(".zgroup").exists() {
         return Err(group(path));
@@ -580,6 +597,24 @@ impl ChunkStore for ZarrStore {
         if let Some(raw) = self.raw {
             return self.read_raw(index, raw, out);
         }
+        if self.sharded {
+            let subset = ArraySubset::new_with_ranges(&[
+                extent.row0 as u64..(extent.row0 + extent.rows) as u64,
+                extent.col0 as u64..(extent.col0 + extent.cols) as u64,
+            ]);
+            *out = match self.element {
+                Dtype::F64 => self.array.retrieve_array_subset::<Vec<f64>>(&subset),
+                Dtype::F32 => self
+                    .array
+                    .retrieve_array_subset::<Vec<f32>>(&subset)
+                    .map(|v| v.into_iter().map(f64::from).collect()),
+            }
+            .map_err(|e| self.map_chunk_error(index, e))?;
+            if out.len() != extent.len() {
+                return Err(self.corrupted(index, format!("decoded {} values, expected {}", out.len(), extent.len())));
+            }
+            return Ok(());
+        }
         let key = [index.row as u64, index.col as u64];
         let full = match self.element {
             Dtype::F64 => self.array.retrieve_chunk::<Vec<f64>>(&key),
@@ -604,6 +639,20 @@ impl ChunkStore for ZarrStore {
         let extent = self.grid.check_chunk_len(index, data.len())?;
         if let Some(raw) = self.raw {
             return self.write_raw(index, raw, data);
+        }
+        if self.sharded {
+            let subset = ArraySubset::new_with_ranges(&[
+                extent.row0 as u64..(extent.row0 + extent.rows) as u64,
+                extent.col0 as u64..(extent.col0 + extent.cols) as u64,
+            ]);
+            let result = match self.element {
+                Dtype::F64 => self.array.store_array_subset(&subset, data),
+                Dtype::F32 => self.array.store_array_subset(&subset, narrow(data)),
+            };
+            return result.map_err(|e| StorageError::Zarr {
+                path: self.path.clone(),
+                message: format!("writing chunk {index}: {e}"),
+            });
         }
         let key = [index.row as u64, index.col as u64];
         let (cr, cc) = self.chunk_shape;
@@ -671,8 +720,14 @@ impl ChunkStore for ZarrStore {
 
     fn read_scratch_bytes(&self) -> u64 {
         // Raw chunks are read straight into the caller's buffer. Through zarrs: the encoded
-        // bytes, the checksum-stripped copy and the decoded values, each up to a full chunk.
-        let (cr, cc) = self.chunk_shape;
-        if self.raw.is_some() { 0 } else { 3 * (cr * cc * size_of::<f64>()) as u64 }
+        // bytes, the checksum-stripped copy and the decoded values, each up to a full chunk
+        // (an inner chunk of a sharded array, plus its shard's index).
+        let (cr, cc) = self.grid.chunk_shape();
+        let index = if self.sharded {
+            (self.chunk_shape.0 / cr.max(1) + 1) as u64 * (self.chunk_shape.1 / cc.max(1) + 1) as u64 * 16
+        } else {
+            0
+        };
+        if self.raw.is_some() { 0 } else { 3 * (cr * cc * size_of::<f64>()) as u64 + index }
     }
 }
