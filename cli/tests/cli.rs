@@ -376,3 +376,22 @@ fn float32_input_gives_float32_u_s_v() {
         assert!((first - exact).abs() <= 1e-12 * exact, "{command}: {first} vs {exact}");
     }
 }
+
+/// Started by a launcher as one of several tasks, a build without MPI refuses rather than
+/// compute alone in each task.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_build_without_mpi_refuses_a_launchers_tasks() {
+    for (variable, value) in [("OMPI_COMM_WORLD_SIZE", "4"), ("PMI_SIZE", "4"), ("SLURM_STEP_NUM_TASKS", "4")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_large-svd"))
+            .args(["tsqr", "--rows", "1000", "--cols", "5", "--values-only"])
+            .env(variable, value)
+            .env("PMI_RANK", "0")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{variable}: {stderr}");
+        assert!(stderr.contains(&format!("{variable}={value}")) && stderr.contains("--features mpi"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
