@@ -387,9 +387,12 @@ impl TsqrPlan {
     pub(crate) fn panel_qr_bytes(&self, panel: usize) -> (u64, u64) {
         let h = self.panels[panel].len();
         let n = self.n;
-        let chunk = self.tall.read_bytes(self.panels[panel].clone(), 0..n, self.cache_input);
-        let reusable = Output::bytes(h, n) + if self.cache_input { 0 } else { chunk };
-        let total = reusable + if self.cache_input { chunk } else { self.tall.store().read_scratch_bytes() };
+        // Reading: the chunks (pinned when cached, else through the worker's reusable read
+        // buffer) and the store's transient scratch, counted once.
+        let read = self.tall.read_bytes(self.panels[panel].clone(), 0..n, self.cache_input);
+        let buffer = if self.cache_input { 0 } else { (self.tall.buffer_len(false) * size_of::<f64>()) as u64 };
+        let reusable = Output::bytes(h, n) + buffer;
+        let total = Output::bytes(h, n) + read;
         (total + qr_scratch_bytes(h, n) + Output::bytes(h.min(n), n), reusable)
     }
 
