@@ -126,72 +126,73 @@ impl Transport for LocalCluster {
 /// fail with the lowest failing rank's error otherwise, so no rank waits for one that gave up.
 /// Rank 0's payload lets it share what only it made (an output directory's path).
 pub fn agree(transport: &dyn Transport, outcome: std::result::Result<Vec<u8>, &Error>) -> Result<Vec<u8>> {
-    let (me, ranks) = (transport.rank(), transport.ranks());
     let mine = match outcome {
-        Ok(payload) => wire::encode_outcome(&Ok(payload), me),
-        Err(e) => wire::encode_error(e, me),
+        Ok(payload) => wire::encode_outcome(&Ok(payload), transport.rank()),
+        Err(e) => wire::encode_error(e, transport.rank()),
     };
-    if me != 0 {
-        transport.send(0, &mine)?;
-        return wire::decode_outcome(&transport.receive(0)?, 0).map(<[u8]>::to_vec);
-    }
-    let mut agreed = mine;
-    for from in 1..ranks {
-        let theirs = transport.receive(from)?;
-        if wire::decode_outcome(&agreed, 0).is_ok() && wire::decode_outcome(&theirs, from).is_err() {
-            agreed = theirs;
-        }
-    }
-    let mut unsent = Ok(());
-    for to in 1..ranks {
-        if let Err(e) = transport.send(to, &agreed) {
-            unsent = unsent.and(Err(e));
-        }
-    }
-    let agreed = wire::decode_outcome(&agreed, 0).map(<[u8]>::to_vec)?;
-    unsent.map(|()| agreed)
+    let agreed = settle(transport, mine, |agreed, from, theirs| match theirs {
+        _ if wire::decode_outcome(&agreed, 0).is_err() => agreed,
+        Err(e) => wire::encode_error(&e, from),
+        Ok(theirs) if wire::decode_outcome(&theirs, from).is_err() => theirs,
+        Ok(_) => agreed,
+    })?;
+    wire::decode_outcome(&agreed, 0).map(<[u8]>::to_vec)
 }
 
 /// Every rank's `digest` of what it is about to run, or the error its setup met, compared on
 /// rank 0: all go on if every rank is ready and the digests match, all fail (before any work)
 /// with the lowest failing rank's error, or refuse if one rank planned something else.
 pub(crate) fn check_same(transport: &dyn Transport, digest: u64, setup: std::result::Result<(), &Error>) -> Result<()> {
-    let (me, ranks) = (transport.rank(), transport.ranks());
+    let ranks = transport.ranks();
     let mine = match setup {
-        Ok(()) => wire::encode_outcome(&Ok(digest.to_le_bytes().to_vec()), me),
-        Err(e) => wire::encode_error(e, me),
+        Ok(()) => wire::encode_outcome(&Ok(digest.to_le_bytes().to_vec()), transport.rank()),
+        Err(e) => wire::encode_error(e, transport.rank()),
     };
-    if me != 0 {
-        transport.send(0, &mine)?;
-        return wire::decode_outcome(&transport.receive(0)?, 0).map(drop);
-    }
-    let mut verdict = wire::decode_outcome(&mine, 0).map(drop);
-    for from in 1..ranks {
-        let theirs = transport.receive(from);
-        let theirs = match &theirs {
-            Ok(bytes) => wire::decode_outcome(bytes, from).map(|d| d == digest.to_le_bytes()),
-            Err(_) => theirs.map(|_| false),
-        };
-        verdict = match (verdict, theirs) {
-            (Err(e), _) => Err(e),
-            (Ok(()), Err(e)) => Err(e),
-            (Ok(()), Ok(true)) => Ok(()),
-            (Ok(()), Ok(false)) => Err(Error::invalid(
-                "ranks",
-                format!(
-                    "rank {from} of {ranks} planned a different computation from rank 0's (another input shape, chunking, dtype, option or memory limit; with `memory_limit` or `workers` chosen automatically, ranks on different machines may choose differently); give every rank the same arguments"
+    let verdict = settle(transport, mine, |verdict, from, theirs| {
+        let Ok(ours) = wire::decode_outcome(&verdict, 0) else { return verdict };
+        match theirs {
+            Err(e) => wire::encode_error(&e, from),
+            Ok(theirs) => match wire::decode_outcome(&theirs, from) {
+                Err(_) => theirs,
+                Ok(digest) if digest == ours => verdict,
+                Ok(_) => wire::encode_error(
+                    &Error::invalid(
+                        "ranks",
+                        format!(
+                            "rank {from} of {ranks} planned a different computation from rank 0's (another input shape, chunking, dtype, option or memory limit; with `memory_limit` or `workers` chosen automatically, ranks on different machines may choose differently); give every rank the same arguments"
+                        ),
+                    ),
+                    0,
                 ),
-            )),
-        };
+            },
+        }
+    })?;
+    wire::decode_outcome(&verdict, 0).map(drop)
+}
+
+/// Rank 0 folds every rank's message (its own `mine` first, then rank 1's, 2's, ...) with
+/// `fold(verdict, from, theirs)` and sends the verdict to every rank; every rank returns it.
+/// Rank 0 hears and answers every rank whatever fails; a send that fails is its error.
+fn settle(
+    transport: &dyn Transport,
+    mine: Vec<u8>,
+    mut fold: impl FnMut(Vec<u8>, usize, Result<Vec<u8>>) -> Vec<u8>,
+) -> Result<Vec<u8>> {
+    if transport.rank() != 0 {
+        transport.send(0, &mine)?;
+        return transport.receive(0);
     }
-    let message = match &verdict {
-        Ok(()) => wire::encode_outcome(&Ok(Vec::new()), 0),
-        Err(e) => wire::encode_error(e, 0),
-    };
-    for to in 1..ranks {
-        let _ = transport.send(to, &message);
+    let mut verdict = mine;
+    for from in 1..transport.ranks() {
+        verdict = fold(verdict, from, transport.receive(from));
     }
-    verdict
+    let mut unsent = Ok(());
+    for to in 1..transport.ranks() {
+        if let Err(e) = transport.send(to, &verdict) {
+            unsent = unsent.and(Err(e));
+        }
+    }
+    unsent.map(|()| verdict)
 }
 
 /// Environment variables by which launchers say how many tasks they started, in the order

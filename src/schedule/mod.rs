@@ -144,6 +144,29 @@ struct State {
     failed: Option<Error>,
 }
 
+impl State {
+    /// One read of output `key` is done: its block, to remove, once no read is left (kept
+    /// outputs never).
+    fn read_done(&mut self, key: Key) -> Option<BlockId> {
+        let left = &mut self.reads_left[key.task.0][key.slot];
+        if *left == usize::MAX {
+            return None;
+        }
+        *left -= 1;
+        if *left == 0 { self.blocks[key.task.0][key.slot].take() } else { None }
+    }
+
+    /// A producer's outputs are all here: `dependents` whose inputs now all are become ready.
+    fn release(&mut self, dependents: &[usize]) {
+        for &d in dependents {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 {
+                self.ready.push(Reverse(d));
+            }
+        }
+    }
+}
+
 struct Run<'a, E: Executor> {
     graph: &'a TaskGraph<E::Op>,
     executor: &'a E,
@@ -500,7 +523,7 @@ impl<E: Executor> Run<'_, E> {
                         Err(Error::Bug(format!("copying a block to send panicked: {}", panic_text(&*panic))))
                     });
                 let (message, _budget) = match made {
-                    Ok(made) => made,
+                    Ok((message, budget)) => (message, Some(budget)),
                     Err(e) => {
                         let message = wire::encode_error(&e, me);
                         self.fail(e);
@@ -524,7 +547,7 @@ impl<E: Executor> Run<'_, E> {
 
     /// Message `index`: output `key`, made by a task here, encoded once made, with the memory
     /// it holds until sent; then this read of the block is done.
-    fn made(&self, key: Key, index: usize) -> Result<(Vec<u8>, Option<Reservation>)> {
+    fn made(&self, key: Key, index: usize) -> Result<(Vec<u8>, Reservation)> {
         let mut st = self.lock();
         let id = loop {
             if self.control.cancelled() {
@@ -547,15 +570,11 @@ impl<E: Executor> Run<'_, E> {
         let (rows, cols) = pinned.shape();
         let message = wire::encode_block(index, rows, cols, &pinned);
         drop(pinned);
-        let mut st = self.lock();
-        let left = &mut st.reads_left[key.task.0][key.slot];
-        *left = left.saturating_sub(1);
-        let freed = if *left == 0 { st.blocks[key.task.0][key.slot].take() } else { None };
-        drop(st);
+        let freed = self.lock().read_done(key);
         if let Some(id) = freed {
             let _ = self.manager.remove(id);
         }
-        Ok((message, Some(budget)))
+        Ok((message, budget))
     }
 
     /// Stores a block received from another rank, once memory admits it, and releases the
@@ -567,12 +586,7 @@ impl<E: Executor> Run<'_, E> {
         st.blocks[key.task.0][key.slot] = Some(id);
         st.remote_left[key.task.0] -= 1;
         if st.remote_left[key.task.0] == 0 {
-            for &d in &self.dependents[key.task.0] {
-                st.waiting[d] -= 1;
-                if st.waiting[d] == 0 {
-                    st.ready.push(Reverse(d));
-                }
-            }
+            st.release(&self.dependents[key.task.0]);
         }
         drop(st);
         self.changed.notify_all();
@@ -823,23 +837,8 @@ impl<E: Executor> Run<'_, E> {
                 st.blocks[task][slot] = Some(id);
             }
         }
-        for key in &spec.inputs {
-            let left = &mut st.reads_left[key.task.0][key.slot];
-            if *left != usize::MAX {
-                *left -= 1;
-                if *left == 0
-                    && let Some(id) = st.blocks[key.task.0][key.slot].take()
-                {
-                    to_remove.push(id);
-                }
-            }
-        }
-        for &d in &self.dependents[task] {
-            st.waiting[d] -= 1;
-            if st.waiting[d] == 0 {
-                st.ready.push(Reverse(d));
-            }
-        }
+        to_remove.extend(spec.inputs.iter().filter_map(|&key| st.read_done(key)));
+        st.release(&self.dependents[task]);
         st.done += 1;
         let done = st.done;
         drop(st);
