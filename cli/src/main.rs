@@ -147,8 +147,7 @@ fn main() -> ExitCode {
             Some(cli::Command::Generate(args)) => generate::run(args, &cli.run, cancel),
             Some(cli::Command::Means(args)) => means::run(args, &cli.run, cancel),
         });
-    ranks::leave();
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Interrupted) => {
             if ranks::is_root() {
@@ -174,5 +173,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    }
+    };
+    // After the message: leaving synchronizes the ranks (MPI_Finalize), so no rank exits, and
+    // has mpirun abort the job, before rank 0 has said what went wrong.
+    ranks::leave();
+    code
 }
