@@ -59,7 +59,7 @@ pub use linalg::rsvd::{
     rsvd,
 };
 pub use linalg::tsqr::{TsqrOptions, TsqrPlan, tsqr_svd};
-pub use linalg::{Factor, SvdResult};
+pub use linalg::{Centred, Factor, SvdResult};
 pub use matrix::{ChunkedMatrix, Distribution};
 pub use output::Destination;
 pub use schedule::{RunStats, Scheduler};

@@ -10,6 +10,7 @@ use faer::linalg::matmul::matmul;
 use faer::linalg::qr::no_pivoting::factor::{self, qr_in_place_scratch, recommended_block_size};
 use faer::linalg::svd::{ComputeSvdVectors, svd, svd_scratch};
 use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
+use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
 
 use crate::schedule::Output;
@@ -161,6 +162,67 @@ pub fn thin_svd(a: MatRef<'_, f64>, vectors: bool) -> Result<(Vec<f64>, Option<V
         .map_err(|_| Error::NoConvergence { rows: m, cols: n })?;
     let values = s.column_vector().iter().copied().collect();
     Ok((values, uv))
+}
+
+/// Subtracts each column's mean from it; returns the means as a `1 x n` block.
+pub fn centre_columns(mut a: MatMut<'_, f64>) -> Output {
+    let (h, n) = a.shape();
+    let mut means = Vec::with_capacity(n);
+    for j in 0..n {
+        let col = a.rb_mut().col_mut(j);
+        let mean = col.rb().iter().sum::<f64>() / h as f64;
+        col.iter_mut().for_each(|x| *x -= mean);
+        means.push(mean);
+    }
+    Output { data: means, rows: 1, cols: n }
+}
+
+/// Subtracts each row's mean from it and, when `standardize`, divides it by its standard
+/// deviation (`ddof = 1`; 1 where that is 0); returns `[means; scales]` as a `2 x h` block.
+pub fn centre_rows(mut a: MatMut<'_, f64>, standardize: bool) -> Output {
+    let (h, n) = a.shape();
+    let mut means = vec![0.0; h];
+    for j in 0..n {
+        means.iter_mut().zip(a.rb().col(j).iter()).for_each(|(m, x)| *m += x);
+    }
+    means.iter_mut().for_each(|m| *m /= n as f64);
+    let mut squares = vec![0.0; h];
+    for j in 0..n {
+        let col = a.rb_mut().col_mut(j);
+        for ((x, m), q) in col.iter_mut().zip(&means).zip(&mut squares) {
+            *x -= m;
+            *q += *x * *x;
+        }
+    }
+    let scales: Vec<f64> =
+        if standardize { squares.iter().map(|q| deviation(*q, n as f64)).collect() } else { vec![1.0; h] };
+    if standardize {
+        for j in 0..n {
+            a.rb_mut().col_mut(j).iter_mut().zip(&scales).for_each(|(x, s)| *x /= s);
+        }
+    }
+    Output { data: [means, scales].concat(), rows: 2, cols: h }
+}
+
+/// Divides each column of a centred matrix's R (whose column norms are the centred columns')
+/// by its standard deviation over `samples` rows (`ddof = 1`; 1 where that is 0); returns the
+/// scales.
+pub fn column_scales(mut r: MatMut<'_, f64>, samples: f64) -> Vec<f64> {
+    (0..r.ncols())
+        .map(|j| {
+            let col = r.rb_mut().col_mut(j);
+            let scale = deviation(col.rb().iter().map(|x| x * x).sum(), samples);
+            col.iter_mut().for_each(|x| *x /= scale);
+            scale
+        })
+        .collect()
+}
+
+/// The standard deviation (`ddof = 1`) from a sum of squared deviations over `samples` values,
+/// or 1 where it is 0 (nothing to scale).
+fn deviation(squares: f64, samples: f64) -> f64 {
+    let d = (squares / (samples - 1.0)).sqrt();
+    if d > 0.0 { d } else { 1.0 }
 }
 
 /// Makes singular vector signs deterministic (`svd_flip` with the decision on V): in each

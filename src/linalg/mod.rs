@@ -19,6 +19,17 @@ use crate::matrix::ChunkedMatrix;
 use crate::schedule::RunStats;
 use crate::{Error, Result};
 
+/// Refuses to centre a matrix of fewer than 2 rows (nothing to take a variance over).
+pub(crate) fn check_can_centre(rows: usize) -> Result<()> {
+    if rows < 2 {
+        return Err(Error::invalid(
+            "center",
+            "centring needs at least 2 rows (samples): a column of 1 has no variance",
+        ));
+    }
+    Ok(())
+}
+
 /// A matrix of singular vectors: small ones in RAM, large ones where their
 /// [`Destination`](crate::Destination) said.
 #[derive(Clone, Debug)]
@@ -69,8 +80,29 @@ pub struct SvdResult {
     pub u: Option<Factor>,
     /// Right singular vectors as columns (`n x k`; V, not V^T), when computed.
     pub v: Option<Factor>,
+    /// The column means (and scales) the matrix was centred (and standardized) by, when the
+    /// options asked for it ([`TsqrOptions::center`](crate::TsqrOptions::center),
+    /// [`RsvdOptions::center`](crate::RsvdOptions::center)).
+    pub centred: Option<Centred>,
     /// What the run observed.
     pub stats: RunStats,
+}
+
+/// How a matrix was centred before its SVD, as a PCA needs: `A - 1 mean^T`, divided column by
+/// column by `scale` when standardized. Computed in the same pass as the factorization; the
+/// centred matrix is never formed.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Centred {
+    /// Column means of the matrix (one per column).
+    pub mean: Vec<f64>,
+    /// Column standard deviations (`ddof = 1`) the centred columns were divided by, when
+    /// standardized; a column of zero deviation is left unscaled (its scale is 1), as
+    /// scikit-learn's `StandardScaler` does.
+    pub scale: Option<Vec<f64>>,
+    /// Total variance of the centred (and scaled) matrix: the sum of its column variances
+    /// (`ddof = 1`), the denominator of PCA's explained variance ratio.
+    pub total_variance: f64,
 }
 
 impl SvdResult {

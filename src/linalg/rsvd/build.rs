@@ -4,7 +4,7 @@ use outcore_storage::ChunkIndex;
 
 use super::plan::{RsvdMethod, RsvdPlan};
 use crate::Result;
-use crate::graph::{Key, Operation, TaskGraph};
+use crate::graph::{Key, Operation, TaskGraph, TaskId};
 use crate::linalg::blockqr::{self, BlockQrOp};
 use crate::linalg::tree;
 use crate::schedule::Output;
@@ -74,6 +74,23 @@ pub enum RsvdOp {
     Residual,
     /// The spectral bound and Frobenius estimate from all residual norms.
     Estimate,
+    /// Merges column moments (`[count; mean; M2]` blocks of one chunk column), in input order.
+    Moments,
+    /// `mu_j^T [Ω_j ω_j]` for chunk column `col` (the sketch regenerated) from its moments.
+    MeanSketch {
+        /// Chunk column.
+        col: usize,
+        /// Sketch plus probe columns.
+        width: usize,
+    },
+    /// `mu_j^T X_j` from a chunk column's moments and its block of X.
+    MeanTimes,
+    /// `1^T Y_i`: the column sums of a block.
+    ColumnSums,
+    /// `Y_i - 1 r^T`: a row subtracted from every row of a block (centring `A X`).
+    SubtractRow,
+    /// `Z_j - mu_j s^T`: centring `A^T Y` (`s = 1^T Y`).
+    SubtractOuter,
     /// Writes a block of U or V, signs applied, to its store.
     Write {
         /// Which factor.
@@ -93,6 +110,12 @@ impl Operation for RsvdOp {
             Self::Multiply => "U = Q V_r",
             Self::Extremes { .. } | Self::Signs => "signs",
             Self::ProbeProject { .. } | Self::Residual | Self::Estimate => "error estimate",
+            Self::Moments
+            | Self::MeanSketch { .. }
+            | Self::MeanTimes
+            | Self::ColumnSums
+            | Self::SubtractRow
+            | Self::SubtractOuter => "centring",
             Self::Write { .. } => "write U, V",
         }
     }
@@ -113,6 +136,12 @@ impl Operation for RsvdOp {
             Self::ProbeProject { col } => format!("V^T probes {col}"),
             Self::Residual => "residual".into(),
             Self::Estimate => "estimate".into(),
+            Self::Moments => "moments".into(),
+            Self::MeanSketch { col, .. } => format!("mean sketch {col}"),
+            Self::MeanTimes => "mean X".into(),
+            Self::ColumnSums => "column sums".into(),
+            Self::SubtractRow => "Y - 1 r".into(),
+            Self::SubtractOuter => "Z - mu s".into(),
             Self::Write { side, block } => format!("write {side:?} {block}"),
         }
     }
@@ -130,6 +159,8 @@ impl Operation for RsvdOp {
 pub(crate) struct Keys {
     pub(crate) s: Key,
     pub(crate) estimate: Key,
+    /// Each chunk column's `[count; mean; M2]`, when centred.
+    pub(crate) moments: Vec<Key>,
 }
 
 struct Builder<'a> {
@@ -143,6 +174,8 @@ struct Builder<'a> {
     streaming: bool,
     /// Transient bytes of reading one chunk.
     read_scratch: u64,
+    /// Per chunk column: the moments of each chunk (pass 1), then their merge.
+    moments: Vec<Vec<Key>>,
 }
 
 const fn bytes(r: usize, c: usize) -> u64 {
@@ -187,9 +220,22 @@ impl Builder<'_> {
         out_bytes: u64,
         extra_reusable: u64,
     ) -> Result<Key> {
+        Ok(self.chunk_task_with(op, inputs, 1, in_bytes, out_bytes, extra_reusable)?.out(0))
+    }
+
+    /// [`chunk_task`](Self::chunk_task) with `outputs` outputs.
+    fn chunk_task_with(
+        &mut self,
+        op: RsvdOp,
+        inputs: Vec<Key>,
+        outputs: usize,
+        in_bytes: u64,
+        out_bytes: u64,
+        extra_reusable: u64,
+    ) -> Result<TaskId> {
         let reusable = extra_reusable + if self.streaming { self.chunk_bytes } else { 0 };
         let ws = self.chunk_bytes + extra_reusable + self.read_scratch + in_bytes + out_bytes;
-        Ok(self.g.add_reusing(op, inputs, 1, ws, reusable)?.out(0))
+        self.g.add_reusing(op, inputs, outputs, ws, reusable)
     }
 
     /// `A X` for X given as blocks by chunk column: blocks by chunk row.
@@ -202,7 +248,33 @@ impl Builder<'_> {
             })?;
             ys.push(y);
         }
-        Ok(ys)
+        if !self.plan.options.center {
+            return Ok(ys);
+        }
+        // (A - 1 mu^T) X = A X - 1 (mu^T X).
+        let mean_x = self.tree_sum(xs.len(), 1, width, |b, j| {
+            let ws = bytes(3, b.cols[j]) + bytes(b.cols[j], width) + bytes(1, width);
+            Ok(b.g.add(RsvdOp::MeanTimes, vec![b.merged(j)?, xs[j]], 1, ws)?.out(0))
+        })?;
+        self.subtract_rows(&ys, mean_x, width)
+    }
+
+    /// `Y_i - 1 r^T` for each block.
+    fn subtract_rows(&mut self, ys: &[Key], row: Key, width: usize) -> Result<Vec<Key>> {
+        let mut out = Vec::new();
+        for (i, y) in ys.iter().enumerate() {
+            let ws = 2 * bytes(self.rows[i], width) + bytes(1, width);
+            out.push(self.g.add(RsvdOp::SubtractRow, vec![*y, row], 1, ws)?.out(0));
+        }
+        Ok(out)
+    }
+
+    /// Chunk column `j`'s merged moments.
+    fn merged(&self, j: usize) -> Result<Key> {
+        match self.moments.get(j).map(Vec::as_slice) {
+            Some([merged]) => Ok(*merged),
+            _ => Err(crate::Error::Bug(format!("the moments of chunk column {j} are not merged"))),
+        }
     }
 
     /// `A^T Y` for Y given as blocks by chunk row: blocks by chunk column.
@@ -215,7 +287,19 @@ impl Builder<'_> {
             })?;
             zs.push(z);
         }
-        Ok(zs)
+        if !self.plan.options.center {
+            return Ok(zs);
+        }
+        // (A - 1 mu^T)^T Y = A^T Y - mu (1^T Y).
+        let sums = self.tree_sum(ys.len(), 1, width, |b, i| {
+            Ok(b.g.add(RsvdOp::ColumnSums, vec![ys[i]], 1, bytes(b.rows[i], width) + bytes(1, width))?.out(0))
+        })?;
+        let mut out = Vec::new();
+        for (j, z) in zs.iter().enumerate() {
+            let ws = 2 * bytes(self.cols[j], width) + bytes(3, self.cols[j]) + bytes(1, width);
+            out.push(self.g.add(RsvdOp::SubtractOuter, vec![*z, self.merged(j)?, sums], 1, ws)?.out(0));
+        }
+        Ok(out)
     }
 
     fn orth(&mut self, blocks: &[Key], sizes: &[usize], width: usize) -> Result<Vec<Key>> {
@@ -246,20 +330,56 @@ pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
         chunk_bytes,
         streaming,
         read_scratch,
+        moments: vec![Vec::new(); cols.len()],
     };
     let o = &plan.options;
     let (l, r, k) = (plan.l, o.probes, o.k);
 
-    // Pass 1: A [Ω ω], split into the sketch Y and A ω.
+    // Pass 1: A [Ω ω] (and, centring, each chunk's column moments), split into the sketch Y
+    // and A ω.
+    let mut both = Vec::new();
+    for (i, &ri) in rows.iter().enumerate() {
+        both.push(b.tree_sum(cols.len(), ri, l + r, |b, j| {
+            let op = RsvdOp::Sketch { chunk: ChunkIndex::new(i, j), width: l + r };
+            if !o.center {
+                return b.chunk_task(op, vec![], 0, bytes(ri, l + r), bytes(b.cols[j], l + r));
+            }
+            let out = bytes(ri, l + r) + bytes(3, b.cols[j]);
+            let task = b.chunk_task_with(op, vec![], 2, 0, out, bytes(b.cols[j], l + r))?;
+            b.moments[j].push(task.out(1));
+            Ok(task.out(0))
+        })?);
+    }
+    if o.center {
+        for (j, &cj) in cols.iter().enumerate() {
+            let parts = std::mem::take(&mut b.moments[j]);
+            let merged = tree::fold(
+                &mut b,
+                parts.len(),
+                o.fan_in.max(2),
+                |_, i| Ok(parts[i]),
+                |b, keys| {
+                    if let [one] = keys[..] {
+                        return Ok(one);
+                    }
+                    let ws = (keys.len() as u64 + 1) * bytes(3, cj);
+                    Ok(b.g.add(RsvdOp::Moments, keys, 1, ws)?.out(0))
+                },
+            )?;
+            b.moments[j] = vec![merged];
+        }
+        // (A - 1 mu^T) [Ω ω] = A [Ω ω] - 1 (mu^T [Ω ω]).
+        let mean_sketch = b.tree_sum(cols.len(), 1, l + r, |b, j| {
+            let ws = bytes(3, b.cols[j]) + bytes(b.cols[j], l + r) + bytes(1, l + r);
+            Ok(b.g.add(RsvdOp::MeanSketch { col: j, width: l + r }, vec![b.merged(j)?], 1, ws)?.out(0))
+        })?;
+        both = b.subtract_rows(&both, mean_sketch, l + r)?;
+    }
     let mut ys = Vec::new();
     let mut aw = Vec::new();
-    for (i, &ri) in rows.iter().enumerate() {
-        let both = b.tree_sum(cols.len(), ri, l + r, |b, j| {
-            let op = RsvdOp::Sketch { chunk: ChunkIndex::new(i, j), width: l + r };
-            b.chunk_task(op, vec![], 0, bytes(ri, l + r), bytes(b.cols[j], l + r))
-        })?;
+    for (&block, &ri) in both.iter().zip(&rows) {
         let split = |b: &mut Builder, from, to| -> Result<Key> {
-            Ok(b.g.add(RsvdOp::Columns { from, to }, vec![both], 1, bytes(ri, l + r) + bytes(ri, to - from))?.out(0))
+            Ok(b.g.add(RsvdOp::Columns { from, to }, vec![block], 1, bytes(ri, l + r) + bytes(ri, to - from))?.out(0))
         };
         ys.push(split(&mut b, 0, l)?);
         aw.push(split(&mut b, l, l + r)?);
@@ -334,7 +454,9 @@ pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
     }
     b.g.keep(svd.out(0));
     b.g.keep(estimate);
+    let moments = if o.center { (0..cols.len()).map(|j| b.merged(j)).collect::<Result<Vec<_>>>()? } else { Vec::new() };
+    moments.iter().for_each(|key| b.g.keep(*key));
     let concurrency = plan.concurrent_tasks();
     b.g.set_max_concurrency(concurrency);
-    Ok((b.g, Keys { s: svd.out(0), estimate }))
+    Ok((b.g, Keys { s: svd.out(0), estimate, moments }))
 }

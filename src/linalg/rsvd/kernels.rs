@@ -56,7 +56,8 @@ impl<'a> RsvdExecutor<'a> {
         }
     }
 
-    /// `A_ij rhs` (or `A_ij^T rhs`), accumulated over the pieces the reader streams.
+    /// `A_ij rhs` (or `A_ij^T rhs`), accumulated over the pieces the reader streams; with
+    /// `moments`, the chunk's column moments too (`[count; mean; M2]`, merged block by block).
     fn chunk_product(
         &self,
         chunk: ChunkIndex,
@@ -64,12 +65,16 @@ impl<'a> RsvdExecutor<'a> {
         rhs: MatRef<'_, f64>,
         budget: &mut Reservation,
         buf: &mut Vec<f64>,
+        mut moments: Option<&mut Moments>,
     ) -> Result<Vec<Output>> {
         let e = self.plan.a.grid().extent(chunk)?;
         let rows = if transpose { e.cols } else { e.rows };
         let mut out = Mat::<f64>::zeros(rows, rhs.ncols());
         self.reader.for_each_block(chunk, budget, buf, |r0, c0, block| {
             let (br, bc) = block.shape();
+            if let Some(m) = moments.as_deref_mut() {
+                m.add_block(c0, block);
+            }
             if transpose {
                 // out[c0..] += block^T rhs[r0..]
                 let dst = out.as_mut().submatrix_mut(c0, 0, bc, rhs.ncols());
@@ -95,7 +100,22 @@ impl<'a> RsvdExecutor<'a> {
         let [abuf, omega] = scratch.buffers([self.reader.buffer_len(), e.cols * width], budget)?;
         self.sketch_rows(e.col0, 0, width, omega);
         let omega = MatRef::from_row_major_slice(omega, e.cols, width);
-        self.chunk_product(chunk, false, omega, budget, abuf)
+        if !self.plan.options.center {
+            return self.chunk_product(chunk, false, omega, budget, abuf, None);
+        }
+        let mut moments = Moments::new(e.cols);
+        let mut outputs = self.chunk_product(chunk, false, omega, budget, abuf, Some(&mut moments))?;
+        outputs.push(moments.output());
+        Ok(outputs)
+    }
+
+    /// `mu_j^T [Ω_j ω_j]`: chunk column `col`'s mean times its rows of the sketch.
+    fn mean_sketch(&self, col: usize, width: usize, moments: &Pinned) -> Result<Vec<Output>> {
+        let e = self.plan.a.grid().extent(ChunkIndex::new(0, col))?;
+        let mut omega = vec![0.0; e.cols * width];
+        self.sketch_rows(e.col0, 0, width, &mut omega);
+        let omega = MatRef::from_row_major_slice(&omega, e.cols, width);
+        Ok(vec![output(product(mean_row(moments), omega).as_ref())])
     }
 
     fn small_svd(&self, k: usize, r: &Pinned) -> Result<Vec<Output>> {
@@ -183,6 +203,74 @@ impl<'a> RsvdExecutor<'a> {
     }
 }
 
+/// A chunk column's mean as a `1 x c` row, from its `[count; mean; M2]` block.
+fn mean_row(moments: &Pinned) -> MatRef<'_, f64> {
+    let c = moments.shape().1;
+    view(&moments[c..2 * c], 1, c)
+}
+
+/// Column moments of rows seen so far: count, mean and sum of squared deviations (M2) per
+/// column, merged by Chan, Golub and LeVeque's update, which stays exact for columns far from
+/// zero (sums of squares would cancel).
+pub(crate) struct Moments {
+    count: f64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl Moments {
+    fn new(cols: usize) -> Self {
+        Self { count: 0.0, mean: vec![0.0; cols], m2: vec![0.0; cols] }
+    }
+
+    /// Adds `other`'s rows to these.
+    fn absorb(&mut self, count: f64, mean: &[f64], m2: &[f64], col0: usize) {
+        let total = self.count + count;
+        if count == 0.0 {
+            return;
+        }
+        for (j, (mb, qb)) in mean.iter().zip(m2).enumerate() {
+            let (ma, qa) = (self.mean[col0 + j], self.m2[col0 + j]);
+            let delta = mb - ma;
+            self.mean[col0 + j] = ma + delta * count / total;
+            self.m2[col0 + j] = qa + qb + delta * delta * self.count * count / total;
+        }
+        if col0 + mean.len() == self.mean.len() {
+            self.count = total;
+        }
+    }
+
+    /// Adds a block of rows covering columns `c0..` of the chunk (blocks span whole rows or
+    /// come in column order, so the count moves when the last column is reached).
+    fn add_block(&mut self, c0: usize, block: MatRef<'_, f64>) {
+        let (rows, cols) = block.shape();
+        let n = rows as f64;
+        let mean: Vec<f64> = (0..cols).map(|j| block.col(j).iter().sum::<f64>() / n).collect();
+        let m2: Vec<f64> = (0..cols).map(|j| block.col(j).iter().map(|x| (x - mean[j]).powi(2)).sum()).collect();
+        if rows > 0 {
+            self.absorb(n, &mean, &m2, c0);
+        }
+    }
+
+    /// Merges `[count; mean; M2]` blocks in order.
+    fn merge(inputs: &[Pinned]) -> Result<Self> {
+        let cols = inputs.first().map_or(0, |p| p.shape().1);
+        let mut merged = Self::new(cols);
+        for p in inputs {
+            if p.shape() != (3, cols) {
+                return Err(Error::Bug(format!("moments of shape {:?}, (3, {cols}) expected", p.shape())));
+            }
+            merged.absorb(p[0], &p[cols..2 * cols], &p[2 * cols..], 0);
+        }
+        Ok(merged)
+    }
+
+    fn output(&self) -> Output {
+        let cols = self.mean.len();
+        Output { data: [vec![self.count; cols], self.mean.clone(), self.m2.clone()].concat(), rows: 3, cols }
+    }
+}
+
 impl Executor for RsvdExecutor<'_> {
     type Op = RsvdOp;
 
@@ -202,11 +290,11 @@ impl Executor for RsvdExecutor<'_> {
             (RsvdOp::Sketch { chunk, width }, []) => self.sketch(*chunk, *width, budget, scratch),
             (RsvdOp::Times { chunk }, [x]) => {
                 let [buf] = scratch.buffers([self.reader.buffer_len()], budget)?;
-                self.chunk_product(*chunk, false, pinned_view(x), budget, buf)
+                self.chunk_product(*chunk, false, pinned_view(x), budget, buf, None)
             }
             (RsvdOp::TimesT { chunk }, [y]) => {
                 let [buf] = scratch.buffers([self.reader.buffer_len()], budget)?;
-                self.chunk_product(*chunk, true, pinned_view(y), budget, buf)
+                self.chunk_product(*chunk, true, pinned_view(y), budget, buf, None)
             }
             (RsvdOp::Sum, [first, rest @ ..]) => {
                 let mut data = first.to_vec();
@@ -239,6 +327,25 @@ impl Executor for RsvdExecutor<'_> {
             (RsvdOp::ProbeProject { col }, [v]) => self.probe_project(*col, v),
             (RsvdOp::Residual, _) => Self::residual(inputs),
             (RsvdOp::Estimate, _) => Ok(Self::estimate(inputs)),
+            (RsvdOp::Moments, _) => Ok(vec![Moments::merge(inputs)?.output()]),
+            (RsvdOp::MeanSketch { col, width }, [moments]) => self.mean_sketch(*col, *width, moments),
+            (RsvdOp::MeanTimes, [moments, x]) => Ok(vec![output(product(mean_row(moments), pinned_view(x)).as_ref())]),
+            (RsvdOp::ColumnSums, [y]) => {
+                let (rows, cols) = y.shape();
+                let data = (0..cols).map(|c| (0..rows).map(|i| y[i * cols + c]).sum()).collect();
+                Ok(vec![Output { data, rows: 1, cols }])
+            }
+            (RsvdOp::SubtractRow, [y, row]) => {
+                let (rows, cols) = y.shape();
+                let data = (0..rows * cols).map(|i| y[i] - row[i % cols]).collect();
+                Ok(vec![Output { data, rows, cols }])
+            }
+            (RsvdOp::SubtractOuter, [z, moments, sums]) => {
+                let (rows, cols) = z.shape();
+                let mean = mean_row(moments);
+                let data = (0..rows * cols).map(|i| z[i] - mean[(0, i / cols)] * sums[i % cols]).collect();
+                Ok(vec![Output { data, rows, cols }])
+            }
             (RsvdOp::Write { side, block }, _) => self.write(*side, *block, inputs),
             _ => Err(Error::Bug(format!("{op:?} given {} inputs", inputs.len()))),
         }

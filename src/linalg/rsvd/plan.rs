@@ -7,8 +7,8 @@ use super::build;
 use super::kernels::RsvdExecutor;
 use crate::control::RunControl;
 use crate::engine::Engine;
-use crate::linalg::SvdResult;
 use crate::linalg::budget::MemoryModel;
+use crate::linalg::{Centred, SvdResult};
 use crate::matrix::{ChunkedMatrix, MatrixReader};
 use crate::output::{Destination, Sink};
 use crate::{Error, MemoryError, Result};
@@ -77,6 +77,8 @@ pub struct RsvdOptions {
     pub check_finite: bool,
     /// Blocks per node of the QR reduction trees.
     pub fan_in: usize,
+    /// Factor `A - 1 mean^T` (a PCA) without forming it: see [`center`](Self::center).
+    pub center: bool,
 }
 
 impl Default for RsvdOptions {
@@ -90,6 +92,7 @@ impl Default for RsvdOptions {
             probes: 10,
             check_finite: true,
             fan_in: 8,
+            center: false,
         }
     }
 }
@@ -139,6 +142,16 @@ impl RsvdOptions {
     /// Blocks per node of the QR reduction trees (default 8, at least 2).
     pub fn fan_in(mut self, fan_in: usize) -> Self {
         self.fan_in = fan_in;
+        self
+    }
+
+    /// Factor `A - 1 mean^T`, the matrix with its column means subtracted, as a PCA does,
+    /// without forming it and without another pass: the first pass also gathers each
+    /// column's moments, and every product is corrected by a rank-one term,
+    /// `(A - 1 mu^T) X = A X - 1 (mu^T X)` and `(A - 1 mu^T)^T Y = A^T Y - mu (1^T Y)`. The
+    /// means and the total variance come back in [`SvdResult::centred`](crate::SvdResult::centred).
+    pub fn center(mut self, center: bool) -> Self {
+        self.center = center;
         self
     }
 }
@@ -200,6 +213,9 @@ impl RsvdPlan {
         a.check_not_empty()?;
         let (m, n) = a.shape();
         let o = options;
+        if o.center {
+            crate::linalg::check_can_centre(m)?;
+        }
         if o.k == 0 {
             return Err(Error::invalid("k", "k = 0 asks for no singular values; give k >= 1"));
         }
@@ -393,6 +409,7 @@ impl RsvdPlan {
         drop(executor);
         let s = results.values(keys.s)?;
         let estimate = results.values(keys.estimate)?;
+        let centred = self.centred(&results, &keys.moments)?;
         let probes = self.options.probes;
         let error = ErrorEstimate {
             spectral_bound: estimate[0],
@@ -401,7 +418,22 @@ impl RsvdPlan {
             failure_probability: 10f64.powi(-(probes as i32)),
         };
         let (u, v) = Sink::finish_pair(u, v)?;
-        let svd = SvdResult { s, u: Some(u), v: Some(v), stats };
+        let svd = SvdResult { s, u: Some(u), v: Some(v), centred, stats };
         Ok(RsvdResult { svd, error, passes: self.passes() })
+    }
+
+    /// The column means and total variance from each chunk column's `[count; mean; M2]`.
+    fn centred(&self, results: &crate::schedule::Results, moments: &[crate::graph::Key]) -> Result<Option<Centred>> {
+        if !self.options.center {
+            return Ok(None);
+        }
+        let (mut mean, mut squares) = (Vec::new(), 0.0);
+        for key in moments {
+            let m = results.matrix(*key)?;
+            mean.extend(m.row(1).iter().copied());
+            squares += m.row(2).iter().sum::<f64>();
+        }
+        let total_variance = squares / (self.a.rows() as f64 - 1.0);
+        Ok(Some(Centred { mean, scale: None, total_variance }))
     }
 }

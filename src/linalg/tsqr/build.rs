@@ -1,7 +1,7 @@
 //! The TSQR task graph, built depth-first so each reduction node runs right after its
 //! children and each panel's U right after its block of W.
 
-use super::plan::TsqrPlan;
+use super::plan::{Centring, TsqrPlan};
 use crate::Result;
 use crate::graph::{Key, Operation, TaskGraph, TaskId};
 
@@ -66,10 +66,12 @@ impl Operation for TsqrOp {
     }
 }
 
-/// Where the results are: the singular values, and the tall problem's V when vectors are on.
+/// Where the results are: the singular values, the tall problem's V when vectors are on, and
+/// the centring's means and scales (2 x cols blocks: the root's, or each panel's in order).
 pub(crate) struct ResultKeys {
     pub(crate) s: Key,
     pub(crate) vectors: Option<Key>,
+    pub(crate) stats: Vec<Key>,
 }
 
 /// Builds the graph of `plan` and says where its results are.
@@ -80,15 +82,29 @@ pub(crate) fn graph_with_keys(plan: &TsqrPlan) -> Result<(TaskGraph<TsqrOp>, Res
     let root_level = plan.levels.len() - 1;
     let root = up(plan, &mut g, &mut ids, root_level, 0)?;
     let k_root = plan.levels[root_level][0].k;
-    let outputs = if plan.vectors { 3 } else { 1 };
+    let with_v = plan.vectors || plan.small_v;
+    let column_stats = plan.centring == Centring::Columns;
+    let outputs = 1 + usize::from(with_v) + usize::from(plan.vectors) + usize::from(column_stats);
     let svd = g.add(TsqrOp::SvdR, vec![root.out(0)], outputs, plan.svd_bytes(k_root))?;
     g.keep(svd.out(0));
-    let vectors = plan.vectors.then(|| svd.out(1));
+    let vectors = with_v.then(|| svd.out(1));
+    let stats = match plan.centring {
+        Centring::Columns => vec![svd.out(outputs - 1)],
+        Centring::Rows => ids[0]
+            .iter()
+            .map(|id| id.map(|t| t.out(1)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| crate::Error::Bug("a panel was not built".into()))?,
+        Centring::None => Vec::new(),
+    };
+    stats.iter().for_each(|k| g.keep(*k));
     if let Some(v) = vectors {
         g.keep(v);
+    }
+    if plan.vectors {
         down(plan, &mut g, &ids, root_level, 0, svd.out(2))?;
     }
-    Ok((g, ResultKeys { s: svd.out(0), vectors }))
+    Ok((g, ResultKeys { s: svd.out(0), vectors, stats }))
 }
 
 /// Builds the graph of `plan`.
@@ -105,7 +121,8 @@ fn up(
 ) -> Result<TaskId> {
     let id = if level == 0 {
         let (total, reusable) = plan.panel_qr_bytes(node);
-        g.add_reusing(TsqrOp::PanelQr { panel: node }, vec![], 1, total, reusable)?
+        let outputs = if plan.centring == Centring::Rows { 2 } else { 1 };
+        g.add_reusing(TsqrOp::PanelQr { panel: node }, vec![], outputs, total, reusable)?
     } else {
         let spec = &plan.levels[level][node];
         let children = spec

@@ -8,9 +8,10 @@ use faer::{Accum, Mat, MatMut, MatRef, Par};
 use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
 
 use super::build::TsqrOp;
-use super::plan::TsqrPlan;
+use super::plan::{Centring, TsqrPlan};
 use crate::linalg::dense::{
-    apply_q, apply_q_into, flip_signs, output, qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, view,
+    apply_q, apply_q_into, centre_columns, centre_rows, column_scales, flip_signs, output, qr_in_place, r_factor,
+    solve_r_if_conditioned, thin_svd, view,
 };
 use crate::matrix::MatrixReader;
 use crate::schedule::{Executor, Output, WorkerScratch};
@@ -27,54 +28,106 @@ impl<'a> TsqrExecutor<'a> {
         Self { plan, reader, sink }
     }
 
-    /// Reads panel `panel` into `panel_buf` (column-major).
+    /// Reads panel `panel` into `panel_buf` (column-major) and centres it as the plan says,
+    /// returning its means (one per column, or `[mean; scale]` per row).
     fn read_panel<'b>(
         &self,
         panel: usize,
         panel_buf: &'b mut [f64],
         chunk: &mut Vec<f64>,
         budget: &mut Reservation,
-    ) -> Result<MatMut<'b, f64>> {
+    ) -> Result<(MatMut<'b, f64>, Option<Output>)> {
         let rows = self.plan.panels[panel].clone();
         let mut a = MatMut::from_column_major_slice_mut(panel_buf, rows.len(), self.plan.n);
         self.reader.read(rows, 0..self.plan.n, a.rb_mut(), budget, chunk)?;
-        Ok(a)
+        let stats = match self.plan.centring {
+            Centring::None => None,
+            Centring::Columns => Some(centre_columns(a.rb_mut())),
+            Centring::Rows => Some(centre_rows(a.rb_mut(), self.plan.standardize)),
+        };
+        Ok((a, stats))
     }
 
     /// Reads panel `panel` into `panel_buf` and factors it in place; returns the Householder
-    /// coefficients. Used by both passes, so the second pass's Q matches the first pass's R bit
-    /// for bit.
+    /// coefficients and the panel's means. Used by both passes, so the second pass's Q matches
+    /// the first pass's R bit for bit.
     fn factor_panel(
         &self,
         panel: usize,
         panel_buf: &mut [f64],
         chunk: &mut Vec<f64>,
         budget: &mut Reservation,
-    ) -> Result<Mat<f64>> {
-        Ok(qr_in_place(self.read_panel(panel, panel_buf, chunk, budget)?))
+    ) -> Result<(Mat<f64>, Option<Output>)> {
+        let (a, stats) = self.read_panel(panel, panel_buf, chunk, budget)?;
+        Ok((qr_in_place(a), stats))
     }
 
+    /// The panel's R; with columns centred, its column means as one more row; with rows
+    /// centred, its row means and scales as a second output.
     fn panel_r(&self, panel: usize, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Vec<Output>> {
         let (h, n) = (self.plan.panels[panel].len(), self.plan.n);
         let [panel_buf, chunk] = scratch.buffers([h * n, self.reader.buffer_len()], budget)?;
-        let coeffs = self.factor_panel(panel, panel_buf, chunk, budget)?;
-        Ok(vec![r_factor(MatRef::from_column_major_slice(panel_buf, h, n), coeffs.ncols())])
+        let (coeffs, stats) = self.factor_panel(panel, panel_buf, chunk, budget)?;
+        let mut r = r_factor(MatRef::from_column_major_slice(panel_buf, h, n), coeffs.ncols());
+        match (self.plan.centring, stats) {
+            (Centring::None, None) => Ok(vec![r]),
+            (Centring::Columns, Some(mean)) => {
+                r.data.extend_from_slice(&mean.data);
+                r.rows += 1;
+                Ok(vec![r])
+            }
+            (Centring::Rows, Some(stats)) => Ok(vec![r, stats]),
+            _ => Err(Error::Bug("a panel's centring does not match its plan".into())),
+        }
     }
 
+    /// Stacks the children's R factors and QRs them. With columns centred each child brings
+    /// its mean as a last row, and the stack gets one row `sqrt(c_j) (mu_j - mu)` per child
+    /// (`c_j` its rows, `mu` the weighted mean): the centred matrix's Gram is the sum of the
+    /// children's plus `sum_j c_j (mu_j - mu)(mu_j - mu)^T`, so the stack's R is the R of the
+    /// rows under the node centred on their common mean. The node's mean rides along the same way.
     fn stack_qr(&self, level: usize, node: usize, inputs: &[Pinned]) -> Result<Vec<Output>> {
         let spec = &self.plan.levels[level][node];
-        let mut a = Mat::<f64>::zeros(spec.rows, self.plan.n);
+        let n = self.plan.n;
+        let centred = self.plan.centring == Centring::Columns;
+        let counts: Vec<f64> = spec.children.clone().map(|c| self.plan.levels[level - 1][c].count as f64).collect();
+        if counts.len() != inputs.len() {
+            return Err(Error::Bug(format!(
+                "stack L{level}.{node} got {} factors for {} children",
+                inputs.len(),
+                counts.len()
+            )));
+        }
+        let mut mean = vec![0.0; n];
+        if centred {
+            for (r, c) in inputs.iter().zip(&counts) {
+                let mu = &r[(r.shape().0 - 1) * n..];
+                mean.iter_mut().zip(mu).for_each(|(m, x)| *m += c * x);
+            }
+            let total = counts.iter().sum::<f64>();
+            mean.iter_mut().for_each(|m| *m /= total);
+        }
+        let mut a = Mat::<f64>::zeros(spec.rows, n);
         let mut row = 0;
-        for r in inputs {
+        for (r, c) in inputs.iter().zip(&counts) {
             let (rows, cols) = r.shape();
-            if row + rows > spec.rows || cols != self.plan.n {
+            if row + rows > spec.rows || cols != n {
                 return Err(Error::Bug(format!("stack L{level}.{node} got a {rows} x {cols} factor at row {row}")));
             }
             a.as_mut().submatrix_mut(row, 0, rows, cols).copy_from(view(r, rows, cols));
+            if centred {
+                let weight = c.sqrt();
+                (0..n).for_each(|j| a[(row + rows - 1, j)] = weight * (a[(row + rows - 1, j)] - mean[j]));
+            }
             row += rows;
         }
         let coeffs = qr_in_place(a.as_mut());
-        let mut outputs = vec![r_factor(a.as_ref(), spec.k)];
+        let mut r = r_factor(a.as_ref(), spec.k);
+        if centred {
+            r.data.extend_from_slice(&mean);
+            r.rows += 1;
+        }
+        let mut outputs = vec![r];
         if self.plan.vectors {
             outputs.push(output(a.as_ref()));
             outputs.push(output(coeffs.as_ref()));
@@ -82,18 +135,37 @@ impl<'a> TsqrExecutor<'a> {
         Ok(outputs)
     }
 
+    /// The SVD of the root R: s, then V (and U_R for the second pass) when asked; with columns
+    /// centred, the root's mean row is split off first, R's columns are scaled when
+    /// standardizing, and the means and scales come last.
     fn svd_of_r(&self, r: &Pinned) -> Result<Vec<Output>> {
         let (rows, cols) = r.shape();
-        let (s, vectors) = thin_svd(view(r, rows, cols), self.plan.vectors)?;
+        let mut r = view(r, rows, cols).to_owned();
+        let mut stats = None;
+        if self.plan.centring == Centring::Columns {
+            let k = rows - 1;
+            let mean: Vec<f64> = r.row(k).iter().copied().collect();
+            r.truncate(k, cols);
+            let scale = if self.plan.standardize {
+                let samples = self.plan.tall.rows() as f64;
+                column_scales(r.as_mut(), samples)
+            } else {
+                vec![1.0; cols]
+            };
+            stats = Some(Output { data: [mean, scale].concat(), rows: 2, cols });
+        }
+        let (s, vectors) = thin_svd(r.as_ref(), self.plan.vectors || self.plan.small_v)?;
         let k = s.len();
-        let s = Output { data: s, rows: 1, cols: k };
-        match vectors {
-            None => Ok(vec![s]),
-            Some((mut u, mut v)) => {
-                flip_signs(u.as_mut(), v.as_mut());
-                Ok(vec![s, output(v.as_ref()), output(u.as_ref())])
+        let mut outputs = vec![Output { data: s, rows: 1, cols: k }];
+        if let Some((mut u, mut v)) = vectors {
+            flip_signs(u.as_mut(), v.as_mut());
+            outputs.push(output(v.as_ref()));
+            if self.plan.vectors {
+                outputs.push(output(u.as_ref()));
             }
         }
+        outputs.extend(stats);
+        Ok(outputs)
     }
 
     fn apply_node_q(&self, level: usize, node: usize, inputs: &[Pinned]) -> Result<Vec<Output>> {
@@ -139,11 +211,11 @@ impl<'a> TsqrExecutor<'a> {
         let (rr, rc) = r.shape();
         match solve_r_if_conditioned(view(r, rr, rc), view(w, wr, c), self.plan.shortcut_condition) {
             Some(x) => {
-                let a = self.read_panel(panel, panel_buf, chunk, budget)?;
+                let (a, _) = self.read_panel(panel, panel_buf, chunk, budget)?;
                 matmul(u.rb_mut(), Accum::Replace, a.rb(), x.as_ref(), 1.0, Par::Seq);
             }
             None => {
-                let coeffs = self.factor_panel(panel, panel_buf, chunk, budget)?;
+                let (coeffs, _) = self.factor_panel(panel, panel_buf, chunk, budget)?;
                 let factors = MatRef::from_column_major_slice(panel_buf, h, n);
                 apply_q_into(factors, coeffs.as_ref(), view(w, wr, c), u.rb_mut())?;
             }
@@ -164,11 +236,13 @@ impl Executor for TsqrExecutor<'_> {
     fn identity(&self) -> String {
         let p = self.plan;
         format!(
-            "{} finite {} shortcut {} cache {}",
+            "{} finite {} shortcut {} cache {} centring {:?} standardize {}",
             p.tall.describe(),
             p.check_finite,
             p.shortcut_condition,
-            p.cache_input
+            p.cache_input,
+            p.centring,
+            p.standardize
         )
     }
 

@@ -9,9 +9,10 @@ use super::build;
 use super::kernels::TsqrExecutor;
 use crate::control::RunControl;
 use crate::engine::Engine;
+use crate::graph::Key;
 use crate::linalg::budget::MemoryModel;
 use crate::linalg::dense::{qr_scratch_bytes, svd_scratch_bytes};
-use crate::linalg::{Factor, SvdResult};
+use crate::linalg::{Centred, Factor, SvdResult};
 use crate::matrix::{ChunkedMatrix, MatrixReader};
 use crate::output::{Destination, Sink};
 use crate::schedule::Output;
@@ -35,11 +36,15 @@ pub struct TsqrOptions {
     pub panel_rows: Option<usize>,
     /// Refuse input holding NaN or infinity (a scan of each panel as it is read).
     pub check_finite: bool,
+    /// Factor the matrix with its column means subtracted (a PCA), in the same single pass.
+    pub center: bool,
+    /// Also divide each centred column by its standard deviation (implies `center`).
+    pub standardize: bool,
 }
 
 impl Default for TsqrOptions {
     fn default() -> Self {
-        Self { vectors: true, fan_in: None, panel_rows: None, check_finite: true }
+        Self { vectors: true, fan_in: None, panel_rows: None, check_finite: true, center: false, standardize: false }
     }
 }
 
@@ -77,6 +82,37 @@ impl TsqrOptions {
         self.check_finite = check;
         self
     }
+
+    /// Factor `A - 1 mean^T`, the matrix with its column means subtracted, as a PCA does,
+    /// without forming it: still one pass. Each panel is centred on its own means and factored,
+    /// and two factors merge as the QR of `[R_1; R_2; sqrt(n_1 n_2 / (n_1 + n_2)) (mu_1 - mu_2)^T]`
+    /// (generalised to any fan-in), which is exact. The means come back in
+    /// [`SvdResult::centred`](crate::SvdResult::centred). For a tall matrix the result has V but
+    /// not U (project instead: `U = (A - 1 mean^T) V diag(s)^-1`); for a wide one each
+    /// row of the transposed problem is centred where it is read, and U and V both come back.
+    pub fn center(mut self, center: bool) -> Self {
+        self.center = center;
+        self
+    }
+
+    /// Centre each column and divide it by its standard deviation (`ddof = 1`; a column of
+    /// zero deviation is left unscaled), as scikit-learn's `StandardScaler` does; implies
+    /// [`center`](Self::center). For a tall matrix the scaling is applied to the final R.
+    pub fn standardize(mut self, standardize: bool) -> Self {
+        self.standardize = standardize;
+        self
+    }
+}
+
+/// How the tall problem is centred.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Centring {
+    /// Not centred.
+    None,
+    /// Its columns (the input's, for tall input): panels merge their means up the tree.
+    Columns,
+    /// Its rows (the input's columns, for wide input): each panel row is centred where read.
+    Rows,
 }
 
 /// Target size of a panel when no chunk grid constrains it.
@@ -88,6 +124,15 @@ pub(crate) fn speed_panel_rows(n: usize) -> usize {
     (PANEL_BYTES / (n.max(1) * size_of::<f64>())).max(n)
 }
 
+/// What [`TsqrPlan::new`] settled before sizing panels.
+#[derive(Clone, Copy)]
+struct Setup {
+    transposed: bool,
+    cache_input: bool,
+    centring: Centring,
+    small_v: bool,
+}
+
 /// A node of the reduction tree.
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
@@ -97,6 +142,8 @@ pub(crate) struct Node {
     pub(crate) rows: usize,
     /// Rows of its R factor: `min(rows, n)`.
     pub(crate) k: usize,
+    /// Rows of the tall matrix under it.
+    pub(crate) count: usize,
 }
 
 /// A planned TSQR SVD: shapes, panels, tree and memory, ready to run.
@@ -109,6 +156,11 @@ pub struct TsqrPlan {
     pub(crate) levels: Vec<Vec<Node>>,
     pub(crate) fan_in: usize,
     pub(crate) vectors: bool,
+    /// V (the tall problem's small factor) without the second pass: a column-centred plan
+    /// asked for vectors.
+    pub(crate) small_v: bool,
+    pub(crate) centring: Centring,
+    pub(crate) standardize: bool,
     pub(crate) check_finite: bool,
     pub(crate) cache_input: bool,
     pub(crate) factor_chunk_rows: usize,
@@ -162,6 +214,18 @@ impl TsqrPlan {
         let transposed = a.rows() < a.cols();
         let tall = if transposed { a.t() } else { a.clone() };
         let (m, n) = tall.shape();
+        let centring = match (options.center || options.standardize, transposed) {
+            (false, _) => Centring::None,
+            (true, false) => Centring::Columns,
+            (true, true) => Centring::Rows,
+        };
+        if centring != Centring::None {
+            crate::linalg::check_can_centre(a.rows())?;
+        }
+        // Centred tall input: V from the root alone; U would need the means in the second
+        // pass's Q (project instead), so there is no large factor.
+        let small_v = options.vectors && centring == Centring::Columns;
+        let options = &TsqrOptions { vectors: options.vectors && !small_v, ..options.clone() };
         let model = MemoryModel::for_engine(engine);
         let target = engine.memory_pool().config().thresholds.target.unwrap_or(1.0);
         let cache_input = options.vectors
@@ -176,7 +240,8 @@ impl TsqrPlan {
         let default_rows = if tall.reads_windows() && !options.vectors { sized } else { aligned };
         let mut panel_rows = options.panel_rows.unwrap_or(default_rows).min(m);
         loop {
-            let plan = Self::with_panel_rows(&tall, transposed, options, panel_rows, cache_input, model)?;
+            let setup = Setup { transposed, cache_input, centring, small_v };
+            let plan = Self::with_panel_rows(&tall, setup, options, panel_rows, model)?;
             let needed = plan.memory_needed(1);
             if needed <= model.limit {
                 return Ok(plan);
@@ -223,12 +288,12 @@ impl TsqrPlan {
 
     fn with_panel_rows(
         tall: &ChunkedMatrix,
-        transposed: bool,
+        setup: Setup,
         options: &TsqrOptions,
         panel_rows: usize,
-        cache_input: bool,
         model: MemoryModel,
     ) -> Result<Self> {
+        let Setup { transposed, cache_input, centring, small_v } = setup;
         let (m, n) = tall.shape();
         let (cr, _) = tall.grid().chunk_shape();
         let panels: Vec<Range<usize>> =
@@ -242,6 +307,9 @@ impl TsqrPlan {
             levels: Vec::new(),
             fan_in: 2,
             vectors: options.vectors,
+            small_v,
+            centring,
+            standardize: options.standardize,
             check_finite: options.check_finite,
             cache_input,
             factor_chunk_rows,
@@ -253,7 +321,7 @@ impl TsqrPlan {
         plan.fan_in = options
             .fan_in
             .unwrap_or_else(|| (panel_rows / n).min((panel_bytes / (3 * r_bytes).max(1)) as usize).clamp(2, 32));
-        plan.levels = tree(&plan.panels, n, plan.fan_in);
+        plan.levels = tree(&plan.panels, n, plan.fan_in, plan.mean_rows());
         let retained = plan.levels.len() as u64 * plan.fan_in as u64 * r_bytes;
         plan.memory = model.with_graph(&build::graph(&plan)?, retained);
         Ok(plan)
@@ -357,7 +425,8 @@ impl TsqrPlan {
                 None => {
                     return Err(Error::invalid(
                         "destination",
-                        "the plan computes singular values only (`vectors` is false): there is no factor to write",
+                        "the plan writes no large factor (`vectors` is false, or a tall matrix is centred: \
+                         TSQR then gives V alone): there is no factor to write",
                     ));
                 }
             };
@@ -376,10 +445,31 @@ impl TsqrPlan {
                 let large = sink.finish()?;
                 if self.transposed { (Some(small), Some(large)) } else { (Some(large), Some(small)) }
             }
+            (Some(v_key), None) if self.small_v => (None, Some(Factor::Dense(results.matrix(v_key)?))),
             (None, None) => (None, None),
             _ => return Err(Error::Bug("vectors planned without a sink, or a sink without vectors".into())),
         };
-        Ok(SvdResult { s, u, v, stats })
+        let centred = self.centred(&results, &keys.stats, &s)?;
+        Ok(SvdResult { s, u, v, centred, stats })
+    }
+
+    /// The means (and scales) from the stats blocks: the root's (columns centred) or the
+    /// panels' in order (rows centred). The total variance is `||s||^2 / (m - 1)`: TSQR has
+    /// every singular value.
+    fn centred(&self, results: &crate::schedule::Results, stats: &[Key], s: &[f64]) -> Result<Option<Centred>> {
+        if self.centring == Centring::None {
+            return Ok(None);
+        }
+        let mut mean = Vec::new();
+        let mut scale = Vec::new();
+        for key in stats {
+            let m = results.matrix(*key)?;
+            mean.extend(m.row(0).iter().copied());
+            scale.extend(m.row(1).iter().copied());
+        }
+        let samples = self.shape().0 as f64;
+        let total_variance = s.iter().map(|x| x * x).sum::<f64>() / (samples - 1.0);
+        Ok(Some(Centred { mean, scale: self.standardize.then_some(scale), total_variance }))
     }
 
     // Working sets of each kind of task, in bytes: (total, reusable from worker scratch).
@@ -393,7 +483,17 @@ impl TsqrPlan {
         let buffer = if self.cache_input { 0 } else { (self.tall.buffer_len(false) * size_of::<f64>()) as u64 };
         let reusable = Output::bytes(h, n) + buffer;
         let total = Output::bytes(h, n) + read;
-        (total + qr_scratch_bytes(h, n) + Output::bytes(h.min(n), n), reusable)
+        (total + qr_scratch_bytes(h, n) + Output::bytes(h.min(n) + self.mean_rows(), n) + self.stats_bytes(h), reusable)
+    }
+
+    /// Rows carrying a mean below each R factor: 1 when columns are centred.
+    pub(crate) fn mean_rows(&self) -> usize {
+        usize::from(self.centring == Centring::Columns)
+    }
+
+    /// Bytes of a panel's row means and scales (rows centred), kept to the end of the run.
+    fn stats_bytes(&self, h: usize) -> u64 {
+        if self.centring == Centring::Rows { Output::bytes(2, h) } else { 0 }
     }
 
     pub(crate) fn panel_u_bytes(&self, panel: usize) -> (u64, u64) {
@@ -410,13 +510,19 @@ impl TsqrPlan {
         let n = self.n;
         let inputs = Output::bytes(node.rows, n);
         let kept = if self.vectors { Output::bytes(node.rows, n) + qr_scratch_bytes(node.rows, n) } else { 0 };
-        inputs + mat_bytes(node.rows, n) + qr_scratch_bytes(node.rows, n) + Output::bytes(node.k, n) + kept
+        inputs
+            + mat_bytes(node.rows, n)
+            + qr_scratch_bytes(node.rows, n)
+            + Output::bytes(node.k + self.mean_rows(), n)
+            + kept
     }
 
     pub(crate) fn svd_bytes(&self, k_root: usize) -> u64 {
         let n = self.n;
-        let outputs = if self.vectors { Output::bytes(n + k_root + 1, k_root) } else { Output::bytes(1, k_root) };
-        Output::bytes(k_root, n) + mat_bytes(k_root, n) + svd_scratch_bytes(k_root, n, self.vectors) + outputs
+        let vectors = self.vectors || self.small_v;
+        let outputs = if vectors { Output::bytes(n + k_root + 1, k_root) } else { Output::bytes(1, k_root) };
+        let input = Output::bytes(k_root + self.mean_rows(), n);
+        input + mat_bytes(k_root, n) + svd_scratch_bytes(k_root, n, vectors) + outputs + Output::bytes(2, n)
     }
 
     pub(crate) fn apply_bytes(&self, node: &Node) -> u64 {
@@ -431,17 +537,24 @@ impl TsqrPlan {
 }
 
 /// The reduction tree ([`tree::levels`](crate::linalg::tree::levels)) over the panels: level 0
-/// holds the panels, each level above stacks `fan_in` nodes' R factors.
-fn tree(panels: &[Range<usize>], n: usize, fan_in: usize) -> Vec<Vec<Node>> {
-    let mut levels =
-        vec![panels.iter().map(|p| Node { children: 0..0, rows: p.len(), k: p.len().min(n) }).collect::<Vec<_>>()];
+/// holds the panels, each level above stacks `fan_in` nodes' R factors, and `mean_rows` (1 when
+/// columns are centred) rows per child carrying its mean.
+fn tree(panels: &[Range<usize>], n: usize, fan_in: usize, mean_rows: usize) -> Vec<Vec<Node>> {
+    let mut levels = vec![
+        panels
+            .iter()
+            .map(|p| Node { children: 0..0, rows: p.len(), k: p.len().min(n), count: p.len() })
+            .collect::<Vec<_>>(),
+    ];
     for ranges in crate::linalg::tree::levels(panels.len(), fan_in) {
         let below = levels.last().map(Vec::as_slice).unwrap_or_default();
         let level = ranges
             .into_iter()
             .map(|children| {
-                let rows = below[children.clone()].iter().map(|c| c.k).sum::<usize>();
-                Node { children, rows, k: rows.min(n) }
+                let under = &below[children.clone()];
+                let rows = under.iter().map(|c| c.k + mean_rows).sum::<usize>();
+                let count = under.iter().map(|c| c.count).sum();
+                Node { children, rows, k: rows.min(n), count }
             })
             .collect();
         levels.push(level);
@@ -456,12 +569,15 @@ mod tests {
     #[test]
     fn tree_groups_by_fan_in_up_to_one_root() {
         let panels: Vec<Range<usize>> = (0..10).map(|i| i * 50..(i + 1) * 50).collect();
-        let levels = tree(&panels, 20, 3);
+        let levels = tree(&panels, 20, 3, 0);
         let sizes: Vec<usize> = levels.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![10, 4, 2, 1]);
         assert_eq!(levels[1][3].children, 9..10);
         assert_eq!(levels[1][0].rows, 60);
         assert_eq!(levels[1][0].k, 20);
-        assert_eq!(tree(&panels[..1], 20, 3).len(), 1);
+        assert_eq!(tree(&panels[..1], 20, 3, 0).len(), 1);
+        let centred = tree(&panels, 20, 3, 1);
+        assert_eq!((centred[1][0].rows, centred[1][0].k, centred[1][0].count), (63, 20, 150));
+        assert_eq!(centred[3][0].count, 500);
     }
 }
