@@ -53,7 +53,7 @@ pub use copy::copy_matrix;
 pub use engine::{DEFAULT_MEMORY_LIMIT, DEFAULT_PROCESS_OVERHEAD, Engine, EngineBuilder, MAX_WORKERS};
 pub use error::{Error, MemoryError, Result};
 pub use events::{Event, EventSink};
-pub use linalg::in_memory::{randomized_svd, randomized_svd_with, svd, svd_with};
+pub use linalg::in_memory::{randomized_svd, randomized_svd_with, rsvd_chunk_shape, svd, svd_with, tsqr_chunk_shape};
 pub use linalg::rsvd::{
     DEFAULT_POWER_ITERS, ErrorEstimate, MAX_POWER_ITERS, MAX_PROBES, RsvdMethod, RsvdOptions, RsvdPlan, RsvdResult,
     rsvd,

@@ -19,6 +19,21 @@ const CHUNK_BYTES: usize = 4 << 20;
 /// Columns per chunk of a borrowed matrix for the randomized SVD.
 const CHUNK_COLS: usize = 1024;
 
+/// The chunk shape TSQR reads a matrix held in memory in (an `m x n` one, any layout): each
+/// chunk one panel of about 4 MiB spanning the short side. For stores of one's own over memory.
+pub fn tsqr_chunk_shape(m: usize, n: usize) -> (usize, usize) {
+    let panel = speed_panel_rows(m.min(n)).clamp(1, m.max(n).max(1));
+    if m >= n { (panel, n.max(1)) } else { (m.max(1), panel) }
+}
+
+/// The chunk shape the randomized SVD reads a matrix held in memory in: about 4 MiB, at most
+/// 1024 columns wide.
+pub fn rsvd_chunk_shape(m: usize, n: usize) -> (usize, usize) {
+    let chunk_cols = n.clamp(1, CHUNK_COLS);
+    let chunk_rows = (CHUNK_BYTES / (size_of::<f64>() * chunk_cols)).max(CHUNK_COLS).clamp(1, m.max(1));
+    (chunk_rows, chunk_cols)
+}
+
 /// The exact SVD of a matrix in RAM by TSQR (tall, or wide through its transpose), under the
 /// engine's memory limit. `a` is borrowed for the call and never copied whole; U and V come
 /// back as faer matrices ([`Factor::Dense`](crate::Factor::Dense); see [`SvdResult::u_matrix`]).
@@ -49,9 +64,7 @@ pub fn svd_with(
     control: &RunControl,
 ) -> Result<SvdResult> {
     let (m, n) = a.shape();
-    // Chunks as TSQR sizes panels when nothing constrains them: each read is one panel.
-    let panel = speed_panel_rows(m.min(n)).clamp(1, m.max(n).max(1));
-    let (chunk_rows, chunk_cols) = if m >= n { (panel, n.max(1)) } else { (m.max(1), panel) };
+    let (chunk_rows, chunk_cols) = tsqr_chunk_shape(m, n);
     let (matrix, lease) = ChunkedMatrix::borrowed(a, chunk_rows, chunk_cols)?;
     let result = TsqrPlan::new(&matrix, options, engine).and_then(|plan| plan.run_with(engine, factor, control));
     drop(lease);
@@ -75,8 +88,7 @@ pub fn randomized_svd_with(
     control: &RunControl,
 ) -> Result<RsvdResult> {
     let (m, n) = a.shape();
-    let chunk_cols = n.clamp(1, CHUNK_COLS);
-    let chunk_rows = (CHUNK_BYTES / (size_of::<f64>() * chunk_cols)).max(CHUNK_COLS).clamp(1, m.max(1));
+    let (chunk_rows, chunk_cols) = rsvd_chunk_shape(m, n);
     let (matrix, lease) = ChunkedMatrix::borrowed(a, chunk_rows, chunk_cols)?;
     let result = RsvdPlan::new(&matrix, options, engine).and_then(|plan| plan.run_with(engine, u, v, control));
     drop(lease);

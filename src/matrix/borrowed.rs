@@ -142,19 +142,22 @@ impl ChunkStore for BorrowedStore {
 
 impl WindowSource for BorrowedStore {
     fn fill(&self, row0: usize, col0: usize, mut dst: MatMut<'_, f64>) -> Result<()> {
-        let guard = self.slot.read().unwrap_or_else(|p| p.into_inner());
-        let view = guard.as_ref().ok_or_else(ended)?;
-        // SAFETY: the lease is alive and we hold the lock.
-        let a = unsafe { view.as_ref() };
         let (rows, cols) = dst.shape();
-        if row0 + rows > a.nrows() || col0 + cols > a.ncols() {
-            return Err(Error::Bug(format!(
-                "window at ({row0}, {col0}) of {rows} x {cols} outside {}",
-                self.describe()
-            )));
-        }
-        dst.copy_from(a.submatrix(row0, col0, rows, cols));
-        Ok(())
+        self.window(row0, col0, rows, cols, &mut |window| {
+            dst.copy_from(window);
+            Ok(())
+        })
+    }
+
+    fn lend_window(
+        &self,
+        row0: usize,
+        col0: usize,
+        rows: usize,
+        cols: usize,
+        f: &mut dyn FnMut(MatRef<'_, f64>) -> Result<()>,
+    ) -> Option<Result<()>> {
+        Some(self.window(row0, col0, rows, cols, f))
     }
 
     fn always_finite(&self) -> bool {
@@ -163,6 +166,30 @@ impl WindowSource for BorrowedStore {
 
     fn worth_caching(&self) -> bool {
         false
+    }
+}
+
+impl BorrowedStore {
+    /// Calls `f` on a window of the lent matrix, under the lease's lock.
+    fn window(
+        &self,
+        row0: usize,
+        col0: usize,
+        rows: usize,
+        cols: usize,
+        f: &mut dyn FnMut(MatRef<'_, f64>) -> Result<()>,
+    ) -> Result<()> {
+        let guard = self.slot.read().unwrap_or_else(|p| p.into_inner());
+        let view = guard.as_ref().ok_or_else(ended)?;
+        // SAFETY: the lease is alive and we hold the lock (shared: no writer runs meanwhile).
+        let a = unsafe { view.as_ref() };
+        if row0 + rows > a.nrows() || col0 + cols > a.ncols() {
+            return Err(Error::Bug(format!(
+                "window at ({row0}, {col0}) of {rows} x {cols} outside {}",
+                self.describe()
+            )));
+        }
+        f(a.submatrix(row0, col0, rows, cols))
     }
 }
 

@@ -38,6 +38,20 @@ pub(crate) trait WindowSource: Send + Sync + std::fmt::Debug {
 
     /// True when keeping chunks in the buffer manager saves work on later passes.
     fn worth_caching(&self) -> bool;
+
+    /// Calls `f` on the window at `(row0, col0)` of `rows x cols` where it lies, without a copy
+    /// (store coordinates), if this source can lend it: `None` if not.
+    fn lend_window(
+        &self,
+        row0: usize,
+        col0: usize,
+        rows: usize,
+        cols: usize,
+        f: &mut dyn FnMut(MatRef<'_, f64>) -> Result<()>,
+    ) -> Option<Result<()>> {
+        let _ = (row0, col0, rows, cols, f);
+        None
+    }
 }
 
 /// A matrix stored as chunks, possibly viewed transposed.
@@ -313,6 +327,20 @@ impl MatrixReader {
         let e = self.matrix.grid().extent(index)?;
         let physical = self.matrix.physical(index);
         let check = self.check_finite && self.matrix.windows.as_ref().is_none_or(|w| !w.always_finite());
+        if let Some(windows) = &self.matrix.windows {
+            // Memory the caller holds: the chunk is used where it lies, not copied.
+            let pe = self.matrix.store.grid().extent(physical)?;
+            let lent = windows.lend_window(pe.row0, pe.col0, pe.rows, pe.cols, &mut |window| {
+                let view = if self.matrix.transposed { window.transpose() } else { window };
+                if check {
+                    check_finite(&self.matrix, index, view, e.row0, e.col0)?;
+                }
+                f(0, 0, view)
+            });
+            if let Some(done) = lent {
+                return done;
+            }
+        }
         if !self.cache
             && let Some(mut rows) = self.matrix.store.chunk_rows(physical)?
         {

@@ -123,6 +123,17 @@ pub enum StorageError {
         store: String,
     },
 
+    /// A store backed by the host program (a Python callable, say) failed to produce a chunk.
+    #[error("reading chunk {index} of {store} failed: {message}")]
+    Source {
+        /// Description of the store.
+        store: String,
+        /// The chunk.
+        index: ChunkIndex,
+        /// What the host reported.
+        message: String,
+    },
+
     /// A memory request that cannot be met within the limit.
     #[error(
         "cannot reserve {} under the {} memory limit: {} is pinned or reserved and nothing more can be evicted; raise `memory_limit` to at least {}",

@@ -1,0 +1,282 @@
+"""outcore: the SVD and PCA of matrices larger than RAM, with scikit-learn's names.
+
+    import outcore
+    U, s, Vt = outcore.svd(X)                          # exact (TSQR), tall or wide
+    U, s, Vt = outcore.randomized_svd(X, 10)           # top 10, with an error estimate
+    pca = outcore.PCA(n_components=5).fit(X)           # centred without copying X
+    scores = pca.transform(X)
+
+``X`` may be a numpy array (float64 or float32, any layout, a memmap: read in place), a path
+to a Zarr array or a ``.npy`` file (read by outcore, without Python), a ``zarr.Array``, a
+``dask.array.Array`` (streamed block by block, never computed whole) or an
+``xarray.DataArray``. The work runs in outcore's engine under ``memory_limit`` (its own
+memory: the interpreter's and your arrays do not count), with the GIL released; Ctrl-C stops
+it within a chunk's time and leaves nothing behind.
+"""
+
+import numbers
+import os
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["svd", "randomized_svd", "PCA", "DEFAULT_MEMORY_LIMIT"]
+
+#: The memory limit used when none is given: 256 MiB of outcore's own memory.
+DEFAULT_MEMORY_LIMIT = _core.DEFAULT_MEMORY_LIMIT
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+class _Source:
+    """What outcore reads: the object handed to the Rust core, its shape and dtype."""
+
+    def __init__(self, handle, shape, dtype):
+        self.handle = handle
+        self.shape = tuple(int(x) for x in shape)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def out_dtype(self):
+        """float32 in, float32 out; everything else comes back as float64."""
+        return np.float32 if self.dtype == np.float32 else np.float64
+
+
+def _blocks(read, shape, chunks, dtype):
+    def block(r0, r1, c0, c1):
+        return np.ascontiguousarray(read(r0, r1, c0, c1), dtype=np.float64)
+
+    return _Source((block, tuple(shape), tuple(int(c) for c in chunks)), shape, dtype)
+
+
+def _local_zarr_path(z):
+    """The directory of a zarr.Array in a local store, or None."""
+    store = getattr(z, "store", None)
+    root = getattr(store, "root", None)  # zarr 3 LocalStore
+    if root is None:
+        root = getattr(store, "path", None)  # zarr 2 DirectoryStore
+    if root is None or not os.path.isdir(str(root)):
+        return None
+    path = os.path.join(str(root), getattr(z, "path", "") or "")
+    return path if os.path.isdir(path) else None
+
+
+def _as_source(X):
+    if isinstance(X, (str, os.PathLike)):
+        path = os.fspath(X)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} does not exist; pass a Zarr array directory or a .npy file")
+        shape, dtype = _path_shape(path)
+        return _Source(path, shape, dtype)
+    module = type(X).__module__ or ""
+    if module.startswith("xarray"):
+        return _as_source(X.data)
+    if module.startswith("dask") and hasattr(X, "chunksize"):
+        _check_2d(X.ndim)
+        return _blocks(lambda r0, r1, c0, c1: X[r0:r1, c0:c1].compute(scheduler="synchronous"), X.shape, X.chunksize, X.dtype)
+    if module.startswith("zarr") and hasattr(X, "chunks"):
+        _check_2d(X.ndim)
+        path = _local_zarr_path(X)
+        if path is not None and np.dtype(X.dtype) in (np.float64, np.float32):
+            return _Source(path, X.shape, X.dtype)
+        return _blocks(lambda r0, r1, c0, c1: X[r0:r1, c0:c1], X.shape, X.chunks, X.dtype)
+    array = np.asarray(X)
+    _check_2d(array.ndim)
+    if array.dtype not in (np.float64, np.float32):
+        if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+            raise TypeError(f"cannot factor an array of {array.dtype}; pass real numbers (float64 or float32)")
+        array = array.astype(np.float64)
+    elif not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    return _Source(array, array.shape, array.dtype)
+
+
+def _check_2d(ndim):
+    if ndim != 2:
+        raise ValueError(f"expected a 2-D matrix (rows x columns), got {ndim} dimension(s); reshape it first")
+
+
+def _path_shape(path):
+    """Shape and dtype of a .npy file or a Zarr array directory, from their headers."""
+    if path.endswith(".npy"):
+        a = np.load(path, mmap_mode="r")
+        return a.shape, a.dtype
+    import json
+
+    for name in ("zarr.json", ".zarray"):
+        meta = os.path.join(path, name)
+        if os.path.exists(meta):
+            with open(meta) as f:
+                m = json.load(f)
+            dtype = m.get("data_type", m.get("dtype"))
+            return m["shape"], "float32" if dtype in ("float32", "<f4") else "float64"
+    raise ValueError(f"{path} is neither a .npy file nor a Zarr array (no zarr.json or .zarray)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _memory(limit):
+    if limit is None:
+        return DEFAULT_MEMORY_LIMIT
+    if isinstance(limit, str):
+        return _core.parse_size(limit)
+    if isinstance(limit, numbers.Integral) and limit > 0:
+        return int(limit)
+    raise ValueError(f"memory_limit must be a positive number of bytes or a size such as '64MiB', got {limit!r}")
+
+
+def _workers(n_jobs):
+    if n_jobs is None:
+        return None
+    if n_jobs == -1:
+        return os.cpu_count() or 1
+    if isinstance(n_jobs, numbers.Integral) and n_jobs >= 1:
+        return int(n_jobs)
+    raise ValueError(f"n_jobs must be a positive integer, -1 (every core) or None, got {n_jobs!r}")
+
+
+def _seed(random_state):
+    if random_state is None:
+        return int(np.random.randint(0, 2**31 - 1))
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state) & (2**64 - 1)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63 - 1))
+    raise ValueError(f"random_state must be None, an int, a RandomState or a Generator, got {random_state!r}")
+
+
+def _iterations(n_iter, normalizer):
+    if normalizer not in ("auto", "QR"):
+        raise ValueError(
+            f"power_iteration_normalizer={normalizer!r}: outcore re-orthonormalizes every pass with QR (the most "
+            "accurate choice); pass 'auto' or 'QR'"
+        )
+    if isinstance(n_iter, str):
+        if n_iter != "auto":
+            raise ValueError(f"n_iter must be 'auto' or a non-negative integer, got {n_iter!r}")
+        return 4  # outcore's default: 4 block Krylov iterations
+    if isinstance(n_iter, numbers.Integral) and n_iter >= 0:
+        return int(n_iter)
+    raise ValueError(f"n_iter must be 'auto' or a non-negative integer, got {n_iter!r}")
+
+
+def _method(method):
+    if method not in ("krylov", "subspace"):
+        raise ValueError(f"method must be 'krylov' or 'subspace', got {method!r}")
+    return method == "krylov"
+
+
+def _out(a, dtype):
+    return a if a is None or isinstance(a, str) else np.asarray(a, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Functions
+
+
+def svd(X, *, compute_uv=True, memory_limit=None, n_jobs=None, u_out=None, progress=None):
+    """The exact thin SVD of ``X`` by TSQR, streamed chunk by chunk: ``(U, s, Vt)``, or ``s``.
+
+    Works for tall and wide matrices in any chunking (``U`` is m x k, ``Vt`` k x n, k =
+    min(m, n)). Singular vector signs are deterministic: the largest entry of each row of
+    ``Vt`` is positive. ``u_out`` (tall input) writes U to a new Zarr array at that path and
+    returns the path in its place. ``progress(done, total)`` is called as tasks finish.
+    """
+    src = _as_source(X)
+    m, n = src.shape
+    if u_out is not None and m < n:
+        raise ValueError("u_out: U of a wide matrix is m x m and returned in memory; u_out is for tall matrices")
+    r = _core.tsqr(
+        src.handle,
+        compute_uv=bool(compute_uv),
+        center=False,
+        standardize=False,
+        memory_limit=_memory(memory_limit),
+        workers=_workers(n_jobs),
+        u_out=None if u_out is None else os.fspath(u_out),
+        progress=progress,
+    )
+    s = r["s"].astype(src.out_dtype)
+    if not compute_uv:
+        return s
+    u, v = _flip_wide(src.shape, r["u"], r["v"])
+    return _out(u, src.out_dtype), s, np.ascontiguousarray(v.T, dtype=src.out_dtype)
+
+
+def _flip_wide(shape, u, v):
+    """One sign rule for every shape (scikit-learn's ``svd_flip(u_based_decision=False)``): the
+    entry of largest magnitude in each column of V is positive. outcore's TSQR decides on the
+    tall problem's small factor, which for a wide matrix is U, so wide results are flipped here
+    (both factors are in memory then)."""
+    if shape[0] >= shape[1] or u is None or v is None:
+        return u, v
+    signs = np.sign(v[np.abs(v).argmax(axis=0), np.arange(v.shape[1])])
+    signs[signs == 0] = 1
+    return u * signs, v * signs
+
+
+def randomized_svd(
+    M,
+    n_components,
+    *,
+    n_oversamples=10,
+    n_iter="auto",
+    power_iteration_normalizer="auto",
+    random_state=None,
+    method="krylov",
+    memory_limit=None,
+    n_jobs=None,
+    u_out=None,
+    progress=None,
+    return_error=False,
+):
+    """The top ``n_components`` singular triplets of ``M``: ``(U, s, Vt)``, as scikit-learn's
+    ``randomized_svd``, streamed over ``M`` in a few passes.
+
+    ``n_iter="auto"`` runs outcore's default, 4 block Krylov iterations (``method="krylov"``),
+    which are more accurate than subspace iteration for the same passes; ``method="subspace"``
+    is scikit-learn's algorithm. Oversampling is capped so ``n_components + n_oversamples``
+    stays within ``min(m, n)``. With ``return_error=True`` a fourth value is returned: the
+    a-posteriori estimate of ``||M - U diag(s) Vt||`` (``spectral_bound``, ``frobenius``,
+    ``probes``, ``failure_probability``).
+    """
+    src = _as_source(M)
+    k = _components(n_components, src.shape)
+    r = _core.rsvd(
+        src.handle,
+        k,
+        oversamples=_oversamples(n_oversamples, k, src.shape),
+        power_iters=_iterations(n_iter, power_iteration_normalizer),
+        krylov=_method(method),
+        seed=_seed(random_state),
+        center=False,
+        memory_limit=_memory(memory_limit),
+        workers=_workers(n_jobs),
+        u_out=None if u_out is None else os.fspath(u_out),
+        progress=progress,
+    )
+    result = (_out(r["u"], src.out_dtype), r["s"].astype(src.out_dtype), np.ascontiguousarray(r["v"].T, dtype=src.out_dtype))
+    return result + (r["error"],) if return_error else result
+
+
+def _components(n_components, shape):
+    limit = min(shape)
+    if not isinstance(n_components, numbers.Integral) or not 1 <= n_components <= limit:
+        raise ValueError(f"n_components must be an integer in 1..{limit} (min of the shape {shape}), got {n_components!r}")
+    return int(n_components)
+
+
+def _oversamples(p, k, shape):
+    if not isinstance(p, numbers.Integral) or p < 0:
+        raise ValueError(f"n_oversamples must be a non-negative integer, got {p!r}")
+    return int(min(p, min(shape) - k))
+
+
+from ._pca import PCA  # noqa: E402  (uses the helpers above)

@@ -1,0 +1,197 @@
+//! `outcore._core`: the Rust half of the `outcore` Python package. The Python half
+//! (`outcore/__init__.py`) gives it scikit-learn's names; this module runs outcore's engine on
+//! a source handed over from Python:
+//!
+//! * a 2-D numpy array of float64 or float32 (any strides, a memmap too): read in place, never
+//!   copied whole (`stores::ArrayStore`);
+//! * a path to a Zarr array or a `.npy` file: read by outcore itself, without Python;
+//! * `(read, (rows, cols), (chunk_rows, chunk_cols))`: a callable returning the block
+//!   `[r0:r1, c0:c1]` as an array (a `zarr.Array`, a Dask or xarray array, anything sliceable),
+//!   called chunk by chunk from outcore's workers (`stores::CallbackStore`).
+//!
+//! Every run releases the GIL; the calling thread wakes every 50 ms to deliver progress and
+//! Python's signals, so Ctrl-C cancels the run (its outputs removed) within a chunk's time.
+
+mod project;
+mod run;
+mod stores;
+
+use std::path::PathBuf;
+
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use outcore::faer::Mat;
+use outcore::{Destination, Factor, MemoryReport, RsvdMethod, RsvdOptions, RsvdPlan, SvdResult, TsqrOptions, TsqrPlan};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::run::{Settings, run_detached};
+use crate::stores::Source;
+
+/// `bytes` from a size such as "64MiB", "1.5GB" or "1000000".
+#[pyfunction]
+fn parse_size(text: &str) -> PyResult<u64> {
+    outcore::storage::parse_size(text).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// The exact SVD by TSQR (tall, or wide through its transpose). Returns a dict: `s`, `u`
+/// (`None`, an array, or the Zarr path it was written to), `v` (n x k, not transposed), and
+/// with `center` the `mean`, `scale` and `total_variance`; plus `stats`.
+#[pyfunction]
+#[pyo3(signature = (source, *, compute_uv, center, standardize, memory_limit, workers, u_out, progress))]
+#[allow(clippy::too_many_arguments)]
+fn tsqr<'py>(
+    py: Python<'py>,
+    source: &Bound<'py, PyAny>,
+    compute_uv: bool,
+    center: bool,
+    standardize: bool,
+    memory_limit: u64,
+    workers: Option<usize>,
+    u_out: Option<PathBuf>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let source = Source::from_python(source)?;
+    let options = TsqrOptions::new().vectors(compute_uv).center(center).standardize(standardize);
+    let settings = Settings::new(memory_limit, workers, progress)?;
+    let matrix = source.matrix(py, true)?;
+    let view = source.f64_view();
+    let (result, memory) = run_detached(py, &settings, &source, |engine, control, _| {
+        let factor = u_out.clone().map_or(Destination::Memory, Destination::Zarr);
+        match view {
+            Some(a) => outcore::svd_with(engine, a, &options, factor, control),
+            None => TsqrPlan::new(&matrix, &options, engine)?.run_with(engine, factor, control),
+        }
+    })?;
+    svd_dict(py, &result, matrix.shape(), &memory)
+}
+
+/// The top-k SVD by the randomized method (block Krylov or subspace iteration), with the error
+/// estimate. Returns the dict of [`tsqr`] plus `error` (`spectral_bound`, `frobenius`,
+/// `probes`) and `passes`.
+#[pyfunction]
+#[pyo3(signature = (source, k, *, oversamples, power_iters, krylov, seed, center, memory_limit, workers, u_out, progress))]
+#[allow(clippy::too_many_arguments)]
+fn rsvd<'py>(
+    py: Python<'py>,
+    source: &Bound<'py, PyAny>,
+    k: usize,
+    oversamples: usize,
+    power_iters: usize,
+    krylov: bool,
+    seed: u64,
+    center: bool,
+    memory_limit: u64,
+    workers: Option<usize>,
+    u_out: Option<PathBuf>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let source = Source::from_python(source)?;
+    let method = if krylov { RsvdMethod::Krylov } else { RsvdMethod::Subspace };
+    let options =
+        RsvdOptions::new(k).oversamples(oversamples).power_iters(power_iters).method(method).seed(seed).center(center);
+    let settings = Settings::new(memory_limit, workers, progress)?;
+    let matrix = source.matrix(py, false)?;
+    let view = source.f64_view();
+    let (result, memory) = run_detached(py, &settings, &source, |engine, control, _| {
+        let u = u_out.clone().map_or(Destination::Memory, Destination::Zarr);
+        match view {
+            Some(a) => outcore::randomized_svd_with(engine, a, &options, u, Destination::Memory, control),
+            None => RsvdPlan::new(&matrix, &options, engine)?.run_with(engine, u, Destination::Memory, control),
+        }
+    })?;
+    let out = svd_dict(py, &result.svd, matrix.shape(), &memory)?;
+    let error = PyDict::new(py);
+    error.set_item("spectral_bound", result.error.spectral_bound)?;
+    error.set_item("frobenius", result.error.frobenius)?;
+    error.set_item("probes", result.error.probes)?;
+    error.set_item("failure_probability", result.error.failure_probability)?;
+    out.set_item("error", error)?;
+    out.set_item("passes", result.passes)?;
+    Ok(out)
+}
+
+/// PCA's scores of `source`, streamed: `(X - mean) / scale @ components.T`, an `m x k` array.
+#[pyfunction]
+#[pyo3(signature = (source, mean, scale, components, *, workers, progress))]
+fn transform<'py>(
+    py: Python<'py>,
+    source: &Bound<'py, PyAny>,
+    mean: PyReadonlyArray1<'py, f64>,
+    scale: Option<PyReadonlyArray1<'py, f64>>,
+    components: PyReadonlyArray2<'py, f64>,
+    workers: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let source = Source::from_python(source)?;
+    let matrix = source.matrix(py, true)?;
+    let settings = Settings::new(outcore::DEFAULT_MEMORY_LIMIT, workers, progress)?;
+    let (mean, components) = (mean.as_slice()?, components.as_array());
+    let scale = scale.as_ref().map(|s| s.as_slice()).transpose()?;
+    let k = components.nrows();
+    let components = Mat::<f64>::from_fn(k, components.ncols(), |i, j| components[(i, j)]);
+    let threads = settings.threads();
+    let (scores, _) = run_detached(py, &settings, &source, |_, _, token| {
+        let p = project::Projection { mean, scale, components: components.as_ref() };
+        project::project(matrix.store().as_ref(), &p, threads, token)
+    })?;
+    let m = matrix.rows();
+    numpy::ndarray::Array2::from_shape_vec((m, k), scores)
+        .map(|a| a.into_pyarray(py))
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
+/// A result as a dict of numpy arrays.
+fn svd_dict<'py>(
+    py: Python<'py>,
+    result: &SvdResult,
+    shape: (usize, usize),
+    memory: &MemoryReport,
+) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("shape", shape)?;
+    out.set_item("s", PyArray1::from_slice(py, &result.s))?;
+    out.set_item("u", factor(py, result.u.as_ref())?)?;
+    out.set_item("v", factor(py, result.v.as_ref())?)?;
+    if let Some(c) = &result.centred {
+        out.set_item("mean", PyArray1::from_slice(py, &c.mean))?;
+        out.set_item("scale", c.scale.as_ref().map(|s| PyArray1::from_slice(py, s)))?;
+        out.set_item("total_variance", c.total_variance)?;
+    }
+    out.set_item("tasks", result.stats.tasks)?;
+    out.set_item("seconds", result.stats.wall_seconds)?;
+    let report = PyDict::new(py);
+    report.set_item("limit", memory.limit)?;
+    report.set_item("peak_managed", memory.peak_managed)?;
+    report.set_item("peak_spilled", memory.peak_spilled)?;
+    report.set_item("peak_process", memory.peak_process)?;
+    out.set_item("memory", report)?;
+    Ok(out)
+}
+
+/// A factor as a numpy array, the path of the Zarr array it was written to, or `None`.
+fn factor<'py>(py: Python<'py>, factor: Option<&Factor>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(match factor {
+        None => None,
+        Some(Factor::Dense(m)) => Some(to_numpy(py, m).into_any()),
+        Some(Factor::Stored(store)) => match store.location() {
+            Some(path) => Some(path.to_string_lossy().into_pyobject(py)?.into_any()),
+            None => Some(to_numpy(py, &Factor::Stored(store.clone()).to_dense().map_err(run::to_py)?).into_any()),
+        },
+        Some(_) => None,
+    })
+}
+
+fn to_numpy<'py>(py: Python<'py>, m: &Mat<f64>) -> Bound<'py, PyArray2<f64>> {
+    numpy::ndarray::Array2::from_shape_fn(m.shape(), |(i, j)| m[(i, j)]).into_pyarray(py)
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(parse_size, m)?)?;
+    m.add_function(wrap_pyfunction!(tsqr, m)?)?;
+    m.add_function(wrap_pyfunction!(rsvd, m)?)?;
+    m.add_function(wrap_pyfunction!(transform, m)?)?;
+    m.add("DEFAULT_MEMORY_LIMIT", outcore::DEFAULT_MEMORY_LIMIT)?;
+    Ok(())
+}
