@@ -18,19 +18,21 @@ fn centred_reference(a: &Mat<f64>, standardize: bool) -> (Mat<f64>, Vec<f64>, Ve
     let scale: Vec<f64> = (0..n)
         .map(|j| {
             let var = (0..m).map(|i| (a[(i, j)] - mean[j]).powi(2)).sum::<f64>() / (m as f64 - 1.0);
-            if standardize && var > 0.0 { var.sqrt() } else { 1.0 }
+            // Constant: a variance at the level of the mean's rounding.
+            if standardize && var > (1e-12 * mean[j]).powi(2) { var.sqrt() } else { 1.0 }
         })
         .collect();
     (Mat::from_fn(m, n, |i, j| (a[(i, j)] - mean[j]) / scale[j]), mean, scale)
 }
 
 /// A matrix whose columns sit far from zero (offsets up to 1000) and vary at different scales;
-/// column `constant` (if any) does not vary at all.
+/// column `constant` (if any) does not vary at all, and holds a value (offset + 0.1) whose
+/// mean does not come out exact, so centring leaves rounding in it.
 fn offset_matrix(m: usize, n: usize, seed: u64, constant: Option<usize>) -> Mat<f64> {
     let g = ChunkedMatrix::generated(Distribution::Normal, seed, m, n, m, n).unwrap().to_dense().unwrap();
     Mat::from_fn(m, n, |i, j| {
         let offset = 1000.0 * ((j * 7 % 11) as f64 - 5.0) / 5.0;
-        if constant == Some(j) { offset } else { offset + (1.0 + j as f64) * g[(i, j)] }
+        if constant == Some(j) { offset + 0.1 } else { offset + (1.0 + j as f64) * g[(i, j)] }
     })
 }
 
@@ -40,8 +42,12 @@ fn offset_matrix(m: usize, n: usize, seed: u64, constant: Option<usize>) -> Mat<
 fn check_centred(a: &Mat<f64>, svd: &SvdResult, standardize: bool) {
     let (m, n) = a.shape();
     let (c, mean, scale) = centred_reference(a, standardize);
-    // Rounding scales with the input's entries (the means are subtracted in floating point).
-    let scale_norm = if standardize { c.norm_l2() } else { a.norm_l2() };
+    // Rounding scales with the input's entries (the means are subtracted in floating point);
+    // standardized, with the scaled matrix's, plus the rounding a constant column keeps at its
+    // own magnitude (it is left unscaled).
+    let constant: f64 =
+        (0..n).filter(|&j| (0..m).all(|i| a[(i, j)] == a[(0, j)])).map(|j| a.as_ref().col(j).norm_l2()).sum();
+    let scale_norm = if standardize { c.norm_l2() + constant } else { a.norm_l2() };
     let t = tol(m, n, scale_norm);
     let reference = reference_singular_values(&c);
     assert_eq!(svd.s.len(), m.min(n));

@@ -11,7 +11,8 @@ to a Zarr array or a ``.npy`` file (read by outcore, without Python), a ``zarr.A
 ``dask.array.Array`` (streamed block by block, never computed whole) or an
 ``xarray.DataArray``. The work runs in outcore's engine under ``memory_limit`` (its own
 memory: the interpreter's and your arrays do not count), with the GIL released; Ctrl-C stops
-it within a chunk's time and leaves nothing behind.
+it within a chunk's time and leaves nothing behind. Arrays are read in place while a call runs:
+do not write to them from another thread meanwhile.
 """
 
 import numbers
@@ -245,7 +246,8 @@ def randomized_svd(
     is scikit-learn's algorithm. Oversampling is capped so ``n_components + n_oversamples``
     stays within ``min(m, n)``. With ``return_error=True`` a fourth value is returned: the
     a-posteriori estimate of ``||M - U diag(s) Vt||`` (``spectral_bound``, ``frobenius``,
-    ``probes``, ``failure_probability``).
+    ``probes``, ``failure_probability``). Signs: the entry of largest magnitude in each row of
+    ``Vt`` is positive (scikit-learn decides on U for tall input, so compare up to sign).
     """
     src = _as_source(M)
     k = _components(n_components, src.shape)

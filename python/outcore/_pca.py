@@ -122,8 +122,8 @@ class PCA(_Estimator):
         m, n = src.shape
         if m < 2:
             raise ValueError(f"PCA needs at least 2 samples (rows), got {m}")
+        wanted = self._wanted(min(m, n))  # checked before any pass over X
         solver = self._solver(m, n)
-        fraction = isinstance(self.n_components, numbers.Real) and not isinstance(self.n_components, numbers.Integral)
         common = dict(memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), u_out=None, progress=self.progress)
         if solver == "tsqr":
             r = _core.tsqr(src.handle, compute_uv=True, center=True, standardize=bool(self.standardize), **common)
@@ -133,9 +133,9 @@ class PCA(_Estimator):
                 raise ValueError(
                     "standardize=True needs svd_solver='tsqr' (exact, one pass); the randomized solver centres only"
                 )
-            if fraction or self.n_components is None:
-                raise ValueError("svd_solver='randomized' needs an integer n_components")
-            k = _components(self.n_components, src.shape)
+            if isinstance(wanted, float):
+                raise ValueError("svd_solver='randomized' needs an integer n_components (or None), not a fraction")
+            k = _components(wanted, src.shape)
             r = _core.rsvd(
                 src.handle,
                 k,
@@ -151,7 +151,7 @@ class PCA(_Estimator):
         total = float(r["total_variance"])
         variance = s**2 / (m - 1)
         ratio = variance / total if total > 0 else np.zeros_like(variance)
-        k = self._count(fraction, ratio, min(m, n), solver)
+        k = wanted if isinstance(wanted, int) else min(int(np.searchsorted(np.cumsum(ratio), wanted, side="right") + 1), len(ratio))
         self._svd_solver = solver
         self.n_samples_, self.n_features_in_ = m, n
         self.n_components_ = k
@@ -184,17 +184,19 @@ class PCA(_Estimator):
             return "tsqr"
         return "randomized" if 1 <= k < 0.8 * min(m, n) else "tsqr"
 
-    def _count(self, fraction, ratio, limit, solver):
+    def _wanted(self, limit):
+        """``n_components`` checked: an int in ``1..limit`` (``None`` is ``limit``), or a fraction
+        of the variance in (0, 1)."""
         k = self.n_components
         if k is None:
-            return len(ratio) if solver == "tsqr" else limit
-        if fraction:
-            if not 0 < k < 1:
-                raise ValueError(f"a fractional n_components must lie in (0, 1), got {k}")
-            return int(np.searchsorted(np.cumsum(ratio), k, side="right") + 1)
-        if not isinstance(k, numbers.Integral) or not 1 <= k <= limit:
-            raise ValueError(f"n_components must be None, an integer in 1..{limit} or a fraction in (0, 1), got {k!r}")
-        return int(k)
+            return limit
+        if isinstance(k, numbers.Integral) and not isinstance(k, bool) and 1 <= k <= limit:
+            return int(k)
+        if isinstance(k, numbers.Real) and not isinstance(k, numbers.Integral) and 0 < k < 1:
+            return float(k)
+        raise ValueError(
+            f"n_components must be None, an integer in 1..{limit} (min of the shape) or a fraction in (0, 1), got {k!r}"
+        )
 
     # -- using the fit ---------------------------------------------------------------------
 
@@ -210,10 +212,10 @@ class PCA(_Estimator):
             None if self.scale_ is None else np.ascontiguousarray(self.scale_, dtype=np.float64),
             np.ascontiguousarray(self.components_, dtype=np.float64),
             workers=_workers(self.n_jobs),
-            progress=None,
         )
         if self.whiten:
-            scores /= np.sqrt(self.explained_variance_.astype(np.float64))
+            # As scikit-learn: components of (nearly) zero variance are not blown up.
+            scores /= np.maximum(np.sqrt(self.explained_variance_.astype(np.float64)), np.finfo(np.float64).eps)
         return scores.astype(src.out_dtype, copy=False)
 
     def fit_transform(self, X, y=None):
@@ -231,6 +233,11 @@ class PCA(_Estimator):
         if self.scale_ is not None:
             data *= self.scale_
         return data + self.mean_
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns, ``pca0``, ``pca1``, ... (as scikit-learn's)."""
+        self._check_fitted()
+        return np.asarray([f"pca{i}" for i in range(self.n_components_)], dtype=object)
 
     def _check_fitted(self):
         if not hasattr(self, "components_"):

@@ -112,8 +112,9 @@ fn rsvd<'py>(
 }
 
 /// PCA's scores of `source`, streamed: `(X - mean) / scale @ components.T`, an `m x k` array.
+/// Chunks of numpy arrays are about 4 MiB, at most 1024 columns; other sources keep theirs.
 #[pyfunction]
-#[pyo3(signature = (source, mean, scale, components, *, workers, progress))]
+#[pyo3(signature = (source, mean, scale, components, *, workers))]
 fn transform<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
@@ -121,11 +122,10 @@ fn transform<'py>(
     scale: Option<PyReadonlyArray1<'py, f64>>,
     components: PyReadonlyArray2<'py, f64>,
     workers: Option<usize>,
-    progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let source = Source::from_python(source)?;
-    let matrix = source.matrix(py, true)?;
-    let settings = Settings::new(outcore::DEFAULT_MEMORY_LIMIT, workers, progress)?;
+    let matrix = source.matrix(py, false)?;
+    let settings = Settings::new(outcore::DEFAULT_MEMORY_LIMIT, workers, None)?;
     let (mean, components) = (mean.as_slice()?, components.as_array());
     let scale = scale.as_ref().map(|s| s.as_slice()).transpose()?;
     let k = components.nrows();
@@ -178,7 +178,9 @@ fn factor<'py>(py: Python<'py>, factor: Option<&Factor>) -> PyResult<Option<Boun
             Some(path) => Some(path.to_string_lossy().into_pyobject(py)?.into_any()),
             None => Some(to_numpy(py, &Factor::Stored(store.clone()).to_dense().map_err(run::to_py)?).into_any()),
         },
-        Some(_) => None,
+        Some(other) => {
+            return Err(PyRuntimeError::new_err(format!("a factor of an unexpected kind came back: {other:?}")));
+        }
     })
 }
 

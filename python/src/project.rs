@@ -1,11 +1,11 @@
 //! PCA's transform, streamed: the scores `(A - 1 mean^T) diag(scale)^-1 C^T` of a matrix read
-//! chunk by chunk, chunk rows shared among threads; one chunk and one block of scores per
-//! thread are held at a time.
+//! chunk by chunk, chunk rows shared among threads; one chunk (centred in place) per thread
+//! is held at a time, beside the scores.
 
 use std::sync::Mutex;
 
 use outcore::faer::linalg::matmul::matmul;
-use outcore::faer::{Accum, Mat, MatRef, Par};
+use outcore::faer::{Accum, MatMut, MatRef, Par};
 use outcore::storage::{ChunkIndex, ChunkStore};
 use outcore::{CancelToken, Error};
 
@@ -52,19 +52,22 @@ pub(crate) fn project(
                             let index = ChunkIndex::new(i, j);
                             let e = grid.extent(index)?;
                             store.read_chunk_into(index, &mut chunk)?;
-                            let mut a = Mat::<f64>::from_fn(e.rows, e.cols, |r, c| {
-                                let col = e.col0 + c;
-                                (chunk[r * e.cols + c] - p.mean[col]) / p.scale.map_or(1.0, |s| s[col])
-                            });
-                            if !a.as_ref().is_all_finite() {
+                            for row in chunk.chunks_exact_mut(e.cols) {
+                                for (c, x) in row.iter_mut().enumerate() {
+                                    let col = e.col0 + c;
+                                    *x = (*x - p.mean[col]) / p.scale.map_or(1.0, |s| s[col]);
+                                }
+                            }
+                            let a = MatRef::from_row_major_slice(&chunk, e.rows, e.cols);
+                            if !a.is_all_finite() {
                                 return Err(Error::invalid(
                                     "X",
                                     format!("chunk {index} holds NaN or infinity; clean the data"),
                                 ));
                             }
                             let rhs = p.components.subcols(e.col0, e.cols).transpose();
-                            let dst = outcore::faer::MatMut::from_row_major_slice_mut(out, e.rows, k);
-                            matmul(dst, Accum::Add, a.as_mut().as_ref(), rhs, 1.0, Par::Seq);
+                            let dst = MatMut::from_row_major_slice_mut(out, e.rows, k);
+                            matmul(dst, Accum::Add, a, rhs, 1.0, Par::Seq);
                         }
                         Ok(())
                     })();

@@ -72,12 +72,15 @@ pub(crate) fn run_detached<T: Send>(
     });
     let mut raised: Option<PyErr> = None;
     let mut reported = (0, 0);
-    let mut deliver = |py: Python<'_>, raised: &mut Option<PyErr>| {
+    // While the run works: signals, then progress. Once it is over: the last progress only (a
+    // signal arriving then is Python's to raise, at its next instruction).
+    let mut deliver = |py: Python<'_>, raised: &mut Option<PyErr>, running: bool| {
         let now = (counts.0.load(Ordering::Relaxed), counts.1.load(Ordering::Relaxed));
         if raised.is_some() {
             return;
         }
-        let step = py.check_signals().and_then(|()| match &settings.progress {
+        let signals = if running { py.check_signals() } else { Ok(()) };
+        let step = signals.and_then(|()| match &settings.progress {
             Some(callback) if now != reported && now.1 > 0 => callback.call1(py, now).map(drop),
             _ => Ok(()),
         });
@@ -97,12 +100,12 @@ pub(crate) fn run_detached<T: Send>(
                 result
             });
             while let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(POLL) {
-                Python::attach(|py| deliver(py, &mut raised));
+                Python::attach(|py| deliver(py, &mut raised, true));
             }
             worker.join()
         })
     });
-    Python::attach(|py| deliver(py, &mut raised));
+    Python::attach(|py| deliver(py, &mut raised, false));
     let result = match outcome {
         Ok(result) => result,
         Err(_) => return Err(PyRuntimeError::new_err("outcore panicked (a bug in outcore, please report it)")),

@@ -114,6 +114,9 @@ impl ChunkStore for CallbackStore {
         let read = Python::attach(|py| -> PyResult<()> {
             let block = self.read.call1(py, (e.row0, e.row0 + e.rows, e.col0, e.col0 + e.cols))?;
             let block = block.bind(py).cast::<PyArray2<f64>>()?.try_readonly()?;
+            if !block.is_c_contiguous() {
+                return Err(PyValueError::new_err("the source returned a block that is not C-contiguous"));
+            }
             let shape = block.shape();
             if shape != [e.rows, e.cols] {
                 return Err(PyValueError::new_err(format!(

@@ -178,7 +178,8 @@ pub fn centre_columns(mut a: MatMut<'_, f64>) -> Output {
 }
 
 /// Subtracts each row's mean from it and, when `standardize`, divides it by its standard
-/// deviation (`ddof = 1`; 1 where that is 0); returns `[means; scales]` as a `2 x h` block.
+/// deviation (`ddof = 1`; 1 for a constant row, see [`deviation`]); returns `[means; scales]`
+/// as a `2 x h` block.
 pub fn centre_rows(mut a: MatMut<'_, f64>, standardize: bool) -> Output {
     let (h, n) = a.shape();
     let mut means = vec![0.0; h];
@@ -194,8 +195,11 @@ pub fn centre_rows(mut a: MatMut<'_, f64>, standardize: bool) -> Output {
             *q += *x * *x;
         }
     }
-    let scales: Vec<f64> =
-        if standardize { squares.iter().map(|q| deviation(*q, n as f64)).collect() } else { vec![1.0; h] };
+    let scales: Vec<f64> = if standardize {
+        squares.iter().zip(&means).map(|(q, m)| deviation(*q, *m, n as f64)).collect()
+    } else {
+        vec![1.0; h]
+    };
     if standardize {
         for j in 0..n {
             a.rb_mut().col_mut(j).iter_mut().zip(&scales).for_each(|(x, s)| *x /= s);
@@ -205,24 +209,27 @@ pub fn centre_rows(mut a: MatMut<'_, f64>, standardize: bool) -> Output {
 }
 
 /// Divides each column of a centred matrix's R (whose column norms are the centred columns')
-/// by its standard deviation over `samples` rows (`ddof = 1`; 1 where that is 0); returns the
-/// scales.
-pub fn column_scales(mut r: MatMut<'_, f64>, samples: f64) -> Vec<f64> {
+/// by its standard deviation over `samples` rows (`ddof = 1`; 1 for a constant column, see
+/// [`deviation`]); `means` are the columns' means. Returns the scales.
+pub fn column_scales(mut r: MatMut<'_, f64>, means: &[f64], samples: f64) -> Vec<f64> {
     (0..r.ncols())
         .map(|j| {
             let col = r.rb_mut().col_mut(j);
-            let scale = deviation(col.rb().iter().map(|x| x * x).sum(), samples);
+            let scale = deviation(col.rb().iter().map(|x| x * x).sum(), means[j], samples);
             col.iter_mut().for_each(|x| *x /= scale);
             scale
         })
         .collect()
 }
 
-/// The standard deviation (`ddof = 1`) from a sum of squared deviations over `samples` values,
-/// or 1 where it is 0 (nothing to scale).
-fn deviation(squares: f64, samples: f64) -> f64 {
-    let d = (squares / (samples - 1.0)).sqrt();
-    if d > 0.0 { d } else { 1.0 }
+/// The standard deviation (`ddof = 1`) from a sum of squared deviations over `samples` values
+/// of mean `mean`; 1 for a constant column: one whose variance is within the rounding that
+/// centring leaves (`m eps var + (m eps mean)^2`, scikit-learn's `_is_constant_feature`), so
+/// a column of 0.1s is not scaled up into unit-variance noise.
+pub(crate) fn deviation(squares: f64, mean: f64, samples: f64) -> f64 {
+    let variance = squares / samples;
+    let bound = samples * f64::EPSILON * variance + (samples * mean * f64::EPSILON).powi(2);
+    if variance <= bound { 1.0 } else { (squares / (samples - 1.0)).sqrt() }
 }
 
 /// Makes singular vector signs deterministic (`svd_flip` with the decision on V): in each

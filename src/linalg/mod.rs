@@ -96,9 +96,11 @@ pub struct SvdResult {
 pub struct Centred {
     /// Column means of the matrix (one per column).
     pub mean: Vec<f64>,
-    /// Column standard deviations (`ddof = 1`) the centred columns were divided by, when
-    /// standardized; a column of zero deviation is left unscaled (its scale is 1), as
-    /// scikit-learn's `StandardScaler` does.
+    /// Column standard deviations (`ddof = 1`, where scikit-learn's `StandardScaler` divides by
+    /// the `ddof = 0` deviation: the components are the same, the variances differ by
+    /// `m / (m - 1)`) the centred columns were divided by, when standardized. A constant
+    /// column (variance within centring's rounding) is left unscaled: its scale is 1, as in
+    /// `StandardScaler`.
     pub scale: Option<Vec<f64>>,
     /// Total variance of the centred (and scaled) matrix: the sum of its column variances
     /// (`ddof = 1`), the denominator of PCA's explained variance ratio.

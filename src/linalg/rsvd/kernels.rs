@@ -225,10 +225,10 @@ impl Moments {
 
     /// Adds `other`'s rows to these.
     fn absorb(&mut self, count: f64, mean: &[f64], m2: &[f64], col0: usize) {
-        let total = self.count + count;
         if count == 0.0 {
             return;
         }
+        let total = self.count + count;
         for (j, (mb, qb)) in mean.iter().zip(m2).enumerate() {
             let (ma, qa) = (self.mean[col0 + j], self.m2[col0 + j]);
             let delta = mb - ma;
@@ -349,5 +349,56 @@ impl Executor for RsvdExecutor<'_> {
             (RsvdOp::Write { side, block }, _) => self.write(*side, *block, inputs),
             _ => Err(Error::Bug(format!("{op:?} given {} inputs", inputs.len()))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Column means and M2 of `a`, two-pass.
+    fn direct(a: MatRef<'_, f64>) -> (Vec<f64>, Vec<f64>) {
+        let m = a.nrows() as f64;
+        let mean: Vec<f64> = (0..a.ncols()).map(|j| a.col(j).iter().sum::<f64>() / m).collect();
+        let m2 = (0..a.ncols()).map(|j| a.col(j).iter().map(|x| (x - mean[j]).powi(2)).sum()).collect();
+        (mean, m2)
+    }
+
+    fn assert_close(got: &Moments, a: MatRef<'_, f64>) {
+        let (mean, m2) = direct(a);
+        assert_eq!(got.count, a.nrows() as f64);
+        for j in 0..a.ncols() {
+            assert!((got.mean[j] - mean[j]).abs() <= 1e-12 * mean[j].abs().max(1.0), "mean {j}");
+            assert!((got.m2[j] - m2[j]).abs() <= 1e-9 * m2[j].max(1.0), "M2 {j}: {} vs {}", got.m2[j], m2[j]);
+        }
+    }
+
+    #[test]
+    fn moments_merge_row_blocks_column_blocks_and_chunks() {
+        // Columns far from zero, as centring must handle.
+        let a = Mat::<f64>::from_fn(23, 7, |i, j| 1e4 * j as f64 + ((i * 13 + j * 5) % 17) as f64 * 0.37);
+        // Row blocks spanning every column (a streamed chunk).
+        let mut rows = Moments::new(7);
+        for (r0, h) in [(0, 5), (5, 1), (6, 17)] {
+            rows.add_block(0, a.as_ref().subrows(r0, h));
+        }
+        assert_close(&rows, a.as_ref());
+        // Column blocks spanning every row (a streamed chunk of a transposed view).
+        let mut cols = Moments::new(7);
+        for (c0, w) in [(0, 3), (3, 1), (4, 3)] {
+            cols.add_block(c0, a.as_ref().subcols(c0, w));
+        }
+        assert_close(&cols, a.as_ref());
+        // Chunks merged in order.
+        let mut top = Moments::new(7);
+        top.add_block(0, a.as_ref().subrows(0, 10));
+        let mut bottom = Moments::new(7);
+        bottom.add_block(0, a.as_ref().subrows(10, 13));
+        let blocks = [top.output(), bottom.output()];
+        let mut merged = Moments::new(7);
+        for b in &blocks {
+            merged.absorb(b.data[0], &b.data[7..14], &b.data[14..], 0);
+        }
+        assert_close(&merged, a.as_ref());
     }
 }

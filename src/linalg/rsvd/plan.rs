@@ -273,7 +273,14 @@ impl RsvdPlan {
         let cache_input = a.worth_caching() && a.store().grid().bytes() as f64 <= model.limit as f64 * target / 2.0;
         let mut plan = Self { a: a.clone(), options, l, cache_input, iterations, memory: model };
         let (cr, cc) = a.grid().chunk_shape();
-        let retained = 2 * (cr.max(cc) * (plan.basis_width() + o.probes) * size_of::<f64>()) as u64 * o.fan_in as u64;
+        let mut retained =
+            2 * (cr.max(cc) * (plan.basis_width() + o.probes) * size_of::<f64>()) as u64 * o.fan_in as u64;
+        if o.center {
+            // Every chunk's column moments (3 x its columns) live until pass 1 ends, then the
+            // merged ones (3 x n) to the end of the run.
+            let chunk_rows = a.grid().grid_shape().0 as u64;
+            retained += 3 * (n * size_of::<f64>()) as u64 * (chunk_rows + 1);
+        }
         plan.memory = model.with_graph(&build::graph(&plan)?.0, retained);
         MemoryError::check_limit("randomized SVD", model.limit, plan.memory.needed(1), || {
             format!(

@@ -148,7 +148,7 @@ impl<'a> TsqrExecutor<'a> {
             r.truncate(k, cols);
             let scale = if self.plan.standardize {
                 let samples = self.plan.tall.rows() as f64;
-                column_scales(r.as_mut(), samples)
+                column_scales(r.as_mut(), &mean, samples)
             } else {
                 vec![1.0; cols]
             };

@@ -322,7 +322,9 @@ impl TsqrPlan {
             .fan_in
             .unwrap_or_else(|| (panel_rows / n).min((panel_bytes / (3 * r_bytes).max(1)) as usize).clamp(2, 32));
         plan.levels = tree(&plan.panels, n, plan.fan_in, plan.mean_rows());
-        let retained = plan.levels.len() as u64 * plan.fan_in as u64 * r_bytes;
+        // The R factors a tree holds at once, and the panels' means kept to the end (rows centred).
+        let stats: u64 = plan.panels.iter().map(|p| plan.stats_bytes(p.len())).sum();
+        let retained = plan.levels.len() as u64 * plan.fan_in as u64 * r_bytes + stats;
         plan.memory = model.with_graph(&build::graph(&plan)?, retained);
         Ok(plan)
     }
