@@ -176,3 +176,63 @@ fn krylov_iterations_pressing_against_min_m_n_reach_the_best_rank_k_error() {
         assert_eq!(plan.basis_width(), wanted.min(m.min(n)), "{m}x{n} k={k}");
     }
 }
+
+#[test]
+fn compressed_stores_are_decoded_once_with_the_same_bits() {
+    use outcore::storage::store::write_matrix;
+    use outcore::storage::{ChunkGrid, Compression, ZarrOptions, ZarrStore};
+    use outcore::{Destination, Event, RunControl};
+    use std::sync::{Arc, Mutex};
+    // 5.8 MB: more than half the target of a 16 MiB limit, so the plan streams it (no cache).
+    let (m, n) = (1201, 601);
+    let dense = gaussian(m, n, 17);
+    let dir = tempfile::tempdir().unwrap();
+    let grid = ChunkGrid::new(m, n, 256, 200).unwrap();
+    let options = ZarrOptions { compression: Compression::Zstd { level: 0 }, ..ZarrOptions::default() };
+    let store = ZarrStore::create(dir.path().join("a.zarr"), grid, &options).unwrap();
+    write_matrix(&store, &row_major(&dense)).unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let engine = outcore::Engine::builder().memory_limit(16 << 20).spill_dir(spill.path()).workers(2).build().unwrap();
+    let options = RsvdOptions::new(4).power_iters(3).seed(5);
+    // Watch the spill parent during the run for the directory of decoded copies.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (watch, parent) = (seen.clone(), spill.path().to_path_buf());
+    let control = RunControl::new().events(move |e: &Event| {
+        if let Event::TaskFinished { .. } = e {
+            let names = std::fs::read_dir(&parent).unwrap().map(|d| d.unwrap().file_name().into_string().unwrap());
+            watch.lock().unwrap().extend(names);
+        }
+    });
+    let a = ChunkedMatrix::from_store(Arc::new(store));
+    let plan = RsvdPlan::new(&a, &options, &engine).unwrap();
+    let zarr = plan.run_with(&engine, Destination::Memory, Destination::Memory, &control).unwrap();
+    assert!(seen.lock().unwrap().iter().any(|name| name.contains("-decoded-")), "no decoded copies were made");
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0, "the decoded copies are removed");
+    // The same values from a store read whole chunk by chunk (as the decoded copies are).
+    #[derive(Debug)]
+    struct Whole(outcore::storage::MemoryStore);
+    impl outcore::storage::ChunkStore for Whole {
+        fn grid(&self) -> ChunkGrid {
+            self.0.grid()
+        }
+        fn read_chunk_into(
+            &self,
+            i: outcore::storage::ChunkIndex,
+            out: &mut Vec<f64>,
+        ) -> outcore::storage::StorageResult<()> {
+            self.0.read_chunk_into(i, out)
+        }
+        fn write_chunk(&self, i: outcore::storage::ChunkIndex, data: &[f64]) -> outcore::storage::StorageResult<()> {
+            self.0.write_chunk(i, data)
+        }
+        fn describe(&self) -> String {
+            "whole chunks".into()
+        }
+    }
+    let whole = Whole(outcore::storage::MemoryStore::from_row_major(grid, &row_major(&dense)).unwrap());
+    let memory = rsvd(&engine, &ChunkedMatrix::from_store(Arc::new(whole)), &options).unwrap();
+    assert_eq!(zarr.svd.s, memory.svd.s);
+    let (u1, v1) = zarr.svd.dense_vectors().unwrap();
+    let (u2, v2) = memory.svd.dense_vectors().unwrap();
+    assert_eq!((row_major(&u1), row_major(&v1)), (row_major(&u2), row_major(&v2)));
+}

@@ -120,6 +120,21 @@ impl ChunkedMatrix {
         self.windows.as_ref().is_none_or(|w| w.worth_caching())
     }
 
+    /// This matrix with each chunk decoded once, for an algorithm that reads it `passes`
+    /// times without caching it: a store that decodes (a compressed Zarr array) read more than
+    /// once is wrapped in a [`TranscodedStore`](outcore_storage::TranscodedStore), raw copies
+    /// under the pool's spill parent where they take at most half its free space. Otherwise
+    /// the matrix as it is.
+    pub(crate) fn decoded_once(&self, passes: usize, cached: bool, pool: &BufferManager) -> Result<Self> {
+        if passes < 2 || cached || self.windows.is_some() || !self.store.decodes() {
+            return Ok(self.clone());
+        }
+        match outcore_storage::TranscodedStore::new(self.store.clone(), pool.config().spill_parent.as_deref())? {
+            Some(store) => Ok(Self { store: Arc::new(store), windows: None, transposed: self.transposed }),
+            None => Ok(self.clone()),
+        }
+    }
+
     /// True when this is a transposed view of its store.
     pub fn is_transposed(&self) -> bool {
         self.transposed

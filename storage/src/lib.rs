@@ -24,5 +24,6 @@ pub use grid::{ChunkExtent, ChunkGrid, ChunkIndex};
 pub use memory::{MemoryMonitor, MemoryPeaks, MemoryReport, MemorySample, ProcessMemory, RssSource};
 pub use size::{format_size, parse_size};
 pub use store::{
-    ChunkRows, ChunkStore, Compression, Dtype, FaultPlan, FaultyStore, MemoryStore, NpyStore, ZarrOptions, ZarrStore,
+    ChunkRows, ChunkStore, Compression, Dtype, FaultPlan, FaultyStore, MemoryStore, NpyStore, TranscodedStore,
+    ZarrOptions, ZarrStore,
 };

@@ -407,7 +407,8 @@ impl RsvdPlan {
             let u = Sink::open(u, u_grid, &self.a, "U")?;
             let v = Sink::open(v, v_grid, &self.a, "V")?;
             let (graph, keys) = build::graph(self)?;
-            let reader = MatrixReader::new(&self.a, engine.memory_pool(), self.cache_input, self.options.check_finite)?;
+            let a = self.a.decoded_once(self.passes(), self.cache_input, engine.memory_pool())?;
+            let reader = MatrixReader::new(&a, engine.memory_pool(), self.cache_input, self.options.check_finite)?;
             Ok((u, v, graph, keys, reader))
         })());
         let (u, v, graph, keys, reader) = opened?;

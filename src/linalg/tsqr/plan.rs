@@ -433,7 +433,9 @@ impl TsqrPlan {
                 }
             };
             let (graph, keys) = build::graph_with_keys(self)?;
-            let reader = MatrixReader::new(&self.tall, engine.memory_pool(), self.cache_input, self.check_finite)?;
+            let passes = if self.vectors { 2 } else { 1 };
+            let tall = self.tall.decoded_once(passes, self.cache_input, engine.memory_pool())?;
+            let reader = MatrixReader::new(&tall, engine.memory_pool(), self.cache_input, self.check_finite)?;
             Ok((sink, graph, keys, reader))
         })());
         let (sink, graph, keys, reader) = opened?;

@@ -13,6 +13,7 @@
 pub(crate) mod faulty;
 mod memory;
 mod npy;
+mod transcode;
 mod zarr;
 
 use std::fmt;
@@ -21,6 +22,7 @@ pub use faulty::{FaultPlan, FaultyStore};
 pub use memory::MemoryStore;
 pub(crate) use memory::SliceRows;
 pub use npy::NpyStore;
+pub use transcode::TranscodedStore;
 pub use zarr::{Compression, ZarrOptions, ZarrStore};
 
 use crate::error::StorageResult;
@@ -94,6 +96,12 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// (padding, encoded bytes). Memory plans reserve this too.
     fn write_scratch_bytes(&self) -> u64 {
         0
+    }
+
+    /// True when reading a chunk decodes it (a compression codec): a raw copy reads faster on
+    /// later passes ([`TranscodedStore`]).
+    fn decodes(&self) -> bool {
+        false
     }
 
     /// True when [`chunk_rows`](Self::chunk_rows) streams chunks in row blocks, so a reader

@@ -688,6 +688,10 @@ impl ChunkStore for ZarrStore {
         self.raw.is_some()
     }
 
+    fn decodes(&self) -> bool {
+        self.raw.is_none()
+    }
+
     fn chunk_rows(&self, index: ChunkIndex) -> StorageResult<Option<Box<dyn ChunkRows + '_>>> {
         let Some(raw) = self.raw else { return Ok(None) };
         let extent = self.grid.extent(index)?;
