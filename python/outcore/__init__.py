@@ -68,9 +68,7 @@ def _local_zarr_path(z):
 def _as_source(X):
     if isinstance(X, (str, os.PathLike)):
         path = os.fspath(X)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} does not exist; pass a Zarr array directory or a .npy file")
-        shape, dtype = _path_shape(path)
+        shape, dtype = _core.matrix_info(path)
         return _Source(path, shape, dtype)
     module = type(X).__module__ or ""
     if module.startswith("xarray"):
@@ -98,23 +96,6 @@ def _as_source(X):
 def _check_2d(ndim):
     if ndim != 2:
         raise ValueError(f"expected a 2-D matrix (rows x columns), got {ndim} dimension(s); reshape it first")
-
-
-def _path_shape(path):
-    """Shape and dtype of a .npy file or a Zarr array directory, from their headers."""
-    if path.endswith(".npy"):
-        a = np.load(path, mmap_mode="r")
-        return a.shape, a.dtype
-    import json
-
-    for name in ("zarr.json", ".zarray"):
-        meta = os.path.join(path, name)
-        if os.path.exists(meta):
-            with open(meta) as f:
-                m = json.load(f)
-            dtype = m.get("data_type", m.get("dtype"))
-            return m["shape"], "float32" if dtype in ("float32", "<f4") else "float64"
-    raise ValueError(f"{path} is neither a .npy file nor a Zarr array (no zarr.json or .zarray)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,9 +34,22 @@ fn parse_size(text: &str) -> PyResult<u64> {
     outcore::storage::parse_size(text).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+/// `((rows, cols), "float64" | "float32")` of a Zarr array or `.npy` file, from outcore's own
+/// reader (the one every run uses), so Python never parses the metadata itself.
+#[pyfunction]
+fn matrix_info(path: PathBuf) -> PyResult<((usize, usize), &'static str)> {
+    let matrix = outcore::ChunkedMatrix::open(&path).map_err(run::to_py)?;
+    let dtype = match matrix.store().dtype() {
+        outcore::storage::Dtype::F32 => "float32",
+        _ => "float64",
+    };
+    Ok((matrix.shape(), dtype))
+}
+
 /// The exact SVD by TSQR (tall, or wide through its transpose). Returns a dict: `s`, `u`
-/// (`None`, an array, or the Zarr path it was written to), `v` (n x k, not transposed), and
-/// with `center` the `mean`, `scale` and `total_variance`; plus `stats`.
+/// (`None`, an array, or the Zarr path it was written to), `v` (n x k, not transposed), with
+/// `center` the `mean`, `scale` and `total_variance`, and the run's `tasks`, `seconds` and
+/// `memory` (the engine's peaks).
 #[pyfunction]
 #[pyo3(signature = (source, *, compute_uv, center, standardize, memory_limit, workers, u_out, progress))]
 #[allow(clippy::too_many_arguments)]
@@ -191,6 +204,7 @@ fn to_numpy<'py>(py: Python<'py>, m: &Mat<f64>) -> Bound<'py, PyArray2<f64>> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_size, m)?)?;
+    m.add_function(wrap_pyfunction!(matrix_info, m)?)?;
     m.add_function(wrap_pyfunction!(tsqr, m)?)?;
     m.add_function(wrap_pyfunction!(rsvd, m)?)?;
     m.add_function(wrap_pyfunction!(transform, m)?)?;

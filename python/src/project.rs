@@ -52,6 +52,11 @@ pub(crate) fn project(
                             let index = ChunkIndex::new(i, j);
                             let e = grid.extent(index)?;
                             store.read_chunk_into(index, &mut chunk)?;
+                            // The same typed error a run's reader gives, naming the value.
+                            if let Some(at) = chunk.iter().position(|x| !x.is_finite()) {
+                                let (row, col) = (e.row0 + at / e.cols, e.col0 + at % e.cols);
+                                return Err(Error::NonFinite { what: store.describe(), index, row, col });
+                            }
                             for row in chunk.chunks_exact_mut(e.cols) {
                                 for (c, x) in row.iter_mut().enumerate() {
                                     let col = e.col0 + c;
@@ -59,12 +64,6 @@ pub(crate) fn project(
                                 }
                             }
                             let a = MatRef::from_row_major_slice(&chunk, e.rows, e.cols);
-                            if !a.is_all_finite() {
-                                return Err(Error::invalid(
-                                    "X",
-                                    format!("chunk {index} holds NaN or infinity; clean the data"),
-                                ));
-                            }
                             let rhs = p.components.subcols(e.col0, e.cols).transpose();
                             let dst = MatMut::from_row_major_slice_mut(out, e.rows, k);
                             matmul(dst, Accum::Add, a, rhs, 1.0, Par::Seq);

@@ -283,6 +283,8 @@ def test_errors_are_python_exceptions(tmp_path):
     bad[17, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         outcore.svd(bad)
+    with pytest.raises(ValueError, match="row 17, column 3"):
+        outcore.PCA(2).fit(x).transform(bad)
     with pytest.raises(MemoryError, match="memory_limit"):
         outcore.svd(data(20000, 300), memory_limit="1MiB")
     with pytest.raises(ValueError, match="n_components"):

@@ -95,8 +95,9 @@ impl TsqrOptions {
         self
     }
 
-    /// Centre each column and divide it by its standard deviation (`ddof = 1`; a column of
-    /// zero deviation is left unscaled), as scikit-learn's `StandardScaler` does; implies
+    /// Centre each column and divide it by its standard deviation (`ddof = 1`; a constant
+    /// column, one whose variance is within centring's rounding, is left unscaled), as
+    /// scikit-learn's `StandardScaler` does (it divides by the `ddof = 0` deviation); implies
     /// [`center`](Self::center). For a tall matrix the scaling is applied to the final R.
     pub fn standardize(mut self, standardize: bool) -> Self {
         self.standardize = standardize;
