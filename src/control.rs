@@ -141,6 +141,11 @@ impl RunControl {
     }
 
     /// Sends `event` to the sink, if any.
+    /// Whether a sink receives this run's events (so that costly ones are built only then).
+    pub(crate) fn observed(&self) -> bool {
+        self.events.is_some()
+    }
+
     pub(crate) fn emit(&self, event: &crate::events::Event) {
         if let Some(sink) = &self.events {
             sink.event(event);

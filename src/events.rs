@@ -14,9 +14,12 @@
 //!
 //! Sinks must be quick (a lock and a push, a channel send): workers wait while they run.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outcore_storage::MemoryReport;
+
+use crate::graph::Stage;
 
 /// Something that happened during a run.
 #[derive(Clone, Debug)]
@@ -28,6 +31,9 @@ pub enum Event {
         tasks: usize,
         /// Workers that will run them.
         workers: usize,
+        /// The graph's stages, with the tasks of each this process runs (see
+        /// [`TaskGraph::stage_graph`](crate::graph::TaskGraph::stage_graph)).
+        stages: Arc<[Stage]>,
         /// When.
         at: Instant,
     },

@@ -82,6 +82,20 @@ pub struct RunArgs {
     /// Draw the memory timeline as a stacked area chart with the threshold lines (.svg).
     #[arg(long, value_name = "FILE.svg", global = true)]
     pub memory_plot: Option<PathBuf>,
+    /// Serve a live dashboard (workers' memory, task stream, progress, graph) at ADDR:
+    /// 127.0.0.1:8787 when none is given; 127.0.0.1:0 picks a free port. The URL is printed.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8787", global = true)]
+    pub dashboard: Option<String>,
+    /// Allow --dashboard on an address other machines reach; a random token in the URL guards it.
+    #[arg(long, requires = "dashboard", global = true)]
+    pub dashboard_allow_remote: bool,
+    /// Keep serving the dashboard this many seconds after the command ends (Ctrl-C stops it).
+    #[arg(long, value_name = "SECONDS", requires = "dashboard", global = true)]
+    pub dashboard_linger: Option<f64>,
+    /// Write the dashboard's views of the whole command to one self-contained HTML file, readable
+    /// offline (like Dask's performance_report).
+    #[arg(long, value_name = "FILE.html", global = true)]
+    pub report: Option<PathBuf>,
 }
 
 /// Where the matrix comes from.

@@ -20,15 +20,20 @@ use crate::cli::{MatrixArgs, RunArgs};
 /// The smallest limit `auto` picks.
 const AUTO_MIN_LIMIT: u64 = 64 << 20;
 
-/// The command's view of its runs' events: the progress bar and the memory timeline.
+/// The command's view of its runs' events: the progress bar, the memory timeline and the
+/// dashboard's board.
 struct Observer {
     bar: ProgressBar,
     started: Instant,
     samples: Mutex<Vec<MemorySample>>,
+    board: Option<Arc<crate::dashboard::Board>>,
 }
 
 impl EventSink for Observer {
     fn event(&self, event: &Event) {
+        if let Some(board) = &self.board {
+            board.event(event);
+        }
         match event {
             Event::TaskFinished { done, total, stage, .. } => {
                 self.bar.set_length(*total as u64);
@@ -53,6 +58,10 @@ pub struct Session {
     pub started: Instant,
     pub control: RunControl,
     observer: Arc<Observer>,
+    dashboard: Option<crate::dashboard::Dashboard>,
+    cancel: CancelToken,
+    /// Set once the side files are written: a session dropped before failed.
+    finished: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -61,6 +70,9 @@ impl Session {
     pub fn new(run: &RunArgs, cancel: CancelToken, needed: impl Fn(&Engine) -> Result<u64>) -> Result<Self> {
         check_side_files(run)?;
         let scheduler = scheduler(run)?;
+        // Under MPI, rank 0 serves and reports; the other ranks serve their boards to it.
+        let watched = run.dashboard.is_some() || run.report.is_some();
+        let overhead = process_overhead() + if watched { crate::dashboard::BOARD_BYTES } else { 0 };
         let spill_faults = InjectedFaults::from_env()?.spill.unwrap_or_default();
         let thresholds: outcore::Thresholds = match &run.thresholds {
             Some(spec) => spec
@@ -75,7 +87,7 @@ impl Session {
         let engine = |limit: u64| {
             let mut builder = Engine::builder()
                 .memory_limit(limit)
-                .process_overhead(process_overhead())
+                .process_overhead(overhead)
                 .scheduler(scheduler)
                 .accounting(accounting)
                 .thresholds(thresholds)
@@ -113,16 +125,34 @@ impl Session {
             outcore::storage::leftovers::remove_leftovers(&spill_parent, outcore::storage::buffer::SPILL_PREFIX);
         notice_leftovers(&removed, "spill directory", "spill directories");
         let started = Instant::now();
-        let observer = Arc::new(Observer { bar, started, samples: Mutex::new(Vec::new()) });
+        let engine = engine(limit)?;
+        let dashboard = watched
+            .then(|| {
+                let threads = engine.scheduler().workers();
+                crate::dashboard::Dashboard::start(run, threads, started)
+            })
+            .transpose()?;
+        let board = dashboard.as_ref().map(|d| d.board().clone());
+        let observer = Arc::new(Observer { bar, started, samples: Mutex::new(Vec::new()), board });
         // Memory is sampled every `outcore::DEFAULT_MEMORY_INTERVAL` (20 ms).
-        let mut control = RunControl::new().cancel_token(cancel).shared_events(observer.clone());
+        let mut control = RunControl::new().cancel_token(cancel.clone()).shared_events(observer.clone());
         if let Some(transport) = crate::ranks::cluster() {
             control = control.cluster(transport);
         }
         if !crate::ranks::is_root() {
             observer.bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
-        Ok(Self { engine: engine(limit)?, auto_limit, started, control, observer })
+        let finished = false.into();
+        Ok(Self { engine, auto_limit, started, control, observer, dashboard, cancel, finished })
+    }
+
+    /// In an MPI job with a dashboard, on every rank once all agreed to go on: tells rank 0
+    /// where the other ranks serve their boards, so that it shows each rank as a worker.
+    pub fn meet_ranks(&self) -> Result<()> {
+        match self.dashboard.as_ref().filter(|_| crate::ranks::in_job()) {
+            Some(dashboard) => dashboard.meet_ranks(),
+            None => Ok(()),
+        }
     }
 
     /// A session whose `auto` limit is what the plan `make` builds needs
@@ -147,9 +177,25 @@ impl Session {
         (samples, peaks)
     }
 
-    /// Writes `--memory-timeline` and `--memory-plot` if asked. Called once the command's
-    /// result is safe: a failure here never costs it.
-    pub fn write_memory_files(&self, run: &RunArgs, title: &str) -> Result<()> {
+    /// Writes `--memory-timeline`, `--memory-plot` and `--report` if asked, then keeps the
+    /// dashboard serving for `--dashboard-linger`. Called once the command's result is safe: a
+    /// failure here never costs it.
+    pub fn write_side_files(&self, run: &RunArgs, title: &str) -> Result<()> {
+        self.finished.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(dashboard) = self.dashboard.as_ref().filter(|_| crate::ranks::in_job()) {
+            dashboard.gather_ranks()?;
+        }
+        if let Some((dashboard, path)) = self.dashboard.as_ref().and_then(|d| Some((d, d.report.as_ref()?))) {
+            dashboard.write_report(path)?;
+        }
+        self.write_memory_files(run, title)?;
+        if let (Some(dashboard), Some(seconds)) = (&self.dashboard, run.dashboard_linger) {
+            dashboard.linger(seconds, &self.cancel);
+        }
+        Ok(())
+    }
+
+    fn write_memory_files(&self, run: &RunArgs, title: &str) -> Result<()> {
         let (samples, _) = self.memory();
         // Under MPI each rank writes its own (rank R's beside rank 0's, as NAME.rankR.EXT).
         if let Some(path) = &run.memory_timeline {
@@ -170,6 +216,24 @@ impl Session {
     pub fn limit_text(&self) -> String {
         let limit = format_size(self.engine.memory_limit());
         if self.auto_limit { format!("{limit} (auto; set --memory-limit to choose)") } else { limit }
+    }
+}
+
+impl Drop for Session {
+    /// A command that failed still writes its `--report`, marked failed: what went on until
+    /// then is what its user needs to see.
+    fn drop(&mut self) {
+        if self.finished.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let Some(dashboard) = &self.dashboard else { return };
+        dashboard.board().fail();
+        if let Some(path) = &dashboard.report {
+            match dashboard.write_report(path) {
+                Ok(()) => eprintln!("wrote the report of the failed command to {}", path.display()),
+                Err(e) => eprintln!("warning: the report of the failed command was not written: {e}"),
+            }
+        }
     }
 }
 
@@ -306,6 +370,18 @@ fn check_side_files(run: &RunArgs) -> Result<()> {
             return Err(Error::invalid("--memory-plot", format!("{} must end in .svg", path.display())));
         }
         check_writable("--memory-plot", &crate::ranks::own_path(path))?;
+    }
+    if let Some(path) = run.report.as_ref().filter(|_| crate::ranks::is_root()) {
+        if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm")) {
+            return Err(Error::invalid("--report", format!("{} must end in .html", path.display())));
+        }
+        check_writable("--report", path)?;
+    }
+    if let Some(seconds) = run.dashboard_linger.filter(|s| !(s.is_finite() && *s >= 0.0)) {
+        return Err(Error::invalid(
+            "--dashboard-linger",
+            format!("{seconds} is not a number of seconds; give 0 or more"),
+        ));
     }
     // Under MPI, rank 0 alone draws the graph.
     if let Some(path) = run.visualize.as_ref().filter(|_| crate::ranks::is_root()) {

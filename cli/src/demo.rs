@@ -93,7 +93,7 @@ pub fn run(run: &RunArgs, cancel: CancelToken) -> Result<()> {
         print(&RSVD, &rsvd);
         println!("\n{}", peaks_line(&peaks));
     }
-    session.write_memory_files(&run, "outcore demo: the lesson's two SVDs")
+    session.write_side_files(&run, "outcore demo: the lesson's two SVDs")
 }
 
 /// Writes the workload's random matrix to a Zarr store; returns its path and the seconds taken.

@@ -70,5 +70,5 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: CancelToken) -> Result<()
             session.limit_text(),
         );
     }
-    session.write_memory_files(run, "generate memory")
+    session.write_side_files(run, "generate memory")
 }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod dashboard;
 mod demo;
 mod generate;
 mod means;

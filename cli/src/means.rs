@@ -71,6 +71,7 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     // One session: one memory budget and sampler for every scheduler compared (the tasks hold
     // a few KiB each, so `auto` gives the smallest automatic limit).
     let (session, _) = ranks::agree(Session::new(run, cancel, |_| Ok(0)), |_| Vec::new())?;
+    session.meet_ranks()?;
     let configs: Vec<(String, Scheduler)> = match &run.scheduler {
         // A rank of an MPI job (started by the rows below, or by hand): one worker per rank,
         // as a Dask worker process with one thread.
@@ -99,7 +100,7 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     // Scheduling overhead: the same graph with empty tasks (n = 0), per task.
     let overhead = measure(&engines[..1], args, 0, &session.control)?[0].median / (args.tasks + 1) as f64;
     if !ranks::is_root() {
-        return session.write_memory_files(run, "means memory");
+        return session.write_side_files(run, "means memory");
     }
     let mut notes = Vec::new();
     if run.scheduler.is_none() && !ranks::in_job() {
@@ -172,7 +173,7 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
         );
         println!("{}", peaks_line(&peaks));
     }
-    session.write_memory_files(run, "means memory")
+    session.write_side_files(run, "means memory")
 }
 
 /// The lesson's `processes` and `distributed` rows: this program started again as an MPI job

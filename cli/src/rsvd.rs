@@ -71,6 +71,7 @@ fn destination(shared: &[u8], name: &str, grid: ChunkGrid) -> Result<Destination
 pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     let (Prepared { a, options, output, created, session, plan }, shared) =
         ranks::agree(prepare(args, run, cancel), |p| output_share(p.output.as_ref()))?;
+    session.meet_ranks()?;
     let engine = &session.engine;
     let (u_grid, v_grid) = plan.factor_grids()?;
     let factors = match created {
@@ -94,7 +95,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     };
     let mut summary = SvdSummary::new("rsvd", &a, &result.svd, &session, details);
     if !summary.gather_ranks()? {
-        return session.write_memory_files(run, "randomized SVD memory");
+        return session.write_side_files(run, "randomized SVD memory");
     }
     if let Some(out) = output {
         commit_output(out, &mut summary)?;
@@ -119,5 +120,5 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
             println!("{}", wrote_line(path));
         }
     }
-    session.write_memory_files(run, "randomized SVD memory")
+    session.write_side_files(run, "randomized SVD memory")
 }

@@ -59,6 +59,7 @@ fn prepare(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<Prepar
 pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     let (Prepared { a, options, output, factor, session, plan }, shared) =
         ranks::agree(prepare(args, run, cancel), |p| output_share(p.output.as_ref()))?;
+    session.meet_ranks()?;
     let engine = &session.engine;
     // Once rank 0 created the large factor's array, the other ranks open it for their rows.
     let factor = match factor {
@@ -78,7 +79,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     let details = Details::Tsqr { values_only: !options.vectors, panels: plan.panels().len(), fan_in: plan.fan_in() };
     let mut summary = SvdSummary::new("tsqr", &a, &svd, &session, details);
     if !summary.gather_ranks()? {
-        return session.write_memory_files(run, "TSQR SVD memory");
+        return session.write_side_files(run, "TSQR SVD memory");
     }
     if let Some(out) = output {
         let small = match (&svd.u, &svd.v) {
@@ -104,5 +105,5 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
             println!("{}", wrote_line(path));
         }
     }
-    session.write_memory_files(run, "TSQR SVD memory")
+    session.write_side_files(run, "TSQR SVD memory")
 }

@@ -7,34 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod mpirun;
+
+use mpirun::{launcher, mpirun};
+
 const BIN: &str = env!("CARGO_BIN_EXE_large-svd");
-
-fn mpirun() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("mpirun"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("OUTCORE_REQUIRE_MPI").is_none(),
-            "OUTCORE_REQUIRE_MPI is set but no mpirun is on PATH: install openmpi-bin"
-        );
-        eprintln!("SKIPPED MPI test: no mpirun on PATH (install openmpi-bin to run it)");
-    }
-    found
-}
-
-/// `mpirun` with the options these tests need: root allowed (CI runs as root), more ranks
-/// than cores, and no binding (a bound rank sees one core).
-fn launcher(mpirun: &Path) -> Command {
-    let mut cmd = Command::new(mpirun);
-    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .args(["--bind-to", "none"]);
-    cmd
-}
 
 fn on_ranks(mpirun: &Path, ranks: usize, args: &[&str]) -> Output {
     launcher(mpirun).args(["-np", &ranks.to_string(), BIN]).args(args).output().unwrap()

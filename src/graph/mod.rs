@@ -73,6 +73,17 @@ pub struct Task<O> {
     pub reusable: u64,
 }
 
+/// One stage of a graph (see [`TaskGraph::stage_graph`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stage {
+    /// Its name, [`Operation::stage`] of its tasks.
+    pub name: &'static str,
+    /// Its tasks (those counted).
+    pub tasks: usize,
+    /// The stages whose outputs its tasks read, by position.
+    pub after: Vec<usize>,
+}
+
 /// A directed acyclic graph of tasks in priority order.
 #[derive(Debug)]
 pub struct TaskGraph<O> {
@@ -183,11 +194,31 @@ impl<O: Operation> TaskGraph<O> {
 
     /// Task count per stage, in order of first appearance.
     pub fn stages(&self) -> Vec<(&'static str, usize)> {
-        let mut stages: Vec<(&'static str, usize)> = Vec::new();
-        for task in &self.tasks {
-            match stages.iter_mut().find(|(s, _)| *s == task.op.stage()) {
-                Some((_, n)) => *n += 1,
-                None => stages.push((task.op.stage(), 1)),
+        self.stage_graph(|_| true).into_iter().map(|s| (s.name, s.tasks)).collect()
+    }
+
+    /// The stages in order of first appearance, each with the tasks `counted` selects (a rank
+    /// counts its own) and the stages whose outputs it reads: the graph at the scale of a
+    /// picture, whatever its size.
+    pub fn stage_graph(&self, counted: impl Fn(TaskId) -> bool) -> Vec<Stage> {
+        let mut stages: Vec<Stage> = Vec::new();
+        let mut of_task = Vec::with_capacity(self.tasks.len());
+        for (i, task) in self.tasks.iter().enumerate() {
+            let name = task.op.stage();
+            let s = match stages.iter().position(|s| s.name == name) {
+                Some(s) => s,
+                None => {
+                    stages.push(Stage { name, tasks: 0, after: Vec::new() });
+                    stages.len() - 1
+                }
+            };
+            of_task.push(s);
+            stages[s].tasks += usize::from(counted(TaskId(i)));
+            for key in &task.inputs {
+                let from = of_task[key.task.0];
+                if from != s && !stages[s].after.contains(&from) {
+                    stages[s].after.push(from);
+                }
             }
         }
         stages
@@ -224,6 +255,9 @@ pub(crate) mod tests {
         assert!(g.add(Step("bad", 0), vec![TaskId(9).out(0)], 1, 0).is_err());
         assert!(g.add(Step("bad", 0), vec![a.out(1)], 1, 0).is_err());
         assert_eq!(g.stages(), vec![("load", 2), ("sum", 1)]);
+        let stages = g.stage_graph(|t| t.0 != 0);
+        assert_eq!(stages[0], Stage { name: "load", tasks: 1, after: vec![] });
+        assert_eq!(stages[1], Stage { name: "sum", tasks: 1, after: vec![0] });
         assert_eq!(g.max_working_set(), 30);
     }
 }

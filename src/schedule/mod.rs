@@ -293,6 +293,8 @@ pub(crate) fn run<E: Executor>(
     let (bookkeeping, pool) = setup?;
     let ready = (0..tasks.len()).filter(|&i| here(i) && waiting[i] == 0).map(Reverse).collect();
     let local_total = (0..tasks.len()).filter(|&i| here(i)).count();
+    // The stages for the run's observers (built only if someone watches).
+    let stages = control.observed().then(|| graph.stage_graph(|t| here(t.0)).into());
     let run = Run {
         graph,
         executor,
@@ -314,7 +316,9 @@ pub(crate) fn run<E: Executor>(
         }),
         changed: Condvar::new(),
     };
-    control.emit(&Event::RunStarted { tasks: local_total, workers, at: Instant::now() });
+    if let Some(stages) = stages {
+        control.emit(&Event::RunStarted { tasks: local_total, workers, stages, at: Instant::now() });
+    }
     let observers = Observers::start(manager, control);
     let kept = match (&control.cluster, pool) {
         (Some(transport), Some(pool)) => run.as_rank(&**transport, &pool, workers),

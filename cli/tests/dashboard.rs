@@ -1,0 +1,499 @@
+//! The live dashboard and the report: the endpoints over real sockets, the refusals, and the
+//! page in a real browser (Debian's Chromium; playwright-core for the live page).
+//!
+//! Browser tests need `chromium` (and for the live page `node` with playwright-core, found
+//! through `OUTCORE_PLAYWRIGHT`, the `node_modules` directory holding it). Without them they
+//! say loudly that they skip, and fail when `OUTCORE_REQUIRE_BROWSER=1` (as CI sets).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_large-svd");
+
+/// A `large-svd` serving a dashboard, killed when dropped.
+struct Served {
+    child: Child,
+    url: String,
+    /// host:port to connect to.
+    addr: String,
+    token: Option<String>,
+    /// Keeps the reader of stderr sending.
+    _stderr: mpsc::Receiver<String>,
+}
+
+impl Served {
+    /// Starts `large-svd args` and waits for the URL it prints.
+    fn start(args: &[&str]) -> Self {
+        let mut command = Command::new(BIN);
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// Starts `command` (a `large-svd`, or ranks of one) and waits for the URL it prints.
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start large-svd");
+        let (send, lines) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            let line = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a dashboard URL");
+            if let Some(url) = line.strip_prefix("dashboard: http://") {
+                break format!("http://{url}");
+            }
+        };
+        let rest = url.trim_start_matches("http://");
+        let (hostport, query) = rest.split_once('/').unwrap_or((rest, ""));
+        let port = hostport.rsplit(':').next().expect("port").to_string();
+        let token = query.split_once("token=").map(|(_, t)| t.to_string());
+        Self { child, url, addr: format!("127.0.0.1:{port}"), token, _stderr: lines }
+    }
+
+    /// GET `path` (with the token, if any): status code and body.
+    fn get(&self, path: &str) -> (u16, String) {
+        let path = match &self.token {
+            Some(t) => format!("{path}?token={t}"),
+            None => path.to_string(),
+        };
+        request(&self.addr, "GET", &path)
+    }
+
+    fn state(&self) -> Value {
+        let (code, body) = self.get("/api/state.json");
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("state.json parses")
+    }
+
+    /// The state once the command's runs finished.
+    fn finished_state(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let state = self.state();
+            if state["status"] == "finished" {
+                return state;
+            }
+            assert!(state["status"] != "failed", "{state}");
+            assert!(Instant::now() < deadline, "the run did not finish: {state}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Ctrl-C ends the linger at once; what the command printed on stdout.
+    fn interrupt(mut self) -> String {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "Ctrl-C did not end the linger");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut out = String::new();
+        self.child.stdout.take().expect("stdout").read_to_string(&mut out).expect("stdout");
+        out
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn request(addr: &str, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("a status");
+    (code, body.to_string())
+}
+
+/// Reads the event stream until the run finished: every message's state.
+fn events_until_finished(addr: &str) -> Vec<Value> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    write!(stream, "GET /api/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut messages = Vec::new();
+    for line in BufReader::new(stream).lines() {
+        let line = line.expect("an event within a minute");
+        if let Some(data) = line.strip_prefix("data: ") {
+            let state: Value = serde_json::from_str(data).expect("an event parses");
+            let done = state["status"] == "finished";
+            messages.push(state);
+            if done {
+                break;
+            }
+        }
+    }
+    messages
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("{v} is not a count"))
+}
+
+#[test]
+fn the_dashboard_streams_the_run_and_serves_state_metrics_and_trace() {
+    let served = Served::start(&[
+        "tsqr",
+        "--rows",
+        "400000",
+        "--chunk-rows",
+        "2000",
+        "--memory-limit",
+        "64MiB",
+        "--json",
+        "--dashboard",
+        "127.0.0.1:0",
+        "--dashboard-linger",
+        "120",
+    ]);
+    assert!(served.url.starts_with("http://127.0.0.1:") && served.token.is_none(), "{}", served.url);
+    let messages = events_until_finished(&served.addr);
+    // The numbers move: several pushes, progress never backwards, some while running.
+    let done: Vec<u64> = messages.iter().map(|m| u(&m["tasks"]["done"])).collect();
+    assert!(messages.len() >= 3, "{done:?}");
+    assert!(done.windows(2).all(|w| w[0] <= w[1]), "{done:?}");
+    assert!(messages.iter().any(|m| m["status"] == "running" && u(&m["tasks"]["done"]) < u(&m["tasks"]["total"])));
+    // Each message brings the tasks after the last one's: together, every task once.
+    let mut next = 0;
+    for m in &messages {
+        assert_eq!(u(&m["stream"]["from"]), next, "task stream deltas");
+        next += m["stream"]["tasks"].as_array().expect("tasks").len() as u64;
+    }
+    let last = messages.last().expect("a message");
+    assert_eq!(next, u(&last["tasks"]["done"]));
+
+    let state = served.finished_state();
+    let total = u(&state["tasks"]["total"]);
+    assert!(total > 50, "{state}");
+    assert_eq!(u(&state["tasks"]["done"]), total);
+    let by_stage: u64 = state["stages"].as_array().expect("stages").iter().map(|s| u(&s["done"])).sum();
+    assert_eq!(by_stage, total);
+    let names: Vec<&str> = state["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["panel QR", "R reduction", "SVD of R"]);
+    assert_eq!(state["stages"][1]["after"], serde_json::json!([0]));
+    let worker = &state["workers"][0];
+    assert_eq!(u(&worker["limit"]), 64 << 20);
+    assert!(u(&worker["process"]) > 0, "{worker}");
+    assert_eq!(worker["thresholds"]["pause"], 0.8);
+    // Samples: seconds, process, managed, ...; the pool held chunks during the run.
+    let timeline = state["timeline"].as_array().expect("timeline");
+    assert!(timeline.iter().any(|p| u(&p[2]) > 0 && u(&p[1]) >= u(&p[2])), "{timeline:?}");
+
+    let (code, metrics) = served.get("/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains(&format!("\noutcore_tasks_done {total}\n")), "{metrics}");
+    assert!(metrics.contains("outcore_memory_limit_bytes 67108864"), "{metrics}");
+    assert!(metrics.contains("outcore_stage_tasks_done{stage=\"panel QR\"}"), "{metrics}");
+    let (code, trace) = served.get("/trace.json");
+    assert_eq!(code, 200);
+    let trace: Value = serde_json::from_str(&trace).expect("trace parses");
+    let slices = trace["traceEvents"].as_array().unwrap().iter().filter(|e| e["ph"] == "X").count();
+    assert_eq!(slices as u64, total);
+    let (code, page) = served.get("/");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("api/events") && !page.contains("\"/api") && !page.contains("src=\"http"),
+        "relative URLs only"
+    );
+    assert_eq!(served.get("/nothing-here").0, 404);
+    assert_eq!(request(&served.addr, "POST", "/api/state.json").0, 405);
+
+    let stdout = served.interrupt();
+    let summary: Value = serde_json::from_str(&stdout).expect("the summary");
+    assert_eq!(u(&summary["tasks"]), total);
+}
+
+fn fails_with(args: &[String], words: &[&str]) {
+    let out = Command::new(BIN).args(args).output().expect("run large-svd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {stderr}");
+    for w in words {
+        assert!(stderr.contains(w), "{args:?}: {stderr:?} lacks {w:?}");
+    }
+}
+
+#[test]
+fn bad_dashboard_options_are_refused_before_any_work() {
+    let run = ["tsqr", "--rows", "1000", "--cols", "5"];
+    let with = |extra: &[&str]| -> Vec<String> { run.iter().chain(extra).map(|s| s.to_string()).collect() };
+    fails_with(&with(&["--dashboard", "0.0.0.0:0"]), &["--dashboard-allow-remote", "127.0.0.1"]);
+    fails_with(&with(&["--dashboard", "not-an-address"]), &["--dashboard", "HOST:PORT"]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("addr").to_string();
+    fails_with(&with(&["--dashboard", &addr]), &["in use", "--dashboard 127.0.0.1:0"]);
+    fails_with(&with(&["--report", "run.txt"]), &["--report", ".html"]);
+    fails_with(&with(&["--report", "/no/such/dir/run.html"]), &["--report", "does not exist"]);
+    fails_with(&with(&["--dashboard", "127.0.0.1:0", "--dashboard-linger=-1"]), &["--dashboard-linger"]);
+    // The allow and linger flags mean nothing without a dashboard: clap refuses them (exit 2).
+    let out = Command::new(BIN).args(with(&["--dashboard-allow-remote"])).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_dashboard_other_machines_reach_needs_its_token() {
+    let served = Served::start(&[
+        "tsqr",
+        "--rows",
+        "2000",
+        "--cols",
+        "5",
+        "--dashboard",
+        "0.0.0.0:0",
+        "--dashboard-allow-remote",
+        "--dashboard-linger",
+        "120",
+    ]);
+    let token = served.token.clone().expect("a token in the URL");
+    assert_eq!(token.len(), 32, "{}", served.url);
+    assert_eq!(request(&served.addr, "GET", "/api/state.json").0, 403);
+    assert_eq!(request(&served.addr, "GET", "/api/state.json?token=wrong").0, 403);
+    assert_eq!(served.get("/api/state.json").0, 200);
+    assert_eq!(served.get("/").0, 200);
+}
+
+/// The state inlined in a report.
+fn report_state(path: &Path) -> Value {
+    let html = std::fs::read_to_string(path).expect("the report");
+    let start = html.find("const REPORT = ").expect("inlined state") + "const REPORT = ".len();
+    let end = start + html[start..].find(";\nconst query").expect("end of the state");
+    serde_json::from_str(&html[start..end]).expect("the inlined state parses")
+}
+
+#[test]
+fn the_report_is_one_offline_file_even_for_a_failed_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("run.html");
+    let out = Command::new(BIN)
+        .args(["tsqr", "--rows", "30000", "--chunk-rows", "1000", "--json", "--report"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let html = std::fs::read_to_string(&path).expect("report");
+    // Nothing to fetch: no scripts, styles or images from elsewhere, no server to ask.
+    for outside in ["src=", "<link rel=\"stylesheet\"", "https://", "@import"] {
+        assert!(!html.contains(outside), "the report refers to {outside}");
+    }
+    let state = report_state(&path);
+    assert_eq!(state["status"], "finished");
+    assert_eq!(state["tasks"]["done"], summary["tasks"]);
+    assert_eq!(state["stream"]["tasks"].as_array().unwrap().len() as u64, u(&summary["tasks"]));
+
+    // A command that fails still leaves its report, marked failed.
+    let failed = dir.path().join("failed.html");
+    let input = dir.path().join("a.zarr");
+    let made = Command::new(BIN)
+        .args(["generate", "--rows", "20000", "--cols", "10", "--chunk-rows", "1000", "--output"])
+        .arg(&input)
+        .output()
+        .expect("generate");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let out = Command::new(BIN)
+        .args(["tsqr", "--input"])
+        .arg(&input)
+        .arg("--report")
+        .arg(&failed)
+        .env("OUTCORE_INJECT_FAULTS", "input:read=5,persistent")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let state = report_state(&failed);
+    assert_eq!(state["status"], "failed");
+}
+
+// ---- In a real browser ----
+
+/// Debian's Chromium, or a loud skip (a failure under `OUTCORE_REQUIRE_BROWSER=1`).
+fn chromium() -> Option<PathBuf> {
+    let found = ["/usr/bin/chromium", "/usr/lib/chromium/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("OUTCORE_REQUIRE_BROWSER").is_none(),
+            "OUTCORE_REQUIRE_BROWSER is set but Chromium is not installed (apt install chromium)"
+        );
+        eprintln!("SKIPPED: no Chromium (apt install chromium); the dashboard was not checked in a browser");
+    }
+    found
+}
+
+/// The DOM of `url` after its script ran, in headless Chromium.
+fn dump_dom(chromium: &Path, url: &str) -> String {
+    let profile = tempfile::tempdir().expect("profile dir");
+    let out = Command::new(chromium)
+        .args(CHROMIUM_FLAGS)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--virtual-time-budget=3000", "--dump-dom", url])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run chromium");
+    assert!(out.status.success(), "chromium failed on {url}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,900",
+];
+
+/// The `data-value` of the element with `id` in a dumped DOM.
+fn shown(dom: &str, id: &str) -> String {
+    let at = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in the page"));
+    let tag = &dom[dom[..at].rfind('<').expect("a tag")..];
+    let tag = &tag[..tag.find('>').expect("a tag")];
+    let value = tag.split("data-value=\"").nth(1).unwrap_or_else(|| panic!("#{id} shows no value: {tag}"));
+    value[..value.find('"').expect("a quote")].to_string()
+}
+
+#[test]
+fn chromium_renders_the_served_page_and_the_offline_report_with_the_runs_numbers() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("run.html");
+    let report_arg = report.to_str().expect("utf-8 path");
+    let served = Served::start(&[
+        "tsqr",
+        "--rows",
+        "100000",
+        "--chunk-rows",
+        "2000",
+        "--dashboard",
+        "127.0.0.1:0",
+        "--dashboard-linger",
+        "120",
+        "--report",
+        report_arg,
+    ]);
+    let state = served.finished_state();
+    let done = u(&state["tasks"]["done"]).to_string();
+    let dom = dump_dom(&chromium, &format!("{}?snapshot=1", served.url));
+    assert_eq!(shown(&dom, "tasks-done"), done);
+    assert_eq!(shown(&dom, "status"), "finished");
+    assert!(dom.contains("data-field=\"process\""), "the workers table");
+    assert!(dom.contains("id=\"stage-2\""), "three stages' progress");
+    drop(served);
+    // The report, from a file, with no server.
+    let dom = dump_dom(&chromium, &format!("file://{}", report.display()));
+    assert_eq!(shown(&dom, "tasks-done"), done);
+    assert_eq!(shown(&dom, "status"), "finished");
+}
+
+#[test]
+fn chromium_watches_the_live_page_move_without_console_errors() {
+    let Some(chromium) = chromium() else { return };
+    let Some(modules) = std::env::var_os("OUTCORE_PLAYWRIGHT") else {
+        assert!(
+            std::env::var_os("OUTCORE_REQUIRE_BROWSER").is_none(),
+            "OUTCORE_REQUIRE_BROWSER is set but OUTCORE_PLAYWRIGHT (node_modules holding playwright-core) is not"
+        );
+        eprintln!("SKIPPED: OUTCORE_PLAYWRIGHT is not set; the live page was not driven in a browser");
+        return;
+    };
+    let served = Served::start(&[
+        "tsqr",
+        "--rows",
+        "2000000",
+        "--chunk-rows",
+        "2000",
+        "--memory-limit",
+        "64MiB",
+        "--dashboard",
+        "127.0.0.1:0",
+        "--dashboard-linger",
+        "120",
+    ]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/live.cjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(&served.url)
+        .arg(&chromium)
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("run node (apt install nodejs)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    // While running, the page's count moved at least twice.
+    let counts: Vec<u64> = seen["running_counts"].as_array().expect("counts").iter().map(u).collect();
+    assert!(counts.windows(2).filter(|w| w[1] > w[0]).count() >= 2, "{seen}");
+    assert_eq!(seen["console_errors"], serde_json::json!([]), "{seen}");
+    // Once finished, the page shows what /api/state.json says.
+    let state = served.finished_state();
+    assert_eq!(seen["final"]["status"], "finished", "{seen}");
+    assert_eq!(u(&seen["final"]["done"]), u(&state["tasks"]["done"]));
+    assert_eq!(u(&seen["final"]["process"]), u(&state["workers"][0]["process"]));
+    assert!(u(&seen["final"]["rects"]) > 0 && u(&seen["final"]["samples"]) > 0, "{seen}");
+}
+
+// ---- The ranks of an MPI job ----
+
+#[cfg(feature = "mpi")]
+mod mpirun;
+
+/// Each rank is a worker: rank 0's dashboard asks the others for their boards while they run,
+/// and its report holds every rank's final state.
+#[cfg(feature = "mpi")]
+#[test]
+fn each_rank_of_an_mpi_job_is_a_worker_on_rank_0s_dashboard_and_report() {
+    let Some(mpirun) = mpirun::mpirun() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("ranks.html");
+    let mut command = mpirun::launcher(&mpirun);
+    command.args(["-np", "3", BIN, "tsqr", "--rows", "1500000", "--chunk-rows", "2000", "--json"]);
+    command.args(["--dashboard", "127.0.0.1:0", "--dashboard-linger", "120", "--report"]).arg(&report);
+    let served = Served::spawn(command);
+    // While the job runs, rank 0's state carries the others', asked of them live.
+    let mut live = false;
+    let state = loop {
+        let state = served.state();
+        let others = state["ranks"].as_array().cloned().unwrap_or_default();
+        for r in &others {
+            assert!(r.get("unreachable").is_none(), "{r}");
+        }
+        live |= state["status"] == "running" && others.len() == 2 && others.iter().any(|r| u(&r["tasks"]["done"]) > 0);
+        if state["status"] == "finished" && others.iter().all(|r| r["status"] == "finished") {
+            break state;
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    assert!(live, "no state showed the other ranks at work");
+    let stdout = served.interrupt();
+    let summary: Value = serde_json::from_str(&stdout).expect("the summary");
+    for state in [state, report_state(&report)] {
+        let others = state["ranks"].as_array().expect("the other ranks");
+        let ranks: Vec<u64> = others.iter().map(|r| u(&r["rank"])).collect();
+        assert_eq!(ranks, [1, 2]);
+        let all: Vec<&Value> = std::iter::once(&state).chain(others).collect();
+        let done: u64 = all.iter().map(|r| u(&r["tasks"]["done"])).sum();
+        assert_eq!(done, u(&summary["tasks"]), "tasks summed over ranks");
+        for r in &all {
+            assert!(r["workers"][0]["name"].as_str().expect("name").starts_with(&format!("rank {}", r["rank"])));
+            assert_eq!(r["stream"]["tasks"].as_array().expect("stream").len() as u64, u(&r["tasks"]["done"]));
+            assert!(u(&r["workers"][0]["process"]) > 0);
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Open MPI's `mpirun` for the tests that start ranks (`mpi.rs`, `dashboard.rs`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `mpirun` on PATH, or a loud skip (a failure under `OUTCORE_REQUIRE_MPI`).
+pub fn mpirun() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("mpirun"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("OUTCORE_REQUIRE_MPI").is_none(),
+            "OUTCORE_REQUIRE_MPI is set but no mpirun is on PATH: install openmpi-bin"
+        );
+        eprintln!("SKIPPED MPI test: no mpirun on PATH (install openmpi-bin to run it)");
+    }
+    found
+}
+
+/// `mpirun` with the options these tests need: root allowed (CI runs as root), more ranks
+/// than cores, and no binding (a bound rank sees one core).
+pub fn launcher(mpirun: &Path) -> Command {
+    let mut cmd = Command::new(mpirun);
+    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .args(["--bind-to", "none"]);
+    cmd
+}
