@@ -140,12 +140,12 @@ impl RunControl {
         self.events.as_ref().and(self.memory_interval)
     }
 
-    /// Sends `event` to the sink, if any.
     /// Whether a sink receives this run's events (so that costly ones are built only then).
     pub(crate) fn observed(&self) -> bool {
         self.events.is_some()
     }
 
+    /// Sends `event` to the sink, if any.
     pub(crate) fn emit(&self, event: &crate::events::Event) {
         if let Some(sink) = &self.events {
             sink.event(event);

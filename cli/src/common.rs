@@ -72,7 +72,7 @@ impl Session {
         let scheduler = scheduler(run)?;
         // Under MPI, rank 0 serves and reports; the other ranks serve their boards to it.
         let watched = run.dashboard.is_some() || run.report.is_some();
-        let overhead = process_overhead() + if watched { crate::dashboard::BOARD_BYTES } else { 0 };
+        let overhead = process_overhead() + if watched { crate::dashboard::held_bytes() } else { 0 };
         let spill_faults = InjectedFaults::from_env()?.spill.unwrap_or_default();
         let thresholds: outcore::Thresholds = match &run.thresholds {
             Some(spec) => spec
@@ -155,6 +155,15 @@ impl Session {
         }
     }
 
+    /// In an MPI job with a dashboard, on every rank once the runs are over and before rank 0
+    /// does anything alone: brings every rank's final board to rank 0.
+    pub fn gather_boards(&self) -> Result<()> {
+        match self.dashboard.as_ref().filter(|_| crate::ranks::in_job()) {
+            Some(dashboard) => dashboard.gather_ranks(),
+            None => Ok(()),
+        }
+    }
+
     /// A session whose `auto` limit is what the plan `make` builds needs
     /// (`needed(plan, workers)`), and that plan built again on the session's engine.
     pub fn planned<P>(
@@ -182,8 +191,8 @@ impl Session {
     /// failure here never costs it.
     pub fn write_side_files(&self, run: &RunArgs, title: &str) -> Result<()> {
         self.finished.store(true, std::sync::atomic::Ordering::Release);
-        if let Some(dashboard) = self.dashboard.as_ref().filter(|_| crate::ranks::in_job()) {
-            dashboard.gather_ranks()?;
+        if let Some(dashboard) = &self.dashboard {
+            dashboard.close();
         }
         if let Some((dashboard, path)) = self.dashboard.as_ref().and_then(|d| Some((d, d.report.as_ref()?))) {
             dashboard.write_report(path)?;
@@ -537,9 +546,18 @@ pub struct MemorySummary {
     /// The categories at the end.
     #[serde(rename = "final")]
     pub last: MemoryReport,
+    /// With `--dashboard` or `--report`: the most the dashboard may hold, which the plans
+    /// counted in the process's overhead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dashboard_bytes: Option<u64>,
 }
 
 impl MemorySummary {
+    /// Adds what `session`'s dashboard may hold.
+    pub fn with_dashboard(self, session: &Session) -> Self {
+        Self { dashboard_bytes: session.dashboard.as_ref().map(|_| crate::dashboard::held_bytes()), ..self }
+    }
+
     pub fn new(report: MemoryReport, peaks: MemoryPeaks) -> Self {
         Self {
             limit: report.limit,
@@ -550,6 +568,7 @@ impl MemorySummary {
             reload_count: report.reload_count,
             peaks,
             last: report,
+            dashboard_bytes: None,
         }
     }
 }
@@ -667,7 +686,7 @@ impl SvdSummary {
             tasks: svd.stats.tasks,
             wall_seconds: session.started.elapsed().as_secs_f64(),
             peak_rss_bytes: peak_rss(),
-            memory: MemorySummary::new(engine.memory_report(), peaks),
+            memory: MemorySummary::new(engine.memory_report(), peaks).with_dashboard(session),
             waits_for_memory: svd.stats.waits_for_memory,
             output: None,
             ranks: None,

@@ -54,7 +54,7 @@ pub fn run(args: &GenerateArgs, run: &RunArgs, cancel: CancelToken) -> Result<()
                 "tasks": stats.tasks,
                 "wall_seconds": wall,
                 "peak_rss_bytes": peak_rss(),
-                "memory": MemorySummary::new(report, peaks),
+                "memory": MemorySummary::new(report, peaks).with_dashboard(&session),
             })
         );
     } else {

@@ -99,6 +99,7 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     let mut rows = measure(&engines, args, args.n, &session.control)?;
     // Scheduling overhead: the same graph with empty tasks (n = 0), per task.
     let overhead = measure(&engines[..1], args, 0, &session.control)?[0].median / (args.tasks + 1) as f64;
+    session.gather_boards()?;
     if !ranks::is_root() {
         return session.write_side_files(run, "means memory");
     }
@@ -139,7 +140,7 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
                 "notes": notes,
                 "overhead_seconds_per_task": overhead,
                 "peak_rss_bytes": peak_rss(),
-                "memory": MemorySummary::new(session.engine.memory_report(), peaks),
+                "memory": MemorySummary::new(session.engine.memory_report(), peaks).with_dashboard(&session),
             })
         );
     } else {

@@ -94,6 +94,7 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
         passes_over_input: result.passes,
     };
     let mut summary = SvdSummary::new("rsvd", &a, &result.svd, &session, details);
+    session.gather_boards()?;
     if !summary.gather_ranks()? {
         return session.write_side_files(run, "randomized SVD memory");
     }

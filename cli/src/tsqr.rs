@@ -78,6 +78,7 @@ pub fn run(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     session.finish_progress();
     let details = Details::Tsqr { values_only: !options.vectors, panels: plan.panels().len(), fan_in: plan.fan_in() };
     let mut summary = SvdSummary::new("tsqr", &a, &svd, &session, details);
+    session.gather_boards()?;
     if !summary.gather_ranks()? {
         return session.write_side_files(run, "TSQR SVD memory");
     }

@@ -149,7 +149,7 @@ fn the_dashboard_streams_the_run_and_serves_state_metrics_and_trace() {
     let served = Served::start(&[
         "tsqr",
         "--rows",
-        "400000",
+        "1500000",
         "--chunk-rows",
         "2000",
         "--memory-limit",
@@ -211,10 +211,35 @@ fn the_dashboard_streams_the_run_and_serves_state_metrics_and_trace() {
     );
     assert_eq!(served.get("/nothing-here").0, 404);
     assert_eq!(request(&served.addr, "POST", "/api/state.json").0, 405);
+    // What rank 0 asks of another rank: the newest tasks after a cursor, without samples.
+    let (code, part) = request(&served.addr, "GET", "/api/state.json?from=3&tasks=5&timeline=0");
+    assert_eq!(code, 200);
+    let part: Value = serde_json::from_str(&part).expect("a state");
+    assert_eq!(part["stream"]["tasks"].as_array().unwrap().len(), 5);
+    assert_eq!(u(&part["stream"]["from"]), total - 5);
+    assert_eq!(part["timeline"], serde_json::json!([]));
+    // Connections are capped; a closed page gives its place back.
+    let held: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut s = TcpStream::connect(&served.addr).expect("connect");
+            write!(s, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+            let mut first = [0u8; 12];
+            s.read_exact(&mut first).expect("served");
+            s
+        })
+        .collect();
+    assert_eq!(request(&served.addr, "GET", "/api/state.json").0, 503);
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while request(&served.addr, "GET", "/api/state.json").0 != 200 {
+        assert!(Instant::now() < deadline, "closed connections kept their places");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let stdout = served.interrupt();
     let summary: Value = serde_json::from_str(&stdout).expect("the summary");
     assert_eq!(u(&summary["tasks"]), total);
+    assert!(u(&summary["memory"]["dashboard_bytes"]) >= 1 << 20, "the dashboard's memory, counted");
 }
 
 fn fails_with(args: &[String], words: &[&str]) {
@@ -230,7 +255,7 @@ fn fails_with(args: &[String], words: &[&str]) {
 fn bad_dashboard_options_are_refused_before_any_work() {
     let run = ["tsqr", "--rows", "1000", "--cols", "5"];
     let with = |extra: &[&str]| -> Vec<String> { run.iter().chain(extra).map(|s| s.to_string()).collect() };
-    fails_with(&with(&["--dashboard", "0.0.0.0:0"]), &["--dashboard-allow-remote", "127.0.0.1"]);
+    fails_with(&with(&["--dashboard", "0.0.0.0:8787"]), &["--dashboard-allow-remote", "127.0.0.1"]);
     fails_with(&with(&["--dashboard", "not-an-address"]), &["--dashboard", "HOST:PORT"]);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let addr = taken.local_addr().expect("addr").to_string();
@@ -468,7 +493,9 @@ fn each_rank_of_an_mpi_job_is_a_worker_on_rank_0s_dashboard_and_report() {
     let served = Served::spawn(command);
     // While the job runs, rank 0's state carries the others', asked of them live.
     let mut live = false;
+    let deadline = Instant::now() + Duration::from_secs(300);
     let state = loop {
+        assert!(Instant::now() < deadline, "the job did not finish");
         let state = served.state();
         let others = state["ranks"].as_array().cloned().unwrap_or_default();
         for r in &others {

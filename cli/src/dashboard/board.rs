@@ -15,17 +15,21 @@ use {outcore::graph::Stage, std::sync::Arc};
 
 /// Task rectangles kept for the task stream and the trace (the oldest go first; Dask's stream
 /// keeps 1,000).
-pub const TASK_CAP: usize = 10_000;
+pub const TASK_CAP: usize = 4_096;
 /// Memory samples kept: past this the timeline keeps every second sample, then every fourth...
-pub const SAMPLE_CAP: usize = 4_096;
+pub const SAMPLE_CAP: usize = 2_048;
 /// The most the dashboard holds, counted in the plans' process overhead: the board's buffers
-/// at their caps and one serialized state per connection the server takes (a test checks it).
+/// at their caps, and per connection the server takes one state (or trace) with the copy it
+/// is made from, and the other ranks' final states (a test fills a board to check it).
 pub const BOARD_BYTES: u64 = 6 << 20;
+/// What rank 0 holds more for each rank of a job: that rank's few fixed rows (threads,
+/// stages, its worker) once kept and once per connection.
+pub const RANK_BYTES: u64 = 128 << 10;
 
 /// A finished task: thread, stage (index into the board's stages), start and end in seconds
 /// since the command started (sent to 0.1 ms).
 #[derive(Clone, Copy, Debug)]
-struct TaskRect(u16, u16, f32, f32);
+struct TaskRect(u16, u16, f64, f64);
 
 impl Serialize for TaskRect {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -34,14 +38,14 @@ impl Serialize for TaskRect {
 }
 
 /// `seconds` rounded to 0.1 ms, so that it prints short.
-fn tenths_of_ms(seconds: f32) -> f64 {
-    (f64::from(seconds) * 1e4).round() / 1e4
+fn tenths_of_ms(seconds: f64) -> f64 {
+    (seconds * 1e4).round() / 1e4
 }
 
 /// A memory sample: seconds, then process, managed, unmanaged old, unmanaged recent, host and
 /// spilled bytes.
 #[derive(Clone, Copy, Debug)]
-struct Point(f32, u64, u64, u64, u64, u64, u64);
+struct Point(f64, u64, u64, u64, u64, u64, u64);
 
 impl Serialize for Point {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -87,6 +91,8 @@ struct Inner {
     runs: u32,
     running: bool,
     failed: bool,
+    /// The command is done (not only a run of it).
+    closed: bool,
     finished_at: Option<f64>,
     stages: Vec<StageState>,
     /// The current run's stage positions in `stages`.
@@ -112,6 +118,8 @@ struct Inner {
 pub struct Board {
     started: Instant,
     title: String,
+    /// Process id and start time: names this command's state among others on the same port.
+    run: String,
     /// This process's rank in an MPI job (0 otherwise), and its name as a worker.
     rank: usize,
     name: String,
@@ -124,8 +132,43 @@ pub struct Board {
 /// Where a client's last update ended: the next task's sequence number, the last sample's time.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Cursor {
+    /// Sequence number of the first task not yet sent.
     pub next_task: u64,
-    pub last_sample: f32,
+    /// Time (seconds) of the last sample sent; later ones are new.
+    pub last_sample: f64,
+}
+
+/// How much of the board a state carries: at most `tasks` of the newest tasks, and the memory
+/// timeline or not. The other ranks of a job send their share, so that rank 0's combined state
+/// stays as large as one board's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Share {
+    /// Most tasks sent.
+    pub tasks: usize,
+    /// Whether the memory samples are sent.
+    pub timeline: bool,
+}
+
+impl Share {
+    /// Each rank's part of one board's worth in a job of `ranks`: rank 0 alone sends samples
+    /// (the page draws rank 0's timeline).
+    pub fn of_rank(rank: usize, ranks: usize) -> Self {
+        Self { tasks: TASK_CAP / ranks.max(1), timeline: rank == 0 }
+    }
+
+    /// The share a state query asks for, `tasks=N&timeline=0` (the whole board where absent).
+    pub fn from_query(query: &str) -> Self {
+        let value = |key: &str| query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='));
+        Self {
+            tasks: value("tasks").and_then(|v| v.parse().ok()).map_or(TASK_CAP, |n: usize| n.min(TASK_CAP)),
+            timeline: value("timeline") != Some("0"),
+        }
+    }
+
+    /// The query asking for this share.
+    pub fn query(&self) -> String {
+        format!("tasks={}&timeline={}", self.tasks, u8::from(self.timeline))
+    }
 }
 
 impl Default for Cursor {
@@ -151,21 +194,23 @@ impl Cursor {
     }
 }
 
-/// The static part of the state.
+/// The state a client is sent, copied out of the board under its lock and serialized after.
 #[derive(Serialize)]
 struct View<'a> {
     title: &'a str,
+    /// Which process and command this is: a page that reconnects to another starts afresh.
+    run: &'a str,
     rank: usize,
     status: &'static str,
     elapsed: f64,
     runs: u32,
     tasks: Counts,
     waits_for_memory: u64,
-    stages: &'a [StageState],
-    threads: &'a [ThreadRow],
+    stages: Vec<StageState>,
+    threads: Vec<ThreadRow>,
     workers: [Worker; 1],
-    stream: Stream<'a>,
-    timeline: &'a [Point],
+    stream: Stream,
+    timeline: Vec<Point>,
     dashboard_bytes: u64,
 }
 
@@ -176,10 +221,10 @@ struct Counts {
 }
 
 #[derive(Serialize)]
-struct Stream<'a> {
+struct Stream {
     /// Sequence number of the first task in `tasks`.
     from: u64,
-    tasks: Vec<&'a TaskRect>,
+    tasks: Vec<TaskRect>,
 }
 
 /// A worker's row: the process (outcore's threads share one pool, as a Dask worker's threads
@@ -210,7 +255,9 @@ impl Board {
     /// process that is worker `name`, rank `rank` of its job.
     pub fn new(title: String, rank: usize, name: String, threads: usize, started: Instant) -> Self {
         let inner = Inner { stride: 1, threads: vec![ThreadRow::default(); threads.max(1)], ..Inner::default() };
-        Self { started, title, rank, name, threads, inner: Mutex::new(inner), version: AtomicU64::new(0) }
+        let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let run = format!("{}-{}", std::process::id(), epoch.as_millis());
+        Self { started, title, run, rank, name, threads, inner: Mutex::new(inner), version: AtomicU64::new(0) }
     }
 
     /// Says that something beside the board's own events changed (the other ranks' states).
@@ -231,35 +278,40 @@ impl Board {
         at.saturating_duration_since(self.started).as_secs_f64()
     }
 
-    /// The state as JSON: everything the board holds from `cursor` on (all of it from the
-    /// default cursor), and the cursor after it.
-    pub fn state_json(&self, cursor: Cursor) -> (String, Cursor) {
+    /// The state as JSON: what the board holds after `cursor`, within `share`, and the cursor
+    /// after it. The lock is held only to copy: workers' events never wait for serializing.
+    pub fn state_json(&self, cursor: Cursor, share: Share) -> (String, Cursor) {
         let io = ProcessIo::read();
         let inner = self.lock();
-        let skip = cursor.next_task.saturating_sub(inner.first_seq) as usize;
-        let tasks: Vec<&TaskRect> = inner.tasks.iter().skip(skip).collect();
+        let newest = inner.tasks.len().saturating_sub(share.tasks);
+        let skip = (cursor.next_task.saturating_sub(inner.first_seq) as usize).max(newest);
+        let tasks: Vec<TaskRect> = inner.tasks.iter().skip(skip).copied().collect();
         let from = inner.first_seq + skip.min(inner.tasks.len()) as u64;
-        let new_samples = inner.samples.partition_point(|p| p.0 <= cursor.last_sample);
-        let timeline = &inner.samples[new_samples..];
+        let timeline = match share.timeline {
+            true => inner.samples[inner.samples.partition_point(|p| p.0 <= cursor.last_sample)..].to_vec(),
+            false => Vec::new(),
+        };
         let next = Cursor {
             next_task: inner.first_seq + inner.tasks.len() as u64,
-            last_sample: inner.samples.last().map_or(cursor.last_sample, |p| p.0),
+            last_sample: inner.samples.last().filter(|_| share.timeline).map_or(cursor.last_sample, |p| p.0),
         };
         let view = View {
             title: &self.title,
+            run: &self.run,
             rank: self.rank,
             status: inner.status(),
             elapsed: inner.finished_at.unwrap_or_else(|| self.started.elapsed().as_secs_f64()),
             runs: inner.runs,
             tasks: Counts { done: inner.done, total: inner.total },
             waits_for_memory: inner.waits,
-            stages: &inner.stages,
-            threads: &inner.threads,
+            stages: inner.stages.clone(),
+            threads: inner.threads.clone(),
             workers: [inner.worker(&self.name, self.threads, io)],
             stream: Stream { from, tasks },
             timeline,
             dashboard_bytes: inner.bytes(),
         };
+        drop(inner);
         (serde_json::to_string(&view).unwrap_or_else(|_| "{}".into()), next)
     }
 
@@ -318,20 +370,43 @@ impl Board {
     /// thread, one slice per task, named by stage.
     pub fn trace_json(&self) -> String {
         let inner = self.lock();
-        let mut events: Vec<serde_json::Value> = (0..inner.threads.len())
-            .map(|t| {
-                serde_json::json!({"name": "thread_name", "ph": "M", "pid": 1, "tid": t,
-                    "args": {"name": format!("worker thread {t}")}})
-            })
-            .collect();
-        events.extend(inner.tasks.iter().map(|&TaskRect(thread, stage, start, end)| {
-            let name = inner.stages.get(usize::from(stage)).map_or("task", |s| s.name);
-            serde_json::json!({"name": name, "cat": name, "ph": "X", "pid": 1, "tid": thread,
-                "ts": (f64::from(start) * 1e6).round(), "dur": (f64::from(end - start) * 1e6).round()})
-        }));
-        let trace = serde_json::json!({"traceEvents": events, "displayTimeUnit": "ms",
-            "otherData": {"title": self.title, "dropped_tasks": inner.first_seq}});
-        trace.to_string()
+        let (tasks, threads, dropped) = (inner.tasks.clone(), inner.threads.len(), inner.first_seq);
+        let names: Vec<&str> = inner.stages.iter().map(|s| s.name).collect();
+        drop(inner);
+        let mut out = String::with_capacity(64 * (tasks.len() + threads) + 256);
+        out.push_str("{\"traceEvents\":[");
+        for t in 0..threads {
+            let _ = write!(
+                out,
+                "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{t},\"args\":{{\"name\":\"worker thread {t}\"}}}},"
+            );
+        }
+        for TaskRect(thread, stage, start, end) in tasks {
+            let name = names.get(usize::from(stage)).copied().unwrap_or("task");
+            let (ts, dur) = ((start * 1e6).round(), ((end - start) * 1e6).round());
+            let _ = write!(
+                out,
+                "{{\"name\":\"{name}\",\"cat\":\"{name}\",\"ph\":\"X\",\"pid\":1,\"tid\":{thread},\"ts\":{ts},\"dur\":{dur}}},"
+            );
+        }
+        if out.ends_with(',') {
+            out.pop();
+        }
+        let title = serde_json::to_string(&self.title).unwrap_or_else(|_| "\"\"".into());
+        let _ = write!(
+            out,
+            "],\"displayTimeUnit\":\"ms\",\"otherData\":{{\"title\":{title},\"dropped_tasks\":{dropped}}}}}"
+        );
+        out
+    }
+
+    /// Marks the command as done: its runs are over and its results written.
+    pub fn close(&self) {
+        let mut inner = self.lock();
+        inner.closed = true;
+        inner.finished_at = Some(self.started.elapsed().as_secs_f64());
+        drop(inner);
+        self.touch();
     }
 
     /// Marks the command as failed (its runs may have ended without saying so).
@@ -352,7 +427,6 @@ impl EventSink for Board {
             Event::RunStarted { tasks, workers, stages, .. } => {
                 inner.runs += 1;
                 inner.running = true;
-                inner.finished_at = None;
                 inner.total += *tasks as u64;
                 if inner.threads.len() < *workers {
                     inner.threads.resize(*workers, ThreadRow::default());
@@ -415,7 +489,7 @@ impl EventSink for Board {
                     inner.tasks.pop_front();
                     inner.first_seq += 1;
                 }
-                let rect = TaskRect(*worker as u16, stage.unwrap_or(0) as u16, start as f32, end as f32);
+                let rect = TaskRect(*worker as u16, stage.unwrap_or(0) as u16, start, end);
                 inner.tasks.push_back(rect);
             }
             Event::Waiting { worker, at, .. } => {
@@ -430,13 +504,15 @@ impl EventSink for Board {
             Event::Spilled { bytes, .. } => inner.spilled_bytes += bytes,
             Event::Reloaded { bytes, .. } => inner.reloaded_bytes += bytes,
             Event::Memory { report, at } => {
-                let t = self.seconds(*at) as f32;
+                let t = self.seconds(*at);
                 inner.sample(t, report);
             }
             Event::RunFinished { complete, at, .. } => {
                 inner.running = false;
-                inner.failed |= !complete;
-                inner.finished_at = Some(self.seconds(*at));
+                if !complete {
+                    inner.failed = true;
+                    inner.finished_at = Some(self.seconds(*at));
+                }
                 for t in &mut inner.threads {
                     t.state = ThreadState::Idle;
                     t.stage = None;
@@ -453,12 +529,13 @@ impl EventSink for Board {
 }
 
 impl Inner {
+    /// The command's status: `finished` only once it is done, not between its runs.
     fn status(&self) -> &'static str {
-        match (self.running, self.failed, self.runs) {
-            (true, _, _) => "running",
-            (false, true, _) => "failed",
-            (false, false, 0) => "starting",
-            (false, false, _) => "finished",
+        match (self.failed, self.closed, self.running || self.runs > 0) {
+            (true, _, _) => "failed",
+            (false, true, _) => "finished",
+            (false, false, true) => "running",
+            (false, false, false) => "starting",
         }
     }
 
@@ -467,7 +544,7 @@ impl Inner {
         self.run_stages.iter().copied().find(|&s| self.stages[s].name == name)
     }
 
-    fn sample(&mut self, t: f32, r: &MemoryReport) {
+    fn sample(&mut self, t: f64, r: &MemoryReport) {
         self.last = Some(r.clone());
         self.skipped += 1;
         if self.skipped < self.stride {
@@ -542,7 +619,8 @@ mod tests {
     use super::*;
     use crate::dashboard::server::MAX_CONNECTIONS;
 
-    /// A board at its caps, with the longest numbers: what [`BOARD_BYTES`] must cover.
+    /// A board at its caps, with the longest numbers: what [`BOARD_BYTES`] and [`RANK_BYTES`]
+    /// must cover.
     #[test]
     fn a_full_board_and_a_state_per_connection_fit_the_bytes_counted_for_them() {
         let start = Instant::now();
@@ -550,7 +628,9 @@ mod tests {
         let board = Board::new("large-svd tsqr --rows 50000000 --dashboard".into(), 1023, name, 64, start);
         let stages: Arc<[Stage]> =
             (0..8).map(|i| Stage { name: "Q back-propagation", tasks: 1 << 30, after: vec![i] }).collect();
-        board.event(&Event::RunStarted { tasks: 1 << 40, workers: 64, stages, at: start });
+        board.event(&Event::RunStarted { tasks: 1 << 40, workers: 64, stages: stages.clone(), at: start });
+        // A rank's fixed rows: its state without tasks or samples.
+        let (fixed, _) = board.state_json(Cursor::default(), Share::of_rank(1, 1 << 20));
         let late = start + std::time::Duration::from_secs(86_400 * 30);
         for task in 0..TASK_CAP + 10 {
             board.event(&Event::TaskFinished {
@@ -568,15 +648,27 @@ mod tests {
             *field = u64::MAX / 2;
         }
         (report.unmanaged_recent, report.host, report.spilled) = (u64::MAX / 2, u64::MAX / 2, u64::MAX / 2);
-        for _ in 0..SAMPLE_CAP * 3 {
-            board.event(&Event::Memory { report: Box::new(report.clone()), at: late });
+        for i in 0..SAMPLE_CAP {
+            let at = late + std::time::Duration::from_nanos(123_456_789 * i as u64);
+            board.event(&Event::Memory { report: Box::new(report.clone()), at });
         }
-        let (state, _) = board.state_json(Cursor::default());
-        let buffers = board.lock().bytes();
-        let total = buffers + (MAX_CONNECTIONS * state.len()) as u64;
-        eprintln!("a full board: {buffers} B of buffers, a state of {} B, {total} B in all", state.len());
-        assert!(total <= BOARD_BYTES, "{buffers} + {MAX_CONNECTIONS} x {} = {total} > {BOARD_BYTES}", state.len());
         assert_eq!(board.lock().tasks.len(), TASK_CAP);
-        assert!(board.lock().samples.len() <= SAMPLE_CAP);
+        assert_eq!(board.lock().samples.len(), SAMPLE_CAP, "full, not yet thinned");
+        let (state, _) = board.state_json(Cursor::default(), Share::of_rank(0, 1));
+        let trace = board.trace_json();
+        let buffers = board.lock().bytes();
+        // A state is made from copies of the tasks, samples and rows, as large as the buffers.
+        let connection = buffers + state.len().max(trace.len()) as u64;
+        // The other ranks' final states hold one board's tasks between them.
+        let total = buffers + MAX_CONNECTIONS as u64 * connection + state.len() as u64;
+        eprintln!(
+            "a full board: {buffers} B of buffers, a state of {} B, a trace of {} B, {total} B in all; a rank's rows {} B",
+            state.len(),
+            trace.len(),
+            fixed.len()
+        );
+        assert!(total <= BOARD_BYTES, "{total} > {BOARD_BYTES}");
+        assert!((MAX_CONNECTIONS as u64 + 1) * fixed.len() as u64 <= RANK_BYTES, "{fixed}");
+        serde_json::from_str::<serde_json::Value>(&trace).expect("the trace is JSON");
     }
 }

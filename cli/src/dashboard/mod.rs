@@ -23,29 +23,48 @@ use std::time::{Duration, Instant};
 use outcore::storage::StorageError;
 use outcore::{CancelToken, Error, Result};
 
-use board::Cursor;
-pub use board::{BOARD_BYTES, Board};
+pub use board::Board;
+use board::{BOARD_BYTES, RANK_BYTES};
+use board::{Cursor, Share};
 use ranks::Peers;
 use server::{Access, Server};
+
+/// The most a process's dashboard holds (rank 0 holds more for each other rank of a job).
+pub fn held_bytes() -> u64 {
+    let others = if crate::ranks::is_root() { crate::ranks::count() - 1 } else { 0 };
+    BOARD_BYTES + others as u64 * RANK_BYTES
+}
 
 /// The page, with `state` (the whole state as JSON) inlined for a report, or none to ask the
 /// server.
 pub fn page(state: Option<&str>) -> String {
     const PAGE: &str = include_str!("page.html");
-    // `</` cannot end the inlined script early: JSON may write `<\/` for `</`.
-    let data = state.map_or_else(|| "null".to_string(), |s| s.replace("</", "<\\/"));
+    // No `</script>` or `<!--` can end or bend the inlined script: `<` appears in JSON only
+    // within strings, where `\u003c` means the same.
+    let data = state.map_or_else(|| "null".to_string(), |s| s.replace('<', "\\u003c"));
     PAGE.replacen("/*STATE*/null", &data, 1)
 }
 
 /// `board`'s state after `cursor`, with the other ranks' after `peer_cursors` (as `"ranks"`),
-/// and the cursor after it.
-fn combined(board: &Board, peers: &Peers, cursor: Cursor, peer_cursors: &mut Vec<Option<Cursor>>) -> (String, Cursor) {
-    let (mut state, next) = board.state_json(cursor);
-    let others = peers.states(peer_cursors);
-    if !others.is_empty() && state.ends_with('}') {
+/// and the cursor after it. Each rank sends its share of one board's tasks, rank 0 alone its
+/// samples: the whole stays within one board's size, but for each rank's few fixed rows.
+/// A `share` asked for overrides rank 0's (rank 0 asks another rank for its share this way).
+fn combined(
+    board: &Board,
+    peers: &Peers,
+    cursor: Cursor,
+    share: Option<Share>,
+    peer_cursors: &mut Vec<Option<Cursor>>,
+) -> (String, Cursor) {
+    let share = share.unwrap_or_else(|| Share::of_rank(0, peers.ranks()));
+    let (mut state, next) = board.state_json(cursor, share);
+    if peers.ranks() > 1 && state.ends_with('}') {
         state.pop();
         state.push_str(",\"ranks\":[");
-        state.push_str(&others.join(","));
+        peers.append_states(&mut state, peer_cursors);
+        if state.ends_with(',') {
+            state.pop();
+        }
         state.push_str("]}");
     }
     (state, next)
@@ -65,7 +84,10 @@ impl Dashboard {
     /// A board for a command whose runs use up to `threads` workers, served at `--dashboard`
     /// if given.
     pub fn start(run: &crate::cli::RunArgs, threads: usize, started: Instant) -> Result<Self> {
-        let title = std::env::args().map(|a| if a.contains(' ') { format!("{a:?}") } else { a }).collect::<Vec<_>>();
+        let title = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| if a.contains(' ') { format!("{a:?}") } else { a })
+            .collect::<Vec<_>>();
         let (rank, pid) = (crate::ranks::rank(), std::process::id());
         let name = match crate::ranks::in_job() {
             true => format!("rank {rank} ({}, pid {pid})", ranks::hostname()),
@@ -78,8 +100,8 @@ impl Dashboard {
                 let access = Access::User { allow_remote: run.dashboard_allow_remote };
                 Some(Server::start(board.clone(), peers.clone(), addr, access)?)
             }
-            (0, None) => None,
-            _ => Some(Server::start(board.clone(), peers.clone(), "0.0.0.0:0", Access::Peer)?),
+            (0, None) | (_, None) => None,
+            (_, Some(_)) => Some(Server::start(board.clone(), peers.clone(), "0.0.0.0:0", Access::Peer)?),
         };
         if let Some(server) = server.as_ref().filter(|_| rank == 0) {
             eprintln!("dashboard: {}", server.url());
@@ -94,6 +116,7 @@ impl Dashboard {
 
     /// In an MPI job, on every rank: tells rank 0 where each other rank serves its board.
     pub fn meet_ranks(&self) -> Result<()> {
+        // Rank 0 and, without --dashboard, every rank: nothing to reach.
         let mine = match (&self.server, crate::ranks::rank()) {
             (Some(server), r) if r > 0 => match server.endpoint() {
                 (port, Some(token)) => ranks::introduce(port, token),
@@ -107,20 +130,29 @@ impl Dashboard {
         Ok(())
     }
 
-    /// In an MPI job, on every rank, at the end: sends rank 0 each rank's final state.
+    /// Marks the command done: its runs are over.
+    pub fn close(&self) {
+        self.board.close();
+    }
+
+    /// In an MPI job, on every rank, once the runs are over and before rank 0 does anything
+    /// alone: sends rank 0 each rank's final state (its share), then waits until rank 0 has
+    /// them all, so that no rank's board goes away while rank 0 still asks for it.
     pub fn gather_ranks(&self) -> Result<()> {
-        let (mine, _) = self.board.state_json(Cursor::default());
+        self.board.close();
+        let share = Share::of_rank(crate::ranks::rank(), crate::ranks::count());
+        let (mine, _) = self.board.state_json(Cursor::default(), share);
         if let Some(parts) = crate::ranks::gather(mine.into_bytes())? {
             self.peers.finish(parts);
             self.board.touch();
         }
-        Ok(())
+        crate::ranks::agree(Ok(()), |()| Vec::new()).map(drop)
     }
 
     /// Writes the report to `path`: the page with the state so far inlined (every rank's, in
     /// an MPI job), readable offline.
     pub fn write_report(&self, path: &std::path::Path) -> Result<()> {
-        let (state, _) = combined(&self.board, &self.peers, Cursor::default(), &mut Vec::new());
+        let (state, _) = combined(&self.board, &self.peers, Cursor::default(), None, &mut Vec::new());
         std::fs::write(path, page(Some(&state))).map_err(|e| StorageError::io(path, e).into())
     }
 

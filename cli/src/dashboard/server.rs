@@ -10,16 +10,16 @@ use std::time::{Duration, Instant};
 
 use outcore::{Error, Result};
 
-use super::board::{Board, Cursor};
+use super::board::{Board, Cursor, Share};
 use super::ranks::Peers;
 
 /// Connections served at once; more are answered 503 and closed.
 pub const MAX_CONNECTIONS: usize = 8;
 /// How often a live page is sent what changed: at most 10 times a second.
 const PUSH_INTERVAL: Duration = Duration::from_millis(100);
-/// A comment line keeps idle event streams open through proxies.
-const KEEPALIVE: Duration = Duration::from_secs(10);
-/// A client that sends nothing, or reads nothing, this long is dropped.
+/// A comment line keeps idle event streams open through proxies, and finds closed ones.
+const KEEPALIVE: Duration = Duration::from_secs(2);
+/// A client that has not sent its whole request head, or reads nothing, this long is dropped.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who the server is for.
@@ -47,7 +47,10 @@ impl Server {
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(|e| {
-                bad(format!("{addr:?} is not an address to serve on ({e}); give HOST:PORT, e.g. 127.0.0.1:8787"))
+                bad(format!(
+                    "{addr:?} is not an address to serve on ({e}); give HOST:PORT, e.g. 127.0.0.1:8787 \
+                     (--dashboard takes the word after it: write it after the command, or as --dashboard=ADDR)"
+                ))
             })?
             .collect();
         let Some(&first) = addrs.first() else {
@@ -118,44 +121,68 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         match listener.accept() {
             Ok((stream, _)) => {
                 let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+                let _ = stream.set_nodelay(true);
                 let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
                 if shared.open.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
                     shared.open.fetch_sub(1, Ordering::AcqRel);
+                    // What the client sent is read first (briefly), or closing with it unread
+                    // would reset the connection before the client reads the answer.
+                    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+                    let _ = std::io::Read::read(&mut &stream, &mut [0u8; 4096]);
                     let _ = respond(&stream, "503 Service Unavailable", "text/plain", b"too many connections\n");
                     continue;
                 }
-                let mine = shared.clone();
+                let slot = Slot(shared.clone());
                 let spawned = std::thread::Builder::new().name("outcore-dashboard-client".into()).spawn(move || {
-                    let _ = serve(&stream, &mine);
-                    mine.open.fetch_sub(1, Ordering::AcqRel);
+                    let _ = serve(&stream, &slot.0);
                 });
-                if spawned.is_err() {
-                    shared.open.fetch_sub(1, Ordering::AcqRel);
-                }
+                // Not spawned: the closure, and with it the slot, was dropped.
+                drop(spawned);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(25)),
             Err(_) => std::thread::sleep(Duration::from_millis(25)),
         }
     }
 }
 
+/// A connection's place among the [`MAX_CONNECTIONS`]: given back however the connection ends.
+struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A request's reader: every read within one deadline for the whole request head, and at most
+/// 16 KiB of it, so that a slow or endless client holds a connection no longer and no more.
+struct Head<'a> {
+    stream: &'a TcpStream,
+    until: Instant,
+    left: usize,
+}
+
+impl std::io::Read for Head<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let remaining = self.until.saturating_duration_since(Instant::now());
+        if remaining.is_zero() || self.left == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request head too slow or too long"));
+        }
+        self.stream.set_read_timeout(Some(remaining))?;
+        let most = buf.len().min(self.left);
+        let n = std::io::Read::read(&mut self.stream, &mut buf[..most])?;
+        self.left -= n;
+        Ok(n)
+    }
+}
+
 /// Answers one request.
 fn serve(stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
-    // At most 16 KiB of request: a client cannot make the server hold more.
-    let mut reader = BufReader::new(std::io::Read::take(stream, 16 << 10));
+    let mut reader = BufReader::new(Head { stream, until: Instant::now() + IO_TIMEOUT, left: 16 << 10 });
     let mut line = String::new();
     reader.read_line(&mut line)?;
-    // Headers are read and ignored (to the blank line), at most 64 of them.
-    for _ in 0..64 {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-            break;
-        }
-    }
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "GET" && method != "HEAD" {
+    if method != "GET" {
         return respond(stream, "405 Method Not Allowed", "text/plain", b"GET only\n");
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -165,12 +192,20 @@ fn serve(stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
             return respond(stream, "403 Forbidden", "text/plain", b"this dashboard needs the token of its URL\n");
         }
     }
+    // The headers, read to the blank line (at most 64) and ignored. Host is not checked:
+    // jupyter-server-proxy passes on the browser's (the hub's name).
+    for _ in 0..64 {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+            break;
+        }
+    }
     let board = &shared.board;
     match path {
         "/" | "/index.html" => respond(stream, "200 OK", "text/html; charset=utf-8", super::page(None).as_bytes()),
         "/api/state.json" => {
-            let mut peers = Vec::new();
-            let (state, _) = super::combined(board, &shared.peers, Cursor::from_query(query), &mut peers);
+            let share = query.contains("tasks=").then(|| Share::from_query(query));
+            let (state, _) = super::combined(board, &shared.peers, Cursor::from_query(query), share, &mut Vec::new());
             respond(stream, "200 OK", "application/json", state.as_bytes())
         }
         "/api/events" => events(stream, shared),
@@ -195,11 +230,10 @@ fn events(mut stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
         let version = shared.board.version();
         // Other ranks that still run change without telling: they are asked at every push.
         if sent != Some(version) || shared.peers.live() {
-            let (json, next) = super::combined(&shared.board, &shared.peers, cursor, &mut peers);
-            stream.write_all(b"data: ")?;
-            stream.write_all(json.as_bytes())?;
-            stream.write_all(b"\n\n")?;
-            stream.flush()?;
+            let (mut message, next) = super::combined(&shared.board, &shared.peers, cursor, None, &mut peers);
+            message.insert_str(0, "data: ");
+            message.push_str("\n\n");
+            stream.write_all(message.as_bytes())?;
             (cursor, sent, quiet) = (next, Some(version), Instant::now());
         } else if quiet.elapsed() >= KEEPALIVE {
             stream.write_all(b": keep-alive\n\n")?;
