@@ -156,7 +156,7 @@ fn fetch(addr: &str, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect_timeout(&target, PEER_TIMEOUT)?;
     stream.set_read_timeout(Some(PEER_TIMEOUT))?;
     stream.set_write_timeout(Some(PEER_TIMEOUT))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())?;
     let mut text = String::new();
     // A board's state is bounded (see BOARD_BYTES): so is what is read.
     stream.take(super::board::BOARD_BYTES).read_to_string(&mut text)?;

@@ -125,10 +125,15 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
                 let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
                 if shared.open.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
                     shared.open.fetch_sub(1, Ordering::AcqRel);
-                    // What the client sent is read first (briefly), or closing with it unread
-                    // would reset the connection before the client reads the answer.
-                    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-                    let _ = std::io::Read::read(&mut &stream, &mut [0u8; 4096]);
+                    // The request head is read first (briefly), or closing with it unread would
+                    // reset the connection before the client reads the answer.
+                    let head =
+                        Head { stream: &stream, until: Instant::now() + Duration::from_millis(200), left: 16 << 10 };
+                    let mut reader = BufReader::new(head);
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line.trim() != "" {
+                        line.clear();
+                    }
                     let _ = respond(&stream, "503 Service Unavailable", "text/plain", b"too many connections\n");
                     continue;
                 }
