@@ -187,3 +187,25 @@ fn a_corrupted_chunk_fails_the_run_with_its_index_and_file() {
         assert!(text.contains("(4, 0)") && text.contains("c/4/0"), "{text}");
     }
 }
+
+/// NaN and infinities are found wherever they sit: any row or column of a chunk (the lane
+/// remainder of the vectorized scan included), through a transposed view, in a multi-pass
+/// plan (each chunk checked on its first read), and named by their place in the matrix.
+#[test]
+fn non_finite_values_are_found_and_named_wherever_they_are() {
+    let (rows, cols) = (53, 19);
+    let engine = engine(64 << 20, Scheduler::Threads { workers: 2 });
+    // Chunks 11 x 13: a row of a chunk is 8 lanes and a remainder of 5 (or 6 at the edge).
+    for (r, c, bad) in [(0, 0, f64::NAN), (52, 18, f64::INFINITY), (17, 9, f64::NEG_INFINITY), (40, 5, f64::NAN)] {
+        let mut data: Vec<f64> = (0..rows * cols).map(|i| (i as f64 * 0.37).sin()).collect();
+        data[r * cols + c] = bad;
+        let a = matrix(&data, rows, cols, 11, 13);
+        let err = tsqr_svd(&engine, &a, &TsqrOptions::new()).unwrap_err();
+        assert!(matches!(err, Error::NonFinite { row, col, .. } if (row, col) == (r, c)), "{err}");
+        // The transpose: a wide matrix read through a transposed view.
+        let err = tsqr_svd(&engine, &a.t(), &TsqrOptions::new()).unwrap_err();
+        assert!(matches!(err, Error::NonFinite { row, col, .. } if (row, col) == (c, r)), "{err}");
+        let err = outcore::rsvd(&engine, &a, &outcore::RsvdOptions::new(3)).unwrap_err();
+        assert!(matches!(err, Error::NonFinite { row, col, .. } if (row, col) == (r, c)), "{err}");
+    }
+}

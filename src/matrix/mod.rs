@@ -11,6 +11,7 @@ mod generate;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use faer::reborrow::ReborrowMut;
 use faer::{MatMut, MatRef};
@@ -260,6 +261,9 @@ pub(crate) struct MatrixReader {
     blocks: Vec<BlockId>,
     cache: bool,
     check_finite: bool,
+    /// Per chunk of the view (row-major over its grid): its values were found finite in this
+    /// run, so later passes need not look again.
+    checked: Vec<AtomicBool>,
 }
 
 impl MatrixReader {
@@ -274,7 +278,30 @@ impl MatrixReader {
         } else {
             Vec::new()
         };
-        Ok(Self { matrix: matrix.clone(), manager: manager.clone(), blocks, cache, check_finite })
+        let chunks = if check_finite { store_grid.indices().count() } else { 0 };
+        let checked = (0..chunks).map(|_| AtomicBool::new(false)).collect();
+        Ok(Self { matrix: matrix.clone(), manager: manager.clone(), blocks, cache, check_finite, checked })
+    }
+
+    /// The flag saying chunk `index` (of the view) was checked, if checking is on.
+    fn checked(&self, index: ChunkIndex) -> Option<&AtomicBool> {
+        let cols = self.matrix.grid().grid_shape().1;
+        self.checked.get(index.row * cols + index.col)
+    }
+
+    /// Whether chunk `index` must be checked for NaN and infinities as it is read: the first
+    /// time in the run, unless the source cannot hold them.
+    fn must_check(&self, index: ChunkIndex) -> bool {
+        self.check_finite
+            && self.matrix.windows.as_ref().is_none_or(|w| !w.always_finite())
+            && self.checked(index).is_some_and(|c| !c.load(Ordering::Acquire))
+    }
+
+    /// Records that chunk `index` was read whole and found finite.
+    fn passed(&self, index: ChunkIndex) {
+        if let Some(c) = self.checked(index) {
+            c.store(true, Ordering::Release);
+        }
     }
 
     /// Copies rows `rows` and columns `cols` of the matrix into `dst` (column-major is best),
@@ -341,7 +368,7 @@ impl MatrixReader {
         crate::schedule::check_cancelled()?;
         let e = self.matrix.grid().extent(index)?;
         let physical = self.matrix.physical(index);
-        let check = self.check_finite && self.matrix.windows.as_ref().is_none_or(|w| !w.always_finite());
+        let check = self.must_check(index);
         if let Some(windows) = &self.matrix.windows {
             // Memory the caller holds: the chunk is used where it lies, not copied.
             let pe = self.matrix.store.grid().extent(physical)?;
@@ -349,6 +376,7 @@ impl MatrixReader {
                 let view = if self.matrix.transposed { window.transpose() } else { window };
                 if check {
                     check_finite(&self.matrix, index, view, e.row0, e.col0)?;
+                    self.passed(index);
                 }
                 f(0, 0, view)
             });
@@ -374,7 +402,11 @@ impl MatrixReader {
                 f(r0, c0, block)?;
                 r += n;
             }
-            return Ok(rows.finish()?);
+            rows.finish()?;
+            if check {
+                self.passed(index);
+            }
+            return Ok(());
         }
         let pinned;
         let values: &[f64] = if self.cache {
@@ -388,6 +420,7 @@ impl MatrixReader {
         let view = self.matrix.chunk_view(values, e);
         if check {
             check_finite(&self.matrix, index, view, e.row0, e.col0)?;
+            self.passed(index);
         }
         f(0, 0, view)
     }
@@ -399,6 +432,9 @@ impl MatrixReader {
     }
 }
 
+/// Refuses NaN and infinities in `src` (a piece of chunk `index` at `(row0, col0)`), naming the
+/// first. Scanned in memory order, rows or columns as contiguous slices: a column-wise scan of a
+/// row-major chunk took 40% of a randomized SVD's time (a 16 KiB stride at every value).
 fn check_finite(
     matrix: &ChunkedMatrix,
     index: ChunkIndex,
@@ -406,6 +442,15 @@ fn check_finite(
     row0: usize,
     col0: usize,
 ) -> Result<()> {
+    let clean = if src.col_stride() == 1 {
+        (0..src.nrows()).all(|i| src.row(i).try_as_row_major().is_some_and(|r| all_finite(r.as_slice())))
+    } else {
+        (0..src.ncols()).all(|j| src.col(j).try_as_col_major().is_some_and(|c| all_finite(c.as_slice())))
+    };
+    if clean {
+        return Ok(());
+    }
+    // Found (or neither rows nor columns are contiguous): the first, value by value.
     for j in 0..src.ncols() {
         for i in 0..src.nrows() {
             if !src[(i, j)].is_finite() {
@@ -414,6 +459,19 @@ fn check_finite(
         }
     }
     Ok(())
+}
+
+/// Whether every value is finite, in one pass that vectorizes: `x * 0.0` is NaN exactly when
+/// `x` is NaN or infinite, and eight lanes add those up.
+fn all_finite(values: &[f64]) -> bool {
+    let mut lanes = [0.0f64; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += x * 0.0;
+        }
+    }
+    lanes.iter().chain(chunks.remainder()).all(|x| x.is_finite())
 }
 
 impl Drop for MatrixReader {

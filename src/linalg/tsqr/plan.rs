@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use outcore_storage::{ChunkGrid, format_size};
+use outcore_storage::{ChunkGrid, ChunkIndex, format_size};
 
 use super::build;
 use super::kernels::TsqrExecutor;
@@ -441,7 +441,7 @@ impl TsqrPlan {
         })());
         let (sink, graph, keys, reader) = opened?;
         let executor = TsqrExecutor::new(self, reader, sink.as_ref().map(|s| s.store.clone()));
-        let (results, stats) = engine.run_graph(&graph, &executor, control)?;
+        let (results, stats) = engine.run_graph(&graph, &executor, control).map_err(|e| self.in_callers_terms(e))?;
         drop(executor);
         let s = results.values(keys.s)?;
         let (u, v) = match (keys.vectors, sink) {
@@ -461,6 +461,17 @@ impl TsqrPlan {
     /// The means (and scales) from the stats blocks: the root's (columns centred) or the
     /// panels' in order (rows centred). The total variance is `||s||^2 / (m - 1)`: TSQR has
     /// every singular value.
+    /// An error about the matrix factored, in terms of the matrix given: a wide matrix is
+    /// factored through its transpose, so a place in it is transposed back.
+    fn in_callers_terms(&self, e: Error) -> Error {
+        match e {
+            Error::NonFinite { what, index, row, col } if self.transposed => {
+                Error::NonFinite { what, index: ChunkIndex::new(index.col, index.row), row: col, col: row }
+            }
+            e => e,
+        }
+    }
+
     fn centred(&self, results: &crate::schedule::Results, stats: &[Key], s: &[f64]) -> Result<Option<Centred>> {
         if self.centring == Centring::None {
             return Ok(None);

@@ -90,7 +90,8 @@ impl ChunkStore for TranscodedStore {
         if self.copied.get(slot).is_some_and(|c| c.load(Ordering::Acquire)) {
             let len = self.inner.grid().extent(index)?.len();
             let path = self.file(index);
-            out.clear();
+            // Reused buffers are not zeroed again: the read overwrites every value.
+            out.truncate(len);
             out.resize(len, 0.0);
             let mut file = File::open(&path).map_err(|e| StorageError::io(&path, e))?;
             return file.read_exact(bytemuck::cast_slice_mut(out)).map_err(|e| StorageError::io(&path, e));
