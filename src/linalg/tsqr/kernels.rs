@@ -10,8 +10,8 @@ use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
 use super::build::TsqrOp;
 use super::plan::{Centring, TsqrPlan};
 use crate::linalg::dense::{
-    apply_q, apply_q_into, centre_columns, centre_rows, column_scales, flip_signs, output, qr_in_place, r_factor,
-    solve_r_if_conditioned, thin_svd, view,
+    CholeskyQr, apply_q, apply_q_into, centre_columns, centre_rows, cholesky_qr2_r, column_scales, flip_signs, output,
+    qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, view,
 };
 use crate::matrix::MatrixReader;
 use crate::schedule::{Executor, Output, WorkerScratch};
@@ -67,8 +67,28 @@ impl<'a> TsqrExecutor<'a> {
     fn panel_r(&self, panel: usize, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Vec<Output>> {
         let (h, n) = (self.plan.panels[panel].len(), self.plan.n);
         let [panel_buf, chunk] = scratch.buffers([h * n, self.reader.buffer_len()], budget)?;
-        let (coeffs, stats) = self.factor_panel(panel, panel_buf, chunk, budget)?;
-        let mut r = r_factor(MatRef::from_column_major_slice(panel_buf, h, n), coeffs.ncols());
+        // Without U no panel's Q is needed again, so its R may come from CholeskyQR2 (a
+        // Householder R may differ from it in signs, which the Q back-propagation relies on).
+        let cholesky = if self.plan.vectors {
+            None
+        } else {
+            let (a, stats) = self.read_panel(panel, panel_buf, chunk, budget)?;
+            match cholesky_qr2_r(a) {
+                CholeskyQr::R(r) => Some((output(r.as_ref()), stats)),
+                CholeskyQr::Declined => {
+                    let coeffs = qr_in_place(MatMut::from_column_major_slice_mut(panel_buf, h, n));
+                    Some((r_factor(MatRef::from_column_major_slice(panel_buf, h, n), coeffs.ncols()), stats))
+                }
+                CholeskyQr::Failed => None,
+            }
+        };
+        let (mut r, stats) = match cholesky {
+            Some(done) => done,
+            None => {
+                let (coeffs, stats) = self.factor_panel(panel, panel_buf, chunk, budget)?;
+                (r_factor(MatRef::from_column_major_slice(panel_buf, h, n), coeffs.ncols()), stats)
+            }
+        };
         match (self.plan.centring, stats) {
             (Centring::None, None) => Ok(vec![r]),
             (Centring::Columns, Some(mean)) => {
