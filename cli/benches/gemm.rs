@@ -75,7 +75,8 @@ fn main() {
         time(reps, || matmul(gram.as_mut(), Accum::Replace, panel.transpose(), &panel, 1.0, Par::Seq)),
     );
     let qr_flops = |m: usize| 2.0 * m as f64 * (cols * cols) as f64 - 2.0 * (cols as f64).powi(3) / 3.0;
-    let bs = recommended_block_size::<f64>(panel_rows, cols);
+    // The block size outcore's kernel uses: faer's recommendation, capped at 24 for narrow panels.
+    let bs = recommended_block_size::<f64>(panel_rows, cols).min(24);
     let mut mem = MemBuffer::new(qr_in_place_scratch::<f64>(panel_rows, cols, bs, Par::Seq, Default::default()));
     let mut coeffs = Mat::<f64>::zeros(bs, cols);
     let mut work = panel.clone();

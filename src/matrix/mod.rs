@@ -294,7 +294,7 @@ impl MatrixReader {
     fn must_check(&self, index: ChunkIndex) -> bool {
         self.check_finite
             && self.matrix.windows.as_ref().is_none_or(|w| !w.always_finite())
-            && self.checked(index).is_some_and(|c| !c.load(Ordering::Acquire))
+            && self.checked(index).is_none_or(|c| !c.load(Ordering::Acquire))
     }
 
     /// Records that chunk `index` was read whole and found finite.

@@ -11,7 +11,7 @@ use crate::control::RunControl;
 use crate::engine::Engine;
 use crate::graph::Key;
 use crate::linalg::budget::MemoryModel;
-use crate::linalg::dense::{qr_scratch_bytes, svd_scratch_bytes};
+use crate::linalg::dense::{cholesky_qr2_bytes, qr_scratch_bytes, svd_scratch_bytes};
 use crate::linalg::{Centred, Factor, SvdResult};
 use crate::matrix::{ChunkedMatrix, MatrixReader};
 use crate::output::{Destination, Sink};
@@ -458,20 +458,23 @@ impl TsqrPlan {
         Ok(SvdResult { s, u, v, centred, stats })
     }
 
-    /// The means (and scales) from the stats blocks: the root's (columns centred) or the
-    /// panels' in order (rows centred). The total variance is `||s||^2 / (m - 1)`: TSQR has
-    /// every singular value.
     /// An error about the matrix factored, in terms of the matrix given: a wide matrix is
-    /// factored through its transpose, so a place in it is transposed back.
+    /// factored through its transpose, so a place in it, and its name, are transposed back.
     fn in_callers_terms(&self, e: Error) -> Error {
         match e {
-            Error::NonFinite { what, index, row, col } if self.transposed => {
-                Error::NonFinite { what, index: ChunkIndex::new(index.col, index.row), row: col, col: row }
-            }
+            Error::NonFinite { index, row, col, .. } if self.transposed => Error::NonFinite {
+                what: self.tall.t().describe(),
+                index: ChunkIndex::new(index.col, index.row),
+                row: col,
+                col: row,
+            },
             e => e,
         }
     }
 
+    /// The means (and scales) from the stats blocks: the root's (columns centred) or the
+    /// panels' in order (rows centred). The total variance is `||s||^2 / (m - 1)`: TSQR has
+    /// every singular value.
     fn centred(&self, results: &crate::schedule::Results, stats: &[Key], s: &[f64]) -> Result<Option<Centred>> {
         if self.centring == Centring::None {
             return Ok(None);
@@ -499,7 +502,10 @@ impl TsqrPlan {
         let buffer = if self.cache_input { 0 } else { (self.tall.buffer_len(false) * size_of::<f64>()) as u64 };
         let reusable = Output::bytes(h, n) + buffer;
         let total = Output::bytes(h, n) + read;
-        (total + qr_scratch_bytes(h, n) + Output::bytes(h.min(n) + self.mean_rows(), n) + self.stats_bytes(h), reusable)
+        // Without U a panel may take CholeskyQR2, whose n x n temporaries exceed Householder's.
+        let factor =
+            if self.vectors { qr_scratch_bytes(h, n) } else { qr_scratch_bytes(h, n).max(cholesky_qr2_bytes(n)) };
+        (total + factor + Output::bytes(h.min(n) + self.mean_rows(), n) + self.stats_bytes(h), reusable)
     }
 
     /// Rows carrying a mean below each R factor: 1 when columns are centred.
