@@ -101,7 +101,12 @@ impl Session {
         let (limit, auto_limit) = if run.memory_limit == "auto" {
             let ceiling = ram / 2;
             let needed = needed(&engine(ceiling)?)?;
-            let limit = (needed + needed / 4).next_multiple_of(16 << 20).max(AUTO_MIN_LIMIT).min(ceiling);
+            // Room for the concurrent working sets under the target threshold (Dask's 60%),
+            // which counts reservations as managed memory: at less, the pool spills the run's
+            // own intermediates to make room (measured: 482 spills and 4.25 s instead of 3.40 s
+            // for the zstd 10000^2 store's randomized SVD at 304 against 384 MiB).
+            let share = thresholds.target.unwrap_or(0.8).clamp(0.5, 1.0);
+            let limit = ((needed as f64 / share) as u64).next_multiple_of(16 << 20).max(AUTO_MIN_LIMIT).min(ceiling);
             (limit, true)
         } else {
             let limit = parse_size(&run.memory_limit).map_err(|e| Error::invalid("--memory-limit", e.to_string()))?;

@@ -53,11 +53,13 @@ fn tsqr_json_has_the_promised_fields_and_correct_values() {
 #[test]
 fn tsqr_without_output_computes_values_only_within_the_auto_limit() {
     // U of this input (38 MiB) would have nowhere to go; it is not computed, so the automatic
-    // 64 MiB limit holds (computing it into memory exceeded the pause threshold).
+    // limit, sized for the values' working sets, holds (computing U into memory exceeded the
+    // pause threshold).
     let v = json(&large_svd(&["tsqr", "--rows", "100000", "--cols", "50", "--chunk-rows", "7000", "--json"]));
     assert_eq!(v["values_only"], true);
-    assert_eq!(v["memory"]["limit"], 64u64 << 20);
-    assert!(v["peak_rss_bytes"].as_u64().is_some_and(|p| p < 64 << 20), "{v}");
+    let limit = v["memory"]["limit"].as_u64().expect("a limit");
+    assert!((64 << 20..=128 << 20).contains(&limit), "{v}");
+    assert!(v["peak_rss_bytes"].as_u64().is_some_and(|p| p < limit), "{v}");
 }
 
 #[test]

@@ -723,15 +723,18 @@ impl ChunkStore for ZarrStore {
     }
 
     fn read_scratch_bytes(&self) -> u64 {
-        // Raw chunks are read straight into the caller's buffer. Through zarrs: the encoded
-        // bytes, the checksum-stripped copy and the decoded values, each up to a full chunk
-        // (an inner chunk of a sharded array, plus its shard's index).
+        // Raw chunks are read straight into the caller's buffer. Through zarrs each codec
+        // consumes its input and returns a new buffer (encoded bytes, checksum-stripped copy,
+        // decompressed bytes, the values), so at most two of them, each up to a full chunk (an
+        // inner chunk of a sharded array, plus its shard's index), live at once. Measured: a
+        // 2000 x 2000 zstd chunk read by one task peaked at 115 MiB RSS, its buffer and two
+        // chunks over the process's own.
         let (cr, cc) = self.grid.chunk_shape();
         let index = if self.sharded {
             (self.chunk_shape.0 / cr.max(1) + 1) as u64 * (self.chunk_shape.1 / cc.max(1) + 1) as u64 * 16
         } else {
             0
         };
-        if self.raw.is_some() { 0 } else { 3 * (cr * cc * size_of::<f64>()) as u64 + index }
+        if self.raw.is_some() { 0 } else { 2 * (cr * cc * size_of::<f64>()) as u64 + index }
     }
 }
