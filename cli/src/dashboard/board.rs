@@ -129,6 +129,11 @@ pub struct Board {
     version: AtomicU64,
 }
 
+/// The value of `key` in a URL query (`a=1&b=2`), if present.
+pub fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {
+    query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
 /// Where a client's last update ended: the next task's sequence number, the last sample's time.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Cursor {
@@ -158,7 +163,7 @@ impl Share {
 
     /// The share a state query asks for, `tasks=N&timeline=0` (the whole board where absent).
     pub fn from_query(query: &str) -> Self {
-        let value = |key: &str| query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='));
+        let value = |key: &str| query_value(query, key);
         Self {
             tasks: value("tasks").and_then(|v| v.parse().ok()).map_or(TASK_CAP, |n: usize| n.min(TASK_CAP)),
             timeline: value("timeline") != Some("0"),
@@ -181,7 +186,7 @@ impl Default for Cursor {
 impl Cursor {
     /// The cursor of a state query, `from=N&after=T` (the start where absent).
     pub fn from_query(query: &str) -> Self {
-        let value = |key: &str| query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='));
+        let value = |key: &str| query_value(query, key);
         Self {
             next_task: value("from").and_then(|v| v.parse().ok()).unwrap_or(0),
             last_sample: value("after").and_then(|v| v.parse().ok()).unwrap_or(-1.0),
@@ -416,7 +421,7 @@ impl Board {
         inner.running = false;
         inner.finished_at.get_or_insert_with(|| self.started.elapsed().as_secs_f64());
         drop(inner);
-        self.version.fetch_add(1, Ordering::AcqRel);
+        self.touch();
     }
 }
 
@@ -524,7 +529,7 @@ impl EventSink for Board {
             _ => {}
         }
         drop(inner);
-        self.version.fetch_add(1, Ordering::AcqRel);
+        self.touch();
     }
 }
 

@@ -192,7 +192,7 @@ fn serve(stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if let Some(token) = &shared.token {
-        let given = query.split('&').find_map(|kv| kv.strip_prefix("token="));
+        let given = super::board::query_value(query, "token");
         if given != Some(token.as_str()) {
             return respond(stream, "403 Forbidden", "text/plain", b"this dashboard needs the token of its URL\n");
         }

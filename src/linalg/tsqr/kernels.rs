@@ -49,8 +49,9 @@ impl<'a> TsqrExecutor<'a> {
     }
 
     /// Reads panel `panel` into `panel_buf` and factors it in place; returns the Householder
-    /// coefficients and the panel's means. Used by both passes, so the second pass's Q matches
-    /// the first pass's R bit for bit.
+    /// coefficients and the panel's means. The U pass's factorization: the same read and
+    /// `qr_in_place` as `panel_r`'s Householder path, so its Q matches the first pass's R bit
+    /// for bit.
     fn factor_panel(
         &self,
         panel: usize,
@@ -67,26 +68,22 @@ impl<'a> TsqrExecutor<'a> {
     fn panel_r(&self, panel: usize, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Vec<Output>> {
         let (h, n) = (self.plan.panels[panel].len(), self.plan.n);
         let [panel_buf, chunk] = scratch.buffers([h * n, self.reader.buffer_len()], budget)?;
+        let householder_r = |buf: &mut [f64]| {
+            let coeffs = qr_in_place(MatMut::from_column_major_slice_mut(buf, h, n));
+            r_factor(MatRef::from_column_major_slice(buf, h, n), coeffs.ncols())
+        };
         // Without U no panel's Q is needed again, so its R may come from CholeskyQR2 (a
         // Householder R may differ from it in signs, which the Q back-propagation relies on).
-        let cholesky = if self.plan.vectors {
-            None
-        } else {
-            let (a, stats) = self.read_panel(panel, panel_buf, chunk, budget)?;
-            match cholesky_qr2_r(a) {
-                CholeskyQr::R(r) => Some((output(r.as_ref()), stats)),
-                CholeskyQr::Declined => {
-                    let coeffs = qr_in_place(MatMut::from_column_major_slice_mut(panel_buf, h, n));
-                    Some((r_factor(MatRef::from_column_major_slice(panel_buf, h, n), coeffs.ncols()), stats))
-                }
-                CholeskyQr::Failed => None,
-            }
-        };
-        let (mut r, stats) = match cholesky {
-            Some(done) => done,
-            None => {
-                let (coeffs, stats) = self.factor_panel(panel, panel_buf, chunk, budget)?;
-                (r_factor(MatRef::from_column_major_slice(panel_buf, h, n), coeffs.ncols()), stats)
+        // With U, the R must be the one `factor_panel` gives the U pass.
+        let (a, stats) = self.read_panel(panel, panel_buf, chunk, budget)?;
+        let cholesky = if self.plan.vectors { CholeskyQr::Declined } else { cholesky_qr2_r(a) };
+        let mut r = match cholesky {
+            CholeskyQr::R(r) => output(r.as_ref()),
+            CholeskyQr::Declined => householder_r(panel_buf),
+            CholeskyQr::Failed => {
+                // The panel was overwritten: read it again (same values, same means).
+                self.read_panel(panel, panel_buf, chunk, budget)?;
+                householder_r(panel_buf)
             }
         };
         match (self.plan.centring, stats) {
