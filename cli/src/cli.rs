@@ -125,6 +125,11 @@ pub struct MatrixArgs {
     /// Skip the scan of the input for NaN and infinity.
     #[arg(long)]
     pub no_check_finite: bool,
+    /// How --input's chunk files are read: auto (direct I/O for a compressed Zarr array larger
+    /// than the memory available, where the file system allows it), buffered (through the page
+    /// cache) or direct (O_DIRECT).
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "buffered", "direct"], requires = "input")]
+    pub io: String,
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +176,11 @@ pub struct RsvdArgs {
     /// Skip the scan of the input for NaN and infinity.
     #[arg(long)]
     pub no_check_finite: bool,
+    /// How --input's chunk files are read: auto (direct I/O for a compressed Zarr array larger
+    /// than the memory available, where the file system allows it), buffered (through the page
+    /// cache) or direct (O_DIRECT).
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "buffered", "direct"], requires = "input")]
+    pub io: String,
     /// Singular values and vectors wanted.
     #[arg(short = 'k', long = "k", default_value_t = 5)]
     pub k: usize,
@@ -207,6 +217,7 @@ impl RsvdArgs {
             distribution: self.distribution.clone(),
             input: self.input.clone(),
             no_check_finite: self.no_check_finite,
+            io: self.io.clone(),
         }
     }
 }

@@ -7,8 +7,8 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use outcore::output::{OutputDir, write_vector_zarr};
 use outcore::storage::{
-    Accounting, ChunkGrid, ChunkStore, FaultPlan, FaultyStore, MemoryPeaks, MemorySample, RssSource, ZarrOptions,
-    ZarrStore, format_size, parse_size,
+    Accounting, ChunkGrid, ChunkStore, FaultPlan, FaultyStore, MemoryPeaks, MemorySample, ReadMode, RssSource,
+    ZarrOptions, ZarrStore, format_size, parse_size,
 };
 use outcore::{
     CancelToken, ChunkedMatrix, Engine, Error, Event, EventSink, MemoryReport, Result, RunControl, Scheduler, SvdResult,
@@ -451,19 +451,18 @@ fn cpus() -> usize {
 
 /// Physical memory of the machine, from /proc/meminfo (8 GiB where unknown).
 fn total_ram() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(8 << 30, |kib| kib * 1024)
+    outcore::storage::meminfo("MemTotal").unwrap_or(8 << 30)
 }
 
 /// The matrix the command works on, from `--input` or generated.
 pub fn open_matrix(args: &MatrixArgs) -> Result<ChunkedMatrix> {
     if let Some(path) = &args.input {
-        let matrix = ChunkedMatrix::open(path)?;
+        let mode = match args.io.as_str() {
+            "buffered" => ReadMode::Buffered,
+            "direct" => ReadMode::Direct,
+            _ => ReadMode::Auto,
+        };
+        let matrix = ChunkedMatrix::open_with(path, mode)?;
         return Ok(match InjectedFaults::from_env()?.input {
             Some(plan) => ChunkedMatrix::from_store(Arc::new(FaultyStore::new(matrix.store().clone(), plan))),
             None => matrix,

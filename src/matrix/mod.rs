@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use faer::reborrow::ReborrowMut;
 use faer::{MatMut, MatRef};
 use outcore_storage::{
-    BlockId, BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, NpyStore, Reservation, ZarrStore,
+    BlockId, BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, NpyStore, ReadMode, Reservation, ZarrStore,
 };
 
 pub use generate::Distribution;
@@ -98,10 +98,16 @@ impl ChunkedMatrix {
 
     /// Opens a Zarr array directory, or a `.npy` file (read in row panels of about 8 MiB).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, ReadMode::Auto)
+    }
+
+    /// Opens a Zarr array directory read as `mode` says, or a `.npy` file (memory-mapped:
+    /// `mode` does not apply).
+    pub fn open_with(path: impl AsRef<Path>, mode: ReadMode) -> Result<Self> {
         let path = path.as_ref();
         let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
         let store: Arc<dyn ChunkStore> =
-            if is_npy { Arc::new(NpyStore::open(path)?) } else { Arc::new(ZarrStore::open(path)?) };
+            if is_npy { Arc::new(NpyStore::open(path)?) } else { Arc::new(ZarrStore::open_with(path, mode)?) };
         Ok(Self::from_store(store))
     }
 

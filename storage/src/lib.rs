@@ -21,9 +21,9 @@ pub use buffer::{
 };
 pub use error::{StorageError, StorageResult};
 pub use grid::{ChunkExtent, ChunkGrid, ChunkIndex};
-pub use memory::{MemoryMonitor, MemoryPeaks, MemoryReport, MemorySample, ProcessMemory, RssSource};
+pub use memory::{MemoryMonitor, MemoryPeaks, MemoryReport, MemorySample, ProcessMemory, RssSource, meminfo};
 pub use size::{format_size, parse_size};
 pub use store::{
-    ChunkRows, ChunkStore, Compression, Dtype, FaultPlan, FaultyStore, MemoryStore, NpyStore, TranscodedStore,
-    ZarrOptions, ZarrStore,
+    ChunkRows, ChunkStore, Compression, Dtype, FaultPlan, FaultyStore, MemoryStore, NpyStore, ReadMode,
+    TranscodedStore, ZarrOptions, ZarrStore,
 };

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use outcore_storage::store::{read_matrix, write_matrix};
 use outcore_storage::{
-    ChunkGrid, ChunkIndex, ChunkStore, Compression, Dtype, FaultPlan, FaultyStore, MemoryStore, NpyStore, StorageError,
-    ZarrOptions, ZarrStore,
+    ChunkGrid, ChunkIndex, ChunkStore, Compression, Dtype, FaultPlan, FaultyStore, MemoryStore, NpyStore, ReadMode,
+    StorageError, ZarrOptions, ZarrStore,
 };
 
 fn fixture(path: &str) -> PathBuf {
@@ -108,6 +108,79 @@ fn sharded_arrays_are_read_and_written_by_inner_chunk() {
     let err =
         ZarrStore::open(&copy).unwrap().read_chunk_into(ChunkIndex::new(2, 2), &mut chunk).unwrap_err().to_string();
     assert!(err.contains("c/1/1"), "the shard's file is named: {err}");
+}
+
+/// zarr-python's default encoding (zstd alone, v3 and v2, float64 and float32) is decoded by
+/// outcore into the caller's buffer, buffered or with direct I/O: the same values as zarrs
+/// gives, one chunk-sized scratch instead of two, and a bad chunk file a typed error.
+#[test]
+fn zstd_chunks_of_zarr_python_are_decoded_in_place_buffered_and_direct() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["v3_f64.zarr", "v3_f32.zarr", "v2_f64.zarr"] {
+        let copy = dir.path().join(name);
+        copy_dir(&fixture(&format!("zarr/{name}")), &copy);
+        let buffered = ZarrStore::open_with(&copy, ReadMode::Buffered).unwrap();
+        assert!(!buffered.reads_direct());
+        let chunk_bytes = 3 * 2 * buffered.dtype().size() as u64;
+        assert!(
+            buffered.read_scratch_bytes() < 2 * 3 * 2 * 8 + chunk_bytes + 3 * 4096,
+            "{name}: the fast path's scratch"
+        );
+        assert_eq!(read_matrix(&buffered).unwrap(), fixture_matrix(), "{name} buffered");
+        match ZarrStore::open_with(&copy, ReadMode::Direct) {
+            Ok(direct) => {
+                assert!(direct.reads_direct() && direct.describe().contains("direct I/O"), "{name}");
+                assert_eq!(read_matrix(&direct).unwrap(), fixture_matrix(), "{name} direct");
+            }
+            Err(e) => {
+                // Only a file system without O_DIRECT (tmpfs) may refuse, and it must say so.
+                assert!(e.to_string().contains("refuses direct I/O"), "{name}: {e}");
+                eprintln!("NOTE: {name}: direct reads not checked here: {e}");
+            }
+        }
+        // A chunk never written reads as the fill value, zero.
+        let first = if name.starts_with("v2") { "0.0" } else { "c/0/0" };
+        std::fs::remove_file(copy.join(first)).unwrap();
+        let mut chunk = Vec::new();
+        buffered.read_chunk_into(ChunkIndex::new(0, 0), &mut chunk).unwrap();
+        assert_eq!(chunk, vec![0.0; 6], "{name}: a missing chunk");
+        // A chunk file that is not a zstd frame of the chunk is a corrupted chunk naming its file.
+        for bad in [&b"not zstd"[..], &[][..]] {
+            std::fs::write(copy.join(first), bad).unwrap();
+            let err = buffered.read_chunk_into(ChunkIndex::new(0, 0), &mut chunk).unwrap_err();
+            assert!(matches!(err, StorageError::CorruptedChunk { .. }), "{name}: {err}");
+            assert!(err.to_string().contains(first), "{name}: {err}");
+        }
+        // A valid frame of the wrong size too.
+        std::fs::write(copy.join(first), zstd::bulk::compress(&[0u8; 40], 1).unwrap()).unwrap();
+        let err = buffered.read_chunk_into(ChunkIndex::new(0, 0), &mut chunk).unwrap_err();
+        assert!(matches!(err, StorageError::CorruptedChunk { .. }), "{name}: {err}");
+    }
+}
+
+/// Larger zstd chunks with edge chunks on both sides, written by outcore without a checksum
+/// (zarr-python's codec chain), read back by the fast path, buffered and direct.
+#[test]
+fn zstd_fast_path_round_trips_edge_chunks_in_both_precisions() {
+    let dir = tempfile::tempdir().unwrap();
+    for dtype in [Dtype::F64, Dtype::F32] {
+        let grid = ChunkGrid::new(1003, 37, 250, 16).unwrap();
+        let path = dir.path().join(format!("{dtype:?}.zarr"));
+        let options =
+            ZarrOptions { compression: Compression::Zstd { level: 1 }, checksum: false, dtype, ..Default::default() };
+        let data = sample(1003, 37);
+        write_matrix(&ZarrStore::create(&path, grid, &options).unwrap(), &data).unwrap();
+        let expected: Vec<f64> =
+            if dtype == Dtype::F32 { data.iter().map(|&v| f64::from(v as f32)).collect() } else { data.clone() };
+        for mode in [ReadMode::Buffered, ReadMode::Direct, ReadMode::Auto] {
+            let Ok(store) = ZarrStore::open_with(&path, mode) else {
+                eprintln!("NOTE: {dtype:?} {mode:?}: this file system refuses direct I/O");
+                continue;
+            };
+            assert!(store.read_scratch_bytes() < 2 * 250 * 16 * 8, "{dtype:?} {mode:?}: the fast path");
+            assert_eq!(read_matrix(&store).unwrap(), expected, "{dtype:?} {mode:?}");
+        }
+    }
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -20,4 +20,4 @@ mod rss;
 
 pub use monitor::{MemoryMonitor, MemoryPeaks, MemorySample};
 pub use report::{MemoryReport, UnmanagedHistory};
-pub use rss::{ProcessMemory, RssSource};
+pub use rss::{ProcessMemory, RssSource, meminfo};

@@ -60,14 +60,22 @@ fn read_proc_statm() -> Option<u64> {
     Some(pages * u64::try_from(page).ok().filter(|&p| p > 0)?)
 }
 
+/// Field `name` (e.g. `VmRSS`) of a `/proc` file of `name:   1234 kB` lines, in bytes.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(':')))?;
+    let kib: u64 = line[name.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
 fn read_proc_status() -> Option<ProcessMemory> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kib: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
-        Some(kib * 1024)
-    };
-    Some(ProcessMemory { rss: field("VmRSS:")?, peak: field("VmHWM:")? })
+    Some(ProcessMemory { rss: kib_field(&status, "VmRSS")?, peak: kib_field(&status, "VmHWM")? })
+}
+
+/// Field `name` of `/proc/meminfo` (e.g. `MemTotal`, `MemAvailable`) in bytes, where the
+/// system has one.
+pub fn meminfo(name: &str) -> Option<u64> {
+    kib_field(&std::fs::read_to_string("/proc/meminfo").ok()?, name)
 }
 
 #[cfg(test)]
@@ -84,6 +92,17 @@ mod tests {
             assert!(m.rss > 1 << 20, "rss {}", m.rss);
             assert!(m.peak >= m.rss);
             assert!(current > 1 << 20 && current <= m.peak, "statm {current} vs status {m:?}");
+        }
+    }
+
+    #[test]
+    fn meminfo_reads_fields_by_exact_name() {
+        let text = "MemTotal:       24000000 kB\nMemAvailable:   1000 kB\nMemAvailableX: 5 kB\n";
+        assert_eq!(kib_field(text, "MemTotal"), Some(24_000_000 * 1024));
+        assert_eq!(kib_field(text, "MemAvailable"), Some(1000 * 1024));
+        assert_eq!(kib_field(text, "Missing"), None);
+        if cfg!(target_os = "linux") {
+            assert!(meminfo("MemTotal").is_some_and(|b| b > 1 << 20));
         }
     }
 

@@ -23,7 +23,7 @@ pub use memory::MemoryStore;
 pub(crate) use memory::SliceRows;
 pub use npy::NpyStore;
 pub use transcode::TranscodedStore;
-pub use zarr::{Compression, ZarrOptions, ZarrStore};
+pub use zarr::{Compression, ReadMode, ZarrOptions, ZarrStore};
 
 use crate::error::StorageResult;
 use crate::grid::{ChunkGrid, ChunkIndex};
