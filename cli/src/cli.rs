@@ -125,10 +125,9 @@ pub struct MatrixArgs {
     /// Skip the scan of the input for NaN and infinity.
     #[arg(long)]
     pub no_check_finite: bool,
-    /// How --input's chunk files are read: auto (direct I/O for a compressed Zarr array larger
-    /// than the memory available, where the file system allows it), buffered (through the page
-    /// cache) or direct (O_DIRECT).
-    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "buffered", "direct"], requires = "input")]
+    /// How --input's Zarr chunk files are read: buffered (through the page cache, with
+    /// read-ahead) or direct (O_DIRECT: no page cache, no read-ahead).
+    #[arg(long, value_name = "MODE", default_value = "buffered", value_parser = ["buffered", "direct"], requires = "input")]
     pub io: String,
 }
 
@@ -176,10 +175,9 @@ pub struct RsvdArgs {
     /// Skip the scan of the input for NaN and infinity.
     #[arg(long)]
     pub no_check_finite: bool,
-    /// How --input's chunk files are read: auto (direct I/O for a compressed Zarr array larger
-    /// than the memory available, where the file system allows it), buffered (through the page
-    /// cache) or direct (O_DIRECT).
-    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = ["auto", "buffered", "direct"], requires = "input")]
+    /// How --input's Zarr chunk files are read: buffered (through the page cache, with
+    /// read-ahead) or direct (O_DIRECT: no page cache, no read-ahead).
+    #[arg(long, value_name = "MODE", default_value = "buffered", value_parser = ["buffered", "direct"], requires = "input")]
     pub io: String,
     /// Singular values and vectors wanted.
     #[arg(short = 'k', long = "k", default_value_t = 5)]

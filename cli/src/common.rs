@@ -457,11 +457,7 @@ fn total_ram() -> u64 {
 /// The matrix the command works on, from `--input` or generated.
 pub fn open_matrix(args: &MatrixArgs) -> Result<ChunkedMatrix> {
     if let Some(path) = &args.input {
-        let mode = match args.io.as_str() {
-            "buffered" => ReadMode::Buffered,
-            "direct" => ReadMode::Direct,
-            _ => ReadMode::Auto,
-        };
+        let mode = if args.io == "direct" { ReadMode::Direct } else { ReadMode::Buffered };
         let matrix = ChunkedMatrix::open_with(path, mode)?;
         return Ok(match InjectedFaults::from_env()?.input {
             Some(plan) => ChunkedMatrix::from_store(Arc::new(FaultyStore::new(matrix.store().clone(), plan))),

@@ -400,7 +400,7 @@ fn a_build_without_mpi_refuses_a_launchers_tasks() {
 
 /// `--io buffered` and `--io direct` read a zarr-python default (zstd) store to the same
 /// singular values; direct says so in `input`, or is refused by name where the file system
-/// has no O_DIRECT. `--io` needs `--input` and one of its three modes.
+/// has no O_DIRECT; the default is buffered. `--io` needs `--input` and one of its two modes.
 #[test]
 fn io_modes_read_the_same_values_and_bad_modes_are_refused() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../storage/tests/fixtures/zarr/v3_f64.zarr");

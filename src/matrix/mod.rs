@@ -98,7 +98,7 @@ impl ChunkedMatrix {
 
     /// Opens a Zarr array directory, or a `.npy` file (read in row panels of about 8 MiB).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with(path, ReadMode::Auto)
+        Self::open_with(path, ReadMode::Buffered)
     }
 
     /// Opens a Zarr array directory read as `mode` says, or a `.npy` file (memory-mapped:
