@@ -476,9 +476,9 @@ impl ZarrStore {
         let decoded = if self.direct {
             read_direct(&file, len as usize, |encoded| unzstd(encoded, dst))
         } else {
-            // SAFETY: the map is read only while this function runs; a chunk file changed by
-            // another process meanwhile gives wrong values or a decode error, never unsafety
-            // in safe code, as for any reader of a file being rewritten.
+            // SAFETY: the map lives only while this function decodes it. As for `NpyStore`,
+            // inputs must not be rewritten while a run reads them: a chunk file changed
+            // meanwhile gives wrong values or a decode error, one truncated meanwhile SIGBUS.
             let map = unsafe { memmap2::Mmap::map(&file) };
             map.and_then(|map| {
                 let _ = map.advise(memmap2::Advice::Sequential);
