@@ -126,7 +126,8 @@ pub struct MatrixArgs {
     #[arg(long)]
     pub no_check_finite: bool,
     /// How --input's Zarr chunk files are read: buffered (through the page cache, with
-    /// read-ahead) or direct (O_DIRECT: no page cache, no read-ahead).
+    /// read-ahead) or direct (O_DIRECT: no page cache, no read-ahead). A .npy file is always
+    /// memory-mapped.
     #[arg(long, value_name = "MODE", default_value = "buffered", value_parser = ["buffered", "direct"], requires = "input")]
     pub io: String,
 }
@@ -176,7 +177,8 @@ pub struct RsvdArgs {
     #[arg(long)]
     pub no_check_finite: bool,
     /// How --input's Zarr chunk files are read: buffered (through the page cache, with
-    /// read-ahead) or direct (O_DIRECT: no page cache, no read-ahead).
+    /// read-ahead) or direct (O_DIRECT: no page cache, no read-ahead). A .npy file is always
+    /// memory-mapped.
     #[arg(long, value_name = "MODE", default_value = "buffered", value_parser = ["buffered", "direct"], requires = "input")]
     pub io: String,
     /// Singular values and vectors wanted.

@@ -102,10 +102,19 @@ impl ChunkedMatrix {
     }
 
     /// Opens a Zarr array directory read as `mode` says, or a `.npy` file (memory-mapped:
-    /// `mode` does not apply).
+    /// [`ReadMode::Direct`] is refused for it).
     pub fn open_with(path: impl AsRef<Path>, mode: ReadMode) -> Result<Self> {
         let path = path.as_ref();
         let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+        if is_npy && mode == ReadMode::Direct {
+            return Err(Error::invalid(
+                "read mode",
+                format!(
+                    "{} is a .npy file, which is memory-mapped, not read with direct I/O; read it buffered",
+                    path.display()
+                ),
+            ));
+        }
         let store: Arc<dyn ChunkStore> =
             if is_npy { Arc::new(NpyStore::open(path)?) } else { Arc::new(ZarrStore::open_with(path, mode)?) };
         Ok(Self::from_store(store))

@@ -20,8 +20,9 @@ use crate::store::{ChunkRows, ChunkStore, Dtype, SliceRows};
 pub enum ReadMode {
     /// Through the page cache, with the kernel's read-ahead, and the next chunk down the
     /// column announced before it is read (`posix_fadvise(WILLNEED)`). zstd chunks are mapped,
-    /// not copied out of the cache. Measured faster than direct I/O on a store larger than RAM
-    /// (`benches/perf.py`), so the default.
+    /// not copied out of the cache. The default: a store that fits in RAM is read from it
+    /// again, and on a store larger than RAM two runs of `benches/perf.py` disagreed on which
+    /// mode is faster (docs/perf).
     #[default]
     Buffered,
     /// Direct I/O (`O_DIRECT`, Linux): chunk files go from the disk into page-aligned buffers
@@ -479,11 +480,17 @@ impl ZarrStore {
             // SAFETY: the map lives only while this function decodes it. As for `NpyStore`,
             // inputs must not be rewritten while a run reads them: a chunk file changed
             // meanwhile gives wrong values or a decode error, one truncated meanwhile SIGBUS.
-            let map = unsafe { memmap2::Mmap::map(&file) };
-            map.and_then(|map| {
-                let _ = map.advise(memmap2::Advice::Sequential);
-                unzstd(&map, dst)
-            })
+            match unsafe { memmap2::Mmap::map(&file) } {
+                Ok(map) => {
+                    let _ = map.advise(memmap2::Advice::Sequential);
+                    unzstd(&map, dst)
+                }
+                // A file system that cannot map files (some FUSE mounts) is read instead.
+                Err(_) => {
+                    let mut encoded = Vec::new();
+                    std::io::Read::read_to_end(&mut &file, &mut encoded).and_then(|_| unzstd(&encoded, dst))
+                }
+            }
         };
         match decoded {
             Ok(n) if n == want => {}
@@ -642,12 +649,16 @@ fn read_direct<T>(file: &std::fs::File, len: usize, f: impl FnOnce(&[u8]) -> std
             *buffer = vec![0; rounded + DIRECT_ALIGN];
         }
         let start = buffer.as_ptr().align_offset(DIRECT_ALIGN);
-        let aligned = &mut buffer[start..start + rounded];
+        let Some(aligned) = buffer.get_mut(start..start.saturating_add(rounded)) else {
+            return Err(std::io::Error::new(std::io::ErrorKind::OutOfMemory, "no page-aligned buffer for direct I/O"));
+        };
         let mut done = 0;
         while done < len {
-            match file.read_at(&mut aligned[done..], done as u64)? {
-                0 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file ended early")),
-                n => done += n,
+            match file.read_at(&mut aligned[done..], done as u64) {
+                Ok(0) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file ended early")),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
         f(&aligned[..len])
@@ -660,7 +671,9 @@ fn unzstd(encoded: &[u8], dst: &mut [u8]) -> std::io::Result<usize> {
     UNZSTD.with_borrow_mut(|context| {
         let context = match context {
             Some(c) => c,
-            None => context.insert(zstd::bulk::Decompressor::new()?),
+            None => context.insert(
+                zstd::bulk::Decompressor::new().map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?,
+            ),
         };
         context.decompress_to_buffer(encoded, dst).map_err(|e| std::io::Error::other(e.to_string()))
     })
