@@ -245,7 +245,6 @@ impl ZarrStore {
     pub fn open_with(path: impl AsRef<Path>, mode: ReadMode) -> StorageResult<Self> {
         let path = path.as_ref().to_path_buf();
         let (chunk_shape, fast, inner) = inspect_array_metadata(&path)?;
-        let mut store = Self::open_array(&path, chunk_shape, fast, inner, false)?;
         let direct = match mode {
             ReadMode::Buffered => false,
             ReadMode::Direct if direct_io_allowed(&path) => true,
@@ -259,10 +258,9 @@ impl ZarrStore {
                 });
             }
         };
-        if direct {
-            store = Self::open_array(&path, chunk_shape, fast.filter(|f| !matches!(f, Fast::Raw(_))), inner, true)?;
-        }
-        Ok(store)
+        // Direct reads of raw chunks go through zarrs (outcore's raw reader reads buffered).
+        let fast = fast.filter(|f| !(direct && matches!(f, Fast::Raw(_))));
+        Self::open_array(&path, chunk_shape, fast, inner, direct)
     }
 
     /// Opens the array at `path`, whose metadata `inspect_array_metadata` read.
@@ -396,21 +394,26 @@ impl ZarrStore {
         StorageError::CorruptedChunk { path: self.path.clone(), index, file: self.chunk_file(index), reason }
     }
 
+    /// Opens chunk `index`'s file (with `O_DIRECT` when reads are direct) and gives its path,
+    /// or `None` when Zarr never stored it: a chunk all of the fill value, here 0.
+    fn open_stored(&self, index: ChunkIndex) -> StorageResult<Option<(std::fs::File, PathBuf)>> {
+        let path = self.chunk_file(index);
+        match open_chunk_file(&path, self.direct) {
+            Ok(file) => Ok(Some((file, path))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(path, e)),
+        }
+    }
+
     /// Reads a raw chunk file into `out`: one read into the buffer, checksum checked in place.
     fn read_raw(&self, index: ChunkIndex, raw: RawLayout, out: &mut Vec<f64>) -> StorageResult<()> {
         use std::io::Read;
         let extent = self.grid.extent(index)?;
         let (cr, cc) = self.chunk_shape;
-        let file_path = self.chunk_file(index);
-        let mut file = match std::fs::File::open(&file_path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Zarr does not store chunks that are all fill value (here 0).
-                out.clear();
-                out.resize(extent.len(), 0.0);
-                return Ok(());
-            }
-            Err(e) => return Err(StorageError::io(file_path, e)),
+        let Some((mut file, file_path)) = self.open_stored(index)? else {
+            out.clear();
+            out.resize(extent.len(), 0.0);
+            return Ok(());
         };
         let expected = (cr * cc * size_of::<f64>() + if raw.crc { 4 } else { 0 }) as u64;
         let len = file.metadata().map_err(|e| StorageError::io(&file_path, e))?.len();
@@ -456,15 +459,10 @@ impl ZarrStore {
     fn read_zstd(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         let extent = self.grid.extent(index)?;
         let (cr, cc) = self.chunk_shape;
-        let file_path = self.chunk_file(index);
-        let file = match open_chunk_file(&file_path, self.direct) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                out.clear();
-                out.resize(extent.len(), 0.0);
-                return Ok(());
-            }
-            Err(e) => return Err(StorageError::io(file_path, e)),
+        let Some((file, file_path)) = self.open_stored(index)? else {
+            out.clear();
+            out.resize(extent.len(), 0.0);
+            return Ok(());
         };
         let len = file.metadata().map_err(|e| StorageError::io(&file_path, e))?.len();
         let want = cr * cc * self.element.size();
@@ -978,15 +976,9 @@ impl ChunkStore for ZarrStore {
     fn chunk_rows(&self, index: ChunkIndex) -> StorageResult<Option<Box<dyn ChunkRows + '_>>> {
         let Some(raw) = self.raw else { return Ok(None) };
         let extent = self.grid.extent(index)?;
-        let file_path = self.chunk_file(index);
-        let file = match std::fs::File::open(&file_path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Not stored: all fill value (0).
-                let values = std::borrow::Cow::Owned(vec![0.0; extent.len()]);
-                return Ok(Some(Box::new(SliceRows { values, cols: extent.cols, next: 0 })));
-            }
-            Err(e) => return Err(StorageError::io(file_path, e)),
+        let Some((file, file_path)) = self.open_stored(index)? else {
+            let values = std::borrow::Cow::Owned(vec![0.0; extent.len()]);
+            return Ok(Some(Box::new(SliceRows { values, cols: extent.cols, next: 0 })));
         };
         let (cr, cc) = self.chunk_shape;
         let expected = (cr * cc * size_of::<f64>() + if raw.crc { 4 } else { 0 }) as u64;
