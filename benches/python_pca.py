@@ -131,7 +131,7 @@ def setup_venv():
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     pip = [str(VENV / "bin" / "pip"), "install", "--quiet"]
     subprocess.run(pip + ["numpy", "scikit-learn", "dask[array]", "dask-ml", "zarr>=3"], check=True)
-    subprocess.run(pip + [str(ROOT / "python")], check=True)
+    subprocess.run(pip + [str(ROOT / "crates" / "outcore-python")], check=True)
 
 
 def make_data():

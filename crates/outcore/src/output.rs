@@ -1,0 +1,415 @@
+//! Where results go: [`Destination`] for a singular-vector factor, [`OutputDir`] for a
+//! directory of results that appears atomically.
+//!
+//! Nothing appears under an output's final name unless the run succeeded. An output the run
+//! creates is built under a hidden sibling name (`.NAME.partial-PID`, on the same filesystem)
+//! and renamed into place on success; dropped without a commit (an error, a panic, a
+//! cancellation), it is removed. An existing target is refused unless overwriting was asked
+//! for; then it is replaced only once the new result is complete. An output never overlaps the
+//! input it is computed from.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use faer::{Mat, MatMut};
+use outcore_storage::{ChunkGrid, ChunkStore, Dtype, StorageError, ZarrOptions, ZarrStore};
+
+use crate::linalg::Factor;
+use crate::matrix::ChunkedMatrix;
+use crate::matrix::borrowed::{Lease, MatSink};
+use crate::{Error, Result};
+
+/// Where a large singular-vector factor goes: U of a tall matrix (V of a wide one) for TSQR,
+/// U and V for the randomized SVD.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Destination<'a> {
+    /// Kept in RAM and returned as [`Factor::Dense`]. It is the caller's result, allocated
+    /// outside the memory limit: for factors larger than RAM use [`Destination::Zarr`].
+    Memory,
+    /// Written into the caller's matrix, which must have the factor's shape (any layout);
+    /// returned as [`Factor::Written`].
+    Into(MatMut<'a, f64>),
+    /// A new Zarr v3 array at this path, created by the run: it appears there only if the run
+    /// succeeds (returned as [`Factor::Stored`]). The path must not exist or overlap the input.
+    Zarr(PathBuf),
+    /// The caller's store, of the plan's factor grid, written chunk by chunk. If the run fails
+    /// or is cancelled, it holds part of the factor.
+    Store(Arc<dyn ChunkStore>),
+}
+
+/// Refuses a destination for `name` that the ranks of a distributed run cannot share: each rank
+/// writes its own rows, so all must write one store that every rank opened.
+pub(crate) fn check_shareable(destination: &Destination<'_>, control: &crate::RunControl, name: &str) -> Result<()> {
+    if control.distributed() && !matches!(destination, Destination::Store(_)) {
+        return Err(Error::invalid(
+            "destination",
+            format!(
+                "a run across ranks writes {name} rank by rank, each rank its own rows, so {name} needs a store on shared storage that every rank opened (`Destination::Store`); memory, a caller's matrix or a Zarr array one rank creates cannot be shared"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A destination opened before any work: the store the run writes, and what makes it final.
+/// It cannot outlive the borrow of a caller's matrix it writes into.
+pub(crate) struct Sink<'a> {
+    pub(crate) store: Arc<dyn ChunkStore>,
+    kind: SinkKind<'a>,
+}
+
+enum SinkKind<'a> {
+    /// The lease first: fields drop in order, so the view goes before the matrix does.
+    Owned {
+        lease: Lease<'static>,
+        matrix: Mat<f64>,
+    },
+    Caller {
+        lease: Lease<'a>,
+    },
+    Zarr {
+        out: OutputDir,
+    },
+    Store,
+}
+
+impl<'a> Sink<'a> {
+    /// Opens `destination` for a factor of `grid` (chunked as the run writes it), computed from
+    /// `input`; `name` says which factor, for messages.
+    pub(crate) fn open(
+        destination: Destination<'a>,
+        grid: ChunkGrid,
+        input: &ChunkedMatrix,
+        name: &str,
+    ) -> Result<Self> {
+        let (rows, cols) = grid.shape();
+        let chunk_rows = grid.chunk_shape().0;
+        let (store, kind): (Arc<dyn ChunkStore>, SinkKind<'a>) = match destination {
+            Destination::Memory => {
+                let mut matrix = Mat::<f64>::zeros(rows, cols);
+                // SAFETY: the lease points into the matrix's heap buffer, which does not move
+                // when the matrix does; both go into `SinkKind::Owned`, where the lease drops
+                // first, and `finish` ends it before handing the matrix out.
+                let (store, lease) = unsafe { MatSink::lend_unbounded(matrix.as_mut(), chunk_rows)? };
+                (store, SinkKind::Owned { lease, matrix })
+            }
+            Destination::Into(dst) => {
+                if dst.shape() != (rows, cols) {
+                    return Err(Error::invalid(
+                        "destination",
+                        format!(
+                            "{name} is {rows} x {cols}; the matrix given for it is {} x {}",
+                            dst.nrows(),
+                            dst.ncols()
+                        ),
+                    ));
+                }
+                let (store, lease) = MatSink::lend(dst, chunk_rows)?;
+                (store, SinkKind::Caller { lease })
+            }
+            Destination::Zarr(path) => {
+                check_no_overlap(input, &path)?;
+                let out = OutputDir::create_for_array(&path, false)?;
+                // Kept in the input's precision: float32 in, float32 out.
+                let options = ZarrOptions { dtype: input.store().dtype(), ..ZarrOptions::default() };
+                let store = Arc::new(ZarrStore::create(out.path(), grid, &options)?);
+                (store, SinkKind::Zarr { out })
+            }
+            Destination::Store(store) => {
+                if store.grid() != grid {
+                    return Err(Error::invalid(
+                        "destination",
+                        format!("{name}: {} has grid {}, the plan writes {grid}", store.describe(), store.grid()),
+                    ));
+                }
+                if let Some(path) = store.location() {
+                    check_no_overlap(input, path)?;
+                }
+                (store, SinkKind::Store)
+            }
+        };
+        Ok(Self { store, kind })
+    }
+
+    /// The run succeeded: makes both factors final, or neither (a Zarr array the first one
+    /// committed is removed again if the second cannot be).
+    pub(crate) fn finish_pair(first: Self, second: Self) -> Result<(Factor, Factor)> {
+        let created = match &first.kind {
+            SinkKind::Zarr { out } => Some(out.target().to_path_buf()),
+            _ => None,
+        };
+        let first = first.finish()?;
+        match second.finish() {
+            Ok(second) => Ok((first, second)),
+            Err(e) => {
+                if let Some(path) = created {
+                    drop(first);
+                    let _ = std::fs::remove_dir_all(path);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The run succeeded: makes the factor final (commits a Zarr array) and returns it.
+    pub(crate) fn finish(self) -> Result<Factor> {
+        let (rows, cols) = self.store.grid().shape();
+        match self.kind {
+            SinkKind::Owned { lease, matrix } => {
+                drop(lease);
+                Ok(Factor::Dense(matrix))
+            }
+            SinkKind::Caller { lease } => {
+                drop(lease);
+                Ok(Factor::Written { rows, cols })
+            }
+            SinkKind::Zarr { out } => {
+                drop(self.store);
+                let path = out.commit()?;
+                Ok(Factor::Stored(Arc::new(ZarrStore::open(path)?)))
+            }
+            SinkKind::Store => Ok(Factor::Stored(self.store)),
+        }
+    }
+}
+
+/// Refuses an output at, inside or around the input's own files.
+pub fn check_no_overlap(input: &ChunkedMatrix, output: &Path) -> Result<()> {
+    let Some(source) = input.store().location() else { return Ok(()) };
+    if overlap(source, output) {
+        return Err(Error::invalid(
+            "destination",
+            format!(
+                "{} would overwrite the input {} (it is the same path, inside it, or contains it); choose an output elsewhere",
+                output.display(),
+                source.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` are the same path or one lies inside the other, once resolved (`./x`
+/// and `x`, links in existing parents).
+pub(crate) fn overlap(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| -> PathBuf {
+        // The longest existing ancestor, resolved, then the rest as given.
+        let mut existing = p.to_path_buf();
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            match (existing.file_name().map(ToOwned::to_owned), existing.parent()) {
+                (Some(name), Some(parent)) => {
+                    rest.push(name);
+                    existing = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() };
+                }
+                _ => break,
+            }
+        }
+        let mut resolved = existing.canonicalize().unwrap_or(existing);
+        resolved.extend(rest.iter().rev());
+        resolved
+    };
+    let (a, b) = (absolute(a), absolute(b));
+    a.starts_with(&b) || b.starts_with(&a)
+}
+
+/// A result directory under construction.
+#[derive(Debug)]
+pub struct OutputDir {
+    target: PathBuf,
+    partial: PathBuf,
+    overwrite: bool,
+    committed: bool,
+    leftovers: Vec<PathBuf>,
+}
+
+impl OutputDir {
+    /// Starts building the directory `target`. Fails if it exists (unless `overwrite`) or its
+    /// parent cannot be written, before any work is done.
+    pub fn create(target: impl AsRef<Path>, overwrite: bool) -> Result<Self> {
+        Self::create_as(target, overwrite, true)
+    }
+
+    /// As [`create`](Self::create), for a Zarr array: the partial path is left for
+    /// [`ZarrStore::create`] to make, so the array is the output itself.
+    pub fn create_for_array(target: impl AsRef<Path>, overwrite: bool) -> Result<Self> {
+        Self::create_as(target, overwrite, false)
+    }
+
+    /// As [`create`](Self::create); with `make_dir` false the partial path is left for the
+    /// caller to create (a Zarr array creates its own directory).
+    fn create_as(target: impl AsRef<Path>, overwrite: bool, make_dir: bool) -> Result<Self> {
+        let target = target.as_ref().to_path_buf();
+        let name = target
+            .file_name()
+            .ok_or_else(|| {
+                Error::invalid("output path", format!("{} has no final component to create", target.display()))
+            })?
+            .to_string_lossy()
+            .into_owned();
+        if target.exists() && !overwrite {
+            return Err(Error::invalid(
+                "output path",
+                format!("{} already exists; set `overwrite` to replace it, or choose another path", target.display()),
+            ));
+        }
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !parent.is_dir() {
+            let problem = if parent.exists() { "is not a directory" } else { "does not exist" };
+            return Err(Error::invalid(
+                "output path",
+                format!(
+                    "{} cannot be created: {} {problem}; create that directory or choose another path",
+                    target.display(),
+                    parent.display()
+                ),
+            ));
+        }
+        // Partial outputs of runs that were killed (named by their process) go first.
+        let prefix = format!(".{name}.partial-");
+        let leftovers = outcore_storage::remove_leftovers(&parent, &prefix);
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let partial = parent.join(format!("{prefix}{}-{serial}", outcore_storage::process_tag()));
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(|e| StorageError::io(&partial, e))?;
+        }
+        if make_dir {
+            // Named by the target the user gave; the error's hint says what to do.
+            std::fs::create_dir(&partial).map_err(|e| StorageError::io(&target, e))?;
+        } else {
+            // Check now that the parent takes new entries, not after the run.
+            std::fs::create_dir(&partial)
+                .and_then(|()| std::fs::remove_dir(&partial))
+                .map_err(|e| StorageError::io(&target, e))?;
+        }
+        Ok(Self { target, partial, overwrite, committed: false, leftovers })
+    }
+
+    /// Partial outputs of earlier runs that were killed before they could clean up, removed
+    /// when this one was created.
+    pub fn leftovers_removed(&self) -> &[PathBuf] {
+        &self.leftovers
+    }
+
+    /// Where to write the result's files until it is committed.
+    pub fn path(&self) -> &Path {
+        &self.partial
+    }
+
+    /// The final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Moves the finished result into place; returns its final path.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let io = |path: &Path, e| Error::from(StorageError::io(path, e));
+        if self.target.exists() {
+            if !self.overwrite {
+                return Err(Error::invalid(
+                    "output path",
+                    format!("{} appeared while the run was going", self.target.display()),
+                ));
+            }
+            let mut old = self.partial.clone().into_os_string();
+            old.push(".replaced");
+            let old = PathBuf::from(old);
+            std::fs::rename(&self.target, &old).map_err(|e| io(&self.target, e))?;
+            if let Err(e) = std::fs::rename(&self.partial, &self.target) {
+                // Put the old result back rather than leave nothing under its name.
+                let _ = std::fs::rename(&old, &self.target);
+                return Err(io(&self.target, e));
+            }
+            // The replaced result: a directory, or a plain file the new one took the name of.
+            let _ = if old.is_dir() { std::fs::remove_dir_all(&old) } else { std::fs::remove_file(&old) };
+        } else {
+            std::fs::rename(&self.partial, &self.target).map_err(|e| io(&self.target, e))?;
+        }
+        self.committed = true;
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for OutputDir {
+    fn drop(&mut self) {
+        if !self.committed && self.partial.exists() {
+            let _ = std::fs::remove_dir_all(&self.partial);
+        }
+    }
+}
+
+/// Writes a dense matrix as a 2-D Zarr v3 array of `dtype` at `path` (with the default
+/// checksum), in chunks of `chunk_rows` rows.
+pub fn write_matrix_zarr(path: &Path, m: faer::MatRef<'_, f64>, chunk_rows: usize, dtype: Dtype) -> Result<()> {
+    let (rows, cols) = m.shape();
+    let grid = ChunkGrid::new(rows, cols, chunk_rows.clamp(1, rows.max(1)), cols.max(1))?;
+    let store = ZarrStore::create(path, grid, &ZarrOptions { dtype, ..ZarrOptions::default() })?;
+    for index in grid.indices() {
+        let e = grid.extent(index)?;
+        let chunk: Vec<f64> =
+            (0..e.len()).map(|i| m[(e.row0 + i / e.cols.max(1), e.col0 + i % e.cols.max(1))]).collect();
+        store.write_chunk(index, &chunk)?;
+    }
+    Ok(())
+}
+
+/// Writes singular values as a 1-D Zarr v3 array of `dtype` at `path`, with the checksum U and
+/// V carry.
+pub fn write_vector_zarr(path: &Path, values: &[f64], dtype: Dtype) -> Result<()> {
+    Ok(ZarrStore::write_vector(path, values, &ZarrOptions { dtype, ..ZarrOptions::default() })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_appears_unless_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        {
+            let out = OutputDir::create(&target, false).unwrap();
+            std::fs::write(out.path().join("x"), "partial").unwrap();
+        }
+        assert!(!target.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the partial directory was not removed");
+        let out = OutputDir::create(&target, false).unwrap();
+        std::fs::write(out.path().join("x"), "done").unwrap();
+        out.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(target.join("x")).unwrap(), "done");
+    }
+
+    #[test]
+    fn existing_targets_need_overwrite_and_are_replaced_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("x"), "old").unwrap();
+        let err = OutputDir::create(&target, false).unwrap_err().to_string();
+        assert!(err.contains("already exists") && err.contains("`overwrite`"), "{err}");
+        let out = OutputDir::create(&target, true).unwrap();
+        std::fs::write(out.path().join("x"), "new").unwrap();
+        drop(out);
+        assert_eq!(
+            std::fs::read_to_string(target.join("x")).unwrap(),
+            "old",
+            "an abandoned run must keep the old result"
+        );
+        let out = OutputDir::create(&target, true).unwrap();
+        std::fs::write(out.path().join("x"), "new").unwrap();
+        out.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(target.join("x")).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_missing_parent_is_refused_up_front() {
+        let err = OutputDir::create("/nonexistent-outcore-dir/out", false).unwrap_err().to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+}
