@@ -16,7 +16,7 @@ use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::matmul::matmul;
 use faer::linalg::qr::no_pivoting::factor::{qr_in_place, qr_in_place_scratch, recommended_block_size};
 use faer::{Accum, Mat, Par};
-use outcore::{ChunkedMatrix, Distribution, Engine, TsqrOptions};
+use outcore::{ChunkedMatrix, Distribution, Engine, SvdOptions};
 
 // Only its argument helpers: this bench measures in-process, not children.
 #[allow(dead_code)]
@@ -94,7 +94,7 @@ fn main() {
     let in_ram = gflops(
         qr_flops(rows),
         time(reps, || {
-            outcore::svd(&engine, big.as_ref(), &TsqrOptions::new().vectors(false)).expect("TSQR in RAM");
+            outcore::svd(&engine, big.as_ref(), &SvdOptions::new().vectors(false)).expect("TSQR in RAM");
         }),
     );
     drop(big);
@@ -103,7 +103,7 @@ fn main() {
     let streamed = gflops(
         qr_flops(rows),
         time(reps, || {
-            outcore::tsqr_svd(&engine, &generated, &TsqrOptions::new().vectors(false)).expect("TSQR generated");
+            outcore::svd(&engine, &generated, &SvdOptions::new().vectors(false)).expect("TSQR generated");
         }),
     );
 

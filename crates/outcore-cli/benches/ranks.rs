@@ -297,7 +297,7 @@ fn main() {
         let (lo, hi) = (merges[0], merges[merges.len() - 1]);
         lo.1 + (hi.1 - lo.1) * (c.saturating_sub(lo.0)) as f64 / (hi.0 - lo.0) as f64
     };
-    // The plan's fan-in for 10,000-row panels of 100 columns (see TsqrPlan: rows / n, capped at 32).
+    // The plan's fan-in for 10,000-row panels of 100 columns (see SvdPlan: rows / n, capped at 32).
     let fan_in = 32;
     let panel = per_row * CHUNK_ROWS as f64;
     println!("\n## Projection: TSQR values, 1 worker per rank, TCP figures (alpha-beta model)\n");

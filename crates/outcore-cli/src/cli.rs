@@ -188,7 +188,7 @@ pub struct RsvdArgs {
     #[arg(long, default_value_t = 10)]
     pub oversamples: usize,
     /// Power iterations (two passes over the matrix each).
-    #[arg(long, default_value_t = outcore::DEFAULT_POWER_ITERS)]
+    #[arg(long, default_value_t = outcore::RandomizedSvdOptions::DEFAULT_POWER_ITERS)]
     pub power_iters: usize,
     /// krylov (block Krylov: best accuracy per pass) or subspace (re-orthonormalized power
     /// iteration, as Dask's "QR" iterator).

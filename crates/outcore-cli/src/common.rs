@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use outcore::output::{OutputDir, write_vector_zarr};
+use outcore::files::{OutputDir, write_vector_zarr};
 use outcore::storage::{
     Accounting, ChunkGrid, ChunkStore, FaultPlan, FaultyStore, MemoryPeaks, MemorySample, ReadMode, RssSource,
     ZarrOptions, ZarrStore, format_size, parse_size,
@@ -138,7 +138,7 @@ impl Session {
             .transpose()?;
         let board = dashboard.as_ref().map(|d| d.board().clone());
         let observer = Arc::new(Observer { bar, started, samples: Mutex::new(Vec::new()), board });
-        // Memory is sampled every `outcore::DEFAULT_MEMORY_INTERVAL` (20 ms).
+        // Memory is sampled every `outcore::RunControl::DEFAULT_MEMORY_INTERVAL` (20 ms).
         let mut control = RunControl::new().cancel_token(cancel.clone()).shared_events(observer.clone());
         if let Some(transport) = crate::ranks::cluster() {
             control = control.cluster(transport);
@@ -345,7 +345,7 @@ pub fn print_header(command: &str, a: &ChunkedMatrix, session: &Session, plan_su
 /// and says which partial outputs of killed runs it removed on the way: a directory of results
 /// ([`OutputDir::create`]), or with `array` a Zarr array ([`OutputDir::create_for_array`]).
 pub fn create_output(path: &Path, overwrite: bool, input: &ChunkedMatrix, array: bool) -> Result<OutputDir> {
-    outcore::output::check_no_overlap(input, path)?;
+    outcore::files::check_no_overlap(input, path)?;
     let out = if array { OutputDir::create_for_array(path, overwrite)? } else { OutputDir::create(path, overwrite)? };
     notice_leftovers(out.leftovers_removed(), "partial output", "partial outputs");
     Ok(out)
@@ -440,7 +440,7 @@ fn check_writable(flag: &'static str, path: &Path) -> Result<()> {
 /// 11.5 / 17 MiB for the unoptimized one the tests run. A constant per build, so plans never
 /// depend on the RSS of the moment.
 fn process_overhead() -> u64 {
-    if cfg!(debug_assertions) { 24 << 20 } else { outcore::DEFAULT_PROCESS_OVERHEAD }
+    if cfg!(debug_assertions) { 24 << 20 } else { outcore::Engine::DEFAULT_PROCESS_OVERHEAD }
 }
 
 /// The machine's CPUs (1 where unknown).
@@ -645,6 +645,34 @@ pub fn ranks_lines(summary: &SvdSummary) -> Vec<String> {
     lines
 }
 
+/// [`outcore::ErrorEstimate`] in the JSON summaries.
+#[derive(Debug, Serialize)]
+pub struct ErrorEstimateJson {
+    pub spectral_bound: f64,
+    pub frobenius: f64,
+    pub probes: usize,
+    pub failure_probability: f64,
+}
+
+impl From<&outcore::ErrorEstimate> for ErrorEstimateJson {
+    fn from(e: &outcore::ErrorEstimate) -> Self {
+        Self {
+            spectral_bound: e.spectral_bound,
+            frobenius: e.frobenius,
+            probes: e.probes,
+            failure_probability: e.failure_probability,
+        }
+    }
+}
+
+/// A method's name in the JSON summaries.
+pub fn method_name(method: outcore::RandomizedMethod) -> &'static str {
+    match method {
+        outcore::RandomizedMethod::Krylov => "krylov",
+        _ => "subspace",
+    }
+}
+
 /// The fields of one command.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -661,8 +689,8 @@ pub enum Details {
         /// Iterations run: fewer than asked only when the block Krylov space filled the
         /// matrix's column space sooner (the result is then exact).
         power_iters_run: usize,
-        method: outcore::RsvdMethod,
-        error_estimate: outcore::ErrorEstimate,
+        method: &'static str,
+        error_estimate: ErrorEstimateJson,
         passes_over_input: usize,
     },
 }

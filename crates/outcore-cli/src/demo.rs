@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use outcore::storage::{MemoryPeaks, ZarrOptions, ZarrStore, format_size};
 use outcore::{
-    CancelToken, ChunkedMatrix, Destination, Distribution, Result, RsvdOptions, RsvdPlan, TsqrOptions, TsqrPlan,
-    copy_matrix,
+    CancelToken, ChunkedMatrix, Destination, Distribution, RandomizedSvdOptions, RandomizedSvdPlan, Result, SvdOptions,
+    SvdPlan, copy_matrix,
 };
 use serde_json::{Value, json};
 
@@ -57,7 +57,7 @@ pub fn run(run: &RunArgs, cancel: CancelToken) -> Result<()> {
     reset_peak_rss();
     let a = ChunkedMatrix::open(&tsqr_path)?;
     let start = Instant::now();
-    let plan = TsqrPlan::new(&a, &TsqrOptions::new().values_only(), engine)?;
+    let plan = SvdPlan::new(engine, &a, &SvdOptions::new().vectors(false))?;
     let svd = plan.run_with(engine, Destination::Memory, &session.control)?;
     session.finish_progress();
     let tsqr = summary(&session, &TSQR, start.elapsed().as_secs_f64(), tsqr_write, &svd.s, svd.stats.tasks, None);
@@ -66,15 +66,15 @@ pub fn run(run: &RunArgs, cancel: CancelToken) -> Result<()> {
     reset_peak_rss();
     let a = ChunkedMatrix::open(&rsvd_path)?;
     let start = Instant::now();
-    let options = RsvdOptions::default();
-    let result = RsvdPlan::new(&a, &options, engine)?.run_with(
+    let options = RandomizedSvdOptions::default();
+    let result = RandomizedSvdPlan::new(engine, &a, &options)?.run_with(
         engine,
         Destination::Memory,
         Destination::Memory,
         &session.control,
     )?;
     session.finish_progress();
-    let extra = json!({ "error_estimate": result.error, "passes_over_input": result.passes, "power_iters": options.power_iters });
+    let extra = json!({ "error_estimate": crate::common::ErrorEstimateJson::from(&result.error), "passes_over_input": result.passes, "power_iters": options.power_iters });
     let rsvd = summary(
         &session,
         &RSVD,

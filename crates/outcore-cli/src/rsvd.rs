@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use outcore::output::OutputDir;
+use outcore::files::OutputDir;
 use outcore::storage::{ChunkGrid, MemoryStore};
-use outcore::{CancelToken, ChunkedMatrix, Destination, Result, RsvdOptions, RsvdPlan};
+use outcore::{CancelToken, ChunkedMatrix, Destination, RandomizedSvdOptions, RandomizedSvdPlan, Result};
 
 use crate::cli::{RsvdArgs, RunArgs};
 use crate::common::{
-    Details, Session, SvdSummary, commit_output, create_output, factor_store, open_matrix, output_share, peaks_line,
-    print_header, ranks_lines, shared_factor, values_line, write_visualization, wrote_line,
+    Details, Session, SvdSummary, commit_output, create_output, factor_store, method_name, open_matrix, output_share,
+    peaks_line, print_header, ranks_lines, shared_factor, values_line, write_visualization, wrote_line,
 };
 use crate::ranks;
 
@@ -17,11 +17,11 @@ use crate::ranks;
 /// of U and V it created there.
 struct Prepared {
     a: ChunkedMatrix,
-    options: RsvdOptions,
+    options: RandomizedSvdOptions,
     output: Option<OutputDir>,
     created: Option<(Destination<'static>, Destination<'static>)>,
     session: Session,
-    plan: RsvdPlan,
+    plan: RandomizedSvdPlan<'static>,
 }
 
 fn prepare(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<Prepared> {
@@ -32,7 +32,7 @@ fn prepare(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<Prepar
         }
     }
     let a = open_matrix(&matrix)?;
-    let options = RsvdOptions::new(args.k)
+    let options = RandomizedSvdOptions::new(args.k)
         .oversamples(args.oversamples)
         .power_iters(args.power_iters)
         .method(args.method.parse()?)
@@ -43,8 +43,12 @@ fn prepare(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<Prepar
         Some(p) if ranks::is_root() => Some(create_output(p, args.overwrite, &a, false)?),
         _ => None,
     };
-    let (session, plan) =
-        Session::planned(run, cancel, |engine| RsvdPlan::new(&a, &options, engine), RsvdPlan::memory_needed)?;
+    let (session, plan) = Session::planned(
+        run,
+        cancel,
+        |engine| RandomizedSvdPlan::new(engine, &a, &options),
+        RandomizedSvdPlan::memory_needed,
+    )?;
     if let Some(path) = run.visualize.as_ref().filter(|_| ranks::is_root()) {
         let title = format!("randomized SVD of {} x {}, k = {}", a.rows(), a.cols(), args.k);
         write_visualization(path, &plan.to_dot(&title)?)?;
@@ -89,8 +93,8 @@ pub fn run(args: &RsvdArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
         oversamples: args.oversamples,
         power_iters: plan.options().power_iters,
         power_iters_run: plan.iterations(),
-        method: options.method,
-        error_estimate: result.error,
+        method: method_name(options.method),
+        error_estimate: (&result.error).into(),
         passes_over_input: result.passes,
     };
     let mut summary = SvdSummary::new("rsvd", &a, &result.svd, &session, details);

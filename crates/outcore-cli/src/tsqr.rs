@@ -1,7 +1,7 @@
 //! `large-svd tsqr`.
 
-use outcore::output::{OutputDir, write_matrix_zarr};
-use outcore::{CancelToken, ChunkedMatrix, Destination, Factor, Result, TsqrOptions, TsqrPlan};
+use outcore::files::{OutputDir, write_matrix_zarr};
+use outcore::{CancelToken, ChunkedMatrix, Destination, Factor, Result, SvdOptions, SvdPlan};
 
 use crate::cli::{RunArgs, TsqrArgs};
 use crate::common::{
@@ -14,11 +14,11 @@ use crate::ranks;
 /// factor's array it created there.
 struct Prepared {
     a: ChunkedMatrix,
-    options: TsqrOptions,
+    options: SvdOptions,
     output: Option<OutputDir>,
     factor: Option<Destination<'static>>,
     session: Session,
-    plan: TsqrPlan,
+    plan: SvdPlan<'static>,
 }
 
 /// The array of the large factor: U for tall input, V for wide.
@@ -30,7 +30,7 @@ fn prepare(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<Prepar
     let a = open_matrix(&args.matrix)?;
     // Without --output there is nowhere to put U and V: computing them would cost three more
     // passes and memory the size of the input, to throw away.
-    let mut options = TsqrOptions::new()
+    let mut options = SvdOptions::new()
         .vectors(!args.values_only && args.output.is_some())
         .check_finite(!args.matrix.no_check_finite);
     if let Some(f) = args.fan_in {
@@ -45,7 +45,7 @@ fn prepare(args: &TsqrArgs, run: &RunArgs, cancel: CancelToken) -> Result<Prepar
         _ => None,
     };
     let (session, plan) =
-        Session::planned(run, cancel, |engine| TsqrPlan::new(&a, &options, engine), TsqrPlan::memory_needed)?;
+        Session::planned(run, cancel, |engine| SvdPlan::new(engine, &a, &options), SvdPlan::memory_needed)?;
     if let Some(path) = run.visualize.as_ref().filter(|_| ranks::is_root()) {
         write_visualization(path, &plan.to_dot(&format!("TSQR SVD of {} x {}", a.rows(), a.cols()))?)?;
     }

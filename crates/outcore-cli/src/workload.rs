@@ -9,7 +9,7 @@
 //! Built on outcore's public task-graph API ([`outcore::graph`]), as any program's own work
 //! would be.
 
-use outcore::graph::{Executor, Operation, Output, TaskGraph, WorkerScratch};
+use outcore::graph::{Block, Executor, Operation, TaskGraph, WorkerScratch};
 use outcore::storage::{Pinned, Reservation, format_size};
 use outcore::{Engine, Error, MemoryError, Result, RunControl, RunStats};
 use rand_distr::{Distribution as _, StandardNormal};
@@ -95,12 +95,12 @@ impl Executor for MeansExecutor {
         inputs: &[Pinned],
         _budget: &mut Reservation,
         _scratch: &mut WorkerScratch,
-    ) -> Result<Vec<Output>> {
+    ) -> Result<Vec<Block>> {
         let value = match op {
             MeansOp::Mean { task } => calc_mean(self.seed, *task, self.n),
             MeansOp::Combine => inputs.iter().map(|p| p[0]).sum::<f64>() / inputs.len().max(1) as f64,
         };
-        Ok(vec![Output { data: vec![value], rows: 1, cols: 1 }])
+        Ok(vec![Block { data: vec![value], rows: 1, cols: 1 }])
     }
 }
 
@@ -108,9 +108,9 @@ impl Executor for MeansExecutor {
 fn means_graph(tasks: usize) -> Result<TaskGraph<MeansOp>> {
     let mut g = TaskGraph::new();
     let means: Vec<_> = (0..tasks)
-        .map(|task| g.add(MeansOp::Mean { task }, vec![], 1, Output::bytes(1, 1)).map(|t| t.out(0)))
+        .map(|task| g.add(MeansOp::Mean { task }, vec![], 1, Block::bytes(1, 1)).map(|t| t.out(0)))
         .collect::<Result<_>>()?;
-    let combine = g.add(MeansOp::Combine, means, 1, Output::bytes(tasks + 1, 1))?;
+    let combine = g.add(MeansOp::Combine, means, 1, Block::bytes(tasks + 1, 1))?;
     g.keep(combine.out(0));
     Ok(g)
 }
@@ -122,7 +122,7 @@ pub fn run_means(engine: &Engine, tasks: usize, n: usize, seed: u64, control: &R
     }
     // The graph's bookkeeping, and the combining task's input, grow with the task count:
     // refuse what the limit cannot hold before allocating any of it.
-    let per_task = TaskGraph::<MeansOp>::task_bytes(0, 1) + 2 * Output::bytes(1, 1);
+    let per_task = TaskGraph::<MeansOp>::task_bytes(0, 1) + 2 * Block::bytes(1, 1);
     let needed = (tasks as u64).saturating_mul(per_task);
     MemoryError::check_limit("the means workload", engine.memory_limit(), needed, || {
         format!("{tasks} tasks at {} each; give fewer --tasks", format_size(per_task))

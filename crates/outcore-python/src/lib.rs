@@ -20,7 +20,10 @@ use std::path::PathBuf;
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use outcore::faer::Mat;
-use outcore::{Destination, Factor, MemoryReport, RsvdMethod, RsvdOptions, RsvdPlan, SvdResult, TsqrOptions, TsqrPlan};
+use outcore::{
+    Destination, Factor, Input, MemoryReport, RandomizedMethod, RandomizedSvdOptions, RandomizedSvdPlan, SvdOptions,
+    SvdPlan, SvdResult,
+};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -65,16 +68,14 @@ fn tsqr<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let source = Source::from_python(source)?;
-    let options = TsqrOptions::new().vectors(compute_uv).center(center).standardize(standardize);
+    let options = SvdOptions::new().vectors(compute_uv).center(center).standardize(standardize);
     let settings = Settings::new(memory_limit, workers, progress)?;
     let matrix = source.matrix(py, true)?;
     let view = source.f64_view();
     let (result, memory) = run_detached(py, &settings, &source, |engine, control, _| {
         let factor = u_out.clone().map_or(Destination::Memory, Destination::Zarr);
-        match view {
-            Some(a) => outcore::svd_with(engine, a, &options, factor, control),
-            None => TsqrPlan::new(&matrix, &options, engine)?.run_with(engine, factor, control),
-        }
+        let input: Input<'_> = view.map_or_else(|| (&matrix).into(), Into::into);
+        SvdPlan::new(engine, input, &options)?.run_with(engine, factor, control)
     })?;
     svd_dict(py, &result, matrix.shape(), &memory)
 }
@@ -100,18 +101,20 @@ fn rsvd<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let source = Source::from_python(source)?;
-    let method = if krylov { RsvdMethod::Krylov } else { RsvdMethod::Subspace };
-    let options =
-        RsvdOptions::new(k).oversamples(oversamples).power_iters(power_iters).method(method).seed(seed).center(center);
+    let method = if krylov { RandomizedMethod::Krylov } else { RandomizedMethod::Subspace };
+    let options = RandomizedSvdOptions::new(k)
+        .oversamples(oversamples)
+        .power_iters(power_iters)
+        .method(method)
+        .seed(seed)
+        .center(center);
     let settings = Settings::new(memory_limit, workers, progress)?;
     let matrix = source.matrix(py, false)?;
     let view = source.f64_view();
     let (result, memory) = run_detached(py, &settings, &source, |engine, control, _| {
         let u = u_out.clone().map_or(Destination::Memory, Destination::Zarr);
-        match view {
-            Some(a) => outcore::randomized_svd_with(engine, a, &options, u, Destination::Memory, control),
-            None => RsvdPlan::new(&matrix, &options, engine)?.run_with(engine, u, Destination::Memory, control),
-        }
+        let input: Input<'_> = view.map_or_else(|| (&matrix).into(), Into::into);
+        RandomizedSvdPlan::new(engine, input, &options)?.run_with(engine, u, Destination::Memory, control)
     })?;
     let out = svd_dict(py, &result.svd, matrix.shape(), &memory)?;
     let error = PyDict::new(py);
@@ -138,7 +141,7 @@ fn transform<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let source = Source::from_python(source)?;
     let matrix = source.matrix(py, false)?;
-    let settings = Settings::new(outcore::DEFAULT_MEMORY_LIMIT, workers, None)?;
+    let settings = Settings::new(outcore::Engine::DEFAULT_MEMORY_LIMIT, workers, None)?;
     let (mean, components) = (mean.as_slice()?, components.as_array());
     let scale = scale.as_ref().map(|s| s.as_slice()).transpose()?;
     let k = components.nrows();
@@ -166,7 +169,7 @@ fn svd_dict<'py>(
     out.set_item("s", PyArray1::from_slice(py, &result.s))?;
     out.set_item("u", factor(py, result.u.as_ref())?)?;
     out.set_item("v", factor(py, result.v.as_ref())?)?;
-    if let Some(c) = &result.centred {
+    if let Some(c) = &result.centered {
         out.set_item("mean", PyArray1::from_slice(py, &c.mean))?;
         out.set_item("scale", c.scale.as_ref().map(|s| PyArray1::from_slice(py, s)))?;
         out.set_item("total_variance", c.total_variance)?;
@@ -208,6 +211,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tsqr, m)?)?;
     m.add_function(wrap_pyfunction!(rsvd, m)?)?;
     m.add_function(wrap_pyfunction!(transform, m)?)?;
-    m.add("DEFAULT_MEMORY_LIMIT", outcore::DEFAULT_MEMORY_LIMIT)?;
+    m.add("DEFAULT_MEMORY_LIMIT", outcore::Engine::DEFAULT_MEMORY_LIMIT)?;
     Ok(())
 }

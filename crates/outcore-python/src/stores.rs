@@ -205,8 +205,11 @@ impl Source {
         match self {
             Self::Array { layout, owner } => {
                 let (m, n) = (layout.rows, layout.cols);
-                let (cr, cc) =
-                    if tall_panels { outcore::tsqr_chunk_shape(m, n) } else { outcore::rsvd_chunk_shape(m, n) };
+                let (cr, cc) = if tall_panels {
+                    outcore::SvdPlan::chunk_shape(m, n)
+                } else {
+                    outcore::RandomizedSvdPlan::chunk_shape(m, n)
+                };
                 let grid = ChunkGrid::new(m, n, cr, cc).map_err(|e| PyValueError::new_err(e.to_string()))?;
                 let store = ArrayStore { grid, layout: *layout, _owner: owner.clone_ref(py) };
                 Ok(ChunkedMatrix::from_store(Arc::new(store)))

@@ -7,13 +7,13 @@
 
 use outcore::faer::Mat;
 use outcore::{
-    CancelToken, ChunkedMatrix, Destination, Distribution, Engine, Error, Event, RunControl, TsqrOptions, TsqrPlan,
+    CancelToken, ChunkedMatrix, Destination, Distribution, Engine, Error, Event, RunControl, SvdOptions, SvdPlan,
 };
 
 fn main() -> outcore::Result<()> {
     let engine = Engine::new(64 << 20)?;
     let a = ChunkedMatrix::generated(Distribution::Normal, 9, 500_000, 50, 10_000, 50)?;
-    let plan = TsqrPlan::new(&a, &TsqrOptions::new(), &engine)?;
+    let plan = SvdPlan::new(&engine, &a, &SvdOptions::new())?;
     let dir = std::env::temp_dir().join(format!("outcore-cancel-example-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| outcore::storage::StorageError::io(&dir, e))?;
     let u_path = dir.join("u.zarr");
@@ -37,7 +37,7 @@ fn main() -> outcore::Result<()> {
     assert_eq!(engine.memory_report().managed_accounted, 0, "a cancelled run kept memory");
 
     // The cancel belonged to that run: the engine carries on.
-    let svd = plan.run(&engine, Destination::Zarr(u_path.clone()))?;
+    let svd = plan.run_with(&engine, Destination::Zarr(u_path.clone()), &RunControl::default())?;
     assert!(u_path.exists());
     println!(
         "peak RSS before the dense check: {}",

@@ -6,19 +6,19 @@
 //! `cargo run --release --example concurrent_jobs`
 
 use outcore::faer::Mat;
-use outcore::{ChunkedMatrix, Distribution, Engine, SvdResult, TsqrOptions, tsqr_svd};
+use outcore::{ChunkedMatrix, Distribution, Engine, SvdOptions, SvdResult};
 
 fn main() -> outcore::Result<()> {
     let engine = Engine::builder().memory_limit(40 << 20).workers(2).build()?;
     let matrices = [1, 2].map(|seed| ChunkedMatrix::generated(Distribution::Uniform, seed, 300_000, 50, 10_000, 50));
     let [a, b] = matrices;
     let (a, b) = (a?, b?);
-    let alone = [tsqr_svd(&engine, &a, &TsqrOptions::new())?, tsqr_svd(&engine, &b, &TsqrOptions::new())?];
+    let alone = [outcore::svd(&engine, &a, &SvdOptions::new())?, outcore::svd(&engine, &b, &SvdOptions::new())?];
 
     // The same engine (one pool, one budget) from two threads at once.
     let (first, second) = std::thread::scope(|s| {
-        let first = s.spawn(|| tsqr_svd(&engine, &a, &TsqrOptions::new()));
-        let second = s.spawn(|| tsqr_svd(&engine, &b, &TsqrOptions::new()));
+        let first = s.spawn(|| outcore::svd(&engine, &a, &SvdOptions::new()));
+        let second = s.spawn(|| outcore::svd(&engine, &b, &SvdOptions::new()));
         (first.join().expect("job A"), second.join().expect("job B"))
     });
     let together = [first?, second?];

@@ -7,7 +7,7 @@
 //! `cargo run --release --example host_process [HOST_MIB]` (default 2048)
 
 use outcore::faer::{Mat, MatRef};
-use outcore::{ChunkedMatrix, Destination, Distribution, Engine, SvdResult, TsqrOptions, TsqrPlan};
+use outcore::{ChunkedMatrix, Destination, Distribution, Engine, RunControl, SvdOptions, SvdPlan, SvdResult};
 
 const ROWS: usize = 600_000;
 const COLS: usize = 50;
@@ -57,8 +57,8 @@ fn main() -> outcore::Result<()> {
 /// The TSQR SVD with U into a new Zarr array; the spills it made.
 fn job(engine: &Engine, a: &ChunkedMatrix, u: &std::path::Path) -> outcore::Result<(SvdResult, u64)> {
     let spills = engine.memory_report().spill_count;
-    let plan = TsqrPlan::new(a, &TsqrOptions::new(), engine)?;
-    let svd = plan.run(engine, Destination::Zarr(u.to_path_buf()))?;
+    let plan = SvdPlan::new(engine, a, &SvdOptions::new())?;
+    let svd = plan.run_with(engine, Destination::Zarr(u.to_path_buf()), &RunControl::default())?;
     Ok((svd, engine.memory_report().spill_count - spills))
 }
 

@@ -4,7 +4,7 @@
 //! `cargo run --release --example in_memory`
 
 use outcore::faer::{Mat, MatRef};
-use outcore::{Engine, TsqrOptions};
+use outcore::{Engine, SvdOptions};
 
 fn main() -> outcore::Result<()> {
     let (m, n) = (200_000, 50);
@@ -12,7 +12,7 @@ fn main() -> outcore::Result<()> {
     let a = MatRef::from_row_major_slice(&data, m, n);
 
     let engine = Engine::new(256 << 20)?;
-    let svd = outcore::svd(&engine, a, &TsqrOptions::new())?;
+    let svd = outcore::svd(&engine, a, &SvdOptions::new())?;
 
     let (u, v) = (svd.u_matrix().expect("U in RAM"), svd.v_matrix().expect("V in RAM"));
     println!("sigma_1..3 = {:.6?}, U {:?}, V {:?}", &svd.s[..3], u.shape(), v.shape());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use outcore::faer::Mat;
 use outcore::storage::{ChunkGrid, ZarrOptions, ZarrStore};
-use outcore::{ChunkedMatrix, Destination, Distribution, Engine, Factor, RunControl, TsqrOptions, TsqrPlan};
+use outcore::{ChunkedMatrix, Destination, Distribution, Engine, Factor, RunControl, SvdOptions, SvdPlan};
 
 fn main() -> outcore::Result<()> {
     let dir = std::env::args().nth(1).map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
@@ -24,9 +24,9 @@ fn main() -> outcore::Result<()> {
 
     // Its SVD, U into a new Zarr array.
     let a = ChunkedMatrix::open(&input)?;
-    let plan = TsqrPlan::new(&a, &TsqrOptions::new(), &engine)?;
+    let plan = SvdPlan::new(&engine, &a, &SvdOptions::new())?;
     println!("{}", plan.summary());
-    let svd = plan.run(&engine, Destination::Zarr(work.join("u.zarr")))?;
+    let svd = plan.run_with(&engine, Destination::Zarr(work.join("u.zarr")), &RunControl::default())?;
     let Some(Factor::Stored(u)) = &svd.u else { unreachable!("U was sent to a Zarr array") };
     println!("U written to {} ({:?})", u.describe(), u.grid().shape());
 

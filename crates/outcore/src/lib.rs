@@ -2,28 +2,33 @@
 //! chunk from a Zarr array, a `.npy` file, a random generator or your own memory, under a fixed
 //! memory budget.
 //!
-//! * [`svd`] / [`randomized_svd`]: one call on a matrix you hold (a faer [`MatRef`](faer::MatRef),
-//!   borrowed, never copied whole).
-//! * [`tsqr_svd`] / [`rsvd`] on a [`ChunkedMatrix`] (Zarr, `.npy`, generated), or
-//!   [`TsqrPlan`] / [`RsvdPlan`] to see the plan first and send the factors to a
-//!   [`Destination`] (a Zarr array, your own matrix).
+//! * [`svd`]: the exact SVD by TSQR of a tall-and-skinny (or short-and-fat) matrix;
+//!   [`randomized_svd`]: the top k of a matrix chunked any way, with an error estimate. Each
+//!   takes any [`Input`]: a [`ChunkedMatrix`] (a Zarr array, a `.npy` file, a generator, a store
+//!   of your own) or a faer matrix in RAM, borrowed and never copied whole.
+//! * [`SvdPlan`] / [`RandomizedSvdPlan`] show the plan first (panels, memory) and send the large
+//!   factors to a [`Destination`] (a Zarr array, your own matrix).
 //! * An [`Engine`] is the memory budget and the workers; [`RunControl`] carries one run's
 //!   cancel token and [event](Event) sink.
 //!
 //! ```
-//! use outcore::{ChunkedMatrix, Distribution, Engine, TsqrOptions, tsqr_svd};
+//! use outcore::{ChunkedMatrix, Distribution, Engine, SvdOptions};
 //!
 //! # fn main() -> outcore::Result<()> {
 //! // A 20,000 x 20 random matrix in chunks of 3,000 rows, under a 64 MiB budget, on 2 threads.
 //! let a = ChunkedMatrix::generated(Distribution::Normal, 42, 20_000, 20, 3_000, 20)?;
 //! let engine = Engine::builder().memory_limit(64 << 20).workers(2).build()?;
-//! let svd = tsqr_svd(&engine, &a, &TsqrOptions::new())?;
+//! let svd = outcore::svd(&engine, &a, &SvdOptions::new())?;
 //! assert_eq!(svd.s.len(), 20);
 //! assert!(svd.s.windows(2).all(|w| w[0] >= w[1]));
 //! assert_eq!(svd.u_matrix().map(|u| u.shape()), Some((20_000, 20)));
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A store of your own is a [`ChunkStore`](storage::ChunkStore) of a few methods (see the
+//! `custom_store` example). Work of your own runs under the same engine as a task graph
+//! ([`graph`]); ranks of an MPI job share a run through [`cluster`].
 //!
 //! # Whose memory the limit counts
 //!
@@ -37,32 +42,42 @@
 //! clone of the engine).
 
 pub mod cluster;
-mod control;
-mod copy;
-mod engine;
 mod error;
-pub mod events;
-pub mod graph;
 mod linalg;
 mod matrix;
-pub mod output;
-mod schedule;
+mod output;
+mod run;
+mod task;
 
-pub use control::{CancelToken, DEFAULT_MEMORY_INTERVAL, RunControl};
-pub use copy::copy_matrix;
-pub use engine::{DEFAULT_MEMORY_LIMIT, DEFAULT_PROCESS_OVERHEAD, Engine, EngineBuilder, MAX_WORKERS};
 pub use error::{Error, MemoryError, Result};
-pub use events::{Event, EventSink};
-pub use linalg::in_memory::{randomized_svd, randomized_svd_with, rsvd_chunk_shape, svd, svd_with, tsqr_chunk_shape};
+pub use linalg::copy::copy_matrix;
+pub use linalg::input::Input;
+pub use linalg::result::{Centered, SvdResult};
 pub use linalg::rsvd::{
-    DEFAULT_POWER_ITERS, ErrorEstimate, MAX_POWER_ITERS, MAX_PROBES, RsvdMethod, RsvdOptions, RsvdPlan, RsvdResult,
-    rsvd,
+    ErrorEstimate, RandomizedMethod, RandomizedSvdOptions, RandomizedSvdPlan, RandomizedSvdResult, randomized_svd,
 };
-pub use linalg::tsqr::{TsqrOptions, TsqrPlan, tsqr_svd};
-pub use linalg::{Centred, Factor, SvdResult};
+pub use linalg::tsqr::{SvdOptions, SvdPlan, svd};
 pub use matrix::{ChunkedMatrix, Distribution};
-pub use output::Destination;
-pub use schedule::{RunStats, Scheduler};
+pub use output::{Destination, Factor};
+pub use run::{Engine, EngineBuilder, Event, EventSink, RunControl, RunStats, Scheduler};
+pub use task::CancelToken;
+
+/// Task graphs of your own, run under an engine's memory budget, schedulers and events: describe
+/// the work as a [`TaskGraph`](graph::TaskGraph) of ops, implement
+/// [`Executor`](graph::Executor) for the op type, and run it with [`Engine::run_graph`] (the
+/// `large-svd means` workload is built this way). Reductions take the shape of
+/// [`reduction_tree`](graph::reduction_tree), as the library's own do.
+pub mod graph {
+    pub use crate::task::{
+        Block, Executor, Key, Operation, Results, Stage, Task, TaskGraph, TaskId, WorkerScratch, reduction_tree,
+    };
+}
+
+/// Output directories that appear atomically, and small results written as Zarr arrays: what a
+/// program that writes its results as files needs (the `large-svd` command line does).
+pub mod files {
+    pub use crate::output::{OutputDir, check_no_overlap, write_matrix_zarr, write_vector_zarr};
+}
 
 /// The storage layer: chunk stores (Zarr, `.npy`, memory), the buffer manager (the memory
 /// pool), memory reports.
@@ -75,8 +90,8 @@ pub use faer;
 /// What most programs need, in one `use outcore::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        ChunkedMatrix, Destination, Engine, Error, Result, RsvdOptions, RunControl, TsqrOptions, randomized_svd, rsvd,
-        svd, tsqr_svd,
+        ChunkedMatrix, Destination, Engine, Error, RandomizedSvdOptions, Result, RunControl, SvdOptions,
+        randomized_svd, svd,
     };
 }
 

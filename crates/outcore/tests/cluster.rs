@@ -9,7 +9,10 @@ use common::{engine, matrix, row_major};
 use faer::Mat;
 use outcore::cluster::{LocalCluster, Transport};
 use outcore::storage::{ChunkStore, FaultPlan, FaultyStore, MemoryStore};
-use outcore::{ChunkedMatrix, Destination, Error, RsvdOptions, RsvdPlan, RunControl, Scheduler, TsqrOptions, TsqrPlan};
+use outcore::{
+    ChunkedMatrix, Destination, Error, RandomizedSvdOptions, RandomizedSvdPlan, RunControl, Scheduler, SvdOptions,
+    SvdPlan,
+};
 
 const LIMIT: u64 = 64 << 20;
 
@@ -57,13 +60,13 @@ struct Tsqr {
 
 fn tsqr(
     a: &ChunkedMatrix,
-    options: &TsqrOptions,
+    options: &SvdOptions,
     workers: usize,
     control: &RunControl,
     u: &Arc<dyn ChunkStore>,
 ) -> outcore::Result<Tsqr> {
     let engine = engine(LIMIT, Scheduler::Threads { workers });
-    let plan = TsqrPlan::new(a, options, &engine)?;
+    let plan = SvdPlan::new(&engine, a, options)?;
     let svd = plan.run_with(&engine, Destination::Store(u.clone()), control)?;
     let Some(outcore::Factor::Dense(v)) = &svd.v else { panic!("V should be in RAM") };
     Ok(Tsqr { tasks: svd.stats.tasks, s: bits(&svd.s), v: mat_bits(v), u: Vec::new() })
@@ -73,8 +76,8 @@ fn tsqr(
 fn tsqr_on_one_two_and_three_ranks_gives_the_bits_of_one_process() {
     let a = tall();
     // A fan-in of 3 over 11 panels: rank boundaries fall inside the tree's nodes.
-    let options = TsqrOptions::new().fan_in(3);
-    let grid = TsqrPlan::new(&a, &options, &engine(LIMIT, Scheduler::Serial)).unwrap().factor_grid().unwrap();
+    let options = SvdOptions::new().fan_in(3);
+    let grid = SvdPlan::new(&engine(LIMIT, Scheduler::Serial), &a, &options).unwrap().factor_grid().unwrap();
     let u_threads: Arc<dyn ChunkStore> = Arc::new(MemoryStore::new(grid));
     let mut threads = tsqr(&a, &options, 2, &RunControl::new(), &u_threads).unwrap();
     threads.u = store_bits(&u_threads);
@@ -91,15 +94,15 @@ fn tsqr_on_one_two_and_three_ranks_gives_the_bits_of_one_process() {
         assert!(results.iter().all(|r| r.tasks > 0 && (ranks == 1 || r.tasks < threads.tasks)));
     }
     // Values only, where panels are sized for speed rather than by chunks.
-    let values = TsqrOptions::new().values_only();
+    let values = SvdOptions::new().vectors(false);
     let one = {
         let e = engine(LIMIT, Scheduler::Threads { workers: 2 });
-        TsqrPlan::new(&a, &values, &e).unwrap().run(&e, Destination::Memory).unwrap().s
+        SvdPlan::new(&e, &a, &values).unwrap().run(&e).unwrap().s
     };
     let three = on_ranks(3, |t| {
         let e = engine(LIMIT, Scheduler::Serial);
         let control = RunControl::new().cluster(t);
-        TsqrPlan::new(&a, &values, &e).unwrap().run_with(&e, Destination::Memory, &control).unwrap().s
+        SvdPlan::new(&e, &a, &values).unwrap().run_with(&e, Destination::Memory, &control).unwrap().s
     });
     assert!(three.iter().all(|s| bits(s) == bits(&one)));
 }
@@ -110,10 +113,10 @@ fn rsvd_across_ranks_gives_the_bits_of_one_process() {
     let (m, n) = (733, 61);
     let data: Vec<f64> = (0..m * n).map(|i| (((i * 2_654_435_761) % 10_007) as f64 / 10_007.0) - 0.5).collect();
     let a = matrix(&data, m, n, 50, 20);
-    let options = RsvdOptions::new(12).oversamples(40).power_iters(2).seed(5);
+    let options = RandomizedSvdOptions::new(12).oversamples(40).power_iters(2).seed(5);
     let run = |control: &RunControl, workers: usize, stores: &(Arc<dyn ChunkStore>, Arc<dyn ChunkStore>)| {
         let e = engine(LIMIT, Scheduler::Threads { workers });
-        let plan = RsvdPlan::new(&a, &options, &e).unwrap();
+        let plan = RandomizedSvdPlan::new(&e, &a, &options).unwrap();
         let r = plan
             .run_with(&e, Destination::Store(stores.0.clone()), Destination::Store(stores.1.clone()), control)
             .unwrap();
@@ -121,7 +124,7 @@ fn rsvd_across_ranks_gives_the_bits_of_one_process() {
     };
     let grids = {
         let e = engine(LIMIT, Scheduler::Serial);
-        RsvdPlan::new(&a, &options, &e).unwrap().factor_grids().unwrap()
+        RandomizedSvdPlan::new(&e, &a, &options).unwrap().factor_grids().unwrap()
     };
     let new_stores = || -> (Arc<dyn ChunkStore>, Arc<dyn ChunkStore>) {
         (Arc::new(MemoryStore::new(grids.0)), Arc::new(MemoryStore::new(grids.1)))
@@ -143,7 +146,7 @@ fn ranks_given_different_work_refuse_before_any() {
     let outcomes = on_ranks(3, |t| {
         let rows = if t.rank() == 1 { 200 } else { 100 };
         let e = engine(LIMIT, Scheduler::Serial);
-        let plan = TsqrPlan::new(&a, &TsqrOptions::new().values_only().panel_rows(rows), &e).unwrap();
+        let plan = SvdPlan::new(&e, &a, &SvdOptions::new().vectors(false).panel_rows(rows)).unwrap();
         plan.run_with(&e, Destination::Memory, &RunControl::new().cluster(t)).map(|r| r.stats.tasks)
     });
     for outcome in outcomes {
@@ -162,7 +165,7 @@ fn one_ranks_failure_ends_every_rank_with_its_message() {
             if t.rank() == 2 { Arc::new(FaultyStore::new(source.clone(), FaultPlan::read(2))) } else { source.clone() };
         let a = ChunkedMatrix::from_store(store);
         let e = engine(LIMIT, Scheduler::Threads { workers: 2 });
-        let plan = TsqrPlan::new(&a, &TsqrOptions::new().values_only().fan_in(2), &e).unwrap();
+        let plan = SvdPlan::new(&e, &a, &SvdOptions::new().vectors(false).fan_in(2)).unwrap();
         let result = plan.run_with(&e, Destination::Memory, &RunControl::new().cluster(t)).map(|r| r.s);
         (result, e.memory_report().managed)
     });
@@ -182,7 +185,7 @@ fn a_destination_the_ranks_cannot_share_is_refused() {
     let a = tall();
     let outcomes = on_ranks(2, |t| {
         let e = engine(LIMIT, Scheduler::Serial);
-        let plan = TsqrPlan::new(&a, &TsqrOptions::new(), &e).unwrap();
+        let plan = SvdPlan::new(&e, &a, &SvdOptions::new()).unwrap();
         plan.run_with(&e, Destination::Memory, &RunControl::new().cluster(t)).map(|_| ())
     });
     for outcome in outcomes {
@@ -194,13 +197,12 @@ fn a_destination_the_ranks_cannot_share_is_refused() {
 #[test]
 fn a_step_before_the_run_failing_on_one_rank_fails_every_rank_without_waiting() {
     let a = tall();
-    let grid =
-        TsqrPlan::new(&a, &TsqrOptions::new(), &engine(LIMIT, Scheduler::Serial)).unwrap().factor_grid().unwrap();
+    let grid = SvdPlan::new(&engine(LIMIT, Scheduler::Serial), &a, &SvdOptions::new()).unwrap().factor_grid().unwrap();
     let u: Arc<dyn ChunkStore> = Arc::new(MemoryStore::new(grid));
     let outcomes = on_ranks(3, |t| {
         let rank = t.rank();
         let e = engine(LIMIT, Scheduler::Serial);
-        let plan = TsqrPlan::new(&a, &TsqrOptions::new(), &e).unwrap();
+        let plan = SvdPlan::new(&e, &a, &SvdOptions::new()).unwrap();
         // Rank 1 alone gives a destination the ranks cannot share.
         let destination = if rank == 1 { Destination::Memory } else { Destination::Store(u.clone()) };
         plan.run_with(&e, destination, &RunControl::new().cluster(t)).map(|_| ())
@@ -220,7 +222,7 @@ fn ranks_given_different_seeds_refuse_too() {
     let outcomes = on_ranks(3, |t| {
         let seed = if t.rank() == 2 { 8 } else { 7 };
         let e = engine(LIMIT, Scheduler::Serial);
-        let plan = RsvdPlan::new(&a, &RsvdOptions::new(3).seed(seed), &e).unwrap();
+        let plan = RandomizedSvdPlan::new(&e, &a, &RandomizedSvdOptions::new(3).seed(seed)).unwrap();
         let (ug, vg) = plan.factor_grids().unwrap();
         let (u, v): (Arc<dyn ChunkStore>, Arc<dyn ChunkStore>) =
             (Arc::new(MemoryStore::new(ug)), Arc::new(MemoryStore::new(vg)));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::*;
 use outcore::storage::Thresholds;
 use outcore::storage::{ChunkGrid, ChunkStore, FaultPlan, FaultyStore, MemoryStore, StorageError, read_matrix};
-use outcore::{ChunkedMatrix, Destination, Distribution, Engine, Error, Scheduler, TsqrOptions, TsqrPlan};
+use outcore::{ChunkedMatrix, Destination, Distribution, Engine, Error, RunControl, Scheduler, SvdOptions, SvdPlan};
 
 const ROWS: usize = 3000;
 const COLS: usize = 40;
@@ -50,11 +50,11 @@ fn run(
         .unwrap();
     let faulty_input = Arc::new(FaultyStore::new(source.clone(), reads));
     let a = ChunkedMatrix::from_store(faulty_input.clone());
-    let options = TsqrOptions::new().fan_in(3);
-    let plan = TsqrPlan::new(&a, &options, &engine).unwrap();
+    let options = SvdOptions::new().fan_in(3);
+    let plan = SvdPlan::new(&engine, &a, &options).unwrap();
     let grid = plan.factor_grid().unwrap();
     let sink = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new(grid)), writes));
-    let result = plan.run(&engine, Destination::Store(sink.clone())).and_then(|svd| {
+    let result = plan.run_with(&engine, Destination::Store(sink.clone()), &RunControl::default()).and_then(|svd| {
         let u = read_matrix(sink.as_ref())?;
         Ok((svd.s, u, svd.stats))
     });

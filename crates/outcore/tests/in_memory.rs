@@ -8,7 +8,8 @@ use outcore_testkit as common;
 use common::*;
 use faer::Mat;
 use outcore::{
-    ChunkedMatrix, Destination, Distribution, Engine, Error, Factor, RsvdOptions, RunControl, TsqrOptions, TsqrPlan,
+    ChunkedMatrix, Destination, Distribution, Engine, Error, Factor, RandomizedSvdOptions, RunControl, SvdOptions,
+    SvdPlan,
 };
 
 fn gaussian(m: usize, n: usize, seed: u64) -> Mat<f64> {
@@ -31,14 +32,14 @@ fn tall_wide_and_any_layout_match_dense_svd() {
     for (m, n) in [(7_001, 13), (13, 5_003), (1, 1), (40, 40), (100_003, 3)] {
         let a = gaussian(m, n, (m * 31 + n) as u64);
         // Column-major (faer's own layout), then row-major from a slice, then a transposed view.
-        let svd = outcore::svd(&engine, a.as_ref(), &TsqrOptions::new()).unwrap();
+        let svd = outcore::svd(&engine, a.as_ref(), &SvdOptions::new()).unwrap();
         check(&a, &svd.s, svd.u_matrix().unwrap(), svd.v_matrix().unwrap());
         let data = row_major(&a);
         let rm = faer::MatRef::from_row_major_slice(&data, m, n);
-        let again = outcore::svd(&engine, rm, &TsqrOptions::new()).unwrap();
+        let again = outcore::svd(&engine, rm, &SvdOptions::new()).unwrap();
         assert_eq!(svd.s, again.s, "{m}x{n}: the layout changed the bits");
         let t = a.transpose().to_owned();
-        let svd_t = outcore::svd(&engine, t.as_ref().transpose(), &TsqrOptions::new()).unwrap();
+        let svd_t = outcore::svd(&engine, t.as_ref().transpose(), &SvdOptions::new()).unwrap();
         assert_eq!(svd.s, svd_t.s);
     }
 }
@@ -48,21 +49,13 @@ fn u_is_written_into_the_callers_matrix() {
     let engine = Engine::new(16 << 20).unwrap();
     let a = gaussian(20_011, 7, 3);
     let mut u = Mat::<f64>::zeros(20_011, 7);
-    let svd =
-        outcore::svd_with(&engine, a.as_ref(), &TsqrOptions::new(), Destination::Into(u.as_mut()), &RunControl::new())
-            .unwrap();
+    let plan = SvdPlan::new(&engine, &a, &SvdOptions::new()).unwrap();
+    let svd = plan.run_with(&engine, Destination::Into(u.as_mut()), &RunControl::new()).unwrap();
     assert!(matches!(svd.u, Some(Factor::Written { rows: 20_011, cols: 7 })));
     check(&a, &svd.s, &u, svd.v_matrix().unwrap());
     // A destination of the wrong shape is refused before any work.
     let mut small = Mat::<f64>::zeros(3, 7);
-    let err = outcore::svd_with(
-        &engine,
-        a.as_ref(),
-        &TsqrOptions::new(),
-        Destination::Into(small.as_mut()),
-        &RunControl::new(),
-    )
-    .unwrap_err();
+    let err = plan.run_with(&engine, Destination::Into(small.as_mut()), &RunControl::new()).unwrap_err();
     assert!(err.to_string().contains("20011 x 7") && err.to_string().contains("3 x 7"), "{err}");
 }
 
@@ -71,10 +64,10 @@ fn non_finite_values_in_the_callers_matrix_are_found() {
     let engine = Engine::new(16 << 20).unwrap();
     let mut a = gaussian(5_000, 4, 8);
     a[(4_321, 2)] = f64::NAN;
-    let err = outcore::svd(&engine, a.as_ref(), &TsqrOptions::new()).unwrap_err();
+    let err = outcore::svd(&engine, a.as_ref(), &SvdOptions::new()).unwrap_err();
     assert!(matches!(err, Error::NonFinite { row: 4_321, col: 2, .. }), "{err}");
     // Without the scan the NaN is not looked for (it reaches the SVD of R, which says so).
-    let unchecked = outcore::svd(&engine, a.as_ref(), &TsqrOptions::new().check_finite(false));
+    let unchecked = outcore::svd(&engine, a.as_ref(), &SvdOptions::new().check_finite(false));
     assert!(!matches!(unchecked, Err(Error::NonFinite { .. })), "{unchecked:?}");
 }
 
@@ -83,7 +76,7 @@ fn randomized_svd_recovers_a_low_rank_matrix_in_memory() {
     let engine = Engine::new(64 << 20).unwrap();
     let (m, n, r) = (3_001, 2_003, 4);
     let a = &gaussian(m, r, 1) * &gaussian(r, n, 2);
-    let result = outcore::randomized_svd(&engine, a.as_ref(), &RsvdOptions::new(r).power_iters(1)).unwrap();
+    let result = outcore::randomized_svd(&engine, a.as_ref(), &RandomizedSvdOptions::new(r).power_iters(1)).unwrap();
     let (u, v) = result.svd.dense_vectors().unwrap();
     let norm = a.norm_l2();
     assert!(reconstruction_error(&a, &u, &result.svd.s, &v) <= tol(m, n, norm) * 10.0);
@@ -100,18 +93,19 @@ fn an_output_over_its_input_is_refused_before_any_work() {
     let generated = ChunkedMatrix::generated(Distribution::Uniform, 1, 1_000, 5, 300, 5).unwrap();
     outcore::copy_matrix(&engine, &generated, store, &RunControl::new()).unwrap();
     let a = ChunkedMatrix::open(&path).unwrap();
-    let plan = TsqrPlan::new(&a, &TsqrOptions::new(), &engine).unwrap();
+    let plan = SvdPlan::new(&engine, &a, &SvdOptions::new()).unwrap();
     for target in [path.clone(), path.join("u.zarr"), dir.path().to_path_buf()] {
-        let err = plan.run(&engine, Destination::Zarr(target.clone())).unwrap_err();
+        let err = plan.run_with(&engine, Destination::Zarr(target.clone()), &RunControl::default()).unwrap_err();
         assert!(err.to_string().contains("would overwrite the input"), "{}: {err}", target.display());
     }
     assert_eq!(a.to_dense().unwrap(), generated.to_dense().unwrap(), "the input changed");
-    let svd = plan.run(&engine, Destination::Zarr(dir.path().join("u.zarr"))).unwrap();
+    let svd = plan.run_with(&engine, Destination::Zarr(dir.path().join("u.zarr")), &RunControl::default()).unwrap();
     assert!(matches!(svd.u, Some(Factor::Stored(_))) && dir.path().join("u.zarr").is_dir());
     // U and V of a randomized SVD never share a path, however it is spelled.
-    let rsvd = outcore::RsvdPlan::new(&a, &RsvdOptions::new(2).oversamples(1), &engine).unwrap();
+    let rsvd = outcore::RandomizedSvdPlan::new(&engine, &a, &RandomizedSvdOptions::new(2).oversamples(1)).unwrap();
     let (u, v) = (dir.path().join("f"), dir.path().join(".").join("f").join("v"));
-    let err = rsvd.run(&engine, Destination::Zarr(u.clone()), Destination::Zarr(v)).unwrap_err();
+    let err =
+        rsvd.run_with(&engine, Destination::Zarr(u.clone()), Destination::Zarr(v), &RunControl::default()).unwrap_err();
     assert!(err.to_string().contains("would overwrite each other"), "{err}");
     assert!(!u.exists());
 }

@@ -1,4 +1,4 @@
-//! Centred (and standardized) SVDs, as a PCA needs, against dense references of the
+//! Centered (and standardized) SVDs, as a PCA needs, against dense references of the
 //! explicitly centred matrix: shapes that do not divide the chunks, tall and wide, columns far
 //! from zero, constant columns, any fan-in; serial and threads bitwise identical.
 
@@ -7,7 +7,8 @@ use outcore_testkit as common;
 use common::*;
 use faer::Mat;
 use outcore::{
-    ChunkedMatrix, Distribution, Error, RsvdMethod, RsvdOptions, Scheduler, SvdResult, TsqrOptions, rsvd, tsqr_svd,
+    ChunkedMatrix, Distribution, Error, RandomizedMethod, RandomizedSvdOptions, Scheduler, SvdOptions, SvdResult,
+    randomized_svd,
 };
 use proptest::prelude::*;
 
@@ -54,7 +55,7 @@ fn check_centred(a: &Mat<f64>, svd: &SvdResult, standardize: bool) {
     for (i, (x, y)) in svd.s.iter().zip(&reference).enumerate() {
         assert!((x - y).abs() <= t, "{m}x{n} sigma_{i}: {x} vs {y} (tol {t})");
     }
-    let centred = svd.centred.as_ref().expect("a centred run reports its means");
+    let centred = svd.centered.as_ref().expect("a centred run reports its means");
     for (j, (x, y)) in centred.mean.iter().zip(&mean).enumerate() {
         assert!((x - y).abs() <= tol(m, 1, a.norm_max()), "mean {j}: {x} vs {y}");
     }
@@ -82,9 +83,9 @@ fn check_centred(a: &Mat<f64>, svd: &SvdResult, standardize: bool) {
     }
 }
 
-fn run(a: &Mat<f64>, cr: usize, cc: usize, options: &TsqrOptions, scheduler: Scheduler) -> SvdResult {
+fn run(a: &Mat<f64>, cr: usize, cc: usize, options: &SvdOptions, scheduler: Scheduler) -> SvdResult {
     let (m, n) = a.shape();
-    tsqr_svd(&engine(256 << 20, scheduler), &matrix(&row_major(a), m, n, cr, cc), options).unwrap()
+    outcore::svd(&engine(256 << 20, scheduler), matrix(&row_major(a), m, n, cr, cc), options).unwrap()
 }
 
 proptest! {
@@ -101,24 +102,24 @@ proptest! {
     ) {
         let a = offset_matrix(m, n, seed, constant.then_some(0));
         let (cr, cc) = if m >= n { (chunk.min(m), n) } else { (m, chunk.min(n)) };
-        let options = TsqrOptions::new().center(true).standardize(standardize).fan_in(fan_in).panel_rows(chunk);
+        let options = SvdOptions::new().center(true).standardize(standardize).fan_in(fan_in).panel_rows(chunk);
         let serial = run(&a, cr, cc, &options, Scheduler::Serial);
         check_centred(&a, &serial, standardize);
         // A tall centred matrix has V and no U (no second pass); a wide one both.
         prop_assert_eq!(serial.u.is_some(), m < n);
         let threads = run(&a, cr, cc, &options, Scheduler::Threads { workers: 3 });
         prop_assert_eq!(&serial.s, &threads.s);
-        prop_assert_eq!(&serial.centred, &threads.centred);
+        prop_assert_eq!(&serial.centered, &threads.centered);
     }
 }
 
 #[test]
 fn centred_values_only_keep_the_means() {
     let a = offset_matrix(1_001, 9, 3, None);
-    let svd = run(&a, 97, 9, &TsqrOptions::new().values_only().center(true), Scheduler::Threads { workers: 2 });
+    let svd = run(&a, 97, 9, &SvdOptions::new().vectors(false).center(true), Scheduler::Threads { workers: 2 });
     assert!(svd.u.is_none() && svd.v.is_none());
     let (c, mean, _) = centred_reference(&a, false);
-    let centred = svd.centred.unwrap();
+    let centred = svd.centered.unwrap();
     assert!(centred.mean.iter().zip(&mean).all(|(x, y)| (x - y).abs() <= 1e-9));
     let reference = reference_singular_values(&c);
     assert!(svd.s.iter().zip(&reference).all(|(x, y)| (x - y).abs() <= tol(1_001, 9, a.norm_l2())));
@@ -127,7 +128,7 @@ fn centred_values_only_keep_the_means() {
 #[test]
 fn centring_one_row_is_refused() {
     let a = matrix(&[1.0, 2.0, 3.0], 1, 3, 1, 3);
-    let err = tsqr_svd(&engine(64 << 20, Scheduler::Serial), &a, &TsqrOptions::new().center(true)).unwrap_err();
+    let err = outcore::svd(&engine(64 << 20, Scheduler::Serial), &a, &SvdOptions::new().center(true)).unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { what: "center", .. }), "{err}");
     assert!(err.to_string().contains("at least 2 rows"), "{err}");
 }
@@ -160,10 +161,10 @@ proptest! {
         let p = p.min(m.min(n) - k);
         let rank = k.min(m - 1);
         let a = low_rank_offset(m, n, rank, seed);
-        let method = if krylov { RsvdMethod::Krylov } else { RsvdMethod::Subspace };
-        let options = RsvdOptions::new(k).oversamples(p).power_iters(q).method(method).seed(seed).center(true);
+        let method = if krylov { RandomizedMethod::Krylov } else { RandomizedMethod::Subspace };
+        let options = RandomizedSvdOptions::new(k).oversamples(p).power_iters(q).method(method).seed(seed).center(true);
         let data = matrix(&row_major(&a), m, n, cr.min(m), cc.min(n));
-        let serial = rsvd(&engine(256 << 20, Scheduler::Serial), &data, &options).unwrap();
+        let serial = randomized_svd(&engine(256 << 20, Scheduler::Serial), &data, &options).unwrap();
         let (c, mean, _) = centred_reference(&a, false);
         let t = tol(m, n, a.norm_l2());
         let reference = reference_singular_values(&c);
@@ -174,15 +175,15 @@ proptest! {
         let err = reconstruction_error(&c, &u, &serial.svd.s, &v);
         prop_assert!(err <= t, "||C - U S V^T|| = {} (tol {})", err, t);
         prop_assert!(serial.error.frobenius <= t, "estimate {:?}", serial.error);
-        let centred = serial.svd.centred.clone().unwrap();
+        let centred = serial.svd.centered.clone().unwrap();
         for (x, y) in centred.mean.iter().zip(&mean) {
             prop_assert!((x - y).abs() <= tol(m, 1, a.norm_max()), "mean {} vs {}", x, y);
         }
         let total = c.squared_norm_l2() / (m as f64 - 1.0);
         prop_assert!((centred.total_variance - total).abs() <= 1e-10 * total.max(1.0), "{} vs {}", centred.total_variance, total);
-        let threads = rsvd(&engine(256 << 20, Scheduler::Threads { workers: 3 }), &data, &options).unwrap();
+        let threads = randomized_svd(&engine(256 << 20, Scheduler::Threads { workers: 3 }), &data, &options).unwrap();
         prop_assert_eq!(&serial.svd.s, &threads.svd.s);
-        prop_assert_eq!(&serial.svd.centred, &threads.svd.centred);
+        prop_assert_eq!(&serial.svd.centered, &threads.svd.centered);
     }
 }
 
@@ -193,9 +194,11 @@ fn centred_rsvd_of_a_transposed_view_matches() {
     let a = low_rank_offset(37, 90, 3, 11);
     let t = a.transpose().to_owned();
     let data = matrix(&row_major(&t), 90, 37, 13, 9).t();
-    let result = rsvd(&engine(64 << 20, Scheduler::Serial), &data, &RsvdOptions::new(3).center(true)).unwrap();
+    let result =
+        randomized_svd(&engine(64 << 20, Scheduler::Serial), &data, &RandomizedSvdOptions::new(3).center(true))
+            .unwrap();
     let (c, mean, _) = centred_reference(&a, false);
-    let centred = result.svd.centred.unwrap();
+    let centred = result.svd.centered.unwrap();
     assert!(centred.mean.iter().zip(&mean).all(|(x, y)| (x - y).abs() <= 1e-9), "{:?}", centred.mean);
     let reference = reference_singular_values(&c);
     for (x, y) in result.svd.s.iter().zip(&reference) {

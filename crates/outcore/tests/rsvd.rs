@@ -6,7 +6,10 @@ use outcore_testkit as common;
 
 use common::*;
 use faer::Mat;
-use outcore::{ChunkedMatrix, Distribution, RsvdMethod, RsvdOptions, RsvdPlan, RsvdResult, Scheduler, rsvd};
+use outcore::{
+    ChunkedMatrix, Distribution, RandomizedMethod, RandomizedSvdOptions, RandomizedSvdPlan, RandomizedSvdResult,
+    Scheduler, randomized_svd,
+};
 use proptest::prelude::*;
 
 fn gaussian(m: usize, n: usize, seed: u64) -> Mat<f64> {
@@ -30,12 +33,12 @@ fn run(
     a: &Mat<f64>,
     cr: usize,
     cc: usize,
-    options: &RsvdOptions,
+    options: &RandomizedSvdOptions,
     scheduler: Scheduler,
-) -> (RsvdResult, Mat<f64>, Mat<f64>) {
+) -> (RandomizedSvdResult, Mat<f64>, Mat<f64>) {
     let (m, n) = a.shape();
     let matrix = matrix(&row_major(a), m, n, cr, cc);
-    let result = rsvd(&engine(256 << 20, scheduler), &matrix, options).unwrap();
+    let result = randomized_svd(&engine(256 << 20, scheduler), &matrix, options).unwrap();
     let (u, v) = result.svd.dense_vectors().unwrap();
     (result, u, v)
 }
@@ -52,7 +55,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let a = &gaussian(m, rank, seed) * &gaussian(rank, n, seed ^ 9);
-        let options = RsvdOptions::new(5).oversamples(5).power_iters(q).seed(seed);
+        let options = RandomizedSvdOptions::new(5).oversamples(5).power_iters(q).seed(seed);
         let (result, u, v) = run(&a, cr, cc, &options, Scheduler::Threads { workers: 2 });
         let norm = a.norm_l2();
         let reference = reference_singular_values(&a);
@@ -78,8 +81,8 @@ proptest! {
     ) {
         let sigma: Vec<f64> = (0..m.min(n)).map(|i| decay.powi(i as i32)).collect();
         let a = with_spectrum(m, n, &sigma, seed);
-        let method = if krylov { RsvdMethod::Krylov } else { RsvdMethod::Subspace };
-        let options = RsvdOptions::new(4).oversamples(4).power_iters(q).method(method).seed(seed);
+        let method = if krylov { RandomizedMethod::Krylov } else { RandomizedMethod::Subspace };
+        let options = RandomizedSvdOptions::new(4).oversamples(4).power_iters(q).method(method).seed(seed);
         let (result, u, v) = run(&a, cr, cc, &options, Scheduler::Serial);
         let k = result.svd.s.len();
         let fit = Mat::from_fn(m, k, |i, j| u[(i, j)] * result.svd.s[j]) * v.transpose();
@@ -97,8 +100,8 @@ proptest! {
 #[test]
 fn serial_and_threads_give_identical_results() {
     let a = gaussian(157, 131, 3);
-    for method in [RsvdMethod::Subspace, RsvdMethod::Krylov] {
-        let options = RsvdOptions::new(6).power_iters(2).method(method);
+    for method in [RandomizedMethod::Subspace, RandomizedMethod::Krylov] {
+        let options = RandomizedSvdOptions::new(6).power_iters(2).method(method);
         let (r1, u1, v1) = run(&a, 40, 33, &options, Scheduler::Serial);
         let (r2, u2, v2) = run(&a, 40, 33, &options, Scheduler::Threads { workers: 3 });
         assert_eq!(r1.svd.s, r2.svd.s);
@@ -116,11 +119,15 @@ fn more_iterations_help_and_krylov_helps_more_per_pass_on_a_flat_tail() {
     sigma.extend((0..295).map(|i| 6.0 - 3.0 * i as f64 / 295.0));
     let a = with_spectrum(m, n, &sigma, 5);
     let error = |q, method| {
-        let options = RsvdOptions::new(5).oversamples(5).power_iters(q).method(method);
+        let options = RandomizedSvdOptions::new(5).oversamples(5).power_iters(q).method(method);
         let (r, _, _) = run(&a, 64, 64, &options, Scheduler::Serial);
         (1..5).map(|i| (r.svd.s[i] - sigma[i]).abs() / sigma[i]).fold(0.0f64, f64::max)
     };
-    let (q0, q2, q2k) = (error(0, RsvdMethod::Subspace), error(2, RsvdMethod::Subspace), error(2, RsvdMethod::Krylov));
+    let (q0, q2, q2k) = (
+        error(0, RandomizedMethod::Subspace),
+        error(2, RandomizedMethod::Subspace),
+        error(2, RandomizedMethod::Krylov),
+    );
     assert!(q2 < q0, "2 iterations ({q2}) should beat none ({q0})");
     assert!(q2k < q2, "Krylov ({q2k}) should beat subspace ({q2}) at 2 iterations");
 }
@@ -129,22 +136,22 @@ fn more_iterations_help_and_krylov_helps_more_per_pass_on_a_flat_tail() {
 fn bad_parameters_are_refused_clearly() {
     let a = ChunkedMatrix::generated(Distribution::Uniform, 0, 50, 30, 10, 10).unwrap();
     let e = engine(64 << 20, Scheduler::Serial);
-    let err = |options: RsvdOptions| rsvd(&e, &a, &options).unwrap_err().to_string();
-    assert!(err(RsvdOptions::new(0)).contains("k = 0"));
-    let text = err(RsvdOptions::new(25));
+    let err = |options: RandomizedSvdOptions| randomized_svd(&e, &a, &options).unwrap_err().to_string();
+    assert!(err(RandomizedSvdOptions::new(0)).contains("k = 0"));
+    let text = err(RandomizedSvdOptions::new(25));
     assert!(text.contains("35 exceeds min(rows, cols) = 30") && text.contains("`k`"), "{text}");
     // A Krylov space as wide as the matrix is complete: the plan runs the iterations that fill
     // it and says so.
-    let plan = RsvdPlan::new(&a, &RsvdOptions::new(5).power_iters(4), &e).unwrap();
+    let plan = RandomizedSvdPlan::new(&e, &a, &RandomizedSvdOptions::new(5).power_iters(4)).unwrap();
     assert_eq!((plan.iterations(), plan.basis_width(), plan.passes()), (1, 30, 4), "30 columns hold two blocks of 15");
     assert!(plan.krylov_space_full());
     assert!(plan.summary().contains("1 Krylov iteration(s) already span all 30 columns"), "{}", plan.summary());
-    assert!(err(RsvdOptions::new(5).probes(0)).contains("probe"));
+    assert!(err(RandomizedSvdOptions::new(5).probes(0)).contains("probe"));
     // Sizes from flags that would wrap or run forever are refused up front.
-    let text = err(RsvdOptions::new(5).oversamples(usize::MAX - 1));
+    let text = err(RandomizedSvdOptions::new(5).oversamples(usize::MAX - 1));
     assert!(text.contains("more than can be counted") && text.contains("`oversamples`"), "{text}");
-    assert!(err(RsvdOptions::new(5).power_iters(usize::MAX)).contains("more than 100"));
-    assert!(err(RsvdOptions::new(5).probes(usize::MAX)).contains("more than 64"));
+    assert!(err(RandomizedSvdOptions::new(5).power_iters(usize::MAX)).contains("more than 100"));
+    assert!(err(RandomizedSvdOptions::new(5).probes(usize::MAX)).contains("more than 64"));
 }
 
 #[test]
@@ -158,20 +165,20 @@ fn krylov_iterations_pressing_against_min_m_n_reach_the_best_rank_k_error() {
     let a = with_spectrum(m, n, &sigma, 31);
     let best = sigma[k..].iter().map(|s| s * s).sum::<f64>().sqrt();
     let error = |method| {
-        let options = RsvdOptions::new(k).power_iters(5).method(method);
+        let options = RandomizedSvdOptions::new(k).power_iters(5).method(method);
         let (r, u, v) = run(&a, 37, 64, &options, Scheduler::Threads { workers: 2 });
         (reconstruction_error(&a, &u, &r.svd.s, &v), r.passes)
     };
-    let ((krylov, passes), (subspace, _)) = (error(RsvdMethod::Krylov), error(RsvdMethod::Subspace));
+    let ((krylov, passes), (subspace, _)) = (error(RandomizedMethod::Krylov), error(RandomizedMethod::Subspace));
     assert!((krylov - best).abs() <= 1e-10 * best, "Krylov {krylov} vs best {best}");
     assert!(krylov < subspace, "Krylov {krylov} vs subspace {subspace}");
     assert_eq!(passes, 4, "one iteration fills the space");
     // Shapes of the lapack-driver test: the space never silently shrinks below what was asked.
     for (m, n, k) in [(60, 55, 10), (40, 70, 7), (33, 33, 8), (25, 80, 20)] {
         let a = gaussian(m, n, (m * n + k) as u64);
-        let options = RsvdOptions::new(k).oversamples(5).power_iters(4);
-        let plan = RsvdPlan::new(&matrix(&row_major(&a), m, n, 16, 16), &options, &engine(64 << 20, Scheduler::Serial))
-            .unwrap();
+        let options = RandomizedSvdOptions::new(k).oversamples(5).power_iters(4);
+        let chunked = matrix(&row_major(&a), m, n, 16, 16);
+        let plan = RandomizedSvdPlan::new(&engine(64 << 20, Scheduler::Serial), &chunked, &options).unwrap();
         let wanted = (4 + 1) * (k + 5);
         assert_eq!(plan.basis_width(), wanted.min(m.min(n)), "{m}x{n} k={k}");
     }
@@ -193,7 +200,7 @@ fn compressed_stores_are_decoded_once_with_the_same_bits() {
     write_matrix(&store, &row_major(&dense)).unwrap();
     let spill = tempfile::tempdir().unwrap();
     let engine = outcore::Engine::builder().memory_limit(16 << 20).spill_dir(spill.path()).workers(2).build().unwrap();
-    let options = RsvdOptions::new(4).power_iters(3).seed(5);
+    let options = RandomizedSvdOptions::new(4).power_iters(3).seed(5);
     // Watch the spill parent during the run for the directory of decoded copies.
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (watch, parent) = (seen.clone(), spill.path().to_path_buf());
@@ -204,7 +211,7 @@ fn compressed_stores_are_decoded_once_with_the_same_bits() {
         }
     });
     let a = ChunkedMatrix::from_store(Arc::new(store));
-    let plan = RsvdPlan::new(&a, &options, &engine).unwrap();
+    let plan = RandomizedSvdPlan::new(&engine, &a, &options).unwrap();
     let zarr = plan.run_with(&engine, Destination::Memory, Destination::Memory, &control).unwrap();
     assert!(seen.lock().unwrap().iter().any(|name| name.contains("-decoded-")), "no decoded copies were made");
     assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0, "the decoded copies are removed");
@@ -230,7 +237,7 @@ fn compressed_stores_are_decoded_once_with_the_same_bits() {
         }
     }
     let whole = Whole(outcore::storage::MemoryStore::from_row_major(grid, &row_major(&dense)).unwrap());
-    let memory = rsvd(&engine, &ChunkedMatrix::from_store(Arc::new(whole)), &options).unwrap();
+    let memory = randomized_svd(&engine, ChunkedMatrix::from_store(Arc::new(whole)), &options).unwrap();
     assert_eq!(zarr.svd.s, memory.svd.s);
     let (u1, v1) = zarr.svd.dense_vectors().unwrap();
     let (u2, v2) = memory.svd.dense_vectors().unwrap();

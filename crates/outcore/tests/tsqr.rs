@@ -5,14 +5,12 @@ use outcore_testkit as common;
 
 use common::*;
 use faer::Mat;
-use outcore::{
-    ChunkedMatrix, Destination, Distribution, Error, MemoryError, Scheduler, TsqrOptions, TsqrPlan, tsqr_svd,
-};
+use outcore::{ChunkedMatrix, Distribution, Error, MemoryError, Scheduler, SvdOptions, SvdPlan};
 use proptest::prelude::*;
 
-fn check_svd(a: &Mat<f64>, m: ChunkedMatrix, options: &TsqrOptions, scheduler: Scheduler) -> outcore::SvdResult {
+fn check_svd(a: &Mat<f64>, m: ChunkedMatrix, options: &SvdOptions, scheduler: Scheduler) -> outcore::SvdResult {
     let engine = engine(256 << 20, scheduler);
-    let svd = tsqr_svd(&engine, &m, options).unwrap();
+    let svd = outcore::svd(&engine, &m, options).unwrap();
     let (rows, cols) = a.shape();
     let norm = a.norm_l2();
     let reference = reference_singular_values(a);
@@ -57,7 +55,7 @@ fn ill_conditioned_panels_keep_u_orthonormal() {
             dense[(i, 3)] = dense[(i, 2)] + closeness * dense[(i, 3)];
         }
         let a = matrix(&row_major(&dense), 2_503, 7, 300, 7);
-        check_svd(&dense, a, &TsqrOptions::default(), Scheduler::Serial);
+        check_svd(&dense, a, &SvdOptions::default(), Scheduler::Serial);
     }
 }
 
@@ -68,9 +66,9 @@ proptest! {
     fn matches_dense_svd((m, n, cr, cc, seed) in shape_and_chunks(), fan_in in 2usize..5) {
         let a = ChunkedMatrix::generated(Distribution::Normal, seed, m, n, cr, cc).unwrap();
         let dense = a.to_dense().unwrap();
-        let options = TsqrOptions::new().fan_in(fan_in).panel_rows(cr.max(1));
+        let options = SvdOptions::new().fan_in(fan_in).panel_rows(cr.max(1));
         let serial = check_svd(&dense, a.clone(), &options, Scheduler::Serial);
-        let threads = tsqr_svd(&engine(256 << 20, Scheduler::Threads { workers: 3 }), &a, &options).unwrap();
+        let threads = outcore::svd(&engine(256 << 20, Scheduler::Threads { workers: 3 }), &a, &options).unwrap();
         prop_assert_eq!(&serial.s, &threads.s);
         let (u1, v1) = serial.dense_vectors().unwrap();
         let (u2, v2) = threads.dense_vectors().unwrap();
@@ -84,7 +82,7 @@ proptest! {
         let right = ChunkedMatrix::generated(Distribution::Normal, seed ^ 1, r, n, r, n).unwrap().to_dense().unwrap();
         let dense = &left * &right;
         let a = matrix(&row_major(&dense), m, n, 7, 3);
-        let svd = check_svd(&dense, a, &TsqrOptions::default(), Scheduler::Threads { workers: 2 });
+        let svd = check_svd(&dense, a, &SvdOptions::default(), Scheduler::Threads { workers: 2 });
         let tail = svd.s.iter().skip(r).fold(0.0f64, |acc, &x| acc.max(x));
         prop_assert!(tail <= tol(m, n, dense.norm_l2()), "rank {} tail {}", r, tail);
     }
@@ -97,7 +95,7 @@ fn awkward_sizes_around_the_chunk_size() {
         for n in [1, 3, c - 1, c, c + 1] {
             let a = ChunkedMatrix::generated(Distribution::Uniform, (m * 1000 + n) as u64, m, n, c, 5).unwrap();
             let dense = a.to_dense().unwrap();
-            check_svd(&dense, a, &TsqrOptions::new().fan_in(3), Scheduler::Serial);
+            check_svd(&dense, a, &SvdOptions::new().fan_in(3), Scheduler::Serial);
         }
     }
 }
@@ -105,10 +103,10 @@ fn awkward_sizes_around_the_chunk_size() {
 #[test]
 fn zero_and_identity_matrices() {
     let zero = Mat::<f64>::zeros(53, 7);
-    let svd = check_svd(&zero, matrix(&row_major(&zero), 53, 7, 10, 7), &TsqrOptions::default(), Scheduler::Serial);
+    let svd = check_svd(&zero, matrix(&row_major(&zero), 53, 7, 10, 7), &SvdOptions::default(), Scheduler::Serial);
     assert!(svd.s.iter().all(|&x| x == 0.0));
     let id = Mat::<f64>::identity(9, 9);
-    let svd = check_svd(&id, matrix(&row_major(&id), 9, 9, 4, 4), &TsqrOptions::default(), Scheduler::Serial);
+    let svd = check_svd(&id, matrix(&row_major(&id), 9, 9, 4, 4), &SvdOptions::default(), Scheduler::Serial);
     assert!(svd.s.iter().all(|&x| (x - 1.0).abs() < 1e-14));
 }
 
@@ -116,10 +114,10 @@ fn zero_and_identity_matrices() {
 fn values_only_matches_values_of_the_full_svd() {
     let a = ChunkedMatrix::generated(Distribution::Uniform, 3, 3000, 40, 500, 40).unwrap();
     let dense = a.to_dense().unwrap();
-    let values = TsqrOptions::new().values_only();
+    let values = SvdOptions::new().vectors(false);
     let only = check_svd(&dense, a.clone(), &values, Scheduler::Serial);
     assert!(only.u.is_none() && only.v.is_none());
-    let full = check_svd(&dense, a, &TsqrOptions::default(), Scheduler::Serial);
+    let full = check_svd(&dense, a, &SvdOptions::default(), Scheduler::Serial);
     for (x, y) in only.s.iter().zip(&full.s) {
         assert!((x - y).abs() <= tol(3000, 40, dense.norm_l2()));
     }
@@ -129,7 +127,7 @@ fn values_only_matches_values_of_the_full_svd() {
 fn signs_follow_the_svd_flip_rule() {
     for (m, n) in [(300, 8), (8, 300)] {
         let a = ChunkedMatrix::generated(Distribution::Normal, 11, m, n, 64, 64).unwrap();
-        let svd = tsqr_svd(&engine(64 << 20, Scheduler::Serial), &a, &TsqrOptions::default()).unwrap();
+        let svd = outcore::svd(&engine(64 << 20, Scheduler::Serial), &a, &SvdOptions::default()).unwrap();
         let (u, v) = svd.dense_vectors().unwrap();
         // The rule looks at the small factor: V for tall input, U for wide input.
         let small = if m >= n { &v } else { &u };
@@ -145,25 +143,25 @@ fn signs_follow_the_svd_flip_rule() {
 fn plan_refuses_a_too_small_limit_with_the_limit_that_works() {
     let a = ChunkedMatrix::generated(Distribution::Uniform, 1, 100_000, 100, 10_000, 100).unwrap();
     let small = engine(256 << 10, Scheduler::Serial);
-    let err = TsqrPlan::new(&a, &TsqrOptions::default(), &small).unwrap_err();
+    let err = SvdPlan::new(&small, &a, &SvdOptions::default()).unwrap_err();
     let Error::Memory(MemoryError::LimitTooSmall { needed, .. }) = err else { panic!("{err}") };
     assert!(err.to_string().contains("raise `memory_limit` to"), "{err}");
     // The limit it names is enough.
     let enough = engine(needed, Scheduler::Serial);
-    let plan = TsqrPlan::new(&a, &TsqrOptions::default(), &enough).unwrap();
+    let plan = SvdPlan::new(&enough, &a, &SvdOptions::default()).unwrap();
     assert!(plan.memory_needed(1) <= needed);
     // Rather than refusing, a limit that fits a smaller panel shrinks panels.
     let medium = engine(4 << 20, Scheduler::Serial);
-    let plan = TsqrPlan::new(&a, &TsqrOptions::new().values_only(), &medium).unwrap();
+    let plan = SvdPlan::new(&medium, &a, &SvdOptions::new().vectors(false)).unwrap();
     assert!(plan.panels()[0].len() < 10_000, "{}", plan.summary());
-    let svd = plan.run(&medium, Destination::Memory).unwrap();
+    let svd = plan.run(&medium).unwrap();
     assert_eq!(svd.s.len(), 100);
 }
 
 #[test]
 fn empty_matrices_are_refused() {
     let a = matrix(&[], 0, 5, 1, 1);
-    let err = tsqr_svd(&engine(1 << 20, Scheduler::Serial), &a, &TsqrOptions::default()).unwrap_err();
+    let err = outcore::svd(&engine(1 << 20, Scheduler::Serial), &a, &SvdOptions::default()).unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
 }
 
@@ -180,8 +178,9 @@ fn a_corrupted_chunk_fails_the_run_with_its_index_and_file() {
     bytes[1000] ^= 0x20;
     std::fs::write(&file, &bytes).unwrap();
     for scheduler in [Scheduler::Serial, Scheduler::Threads { workers: 2 }] {
-        let err = tsqr_svd(&engine(64 << 20, scheduler), &ChunkedMatrix::open(&path).unwrap(), &TsqrOptions::default())
-            .unwrap_err();
+        let err =
+            outcore::svd(&engine(64 << 20, scheduler), ChunkedMatrix::open(&path).unwrap(), &SvdOptions::default())
+                .unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, Error::Storage(StorageError::CorruptedChunk { .. })), "{text}");
         assert!(text.contains("(4, 0)") && text.contains("c/4/0"), "{text}");
@@ -200,12 +199,12 @@ fn non_finite_values_are_found_and_named_wherever_they_are() {
         let mut data: Vec<f64> = (0..rows * cols).map(|i| (i as f64 * 0.37).sin()).collect();
         data[r * cols + c] = bad;
         let a = matrix(&data, rows, cols, 11, 13);
-        let err = tsqr_svd(&engine, &a, &TsqrOptions::new()).unwrap_err();
+        let err = outcore::svd(&engine, &a, &SvdOptions::new()).unwrap_err();
         assert!(matches!(err, Error::NonFinite { row, col, .. } if (row, col) == (r, c)), "{err}");
         // The transpose: a wide matrix read through a transposed view.
-        let err = tsqr_svd(&engine, &a.t(), &TsqrOptions::new()).unwrap_err();
+        let err = outcore::svd(&engine, a.t(), &SvdOptions::new()).unwrap_err();
         assert!(matches!(err, Error::NonFinite { row, col, .. } if (row, col) == (c, r)), "{err}");
-        let err = outcore::rsvd(&engine, &a, &outcore::RsvdOptions::new(3)).unwrap_err();
+        let err = outcore::randomized_svd(&engine, &a, &outcore::RandomizedSvdOptions::new(3)).unwrap_err();
         assert!(matches!(err, Error::NonFinite { row, col, .. } if (row, col) == (r, c)), "{err}");
     }
 }
@@ -237,8 +236,8 @@ proptest! {
         let m = m.max(n);
         let (dense, s) = with_condition(m, n, decades, seed);
         let a = matrix(&row_major(&dense), m, n, panel.min(m), n);
-        let options = TsqrOptions::new().vectors(false).panel_rows(panel.min(m));
-        let svd = tsqr_svd(&engine(64 << 20, Scheduler::Threads { workers: 2 }), &a, &options).unwrap();
+        let options = SvdOptions::new().vectors(false).panel_rows(panel.min(m));
+        let svd = outcore::svd(&engine(64 << 20, Scheduler::Threads { workers: 2 }), &a, &options).unwrap();
         let worst = svd.s.iter().zip(&s).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
         prop_assert!(worst <= tol(m, n, 1.0), "cond 1e{}: error {:e} > {:e}", decades, worst, tol(m, n, 1.0));
     }

@@ -1,88 +1,8 @@
-//! The buffer manager: chunks in RAM under a byte budget, spilled to disk under pressure.
-//!
-//! # Overview
-//!
-//! Every chunk an algorithm touches lives in the [`BufferManager`] as a *block*: a row-major
-//! `rows x cols` array of f64. A block is either **clean** (a chunk of a [`ChunkStore`]: it can
-//! be dropped from RAM and read again) or **dirty** (an intermediate result that exists only
-//! here: leaving RAM means an LZ4-compressed spill file). Memory is a contract:
-//!
-//! * **Reserve before allocating.** [`BufferManager::reserve`] sets bytes aside before a buffer
-//!   exists, evicting if needed; the [`Reservation`] returns them when dropped. Loading a block
-//!   reserves its bytes before reading, and [`BufferManager::insert`] turns reserved bytes into a
-//!   dirty block. Managed bytes (blocks in RAM + reservations) never exceed the limit.
-//! * **Pin to use.** [`BufferManager::pin`] returns a [`Pinned`] guard that derefs to the values
-//!   and unpins when dropped. Only unpinned blocks leave memory, least recently used first.
-//!
-//! ```text
-//!   task ──reserve(n)──▶ Reservation ──insert(data)──▶ dirty block ─┐
-//!   task ──pin(id)─────▶ Pinned ◀── load: store read / spill reload │
-//!                          │ drop                                    │
-//!                          ▼                                         ▼
-//!                    LRU (unpinned, oldest first) ──evict──▶ clean: dropped
-//!                                                           dirty: spill file (lz4)
-//! ```
-//!
-//! # Whose memory: the two accounting modes
-//!
-//! The limit bounds a *worker*. Under [`Accounting::Own`] (the default) the worker is the pool
-//! itself: its memory is the bytes it holds (blocks in RAM plus reservations), exact and known
-//! before anything is allocated, whatever the host process around it holds. That is the mode
-//! for a library inside a Python interpreter or a service, and for several pools in one
-//! process. Under [`Accounting::Process`] the worker is the whole process, as in Dask: its
-//! memory is the process's RSS, read from the OS. That is the mode of a command-line run, where
-//! nothing else lives in the process. Several engines share one budget by sharing one manager
-//! (clones share one pool).
-//!
-//! # The four thresholds (Dask's, each a fraction of `memory_limit`, each can be disabled)
-//!
-//! | threshold | default | compares | effect |
-//! |---|---|---|---|
-//! | target | 0.60 | managed bytes | a reservation that would cross it first evicts LRU blocks |
-//! | spill | 0.70 | worker memory | above it, evict until it is back under target |
-//! | pause | 0.80 | worker memory | [`BufferManager::admit`] says wait; no new task starts |
-//! | terminate | 0.95 | worker memory | managed bytes are capped to stay under it; crossed anyway (process memory outside the pool grew), the run stops with [`StorageError::MemoryTerminated`] |
-//!
-//! Unlike Dask there is one accounting: managed bytes are exact because the manager owns them,
-//! and the threshold checks run in the same call that reserves, so spilling cannot race past
-//! pause.
-//!
-//! # Waiting for memory
-//!
-//! A task is admitted with [`BufferManager::admit`]: its working set is reserved, or it is told
-//! to [wait](Admission::Wait) while memory is held by work that will give it back (running
-//! tasks' admissions, workers' [cache](BufferManager::reserve_cache) reservations), in any
-//! engine sharing the pool. The decision is taken under the pool's lock, and
-//! [`BufferManager::wait_for_release`] returns as soon as anything was released since, so no
-//! release is missed. A request that can never fit (larger than the limit, or everything
-//! pinned or reserved with nothing running) fails at once with
-//! [`StorageError::ResourcesExhausted`], naming the sizes; it never hangs.
-//!
-//! # Example
-//!
-//! ```
-//! use outcore_storage::{BufferConfig, BufferManager};
-//!
-//! # fn main() -> Result<(), outcore_storage::StorageError> {
-//! // A 1 MiB budget of the pool's own memory (the default accounting).
-//! let manager = BufferManager::new(BufferConfig::new(1 << 20))?;
-//! let mut ids = Vec::new();
-//! for i in 0..8 {
-//!     // 256 KiB each: 2 MiB in all, twice the budget, so older blocks are spilled.
-//!     let mut reservation = manager.reserve(256 << 10)?;
-//!     let data = vec![i as f64; 32 << 10];
-//!     ids.push(manager.insert(&mut reservation, data, 32, 1024)?);
-//! }
-//! let first = manager.pin(ids[0])?; // reloaded from its spill file
-//! assert!(first.iter().all(|&v| v == 0.0));
-//! assert!(manager.report().spill_count > 0);
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! [`ChunkStore`]: crate::ChunkStore
-//! [`StorageError::MemoryTerminated`]: crate::StorageError::MemoryTerminated
-//! [`StorageError::ResourcesExhausted`]: crate::StorageError::ResourcesExhausted
+//! The buffer manager: chunks in RAM under a byte budget, spilled to disk under pressure. The
+//! design (reservations, pins, eviction, the accounting modes and Dask's four thresholds) is
+//! [`BufferManager`]'s documentation. A block's states are `block`; the pool's charges
+//! `charges`; its state under the lock `table`; the lock, epochs and reports `pool`; its
+//! operations, each using only those before it, `evict`, `admit` and `load`.
 
 mod admit;
 mod block;
@@ -139,8 +59,93 @@ impl Drop for Subscription {
 }
 
 /// Chunks in RAM under a byte budget, with LRU eviction, spilling and Dask's thresholds.
+/// Cheap to clone: clones share one pool.
 ///
-/// Cheap to clone: clones share one pool. See the [module documentation](self) for the design.
+/// # Overview
+///
+/// Every chunk an algorithm touches lives in the [`BufferManager`] as a *block*: a row-major
+/// `rows x cols` array of f64. A block is either **clean** (a chunk of a [`ChunkStore`]: it can
+/// be dropped from RAM and read again) or **dirty** (an intermediate result that exists only
+/// here: leaving RAM means an LZ4-compressed spill file). Memory is a contract:
+///
+/// * **Reserve before allocating.** [`BufferManager::reserve`] sets bytes aside before a buffer
+///   exists, evicting if needed; the [`Reservation`] returns them when dropped. Loading a block
+///   reserves its bytes before reading, and [`BufferManager::insert`] turns reserved bytes into a
+///   dirty block. Managed bytes (blocks in RAM + reservations) never exceed the limit.
+/// * **Pin to use.** [`BufferManager::pin`] returns a [`Pinned`] guard that derefs to the values
+///   and unpins when dropped. Only unpinned blocks leave memory, least recently used first.
+///
+/// ```text
+///   task ──reserve(n)──▶ Reservation ──insert(data)──▶ dirty block ─┐
+///   task ──pin(id)─────▶ Pinned ◀── load: store read / spill reload │
+///                          │ drop                                    │
+///                          ▼                                         ▼
+///                    LRU (unpinned, oldest first) ──evict──▶ clean: dropped
+///                                                           dirty: spill file (lz4)
+/// ```
+///
+/// # Whose memory: the two accounting modes
+///
+/// The limit bounds a *worker*. Under [`Accounting::Own`] (the default) the worker is the pool
+/// itself: its memory is the bytes it holds (blocks in RAM plus reservations), exact and known
+/// before anything is allocated, whatever the host process around it holds. That is the mode
+/// for a library inside a Python interpreter or a service, and for several pools in one
+/// process. Under [`Accounting::Process`] the worker is the whole process, as in Dask: its
+/// memory is the process's RSS, read from the OS. That is the mode of a command-line run, where
+/// nothing else lives in the process. Several engines share one budget by sharing one manager
+/// (clones share one pool).
+///
+/// # The four thresholds (Dask's, each a fraction of `memory_limit`, each can be disabled)
+///
+/// | threshold | default | compares | effect |
+/// |---|---|---|---|
+/// | target | 0.60 | managed bytes | a reservation that would cross it first evicts LRU blocks |
+/// | spill | 0.70 | worker memory | above it, evict until it is back under target |
+/// | pause | 0.80 | worker memory | [`BufferManager::admit`] says wait; no new task starts |
+/// | terminate | 0.95 | worker memory | managed bytes are capped to stay under it; crossed anyway (process memory outside the pool grew), the run stops with [`StorageError::MemoryTerminated`] |
+///
+/// Unlike Dask there is one accounting: managed bytes are exact because the manager owns them,
+/// and the threshold checks run in the same call that reserves, so spilling cannot race past
+/// pause.
+///
+/// # Waiting for memory
+///
+/// A task is admitted with [`BufferManager::admit`]: its working set is reserved, or it is told
+/// to [wait](Admission::Wait) while memory is held by work that will give it back (running
+/// tasks' admissions, workers' [cache](BufferManager::reserve_cache) reservations), in any
+/// engine sharing the pool. The decision is taken under the pool's lock, and
+/// [`BufferManager::wait_for_release`] returns as soon as anything was released since, so no
+/// release is missed. A request that can never fit (larger than the limit, or everything
+/// pinned or reserved with nothing running) fails at once with
+/// [`StorageError::ResourcesExhausted`], naming the sizes; it never hangs.
+///
+/// # Example
+///
+/// ```
+/// use outcore_storage::{BufferConfig, BufferManager};
+///
+/// # fn main() -> Result<(), outcore_storage::StorageError> {
+/// // A 1 MiB budget of the pool's own memory (the default accounting).
+/// let manager = BufferManager::new(BufferConfig::new(1 << 20))?;
+/// let mut ids = Vec::new();
+/// for i in 0..8 {
+///     // 256 KiB each: 2 MiB in all, twice the budget, so older blocks are spilled.
+///     let mut reservation = manager.reserve(256 << 10)?;
+///     let data = vec![i as f64; 32 << 10];
+///     ids.push(manager.insert(&mut reservation, data, 32, 1024)?);
+/// }
+/// let first = manager.pin(ids[0])?; // reloaded from its spill file
+/// assert!(first.iter().all(|&v| v == 0.0));
+/// assert!(manager.report().spill_count > 0);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// [`ChunkStore`]: crate::ChunkStore
+/// [`Accounting::Own`]: crate::Accounting::Own
+/// [`Accounting::Process`]: crate::Accounting::Process
+/// [`StorageError::MemoryTerminated`]: crate::StorageError::MemoryTerminated
+/// [`StorageError::ResourcesExhausted`]: crate::StorageError::ResourcesExhausted
 #[derive(Clone, Debug)]
 pub struct BufferManager {
     shared: Arc<Shared>,
@@ -322,7 +327,7 @@ impl BufferManager {
     }
 
     /// The memory the spill, pause and terminate thresholds compare now: the pool's own bytes,
-    /// or the process's RSS under [`Accounting::Process`].
+    /// or the process's RSS under [`Accounting::Process`](crate::Accounting::Process).
     pub fn worker_memory(&self) -> u64 {
         self.shared.worker_memory()
     }

@@ -7,8 +7,9 @@ use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
 
-use super::{Transport, launcher_tasks};
-use crate::{Error, Result};
+use super::launch::launcher_tasks;
+use super::transport::Transport;
+use crate::error::{Error, Result};
 
 /// The world of an MPI job: this process's rank among all processes the launcher started.
 /// Joining initializes MPI unless the program did, funneled: every MPI call must come from the

@@ -2,7 +2,7 @@
 
 use std::hash::{Hash, Hasher};
 
-use crate::graph::{Key, Operation, TaskGraph};
+use crate::task::{Key, Operation, TaskGraph};
 
 /// A block made on rank `from` and read on rank `to`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +92,6 @@ pub(crate) fn fingerprint<O: Operation>(graph: &TaskGraph<O>, executor: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::Operation;
 
     #[derive(Debug)]
     struct Op(Option<usize>, &'static str);

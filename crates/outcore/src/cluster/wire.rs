@@ -2,9 +2,8 @@
 
 use std::collections::HashMap;
 
-use crate::graph::{Key, TaskId};
-use crate::schedule::Output;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::task::{Block, Key, TaskId};
 
 const OK: u8 = 0;
 const FAILED: u8 = 1;
@@ -92,14 +91,14 @@ impl<'a> Reader<'a> {
         usize::try_from(self.u64()?).map_err(|_| self.short())
     }
 
-    fn output(&mut self) -> Result<Output> {
+    fn output(&mut self) -> Result<Block> {
         let (rows, cols) = (self.usize()?, self.usize()?);
         let len = rows.checked_mul(cols).filter(|&n| n.checked_mul(8).is_some_and(|b| b <= self.bytes.len()));
         let len = len.ok_or_else(|| self.short())?;
         let (data, rest) = self.bytes.split_at(len * 8);
         self.bytes = rest;
         let data = data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default())).collect();
-        Ok(Output { data, rows, cols })
+        Ok(Block { data, rows, cols })
     }
 }
 
@@ -121,7 +120,7 @@ pub(crate) fn encode_block(index: usize, rows: usize, cols: usize, data: &[f64])
 }
 
 /// The block of message `index` from rank `from`, or the error sent in its place.
-pub(crate) fn decode_block(bytes: &[u8], index: usize, from: usize) -> Result<Output> {
+pub(crate) fn decode_block(bytes: &[u8], index: usize, from: usize) -> Result<Block> {
     let payload = decode_outcome(bytes, from)?;
     let mut r = Reader::new(payload, from);
     let got = r.usize()?;
@@ -132,7 +131,7 @@ pub(crate) fn decode_block(bytes: &[u8], index: usize, from: usize) -> Result<Ou
 }
 
 /// A run's kept results.
-pub(crate) fn encode_kept(kept: &HashMap<Key, Output>) -> Vec<u8> {
+pub(crate) fn encode_kept(kept: &HashMap<Key, Block>) -> Vec<u8> {
     let mut keys: Vec<&Key> = kept.keys().collect();
     keys.sort();
     let mut out = (keys.len() as u64).to_le_bytes().to_vec();
@@ -146,7 +145,7 @@ pub(crate) fn encode_kept(kept: &HashMap<Key, Output>) -> Vec<u8> {
 }
 
 /// The kept results rank `from` sent.
-pub(crate) fn decode_kept(payload: &[u8], from: usize) -> Result<HashMap<Key, Output>> {
+pub(crate) fn decode_kept(payload: &[u8], from: usize) -> Result<HashMap<Key, Block>> {
     let mut r = Reader::new(payload, from);
     let n = r.usize()?;
     let mut kept = HashMap::new();
@@ -183,8 +182,8 @@ mod tests {
         assert!(matches!(decode_outcome(&encode_outcome(&Err(Error::Interrupted), 0), 0), Err(Error::Interrupted)));
         assert!(decode_outcome(&[9, 9], 3).unwrap_err().to_string().contains("malformed"));
         let mut kept = HashMap::new();
-        kept.insert(TaskId(7).out(1), Output { data: vec![1.0, 2.0], rows: 1, cols: 2 });
-        kept.insert(TaskId(2).out(0), Output { data: vec![], rows: 0, cols: 5 });
+        kept.insert(TaskId(7).out(1), Block { data: vec![1.0, 2.0], rows: 1, cols: 2 });
+        kept.insert(TaskId(2).out(0), Block { data: vec![], rows: 0, cols: 5 });
         assert_eq!(decode_kept(&encode_kept(&kept), 0).unwrap(), kept);
         assert!(decode_kept(&encode_kept(&kept)[..20], 0).is_err(), "a truncated message is refused");
     }

@@ -10,10 +10,9 @@
 use faer::Mat;
 use outcore_storage::Pinned;
 
-use crate::graph::{Key, Operation, TaskGraph};
+use crate::error::{Error, Result};
 use crate::linalg::dense::{apply_q, output, qr_in_place, qr_scratch_bytes, r_factor, view};
-use crate::schedule::Output;
-use crate::{Error, Result};
+use crate::task::{Block, Key, Operation, TaskGraph, TaskId, reduction_tree};
 
 /// One step of a block QR tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +48,7 @@ impl BlockQrOp {
     }
 
     /// Runs the step.
-    pub fn execute(&self, inputs: &[Pinned]) -> Result<Vec<Output>> {
+    pub fn execute(&self, inputs: &[Pinned]) -> Result<Vec<Block>> {
         match (self, inputs) {
             (Self::Leaf | Self::Stack, _) if !inputs.is_empty() => {
                 let cols = inputs[0].shape().1;
@@ -96,7 +95,7 @@ fn apply(factors: &Pinned, coeffs: &Pinned, w: &Pinned) -> Result<Mat<f64>> {
 #[derive(Clone, Debug)]
 pub struct BlockTree {
     /// `levels[0]` are the leaves (one per input block); each node is (task, rows of its R).
-    levels: Vec<Vec<(crate::graph::TaskId, usize)>>,
+    levels: Vec<Vec<(TaskId, usize)>>,
     /// Children of each node above the leaves, as a range in the level below.
     children: Vec<Vec<std::ops::Range<usize>>>,
     cols: usize,
@@ -105,7 +104,7 @@ pub struct BlockTree {
 impl BlockTree {
     /// The root's R (`min(rows, cols) x cols`).
     pub fn r(&self) -> Key {
-        self.levels.last().map_or(crate::graph::TaskId(0), |l| l[0].0).out(0)
+        self.levels.last().map_or(TaskId(0), |l| l[0].0).out(0)
     }
 
     /// Rows of the root's R.
@@ -116,12 +115,12 @@ impl BlockTree {
 
 /// Bytes of an `r x c` block.
 const fn bytes(r: usize, c: usize) -> u64 {
-    Output::bytes(r, c)
+    Block::bytes(r, c)
 }
 
 /// Adds the tree's way up: QR of each block (`blocks`: key and row count, `cols` columns), then
 /// stacks of `fan_in` R factors until one is left, in the one reduction tree
-/// ([`tree::levels`](crate::linalg::tree::levels)).
+/// ([`reduction_tree`]).
 pub fn build_up<O: Operation>(
     g: &mut TaskGraph<O>,
     wrap: &impl Fn(BlockQrOp) -> O,
@@ -139,7 +138,7 @@ pub fn build_up<O: Operation>(
         levels[0].push((id, rows.min(cols)));
     }
     let mut children = vec![Vec::new()];
-    for ranges in crate::linalg::tree::levels(blocks.len(), fan_in) {
+    for ranges in reduction_tree(blocks.len(), fan_in) {
         let below = levels.last().cloned().unwrap_or_default();
         let mut level = Vec::new();
         for range in &ranges {

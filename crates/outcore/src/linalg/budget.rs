@@ -4,8 +4,8 @@
 //! mode: never of what the process holds at the moment, so the same inputs and configuration
 //! give the same plan, and the same bits, under any host load.
 
-use crate::engine::Engine;
-use crate::graph::{Operation, TaskGraph};
+use crate::run::Engine;
+use crate::task::{Operation, TaskGraph};
 
 /// The figures that decide whether a plan fits a memory limit, and with how many tasks at once.
 #[derive(Clone, Copy, Debug)]

@@ -14,22 +14,22 @@ use faer::linalg::triangular_solve::{solve_lower_triangular_in_place, solve_uppe
 use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Conj, Mat, MatMut, MatRef, Par};
 
-use crate::schedule::Output;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::task::Block;
 
 /// A row-major block as a faer view (no copy).
 pub fn view(data: &[f64], rows: usize, cols: usize) -> MatRef<'_, f64> {
     MatRef::from_row_major_slice(data, rows, cols)
 }
 
-/// Copies a matrix into a row-major [`Output`].
-pub fn output(m: MatRef<'_, f64>) -> Output {
+/// Copies a matrix into a row-major [`Block`].
+pub fn output(m: MatRef<'_, f64>) -> Block {
     let (rows, cols) = m.shape();
     let mut data = Vec::with_capacity(rows * cols);
     for i in 0..rows {
         data.extend((0..cols).map(|j| m[(i, j)]));
     }
-    Output { data, rows, cols }
+    Block { data, rows, cols }
 }
 
 /// Householder block size for an `m x n` QR: faer's recommendation, capped at 24 for narrow
@@ -156,7 +156,7 @@ pub fn qr_in_place(a: MatMut<'_, f64>) -> Mat<f64> {
 }
 
 /// The `k x n` upper-trapezoidal R of a factored matrix, row-major.
-pub fn r_factor(factors: MatRef<'_, f64>, k: usize) -> Output {
+pub fn r_factor(factors: MatRef<'_, f64>, k: usize) -> Block {
     let n = factors.ncols();
     let mut data = vec![0.0; k * n];
     for i in 0..k {
@@ -164,7 +164,7 @@ pub fn r_factor(factors: MatRef<'_, f64>, k: usize) -> Output {
             data[i * n + j] = factors[(i, j)];
         }
     }
-    Output { data, rows: k, cols: n }
+    Block { data, rows: k, cols: n }
 }
 
 /// `out = Q [w; 0]` for Q given by Householder `factors` (`m x n`) and `coeffs` (`bs x k`);
@@ -262,7 +262,7 @@ pub fn thin_svd(a: MatRef<'_, f64>, vectors: bool) -> Result<(Vec<f64>, Option<V
 }
 
 /// Subtracts each column's mean from it; returns the means as a `1 x n` block.
-pub fn centre_columns(mut a: MatMut<'_, f64>) -> Output {
+pub fn center_columns(mut a: MatMut<'_, f64>) -> Block {
     let (h, n) = a.shape();
     let mut means = Vec::with_capacity(n);
     for j in 0..n {
@@ -271,13 +271,13 @@ pub fn centre_columns(mut a: MatMut<'_, f64>) -> Output {
         col.iter_mut().for_each(|x| *x -= mean);
         means.push(mean);
     }
-    Output { data: means, rows: 1, cols: n }
+    Block { data: means, rows: 1, cols: n }
 }
 
 /// Subtracts each row's mean from it and, when `standardize`, divides it by its standard
 /// deviation (`ddof = 1`; 1 for a constant row, see [`deviation`]); returns `[means; scales]`
 /// as a `2 x h` block.
-pub fn centre_rows(mut a: MatMut<'_, f64>, standardize: bool) -> Output {
+pub fn center_rows(mut a: MatMut<'_, f64>, standardize: bool) -> Block {
     let (h, n) = a.shape();
     let mut means = vec![0.0; h];
     for j in 0..n {
@@ -302,7 +302,7 @@ pub fn centre_rows(mut a: MatMut<'_, f64>, standardize: bool) -> Output {
             a.rb_mut().col_mut(j).iter_mut().zip(&scales).for_each(|(x, s)| *x /= s);
         }
     }
-    Output { data: [means, scales].concat(), rows: 2, cols: h }
+    Block { data: [means, scales].concat(), rows: 2, cols: h }
 }
 
 /// Divides each column of a centred matrix's R (whose column norms are the centred columns')

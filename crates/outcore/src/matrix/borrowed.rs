@@ -14,8 +14,8 @@ use std::sync::{Arc, RwLock};
 use faer::{MatMut, MatRef};
 use outcore_storage::{ChunkGrid, ChunkIndex, ChunkStore, StorageError, StorageResult};
 
-use super::WindowSource;
-use crate::{Error, Result};
+use super::window::WindowSource;
+use crate::error::{Error, Result};
 
 /// A raw view of a caller's matrix: pointer, shape and strides, as faer keeps them.
 #[derive(Clone, Copy, Debug)]

@@ -15,6 +15,8 @@ use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
 use outcore_storage::{ChunkExtent, ChunkGrid, ChunkIndex, ChunkRows, ChunkStore, StorageError, StorageResult};
 
+use super::window::WindowSource;
+
 /// Columns per random stream within a row.
 pub(crate) const TILE: usize = 64;
 
@@ -329,7 +331,7 @@ impl GeneratedStore {
     }
 }
 
-impl super::WindowSource for GeneratedStore {
+impl WindowSource for GeneratedStore {
     fn fill(&self, row0: usize, col0: usize, dst: MatMut<'_, f64>) -> crate::Result<()> {
         fill_window(self.distribution, self.seed, row0, col0, dst);
         Ok(())

@@ -6,12 +6,13 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, MatRef, Par};
 use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
 
-use super::build::{RsvdOp, Side};
-use super::plan::RsvdPlan;
+use super::layout::Sketch;
+use super::moments::Moments;
+use super::ops::{RsvdOp, Side};
+use crate::error::{Error, Result};
 use crate::linalg::dense::{output, thin_svd, view};
 use crate::matrix::{Distribution, MatrixReader, fill_row};
-use crate::schedule::{Executor, Output, WorkerScratch};
-use crate::{Error, Result};
+use crate::task::{Block, Executor, WorkerScratch};
 
 /// Seed of the sketch Ω and the probes ω, derived from the user's seed so the sketch does not
 /// coincide with a generated input of the same seed.
@@ -20,7 +21,7 @@ fn sketch_seed(seed: u64) -> u64 {
 }
 
 pub(crate) struct RsvdExecutor<'a> {
-    plan: &'a RsvdPlan,
+    sketch: &'a Sketch,
     reader: MatrixReader,
     u: Arc<dyn ChunkStore>,
     v: Arc<dyn ChunkStore>,
@@ -40,19 +41,19 @@ fn product(lhs: MatRef<'_, f64>, rhs: MatRef<'_, f64>) -> Mat<f64> {
 
 impl<'a> RsvdExecutor<'a> {
     pub(crate) fn new(
-        plan: &'a RsvdPlan,
+        sketch: &'a Sketch,
         reader: MatrixReader,
         u: Arc<dyn ChunkStore>,
         v: Arc<dyn ChunkStore>,
     ) -> Self {
-        Self { plan, reader, u, v }
+        Self { sketch, reader, u, v }
     }
 
     /// Rows `row0..row0 + n` of the generated n x width sketch-and-probes matrix, columns
     /// `col0..col0 + width`, row-major into `out`.
     fn sketch_rows(&self, row0: usize, col0: usize, width: usize, out: &mut [f64]) {
         for (r, row) in out.chunks_exact_mut(width).enumerate() {
-            fill_row(Distribution::Normal, sketch_seed(self.plan.options.seed), row0 + r, col0, row);
+            fill_row(Distribution::Normal, sketch_seed(self.sketch.options.seed), row0 + r, col0, row);
         }
     }
 
@@ -66,8 +67,8 @@ impl<'a> RsvdExecutor<'a> {
         budget: &mut Reservation,
         buf: &mut Vec<f64>,
         mut moments: Option<&mut Moments>,
-    ) -> Result<Vec<Output>> {
-        let e = self.plan.a.grid().extent(chunk)?;
+    ) -> Result<Vec<Block>> {
+        let e = self.sketch.a.grid().extent(chunk)?;
         let rows = if transpose { e.cols } else { e.rows };
         let mut out = Mat::<f64>::zeros(rows, rhs.ncols());
         self.reader.for_each_block(chunk, budget, buf, |r0, c0, block| {
@@ -95,40 +96,40 @@ impl<'a> RsvdExecutor<'a> {
         width: usize,
         budget: &mut Reservation,
         scratch: &mut WorkerScratch,
-    ) -> Result<Vec<Output>> {
-        let e = self.plan.a.grid().extent(chunk)?;
+    ) -> Result<Vec<Block>> {
+        let e = self.sketch.a.grid().extent(chunk)?;
         let [abuf, omega] = scratch.buffers([self.reader.buffer_len(), e.cols * width], budget)?;
         self.sketch_rows(e.col0, 0, width, omega);
         let omega = MatRef::from_row_major_slice(omega, e.cols, width);
-        if !self.plan.options.center {
+        if !self.sketch.options.center {
             return self.chunk_product(chunk, false, omega, budget, abuf, None);
         }
         let mut moments = Moments::new(e.cols);
         let mut outputs = self.chunk_product(chunk, false, omega, budget, abuf, Some(&mut moments))?;
-        outputs.push(moments.output());
+        outputs.push(moments.block());
         Ok(outputs)
     }
 
     /// `mu_j^T [Ω_j ω_j]`: chunk column `col`'s mean times its rows of the sketch.
-    fn mean_sketch(&self, col: usize, width: usize, moments: &Pinned) -> Result<Vec<Output>> {
-        let e = self.plan.a.grid().extent(ChunkIndex::new(0, col))?;
+    fn mean_sketch(&self, col: usize, width: usize, moments: &Pinned) -> Result<Vec<Block>> {
+        let e = self.sketch.a.grid().extent(ChunkIndex::new(0, col))?;
         let mut omega = vec![0.0; e.cols * width];
         self.sketch_rows(e.col0, 0, width, &mut omega);
         let omega = MatRef::from_row_major_slice(&omega, e.cols, width);
         Ok(vec![output(product(mean_row(moments), omega).as_ref())])
     }
 
-    fn small_svd(&self, k: usize, r: &Pinned) -> Result<Vec<Output>> {
+    fn small_svd(&self, k: usize, r: &Pinned) -> Result<Vec<Block>> {
         let (s, vectors) = thin_svd(pinned_view(r), true)?;
         let (ur, vr) = vectors.ok_or_else(|| Error::Bug("SVD without vectors".into()))?;
         if s.len() < k {
             return Err(Error::Bug(format!("SVD of R_b gave {} values, {k} wanted", s.len())));
         }
-        let s = Output { data: s[..k].to_vec(), rows: 1, cols: k };
+        let s = Block { data: s[..k].to_vec(), rows: 1, cols: k };
         Ok(vec![s, output(ur.as_ref().subcols(0, k)), output(vr.as_ref().subcols(0, k))])
     }
 
-    fn extremes(row0: usize, v: &Pinned) -> Vec<Output> {
+    fn extremes(row0: usize, v: &Pinned) -> Vec<Block> {
         let (rows, k) = v.shape();
         let mut data = vec![0.0; 2 * k];
         for c in 0..k {
@@ -141,10 +142,10 @@ impl<'a> RsvdExecutor<'a> {
             data[c] = if rows > 0 { v[best * k + c] } else { 0.0 };
             data[k + c] = (row0 + best) as f64;
         }
-        vec![Output { data, rows: 2, cols: k }]
+        vec![Block { data, rows: 2, cols: k }]
     }
 
-    fn signs(inputs: &[Pinned]) -> Result<Vec<Output>> {
+    fn signs(inputs: &[Pinned]) -> Result<Vec<Block>> {
         let k = inputs.first().map_or(0, |p| p.shape().1);
         let mut best = vec![(0.0f64, f64::INFINITY); k];
         for block in inputs {
@@ -157,19 +158,19 @@ impl<'a> RsvdExecutor<'a> {
             }
         }
         let data = best.iter().map(|&(v, _)| if v < 0.0 { -1.0 } else { 1.0 }).collect();
-        Ok(vec![Output { data, rows: 1, cols: k }])
+        Ok(vec![Block { data, rows: 1, cols: k }])
     }
 
-    fn probe_project(&self, col: usize, v: &Pinned) -> Result<Vec<Output>> {
-        let e = self.plan.a.grid().extent(ChunkIndex::new(0, col))?;
-        let probes = self.plan.options.probes;
+    fn probe_project(&self, col: usize, v: &Pinned) -> Result<Vec<Block>> {
+        let e = self.sketch.a.grid().extent(ChunkIndex::new(0, col))?;
+        let probes = self.sketch.options.probes;
         let mut omega = vec![0.0; e.cols * probes];
-        self.sketch_rows(e.col0, self.plan.l, probes, &mut omega);
+        self.sketch_rows(e.col0, self.sketch.l, probes, &mut omega);
         let omega = MatRef::from_row_major_slice(&omega, e.cols, probes);
         Ok(vec![output(product(pinned_view(v).transpose(), omega).as_ref())])
     }
 
-    fn residual(inputs: &[Pinned]) -> Result<Vec<Output>> {
+    fn residual(inputs: &[Pinned]) -> Result<Vec<Block>> {
         let [aw, u, s, vtw] = inputs else { return Err(Error::Bug("residual takes 4 inputs".into())) };
         let (rows, probes) = aw.shape();
         let k = s.shape().1;
@@ -178,19 +179,19 @@ impl<'a> RsvdExecutor<'a> {
         let data = (0..probes)
             .map(|c| (0..rows).map(|i| (aw[i * probes + c] - fitted[(i, c)]).powi(2)).sum::<f64>())
             .collect();
-        Ok(vec![Output { data, rows: 1, cols: probes }])
+        Ok(vec![Block { data, rows: 1, cols: probes }])
     }
 
-    fn estimate(inputs: &[Pinned]) -> Vec<Output> {
+    fn estimate(inputs: &[Pinned]) -> Vec<Block> {
         let probes = inputs.first().map_or(0, |p| p.shape().1);
         let norms2: Vec<f64> = (0..probes).map(|c| inputs.iter().map(|p| p[c]).sum()).collect();
         let max = norms2.iter().copied().fold(0.0f64, f64::max).sqrt();
         let spectral = 10.0 * (2.0 / std::f64::consts::PI).sqrt() * max;
         let frobenius = (norms2.iter().sum::<f64>() / probes.max(1) as f64).sqrt();
-        vec![Output { data: vec![spectral, frobenius], rows: 1, cols: 2 }]
+        vec![Block { data: vec![spectral, frobenius], rows: 1, cols: 2 }]
     }
 
-    fn write(&self, side: Side, block: usize, inputs: &[Pinned]) -> Result<Vec<Output>> {
+    fn write(&self, side: Side, block: usize, inputs: &[Pinned]) -> Result<Vec<Block>> {
         let [values, signs] = inputs else { return Err(Error::Bug("write takes 2 inputs".into())) };
         let k = signs.shape().1;
         let data: Vec<f64> = values.iter().enumerate().map(|(i, x)| x * signs[i % k]).collect();
@@ -209,74 +210,12 @@ fn mean_row(moments: &Pinned) -> MatRef<'_, f64> {
     view(&moments[c..2 * c], 1, c)
 }
 
-/// Column moments of rows seen so far: count, mean and sum of squared deviations (M2) per
-/// column, merged by Chan, Golub and LeVeque's update, which stays exact for columns far from
-/// zero (sums of squares would cancel).
-pub(crate) struct Moments {
-    count: f64,
-    mean: Vec<f64>,
-    m2: Vec<f64>,
-}
-
-impl Moments {
-    fn new(cols: usize) -> Self {
-        Self { count: 0.0, mean: vec![0.0; cols], m2: vec![0.0; cols] }
-    }
-
-    /// Adds `other`'s rows to these.
-    fn absorb(&mut self, count: f64, mean: &[f64], m2: &[f64], col0: usize) {
-        if count == 0.0 {
-            return;
-        }
-        let total = self.count + count;
-        for (j, (mb, qb)) in mean.iter().zip(m2).enumerate() {
-            let (ma, qa) = (self.mean[col0 + j], self.m2[col0 + j]);
-            let delta = mb - ma;
-            self.mean[col0 + j] = ma + delta * count / total;
-            self.m2[col0 + j] = qa + qb + delta * delta * self.count * count / total;
-        }
-        if col0 + mean.len() == self.mean.len() {
-            self.count = total;
-        }
-    }
-
-    /// Adds a block of rows covering columns `c0..` of the chunk (blocks span whole rows or
-    /// come in column order, so the count moves when the last column is reached).
-    fn add_block(&mut self, c0: usize, block: MatRef<'_, f64>) {
-        let (rows, cols) = block.shape();
-        let n = rows as f64;
-        let mean: Vec<f64> = (0..cols).map(|j| block.col(j).iter().sum::<f64>() / n).collect();
-        let m2: Vec<f64> = (0..cols).map(|j| block.col(j).iter().map(|x| (x - mean[j]).powi(2)).sum()).collect();
-        if rows > 0 {
-            self.absorb(n, &mean, &m2, c0);
-        }
-    }
-
-    /// Merges `[count; mean; M2]` blocks in order.
-    fn merge(inputs: &[Pinned]) -> Result<Self> {
-        let cols = inputs.first().map_or(0, |p| p.shape().1);
-        let mut merged = Self::new(cols);
-        for p in inputs {
-            if p.shape() != (3, cols) {
-                return Err(Error::Bug(format!("moments of shape {:?}, (3, {cols}) expected", p.shape())));
-            }
-            merged.absorb(p[0], &p[cols..2 * cols], &p[2 * cols..], 0);
-        }
-        Ok(merged)
-    }
-
-    fn output(&self) -> Output {
-        let cols = self.mean.len();
-        Output { data: [vec![self.count; cols], self.mean.clone(), self.m2.clone()].concat(), rows: 3, cols }
-    }
-}
-
 impl Executor for RsvdExecutor<'_> {
     type Op = RsvdOp;
 
     /// The input, the options (the seed among them) and whether the input is cached.
     fn identity(&self) -> String {
-        format!("{} {:?} cache {}", self.plan.a.describe(), self.plan.options, self.plan.cache_input)
+        format!("{} {:?} cache {}", self.sketch.a.describe(), self.sketch.options, self.sketch.cache_input)
     }
 
     fn execute(
@@ -285,7 +224,7 @@ impl Executor for RsvdExecutor<'_> {
         inputs: &[Pinned],
         budget: &mut Reservation,
         scratch: &mut WorkerScratch,
-    ) -> Result<Vec<Output>> {
+    ) -> Result<Vec<Block>> {
         match (op, inputs) {
             (RsvdOp::Sketch { chunk, width }, []) => self.sketch(*chunk, *width, budget, scratch),
             (RsvdOp::Times { chunk }, [x]) => {
@@ -302,7 +241,7 @@ impl Executor for RsvdExecutor<'_> {
                     data.iter_mut().zip(p.iter()).for_each(|(d, x)| *d += x);
                 }
                 let (rows, cols) = first.shape();
-                Ok(vec![Output { data, rows, cols }])
+                Ok(vec![Block { data, rows, cols }])
             }
             (RsvdOp::Columns { from, to }, [block]) => Ok(vec![output(pinned_view(block).subcols(*from, to - from))]),
             (RsvdOp::Concat, _) => {
@@ -327,78 +266,27 @@ impl Executor for RsvdExecutor<'_> {
             (RsvdOp::ProbeProject { col }, [v]) => self.probe_project(*col, v),
             (RsvdOp::Residual, _) => Self::residual(inputs),
             (RsvdOp::Estimate, _) => Ok(Self::estimate(inputs)),
-            (RsvdOp::Moments, _) => Ok(vec![Moments::merge(inputs)?.output()]),
+            (RsvdOp::Moments, _) => Ok(vec![Moments::merge(inputs)?.block()]),
             (RsvdOp::MeanSketch { col, width }, [moments]) => self.mean_sketch(*col, *width, moments),
             (RsvdOp::MeanTimes, [moments, x]) => Ok(vec![output(product(mean_row(moments), pinned_view(x)).as_ref())]),
             (RsvdOp::ColumnSums, [y]) => {
                 let (rows, cols) = y.shape();
                 let data = (0..cols).map(|c| (0..rows).map(|i| y[i * cols + c]).sum()).collect();
-                Ok(vec![Output { data, rows: 1, cols }])
+                Ok(vec![Block { data, rows: 1, cols }])
             }
             (RsvdOp::SubtractRow, [y, row]) => {
                 let (rows, cols) = y.shape();
                 let data = (0..rows * cols).map(|i| y[i] - row[i % cols]).collect();
-                Ok(vec![Output { data, rows, cols }])
+                Ok(vec![Block { data, rows, cols }])
             }
             (RsvdOp::SubtractOuter, [z, moments, sums]) => {
                 let (rows, cols) = z.shape();
                 let mean = mean_row(moments);
                 let data = (0..rows * cols).map(|i| z[i] - mean[(0, i / cols)] * sums[i % cols]).collect();
-                Ok(vec![Output { data, rows, cols }])
+                Ok(vec![Block { data, rows, cols }])
             }
             (RsvdOp::Write { side, block }, _) => self.write(*side, *block, inputs),
             _ => Err(Error::Bug(format!("{op:?} given {} inputs", inputs.len()))),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Column means and M2 of `a`, two-pass.
-    fn direct(a: MatRef<'_, f64>) -> (Vec<f64>, Vec<f64>) {
-        let m = a.nrows() as f64;
-        let mean: Vec<f64> = (0..a.ncols()).map(|j| a.col(j).iter().sum::<f64>() / m).collect();
-        let m2 = (0..a.ncols()).map(|j| a.col(j).iter().map(|x| (x - mean[j]).powi(2)).sum()).collect();
-        (mean, m2)
-    }
-
-    fn assert_close(got: &Moments, a: MatRef<'_, f64>) {
-        let (mean, m2) = direct(a);
-        assert_eq!(got.count, a.nrows() as f64);
-        for j in 0..a.ncols() {
-            assert!((got.mean[j] - mean[j]).abs() <= 1e-12 * mean[j].abs().max(1.0), "mean {j}");
-            assert!((got.m2[j] - m2[j]).abs() <= 1e-9 * m2[j].max(1.0), "M2 {j}: {} vs {}", got.m2[j], m2[j]);
-        }
-    }
-
-    #[test]
-    fn moments_merge_row_blocks_column_blocks_and_chunks() {
-        // Columns far from zero, as centring must handle.
-        let a = Mat::<f64>::from_fn(23, 7, |i, j| 1e4 * j as f64 + ((i * 13 + j * 5) % 17) as f64 * 0.37);
-        // Row blocks spanning every column (a streamed chunk).
-        let mut rows = Moments::new(7);
-        for (r0, h) in [(0, 5), (5, 1), (6, 17)] {
-            rows.add_block(0, a.as_ref().subrows(r0, h));
-        }
-        assert_close(&rows, a.as_ref());
-        // Column blocks spanning every row (a streamed chunk of a transposed view).
-        let mut cols = Moments::new(7);
-        for (c0, w) in [(0, 3), (3, 1), (4, 3)] {
-            cols.add_block(c0, a.as_ref().subcols(c0, w));
-        }
-        assert_close(&cols, a.as_ref());
-        // Chunks merged in order.
-        let mut top = Moments::new(7);
-        top.add_block(0, a.as_ref().subrows(0, 10));
-        let mut bottom = Moments::new(7);
-        bottom.add_block(0, a.as_ref().subrows(10, 13));
-        let blocks = [top.output(), bottom.output()];
-        let mut merged = Moments::new(7);
-        for b in &blocks {
-            merged.absorb(b.data[0], &b.data[7..14], &b.data[14..], 0);
-        }
-        assert_close(&merged, a.as_ref());
     }
 }

@@ -24,21 +24,145 @@
 //!
 //! **Signs**: as in TSQR, the entry of largest magnitude in each column of V is positive.
 
-mod build;
+mod graph;
 mod kernels;
+mod layout;
+mod moments;
+mod ops;
+mod options;
 mod plan;
 
-pub use plan::{
-    DEFAULT_POWER_ITERS, ErrorEstimate, MAX_POWER_ITERS, MAX_PROBES, RsvdMethod, RsvdOptions, RsvdPlan, RsvdResult,
-};
+use graph::graph;
+use kernels::RsvdExecutor;
+use layout::Sketch;
+pub use options::{RandomizedMethod, RandomizedSvdOptions};
+pub use plan::RandomizedSvdPlan;
 
-use crate::Result;
-use crate::engine::Engine;
-use crate::matrix::ChunkedMatrix;
-use crate::output::Destination;
+use crate::error::{Error, Result};
+use crate::linalg::input::Input;
+use crate::linalg::result::{Centered, SvdResult};
+use crate::matrix::MatrixReader;
+use crate::output::{Destination, Sink, check_shareable, overlap};
+use crate::run::{Engine, RunControl};
+use crate::task::{Key, Results};
 
-/// Plans and runs a randomized SVD of `a`, returning U and V in RAM ([`Destination::Memory`]).
-/// Use [`RsvdPlan`] to write them to Zarr arrays or into your own matrices instead.
-pub fn rsvd(engine: &Engine, a: &ChunkedMatrix, options: &RsvdOptions) -> Result<RsvdResult> {
-    RsvdPlan::new(a, options, engine)?.run(engine, Destination::Memory, Destination::Memory)
+/// The top-k SVD of `a` by the randomized method, with its error estimate, under the engine's
+/// memory limit, with U and V in RAM. `a` is any [`Input`]: a
+/// [`ChunkedMatrix`](crate::ChunkedMatrix) chunked any way, or a faer matrix in RAM (borrowed
+/// for the call, never copied whole). Use [`RandomizedSvdPlan`] to see the plan first, send U and V to
+/// Zarr arrays or your own matrices, or cancel and watch the run.
+///
+/// ```
+/// use outcore::{Engine, RandomizedSvdOptions};
+///
+/// # fn main() -> outcore::Result<()> {
+/// let a = faer::Mat::<f64>::from_fn(3_000, 2_000, |i, j| ((i * 7 + j * 13) % 17) as f64);
+/// let engine = Engine::new(64 << 20)?;
+/// let top = outcore::randomized_svd(&engine, &a, &RandomizedSvdOptions::new(5))?;
+/// assert_eq!(top.svd.s.len(), 5);
+/// assert!(top.error.spectral_bound >= 0.0);
+/// # Ok(())
+/// # }
+/// ```
+pub fn randomized_svd<'a>(
+    engine: &Engine,
+    a: impl Into<Input<'a>>,
+    options: &RandomizedSvdOptions,
+) -> Result<RandomizedSvdResult> {
+    RandomizedSvdPlan::new(engine, a, options)?.run(engine)
+}
+
+/// An a posteriori estimate of `||A - U diag(s) V^T||`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ErrorEstimate {
+    /// Upper bound on the spectral norm, holding with probability `1 - failure_probability`.
+    pub spectral_bound: f64,
+    /// Estimate of the Frobenius norm (unbiased in its square).
+    pub frobenius: f64,
+    /// Probes used.
+    pub probes: usize,
+    /// Probability that the spectral bound does not hold: `10^-probes`.
+    pub failure_probability: f64,
+}
+
+/// A randomized SVD with its error estimate.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RandomizedSvdResult {
+    /// The top-k SVD.
+    pub svd: SvdResult,
+    /// The estimate of the residual's norm.
+    pub error: ErrorEstimate,
+    /// Passes over A.
+    pub passes: usize,
+}
+
+impl RandomizedSvdPlan<'_> {
+    /// Runs the plan, with U and V returned in RAM.
+    pub fn run(&self, engine: &Engine) -> Result<RandomizedSvdResult> {
+        self.run_with(engine, Destination::Memory, Destination::Memory, &RunControl::default())
+    }
+
+    /// Runs the plan, writing U and V (grids: [`factor_grids`](Self::factor_grids)) to their
+    /// destinations; `control` carries a cancel token and an event sink.
+    pub fn run_with(
+        &self,
+        engine: &Engine,
+        u: Destination<'_>,
+        v: Destination<'_>,
+        control: &RunControl,
+    ) -> Result<RandomizedSvdResult> {
+        // Everything that can fail before the run, agreed among ranks when there are several.
+        let opened = control.agree_on((|| {
+            let sketch = &self.sketch;
+            let (u_grid, v_grid) = sketch.factor_grids()?;
+            if let (Destination::Zarr(a), Destination::Zarr(b)) = (&u, &v)
+                && overlap(a, b)
+            {
+                let (a, b) = (a.display(), b.display());
+                return Err(Error::invalid("destination", format!("U ({a}) and V ({b}) would overwrite each other")));
+            }
+            check_shareable(&u, control, "U")?;
+            check_shareable(&v, control, "V")?;
+            let u = Sink::open(u, u_grid, &sketch.a, "U")?;
+            let v = Sink::open(v, v_grid, &sketch.a, "V")?;
+            let (graph, keys) = graph(sketch, self.concurrent_tasks())?;
+            let a = sketch.a.decoded_once(sketch.passes(), sketch.cache_input, engine.memory_pool())?;
+            let reader = MatrixReader::new(&a, engine.memory_pool(), sketch.cache_input, sketch.options.check_finite)?;
+            Ok((u, v, graph, keys, reader))
+        })());
+        let (u, v, graph, keys, reader) = opened?;
+        let executor = RsvdExecutor::new(&self.sketch, reader, u.store.clone(), v.store.clone());
+        let (results, stats) = engine.run_graph(&graph, &executor, control)?;
+        drop(executor);
+        let s = results.values(keys.s)?;
+        let estimate = results.values(keys.estimate)?;
+        let centered = centered(&self.sketch, &results, &keys.moments)?;
+        let probes = self.sketch.options.probes;
+        let error = ErrorEstimate {
+            spectral_bound: estimate[0],
+            frobenius: estimate[1],
+            probes,
+            failure_probability: 10f64.powi(-(probes as i32)),
+        };
+        let (u, v) = Sink::finish_pair(u, v)?;
+        let svd = SvdResult { s, u: Some(u), v: Some(v), centered, stats };
+        Ok(RandomizedSvdResult { svd, error, passes: self.sketch.passes() })
+    }
+}
+
+/// The column means and total variance from each chunk column's `[count; mean; M2]`.
+fn centered(sketch: &Sketch, results: &Results, moments: &[Key]) -> Result<Option<Centered>> {
+    if !sketch.options.center {
+        return Ok(None);
+    }
+    let (mut mean, mut squares) = (Vec::new(), 0.0);
+    for key in moments {
+        let m = results.matrix(*key)?;
+        mean.extend(m.row(1).iter().copied());
+        squares += m.row(2).iter().sum::<f64>();
+    }
+    let total_variance = squares / (sketch.a.rows() as f64 - 1.0);
+    Ok(Some(Centered { mean, scale: None, total_variance }))
 }

@@ -7,25 +7,25 @@ use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
 
-use super::build::TsqrOp;
-use super::plan::{Centring, TsqrPlan};
+use super::layout::{Centering, Layout};
+use super::ops::TsqrOp;
+use crate::error::{Error, Result};
 use crate::linalg::dense::{
-    CholeskyQr, apply_q, apply_q_into, centre_columns, centre_rows, cholesky_qr2_r, column_scales, flip_signs, output,
+    CholeskyQr, apply_q, apply_q_into, center_columns, center_rows, cholesky_qr2_r, column_scales, flip_signs, output,
     qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, view,
 };
 use crate::matrix::MatrixReader;
-use crate::schedule::{Executor, Output, WorkerScratch};
-use crate::{Error, Result};
+use crate::task::{Block, Executor, WorkerScratch};
 
 pub(crate) struct TsqrExecutor<'a> {
-    plan: &'a TsqrPlan,
+    layout: &'a Layout,
     reader: MatrixReader,
     sink: Option<Arc<dyn ChunkStore>>,
 }
 
 impl<'a> TsqrExecutor<'a> {
-    pub(crate) fn new(plan: &'a TsqrPlan, reader: MatrixReader, sink: Option<Arc<dyn ChunkStore>>) -> Self {
-        Self { plan, reader, sink }
+    pub(crate) fn new(layout: &'a Layout, reader: MatrixReader, sink: Option<Arc<dyn ChunkStore>>) -> Self {
+        Self { layout, reader, sink }
     }
 
     /// Reads panel `panel` into `panel_buf` (column-major) and centres it as the plan says,
@@ -36,14 +36,14 @@ impl<'a> TsqrExecutor<'a> {
         panel_buf: &'b mut [f64],
         chunk: &mut Vec<f64>,
         budget: &mut Reservation,
-    ) -> Result<(MatMut<'b, f64>, Option<Output>)> {
-        let rows = self.plan.panels[panel].clone();
-        let mut a = MatMut::from_column_major_slice_mut(panel_buf, rows.len(), self.plan.n);
-        self.reader.read(rows, 0..self.plan.n, a.rb_mut(), budget, chunk)?;
-        let stats = match self.plan.centring {
-            Centring::None => None,
-            Centring::Columns => Some(centre_columns(a.rb_mut())),
-            Centring::Rows => Some(centre_rows(a.rb_mut(), self.plan.standardize)),
+    ) -> Result<(MatMut<'b, f64>, Option<Block>)> {
+        let rows = self.layout.panels[panel].clone();
+        let mut a = MatMut::from_column_major_slice_mut(panel_buf, rows.len(), self.layout.n);
+        self.reader.read(rows, 0..self.layout.n, a.rb_mut(), budget, chunk)?;
+        let stats = match self.layout.centering {
+            Centering::None => None,
+            Centering::Columns => Some(center_columns(a.rb_mut())),
+            Centering::Rows => Some(center_rows(a.rb_mut(), self.layout.standardize)),
         };
         Ok((a, stats))
     }
@@ -58,15 +58,15 @@ impl<'a> TsqrExecutor<'a> {
         panel_buf: &mut [f64],
         chunk: &mut Vec<f64>,
         budget: &mut Reservation,
-    ) -> Result<(Mat<f64>, Option<Output>)> {
+    ) -> Result<(Mat<f64>, Option<Block>)> {
         let (a, stats) = self.read_panel(panel, panel_buf, chunk, budget)?;
         Ok((qr_in_place(a), stats))
     }
 
-    /// The panel's R; with columns centred, its column means as one more row; with rows
-    /// centred, its row means and scales as a second output.
-    fn panel_r(&self, panel: usize, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Vec<Output>> {
-        let (h, n) = (self.plan.panels[panel].len(), self.plan.n);
+    /// The panel's R; with columns centered, its column means as one more row; with rows
+    /// centered, its row means and scales as a second output.
+    fn panel_r(&self, panel: usize, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Vec<Block>> {
+        let (h, n) = (self.layout.panels[panel].len(), self.layout.n);
         let [panel_buf, chunk] = scratch.buffers([h * n, self.reader.buffer_len()], budget)?;
         let householder_r = |buf: &mut [f64]| {
             let coeffs = qr_in_place(MatMut::from_column_major_slice_mut(buf, h, n));
@@ -76,7 +76,7 @@ impl<'a> TsqrExecutor<'a> {
         // Householder R may differ from it in signs, which the Q back-propagation relies on).
         // With U, the R must be the one `factor_panel` gives the U pass.
         let (a, stats) = self.read_panel(panel, panel_buf, chunk, budget)?;
-        let cholesky = if self.plan.vectors { CholeskyQr::Declined } else { cholesky_qr2_r(a) };
+        let cholesky = if self.layout.vectors { CholeskyQr::Declined } else { cholesky_qr2_r(a) };
         let mut r = match cholesky {
             CholeskyQr::R(r) => output(r.as_ref()),
             CholeskyQr::Declined => householder_r(panel_buf),
@@ -86,28 +86,28 @@ impl<'a> TsqrExecutor<'a> {
                 householder_r(panel_buf)
             }
         };
-        match (self.plan.centring, stats) {
-            (Centring::None, None) => Ok(vec![r]),
-            (Centring::Columns, Some(mean)) => {
+        match (self.layout.centering, stats) {
+            (Centering::None, None) => Ok(vec![r]),
+            (Centering::Columns, Some(mean)) => {
                 r.data.extend_from_slice(&mean.data);
                 r.rows += 1;
                 Ok(vec![r])
             }
-            (Centring::Rows, Some(stats)) => Ok(vec![r, stats]),
-            _ => Err(Error::Bug("a panel's centring does not match its plan".into())),
+            (Centering::Rows, Some(stats)) => Ok(vec![r, stats]),
+            _ => Err(Error::Bug("a panel's centering does not match its plan".into())),
         }
     }
 
-    /// Stacks the children's R factors and QRs them. With columns centred each child brings
+    /// Stacks the children's R factors and QRs them. With columns centered each child brings
     /// its mean as a last row, and the stack gets one row `sqrt(c_j) (mu_j - mu)` per child
-    /// (`c_j` its rows, `mu` the weighted mean): the centred matrix's Gram is the sum of the
+    /// (`c_j` its rows, `mu` the weighted mean): the centered matrix's Gram is the sum of the
     /// children's plus `sum_j c_j (mu_j - mu)(mu_j - mu)^T`, so the stack's R is the R of the
-    /// rows under the node centred on their common mean. The node's mean rides along the same way.
-    fn stack_qr(&self, level: usize, node: usize, inputs: &[Pinned]) -> Result<Vec<Output>> {
-        let spec = &self.plan.levels[level][node];
-        let n = self.plan.n;
-        let centred = self.plan.centring == Centring::Columns;
-        let counts: Vec<f64> = spec.children.clone().map(|c| self.plan.levels[level - 1][c].count as f64).collect();
+    /// rows under the node centered on their common mean. The node's mean rides along the same way.
+    fn stack_qr(&self, level: usize, node: usize, inputs: &[Pinned]) -> Result<Vec<Block>> {
+        let spec = &self.layout.levels[level][node];
+        let n = self.layout.n;
+        let centered = self.layout.centering == Centering::Columns;
+        let counts: Vec<f64> = spec.children.clone().map(|c| self.layout.levels[level - 1][c].count as f64).collect();
         if counts.len() != inputs.len() {
             return Err(Error::Bug(format!(
                 "stack L{level}.{node} got {} factors for {} children",
@@ -116,7 +116,7 @@ impl<'a> TsqrExecutor<'a> {
             )));
         }
         let mut mean = vec![0.0; n];
-        if centred {
+        if centered {
             for (r, c) in inputs.iter().zip(&counts) {
                 let mu = &r[(r.shape().0 - 1) * n..];
                 mean.iter_mut().zip(mu).for_each(|(m, x)| *m += c * x);
@@ -132,7 +132,7 @@ impl<'a> TsqrExecutor<'a> {
                 return Err(Error::Bug(format!("stack L{level}.{node} got a {rows} x {cols} factor at row {row}")));
             }
             a.as_mut().submatrix_mut(row, 0, rows, cols).copy_from(view(r, rows, cols));
-            if centred {
+            if centered {
                 let weight = c.sqrt();
                 (0..n).for_each(|j| a[(row + rows - 1, j)] = weight * (a[(row + rows - 1, j)] - mean[j]));
             }
@@ -140,12 +140,12 @@ impl<'a> TsqrExecutor<'a> {
         }
         let coeffs = qr_in_place(a.as_mut());
         let mut r = r_factor(a.as_ref(), spec.k);
-        if centred {
+        if centered {
             r.data.extend_from_slice(&mean);
             r.rows += 1;
         }
         let mut outputs = vec![r];
-        if self.plan.vectors {
+        if self.layout.vectors {
             outputs.push(output(a.as_ref()));
             outputs.push(output(coeffs.as_ref()));
         }
@@ -153,31 +153,31 @@ impl<'a> TsqrExecutor<'a> {
     }
 
     /// The SVD of the root R: s, then V (and U_R for the second pass) when asked; with columns
-    /// centred, the root's mean row is split off first, R's columns are scaled when
+    /// centered, the root's mean row is split off first, R's columns are scaled when
     /// standardizing, and the means and scales come last.
-    fn svd_of_r(&self, r: &Pinned) -> Result<Vec<Output>> {
+    fn svd_of_r(&self, r: &Pinned) -> Result<Vec<Block>> {
         let (rows, cols) = r.shape();
         let mut r = view(r, rows, cols).to_owned();
         let mut stats = None;
-        if self.plan.centring == Centring::Columns {
+        if self.layout.centering == Centering::Columns {
             let k = rows - 1;
             let mean: Vec<f64> = r.row(k).iter().copied().collect();
             r.truncate(k, cols);
-            let scale = if self.plan.standardize {
-                let samples = self.plan.tall.rows() as f64;
+            let scale = if self.layout.standardize {
+                let samples = self.layout.tall.rows() as f64;
                 column_scales(r.as_mut(), &mean, samples)
             } else {
                 vec![1.0; cols]
             };
-            stats = Some(Output { data: [mean, scale].concat(), rows: 2, cols });
+            stats = Some(Block { data: [mean, scale].concat(), rows: 2, cols });
         }
-        let (s, vectors) = thin_svd(r.as_ref(), self.plan.vectors || self.plan.small_v)?;
+        let (s, vectors) = thin_svd(r.as_ref(), self.layout.vectors || self.layout.small_v)?;
         let k = s.len();
-        let mut outputs = vec![Output { data: s, rows: 1, cols: k }];
+        let mut outputs = vec![Block { data: s, rows: 1, cols: k }];
         if let Some((mut u, mut v)) = vectors {
             flip_signs(u.as_mut(), v.as_mut());
             outputs.push(output(v.as_ref()));
-            if self.plan.vectors {
+            if self.layout.vectors {
                 outputs.push(output(u.as_ref()));
             }
         }
@@ -185,7 +185,7 @@ impl<'a> TsqrExecutor<'a> {
         Ok(outputs)
     }
 
-    fn apply_node_q(&self, level: usize, node: usize, inputs: &[Pinned]) -> Result<Vec<Output>> {
+    fn apply_node_q(&self, level: usize, node: usize, inputs: &[Pinned]) -> Result<Vec<Block>> {
         let [factors, coeffs, w] = inputs else {
             return Err(Error::Bug(format!("apply Q L{level}.{node} takes 3 inputs, got {}", inputs.len())));
         };
@@ -197,8 +197,8 @@ impl<'a> TsqrExecutor<'a> {
         )?;
         let mut row = 0;
         let mut outputs = Vec::new();
-        for child in self.plan.levels[level][node].children.clone() {
-            let k = self.plan.levels[level - 1][child].k;
+        for child in self.layout.levels[level][node].children.clone() {
+            let k = self.layout.levels[level - 1][child].k;
             outputs.push(output(product.as_ref().submatrix(row, 0, k, product.ncols())));
             row += k;
         }
@@ -214,10 +214,10 @@ impl<'a> TsqrExecutor<'a> {
         r: &Pinned,
         budget: &mut Reservation,
         scratch: &mut WorkerScratch,
-    ) -> Result<Vec<Output>> {
+    ) -> Result<Vec<Block>> {
         let sink = self.sink.as_ref().ok_or_else(|| Error::Bug("U assembly without a store for U".into()))?;
-        let rows = self.plan.panels[panel].clone();
-        let (h, n) = (rows.len(), self.plan.n);
+        let rows = self.layout.panels[panel].clone();
+        let (h, n) = (rows.len(), self.layout.n);
         let (wr, c) = w.shape();
         let grid = sink.grid();
         let chunk_rows = grid.chunk_shape().0;
@@ -226,7 +226,7 @@ impl<'a> TsqrExecutor<'a> {
         // Row-major, so each chunk of U is a contiguous run of it, written without a copy.
         let mut u = MatMut::from_row_major_slice_mut(u_buf, h, c);
         let (rr, rc) = r.shape();
-        match solve_r_if_conditioned(view(r, rr, rc), view(w, wr, c), self.plan.shortcut_condition) {
+        match solve_r_if_conditioned(view(r, rr, rc), view(w, wr, c), self.layout.shortcut_condition) {
             Some(x) => {
                 let (a, _) = self.read_panel(panel, panel_buf, chunk, budget)?;
                 matmul(u.rb_mut(), Accum::Replace, a.rb(), x.as_ref(), 1.0, Par::Seq);
@@ -251,14 +251,14 @@ impl Executor for TsqrExecutor<'_> {
 
     /// The input, how panels are checked and U assembled, and whether the input is cached.
     fn identity(&self) -> String {
-        let p = self.plan;
+        let p = self.layout;
         format!(
-            "{} finite {} shortcut {} cache {} centring {:?} standardize {}",
+            "{} finite {} shortcut {} cache {} centering {:?} standardize {}",
             p.tall.describe(),
             p.check_finite,
             p.shortcut_condition,
             p.cache_input,
-            p.centring,
+            p.centering,
             p.standardize
         )
     }
@@ -269,7 +269,7 @@ impl Executor for TsqrExecutor<'_> {
         inputs: &[Pinned],
         budget: &mut Reservation,
         scratch: &mut WorkerScratch,
-    ) -> Result<Vec<Output>> {
+    ) -> Result<Vec<Block>> {
         match (op, inputs) {
             (TsqrOp::PanelQr { panel }, []) => self.panel_r(*panel, budget, scratch),
             (TsqrOp::StackQr { level, node }, _) => self.stack_qr(*level, *node, inputs),

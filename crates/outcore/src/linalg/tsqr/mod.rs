@@ -30,21 +30,135 @@
 //! to the `n x k` factor of the tall problem: in each column of V' (V for tall input, U for wide
 //! input) the entry of largest magnitude is positive.
 
-mod build;
+mod graph;
 mod kernels;
+mod layout;
+mod ops;
+mod options;
 mod plan;
 
-pub(crate) use plan::speed_panel_rows;
-pub use plan::{TsqrOptions, TsqrPlan};
+use outcore_storage::ChunkIndex;
 
-use crate::Result;
-use crate::engine::Engine;
-use crate::linalg::SvdResult;
-use crate::matrix::ChunkedMatrix;
-use crate::output::Destination;
+use graph::graph_with_keys;
+use kernels::TsqrExecutor;
+use layout::{Centering, Layout};
+pub use options::SvdOptions;
+pub use plan::SvdPlan;
 
-/// Plans and runs a TSQR SVD of `a`, returning U and V in RAM ([`Destination::Memory`]).
-/// Use [`TsqrPlan`] directly to write the large factor to a Zarr array instead.
-pub fn tsqr_svd(engine: &Engine, a: &ChunkedMatrix, options: &TsqrOptions) -> Result<SvdResult> {
-    TsqrPlan::new(a, options, engine)?.run(engine, Destination::Memory)
+use crate::error::{Error, Result};
+use crate::linalg::input::Input;
+use crate::linalg::result::{Centered, SvdResult};
+use crate::matrix::MatrixReader;
+use crate::output::{Destination, Factor, Sink, check_shareable};
+use crate::run::{Engine, RunControl};
+use crate::task::{Key, Results};
+
+/// The exact SVD of `a` by TSQR (tall, or wide through its transpose), under the engine's memory
+/// limit, with U and V in RAM. `a` is any [`Input`]: a [`ChunkedMatrix`](crate::ChunkedMatrix)
+/// or a faer matrix in RAM (borrowed for the call, never copied whole). Use [`SvdPlan`] to see
+/// the plan first, send the large factor to a Zarr array or your own matrix, or cancel and
+/// watch the run.
+///
+/// ```
+/// use outcore::{Engine, SvdOptions};
+///
+/// # fn main() -> outcore::Result<()> {
+/// let a = faer::Mat::<f64>::from_fn(10_000, 20, |i, j| ((i * 7 + j * 13) % 17) as f64);
+/// let engine = Engine::new(64 << 20)?;
+/// let svd = outcore::svd(&engine, &a, &SvdOptions::new())?;
+/// let (u, v) = (svd.u_matrix().unwrap(), svd.v_matrix().unwrap());
+/// assert_eq!((u.shape(), v.shape(), svd.s.len()), ((10_000, 20), (20, 20), 20));
+/// # Ok(())
+/// # }
+/// ```
+pub fn svd<'a>(engine: &Engine, a: impl Into<Input<'a>>, options: &SvdOptions) -> Result<SvdResult> {
+    SvdPlan::new(engine, a, options)?.run(engine)
+}
+
+impl SvdPlan<'_> {
+    /// Runs the plan, with U and V returned in RAM.
+    pub fn run(&self, engine: &Engine) -> Result<SvdResult> {
+        self.run_with(engine, Destination::Memory, &RunControl::default())
+    }
+
+    /// Runs the plan: the large singular-vector factor (U of a tall matrix, V of a wide one;
+    /// see [`factor_grid`](Self::factor_grid)) goes to `factor`, the small one is returned in
+    /// RAM (values-only plans take [`Destination::Memory`] and write nothing); `control` carries
+    /// a cancel token and an event sink.
+    pub fn run_with(&self, engine: &Engine, factor: Destination<'_>, control: &RunControl) -> Result<SvdResult> {
+        let layout = &self.layout;
+        let name = if layout.transposed { "V" } else { "U" };
+        // Everything that can fail before the run, agreed among ranks when there are several.
+        let opened = control.agree_on((|| {
+            let sink = match layout.factor_grid() {
+                Some(grid) => {
+                    check_shareable(&factor, control, name)?;
+                    Some(Sink::open(factor, grid, &layout.tall, name)?)
+                }
+                None if matches!(factor, Destination::Memory) => None,
+                None => {
+                    return Err(Error::invalid(
+                        "destination",
+                        "the plan writes no large factor (`vectors` is false, or a tall matrix is centered: \
+                         TSQR then gives V alone): there is no factor to write",
+                    ));
+                }
+            };
+            let (graph, keys) = graph_with_keys(layout, self.concurrent_tasks())?;
+            let passes = if layout.vectors { 2 } else { 1 };
+            let tall = layout.tall.decoded_once(passes, layout.cache_input, engine.memory_pool())?;
+            let reader = MatrixReader::new(&tall, engine.memory_pool(), layout.cache_input, layout.check_finite)?;
+            Ok((sink, graph, keys, reader))
+        })());
+        let (sink, graph, keys, reader) = opened?;
+        let executor = TsqrExecutor::new(layout, reader, sink.as_ref().map(|s| s.store.clone()));
+        let (results, stats) = engine.run_graph(&graph, &executor, control).map_err(|e| in_callers_terms(layout, e))?;
+        drop(executor);
+        let s = results.values(keys.s)?;
+        let (u, v) = match (keys.vectors, sink) {
+            (Some(v_key), Some(sink)) => {
+                let small = Factor::Dense(results.matrix(v_key)?);
+                let large = sink.finish()?;
+                if layout.transposed { (Some(small), Some(large)) } else { (Some(large), Some(small)) }
+            }
+            (Some(v_key), None) if layout.small_v => (None, Some(Factor::Dense(results.matrix(v_key)?))),
+            (None, None) => (None, None),
+            _ => return Err(Error::Bug("vectors planned without a sink, or a sink without vectors".into())),
+        };
+        let centered = centered(layout, &results, &keys.stats, &s)?;
+        Ok(SvdResult { s, u, v, centered, stats })
+    }
+}
+
+/// An error about the matrix factored, in terms of the matrix given: a wide matrix is
+/// factored through its transpose, so a place in it, and its name, are transposed back.
+fn in_callers_terms(layout: &Layout, e: Error) -> Error {
+    match e {
+        Error::NonFinite { index, row, col, .. } if layout.transposed => Error::NonFinite {
+            what: layout.tall.t().describe(),
+            index: ChunkIndex::new(index.col, index.row),
+            row: col,
+            col: row,
+        },
+        e => e,
+    }
+}
+
+/// The means (and scales) from the stats blocks: the root's (columns centered) or the
+/// panels' in order (rows centered). The total variance is `||s||^2 / (m - 1)`: TSQR has
+/// every singular value.
+fn centered(layout: &Layout, results: &Results, stats: &[Key], s: &[f64]) -> Result<Option<Centered>> {
+    if layout.centering == Centering::None {
+        return Ok(None);
+    }
+    let mut mean = Vec::new();
+    let mut scale = Vec::new();
+    for key in stats {
+        let m = results.matrix(*key)?;
+        mean.extend(m.row(0).iter().copied());
+        scale.extend(m.row(1).iter().copied());
+    }
+    let samples = layout.shape().0 as f64;
+    let total_variance = s.iter().map(|x| x * x).sum::<f64>() / (samples - 1.0);
+    Ok(Some(Centered { mean, scale: layout.standardize.then_some(scale), total_variance }))
 }

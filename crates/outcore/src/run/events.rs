@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use outcore_storage::MemoryReport;
 
-use crate::graph::Stage;
+use crate::task::Stage;
 
 /// Something that happened during a run.
 #[derive(Clone, Debug)]

@@ -1,42 +1,8 @@
-//! Task graphs: what to compute, as data.
-//!
-//! An algorithm describes its work as a [`TaskGraph`] of [`Task`]s. A task is an operation (a
-//! value of the algorithm's own op enum, implementing [`Operation`]: *what* to do to which
-//! panel or node, never an opaque closure), the [`Key`]s of its inputs (outputs of earlier
-//! tasks), how many outputs it makes, and the bytes it needs while it runs.
-//!
-//! Tasks are numbered in the order they are added, inputs always refer to earlier tasks, and
-//! the number is the task's priority: schedulers start the lowest-numbered ready task first.
-//! Builders add tasks depth-first (a reduction node right after its children), so branches
-//! finish and their intermediates are freed before new ones start.
-//!
-//! This is also the extension point for work of your own: describe it as a graph, implement
-//! [`Executor`] for its op type, and run it with [`Engine::run_graph`](crate::Engine::run_graph)
-//! under the engine's memory budget, schedulers and events (the `large-svd means` workload is
-//! built this way).
+//! The task graph: tasks in priority order, the keys of their inputs, and their working
+//! sets.
 
-mod dot;
-
-use std::fmt;
-
-pub use crate::linalg::tree::levels as reduction_tree;
-pub use crate::schedule::{Executor, Output, Results, WorkerScratch};
-
-use crate::{Error, Result};
-
-/// What a task does; implemented by each algorithm's op enum.
-pub trait Operation: fmt::Debug + Send + Sync {
-    /// The stage the op belongs to ("panel QR", "R reduction", ...), for pictures and progress.
-    fn stage(&self) -> &'static str;
-    /// A short label, e.g. `qr panel 17`.
-    fn label(&self) -> String;
-    /// The row block of the input this op reads or the output it writes, if any: in a run
-    /// across ranks ([`cluster`](crate::cluster)) it runs on the rank owning that block; ops
-    /// without one run where their first input was made.
-    fn row_block(&self) -> Option<usize> {
-        None
-    }
-}
+use super::op::Operation;
+use crate::error::{Error, Result};
 
 /// Position of a task in its graph (also its priority: lower runs first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -222,11 +188,6 @@ impl<O: Operation> TaskGraph<O> {
             }
         }
         stages
-    }
-
-    /// The graph in Graphviz DOT, one cluster per stage (built in the private `dot` module).
-    pub fn to_dot(&self, title: &str) -> String {
-        dot::to_dot(self, title)
     }
 }
 

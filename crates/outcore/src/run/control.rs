@@ -3,37 +3,12 @@
 //! and a cancelled run does not affect the next.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::cluster::Transport;
-use crate::events::EventSink;
-
-/// Stops the runs it is given to at their next task boundary; they fail with
-/// [`Error::Interrupted`](crate::Error::Interrupted). Clones share one flag: keep a clone to
-/// cancel from another thread or a signal handler.
-#[derive(Clone, Debug, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
-
-impl CancelToken {
-    /// A token not cancelled yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Asks every run holding this token to stop.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether [`cancel`](Self::cancel) was called.
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// How often memory is sampled into the event stream by default.
-pub const DEFAULT_MEMORY_INTERVAL: Duration = Duration::from_millis(20);
+use super::events::{Event, EventSink};
+use crate::cluster::{Transport, agree};
+use crate::error::Result;
+use crate::task::CancelToken;
 
 /// What a caller controls and observes of one run: a cancel token and an event sink.
 ///
@@ -69,11 +44,14 @@ impl std::fmt::Debug for RunControl {
 
 impl Default for RunControl {
     fn default() -> Self {
-        Self { cancel: None, events: None, memory_interval: Some(DEFAULT_MEMORY_INTERVAL), cluster: None }
+        Self { cancel: None, events: None, memory_interval: Some(Self::DEFAULT_MEMORY_INTERVAL), cluster: None }
     }
 }
 
 impl RunControl {
+    /// How often memory is sampled into the event stream by default.
+    pub const DEFAULT_MEMORY_INTERVAL: Duration = Duration::from_millis(20);
+
     /// No cancel token, no events.
     pub fn new() -> Self {
         Self::default()
@@ -86,7 +64,7 @@ impl RunControl {
     }
 
     /// Sends the run's events to `sink`, memory samples included (every
-    /// [`DEFAULT_MEMORY_INTERVAL`] unless [`memory_interval`](Self::memory_interval) says
+    /// [`DEFAULT_MEMORY_INTERVAL`](Self::DEFAULT_MEMORY_INTERVAL) unless [`memory_interval`](Self::memory_interval) says
     /// otherwise).
     pub fn events(mut self, sink: impl EventSink + 'static) -> Self {
         self.events = Some(Arc::new(sink));
@@ -116,9 +94,9 @@ impl RunControl {
     /// `step`'s outcome (a step before the run that could fail on one rank only, such as opening
     /// a destination), agreed with the other ranks when this run is one rank of several: every
     /// rank goes on, or every rank fails (this one with its own error, if it had one).
-    pub(crate) fn agree_on<T>(&self, step: crate::Result<T>) -> crate::Result<T> {
+    pub(crate) fn agree_on<T>(&self, step: Result<T>) -> Result<T> {
         let Some(transport) = &self.cluster else { return step };
-        let agreed = crate::cluster::agree(&**transport, step.as_ref().map(|_| Vec::new()));
+        let agreed = agree(&**transport, step.as_ref().map(|_| Vec::new()));
         match (step, agreed) {
             (Ok(value), Ok(_)) => Ok(value),
             (Err(own), _) => Err(own),
@@ -146,7 +124,7 @@ impl RunControl {
     }
 
     /// Sends `event` to the sink, if any.
-    pub(crate) fn emit(&self, event: &crate::events::Event) {
+    pub(crate) fn emit(&self, event: &Event) {
         if let Some(sink) = &self.events {
             sink.event(event);
         }

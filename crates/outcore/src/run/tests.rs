@@ -5,10 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use outcore_storage::{Accounting, BufferConfig, BufferManager, Pinned, Reservation, Thresholds};
 
-use super::scratch::WorkerScratch as Scratch;
-use super::*;
-use crate::control::CancelToken;
-use crate::graph::{Operation, TaskGraph};
+use std::time::Duration;
+
+use super::RunControl;
+use super::events::Event;
+use super::scheduler::{Scheduler, run};
+use crate::error::{Error, MemoryError, Result};
+use crate::task::{Block, CancelToken, Executor, Key, Operation, TaskGraph, WorkerScratch as Scratch};
 
 #[derive(Debug)]
 enum Toy {
@@ -44,19 +47,19 @@ impl Executor for ToyExecutor {
         inputs: &[Pinned],
         _budget: &mut Reservation,
         _scratch: &mut Scratch,
-    ) -> Result<Vec<Output>> {
+    ) -> Result<Vec<Block>> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(2));
         self.running.fetch_sub(1, Ordering::SeqCst);
         match op {
-            Toy::Leaf(i) => Ok(vec![Output { data: vec![*i as f64; 4], rows: 2, cols: 2 }]),
+            Toy::Leaf(i) => Ok(vec![Block { data: vec![*i as f64; 4], rows: 2, cols: 2 }]),
             Toy::Sum => {
                 let mut data = vec![0.0; 4];
                 for p in inputs {
                     data.iter_mut().zip(p.iter()).for_each(|(d, x)| *d += x);
                 }
-                Ok(vec![Output { data, rows: 2, cols: 2 }])
+                Ok(vec![Block { data, rows: 2, cols: 2 }])
             }
             Toy::Fail => Err(Error::invalid("toy", "this task always fails")),
         }
@@ -80,7 +83,7 @@ fn on_finished(f: impl Fn(usize) + Send + Sync + 'static) -> RunControl {
 }
 
 /// Leaves 0..n summed in groups of 4, then all sums summed; each task declares `ws` bytes.
-fn sum_tree(n: usize, ws: u64) -> (TaskGraph<Toy>, crate::graph::Key) {
+fn sum_tree(n: usize, ws: u64) -> (TaskGraph<Toy>, Key) {
     let mut g = TaskGraph::new();
     let mut sums = Vec::new();
     for group in (0..n).collect::<Vec<_>>().chunks(4) {
@@ -146,7 +149,7 @@ fn a_task_larger_than_the_limit_fails_instead_of_waiting() {
     let (g, _) = sum_tree(4, 2 << 20);
     let err =
         run(Scheduler::Threads { workers: 2 }, &m, &g, &ToyExecutor::default(), &RunControl::default()).unwrap_err();
-    assert!(matches!(err, Error::Memory(crate::MemoryError::Exhausted(_))), "{err}");
+    assert!(matches!(err, Error::Memory(MemoryError::Exhausted(_))), "{err}");
 }
 
 #[test]
@@ -206,7 +209,7 @@ impl Executor for Hog {
         _inputs: &[Pinned],
         _budget: &mut Reservation,
         _scratch: &mut Scratch,
-    ) -> Result<Vec<Output>> {
+    ) -> Result<Vec<Block>> {
         match op {
             Toy::Leaf(0) => {
                 self.rss.store(85 << 20, Ordering::SeqCst);
@@ -223,7 +226,7 @@ impl Executor for Hog {
             }
             _ => self.starts.lock().unwrap().push(std::time::Instant::now()),
         }
-        Ok(vec![Output { data: vec![1.0], rows: 1, cols: 1 }])
+        Ok(vec![Block { data: vec![1.0], rows: 1, cols: 1 }])
     }
 }
 
@@ -262,10 +265,7 @@ fn crossing_the_terminate_threshold_stops_the_run_with_the_memory_report() {
     });
     let err = run(Scheduler::Threads { workers: 2 }, &m, &g, &ToyExecutor::default(), &control).unwrap_err();
     let text = err.to_string();
-    assert!(
-        matches!(err, Error::Memory(crate::MemoryError::Terminated(StorageError::MemoryTerminated { .. }))),
-        "{text}"
-    );
+    assert!(matches!(err, Error::Memory(MemoryError::Terminated(StorageError::MemoryTerminated { .. }))), "{text}");
     assert!(text.contains("terminate threshold") && text.contains("unmanaged recent"), "{text}");
     assert_eq!(m.report().managed_accounted, 0, "a terminated run frees its blocks");
 }
@@ -281,11 +281,11 @@ impl Executor for ScratchHungry {
         _inputs: &[Pinned],
         budget: &mut Reservation,
         scratch: &mut Scratch,
-    ) -> Result<Vec<Output>> {
+    ) -> Result<Vec<Block>> {
         let [buf] = scratch.buffers([75 * 1024], budget)?; // 600 KiB
         buf[0] = 1.0;
         std::thread::sleep(Duration::from_millis(2));
-        Ok(vec![Output { data: vec![buf[0]], rows: 1, cols: 1 }])
+        Ok(vec![Block { data: vec![buf[0]], rows: 1, cols: 1 }])
     }
 }
 
@@ -318,7 +318,7 @@ impl Executor for Panicky {
         inputs: &[Pinned],
         budget: &mut Reservation,
         scratch: &mut Scratch,
-    ) -> Result<Vec<Output>> {
+    ) -> Result<Vec<Block>> {
         if self.0.fetch_add(1, Ordering::SeqCst) == 2 {
             panic!("injected panic in a kernel");
         }
@@ -350,10 +350,10 @@ impl Executor for Nested {
         _inputs: &[Pinned],
         _budget: &mut Reservation,
         _scratch: &mut Scratch,
-    ) -> Result<Vec<Output>> {
+    ) -> Result<Vec<Block>> {
         let (g, _) = sum_tree(4, 1024);
         run(Scheduler::Serial, &self.0, &g, &ToyExecutor::default(), &RunControl::default())?;
-        Ok(vec![Output { data: vec![1.0], rows: 1, cols: 1 }])
+        Ok(vec![Block { data: vec![1.0], rows: 1, cols: 1 }])
     }
 }
 

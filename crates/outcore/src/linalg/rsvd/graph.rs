@@ -2,169 +2,24 @@
 
 use outcore_storage::ChunkIndex;
 
-use super::plan::{RsvdMethod, RsvdPlan};
-use crate::Result;
-use crate::graph::{Key, Operation, TaskGraph, TaskId};
+use super::layout::Sketch;
+use super::ops::{RsvdOp, Side};
+use super::options::RandomizedMethod;
+use crate::error::Error;
+use crate::error::Result;
 use crate::linalg::blockqr::{self, BlockQrOp};
-use crate::linalg::tree;
-use crate::schedule::Output;
-
-/// Which factor a write task writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// Left singular vectors, blocks by chunk row.
-    U,
-    /// Right singular vectors, blocks by chunk column.
-    V,
-}
-
-/// One step of the randomized SVD.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RsvdOp {
-    /// `A_ij [Ω_j ω_j]`: the chunk times its rows of the sketch and probes (generated).
-    Sketch {
-        /// The chunk.
-        chunk: ChunkIndex,
-        /// Sketch plus probe columns.
-        width: usize,
-    },
-    /// `A_ij X_j` for an input block `X_j`.
-    Times {
-        /// The chunk.
-        chunk: ChunkIndex,
-    },
-    /// `A_ij^T Y_i` for an input block `Y_i`.
-    TimesT {
-        /// The chunk.
-        chunk: ChunkIndex,
-    },
-    /// Sum of same-shape blocks, in input order.
-    Sum,
-    /// Columns `from..to` of a block.
-    Columns {
-        /// First column.
-        from: usize,
-        /// One past the last column.
-        to: usize,
-    },
-    /// Blocks side by side.
-    Concat,
-    /// A step of a block QR tree.
-    Qr(BlockQrOp),
-    /// SVD of `R_b` (`B^T = Q_b R_b`): outputs s, `U_r` and `V_r`, first `k` of each.
-    SmallSvd {
-        /// Singular triplets kept.
-        k: usize,
-    },
-    /// A block times a small matrix.
-    Multiply,
-    /// Per column of a V block: the entry of largest magnitude and its global row.
-    Extremes {
-        /// Global row of the block's first row.
-        row0: usize,
-    },
-    /// The sign of each column of V (from all blocks' extremes).
-    Signs,
-    /// `V_j^T ω_j` for chunk column `col` (probes regenerated).
-    ProbeProject {
-        /// Chunk column.
-        col: usize,
-    },
-    /// Squared column norms of `(A ω)_i - U_i diag(s) V^T ω`.
-    Residual,
-    /// The spectral bound and Frobenius estimate from all residual norms.
-    Estimate,
-    /// Merges column moments (`[count; mean; M2]` blocks of one chunk column), in input order.
-    Moments,
-    /// `mu_j^T [Ω_j ω_j]` for chunk column `col` (the sketch regenerated) from its moments.
-    MeanSketch {
-        /// Chunk column.
-        col: usize,
-        /// Sketch plus probe columns.
-        width: usize,
-    },
-    /// `mu_j^T X_j` from a chunk column's moments and its block of X.
-    MeanTimes,
-    /// `1^T Y_i`: the column sums of a block.
-    ColumnSums,
-    /// `Y_i - 1 r^T`: a row subtracted from every row of a block (centring `A X`).
-    SubtractRow,
-    /// `Z_j - mu_j s^T`: centring `A^T Y` (`s = 1^T Y`).
-    SubtractOuter,
-    /// Writes a block of U or V, signs applied, to its store.
-    Write {
-        /// Which factor.
-        side: Side,
-        /// Its block (chunk row of A for U, chunk column for V).
-        block: usize,
-    },
-}
-
-impl Operation for RsvdOp {
-    fn stage(&self) -> &'static str {
-        match self {
-            Self::Sketch { .. } | Self::Times { .. } | Self::TimesT { .. } => "pass over A",
-            Self::Sum | Self::Columns { .. } | Self::Concat => "block sums",
-            Self::Qr(_) => "orthonormalization",
-            Self::SmallSvd { .. } => "SVD of B",
-            Self::Multiply => "U = Q V_r",
-            Self::Extremes { .. } | Self::Signs => "signs",
-            Self::ProbeProject { .. } | Self::Residual | Self::Estimate => "error estimate",
-            Self::Moments
-            | Self::MeanSketch { .. }
-            | Self::MeanTimes
-            | Self::ColumnSums
-            | Self::SubtractRow
-            | Self::SubtractOuter => "centring",
-            Self::Write { .. } => "write U, V",
-        }
-    }
-
-    fn label(&self) -> String {
-        match self {
-            Self::Sketch { chunk, .. } => format!("A{chunk} sketch"),
-            Self::Times { chunk } => format!("A{chunk} X"),
-            Self::TimesT { chunk } => format!("A{chunk}^T Y"),
-            Self::Sum => "sum".into(),
-            Self::Columns { from, to } => format!("columns {from}..{to}"),
-            Self::Concat => "concat".into(),
-            Self::Qr(op) => op.label(),
-            Self::SmallSvd { k } => format!("svd of R_b (k = {k})"),
-            Self::Multiply => "Q V_r".into(),
-            Self::Extremes { row0 } => format!("extremes @{row0}"),
-            Self::Signs => "signs".into(),
-            Self::ProbeProject { col } => format!("V^T probes {col}"),
-            Self::Residual => "residual".into(),
-            Self::Estimate => "estimate".into(),
-            Self::Moments => "moments".into(),
-            Self::MeanSketch { col, .. } => format!("mean sketch {col}"),
-            Self::MeanTimes => "mean X".into(),
-            Self::ColumnSums => "column sums".into(),
-            Self::SubtractRow => "Y - 1 r".into(),
-            Self::SubtractOuter => "Z - mu s".into(),
-            Self::Write { side, block } => format!("write {side:?} {block}"),
-        }
-    }
-
-    fn row_block(&self) -> Option<usize> {
-        match self {
-            Self::Sketch { chunk, .. } | Self::Times { chunk } | Self::TimesT { chunk } => Some(chunk.row),
-            Self::Write { side: Side::U, block } => Some(*block),
-            _ => None,
-        }
-    }
-}
+use crate::task::{Block, Key, TaskGraph, TaskId, reduce_fold};
 
 /// Where the results are.
 pub(crate) struct Keys {
     pub(crate) s: Key,
     pub(crate) estimate: Key,
-    /// Each chunk column's `[count; mean; M2]`, when centred.
+    /// Each chunk column's `[count; mean; M2]`, when centered.
     pub(crate) moments: Vec<Key>,
 }
 
 struct Builder<'a> {
-    plan: &'a RsvdPlan,
+    sketch: &'a Sketch,
     g: TaskGraph<RsvdOp>,
     rows: Vec<usize>,
     cols: Vec<usize>,
@@ -179,7 +34,7 @@ struct Builder<'a> {
 }
 
 const fn bytes(r: usize, c: usize) -> u64 {
-    Output::bytes(r, c)
+    Block::bytes(r, c)
 }
 
 fn wrap(op: BlockQrOp) -> RsvdOp {
@@ -195,7 +50,7 @@ impl Builder<'_> {
         Ok(self.g.add(RsvdOp::Sum, keys, 1, ws)?.out(0))
     }
 
-    /// The sum of `n` blocks made by `part(j)`, reduced in the one tree ([`tree::fold`]) with
+    /// The sum of `n` blocks made by `part(j)`, reduced in the one tree ([`reduce_fold`]) with
     /// sums added as their parts are made: a sum runs as soon as its parts exist, so at most
     /// `fan_in - 1` parts wait per level and no task holds more than `fan_in + 1` blocks, however
     /// many chunks a row or column has. A node of one part is that part (no task).
@@ -206,8 +61,8 @@ impl Builder<'_> {
         cols: usize,
         part: impl FnMut(&mut Self, usize) -> Result<Key>,
     ) -> Result<Key> {
-        let fan = self.plan.options.fan_in.max(2);
-        tree::fold(self, n, fan, part, |b, parts| b.sum(parts, rows, cols))
+        let fan = self.sketch.options.fan_in.max(2);
+        reduce_fold(self, n, fan, part, |b, parts| b.sum(parts, rows, cols))
     }
 
     /// A task that reads one chunk of A: into worker scratch when streaming, pinned from its
@@ -248,7 +103,7 @@ impl Builder<'_> {
             })?;
             ys.push(y);
         }
-        if !self.plan.options.center {
+        if !self.sketch.options.center {
             return Ok(ys);
         }
         // (A - 1 mu^T) X = A X - 1 (mu^T X).
@@ -273,7 +128,7 @@ impl Builder<'_> {
     fn merged(&self, j: usize) -> Result<Key> {
         match self.moments.get(j).map(Vec::as_slice) {
             Some([merged]) => Ok(*merged),
-            _ => Err(crate::Error::Bug(format!("the moments of chunk column {j} are not merged"))),
+            _ => Err(Error::Bug(format!("the moments of chunk column {j} are not merged"))),
         }
     }
 
@@ -287,7 +142,7 @@ impl Builder<'_> {
             })?;
             zs.push(z);
         }
-        if !self.plan.options.center {
+        if !self.sketch.options.center {
             return Ok(zs);
         }
         // (A - 1 mu^T)^T Y = A^T Y - mu (1^T Y).
@@ -304,26 +159,26 @@ impl Builder<'_> {
 
     fn orth(&mut self, blocks: &[Key], sizes: &[usize], width: usize) -> Result<Vec<Key>> {
         let blocks: Vec<(Key, usize)> = blocks.iter().copied().zip(sizes.iter().copied()).collect();
-        Ok(blockqr::orthonormalize(&mut self.g, &wrap, &blocks, width, self.plan.options.fan_in)?.0)
+        Ok(blockqr::orthonormalize(&mut self.g, &wrap, &blocks, width, self.sketch.options.fan_in)?.0)
     }
 }
 
-/// Builds the graph of `plan`.
-pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
-    let grid = plan.a.grid();
+/// Builds the graph of `sketch`, running at most `concurrency` tasks at once.
+pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<RsvdOp>, Keys)> {
+    let grid = sketch.a.grid();
     let (gr, gc) = grid.grid_shape();
     let rows: Vec<usize> =
         (0..gr).map(|i| grid.extent(ChunkIndex::new(i, 0)).map(|e| e.rows)).collect::<std::result::Result<_, _>>()?;
     let cols: Vec<usize> =
         (0..gc).map(|j| grid.extent(ChunkIndex::new(0, j)).map(|e| e.cols)).collect::<std::result::Result<_, _>>()?;
     let (cr, cc) = grid.chunk_shape();
-    let streaming = !plan.cache_input;
+    let streaming = !sketch.cache_input;
     // Streaming, the worker's read buffer (a row block or a chunk); caching, the pinned chunk.
     let chunk_bytes =
-        if streaming { bytes(plan.a.buffer_len(false), 1) } else { bytes(cr.min(grid.rows()), cc.min(grid.cols())) };
-    let read_scratch = plan.a.store().read_scratch_bytes();
+        if streaming { bytes(sketch.a.buffer_len(false), 1) } else { bytes(cr.min(grid.rows()), cc.min(grid.cols())) };
+    let read_scratch = sketch.a.store().read_scratch_bytes();
     let mut b = Builder {
-        plan,
+        sketch,
         g: TaskGraph::new(),
         rows: rows.clone(),
         cols: cols.clone(),
@@ -332,10 +187,10 @@ pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
         read_scratch,
         moments: vec![Vec::new(); cols.len()],
     };
-    let o = &plan.options;
-    let (l, r, k) = (plan.l, o.probes, o.k);
+    let o = &sketch.options;
+    let (l, r, k) = (sketch.l, o.probes, o.k);
 
-    // Pass 1: A [Ω ω] (and, centring, each chunk's column moments), split into the sketch Y
+    // Pass 1: A [Ω ω] (and, centering, each chunk's column moments), split into the sketch Y
     // and A ω.
     let mut both = Vec::new();
     for (i, &ri) in rows.iter().enumerate() {
@@ -353,7 +208,7 @@ pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
     if o.center {
         for (j, &cj) in cols.iter().enumerate() {
             let parts = std::mem::take(&mut b.moments[j]);
-            let merged = tree::fold(
+            let merged = reduce_fold(
                 &mut b,
                 parts.len(),
                 o.fan_in.max(2),
@@ -386,15 +241,15 @@ pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
     }
     let mut q = b.orth(&ys, &rows, l)?;
     let mut krylov = vec![q.clone()];
-    for _ in 0..plan.iterations() {
+    for _ in 0..sketch.iterations() {
         let z = b.times_t(&q, l)?;
         let z = b.orth(&z, &cols, l)?;
         let y = b.times(&z, l)?;
         q = b.orth(&y, &rows, l)?;
         krylov.push(q.clone());
     }
-    let width = plan.basis_width();
-    if o.method == RsvdMethod::Krylov && krylov.len() > 1 {
+    let width = sketch.basis_width();
+    if o.method == RandomizedMethod::Krylov && krylov.len() > 1 {
         // The last block only as far as the space's width (min(m, n)) allows.
         let last = width - (krylov.len() - 1) * l;
         let mut wide = Vec::new();
@@ -456,7 +311,6 @@ pub(crate) fn graph(plan: &RsvdPlan) -> Result<(TaskGraph<RsvdOp>, Keys)> {
     b.g.keep(estimate);
     let moments = if o.center { (0..cols.len()).map(|j| b.merged(j)).collect::<Result<Vec<_>>>()? } else { Vec::new() };
     moments.iter().for_each(|key| b.g.keep(*key));
-    let concurrency = plan.concurrent_tasks();
     b.g.set_max_concurrency(concurrency);
     Ok((b.g, Keys { s: svd.out(0), estimate, moments }))
 }

@@ -2,7 +2,7 @@
 
 use outcore_storage::{BufferManager, Reservation};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Large buffers a worker thread reuses across its tasks (panels, chunk reads, U blocks), so
 /// they are not allocated (and faulted in fresh) for every task, and the allocator has no churn

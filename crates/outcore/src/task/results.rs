@@ -4,23 +4,23 @@ use std::collections::HashMap;
 
 use faer::Mat;
 
-use super::Output;
-use crate::graph::Key;
-use crate::{Error, Result};
+use super::block::Block;
+use super::graph::Key;
+use crate::error::{Error, Result};
 
 /// Kept outputs of a finished run, read out of the buffer manager when the run ended (where a
 /// lost spill could still be recomputed). They are small by design: values, small factors.
 #[derive(Debug, Default)]
 pub struct Results {
-    values: HashMap<Key, Output>,
+    values: HashMap<Key, Block>,
 }
 
 impl Results {
-    pub(crate) fn new(values: HashMap<Key, Output>) -> Self {
+    pub(crate) fn new(values: HashMap<Key, Block>) -> Self {
         Self { values }
     }
 
-    fn get(&self, key: Key) -> Result<&Output> {
+    fn get(&self, key: Key) -> Result<&Block> {
         self.values.get(&key).ok_or_else(|| Error::Bug(format!("{key:?} was not kept by the run")))
     }
 

@@ -11,21 +11,10 @@ use std::path::PathBuf;
 use outcore_storage::FaultPlan;
 use outcore_storage::{Accounting, BufferConfig, BufferManager, MemoryReport, Thresholds};
 
-use crate::control::RunControl;
-use crate::graph::TaskGraph;
-use crate::schedule::{self, Executor, Results, RunStats, Scheduler};
-use crate::{Error, Result};
-
-/// The limit [`EngineBuilder`] uses when none is given.
-pub const DEFAULT_MEMORY_LIMIT: u64 = 256 << 20;
-
-/// Most worker threads an engine takes: more than this many on one machine only adds threads.
-pub const MAX_WORKERS: usize = 1024;
-
-/// Under process accounting, the process memory outside the pool plans leave room for by
-/// default: code, thread stacks, allocator state. Measured on the `large-svd` release binary:
-/// about 7.5 MiB at the start of a run and up to 14 MiB during one.
-pub const DEFAULT_PROCESS_OVERHEAD: u64 = 16 << 20;
+use super::control::RunControl;
+use super::scheduler::{self, RunStats, Scheduler};
+use crate::error::{Error, Result};
+use crate::task::{Executor, Results, TaskGraph};
 
 /// Runs algorithms under one memory budget with one scheduler.
 ///
@@ -57,6 +46,17 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// The limit [`EngineBuilder`] uses when none is given.
+    pub const DEFAULT_MEMORY_LIMIT: u64 = 256 << 20;
+
+    /// Most worker threads an engine takes: more than this many on one machine only adds threads.
+    pub const MAX_WORKERS: usize = 1024;
+
+    /// Under process accounting, the process memory outside the pool plans leave room for by
+    /// default: code, thread stacks, allocator state. Measured on the `large-svd` release binary:
+    /// about 7.5 MiB at the start of a run and up to 14 MiB during one.
+    pub const DEFAULT_PROCESS_OVERHEAD: u64 = 16 << 20;
+
     /// An engine of `memory_limit` bytes of its own memory, on as many worker threads as the
     /// machine has CPUs.
     pub fn new(memory_limit: u64) -> Result<Self> {
@@ -121,7 +121,7 @@ impl Engine {
         executor: &E,
         control: &RunControl,
     ) -> Result<(Results, RunStats)> {
-        schedule::run(self.scheduler, &self.pool, graph, executor, control)
+        scheduler::run(self.scheduler, &self.pool, graph, executor, control)
     }
 }
 
@@ -143,7 +143,7 @@ pub struct EngineBuilder {
 
 impl EngineBuilder {
     /// Under [`Accounting::Process`], the process memory outside the pool that plans leave
-    /// room for (default [`DEFAULT_PROCESS_OVERHEAD`]). A program that knows its own footprint
+    /// room for (default [`Engine::DEFAULT_PROCESS_OVERHEAD`]). A program that knows its own footprint
     /// says so here (the command line passes what it holds at start, plus allocator slack):
     /// plans stay a function of their inputs and this figure, never of the RSS of the moment.
     pub fn process_overhead(mut self, bytes: u64) -> Self {
@@ -151,7 +151,7 @@ impl EngineBuilder {
         self
     }
 
-    /// Bytes of memory the engine may use (default [`DEFAULT_MEMORY_LIMIT`]).
+    /// Bytes of memory the engine may use (default [`Engine::DEFAULT_MEMORY_LIMIT`]).
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.memory_limit = Some(bytes);
         self
@@ -212,7 +212,7 @@ impl EngineBuilder {
     pub fn build(self) -> Result<Engine> {
         let scheduler = self.scheduler.unwrap_or_else(|| Scheduler::Threads { workers: available_workers() });
         check_workers(scheduler)?;
-        let process_overhead = self.process_overhead.unwrap_or(DEFAULT_PROCESS_OVERHEAD);
+        let process_overhead = self.process_overhead.unwrap_or(Engine::DEFAULT_PROCESS_OVERHEAD);
         let spill_faults = self.has_spill_faults();
         if let Some(pool) = self.pool {
             let own_settings = self.memory_limit.is_some()
@@ -229,7 +229,7 @@ impl EngineBuilder {
             }
             return Ok(Engine { pool, scheduler, process_overhead });
         }
-        let mut config = BufferConfig::new(self.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT))
+        let mut config = BufferConfig::new(self.memory_limit.unwrap_or(Engine::DEFAULT_MEMORY_LIMIT))
             .with_accounting(self.accounting.unwrap_or_default())
             .with_thresholds(self.thresholds.unwrap_or_default());
         if let Some(dir) = self.spill_dir {
@@ -276,14 +276,15 @@ pub(crate) fn available_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Refuses a scheduler without workers, or with more than [`MAX_WORKERS`].
+/// Refuses a scheduler without workers, or with more than [`Engine::MAX_WORKERS`].
 fn check_workers(scheduler: Scheduler) -> Result<()> {
     match scheduler.workers() {
         0 => Err(Error::invalid("workers", "0 workers cannot run anything; give 1 or more")),
-        w if w > MAX_WORKERS => Err(Error::invalid(
+        w if w > Engine::MAX_WORKERS => Err(Error::invalid(
             "workers",
             format!(
-                "{w} workers is more than the {MAX_WORKERS} an engine runs; this machine has {} CPUs",
+                "{w} workers is more than the {} an engine runs; this machine has {} CPUs",
+                Engine::MAX_WORKERS,
                 available_workers()
             ),
         )),

@@ -7,13 +7,20 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::{Operation, TaskGraph};
+use super::graph::TaskGraph;
+use super::op::Operation;
 
 /// Tasks of a stage drawn individually at each end before the rest is summarized.
 const SHOWN_PER_END: usize = 4;
 
-/// The graph in DOT.
-pub(super) fn to_dot<O: Operation>(graph: &TaskGraph<O>, title: &str) -> String {
+impl<O: Operation> TaskGraph<O> {
+    /// The graph in Graphviz DOT, one cluster per stage.
+    pub fn to_dot(&self, title: &str) -> String {
+        to_dot(self, title)
+    }
+}
+
+fn to_dot<O: Operation>(graph: &TaskGraph<O>, title: &str) -> String {
     let tasks = graph.tasks();
     // Which node stands for each task: itself, or its stage's summary node.
     let mut node_of = vec![String::new(); tasks.len()];
@@ -60,8 +67,8 @@ pub(super) fn to_dot<O: Operation>(graph: &TaskGraph<O>, title: &str) -> String 
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::Step;
     use super::*;
+    use crate::task::graph::tests::Step;
 
     /// Checks DOT text: with Graphviz's `dot` when installed, else structurally (balanced
     /// braces, every edge between declared nodes).

@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The levels above `leaves` leaves: each node's children, a range of the level below, in
 /// groups of `fan_in` (at least 2) consecutive nodes, the last group smaller, up to one root.

@@ -6,13 +6,11 @@ use std::sync::Arc;
 
 use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
 
-use crate::control::RunControl;
-use crate::engine::Engine;
-use crate::graph::{Operation, TaskGraph};
+use crate::error::{Error, MemoryError, Result};
 use crate::linalg::budget::MemoryModel;
 use crate::matrix::{ChunkedMatrix, MatrixReader};
-use crate::schedule::{Executor, Output, RunStats, WorkerScratch};
-use crate::{Error, MemoryError, Result};
+use crate::run::{Engine, RunControl, RunStats};
+use crate::task::{Block, Executor, Operation, TaskGraph, WorkerScratch};
 
 /// Copy one chunk of the destination grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +42,7 @@ impl Executor for CopyExecutor {
         _inputs: &[Pinned],
         budget: &mut Reservation,
         scratch: &mut WorkerScratch,
-    ) -> Result<Vec<Output>> {
+    ) -> Result<Vec<Block>> {
         let e = self.dst.grid().extent(op.0)?;
         let [block, chunk] = scratch.buffers([e.len(), self.reader.buffer_len()], budget)?;
         let view = faer::MatMut::from_row_major_slice_mut(block, e.rows, e.cols);
@@ -81,7 +79,7 @@ pub fn copy_matrix(
     for index in grid.indices() {
         let e = grid.extent(index)?;
         // Reused: the destination block and the source's read buffer. Not: decoding, encoding.
-        let reusable = e.bytes() + Output::bytes(reader.buffer_len(), 1);
+        let reusable = e.bytes() + Block::bytes(reader.buffer_len(), 1);
         let ws = reusable + src.store().read_scratch_bytes() + dst.write_scratch_bytes();
         graph.add_reusing(CopyChunk(index), vec![], 0, ws, reusable)?;
     }
@@ -96,7 +94,7 @@ pub fn copy_matrix(
 mod tests {
     use super::*;
     use crate::matrix::Distribution;
-    use crate::schedule::Scheduler;
+    use crate::run::Scheduler;
     use outcore_storage::{ChunkGrid, MemoryStore, read_matrix};
 
     #[test]

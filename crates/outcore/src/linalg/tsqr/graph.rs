@@ -1,0 +1,103 @@
+//! The TSQR task graph, built depth-first so each reduction node runs right after its
+//! children and each panel's U right after its block of W.
+
+use super::layout::{Centering, Layout};
+use super::ops::TsqrOp;
+use crate::error::{Error, Result};
+use crate::task::{Key, TaskGraph, TaskId};
+
+/// Where the results are: the singular values, the tall problem's V when vectors are on, and
+/// the centering's means and scales (2 x cols blocks: the root's, or each panel's in order).
+pub(crate) struct ResultKeys {
+    pub(crate) s: Key,
+    pub(crate) vectors: Option<Key>,
+    pub(crate) stats: Vec<Key>,
+}
+
+/// Builds the graph of `layout`, running at most `concurrency` tasks at once, and says where
+/// its results are.
+pub(crate) fn graph_with_keys(layout: &Layout, concurrency: usize) -> Result<(TaskGraph<TsqrOp>, ResultKeys)> {
+    let mut g = TaskGraph::new();
+    g.set_max_concurrency(concurrency);
+    let mut ids: Vec<Vec<Option<TaskId>>> = layout.levels.iter().map(|l| vec![None; l.len()]).collect();
+    let root_level = layout.levels.len() - 1;
+    let root = up(layout, &mut g, &mut ids, root_level, 0)?;
+    let k_root = layout.levels[root_level][0].k;
+    let with_v = layout.vectors || layout.small_v;
+    let column_stats = layout.centering == Centering::Columns;
+    let outputs = 1 + usize::from(with_v) + usize::from(layout.vectors) + usize::from(column_stats);
+    let svd = g.add(TsqrOp::SvdR, vec![root.out(0)], outputs, layout.svd_bytes(k_root))?;
+    g.keep(svd.out(0));
+    let vectors = with_v.then(|| svd.out(1));
+    let stats = match layout.centering {
+        Centering::Columns => vec![svd.out(outputs - 1)],
+        Centering::Rows => ids[0]
+            .iter()
+            .map(|id| id.map(|t| t.out(1)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::Bug("a panel was not built".into()))?,
+        Centering::None => Vec::new(),
+    };
+    stats.iter().for_each(|k| g.keep(*k));
+    if let Some(v) = vectors {
+        g.keep(v);
+    }
+    if layout.vectors {
+        down(layout, &mut g, &ids, root_level, 0, svd.out(2))?;
+    }
+    Ok((g, ResultKeys { s: svd.out(0), vectors, stats }))
+}
+
+fn up(
+    layout: &Layout,
+    g: &mut TaskGraph<TsqrOp>,
+    ids: &mut [Vec<Option<TaskId>>],
+    level: usize,
+    node: usize,
+) -> Result<TaskId> {
+    let id = if level == 0 {
+        let (total, reusable) = layout.panel_qr_bytes(node);
+        let outputs = if layout.centering == Centering::Rows { 2 } else { 1 };
+        g.add_reusing(TsqrOp::PanelQr { panel: node }, vec![], outputs, total, reusable)?
+    } else {
+        let spec = &layout.levels[level][node];
+        let children = spec
+            .children
+            .clone()
+            .map(|c| up(layout, g, ids, level - 1, c).map(|t| t.out(0)))
+            .collect::<Result<Vec<_>>>()?;
+        let outputs = if layout.vectors { 3 } else { 1 };
+        g.add(TsqrOp::StackQr { level, node }, children, outputs, layout.stack_bytes(spec))?
+    };
+    ids[level][node] = Some(id);
+    Ok(id)
+}
+
+fn down(
+    layout: &Layout,
+    g: &mut TaskGraph<TsqrOp>,
+    ids: &[Vec<Option<TaskId>>],
+    level: usize,
+    node: usize,
+    w: Key,
+) -> Result<()> {
+    let built = ids[level][node].ok_or_else(|| Error::Bug(format!("tree node L{level}.{node} was not built")))?;
+    if level == 0 {
+        // The panel's R, kept from the first pass, for the U_panel = A_panel R^-1 W shortcut.
+        let (total, reusable) = layout.panel_u_bytes(node);
+        g.add_reusing(TsqrOp::PanelU { panel: node }, vec![w, built.out(0)], 0, total, reusable)?;
+        return Ok(());
+    }
+    let spec = &layout.levels[level][node];
+    let stack = built;
+    let apply = g.add(
+        TsqrOp::ApplyQ { level, node },
+        vec![stack.out(1), stack.out(2), w],
+        spec.children.len(),
+        layout.apply_bytes(spec),
+    )?;
+    for (i, child) in spec.children.clone().enumerate() {
+        down(layout, g, ids, level - 1, child, apply.out(i))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! The shape of a TSQR run, decided before anything runs: the panels, the reduction tree
+//! above them, and the bytes each kind of task holds (faer's `*_scratch` idea at the scale of
+//! the whole computation). The graph is built from it, and the plan sizes memory from that.
+
+use std::ops::Range;
+
+use outcore_storage::ChunkGrid;
+
+use super::options::SvdOptions;
+use crate::linalg::dense::{cholesky_qr2_bytes, qr_scratch_bytes, svd_scratch_bytes};
+use crate::matrix::ChunkedMatrix;
+use crate::task::{Block, reduction_tree};
+
+/// How the tall problem is centered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Centering {
+    /// Not centered.
+    None,
+    /// Its columns (the input's, for tall input): panels merge their means up the tree.
+    Columns,
+    /// Its rows (the input's columns, for wide input): each panel row is centered where read.
+    Rows,
+}
+
+/// Target size of a panel when no chunk grid constrains it.
+const PANEL_BYTES: usize = 4 << 20;
+
+/// Rows of a panel of `n` columns sized for speed (about [`PANEL_BYTES`], at least `n` rows),
+/// when no chunk grid constrains panels.
+pub(crate) fn speed_panel_rows(n: usize) -> usize {
+    (PANEL_BYTES / (n.max(1) * size_of::<f64>())).max(n)
+}
+
+/// What [`SvdPlan::new`](super::SvdPlan::new) settled before sizing panels.
+#[derive(Clone, Copy)]
+pub(crate) struct Setup {
+    pub(crate) transposed: bool,
+    pub(crate) cache_input: bool,
+    pub(crate) centering: Centering,
+    pub(crate) small_v: bool,
+}
+
+/// A node of the reduction tree.
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    /// Its children in the level below (empty for panels).
+    pub(crate) children: Range<usize>,
+    /// Rows of the stacked matrix it factors (panel rows, for a panel).
+    pub(crate) rows: usize,
+    /// Rows of its R factor: `min(rows, n)`.
+    pub(crate) k: usize,
+    /// Rows of the tall matrix under it.
+    pub(crate) count: usize,
+}
+
+/// The shape of a TSQR run: the tall problem, its panels, the reduction tree above them, and
+/// what each kind of task holds.
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    pub(crate) tall: ChunkedMatrix,
+    pub(crate) transposed: bool,
+    pub(crate) n: usize,
+    pub(crate) panels: Vec<Range<usize>>,
+    pub(crate) levels: Vec<Vec<Node>>,
+    pub(crate) fan_in: usize,
+    pub(crate) vectors: bool,
+    /// V (the tall problem's small factor) without the second pass: a column-centered plan
+    /// asked for vectors.
+    pub(crate) small_v: bool,
+    pub(crate) centering: Centering,
+    pub(crate) standardize: bool,
+    pub(crate) check_finite: bool,
+    pub(crate) cache_input: bool,
+    pub(crate) factor_chunk_rows: usize,
+    /// Largest condition bound of a panel's R for which U takes the `A R^-1 W` shortcut.
+    pub(crate) shortcut_condition: f64,
+}
+
+/// The shortcut `U_panel = A_panel R^-1 W` adds a rounding error of about `eps` times the
+/// bound `||R||_F ||R^-1||_F` (see [`solve_r_if_conditioned`]); it is taken while that stays
+/// within the `eps sqrt(m)` scale of TSQR's own error, with a factor 4 of margin. Panels of the
+/// seed's uniform matrix have bounds near 200, under 5657 for its 2,000,000 rows.
+///
+/// [`solve_r_if_conditioned`]: crate::linalg::dense::solve_r_if_conditioned
+fn shortcut_condition(m: usize) -> f64 {
+    4.0 * (m as f64).sqrt()
+}
+
+/// Bytes of an `r x c` faer matrix (columns padded to whole SIMD registers).
+pub(crate) fn mat_bytes(r: usize, c: usize) -> u64 {
+    (r.next_multiple_of(8) * c * size_of::<f64>()) as u64
+}
+
+impl Layout {
+    /// The layout of `tall` (the matrix or its transpose) in panels of `panel_rows` rows.
+    pub(crate) fn new(tall: &ChunkedMatrix, setup: Setup, options: &SvdOptions, panel_rows: usize) -> Self {
+        let Setup { transposed, cache_input, centering, small_v } = setup;
+        let (m, n) = tall.shape();
+        let (cr, _) = tall.grid().chunk_shape();
+        let panels: Vec<Range<usize>> =
+            (0..m.div_ceil(panel_rows)).map(|i| i * panel_rows..((i + 1) * panel_rows).min(m)).collect();
+        let factor_chunk_rows = if panel_rows.is_multiple_of(cr) { cr } else { panel_rows };
+        let mut layout = Self {
+            tall: tall.clone(),
+            transposed,
+            n,
+            panels,
+            levels: Vec::new(),
+            fan_in: 2,
+            vectors: options.vectors,
+            small_v,
+            centering,
+            standardize: options.standardize,
+            check_finite: options.check_finite,
+            cache_input,
+            factor_chunk_rows,
+            shortcut_condition: shortcut_condition(m),
+        };
+        let panel_bytes = layout.panel_qr_bytes(0).0;
+        let r_bytes = mat_bytes(n, n);
+        layout.fan_in = options
+            .fan_in
+            .unwrap_or_else(|| (panel_rows / n).min((panel_bytes / (3 * r_bytes).max(1)) as usize).clamp(2, 32));
+        layout.levels = tree(&layout.panels, n, layout.fan_in, layout.mean_rows());
+        layout
+    }
+
+    /// Bytes kept in RAM between tasks: the R factors a tree holds at once, and the panels'
+    /// means kept to the end (rows centered).
+    pub(crate) fn retained(&self) -> u64 {
+        let stats: u64 = self.panels.iter().map(|p| self.stats_bytes(p.len())).sum();
+        self.levels.len() as u64 * self.fan_in as u64 * mat_bytes(self.n, self.n) + stats
+    }
+
+    /// The matrix's shape `(rows, cols)` as given (not the tall view).
+    pub(crate) fn shape(&self) -> (usize, usize) {
+        let (m, n) = self.tall.shape();
+        if self.transposed { (n, m) } else { (m, n) }
+    }
+
+    /// Number of singular values, `min(rows, cols)`.
+    pub(crate) fn k(&self) -> usize {
+        self.n
+    }
+
+    /// Row ranges of the tall view's panels.
+    pub(crate) fn panels(&self) -> &[Range<usize>] {
+        &self.panels
+    }
+
+    /// R factors stacked per reduction node.
+    pub(crate) fn fan_in(&self) -> usize {
+        self.fan_in
+    }
+
+    /// Levels of the reduction tree above the panels.
+    pub(crate) fn depth(&self) -> usize {
+        self.levels.len() - 1
+    }
+
+    /// Grid of the large singular-vector factor (U for tall input, V for wide), chunked like the
+    /// input along its long side; `None` for values only.
+    pub(crate) fn factor_grid(&self) -> Option<ChunkGrid> {
+        self.vectors.then(|| ChunkGrid::new(self.tall.rows(), self.n, self.factor_chunk_rows, self.n).ok()).flatten()
+    }
+
+    // Working sets of each kind of task, in bytes: (total, reusable from worker scratch).
+
+    pub(crate) fn panel_qr_bytes(&self, panel: usize) -> (u64, u64) {
+        let h = self.panels[panel].len();
+        let n = self.n;
+        // Reading: the chunks (pinned when cached, else through the worker's reusable read
+        // buffer) and the store's transient scratch, counted once.
+        let read = self.tall.read_working_set(self.panels[panel].clone(), 0..n, self.cache_input);
+        let buffer = if self.cache_input { 0 } else { (self.tall.buffer_len(false) * size_of::<f64>()) as u64 };
+        let reusable = Block::bytes(h, n) + buffer;
+        let total = Block::bytes(h, n) + read;
+        // Without U a panel may take CholeskyQR2, whose n x n temporaries exceed Householder's.
+        let factor =
+            if self.vectors { qr_scratch_bytes(h, n) } else { qr_scratch_bytes(h, n).max(cholesky_qr2_bytes(n)) };
+        (total + factor + Block::bytes(h.min(n) + self.mean_rows(), n) + self.stats_bytes(h), reusable)
+    }
+
+    /// Rows carrying a mean below each R factor: 1 when columns are centered.
+    pub(crate) fn mean_rows(&self) -> usize {
+        usize::from(self.centering == Centering::Columns)
+    }
+
+    /// Bytes of a panel's row means and scales (rows centered), kept to the end of the run.
+    pub(crate) fn stats_bytes(&self, h: usize) -> u64 {
+        if self.centering == Centering::Rows { Block::bytes(2, h) } else { 0 }
+    }
+
+    pub(crate) fn panel_u_bytes(&self, panel: usize) -> (u64, u64) {
+        let h = self.panels[panel].len();
+        let (n, k) = (self.n, self.n);
+        let (total, reusable) = self.panel_qr_bytes(panel);
+        let out_chunk = Block::bytes(self.factor_chunk_rows.min(h), k);
+        let u = Block::bytes(h, k);
+        // The W input, U's panel, and the store's encoding of one chunk.
+        (total - Block::bytes(h.min(n), n) + Block::bytes(h.min(n), k) + u + 2 * out_chunk, reusable + u)
+    }
+
+    pub(crate) fn stack_bytes(&self, node: &Node) -> u64 {
+        let n = self.n;
+        let inputs = Block::bytes(node.rows, n);
+        let kept = if self.vectors { Block::bytes(node.rows, n) + qr_scratch_bytes(node.rows, n) } else { 0 };
+        inputs
+            + mat_bytes(node.rows, n)
+            + qr_scratch_bytes(node.rows, n)
+            + Block::bytes(node.k + self.mean_rows(), n)
+            + kept
+    }
+
+    pub(crate) fn svd_bytes(&self, k_root: usize) -> u64 {
+        let n = self.n;
+        let vectors = self.vectors || self.small_v;
+        let outputs = if vectors { Block::bytes(n + k_root + 1, k_root) } else { Block::bytes(1, k_root) };
+        let input = Block::bytes(k_root + self.mean_rows(), n);
+        input + mat_bytes(k_root, n) + svd_scratch_bytes(k_root, n, vectors) + outputs + Block::bytes(2, n)
+    }
+
+    pub(crate) fn apply_bytes(&self, node: &Node) -> u64 {
+        let (n, k) = (self.n, self.n);
+        let factors = Block::bytes(node.rows, n) + qr_scratch_bytes(node.rows, n);
+        factors
+            + mat_bytes(node.rows, n)
+            + Block::bytes(node.k, k)
+            + mat_bytes(node.rows, k)
+            + Block::bytes(node.rows, k)
+    }
+}
+
+/// The reduction tree ([`reduction_tree`]) over the panels: level 0
+/// holds the panels, each level above stacks `fan_in` nodes' R factors, and `mean_rows` (1 when
+/// columns are centered) rows per child carrying its mean.
+fn tree(panels: &[Range<usize>], n: usize, fan_in: usize, mean_rows: usize) -> Vec<Vec<Node>> {
+    let mut levels = vec![
+        panels
+            .iter()
+            .map(|p| Node { children: 0..0, rows: p.len(), k: p.len().min(n), count: p.len() })
+            .collect::<Vec<_>>(),
+    ];
+    for ranges in reduction_tree(panels.len(), fan_in) {
+        let below = levels.last().map(Vec::as_slice).unwrap_or_default();
+        let level = ranges
+            .into_iter()
+            .map(|children| {
+                let under = &below[children.clone()];
+                let rows = under.iter().map(|c| c.k + mean_rows).sum::<usize>();
+                let count = under.iter().map(|c| c.count).sum();
+                Node { children, rows, k: rows.min(n), count }
+            })
+            .collect();
+        levels.push(level);
+    }
+    levels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_groups_by_fan_in_up_to_one_root() {
+        let panels: Vec<Range<usize>> = (0..10).map(|i| i * 50..(i + 1) * 50).collect();
+        let levels = tree(&panels, 20, 3, 0);
+        let sizes: Vec<usize> = levels.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![10, 4, 2, 1]);
+        assert_eq!(levels[1][3].children, 9..10);
+        assert_eq!(levels[1][0].rows, 60);
+        assert_eq!(levels[1][0].k, 20);
+        assert_eq!(tree(&panels[..1], 20, 3, 0).len(), 1);
+        let centered = tree(&panels, 20, 3, 1);
+        assert_eq!((centered[1][0].rows, centered[1][0].k, centered[1][0].count), (63, 20, 150));
+        assert_eq!(centered[3][0].count, 500);
+    }
+}
