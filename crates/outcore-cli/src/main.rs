@@ -1,16 +1,16 @@
 //! `large-svd`: out-of-core SVD from the command line. See `large-svd --help`.
 
-mod cli;
-mod common;
+mod args;
+mod commands;
 mod dashboard;
-mod demo;
-mod generate;
-mod means;
+mod faults;
+mod graphviz;
+mod inputs;
 mod ranks;
-mod rsvd;
+mod report;
+mod session;
+mod system;
 mod timeline;
-mod tsqr;
-mod workload;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use outcore::{CancelToken, Error};
+use outcore::{CancelToken, Error, Knob};
+
+use crate::report::flags;
 
 /// Makes glibc return large freed blocks to the OS at once. By default it raises its mmap
 /// threshold after the first large free and then keeps freed blocks in its heaps: process RSS
@@ -32,41 +34,6 @@ fn return_freed_memory_promptly() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 10);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 10);
     }
-}
-
-/// The library names what to change by its API names; here they are this program's flags.
-const FLAGS: [(&str, &str); 14] = [
-    ("`memory_limit`", "--memory-limit"),
-    ("`check_finite = false`", "--no-check-finite"),
-    ("`spill_dir`", "--spill-dir"),
-    ("`overwrite`", "--overwrite"),
-    ("`workers`", "--workers"),
-    ("`k`", "-k"),
-    ("`oversamples`", "--oversamples"),
-    ("`power_iters`", "--power-iters"),
-    ("`probes`", "--probes"),
-    ("`method`", "--method"),
-    ("`fan_in`", "--fan-in"),
-    ("`panel_rows`", "--panel-rows"),
-    ("`destination`", "--output"),
-    ("`accounting`", "--accounting"),
-];
-
-/// `error`'s message in this program's terms: API names become flags, and flags named by this
-/// program lose the backticks API names wear.
-fn message(error: &Error) -> String {
-    let text = FLAGS.iter().fold(error.to_string(), |text, (api, flag)| text.replace(api, flag));
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
-    while let Some(at) = rest.find("`--") {
-        out.push_str(&rest[..at]);
-        let flag = &rest[at + 1..];
-        let end = flag.find('`').unwrap_or(flag.len());
-        out.push_str(&flag[..end]);
-        rest = flag.get(end + 1..).unwrap_or("");
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Exit code of an internal error (a bug), apart from the user's errors (1).
@@ -118,15 +85,15 @@ fn quiet_on_closed_pipes() {
 
 /// The demo and `generate` run in one process: refused on several ranks, where each rank would
 /// write the same files.
-fn one_process_commands(cli: &cli::Cli) -> outcore::Result<()> {
+fn one_process_commands(cli: &args::Cli) -> outcore::Result<()> {
     let name = match &cli.command {
         None => "the demo",
-        Some(cli::Command::Generate(_)) => "`large-svd generate`",
+        Some(args::Command::Generate(_)) => "`large-svd generate`",
         Some(_) => return Ok(()),
     };
     if ranks::count() > 1 {
         return Err(Error::invalid(
-            "launch",
+            Knob::Ranks,
             format!("{name} runs in one process; start it without mpirun or srun (tsqr, rsvd and means run on ranks)"),
         ));
     }
@@ -136,18 +103,12 @@ fn one_process_commands(cli: &cli::Cli) -> outcore::Result<()> {
 fn main() -> ExitCode {
     return_freed_memory_promptly();
     quiet_on_closed_pipes();
-    let cli = cli::Cli::parse();
+    let cli = args::Cli::parse();
     let cancel = CancelToken::new();
     handle_signals(cancel.clone());
     let result = ranks::join()
         .and_then(|()| ranks::agree(one_process_commands(&cli), |()| Vec::new()).map(drop))
-        .and_then(|()| match &cli.command {
-            None => demo::run(&cli.run, cancel),
-            Some(cli::Command::Tsqr(args)) => tsqr::run(args, &cli.run, cancel),
-            Some(cli::Command::Rsvd(args)) => rsvd::run(args, &cli.run, cancel),
-            Some(cli::Command::Generate(args)) => generate::run(args, &cli.run, cancel),
-            Some(cli::Command::Means(args)) => means::run(args, &cli.run, cancel),
-        });
+        .and_then(|()| commands::dispatch(cli.command.as_ref(), &cli.run, cancel));
     let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Interrupted) => {
@@ -165,7 +126,7 @@ fn main() -> ExitCode {
             // Under MPI, an error of another rank is reported once, by rank 0.
             if ranks::reports(&e) {
                 // One write: under mpirun, the launcher's own lines cannot cut into it.
-                let line = format!("large-svd: error: {}\n", message(&e));
+                let line = format!("large-svd: error: {}\n", flags::message(&e));
                 let _ = std::io::stderr().write_all(line.as_bytes());
             }
             if matches!(e, Error::Bug(_) | Error::Cluster { bug: true, .. }) {

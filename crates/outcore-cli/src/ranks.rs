@@ -27,7 +27,7 @@ pub fn join() -> Result<()> {
     #[cfg(not(feature = "mpi"))]
     if let Some((variable, tasks)) = outcore::cluster::launcher_tasks().filter(|&(_, tasks)| tasks > 1) {
         return Err(Error::invalid(
-            "launch",
+            outcore::Knob::Ranks,
             format!(
                 "a launcher started {tasks} tasks ({variable}={tasks}) but this large-svd was built without MPI, so each would compute alone; build it with `cargo build --release --features mpi -p outcore-cli`"
             ),

@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::Path;
 
 use outcore::storage::{MemorySample, StorageError};
-use outcore::{Error, Result};
+use outcore::{Error, Knob, Result};
+
+use crate::report::json::MemorySampleJson;
 use plotters::prelude::*;
 
 const MIB: f64 = (1u64 << 20) as f64;
@@ -15,42 +17,31 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> Error {
     StorageError::io(path, std::io::Error::other(e.to_string())).into()
 }
 
-/// Writes `samples` to `path`: CSV for `.csv`, JSON lines for `.jsonl`, `.ndjson` or `.json`.
-pub fn write_timeline(path: &Path, samples: &[MemorySample]) -> Result<()> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+/// Writes `samples` to `path`: JSON lines with `jsonl`, else CSV.
+pub fn write_timeline(path: &Path, jsonl: bool, samples: &[MemorySample]) -> Result<()> {
     let mut out = Vec::new();
-    match ext.as_str() {
-        "csv" => {
-            let _ =
-                writeln!(out, "seconds,process,host,managed,unmanaged,unmanaged_old,unmanaged_recent,spilled,limit");
-            for s in samples {
-                let r = &s.report;
-                let _ = writeln!(
-                    out,
-                    "{:.4},{},{},{},{},{},{},{},{}",
-                    s.seconds,
-                    r.process,
-                    r.host,
-                    r.managed,
-                    r.unmanaged,
-                    r.unmanaged_old,
-                    r.unmanaged_recent,
-                    r.spilled,
-                    r.limit
-                );
-            }
+    if jsonl {
+        for s in samples {
+            serde_json::to_writer(&mut out, &MemorySampleJson::from(s)).map_err(|e| io_error(path, e))?;
+            out.push(b'\n');
         }
-        "jsonl" | "ndjson" | "json" => {
-            for s in samples {
-                serde_json::to_writer(&mut out, s).map_err(|e| io_error(path, e))?;
-                out.push(b'\n');
-            }
-        }
-        other => {
-            return Err(Error::invalid(
-                "--memory-timeline",
-                format!("unknown format .{other}; use .csv, or .jsonl for JSON lines"),
-            ));
+    } else {
+        let _ = writeln!(out, "seconds,process,host,managed,unmanaged,unmanaged_old,unmanaged_recent,spilled,limit");
+        for s in samples {
+            let r = &s.report;
+            let _ = writeln!(
+                out,
+                "{:.4},{},{},{},{},{},{},{},{}",
+                s.seconds,
+                r.process,
+                r.host,
+                r.managed,
+                r.unmanaged,
+                r.unmanaged_old,
+                r.unmanaged_recent,
+                r.spilled,
+                r.limit
+            );
         }
     }
     std::fs::write(path, out).map_err(|e| StorageError::io(path, e).into())
@@ -62,10 +53,10 @@ pub fn write_timeline(path: &Path, samples: &[MemorySample]) -> Result<()> {
 /// thresholds as horizontal lines.
 pub fn plot_timeline(path: &Path, samples: &[MemorySample], title: &str) -> Result<()> {
     if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
-        return Err(Error::invalid("--memory-plot", format!("{} must end in .svg", path.display())));
+        return Err(Error::invalid(Knob::Program("--memory-plot"), format!("{} must end in .svg", path.display())));
     }
     let Some(last) = samples.last() else {
-        return Err(Error::invalid("--memory-plot", "no memory samples were taken"));
+        return Err(Error::invalid(Knob::Program("--memory-plot"), "no memory samples were taken"));
     };
     let limit = last.report.limit as f64 / MIB;
     let t_max = last.seconds.max(1e-3);
@@ -158,7 +149,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let samples = samples();
         let csv = dir.path().join("t.csv");
-        write_timeline(&csv, &samples).unwrap();
+        write_timeline(&csv, false, &samples).unwrap();
         let text = std::fs::read_to_string(&csv).unwrap();
         let mut lines = text.lines();
         assert_eq!(
@@ -170,11 +161,10 @@ mod tests {
             assert_eq!(v[0], v[1] + v[2] + v[4] + v[5], "process = host + managed + unmanaged old + recent: {line}");
         }
         let jsonl = dir.path().join("t.jsonl");
-        write_timeline(&jsonl, &samples).unwrap();
+        write_timeline(&jsonl, true, &samples).unwrap();
         let first: serde_json::Value =
             serde_json::from_str(std::fs::read_to_string(&jsonl).unwrap().lines().next().unwrap()).unwrap();
         assert!(first["report"]["unmanaged_recent"].is_u64() && first["seconds"].is_f64());
-        assert!(write_timeline(&dir.path().join("t.xlsx"), &samples).unwrap_err().to_string().contains(".csv"));
     }
 
     #[test]

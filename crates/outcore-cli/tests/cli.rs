@@ -18,14 +18,26 @@ fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-fn fails_with(args: &[&str], words: &[&str]) {
+/// `args` fail with exit code `code` and a message holding every one of `words`.
+fn fails_with_code(code: i32, args: &[&str], words: &[&str]) {
     let out = large_svd(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{args:?} should fail with exit code 1: {stderr}");
+    assert_eq!(out.status.code(), Some(code), "{args:?} should fail with exit code {code}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     for w in words {
         assert!(stderr.contains(w), "{args:?}: {stderr:?} lacks {w:?}");
     }
+}
+
+/// A run that fails: exit code 1.
+fn fails_with(args: &[&str], words: &[&str]) {
+    fails_with_code(1, args, words);
+}
+
+/// A flag's value refused when the arguments are parsed, before anything runs: a usage error,
+/// exit code 2, naming the flag.
+fn refused(args: &[&str], words: &[&str]) {
+    fails_with_code(2, args, words);
 }
 
 #[test]
@@ -122,18 +134,20 @@ fn wide_input_from_a_npy_file_writes_v_as_the_large_factor() {
 }
 
 #[test]
-fn bad_input_gets_a_clear_error_and_exit_code_1() {
+fn bad_input_gets_a_clear_error_and_a_nonzero_exit_code() {
     fails_with(&["tsqr", "--input", "/nonexistent/x.zarr"], &["does not exist"]);
     fails_with(&["tsqr", "--input", "/nonexistent/x.npy"], &["does not exist"]);
-    fails_with(&["tsqr", "--rows", "0"], &["--rows is 0"]);
-    fails_with(&["tsqr", "--workers", "0", "--rows", "100", "--cols", "3"], &["0 workers"]);
-    fails_with(&["tsqr", "--scheduler", "processes", "--rows", "100", "--cols", "3"], &["serial, threads"]);
-    fails_with(&["tsqr", "--memory-limit", "lots", "--rows", "100", "--cols", "3"], &["--memory-limit", "256MiB"]);
+    refused(&["tsqr", "--rows", "0"], &["--rows", "at least 1"]);
+    refused(&["tsqr", "--workers", "0", "--rows", "100", "--cols", "3"], &["--workers", "0 workers"]);
+    refused(&["tsqr", "--scheduler", "processes", "--rows", "100", "--cols", "3"], &["serial, threads"]);
+    refused(&["tsqr", "--memory-limit", "lots", "--rows", "100", "--cols", "3"], &["--memory-limit", "256MiB"]);
+    refused(&["tsqr", "--accounting", "mine", "--rows", "100", "--cols", "3"], &["--accounting", "own, process"]);
+    refused(&["tsqr", "--thresholds", "target=2", "--rows", "100", "--cols", "3"], &["--thresholds", "target = 2"]);
     fails_with(
         &["tsqr", "--memory-limit", "64KiB", "--rows", "10000", "--cols", "50"],
         &["too small", "--memory-limit"],
     );
-    fails_with(&["tsqr", "--distribution", "cauchy", "--rows", "100", "--cols", "3"], &["uniform, normal"]);
+    refused(&["tsqr", "--distribution", "cauchy", "--rows", "100", "--cols", "3"], &["uniform, normal"]);
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../outcore-storage/tests/fixtures/zarr/v3_i32.zarr");
     fails_with(&["tsqr", "--input", fixture.to_str().unwrap()], &["int32", "float64"]);
     let group = Path::new(env!("CARGO_MANIFEST_DIR")).join("../outcore-storage/tests/fixtures/zarr/v3_group.zarr");
@@ -169,7 +183,7 @@ fn visualize_writes_graphviz_dot() {
         "{text}"
     );
     let bad = dir.path().join("g.xyz");
-    fails_with(&["tsqr", "--rows", "300", "--cols", "4", "--visualize", bad.to_str().unwrap()], &[".dot, .svg"]);
+    refused(&["tsqr", "--rows", "300", "--cols", "4", "--visualize", bad.to_str().unwrap()], &[".dot, .svg"]);
 }
 
 #[test]
@@ -233,11 +247,8 @@ fn rsvd_bad_parameters_exit_with_clear_errors() {
         &["rsvd", "--rows", "100", "--cols", "60", "--chunk", "30", "-k", "55"],
         &["exceeds min(rows, cols) = 60", "-k"],
     );
-    fails_with(
-        &["rsvd", "--rows", "100", "--cols", "100", "--chunk", "30", "--method", "lanczos"],
-        &["subspace, krylov"],
-    );
-    fails_with(&["rsvd", "--rows", "100", "--cols", "100", "--chunk", "0"], &["--chunk is 0"]);
+    refused(&["rsvd", "--rows", "100", "--cols", "100", "--chunk", "30", "--method", "lanczos"], &["subspace, krylov"]);
+    refused(&["rsvd", "--rows", "100", "--cols", "100", "--chunk", "0"], &["--chunk", "at least 1"]);
 }
 
 #[test]
@@ -278,7 +289,7 @@ fn means_compares_schedulers_with_identical_results() {
     ]));
     assert_eq!(one["results"].as_array().unwrap().len(), 1);
     assert_eq!(one["results"][0]["scheduler"], "mt_2");
-    fails_with(&["means", "--tasks", "0"], &["--tasks"]);
+    refused(&["means", "--tasks", "0"], &["--tasks"]);
 }
 
 #[test]
@@ -309,8 +320,8 @@ fn memory_timeline_and_plot_are_written_and_peaks_reported() {
         std::fs::remove_file(&svg).unwrap();
     }
     // A wrong extension is refused before any work.
-    fails_with(&["tsqr", "--rows", "1000", "--cols", "5", "--memory-plot", "x.png"], &[".svg"]);
-    fails_with(&["tsqr", "--rows", "1000", "--cols", "5", "--memory-timeline", "x.xlsx"], &[".csv"]);
+    refused(&["tsqr", "--rows", "1000", "--cols", "5", "--memory-plot", "x.png"], &[".svg"]);
+    refused(&["tsqr", "--rows", "1000", "--cols", "5", "--memory-timeline", "x.xlsx"], &[".csv"]);
 }
 
 #[test]

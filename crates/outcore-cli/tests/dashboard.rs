@@ -244,10 +244,11 @@ fn the_dashboard_streams_the_run_and_serves_state_metrics_and_trace() {
     assert!(u(&summary["memory"]["dashboard_bytes"]) >= 1 << 20, "the dashboard's memory, counted");
 }
 
-fn fails_with(args: &[String], words: &[&str]) {
+/// `args` fail with exit code `code` (2: refused when parsed) naming each of `words`.
+fn fails_with(code: i32, args: &[String], words: &[&str]) {
     let out = Command::new(BIN).args(args).output().expect("run large-svd");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {stderr}");
+    assert_eq!(out.status.code(), Some(code), "{args:?} should fail: {stderr}");
     for w in words {
         assert!(stderr.contains(w), "{args:?}: {stderr:?} lacks {w:?}");
     }
@@ -257,14 +258,14 @@ fn fails_with(args: &[String], words: &[&str]) {
 fn bad_dashboard_options_are_refused_before_any_work() {
     let run = ["tsqr", "--rows", "1000", "--cols", "5"];
     let with = |extra: &[&str]| -> Vec<String> { run.iter().chain(extra).map(|s| s.to_string()).collect() };
-    fails_with(&with(&["--dashboard", "0.0.0.0:8787"]), &["--dashboard-allow-remote", "127.0.0.1"]);
-    fails_with(&with(&["--dashboard", "not-an-address"]), &["--dashboard", "HOST:PORT"]);
+    fails_with(1, &with(&["--dashboard", "0.0.0.0:8787"]), &["--dashboard-allow-remote", "127.0.0.1"]);
+    fails_with(1, &with(&["--dashboard", "not-an-address"]), &["--dashboard", "HOST:PORT"]);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let addr = taken.local_addr().expect("addr").to_string();
-    fails_with(&with(&["--dashboard", &addr]), &["in use", "--dashboard 127.0.0.1:0"]);
-    fails_with(&with(&["--report", "run.txt"]), &["--report", ".html"]);
-    fails_with(&with(&["--report", "/no/such/dir/run.html"]), &["--report", "does not exist"]);
-    fails_with(&with(&["--dashboard", "127.0.0.1:0", "--dashboard-linger=-1"]), &["--dashboard-linger"]);
+    fails_with(1, &with(&["--dashboard", &addr]), &["in use", "--dashboard 127.0.0.1:0"]);
+    fails_with(2, &with(&["--report", "run.txt"]), &["--report", ".html"]);
+    fails_with(1, &with(&["--report", "/no/such/dir/run.html"]), &["--report", "does not exist"]);
+    fails_with(2, &with(&["--dashboard", "127.0.0.1:0", "--dashboard-linger=-1"]), &["--dashboard-linger"]);
     // The allow and linger flags mean nothing without a dashboard: clap refuses them (exit 2).
     let out = Command::new(BIN).args(with(&["--dashboard-allow-remote"])).output().expect("run");
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));

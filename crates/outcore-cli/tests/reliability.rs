@@ -325,7 +325,7 @@ fn unwritable_output_and_unreadable_input_get_clear_errors() {
         let out = parent.join("out");
         let run = large_svd(&["tsqr", "--rows", "100", "--cols", "5", "--output", out.to_str().unwrap()], &[]);
         let text = stderr(&run);
-        assert!(run.status.code() == Some(1) && text.contains("output path") && text.contains(problem), "{text}");
+        assert!(run.status.code() == Some(1) && text.contains("invalid --output") && text.contains(problem), "{text}");
     }
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
 }

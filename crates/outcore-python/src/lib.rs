@@ -12,6 +12,7 @@
 //! Every run releases the GIL; the calling thread wakes every 50 ms to deliver progress and
 //! Python's signals, so Ctrl-C cancels the run (its outputs removed) within a chunk's time.
 
+mod errors;
 mod project;
 mod run;
 mod stores;
@@ -41,7 +42,7 @@ fn parse_size(text: &str) -> PyResult<u64> {
 /// reader (the one every run uses), so Python never parses the metadata itself.
 #[pyfunction]
 fn matrix_info(path: PathBuf) -> PyResult<((usize, usize), &'static str)> {
-    let matrix = outcore::ChunkedMatrix::open(&path).map_err(run::to_py)?;
+    let matrix = outcore::ChunkedMatrix::open(&path).map_err(errors::to_py)?;
     let dtype = match matrix.store().dtype() {
         outcore::storage::Dtype::F32 => "float32",
         _ => "float64",
@@ -192,7 +193,7 @@ fn factor<'py>(py: Python<'py>, factor: Option<&Factor>) -> PyResult<Option<Boun
         Some(Factor::Dense(m)) => Some(to_numpy(py, m).into_any()),
         Some(Factor::Stored(store)) => match store.location() {
             Some(path) => Some(path.to_string_lossy().into_pyobject(py)?.into_any()),
-            None => Some(to_numpy(py, &Factor::Stored(store.clone()).to_dense().map_err(run::to_py)?).into_any()),
+            None => Some(to_numpy(py, &Factor::Stored(store.clone()).to_dense().map_err(errors::to_py)?).into_any()),
         },
         Some(other) => {
             return Err(PyRuntimeError::new_err(format!("a factor of an unexpected kind came back: {other:?}")));

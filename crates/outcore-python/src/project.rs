@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use outcore::faer::linalg::matmul::matmul;
 use outcore::faer::{Accum, MatMut, MatRef, Par};
 use outcore::storage::{ChunkIndex, ChunkStore};
-use outcore::{CancelToken, Error};
+use outcore::{CancelToken, Error, Knob};
 
 /// What to project onto: `components` (k x n) after subtracting `mean` and dividing by `scale`.
 pub(crate) struct Projection<'a> {
@@ -28,7 +28,7 @@ pub(crate) fn project(
     let k = p.components.nrows();
     if p.components.ncols() != n || p.mean.len() != n || p.scale.is_some_and(|s| s.len() != n) {
         return Err(Error::invalid(
-            "X",
+            Knob::Program("X"),
             format!("the matrix has {n} columns; the fitted model has {}", p.components.ncols()),
         ));
     }

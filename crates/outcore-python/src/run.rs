@@ -6,13 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use outcore::storage::StorageError;
-use outcore::{CancelToken, Engine, Error, Event, MemoryReport, RunControl};
-use pyo3::exceptions::{
-    PyFileNotFoundError, PyKeyboardInterrupt, PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError,
-};
+use outcore::{CancelToken, Engine, Event, MemoryReport, RunControl};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::errors::to_py;
 use crate::stores::Source;
 
 /// How often the calling thread wakes to deliver signals and progress while a run works.
@@ -114,30 +112,5 @@ pub(crate) fn run_detached<T: Send>(
         (_, Some(err)) => Err(err),
         (Ok(value), None) => Ok((value, engine.memory_report())),
         (Err(err), None) => Err(source.raised().unwrap_or_else(|| to_py(err))),
-    }
-}
-
-/// outcore's error as the Python exception a user expects: ValueError for bad arguments and
-/// data, MemoryError for limits, OSError (FileNotFoundError) for storage, KeyboardInterrupt
-/// for a cancelled run; the message is outcore's, which names the fix.
-pub(crate) fn to_py(err: Error) -> PyErr {
-    let message = err.to_string();
-    match err {
-        Error::InvalidArgument { .. } | Error::NonFinite { .. } => PyValueError::new_err(message),
-        Error::Memory(_) => PyMemoryError::new_err(message),
-        Error::Interrupted => PyKeyboardInterrupt::new_err(message),
-        Error::Storage(e) => match e {
-            StorageError::NotFound { .. } => PyFileNotFoundError::new_err(message),
-            StorageError::UnsupportedDtype { .. } => PyTypeError::new_err(message),
-            StorageError::NotTwoDimensional { .. } | StorageError::InvalidArgument { .. } => {
-                PyValueError::new_err(message)
-            }
-            StorageError::ResourcesExhausted { .. }
-            | StorageError::MemoryPaused { .. }
-            | StorageError::MemoryTerminated { .. } => PyMemoryError::new_err(message),
-            StorageError::Bug(_) => PyRuntimeError::new_err(message),
-            _ => PyOSError::new_err(message),
-        },
-        _ => PyRuntimeError::new_err(message),
     }
 }

@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use crate::run::to_py;
+use crate::errors::to_py;
 
 /// Element types read from numpy arrays.
 #[derive(Clone, Copy, Debug)]

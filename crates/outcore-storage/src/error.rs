@@ -1,12 +1,14 @@
 //! The storage layer's error type: every failure is typed and says what to do next.
 //!
-//! Messages name the knob to turn by its API name in backticks (`` `memory_limit` ``,
-//! `` `spill_dir` ``); the command line maps those names to its flags in one place.
+//! Messages name the knob to turn as data ([`Knob`]): `Display` calls it by its API name in
+//! backticks (`` `memory_limit` ``, `` `spill_dir` ``); [`StorageError::render`] by the caller's
+//! names (the command line's flags).
 
 use std::io;
 use std::path::PathBuf;
 
 use crate::grid::ChunkIndex;
+use crate::knob::{Knob, Namer};
 use crate::memory::MemoryReport;
 use crate::size::format_size;
 
@@ -18,7 +20,7 @@ pub type StorageResult<T> = Result<T, StorageError>;
 #[non_exhaustive]
 pub enum StorageError {
     /// An operating-system I/O error on a file or directory.
-    #[error("I/O error on {}: {source}{}", path.display(), io_hint(source))]
+    #[error("{}", io_message(path, source, &Knob::quoted))]
     Io {
         /// The file or directory involved.
         path: PathBuf,
@@ -92,7 +94,7 @@ pub enum StorageError {
 
     /// A spilled intermediate could not be read back (its file is unreadable or corrupt).
     /// Schedulers recompute such blocks from their lineage where they can.
-    #[error("spilled block could not be read back ({cause}); its data is lost and must be recomputed")]
+    #[error("{}", spill_lost(cause, &Knob::quoted))]
     SpillLost {
         /// Why the reload failed.
         cause: Box<StorageError>,
@@ -135,13 +137,7 @@ pub enum StorageError {
     },
 
     /// A memory request that cannot be met within the limit.
-    #[error(
-        "cannot reserve {} under the {} memory limit: {} is pinned or reserved and nothing more can be evicted; raise `memory_limit` to at least {}",
-        format_size(*requested),
-        format_size(*limit),
-        format_size(*in_use),
-        format_size(requested + in_use)
-    )]
+    #[error("{}", exhausted(*requested, *limit, *in_use, &Knob::quoted))]
     ResourcesExhausted {
         /// Bytes asked for.
         requested: u64,
@@ -152,7 +148,7 @@ pub enum StorageError {
     },
 
     /// The worker's memory crossed the terminate threshold; the run was stopped.
-    #[error("{} {} crossed the terminate threshold ({} of the {} limit); the run was stopped.\n{report}\nRaise `memory_limit` or lower `workers`", report.worker_memory_name(), format_size(report.worker_memory()), format_size(*threshold), format_size(report.limit))]
+    #[error("{}", terminated(*threshold, report, &Knob::quoted))]
     MemoryTerminated {
         /// Bytes at which termination triggers.
         threshold: u64,
@@ -162,7 +158,7 @@ pub enum StorageError {
 
     /// The worker's memory stays above the pause threshold with no work running, so nothing
     /// can start.
-    #[error("{} {} stays above the pause threshold ({}) with no task running and nothing left to spill (unmanaged memory {}, reserved {}). Raise `memory_limit`", report.worker_memory_name(), format_size(report.worker_memory()), format_size(*threshold), format_size(report.unmanaged), format_size(report.reserved))]
+    #[error("{}", paused(*threshold, report, &Knob::quoted))]
     MemoryPaused {
         /// Bytes at which new work pauses.
         threshold: u64,
@@ -175,19 +171,72 @@ pub enum StorageError {
     Bug(String),
 }
 
-/// Advice for I/O errors that have an obvious remedy.
-fn io_hint(source: &io::Error) -> &'static str {
-    match source.kind() {
-        io::ErrorKind::StorageFull => {
-            "; the disk is full: free space, or point `spill_dir` (spill files) or the output at another disk"
-        }
-        io::ErrorKind::PermissionDenied => "; check the permissions of this path, or choose another",
-        io::ErrorKind::ReadOnlyFilesystem => "; the filesystem is read-only: choose a writable path",
-        _ => "",
-    }
+/// An I/O error on `path`, with advice where the remedy is obvious.
+fn io_message(path: &std::path::Path, source: &io::Error, name: Namer<'_>) -> String {
+    let hint = match source.kind() {
+        io::ErrorKind::StorageFull => format!(
+            "; the disk is full: free space, or point {} (spill files) or the output at another disk",
+            name(Knob::SpillDir)
+        ),
+        io::ErrorKind::PermissionDenied => "; check the permissions of this path, or choose another".into(),
+        io::ErrorKind::ReadOnlyFilesystem => "; the filesystem is read-only: choose a writable path".into(),
+        _ => String::new(),
+    };
+    format!("I/O error on {}: {source}{hint}", path.display())
+}
+
+fn spill_lost(cause: &StorageError, name: Namer<'_>) -> String {
+    format!("spilled block could not be read back ({}); its data is lost and must be recomputed", cause.render(name))
+}
+
+fn exhausted(requested: u64, limit: u64, in_use: u64, name: Namer<'_>) -> String {
+    format!(
+        "cannot reserve {} under the {} memory limit: {} is pinned or reserved and nothing more can be evicted; raise {} to at least {}",
+        format_size(requested),
+        format_size(limit),
+        format_size(in_use),
+        name(Knob::MemoryLimit),
+        format_size(requested + in_use)
+    )
+}
+
+fn terminated(threshold: u64, report: &MemoryReport, name: Namer<'_>) -> String {
+    format!(
+        "{} {} crossed the terminate threshold ({} of the {} limit); the run was stopped.\n{report}\nRaise {} or lower {}",
+        report.worker_memory_name(),
+        format_size(report.worker_memory()),
+        format_size(threshold),
+        format_size(report.limit),
+        name(Knob::MemoryLimit),
+        name(Knob::Workers)
+    )
+}
+
+fn paused(threshold: u64, report: &MemoryReport, name: Namer<'_>) -> String {
+    format!(
+        "{} {} stays above the pause threshold ({}) with no task running and nothing left to spill (unmanaged memory {}, reserved {}). Raise {}",
+        report.worker_memory_name(),
+        format_size(report.worker_memory()),
+        format_size(threshold),
+        format_size(report.unmanaged),
+        format_size(report.reserved),
+        name(Knob::MemoryLimit)
+    )
 }
 
 impl StorageError {
+    /// The message with each knob named by `name` (`Display` names them by their API names).
+    pub fn render(&self, name: Namer<'_>) -> String {
+        match self {
+            Self::Io { path, source } => io_message(path, source, name),
+            Self::ResourcesExhausted { requested, limit, in_use } => exhausted(*requested, *limit, *in_use, name),
+            Self::MemoryTerminated { threshold, report } => terminated(*threshold, report, name),
+            Self::MemoryPaused { threshold, report } => paused(*threshold, report, name),
+            Self::SpillLost { cause } => spill_lost(cause, name),
+            other => other.to_string(),
+        }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Self::Io { path: path.into(), source }

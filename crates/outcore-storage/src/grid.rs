@@ -2,12 +2,10 @@
 
 use std::fmt;
 
-use serde::Serialize;
-
 use crate::error::{StorageError, StorageResult};
 
 /// Position of a chunk in the grid: `row` counts chunk rows, `col` chunk columns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChunkIndex {
     /// Chunk row (0-based).
     pub row: usize,
@@ -61,7 +59,7 @@ impl ChunkExtent {
 /// A `rows x cols` matrix cut into chunks of `chunk_rows x chunk_cols` (row-major within a chunk).
 ///
 /// Shapes need not divide: chunks on the bottom and right edges are smaller.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkGrid {
     rows: usize,
     cols: usize,

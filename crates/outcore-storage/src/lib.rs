@@ -13,6 +13,7 @@
 mod buffer;
 mod error;
 mod grid;
+mod knob;
 mod leftovers;
 mod memory;
 mod size;
@@ -26,6 +27,7 @@ pub use buffer::{
 };
 pub use error::{StorageError, StorageResult};
 pub use grid::{ChunkExtent, ChunkGrid, ChunkIndex};
+pub use knob::{Knob, Message, Namer};
 pub use leftovers::{SPILL_PREFIX, process_alive, process_tag, remove_leftovers};
 pub use memory::{Accounting, MemoryReport, ProcessMemory, RssSource, Thresholds, UnmanagedHistory, meminfo};
 pub use size::{format_size, parse_size};

@@ -249,17 +249,13 @@ fn terminate_threshold_stops_with_the_memory_categories() {
 }
 
 #[test]
-fn report_categories_add_up_and_serialize() {
+fn report_categories_add_up_and_print() {
     let manager = BufferManager::new(BufferConfig::new(64 * MIB).with_thresholds(managed_only())).unwrap();
     let mut r = manager.reserve(2 * MIB).unwrap();
     let _id = manager.insert(&mut r, vec![0.5; 128 * 1024], 128, 1024).unwrap();
     let report = manager.report();
     assert_eq!(report.process, report.host + report.managed + report.unmanaged_old + report.unmanaged_recent);
     assert_eq!(report.managed_accounted, 2 * MIB);
-    let json = report.to_json();
-    for key in ["process", "managed", "unmanaged", "unmanaged_recent", "spilled", "peak_process", "spill_count"] {
-        assert!(json.get(key).is_some(), "JSON lacks {key}: {json}");
-    }
     let text = report.to_string();
     assert!(text.contains("unmanaged recent") && text.contains("limit 64.0 MiB"), "{text}");
     assert!(manager.to_string().starts_with("lru(used: 2.0 MiB, limit: 64.0 MiB, spilled: 0 chunks)"));

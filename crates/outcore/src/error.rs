@@ -2,11 +2,11 @@
 //! storage failures are wrapped unchanged, so callers can tell "out of memory" from "corrupted
 //! chunk" with one `match`.
 //!
-//! Messages name what to change by its API name in backticks (`` `memory_limit` ``,
-//! `` `oversamples` ``, `` `check_finite = false` ``); the command line rewrites those names
-//! as its flags in one place.
+//! Messages name what to change as data ([`Knob`]): `Display` calls each knob by its API name in
+//! backticks (`` `memory_limit` ``, `` `oversamples` ``, `` `check_finite = false` ``);
+//! [`Error::render`] by the caller's names, as the command line does with its flags.
 
-use outcore_storage::{ChunkIndex, MemoryReport, StorageError, format_size};
+use outcore_storage::{ChunkIndex, Knob, MemoryReport, Message, Namer, StorageError, format_size};
 
 /// Result alias for outcore.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -30,18 +30,18 @@ pub enum Error {
         /// The rank where it happened.
         rank: usize,
         /// What went wrong there.
-        message: String,
+        message: Message,
         /// Whether it was an internal error (a bug) there.
         bug: bool,
     },
 
     /// A parameter is out of range or inconsistent.
-    #[error("invalid `{what}`: {reason}")]
+    #[error("invalid {}: {reason}", knob.quoted())]
     InvalidArgument {
-        /// Which parameter, by its API name.
-        what: &'static str,
+        /// Which parameter.
+        knob: Knob,
         /// Why, and what would be valid.
-        reason: String,
+        reason: Message,
     },
 
     /// A dense SVD or eigendecomposition did not converge.
@@ -56,9 +56,7 @@ pub enum Error {
     },
 
     /// The input holds NaN or infinity.
-    #[error(
-        "{what} has a non-finite value (NaN or infinity) in chunk {index}, at row {row}, column {col}; clean the data (or set `check_finite = false` to skip this check)"
-    )]
+    #[error("{}", non_finite(what, *index, *row, *col, &Knob::quoted))]
     NonFinite {
         /// The input.
         what: String,
@@ -85,10 +83,7 @@ pub enum Error {
 #[non_exhaustive]
 pub enum MemoryError {
     /// The plan needs more than the limit even with one task at a time; refused before any work.
-    #[error(
-        "memory limit {} is too small for {algorithm}: it needs at least {} ({detail}); raise `memory_limit` to {} or more",
-        format_size(*limit), format_size(*needed), needed_arg(*needed)
-    )]
+    #[error("{}", limit_too_small(algorithm, *limit, *needed, detail, &Knob::quoted))]
     LimitTooSmall {
         /// The algorithm planned.
         algorithm: &'static str,
@@ -156,10 +151,57 @@ fn needed_arg(bytes: u64) -> String {
     format!("{}MiB", bytes.div_ceil(1 << 20))
 }
 
+fn non_finite(what: &str, index: ChunkIndex, row: usize, col: usize, name: Namer<'_>) -> String {
+    format!(
+        "{what} has a non-finite value (NaN or infinity) in chunk {index}, at row {row}, column {col}; clean the data (or set {} to skip this check)",
+        name(Knob::CheckFinite)
+    )
+}
+
+fn limit_too_small(algorithm: &str, limit: u64, needed: u64, detail: &str, name: Namer<'_>) -> String {
+    format!(
+        "memory limit {} is too small for {algorithm}: it needs at least {} ({detail}); raise {} to {} or more",
+        format_size(limit),
+        format_size(needed),
+        name(Knob::MemoryLimit),
+        needed_arg(needed)
+    )
+}
+
 impl Error {
-    /// An [`Error::InvalidArgument`].
-    pub fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidArgument { what, reason: reason.into() }
+    /// An [`Error::InvalidArgument`] about `knob`.
+    pub fn invalid(knob: Knob, reason: impl Into<Message>) -> Self {
+        Self::InvalidArgument { knob, reason: reason.into() }
+    }
+
+    /// The message with each knob named by `name` (`Display` names them by their API names):
+    /// the command line passes its flags.
+    pub fn render(&self, name: Namer<'_>) -> String {
+        match self {
+            Self::Storage(e) => e.render(name),
+            Self::Memory(e) => e.render(name),
+            Self::Cluster { rank, message, .. } => format!("rank {rank}: {}", message.render(name)),
+            Self::InvalidArgument { knob, reason } => format!("invalid {}: {}", name(*knob), reason.render(name)),
+            Self::NonFinite { what, index, row, col } => non_finite(what, *index, *row, *col, name),
+            other => other.to_string(),
+        }
+    }
+
+    /// The message with its knobs as data, as it travels to other ranks.
+    pub(crate) fn message(&self) -> Message {
+        Message::from_marked(&self.render(&|k| Message::new().knob(k).marked()))
+    }
+}
+
+impl MemoryError {
+    /// The message with each knob named by `name`.
+    pub fn render(&self, name: Namer<'_>) -> String {
+        match self {
+            Self::LimitTooSmall { algorithm, limit, needed, detail } => {
+                limit_too_small(algorithm, *limit, *needed, detail, name)
+            }
+            Self::Exhausted(e) | Self::Paused(e) | Self::Terminated(e) => e.render(name),
+        }
     }
 }
 

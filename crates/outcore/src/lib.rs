@@ -82,7 +82,7 @@ pub mod files {
 /// The storage layer: chunk stores (Zarr, `.npy`, memory), the buffer manager (the memory
 /// pool), memory reports.
 pub use outcore_storage as storage;
-pub use outcore_storage::{Accounting, MemoryReport, Thresholds};
+pub use outcore_storage::{Accounting, Knob, MemoryReport, Message, Thresholds};
 
 /// faer, the dense linear algebra outcore computes with and returns results in.
 pub use faer;

@@ -129,7 +129,7 @@ fn centred_values_only_keep_the_means() {
 fn centring_one_row_is_refused() {
     let a = matrix(&[1.0, 2.0, 3.0], 1, 3, 1, 3);
     let err = outcore::svd(&engine(64 << 20, Scheduler::Serial), &a, &SvdOptions::new().center(true)).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument { what: "center", .. }), "{err}");
+    assert!(matches!(err, Error::InvalidArgument { knob: outcore::Knob::Center, .. }), "{err}");
     assert!(err.to_string().contains("at least 2 rows"), "{err}");
 }
 

@@ -13,6 +13,8 @@ use serde::Serialize;
 #[cfg(test)]
 use {outcore::graph::Stage, std::sync::Arc};
 
+use crate::report::json::ThresholdsJson;
+
 /// Task rectangles kept for the task stream and the trace (the oldest go first; Dask's stream
 /// keeps 1,000).
 pub const TASK_CAP: usize = 4_096;
@@ -240,7 +242,7 @@ struct Worker {
     threads: usize,
     limit: u64,
     accounting: &'static str,
-    thresholds: outcore::Thresholds,
+    thresholds: ThresholdsJson,
     process: u64,
     managed: u64,
     unmanaged_old: u64,
@@ -578,7 +580,7 @@ impl Inner {
                 Some(Accounting::Own) => "own",
                 _ => "process",
             },
-            thresholds: r.map_or_else(outcore::Thresholds::default, |r| r.thresholds),
+            thresholds: r.map_or_else(outcore::Thresholds::default, |r| r.thresholds).into(),
             process: field(|r| r.process),
             managed: field(|r| r.managed),
             unmanaged_old: field(|r| r.unmanaged_old),

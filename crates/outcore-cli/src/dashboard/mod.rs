@@ -15,6 +15,7 @@
 mod board;
 mod ranks;
 mod server;
+mod view;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,8 +25,7 @@ use outcore::storage::StorageError;
 use outcore::{CancelToken, Error, Result};
 
 pub use board::Board;
-use board::{BOARD_BYTES, RANK_BYTES};
-use board::{Cursor, Share};
+use board::{BOARD_BYTES, Cursor, RANK_BYTES, Share};
 use ranks::Peers;
 use server::{Access, Server};
 
@@ -33,41 +33,6 @@ use server::{Access, Server};
 pub fn held_bytes() -> u64 {
     let others = if crate::ranks::is_root() { crate::ranks::count() - 1 } else { 0 };
     BOARD_BYTES + others as u64 * RANK_BYTES
-}
-
-/// The page, with `state` (the whole state as JSON) inlined for a report, or none to ask the
-/// server.
-pub fn page(state: Option<&str>) -> String {
-    const PAGE: &str = include_str!("page.html");
-    // No `</script>` or `<!--` can end or bend the inlined script: `<` appears in JSON only
-    // within strings, where `\u003c` means the same.
-    let data = state.map_or_else(|| "null".to_string(), |s| s.replace('<', "\\u003c"));
-    PAGE.replacen("/*STATE*/null", &data, 1)
-}
-
-/// `board`'s state after `cursor`, with the other ranks' after `peer_cursors` (as `"ranks"`),
-/// and the cursor after it. Each rank sends its share of one board's tasks, rank 0 alone its
-/// samples: the whole stays within one board's size, but for each rank's few fixed rows.
-/// A `share` asked for overrides rank 0's (rank 0 asks another rank for its share this way).
-fn combined(
-    board: &Board,
-    peers: &Peers,
-    cursor: Cursor,
-    share: Option<Share>,
-    peer_cursors: &mut Vec<Option<Cursor>>,
-) -> (String, Cursor) {
-    let share = share.unwrap_or_else(|| Share::of_rank(0, peers.ranks()));
-    let (mut state, next) = board.state_json(cursor, share);
-    if peers.ranks() > 1 && state.ends_with('}') {
-        state.pop();
-        state.push_str(",\"ranks\":[");
-        peers.append_states(&mut state, peer_cursors);
-        if state.ends_with(',') {
-            state.pop();
-        }
-        state.push_str("]}");
-    }
-    (state, next)
 }
 
 /// A command's dashboard: the board its runs feed, and the server showing it, if asked for.
@@ -83,7 +48,7 @@ pub struct Dashboard {
 impl Dashboard {
     /// A board for a command whose runs use up to `threads` workers, served at `--dashboard`
     /// if given.
-    pub fn start(run: &crate::cli::RunArgs, threads: usize, started: Instant) -> Result<Self> {
+    pub fn start(run: &crate::args::RunArgs, threads: usize, started: Instant) -> Result<Self> {
         let title = std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .map(|a| if a.contains(' ') { format!("{a:?}") } else { a })
@@ -152,8 +117,8 @@ impl Dashboard {
     /// Writes the report to `path`: the page with the state so far inlined (every rank's, in
     /// an MPI job), readable offline.
     pub fn write_report(&self, path: &std::path::Path) -> Result<()> {
-        let (state, _) = combined(&self.board, &self.peers, Cursor::default(), None, &mut Vec::new());
-        std::fs::write(path, page(Some(&state))).map_err(|e| StorageError::io(path, e).into())
+        let (state, _) = view::combined(&self.board, &self.peers, Cursor::default(), None, &mut Vec::new());
+        std::fs::write(path, view::page(Some(&state))).map_err(|e| StorageError::io(path, e).into())
     }
 
     /// Keeps serving the finished command for `seconds`, or until `cancel` (Ctrl-C) (rank 0).

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use outcore::{Error, Result};
+use outcore::{Error, Knob, Result};
 
 use super::board::{Board, Cursor, Share};
 use super::ranks::Peers;
+use super::view;
 
 /// Connections served at once; more are answered 503 and closed.
 pub const MAX_CONNECTIONS: usize = 8;
@@ -43,7 +44,7 @@ pub struct Server {
 impl Server {
     /// Serves `board`, with the other ranks' `peers`, at `addr` (`host:port`), for `access`.
     pub fn start(board: Arc<Board>, peers: Arc<Peers>, addr: &str, access: Access) -> Result<Self> {
-        let bad = |why: String| Error::invalid("--dashboard", why);
+        let bad = |why: String| Error::invalid(Knob::Program("--dashboard"), why);
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
             .map_err(|e| {
@@ -207,10 +208,10 @@ fn serve(stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
     }
     let board = &shared.board;
     match path {
-        "/" | "/index.html" => respond(stream, "200 OK", "text/html; charset=utf-8", super::page(None).as_bytes()),
+        "/" | "/index.html" => respond(stream, "200 OK", "text/html; charset=utf-8", view::page(None).as_bytes()),
         "/api/state.json" => {
             let share = query.contains("tasks=").then(|| Share::from_query(query));
-            let (state, _) = super::combined(board, &shared.peers, Cursor::from_query(query), share, &mut Vec::new());
+            let (state, _) = view::combined(board, &shared.peers, Cursor::from_query(query), share, &mut Vec::new());
             respond(stream, "200 OK", "application/json", state.as_bytes())
         }
         "/api/events" => events(stream, shared),
@@ -235,7 +236,7 @@ fn events(mut stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
         let version = shared.board.version();
         // Other ranks that still run change without telling: they are asked at every push.
         if sent != Some(version) || shared.peers.live() {
-            let (mut message, next) = super::combined(&shared.board, &shared.peers, cursor, None, &mut peers);
+            let (mut message, next) = view::combined(&shared.board, &shared.peers, cursor, None, &mut peers);
             message.insert_str(0, "data: ");
             message.push_str("\n\n");
             stream.write_all(message.as_bytes())?;

@@ -6,13 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::BufferManager;
 use crate::memory::MemoryReport;
 
 /// One sample of the timeline.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MemorySample {
     /// Seconds since the monitor started.
     pub seconds: f64,
@@ -21,7 +19,7 @@ pub struct MemorySample {
 }
 
 /// Highest value seen of each category over a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryPeaks {
     /// Process RSS (the kernel's high-water mark where known).
     pub process: u64,

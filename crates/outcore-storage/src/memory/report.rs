@@ -4,8 +4,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::thresholds::{Accounting, Thresholds};
 use crate::size::format_size;
 
@@ -13,7 +11,7 @@ use crate::size::format_size;
 ///
 /// `process = host + managed + unmanaged_old + unmanaged_recent` holds exactly. All sizes are
 /// bytes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct MemoryReport {
     /// The memory limit the thresholds are fractions of.
@@ -77,11 +75,6 @@ impl MemoryReport {
             Accounting::Own => "the pool's own memory",
             Accounting::Process => "process memory",
         }
-    }
-
-    /// The report as a JSON value.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 }
 

@@ -1,8 +1,6 @@
 //! What the memory limit bounds: Dask's four thresholds and the accounting mode that says
 //! whose memory they compare.
 
-use serde::Serialize;
-
 use crate::error::{StorageError, StorageResult};
 
 /// Dask's memory thresholds as fractions of the memory limit; `None` disables one.
@@ -15,7 +13,7 @@ use crate::error::{StorageError, StorageResult};
 /// * `terminate` (0.95, of the worker's memory): managed bytes are capped so the worker stays
 ///   under it; if the process crosses it anyway (process accounting: memory outside the
 ///   pool grew), the run stops with [`StorageError::MemoryTerminated`].
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Thresholds {
     /// Managed-memory fraction at which LRU eviction starts.
     pub target: Option<f64>,
@@ -103,8 +101,7 @@ impl Thresholds {
 ///
 /// Whatever the mode, the target threshold compares managed bytes and managed bytes never
 /// exceed the limit; the modes differ in what counts as the *worker's* memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Accounting {
     /// The pool's own footprint: bytes of chunks it holds in RAM plus every reservation (task
     /// working sets, worker scratch, buffers). Exact, known before anything is allocated, and

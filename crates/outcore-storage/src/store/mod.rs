@@ -31,8 +31,7 @@ use crate::grid::{ChunkGrid, ChunkIndex};
 
 /// The element type a store keeps on disk. Values are f64 in memory whatever it is: float32
 /// is widened on read and rounded on write.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Dtype {
     /// float64.
     #[default]

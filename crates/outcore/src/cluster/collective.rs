@@ -3,6 +3,8 @@
 
 use super::transport::Transport;
 use super::wire;
+use outcore_storage::{Knob, Message};
+
 use crate::error::{Error, Result};
 
 /// Every rank's `outcome` of a step taken before a run (opening the input, planning, creating
@@ -41,10 +43,15 @@ pub(crate) fn check_same(transport: &dyn Transport, digest: u64, setup: std::res
                 Ok(digest) if digest == ours => verdict,
                 Ok(_) => wire::encode_error(
                     &Error::invalid(
-                        "ranks",
-                        format!(
-                            "rank {from} of {ranks} planned a different computation from rank 0's (another input shape, chunking, dtype, option or memory limit; with `memory_limit` or `workers` chosen automatically, ranks on different machines may choose differently); give every rank the same arguments"
-                        ),
+                        Knob::Ranks,
+                        Message::new()
+                            .text(format!(
+                                "rank {from} of {ranks} planned a different computation from rank 0's (another input shape, chunking, dtype, option or memory limit; with "
+                            ))
+                            .knob(Knob::MemoryLimit)
+                            .text(" or ")
+                            .knob(Knob::Workers)
+                            .text(" chosen automatically, ranks on different machines may choose differently); give every rank the same arguments"),
                     ),
                     0,
                 ),
@@ -115,7 +122,7 @@ mod tests {
                             assert_eq!(t.receive(from).unwrap(), vec![from as u8, 1]);
                             assert_eq!(t.receive(from).unwrap(), vec![from as u8, 2]);
                         }
-                        let failure = Error::invalid("input", "rank 2 cannot read it");
+                        let failure = Error::invalid(Knob::Input, "rank 2 cannot read it");
                         let outcome = if me == 2 { Err(&failure) } else { Ok(vec![me as u8]) };
                         let agreed = agree(&**t, outcome).unwrap_err().to_string();
                         assert!(agreed.contains("rank 2 cannot read it"), "{agreed}");

@@ -9,6 +9,8 @@ use mpi::topology::{Communicator, SimpleCommunicator};
 
 use super::launch::launcher_tasks;
 use super::transport::Transport;
+use outcore_storage::Knob;
+
 use crate::error::{Error, Result};
 
 /// The world of an MPI job: this process's rank among all processes the launcher started.
@@ -37,7 +39,7 @@ impl MpiWorld {
                 .ok_or_else(|| Error::Bug("MPI was initialized while this rank joined".into()))?;
             if threading < mpi::Threading::Funneled {
                 return Err(Error::invalid(
-                    "launch",
+                    Knob::Ranks,
                     "this MPI library supports no threads beside MPI's (MPI_THREAD_SINGLE), which outcore's workers need; use an MPI built with thread support",
                 ));
             }
@@ -47,7 +49,7 @@ impl MpiWorld {
         let (rank, ranks) = (world.rank() as usize, world.size() as usize);
         if let Some((variable, tasks)) = launcher_tasks().filter(|&(_, tasks)| tasks > 1 && ranks == 1) {
             return Err(Error::invalid(
-                "ranks",
+                Knob::Ranks,
                 format!(
                     "the launcher started {tasks} tasks ({variable}={tasks}) but MPI sees a world of 1 rank, so each task would compute alone: this binary's MPI does not match the launcher's. Build it against the MPI the launcher belongs to (`MPICC=<that mpicc> cargo build --release --features mpi`), or give srun the plugin that MPI speaks (`--mpi=pmix` for Open MPI, `--mpi=pmi2` for MPICH)"
                 ),
@@ -60,7 +62,7 @@ impl MpiWorld {
     fn check_thread(&self) -> Result<()> {
         if std::thread::current().id() != self.thread {
             return Err(Error::invalid(
-                "cluster",
+                Knob::Ranks,
                 "MPI calls must come from the thread that joined the job (MPI runs funneled); start the engine's runs on that thread",
             ));
         }
@@ -157,7 +159,7 @@ impl Transport for MpiWorld {
         let length =
             message.get(..8).and_then(|h| h.try_into().ok()).map(u64::from_le_bytes).ok_or_else(|| Error::Cluster {
                 rank: from,
-                message: format!("sent a message of {} bytes without its length", message.len()),
+                message: format!("sent a message of {} bytes without its length", message.len()).into(),
                 bug: true,
             })?;
         let length = usize::try_from(length).map_err(|_| Error::Bug(format!("a message of {length} bytes")))?;

@@ -4,6 +4,8 @@
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
+use outcore_storage::Knob;
+
 use crate::error::{Error, Result};
 
 /// Moves messages between the ranks of a job. Messages between two ranks arrive in the order
@@ -34,7 +36,7 @@ impl LocalCluster {
     /// The transports of `ranks` connected ranks (at least 1), rank 0 first.
     pub fn ranks(ranks: usize) -> Result<Vec<Arc<dyn Transport>>> {
         if ranks == 0 {
-            return Err(Error::invalid("ranks", "a job needs at least one rank"));
+            return Err(Error::invalid(Knob::Ranks, "a job needs at least one rank"));
         }
         // channels[from][to]
         let mut senders: Vec<Vec<Option<Sender<Vec<u8>>>>> = (0..ranks).map(|_| Vec::new()).collect();

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use outcore_storage::Message;
+
 use crate::error::{Error, Result};
 use crate::task::{Block, Key, TaskId};
 
@@ -27,11 +29,12 @@ pub(crate) fn encode_outcome(outcome: &Result<Vec<u8>>, me: usize) -> Vec<u8> {
 
 /// `error` as an outcome, with the rank it came from (`me` unless it came from another).
 pub(crate) fn encode_error(error: &Error, me: usize) -> Vec<u8> {
+    // Knobs are marked in the text, so the rank that reports the error names them its way.
     let (rank, text, bug) = match error {
         Error::Interrupted => return vec![INTERRUPTED],
-        Error::Cluster { rank, message, bug } => (*rank, message.clone(), *bug),
-        Error::Bug(_) => (me, error.to_string(), true),
-        other => (me, other.to_string(), false),
+        Error::Cluster { rank, message, bug } => (*rank, message.marked(), *bug),
+        Error::Bug(_) => (me, error.message().marked(), true),
+        other => (me, other.message().marked(), false),
     };
     let mut out = vec![if bug { BUG } else { FAILED }];
     out.extend_from_slice(&(rank as u64).to_le_bytes());
@@ -44,7 +47,7 @@ pub(crate) fn relayed(error: &Error, me: usize) -> Error {
     match error {
         Error::Interrupted => Error::Interrupted,
         Error::Cluster { rank, message, bug } => Error::Cluster { rank: *rank, message: message.clone(), bug: *bug },
-        other => Error::Cluster { rank: me, message: other.to_string(), bug: matches!(other, Error::Bug(_)) },
+        other => Error::Cluster { rank: me, message: other.message(), bug: matches!(other, Error::Bug(_)) },
     }
 }
 
@@ -56,11 +59,12 @@ pub(crate) fn decode_outcome(bytes: &[u8], from: usize) -> Result<&[u8]> {
         Some((&kind @ (FAILED | BUG), rest)) if rest.len() >= 8 => {
             let (rank, text) = rest.split_at(8);
             let rank = u64::from_le_bytes(rank.try_into().unwrap_or_default()) as usize;
-            Err(Error::Cluster { rank, message: String::from_utf8_lossy(text).into_owned(), bug: kind == BUG })
+            let message = Message::from_marked(&String::from_utf8_lossy(text));
+            Err(Error::Cluster { rank, message, bug: kind == BUG })
         }
         _ => Err(Error::Cluster {
             rank: from,
-            message: format!("sent a malformed message of {} bytes", bytes.len()),
+            message: format!("sent a malformed message of {} bytes", bytes.len()).into(),
             bug: true,
         }),
     }
@@ -158,6 +162,8 @@ pub(crate) fn decode_kept(payload: &[u8], from: usize) -> Result<HashMap<Key, Bl
 
 #[cfg(test)]
 mod tests {
+    use outcore_storage::Knob;
+
     use super::*;
 
     #[test]
@@ -168,10 +174,10 @@ mod tests {
         assert!(block.data.iter().zip(data).all(|(a, b)| a.to_bits() == b.to_bits()));
         let wrong = decode_block(&encode_block(4, 2, 3, &data), 5, 1).unwrap_err().to_string();
         assert!(wrong.contains("message 4 where message 5"), "{wrong}");
-        let failed = encode_outcome(&Err(Error::invalid("input", "chunk 3 is corrupt")), 2);
+        let failed = encode_outcome(&Err(Error::invalid(Knob::Input, "chunk 3 is corrupt")), 2);
         let err = decode_block(&failed, 0, 1).unwrap_err();
         assert!(
-            matches!(&err, Error::Cluster { rank: 2, message, bug: false } if message.contains("chunk 3 is corrupt")),
+            matches!(&err, Error::Cluster { rank: 2, message, bug: false } if message.to_string().contains("chunk 3 is corrupt")),
             "{err}"
         );
         let bug = decode_outcome(&encode_error(&Error::Bug("a kernel panicked".into()), 1), 1).unwrap_err();

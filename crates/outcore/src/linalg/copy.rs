@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
+use outcore_storage::{ChunkIndex, ChunkStore, Knob, Pinned, Reservation};
 
 use crate::error::{Error, MemoryError, Result};
 use crate::linalg::budget::MemoryModel;
@@ -63,7 +63,7 @@ pub fn copy_matrix(
     let grid = dst.grid();
     if grid.shape() != src.shape() {
         return Err(Error::invalid(
-            "copy",
+            Knob::Destination,
             format!("{} is {:?} but {} is {:?}", src.describe(), src.shape(), dst.describe(), grid.shape()),
         ));
     }

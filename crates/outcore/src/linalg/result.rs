@@ -3,6 +3,8 @@
 
 use faer::Mat;
 
+use outcore_storage::Knob;
+
 use crate::error::{Error, Result};
 use crate::output::Factor;
 use crate::run::RunStats;
@@ -11,7 +13,7 @@ use crate::run::RunStats;
 pub(crate) fn check_can_center(rows: usize) -> Result<()> {
     if rows < 2 {
         return Err(Error::invalid(
-            "center",
+            Knob::Center,
             "centering needs at least 2 rows (samples): a column of 1 has no variance",
         ));
     }
@@ -76,7 +78,7 @@ impl SvdResult {
     pub fn dense_vectors(&self) -> Result<(Mat<f64>, Mat<f64>)> {
         match (&self.u, &self.v) {
             (Some(u), Some(v)) => Ok((u.to_dense()?, v.to_dense()?)),
-            _ => Err(Error::invalid("result", "singular vectors were not computed (values only)")),
+            _ => Err(Error::invalid(Knob::Vectors, "singular vectors were not computed (values only)")),
         }
     }
 }

@@ -7,6 +7,8 @@
 
 pub(crate) mod borrowed;
 mod generate;
+mod lanes;
+mod random;
 mod reader;
 mod window;
 
@@ -16,12 +18,12 @@ use std::sync::Arc;
 
 use faer::{MatMut, MatRef};
 use outcore_storage::{
-    BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, NpyStore, ReadMode, TranscodedStore, ZarrStore,
+    BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, Knob, NpyStore, ReadMode, TranscodedStore, ZarrStore,
 };
 
-pub use generate::Distribution;
 use generate::GeneratedStore;
-pub(crate) use generate::fill_row;
+pub use random::Distribution;
+pub(crate) use random::fill_row;
 pub(crate) use reader::MatrixReader;
 use window::WindowSource;
 
@@ -83,7 +85,7 @@ impl ChunkedMatrix {
         let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
         if is_npy && mode == ReadMode::Direct {
             return Err(Error::invalid(
-                "read mode",
+                Knob::ReadMode,
                 format!(
                     "{} is a .npy file, which is memory-mapped, not read with direct I/O; read it buffered",
                     path.display()
@@ -168,7 +170,7 @@ impl ChunkedMatrix {
         let (rows, cols) = self.shape();
         if rows == 0 || cols == 0 {
             return Err(Error::invalid(
-                "matrix",
+                Knob::Input,
                 format!("{} is empty ({rows} x {cols}); there is nothing to factor", self.describe()),
             ));
         }

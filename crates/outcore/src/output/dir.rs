@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use outcore_storage::{ChunkGrid, ChunkStore, Dtype, StorageError, ZarrOptions, ZarrStore};
+use outcore_storage::{ChunkGrid, ChunkStore, Dtype, Knob, Message, StorageError, ZarrOptions, ZarrStore};
 
 use crate::error::{Error, Result};
 use crate::matrix::ChunkedMatrix;
@@ -12,7 +12,7 @@ pub fn check_no_overlap(input: &ChunkedMatrix, output: &Path) -> Result<()> {
     let Some(source) = input.store().location() else { return Ok(()) };
     if overlap(source, output) {
         return Err(Error::invalid(
-            "destination",
+            Knob::Destination,
             format!(
                 "{} would overwrite the input {} (it is the same path, inside it, or contains it); choose an output elsewhere",
                 output.display(),
@@ -77,14 +77,17 @@ impl OutputDir {
         let name = target
             .file_name()
             .ok_or_else(|| {
-                Error::invalid("output path", format!("{} has no final component to create", target.display()))
+                Error::invalid(Knob::Destination, format!("{} has no final component to create", target.display()))
             })?
             .to_string_lossy()
             .into_owned();
         if target.exists() && !overwrite {
             return Err(Error::invalid(
-                "output path",
-                format!("{} already exists; set `overwrite` to replace it, or choose another path", target.display()),
+                Knob::Destination,
+                Message::new()
+                    .text(format!("{} already exists; set ", target.display()))
+                    .knob(Knob::Overwrite)
+                    .text(" to replace it, or choose another path"),
             ));
         }
         let parent = match target.parent() {
@@ -94,7 +97,7 @@ impl OutputDir {
         if !parent.is_dir() {
             let problem = if parent.exists() { "is not a directory" } else { "does not exist" };
             return Err(Error::invalid(
-                "output path",
+                Knob::Destination,
                 format!(
                     "{} cannot be created: {} {problem}; create that directory or choose another path",
                     target.display(),
@@ -145,7 +148,7 @@ impl OutputDir {
         if self.target.exists() {
             if !self.overwrite {
                 return Err(Error::invalid(
-                    "output path",
+                    Knob::Destination,
                     format!("{} appeared while the run was going", self.target.display()),
                 ));
             }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use faer::Mat;
-use outcore_storage::ChunkStore;
+use outcore_storage::{ChunkStore, Knob};
 
 use crate::error::{Error, Result};
 use crate::matrix::ChunkedMatrix;
@@ -41,9 +41,10 @@ impl Factor {
         match self {
             Self::Dense(m) => Ok(m.clone()),
             Self::Stored(s) => ChunkedMatrix::from_store(s.clone()).to_dense(),
-            Self::Written { .. } => {
-                Err(Error::invalid("destination", "the factor was written into the matrix you passed; read it there"))
-            }
+            Self::Written { .. } => Err(Error::invalid(
+                Knob::Destination,
+                "the factor was written into the matrix you passed; read it there",
+            )),
         }
     }
 }

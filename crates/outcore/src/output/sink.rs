@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use faer::Mat;
-use outcore_storage::{ChunkGrid, ChunkStore, ZarrOptions, ZarrStore};
+use outcore_storage::{ChunkGrid, ChunkStore, Knob, ZarrOptions, ZarrStore};
 
 use super::Destination;
 use super::dir::{OutputDir, check_no_overlap};
@@ -18,7 +18,7 @@ use crate::run::RunControl;
 pub(crate) fn check_shareable(destination: &Destination<'_>, control: &RunControl, name: &str) -> Result<()> {
     if control.distributed() && !matches!(destination, Destination::Store(_)) {
         return Err(Error::invalid(
-            "destination",
+            Knob::Destination,
             format!(
                 "a run across ranks writes {name} rank by rank, each rank its own rows, so {name} needs a store on shared storage that every rank opened (`Destination::Store`); memory, a caller's matrix or a Zarr array one rank creates cannot be shared"
             ),
@@ -72,7 +72,7 @@ impl<'a> Sink<'a> {
             Destination::Into(dst) => {
                 if dst.shape() != (rows, cols) {
                     return Err(Error::invalid(
-                        "destination",
+                        Knob::Destination,
                         format!(
                             "{name} is {rows} x {cols}; the matrix given for it is {} x {}",
                             dst.nrows(),
@@ -94,7 +94,7 @@ impl<'a> Sink<'a> {
             Destination::Store(store) => {
                 if store.grid() != grid {
                     return Err(Error::invalid(
-                        "destination",
+                        Knob::Destination,
                         format!("{name}: {} has grid {}, the plan writes {grid}", store.describe(), store.grid()),
                     ));
                 }

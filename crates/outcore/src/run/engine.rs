@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[cfg(feature = "testing")]
 use outcore_storage::FaultPlan;
-use outcore_storage::{Accounting, BufferConfig, BufferManager, MemoryReport, Thresholds};
+use outcore_storage::{Accounting, BufferConfig, BufferManager, Knob, MemoryReport, Thresholds};
 
 use super::control::RunControl;
 use super::scheduler::{self, RunStats, Scheduler};
@@ -223,7 +223,7 @@ impl EngineBuilder {
                 || spill_faults;
             if own_settings {
                 return Err(Error::invalid(
-                    "memory_pool",
+                    Knob::MemoryPool,
                     "a shared pool keeps its own limit, accounting, thresholds and spill options; set them where the pool was made",
                 ));
             }
@@ -235,7 +235,7 @@ impl EngineBuilder {
         if let Some(dir) = self.spill_dir {
             if !dir.is_dir() {
                 return Err(Error::invalid(
-                    "spill_dir",
+                    Knob::SpillDir,
                     format!("{} is not a directory; create it or choose another", dir.display()),
                 ));
             }
@@ -265,7 +265,7 @@ impl EngineBuilder {
 fn memory_limit_field(e: outcore_storage::StorageError) -> Error {
     match e {
         outcore_storage::StorageError::InvalidArgument { what: "memory limit", reason } => {
-            Error::invalid("memory_limit", reason)
+            Error::invalid(Knob::MemoryLimit, reason)
         }
         other => other.into(),
     }
@@ -279,9 +279,9 @@ pub(crate) fn available_workers() -> usize {
 /// Refuses a scheduler without workers, or with more than [`Engine::MAX_WORKERS`].
 fn check_workers(scheduler: Scheduler) -> Result<()> {
     match scheduler.workers() {
-        0 => Err(Error::invalid("workers", "0 workers cannot run anything; give 1 or more")),
+        0 => Err(Error::invalid(Knob::Workers, "0 workers cannot run anything; give 1 or more")),
         w if w > Engine::MAX_WORKERS => Err(Error::invalid(
-            "workers",
+            Knob::Workers,
             format!(
                 "{w} workers is more than the {} an engine runs; this machine has {} CPUs",
                 Engine::MAX_WORKERS,

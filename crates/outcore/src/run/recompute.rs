@@ -51,7 +51,8 @@ impl<E: Executor> Run<'_, E> {
                 message: format!(
                     "a lost spill could not be recomputed: it needs a block rank {} sent, which is no longer here (a spill file was lost; check the spill directory's disk)",
                     place.owner(key.task.0)
-                ),
+                )
+                .into(),
                 bug: false,
             });
         }

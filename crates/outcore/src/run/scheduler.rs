@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use outcore_storage::BufferManager;
+use outcore_storage::{BufferManager, Knob};
 
 use super::control::RunControl;
 use super::events::Event;
@@ -50,12 +50,12 @@ impl Scheduler {
     /// Builds a scheduler from a name (`serial` or `threads`) and a worker count.
     pub fn from_name(name: &str, workers: usize) -> Result<Self> {
         if workers == 0 {
-            return Err(Error::invalid("workers", "0 workers cannot run anything; give 1 or more"));
+            return Err(Error::invalid(Knob::Workers, "0 workers cannot run anything; give 1 or more"));
         }
         match name {
             "serial" => Ok(Self::Serial),
             "threads" => Ok(Self::Threads { workers }),
-            _ => Err(Error::invalid("scheduler", format!("{name:?} is not one of serial, threads"))),
+            _ => Err(Error::invalid(Knob::Scheduler, format!("{name:?} is not one of serial, threads"))),
         }
     }
 
@@ -69,7 +69,7 @@ impl Scheduler {
 }
 
 /// What a run observed besides its results.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct RunStats {
     /// Tasks run.
     pub tasks: usize,
@@ -100,7 +100,7 @@ pub(crate) fn run<E: Executor>(
         if in_task_of(manager.pool_id()) {
             // Its tasks could wait for memory the calling task holds, and that task for them.
             return Err(Error::invalid(
-                "engine",
+                Knob::MemoryPool,
                 "a run was started from inside a task of another run on the same memory pool, so each could wait for the other's memory; give the inner run an engine with a pool of its own",
             ));
         }

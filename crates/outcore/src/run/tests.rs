@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use outcore_storage::{Accounting, BufferConfig, BufferManager, Pinned, Reservation, Thresholds};
+use outcore_storage::{Accounting, BufferConfig, BufferManager, Knob, Pinned, Reservation, Thresholds};
 
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ impl Executor for ToyExecutor {
                 }
                 Ok(vec![Block { data, rows: 2, cols: 2 }])
             }
-            Toy::Fail => Err(Error::invalid("toy", "this task always fails")),
+            Toy::Fail => Err(Error::invalid(Knob::Input, "this task always fails")),
         }
     }
 }

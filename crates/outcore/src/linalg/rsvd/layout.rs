@@ -1,7 +1,7 @@
 //! The shape of a randomized SVD, decided from the options and the matrix alone: the sketch's
 //! width, the iterations that can help, the passes over A and the factors' grids.
 
-use outcore_storage::ChunkGrid;
+use outcore_storage::{ChunkGrid, Knob, Message};
 
 use super::options::{RandomizedMethod, RandomizedSvdOptions};
 use crate::error::{Error, Result};
@@ -36,11 +36,11 @@ impl Sketch {
             check_can_center(m)?;
         }
         if o.k == 0 {
-            return Err(Error::invalid("k", "k = 0 asks for no singular values; give k >= 1"));
+            return Err(Error::invalid(Knob::K, "k = 0 asks for no singular values; give k >= 1"));
         }
         if o.power_iters > RandomizedSvdOptions::MAX_POWER_ITERS {
             return Err(Error::invalid(
-                "power_iters",
+                Knob::PowerIters,
                 format!(
                     "{} iterations is more than {} (each is two passes over A); the default {} is accurate on flat spectra, and more than 20 rarely helps",
                     o.power_iters,
@@ -51,7 +51,7 @@ impl Sketch {
         }
         if o.probes > RandomizedSvdOptions::MAX_PROBES {
             return Err(Error::invalid(
-                "probes",
+                Knob::Probes,
                 format!(
                     "{} probes is more than {}; 10 already make the error bound fail with probability 1e-10",
                     o.probes,
@@ -62,15 +62,18 @@ impl Sketch {
         let sum = o.k.checked_add(o.oversamples);
         let Some(l) = sum.filter(|&l| l <= m.min(n)) else {
             let total = sum.map_or_else(|| " (more than can be counted)".into(), |l| format!(" = {l}"));
-            return Err(Error::invalid(
-                "k",
-                format!(
-                    "k + oversamples = {} + {}{total} exceeds min(rows, cols) = {} of the {m} x {n} matrix; lower `k` or `oversamples` (for all singular values of a narrow matrix use TSQR)",
+            let reason = Message::new()
+                .text(format!(
+                    "k + oversamples = {} + {}{total} exceeds min(rows, cols) = {} of the {m} x {n} matrix; lower ",
                     o.k,
                     o.oversamples,
                     m.min(n)
-                ),
-            ));
+                ))
+                .knob(Knob::K)
+                .text(" or ")
+                .knob(Knob::Oversamples)
+                .text(" (for all singular values of a narrow matrix use TSQR)");
+            return Err(Error::invalid(Knob::K, reason));
         };
         // A block Krylov space cannot be wider than min(m, n). Once it spans that much it holds
         // the whole column space and the SVD it gives is exact: the iterations that fill it are
@@ -83,12 +86,12 @@ impl Sketch {
         let options = o.clone();
         if o.probes == 0 {
             return Err(Error::invalid(
-                "probes",
+                Knob::Probes,
                 "the error estimate needs at least 1 probe (10 gives a 1e-10 failure probability)",
             ));
         }
         if o.fan_in < 2 {
-            return Err(Error::invalid("fan_in", "a reduction node must stack at least 2 blocks"));
+            return Err(Error::invalid(Knob::FanIn, "a reduction node must stack at least 2 blocks"));
         }
         let cache_input = cache_input(a);
         Ok(Self { a: a.clone(), options, l, cache_input, iterations })

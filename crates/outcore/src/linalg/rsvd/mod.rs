@@ -38,6 +38,8 @@ use layout::Sketch;
 pub use options::{RandomizedMethod, RandomizedSvdOptions};
 pub use plan::RandomizedSvdPlan;
 
+use outcore_storage::Knob;
+
 use crate::error::{Error, Result};
 use crate::linalg::input::Input;
 use crate::linalg::result::{Centered, SvdResult};
@@ -121,7 +123,10 @@ impl RandomizedSvdPlan<'_> {
                 && overlap(a, b)
             {
                 let (a, b) = (a.display(), b.display());
-                return Err(Error::invalid("destination", format!("U ({a}) and V ({b}) would overwrite each other")));
+                return Err(Error::invalid(
+                    Knob::Destination,
+                    format!("U ({a}) and V ({b}) would overwrite each other"),
+                ));
             }
             check_shareable(&u, control, "U")?;
             check_shareable(&v, control, "V")?;

@@ -1,5 +1,7 @@
 //! What a caller chooses of a randomized SVD.
 
+use outcore_storage::Knob;
+
 use crate::error::{Error, Result};
 
 /// How the range of A is explored.
@@ -18,7 +20,7 @@ impl std::str::FromStr for RandomizedMethod {
         match s {
             "subspace" => Ok(Self::Subspace),
             "krylov" => Ok(Self::Krylov),
-            _ => Err(Error::invalid("method", format!("{s:?} is not one of subspace, krylov"))),
+            _ => Err(Error::invalid(Knob::Method, format!("{s:?} is not one of subspace, krylov"))),
         }
     }
 }

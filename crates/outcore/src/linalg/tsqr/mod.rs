@@ -37,7 +37,7 @@ mod ops;
 mod options;
 mod plan;
 
-use outcore_storage::ChunkIndex;
+use outcore_storage::{ChunkIndex, Knob, Message};
 
 use graph::graph_with_keys;
 use kernels::TsqrExecutor;
@@ -97,11 +97,11 @@ impl SvdPlan<'_> {
                 }
                 None if matches!(factor, Destination::Memory) => None,
                 None => {
-                    return Err(Error::invalid(
-                        "destination",
-                        "the plan writes no large factor (`vectors` is false, or a tall matrix is centered: \
-                         TSQR then gives V alone): there is no factor to write",
-                    ));
+                    let reason = Message::new()
+                        .text("the plan writes no large factor (")
+                        .knob(Knob::Vectors)
+                        .text(" is false, or a tall matrix is centered: TSQR then gives V alone): there is no factor to write");
+                    return Err(Error::invalid(Knob::Destination, reason));
                 }
             };
             let (graph, keys) = graph_with_keys(layout, self.concurrent_tasks())?;

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use outcore_storage::{ChunkGrid, format_size};
+use outcore_storage::{ChunkGrid, Knob, format_size};
 
 use super::graph::graph_with_keys;
 use super::layout::{Centering, Layout, Setup, mat_bytes, speed_panel_rows};
@@ -51,10 +51,10 @@ impl<'a> SvdPlan<'a> {
         let a = &input.matrix;
         a.check_not_empty()?;
         if options.fan_in.is_some_and(|f| f < 2) {
-            return Err(Error::invalid("fan_in", "a reduction node must stack at least 2 factors"));
+            return Err(Error::invalid(Knob::FanIn, "a reduction node must stack at least 2 factors"));
         }
         if options.panel_rows == Some(0) {
-            return Err(Error::invalid("panel_rows", "panels need at least one row"));
+            return Err(Error::invalid(Knob::PanelRows, "panels need at least one row"));
         }
         let transposed = a.rows() < a.cols();
         let tall = if transposed { a.t() } else { a.clone() };

@@ -1,18 +1,25 @@
-//! `large-svd means`: the lesson's scheduler comparison.
+//! `large-svd means`: the lesson's scheduler comparison, `tasks` x mean(normal(n)) then the
+//! mean of means (the workload: `workload`), under each scheduler.
+
+mod workload;
 
 use std::time::Instant;
 
 use outcore::{CancelToken, Engine, Error, Result, RunControl, Scheduler};
 use serde_json::{Value, json};
 
-use crate::cli::{MeansArgs, RunArgs};
-use crate::common::{MemorySummary, Session, peak_rss, peaks_line};
+use super::lifecycle::Command;
+use crate::args::{MeansArgs, RunArgs};
 use crate::ranks;
-use crate::workload::run_means;
+use crate::report::human::peaks_line;
+use crate::report::json::MemoryPeaksJson;
+use crate::session::Session;
+use crate::system::peak_rss;
+use workload::run_means;
 
-/// What the lesson measured with Dask on this machine kind (`../shared/notes/dask-reference.md`):
-/// its `processes` scheduler starts a pool in each `compute`; its `distributed` rows time
-/// computes on a cluster already started.
+/// What the lesson measured with Dask on this machine kind (docs/benchmarks.md): its
+/// `processes` scheduler starts a pool in each `compute`; its `distributed` rows time computes
+/// on a cluster already started.
 const DASK: [(&str, f64); 10] = [
     ("serial", 0.140),
     ("mt_1", 0.181),
@@ -61,92 +68,94 @@ fn measure(configs: &[(String, Engine)], args: &MeansArgs, n: usize, control: &R
         .collect())
 }
 
-pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
-    if args.tasks == 0 {
-        return Err(Error::invalid("--tasks", "0 tasks compute nothing; give 1 or more"));
+/// The rows measured, and the scheduling overhead per task.
+pub struct Outcome {
+    rows: Vec<Measured>,
+    /// `--scheduler` was given: its scheduler alone was measured.
+    named: bool,
+    /// The first configuration compared, the one the overhead was measured on.
+    first: String,
+    overhead: f64,
+}
+
+impl Command for MeansArgs {
+    /// Whether `--scheduler` was given.
+    type Setup = bool;
+    type Outcome = Outcome;
+    const TITLE: &'static str = "means memory";
+
+    fn set_up(&self, run: &RunArgs, cancel: CancelToken) -> Result<(Session, bool)> {
+        // One session: one memory budget and sampler for every scheduler compared (the tasks
+        // hold a few KiB each, so `auto` gives the smallest automatic limit).
+        Ok((Session::new(run, cancel, |_| Ok(0))?, run.scheduler.is_some()))
     }
-    if args.repeat == 0 {
-        return Err(Error::invalid("--repeat", "0 repetitions measure nothing; give 1 or more"));
-    }
-    // One session: one memory budget and sampler for every scheduler compared (the tasks hold
-    // a few KiB each, so `auto` gives the smallest automatic limit).
-    let (session, _) = ranks::agree(Session::new(run, cancel, |_| Ok(0)), |_| Vec::new())?;
-    session.meet_ranks()?;
-    let configs: Vec<(String, Scheduler)> = match &run.scheduler {
-        // A rank of an MPI job (started by the rows below, or by hand): one worker per rank,
-        // as a Dask worker process with one thread.
-        _ if ranks::in_job() => vec![(format!("ranks_{}", ranks::count()), Scheduler::Serial)],
-        Some(_) => {
-            // The one the session was built with.
-            let s = session.engine.scheduler();
-            let name = match s {
-                Scheduler::Serial => "serial".to_string(),
-                Scheduler::Threads { workers } => format!("mt_{workers}"),
-            };
-            vec![(name, s)]
-        }
-        None => {
-            // The lesson's comparison: serial, then threads with 1, 2 and 4 workers.
-            let mut v = vec![("serial".to_string(), Scheduler::Serial)];
-            v.extend([1, 2, 4].map(|w| (format!("mt_{w}"), Scheduler::Threads { workers: w })));
-            v
-        }
-    };
-    let engines: Vec<(String, Engine)> = configs
-        .iter()
-        .map(|(name, s)| Ok((name.clone(), session.engine.with_scheduler(*s)?)))
-        .collect::<Result<_>>()?;
-    let mut rows = measure(&engines, args, args.n, &session.control)?;
-    // Scheduling overhead: the same graph with empty tasks (n = 0), per task.
-    let overhead = measure(&engines[..1], args, 0, &session.control)?[0].median / (args.tasks + 1) as f64;
-    session.gather_boards()?;
-    if !ranks::is_root() {
-        return session.write_side_files(run, "means memory");
-    }
-    let mut notes = Vec::new();
-    if run.scheduler.is_none() && !ranks::in_job() {
-        rows.extend(jobs::measure(args, &mut notes)?);
-    }
-    if rows.windows(2).any(|w| w[0].mean_of_means.to_bits() != w[1].mean_of_means.to_bits()) {
-        return Err(Error::Bug("schedulers disagree on the mean of means".into()));
-    }
-    let serial = rows.iter().find(|r| r.name == "serial").map(|r| r.median);
-    session.finish_progress();
-    let (_, peaks) = session.memory();
-    if run.json {
-        let table: Vec<Value> = rows
+
+    fn run(&self, session: &Session, named: bool, _: &[u8]) -> Result<Outcome> {
+        let configs: Vec<(String, Scheduler)> = match self.compared(session, named) {
+            Some(one) => vec![one],
+            None => {
+                // The lesson's comparison: serial, then threads with 1, 2 and 4 workers.
+                let mut v = vec![("serial".to_string(), Scheduler::Serial)];
+                v.extend([1, 2, 4].map(|w| (format!("mt_{w}"), Scheduler::Threads { workers: w })));
+                v
+            }
+        };
+        let engines: Vec<(String, Engine)> = configs
             .iter()
-            .map(|r| {
-                let dask = DASK.iter().find(|d| d.0 == r.name).map(|d| d.1);
-                json!({
-                    "scheduler": r.name,
-                    "median_seconds": r.median,
-                    "speedup_vs_serial": serial.map(|s| s / r.median),
-                    "dask_median_seconds": dask,
-                    "dask_over_outcore": dask.map(|d| d / r.median),
-                    "job_wall_seconds": r.launch,
+            .map(|(name, s)| Ok((name.clone(), session.engine.with_scheduler(*s)?)))
+            .collect::<Result<_>>()?;
+        let rows = measure(&engines, self, self.n, &session.control)?;
+        // Scheduling overhead: the same graph with empty tasks (n = 0), per task.
+        let overhead = measure(&engines[..1], self, 0, &session.control)?[0].median / (self.tasks + 1) as f64;
+        Ok(Outcome { rows, named, first: configs[0].0.clone(), overhead })
+    }
+
+    fn finish(&self, session: &Session, outcome: Outcome) -> Result<()> {
+        let Outcome { mut rows, named, first, overhead } = outcome;
+        let mut notes = Vec::new();
+        if !named && !ranks::in_job() {
+            rows.extend(jobs::measure(self, &mut notes)?);
+        }
+        if rows.windows(2).any(|w| w[0].mean_of_means.to_bits() != w[1].mean_of_means.to_bits()) {
+            return Err(Error::Bug("schedulers disagree on the mean of means".into()));
+        }
+        let serial = rows.iter().find(|r| r.name == "serial").map(|r| r.median);
+        let (_, peaks) = session.memory();
+        if session.json {
+            let table: Vec<Value> = rows
+                .iter()
+                .map(|r| {
+                    let dask = DASK.iter().find(|d| d.0 == r.name).map(|d| d.1);
+                    json!({
+                        "scheduler": r.name,
+                        "median_seconds": r.median,
+                        "speedup_vs_serial": serial.map(|s| s / r.median),
+                        "dask_median_seconds": dask,
+                        "dask_over_outcore": dask.map(|d| d / r.median),
+                        "job_wall_seconds": r.launch,
+                    })
                 })
-            })
-            .collect();
-        println!(
-            "{}",
-            json!({
-                "command": "means",
-                "tasks": args.tasks,
-                "n": args.n,
-                "repeat": args.repeat,
-                "mean_of_means": rows[0].mean_of_means,
-                "results": table,
-                "notes": notes,
-                "overhead_seconds_per_task": overhead,
-                "peak_rss_bytes": peak_rss(),
-                "memory": MemorySummary::new(session.engine.memory_report(), peaks).with_dashboard(&session),
-            })
-        );
-    } else {
+                .collect();
+            println!(
+                "{}",
+                json!({
+                    "command": "means",
+                    "tasks": self.tasks,
+                    "n": self.n,
+                    "repeat": self.repeat,
+                    "mean_of_means": rows[0].mean_of_means,
+                    "results": table,
+                    "notes": notes,
+                    "overhead_seconds_per_task": overhead,
+                    "peak_rss_bytes": peak_rss(),
+                    "memory": session.memory_summary(),
+                })
+            );
+            return Ok(());
+        }
         println!(
             "{} x mean(normal({})), median of {} runs; mean of means {:.6e} under every scheduler",
-            args.tasks, args.n, args.repeat, rows[0].mean_of_means
+            self.tasks, self.n, self.repeat, rows[0].mean_of_means
         );
         println!(
             "| scheduler | outcore median | speed-up vs serial | Dask (this machine kind) | Dask / outcore | whole MPI job |"
@@ -167,21 +176,34 @@ pub fn run(args: &MeansArgs, run: &RunArgs, cancel: CancelToken) -> Result<()> {
         for note in &notes {
             println!("{note}");
         }
-        println!(
-            "scheduling overhead: {:.1} µs per task ({} scheduler, tasks with n = 0)",
-            overhead * 1e6,
-            configs[0].0
-        );
-        println!("{}", peaks_line(&peaks));
+        println!("scheduling overhead: {:.1} µs per task ({first} scheduler, tasks with n = 0)", overhead * 1e6);
+        println!("{}", peaks_line(&MemoryPeaksJson::from(&peaks)));
+        Ok(())
     }
-    session.write_side_files(run, "means memory")
 }
 
-/// The lesson's `processes` and `distributed` rows: this program started again as an MPI job
-/// of 1, 2 and 4 ranks (one worker each), over shared memory and over TCP.
+impl MeansArgs {
+    /// The one configuration compared when it is not the lesson's whole comparison: a rank of
+    /// an MPI job (started by the comparison's job rows, or by hand) runs one worker, as a Dask
+    /// worker process with one thread; a named scheduler runs the session's.
+    fn compared(&self, session: &Session, named: bool) -> Option<(String, Scheduler)> {
+        if ranks::in_job() {
+            return Some((format!("ranks_{}", ranks::count()), Scheduler::Serial));
+        }
+        named.then(|| {
+            let s = session.engine.scheduler();
+            let name = match s {
+                Scheduler::Serial => "serial".to_string(),
+                Scheduler::Threads { workers } => format!("mt_{workers}"),
+            };
+            (name, s)
+        })
+    }
+}
+
 mod jobs {
     use super::Measured;
-    use crate::cli::MeansArgs;
+    use crate::args::MeansArgs;
     use outcore::Result;
 
     /// Without MPI there are no such rows; a note says how to get them.
@@ -196,7 +218,7 @@ mod jobs {
     /// Runs each job and reads its row; with no `mpirun` on PATH, a note says so instead.
     #[cfg(feature = "mpi")]
     pub fn measure(args: &MeansArgs, notes: &mut Vec<String>) -> Result<Vec<Measured>> {
-        use outcore::Error;
+        use outcore::{Error, Knob};
         // ob1 with one transport: shared memory between processes of one node ("processes"), or
         // TCP over loopback as between machines ("distributed").
         const TRANSPORTS: [(&str, &[&str]); 2] = [
@@ -232,7 +254,7 @@ mod jobs {
                 let wall = started.elapsed().as_secs_f64();
                 let failed = || {
                     Error::invalid(
-                        "mpirun",
+                        Knob::Program("mpirun"),
                         format!(
                             "the {kind} job of {ranks} ranks failed (exit {:?}): {}",
                             out.status.code(),

@@ -4,15 +4,21 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use outcore::storage::{MemoryPeaks, ZarrOptions, ZarrStore, format_size};
+use outcore::storage::{MemoryPeaks, StorageError, ZarrOptions, ZarrStore, format_size};
 use outcore::{
     CancelToken, ChunkedMatrix, Destination, Distribution, RandomizedSvdOptions, RandomizedSvdPlan, Result, SvdOptions,
     SvdPlan, copy_matrix,
 };
 use serde_json::{Value, json};
+use tempfile::TempDir;
 
-use crate::cli::RunArgs;
-use crate::common::{MemorySummary, Session, peak_rss, peaks_line, reset_peak_rss, values_line};
+use super::lifecycle::Command;
+use crate::args::{MemoryLimit, RunArgs};
+use crate::report::human::{peaks_line, values_line};
+use crate::report::json::{ErrorEstimateJson, MemoryPeaksJson};
+use crate::report::summary::MemorySummary;
+use crate::session::Session;
+use crate::system::{peak_rss, reset_peak_rss};
 
 /// One workload of the demo: its matrix, and what Dask measured for it on this machine kind.
 struct Workload {
@@ -39,72 +45,82 @@ const RSVD: Workload = Workload {
     chunk: (2_000, 2_000),
 };
 
-pub fn run(run: &RunArgs, cancel: CancelToken) -> Result<()> {
+/// The demo: both workloads, then their summaries.
+pub struct Demo;
+
+/// The demo's options: those given, with a 64 MiB limit unless one was set.
+pub fn run_args(run: &RunArgs) -> RunArgs {
     let mut run = run.clone();
-    if run.memory_limit == "auto" {
-        run.memory_limit = "64MiB".into();
+    if run.memory_limit == MemoryLimit::Auto {
+        run.memory_limit = MemoryLimit::Bytes(64 << 20);
     }
-    let dir = tempfile::Builder::new()
-        .prefix("outcore-demo-")
-        .tempdir()
-        .map_err(|e| outcore::storage::StorageError::io(std::env::temp_dir(), e))?;
-    let session = Session::new(&run, cancel, |_| Ok(0))?;
-    let engine = &session.engine;
-    if !run.json {
-        eprintln!("outcore demo: the Dask lesson's two SVDs, each from a Zarr store in {}", dir.path().display());
-    }
-    let (tsqr_path, tsqr_write) = write_input(&session, &TSQR, dir.path(), run.json)?;
-    reset_peak_rss();
-    let a = ChunkedMatrix::open(&tsqr_path)?;
-    let start = Instant::now();
-    let plan = SvdPlan::new(engine, &a, &SvdOptions::new().vectors(false))?;
-    let svd = plan.run_with(engine, Destination::Memory, &session.control)?;
-    session.finish_progress();
-    let tsqr = summary(&session, &TSQR, start.elapsed().as_secs_f64(), tsqr_write, &svd.s, svd.stats.tasks, None);
+    run
+}
 
-    let (rsvd_path, rsvd_write) = write_input(&session, &RSVD, dir.path(), run.json)?;
-    reset_peak_rss();
-    let a = ChunkedMatrix::open(&rsvd_path)?;
-    let start = Instant::now();
-    let options = RandomizedSvdOptions::default();
-    let result = RandomizedSvdPlan::new(engine, &a, &options)?.run_with(
-        engine,
-        Destination::Memory,
-        Destination::Memory,
-        &session.control,
-    )?;
-    session.finish_progress();
-    let extra = json!({ "error_estimate": crate::common::ErrorEstimateJson::from(&result.error), "passes_over_input": result.passes, "power_iters": options.power_iters });
-    let rsvd = summary(
-        &session,
-        &RSVD,
-        start.elapsed().as_secs_f64(),
-        rsvd_write,
-        &result.svd.s,
-        result.svd.stats.tasks,
-        Some(extra),
-    );
+impl Command for Demo {
+    /// The directory of the two stores.
+    type Setup = TempDir;
+    /// The two workloads' summaries.
+    type Outcome = (Value, Value);
+    const TITLE: &'static str = "outcore demo: the lesson's two SVDs";
 
-    let (_, peaks) = session.memory();
-    if run.json {
-        println!("{}", json!({ "command": "demo", "tsqr": tsqr, "rsvd": rsvd, "memory_peaks": peaks }));
-    } else {
-        print(&TSQR, &tsqr);
-        print(&RSVD, &rsvd);
-        println!("\n{}", peaks_line(&peaks));
+    fn set_up(&self, run: &RunArgs, cancel: CancelToken) -> Result<(Session, TempDir)> {
+        let dir = tempfile::Builder::new()
+            .prefix("outcore-demo-")
+            .tempdir()
+            .map_err(|e| StorageError::io(std::env::temp_dir(), e))?;
+        Ok((Session::new(run, cancel, |_| Ok(0))?, dir))
     }
-    session.write_side_files(&run, "outcore demo: the lesson's two SVDs")
+
+    fn run(&self, session: &Session, dir: TempDir, _: &[u8]) -> Result<(Value, Value)> {
+        let engine = &session.engine;
+        if !session.json {
+            eprintln!("outcore demo: the Dask lesson's two SVDs, each from a Zarr store in {}", dir.path().display());
+        }
+        let (tsqr_path, tsqr_write) = write_input(session, &TSQR, dir.path())?;
+        reset_peak_rss();
+        let a = ChunkedMatrix::open(&tsqr_path)?;
+        let start = Instant::now();
+        let plan = SvdPlan::new(engine, &a, &SvdOptions::new().vectors(false))?;
+        let svd = plan.run_with(engine, Destination::Memory, &session.control)?;
+        session.finish_progress();
+        let tsqr = summary(session, &TSQR, start.elapsed().as_secs_f64(), tsqr_write, &svd.s, svd.stats.tasks, None);
+
+        let (rsvd_path, rsvd_write) = write_input(session, &RSVD, dir.path())?;
+        reset_peak_rss();
+        let a = ChunkedMatrix::open(&rsvd_path)?;
+        let start = Instant::now();
+        let options = RandomizedSvdOptions::default();
+        let plan = RandomizedSvdPlan::new(engine, &a, &options)?;
+        let result = plan.run_with(engine, Destination::Memory, Destination::Memory, &session.control)?;
+        let extra = json!({
+            "error_estimate": ErrorEstimateJson::from(&result.error),
+            "passes_over_input": result.passes,
+            "power_iters": options.power_iters,
+        });
+        let elapsed = start.elapsed().as_secs_f64();
+        let rsvd = summary(session, &RSVD, elapsed, rsvd_write, &result.svd.s, result.svd.stats.tasks, Some(extra));
+        Ok((tsqr, rsvd))
+    }
+
+    fn finish(&self, session: &Session, (tsqr, rsvd): (Value, Value)) -> Result<()> {
+        let (_, peaks) = session.memory();
+        let peaks = MemoryPeaksJson::from(&peaks);
+        if session.json {
+            println!("{}", json!({ "command": "demo", "tsqr": tsqr, "rsvd": rsvd, "memory_peaks": peaks }));
+        } else {
+            print(&TSQR, &tsqr);
+            print(&RSVD, &rsvd);
+            println!("\n{}", peaks_line(&peaks));
+        }
+        Ok(())
+    }
 }
 
 /// Writes the workload's random matrix to a Zarr store; returns its path and the seconds taken.
-fn write_input(
-    session: &Session,
-    w: &Workload,
-    dir: &std::path::Path,
-    quiet: bool,
-) -> Result<(std::path::PathBuf, f64)> {
+fn write_input(session: &Session, w: &Workload, dir: &std::path::Path) -> Result<(std::path::PathBuf, f64)> {
     let path = dir.join(format!("{}x{}.zarr", w.rows, w.cols));
-    if !quiet {
+    if !session.json {
         eprintln!(
             "writing a {} x {} uniform random matrix ({}) ...",
             w.rows,
@@ -142,7 +158,7 @@ fn summary(
         "tasks": tasks,
         "scheduler": engine.scheduler().name(),
         "workers": engine.scheduler().workers(),
-        "memory": MemorySummary::new(report.clone(), MemoryPeaks::of(&[], &report)),
+        "memory": MemorySummary::new(&report, &MemoryPeaks::of(&[], &report), None),
     });
     if let (Some(extra), Some(map)) = (extra, v.as_object_mut()) {
         map.extend(extra.as_object().cloned().unwrap_or_default());

@@ -11,7 +11,7 @@
 
 use outcore::graph::{Block, Executor, Operation, TaskGraph, WorkerScratch};
 use outcore::storage::{Pinned, Reservation, format_size};
-use outcore::{Engine, Error, MemoryError, Result, RunControl, RunStats};
+use outcore::{Engine, Error, Knob, MemoryError, Result, RunControl, RunStats};
 use rand_distr::{Distribution as _, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::SeedableRng;
@@ -118,7 +118,7 @@ fn means_graph(tasks: usize) -> Result<TaskGraph<MeansOp>> {
 /// Runs the workload: returns the mean of the means and what the run observed.
 pub fn run_means(engine: &Engine, tasks: usize, n: usize, seed: u64, control: &RunControl) -> Result<(f64, RunStats)> {
     if tasks == 0 {
-        return Err(Error::invalid("--tasks", "0 tasks compute nothing; give 1 or more"));
+        return Err(Error::invalid(Knob::Program("--tasks"), "0 tasks compute nothing; give 1 or more"));
     }
     // The graph's bookkeeping, and the combining task's input, grow with the task count:
     // refuse what the limit cannot hold before allocating any of it.

@@ -1,8 +1,13 @@
-//! Command-line arguments.
+//! Command-line arguments, parsed into typed values at the boundary: a bad value is a usage
+//! error (exit code 2) naming the flag, before anything runs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use outcore::storage::{Compression, ReadMode, parse_size};
+use outcore::{Accounting, Distribution, RandomizedMethod, RandomizedSvdOptions, Thresholds};
+
+use crate::report::flags;
 
 /// Out-of-core SVD of matrices larger than RAM: TSQR for tall-and-skinny matrices, from a
 /// Zarr array, a .npy file or a seeded random generator, under a fixed memory limit.
@@ -34,13 +39,13 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct MeansArgs {
     /// Independent tasks.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = at_least_one)]
     pub tasks: usize,
     /// Standard normals per task.
     #[arg(long, default_value_t = 100_000)]
     pub n: usize,
     /// Runs per configuration (the median is reported).
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 7, value_parser = at_least_one)]
     pub repeat: usize,
     /// Seed of the streams.
     #[arg(long, default_value_t = 0)]
@@ -51,36 +56,36 @@ pub struct MeansArgs {
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// Memory limit, e.g. 64MiB or 1.5GiB; `auto` picks what the plan needs (at least 64 MiB).
-    #[arg(long, default_value = "auto", global = true)]
-    pub memory_limit: String,
-    /// Task scheduler: serial or threads (default threads; `means` without it compares both).
-    #[arg(long, global = true)]
-    pub scheduler: Option<String>,
+    #[arg(long, value_name = "SIZE", default_value = "auto", value_parser = memory_limit, global = true)]
+    pub memory_limit: MemoryLimit,
+    /// Task scheduler (default threads; `means` without it compares both).
+    #[arg(long, value_enum, global = true)]
+    pub scheduler: Option<SchedulerKind>,
     /// Worker threads for the threads scheduler (default: the number of CPUs).
-    #[arg(long, global = true)]
+    #[arg(long, value_parser = workers, global = true)]
     pub workers: Option<usize>,
     /// Print one JSON object on stdout instead of the human summary.
     #[arg(long, global = true)]
     pub json: bool,
     /// Write the task graph: .dot (Graphviz source), or .svg/.png/.pdf (needs Graphviz's dot).
-    #[arg(long, value_name = "FILE", global = true)]
-    pub visualize: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", value_parser = graph_file, global = true)]
+    pub visualize: Option<GraphFile>,
     /// Directory for spill files (default: the system temporary directory).
     #[arg(long, value_name = "DIR", global = true)]
     pub spill_dir: Option<PathBuf>,
     /// Change Dask's memory thresholds (fractions of the limit), e.g. `target=0.5,spill=off`:
     /// target (managed, default 0.6), spill (RSS, 0.7), pause (RSS, 0.8), terminate (RSS, 0.95).
-    #[arg(long, value_name = "SPEC", global = true)]
-    pub thresholds: Option<String>,
+    #[arg(long, value_name = "SPEC", value_parser = thresholds, global = true)]
+    pub thresholds: Option<Thresholds>,
     /// What the memory limit and thresholds count: `process` (the process's RSS, as Dask's
     /// workers: the process is the worker) or `own` (only what outcore holds).
-    #[arg(long, value_name = "MODE", default_value = "process", global = true)]
-    pub accounting: String,
+    #[arg(long, value_name = "MODE", default_value = "process", value_parser = accounting, global = true)]
+    pub accounting: Accounting,
     /// Write the memory categories sampled every 20 ms: .csv, or .jsonl (JSON lines).
-    #[arg(long, value_name = "FILE", global = true)]
-    pub memory_timeline: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", value_parser = timeline_file, global = true)]
+    pub memory_timeline: Option<TimelineFile>,
     /// Draw the memory timeline as a stacked area chart with the threshold lines (.svg).
-    #[arg(long, value_name = "FILE.svg", global = true)]
+    #[arg(long, value_name = "FILE.svg", value_parser = svg_file, global = true)]
     pub memory_plot: Option<PathBuf>,
     /// Serve a live dashboard (workers' memory, task stream, progress, graph) at ADDR:
     /// 127.0.0.1:8787 when none is given; 127.0.0.1:0 picks a free port. The URL is printed.
@@ -90,11 +95,11 @@ pub struct RunArgs {
     #[arg(long, requires = "dashboard", global = true)]
     pub dashboard_allow_remote: bool,
     /// Keep serving the dashboard this many seconds after the command ends (Ctrl-C stops it).
-    #[arg(long, value_name = "SECONDS", requires = "dashboard", global = true)]
+    #[arg(long, value_name = "SECONDS", requires = "dashboard", value_parser = seconds, global = true)]
     pub dashboard_linger: Option<f64>,
     /// Write the dashboard's views of the whole command to one self-contained HTML file, readable
     /// offline (like Dask's performance_report).
-    #[arg(long, value_name = "FILE.html", global = true)]
+    #[arg(long, value_name = "FILE.html", value_parser = html_file, global = true)]
     pub report: Option<PathBuf>,
 }
 
@@ -102,23 +107,23 @@ pub struct RunArgs {
 #[derive(Debug, Args, Clone)]
 pub struct MatrixArgs {
     /// Rows of the generated matrix.
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = 2_000_000, value_parser = at_least_one)]
     pub rows: usize,
     /// Columns of the generated matrix.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = at_least_one)]
     pub cols: usize,
     /// Rows per chunk of the generated matrix.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
     pub chunk_rows: usize,
     /// Columns per chunk of the generated matrix (default: all columns).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub chunk_cols: Option<usize>,
     /// Seed of the generated matrix.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Distribution of the generated matrix: uniform (like dask.array.random.random) or normal.
-    #[arg(long, default_value = "uniform")]
-    pub distribution: String,
+    #[arg(long, default_value = "uniform", value_parser = distribution)]
+    pub distribution: Distribution,
     /// Read this Zarr array or .npy file instead of generating a matrix.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["rows", "cols", "chunk_rows", "chunk_cols", "seed", "distribution"])]
     pub input: Option<PathBuf>,
@@ -128,8 +133,8 @@ pub struct MatrixArgs {
     /// How --input's Zarr chunk files are read: buffered (through the page cache, with
     /// read-ahead) or direct (O_DIRECT: no page cache, no read-ahead). A .npy file is always
     /// memory-mapped.
-    #[arg(long, value_name = "MODE", default_value = "buffered", value_parser = ["buffered", "direct"], requires = "input")]
-    pub io: String,
+    #[arg(long, value_name = "MODE", default_value = "buffered", value_parser = read_mode, requires = "input")]
+    pub io: ReadMode,
 }
 
 #[derive(Debug, Args)]
@@ -149,27 +154,27 @@ pub struct TsqrArgs {
     #[arg(long)]
     pub fan_in: Option<usize>,
     /// Rows per panel (default: whole chunk rows).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub panel_rows: Option<usize>,
 }
 
 #[derive(Debug, Args)]
 pub struct RsvdArgs {
     /// Rows of the generated matrix.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
     pub rows: usize,
     /// Columns of the generated matrix.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
     pub cols: usize,
     /// Rows and columns per chunk of the generated matrix.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 2_000, value_parser = at_least_one)]
     pub chunk: usize,
     /// Seed of the generated matrix and of the sketch.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Distribution of the generated matrix: uniform or normal.
-    #[arg(long, default_value = "uniform")]
-    pub distribution: String,
+    #[arg(long, default_value = "uniform", value_parser = distribution)]
+    pub distribution: Distribution,
     /// Read this Zarr array or .npy file instead of generating a matrix.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["rows", "cols", "chunk", "distribution"])]
     pub input: Option<PathBuf>,
@@ -179,8 +184,8 @@ pub struct RsvdArgs {
     /// How --input's Zarr chunk files are read: buffered (through the page cache, with
     /// read-ahead) or direct (O_DIRECT: no page cache, no read-ahead). A .npy file is always
     /// memory-mapped.
-    #[arg(long, value_name = "MODE", default_value = "buffered", value_parser = ["buffered", "direct"], requires = "input")]
-    pub io: String,
+    #[arg(long, value_name = "MODE", default_value = "buffered", value_parser = read_mode, requires = "input")]
+    pub io: ReadMode,
     /// Singular values and vectors wanted.
     #[arg(short = 'k', long = "k", default_value_t = 5)]
     pub k: usize,
@@ -188,12 +193,12 @@ pub struct RsvdArgs {
     #[arg(long, default_value_t = 10)]
     pub oversamples: usize,
     /// Power iterations (two passes over the matrix each).
-    #[arg(long, default_value_t = outcore::RandomizedSvdOptions::DEFAULT_POWER_ITERS)]
+    #[arg(long, default_value_t = RandomizedSvdOptions::DEFAULT_POWER_ITERS)]
     pub power_iters: usize,
     /// krylov (block Krylov: best accuracy per pass) or subspace (re-orthonormalized power
     /// iteration, as Dask's "QR" iterator).
-    #[arg(long, default_value = "krylov")]
-    pub method: String,
+    #[arg(long, default_value = "krylov", value_parser = method)]
+    pub method: RandomizedMethod,
     /// Gaussian probes for the error estimate (failure probability 10^-probes).
     #[arg(long, default_value_t = 10)]
     pub probes: usize,
@@ -214,10 +219,10 @@ impl RsvdArgs {
             chunk_rows: self.chunk,
             chunk_cols: Some(self.chunk),
             seed: self.seed,
-            distribution: self.distribution.clone(),
+            distribution: self.distribution,
             input: self.input.clone(),
             no_check_finite: self.no_check_finite,
-            io: self.io.clone(),
+            io: self.io,
         }
     }
 }
@@ -233,6 +238,138 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub overwrite: bool,
     /// Chunk compression: none, zstd, gzip or blosc-lz4, each with an optional level (zstd:3).
-    #[arg(long, default_value = "none")]
-    pub compression: String,
+    #[arg(long, default_value = "none", value_parser = compression)]
+    pub compression: Compression,
+}
+
+/// `--memory-limit`: a size, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryLimit {
+    /// What the plan needs, from 64 MiB up to half the machine's RAM.
+    Auto,
+    /// This many bytes.
+    Bytes(u64),
+}
+
+/// `--scheduler`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SchedulerKind {
+    /// One task at a time on the calling thread.
+    Serial,
+    /// Up to `--workers` tasks at a time.
+    Threads,
+}
+
+/// `--memory-timeline`: a file and its format.
+#[derive(Clone, Debug)]
+pub struct TimelineFile {
+    pub path: PathBuf,
+    /// JSON lines rather than CSV.
+    pub jsonl: bool,
+}
+
+/// `--visualize`: a file and what writes it.
+#[derive(Clone, Debug)]
+pub struct GraphFile {
+    pub path: PathBuf,
+    /// Graphviz's output format (`svg`, `png`, `pdf`), or `None` for DOT source.
+    pub rendered: Option<&'static str>,
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 is not allowed; it must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{text:?} is not a whole number ({e})")),
+    }
+}
+
+fn workers(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 workers cannot run anything; give 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{text:?} is not a whole number ({e})")),
+    }
+}
+
+fn memory_limit(text: &str) -> Result<MemoryLimit, String> {
+    if text == "auto" {
+        return Ok(MemoryLimit::Auto);
+    }
+    parse_size(text).map(MemoryLimit::Bytes).map_err(|e| flags::storage_message(&e))
+}
+
+fn thresholds(text: &str) -> Result<Thresholds, String> {
+    text.parse().map_err(|e| flags::storage_message(&e))
+}
+
+fn accounting(text: &str) -> Result<Accounting, String> {
+    text.parse().map_err(|e| flags::storage_message(&e))
+}
+
+fn compression(text: &str) -> Result<Compression, String> {
+    text.parse().map_err(|e| flags::storage_message(&e))
+}
+
+fn distribution(text: &str) -> Result<Distribution, String> {
+    text.parse().map_err(|e| flags::message(&e))
+}
+
+fn method(text: &str) -> Result<RandomizedMethod, String> {
+    text.parse().map_err(|e| flags::message(&e))
+}
+
+fn read_mode(text: &str) -> Result<ReadMode, String> {
+    match text {
+        "buffered" => Ok(ReadMode::Buffered),
+        "direct" => Ok(ReadMode::Direct),
+        _ => Err(format!("{text:?} is not one of buffered, direct")),
+    }
+}
+
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Ok(s),
+        _ => Err(format!("{text} is not a number of seconds; give 0 or more")),
+    }
+}
+
+/// The lower-case extension of `path` (empty without one).
+fn extension(path: &Path) -> String {
+    path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
+}
+
+fn timeline_file(text: &str) -> Result<TimelineFile, String> {
+    let path = PathBuf::from(text);
+    match extension(&path).as_str() {
+        "csv" => Ok(TimelineFile { path, jsonl: false }),
+        "jsonl" | "ndjson" | "json" => Ok(TimelineFile { path, jsonl: true }),
+        other => Err(format!("unknown format .{other}; use .csv, or .jsonl for JSON lines")),
+    }
+}
+
+fn svg_file(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if extension(&path) == "svg" { Ok(path) } else { Err(format!("{text} must end in .svg")) }
+}
+
+fn html_file(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if ["html", "htm"].contains(&extension(&path).as_str()) {
+        Ok(path)
+    } else {
+        Err(format!("{text} must end in .html"))
+    }
+}
+
+fn graph_file(text: &str) -> Result<GraphFile, String> {
+    let path = PathBuf::from(text);
+    let rendered = match extension(&path).as_str() {
+        "dot" | "gv" | "" => None,
+        "svg" => Some("svg"),
+        "png" => Some("png"),
+        "pdf" => Some("pdf"),
+        other => return Err(format!("unknown format .{other}; use .dot, .svg, .png or .pdf")),
+    };
+    Ok(GraphFile { path, rendered })
 }

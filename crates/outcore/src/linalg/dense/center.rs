@@ -1,0 +1,75 @@
+//! Centering for PCA: a panel's columns on their means (the means kept as one more row), a
+//! panel's rows on theirs, and the scales of standardized columns.
+
+use faer::MatMut;
+use faer::reborrow::{Reborrow, ReborrowMut};
+
+use crate::task::Block;
+
+/// Subtracts each column's mean from it; returns the means as a `1 x n` block.
+pub(crate) fn center_columns(mut a: MatMut<'_, f64>) -> Block {
+    let (h, n) = a.shape();
+    let mut means = Vec::with_capacity(n);
+    for j in 0..n {
+        let col = a.rb_mut().col_mut(j);
+        let mean = col.rb().iter().sum::<f64>() / h as f64;
+        col.iter_mut().for_each(|x| *x -= mean);
+        means.push(mean);
+    }
+    Block { data: means, rows: 1, cols: n }
+}
+
+/// Subtracts each row's mean from it and, when `standardize`, divides it by its standard
+/// deviation (`ddof = 1`; 1 for a constant row, see [`deviation`]); returns `[means; scales]`
+/// as a `2 x h` block.
+pub(crate) fn center_rows(mut a: MatMut<'_, f64>, standardize: bool) -> Block {
+    let (h, n) = a.shape();
+    let mut means = vec![0.0; h];
+    for j in 0..n {
+        means.iter_mut().zip(a.rb().col(j).iter()).for_each(|(m, x)| *m += x);
+    }
+    means.iter_mut().for_each(|m| *m /= n as f64);
+    let mut squares = vec![0.0; h];
+    for j in 0..n {
+        let col = a.rb_mut().col_mut(j);
+        for ((x, m), q) in col.iter_mut().zip(&means).zip(&mut squares) {
+            *x -= m;
+            *q += *x * *x;
+        }
+    }
+    let scales: Vec<f64> = if standardize {
+        squares.iter().zip(&means).map(|(q, m)| deviation(*q, *m, n as f64)).collect()
+    } else {
+        vec![1.0; h]
+    };
+    if standardize {
+        for j in 0..n {
+            a.rb_mut().col_mut(j).iter_mut().zip(&scales).for_each(|(x, s)| *x /= s);
+        }
+    }
+    Block { data: [means, scales].concat(), rows: 2, cols: h }
+}
+
+/// Divides each column of a centred matrix's R (whose column norms are the centred columns')
+/// by its standard deviation over `samples` rows (`ddof = 1`; 1 for a constant column, see
+/// [`deviation`]); `means` are the columns' means. Returns the scales.
+pub(crate) fn column_scales(mut r: MatMut<'_, f64>, means: &[f64], samples: f64) -> Vec<f64> {
+    (0..r.ncols())
+        .map(|j| {
+            let col = r.rb_mut().col_mut(j);
+            let scale = deviation(col.rb().iter().map(|x| x * x).sum(), means[j], samples);
+            col.iter_mut().for_each(|x| *x /= scale);
+            scale
+        })
+        .collect()
+}
+
+/// The standard deviation (`ddof = 1`) from a sum of squared deviations over `samples` values
+/// of mean `mean`; 1 for a constant column: one whose variance is within the rounding that
+/// centring leaves (`m eps var + (m eps mean)^2`, scikit-learn's `_is_constant_feature`), so
+/// a column of 0.1s is not scaled up into unit-variance noise.
+fn deviation(squares: f64, mean: f64, samples: f64) -> f64 {
+    let variance = squares / samples;
+    let bound = samples * f64::EPSILON * variance + (samples * mean * f64::EPSILON).powi(2);
+    if variance <= bound { 1.0 } else { (squares / (samples - 1.0)).sqrt() }
+}
