@@ -16,7 +16,7 @@ use crate::report::flags;
 /// matrix read from a temporary Zarr store under a 64 MiB memory limit.
 #[derive(Debug, Parser)]
 #[command(name = "large-svd", version, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Options for the demo (when no command is given).
@@ -25,7 +25,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// TSQR SVD of a tall-and-skinny (or short-and-fat) matrix.
     Tsqr(TsqrArgs),
     /// Randomized SVD (top k) of a matrix chunked any way, with an error estimate.
@@ -37,7 +37,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct MeansArgs {
+pub(crate) struct MeansArgs {
     /// Independent tasks.
     #[arg(long, default_value_t = 100, value_parser = at_least_one)]
     pub tasks: usize,
@@ -54,7 +54,7 @@ pub struct MeansArgs {
 
 /// Options every command takes.
 #[derive(Debug, Args, Clone)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Memory limit, e.g. 64MiB or 1.5GiB; `auto` picks what the plan needs (at least 64 MiB).
     #[arg(long, value_name = "SIZE", default_value = "auto", value_parser = memory_limit, global = true)]
     pub memory_limit: MemoryLimit,
@@ -105,7 +105,7 @@ pub struct RunArgs {
 
 /// Where the matrix comes from.
 #[derive(Debug, Args, Clone)]
-pub struct MatrixArgs {
+pub(crate) struct MatrixArgs {
     /// Rows of the generated matrix.
     #[arg(long, default_value_t = 2_000_000, value_parser = at_least_one)]
     pub rows: usize,
@@ -138,7 +138,7 @@ pub struct MatrixArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct TsqrArgs {
+pub(crate) struct TsqrArgs {
     #[command(flatten)]
     pub matrix: MatrixArgs,
     /// Write u.zarr, s.zarr, v.zarr and summary.json here (atomically: nothing appears on failure).
@@ -159,7 +159,7 @@ pub struct TsqrArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RsvdArgs {
+pub(crate) struct RsvdArgs {
     /// Rows of the generated matrix.
     #[arg(long, default_value_t = 10_000, value_parser = at_least_one)]
     pub rows: usize,
@@ -212,7 +212,7 @@ pub struct RsvdArgs {
 
 impl RsvdArgs {
     /// The matrix options in the shape the other commands use.
-    pub fn matrix(&self) -> MatrixArgs {
+    pub(crate) fn matrix(&self) -> MatrixArgs {
         MatrixArgs {
             rows: self.rows,
             cols: self.cols,
@@ -228,7 +228,7 @@ impl RsvdArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     #[command(flatten)]
     pub matrix: MatrixArgs,
     /// The Zarr array to create.
@@ -244,7 +244,7 @@ pub struct GenerateArgs {
 
 /// `--memory-limit`: a size, or `auto`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MemoryLimit {
+pub(crate) enum MemoryLimit {
     /// What the plan needs, from 64 MiB up to half the machine's RAM.
     Auto,
     /// This many bytes.
@@ -253,7 +253,7 @@ pub enum MemoryLimit {
 
 /// `--scheduler`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SchedulerKind {
+pub(crate) enum SchedulerKind {
     /// One task at a time on the calling thread.
     Serial,
     /// Up to `--workers` tasks at a time.
@@ -262,7 +262,7 @@ pub enum SchedulerKind {
 
 /// `--memory-timeline`: a file and its format.
 #[derive(Clone, Debug)]
-pub struct TimelineFile {
+pub(crate) struct TimelineFile {
     pub path: PathBuf,
     /// JSON lines rather than CSV.
     pub jsonl: bool,
@@ -270,7 +270,7 @@ pub struct TimelineFile {
 
 /// `--visualize`: a file and what writes it.
 #[derive(Clone, Debug)]
-pub struct GraphFile {
+pub(crate) struct GraphFile {
     pub path: PathBuf,
     /// Graphviz's output format (`svg`, `png`, `pdf`), or `None` for DOT source.
     pub rendered: Option<&'static str>,

@@ -10,7 +10,7 @@ use outcore::{Error, Knob, Result};
 /// the reliability tests, e.g. `input:read=3; output:write=2; spill:read=1,persistent` (see
 /// [`FaultPlan`] for the part after the colon). Unset in normal use.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct InjectedFaults {
+pub(crate) struct InjectedFaults {
     /// Faults of reads of the input matrix.
     pub input: Option<FaultPlan>,
     /// Faults of writes of the output arrays.
@@ -21,7 +21,7 @@ pub struct InjectedFaults {
 
 impl InjectedFaults {
     /// Reads `OUTCORE_INJECT_FAULTS`.
-    pub fn from_env() -> Result<Self> {
+    pub(crate) fn from_env() -> Result<Self> {
         let Ok(text) = std::env::var("OUTCORE_INJECT_FAULTS") else { return Ok(Self::default()) };
         let mut faults = Self::default();
         for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -44,7 +44,7 @@ impl InjectedFaults {
     }
 
     /// `store`, failing as the output plan says.
-    pub fn output(&self, store: Arc<dyn ChunkStore>) -> Arc<dyn ChunkStore> {
+    pub(crate) fn output(&self, store: Arc<dyn ChunkStore>) -> Arc<dyn ChunkStore> {
         match self.output {
             Some(plan) => Arc::new(FaultyStore::new(store, plan)),
             None => store,

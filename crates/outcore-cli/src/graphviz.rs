@@ -10,7 +10,7 @@ use outcore::{Error, Knob, Result};
 use crate::args::GraphFile;
 
 /// Writes the task graph `dot` to `file`.
-pub fn write_visualization(file: &GraphFile, dot: &str) -> Result<()> {
+pub(crate) fn write_visualization(file: &GraphFile, dot: &str) -> Result<()> {
     let path = &file.path;
     let io = |e: std::io::Error| Error::from(StorageError::io(path, e));
     let Some(format) = file.rendered else { return std::fs::write(path, dot).map_err(io) };

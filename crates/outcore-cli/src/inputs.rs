@@ -14,7 +14,7 @@ use crate::faults::InjectedFaults;
 use crate::report::summary::SvdSummary;
 
 /// The matrix the command works on, from `--input` or generated.
-pub fn open_matrix(args: &MatrixArgs) -> Result<ChunkedMatrix> {
+pub(crate) fn open_matrix(args: &MatrixArgs) -> Result<ChunkedMatrix> {
     if let Some(path) = &args.input {
         let matrix = ChunkedMatrix::open_with(path, args.io)?;
         return Ok(match InjectedFaults::from_env()?.input {
@@ -29,7 +29,7 @@ pub fn open_matrix(args: &MatrixArgs) -> Result<ChunkedMatrix> {
 /// Starts the output `path` for results computed from `input`, refusing one over the input,
 /// and says which partial outputs of killed runs it removed on the way: a directory of results
 /// ([`OutputDir::create`]), or with `array` a Zarr array ([`OutputDir::create_for_array`]).
-pub fn create_output(path: &Path, overwrite: bool, input: &ChunkedMatrix, array: bool) -> Result<OutputDir> {
+pub(crate) fn create_output(path: &Path, overwrite: bool, input: &ChunkedMatrix, array: bool) -> Result<OutputDir> {
     check_no_overlap(input, path)?;
     let out = if array { OutputDir::create_for_array(path, overwrite)? } else { OutputDir::create(path, overwrite)? };
     notice_leftovers(out.leftovers_removed(), "partial output", "partial outputs");
@@ -37,7 +37,7 @@ pub fn create_output(path: &Path, overwrite: bool, input: &ChunkedMatrix, array:
 }
 
 /// Tells on stderr what leftovers of killed runs were removed (rank 0 alone, under MPI).
-pub fn notice_leftovers(removed: &[std::path::PathBuf], one: &str, many: &str) {
+pub(crate) fn notice_leftovers(removed: &[std::path::PathBuf], one: &str, many: &str) {
     if let Some(first) = removed.first().filter(|_| crate::ranks::is_root()) {
         let what = if removed.len() == 1 { one } else { many };
         eprintln!("note: removed {} {what} left by killed runs (e.g. {})", removed.len(), first.display());
@@ -47,7 +47,12 @@ pub fn notice_leftovers(removed: &[std::path::PathBuf], one: &str, many: &str) {
 /// Creates the Zarr array `name` in `out` for a factor (U or V) of `a` with `grid`, in `a`'s
 /// precision, failing as `OUTCORE_INJECT_FAULTS` says: the destination of a run writing into
 /// `out`.
-pub fn factor_store(out: &OutputDir, name: &str, grid: ChunkGrid, a: &ChunkedMatrix) -> Result<Destination<'static>> {
+pub(crate) fn factor_store(
+    out: &OutputDir,
+    name: &str,
+    grid: ChunkGrid,
+    a: &ChunkedMatrix,
+) -> Result<Destination<'static>> {
     let options = ZarrOptions { dtype: a.store().dtype(), ..ZarrOptions::default() };
     let store = Arc::new(ZarrStore::create(out.path().join(name), grid, &options)?);
     Ok(Destination::Store(InjectedFaults::from_env()?.output(store)))
@@ -55,7 +60,7 @@ pub fn factor_store(out: &OutputDir, name: &str, grid: ChunkGrid, a: &ChunkedMat
 
 /// What rank 0 shares with the other ranks of an MPI job before a run: the path of its partial
 /// output directory, where they open the factor arrays it created (empty without one).
-pub fn output_share(output: Option<&OutputDir>) -> Vec<u8> {
+pub(crate) fn output_share(output: Option<&OutputDir>) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     // Absolute: ranks need not share a working directory.
     let absolute = |o: &OutputDir| std::fs::canonicalize(o.path()).unwrap_or_else(|_| o.path().to_path_buf());
@@ -64,7 +69,7 @@ pub fn output_share(output: Option<&OutputDir>) -> Vec<u8> {
 
 /// On a rank other than 0: the factor array `name` rank 0 created in its partial output
 /// directory `shared` (on storage every rank sees), opened to write this rank's rows.
-pub fn shared_factor(shared: &[u8], name: &str) -> Result<Destination<'static>> {
+pub(crate) fn shared_factor(shared: &[u8], name: &str) -> Result<Destination<'static>> {
     use std::os::unix::ffi::OsStrExt;
     let dir = Path::new(std::ffi::OsStr::from_bytes(shared));
     let store = Arc::new(ZarrStore::open(dir.join(name))?);
@@ -73,7 +78,7 @@ pub fn shared_factor(shared: &[u8], name: &str) -> Result<Destination<'static>> 
 
 /// Completes an `--output` directory: writes `s.zarr` and `summary.json` (with the output's
 /// final path in `summary`), then moves the directory into place.
-pub fn commit_output(out: OutputDir, summary: &mut SvdSummary) -> Result<()> {
+pub(crate) fn commit_output(out: OutputDir, summary: &mut SvdSummary) -> Result<()> {
     write_vector_zarr(&out.path().join("s.zarr"), &summary.singular_values, summary.dtype())?;
     summary.output = Some(out.target().to_path_buf());
     let path = out.path().join("summary.json");

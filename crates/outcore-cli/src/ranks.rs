@@ -17,7 +17,7 @@ static RANK: AtomicUsize = AtomicUsize::new(0);
 /// Joins the job that launched this process, if a launcher did (`mpirun`, `srun`); a plain
 /// start stays one process. Refuses a launcher's task started alone (see
 /// `outcore::cluster::MpiWorld::join`) and a launcher when the binary was built without MPI.
-pub fn join() -> Result<()> {
+pub(crate) fn join() -> Result<()> {
     #[cfg(feature = "mpi")]
     if outcore::cluster::launcher_tasks().is_some() {
         let world: Arc<dyn Transport> = Arc::new(outcore::cluster::MpiWorld::join()?);
@@ -37,39 +37,39 @@ pub fn join() -> Result<()> {
 }
 
 /// Leaves the job: MPI is finalized once nothing else holds the transport.
-pub fn leave() {
+pub(crate) fn leave() {
     CLUSTER.lock().unwrap_or_else(|p| p.into_inner()).take();
 }
 
 /// The job's transport, if this process is a rank of one.
-pub fn cluster() -> Option<Arc<dyn Transport>> {
+pub(crate) fn cluster() -> Option<Arc<dyn Transport>> {
     CLUSTER.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// Whether this process is a rank of a job (of one rank, too).
-pub fn in_job() -> bool {
+pub(crate) fn in_job() -> bool {
     cluster().is_some()
 }
 
 /// This rank (0 without a job).
-pub fn rank() -> usize {
+pub(crate) fn rank() -> usize {
     RANK.load(Ordering::Relaxed)
 }
 
 /// Whether this process prints and writes the small outputs: rank 0, or the only process.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     rank() == 0
 }
 
 /// Ranks in the job (1 without one).
-pub fn count() -> usize {
+pub(crate) fn count() -> usize {
     cluster().map_or(1, |t| t.ranks())
 }
 
 /// `step`'s outcome, agreed among the ranks (see `outcore::cluster::agree`): every rank goes
 /// on with its value and rank 0's `share` of it, or every rank fails with the lowest failing
 /// rank's error (rank 0 keeps its own as it was), which only rank 0 prints.
-pub fn agree<T>(step: Result<T>, share: impl FnOnce(&T) -> Vec<u8>) -> Result<(T, Vec<u8>)> {
+pub(crate) fn agree<T>(step: Result<T>, share: impl FnOnce(&T) -> Vec<u8>) -> Result<(T, Vec<u8>)> {
     let Some(transport) = cluster() else { return step.map(|value| (value, Vec::new())) };
     let agreed = outcore::cluster::agree(&*transport, step.as_ref().map(share));
     match (step, agreed) {
@@ -82,7 +82,7 @@ pub fn agree<T>(step: Result<T>, share: impl FnOnce(&T) -> Vec<u8>) -> Result<(T
 
 /// Rank 0 gets every rank's `part` (its own first); other ranks send theirs and get `None`.
 /// Without a job: `Some([part])`.
-pub fn gather(part: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
+pub(crate) fn gather(part: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
     match cluster() {
         Some(transport) => outcore::cluster::gather(&*transport, part),
         None => Ok(Some(vec![part])),
@@ -91,13 +91,13 @@ pub fn gather(part: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
 
 /// Whether this rank reports `error`: rank 0 reports every error; other ranks only their own,
 /// not those of other ranks, which rank 0 reports for the whole job.
-pub fn reports(error: &Error) -> bool {
+pub(crate) fn reports(error: &Error) -> bool {
     is_root() || !matches!(error, Error::Cluster { .. })
 }
 
 /// This rank's file for `path` (a memory timeline or plot): `path` itself on rank 0 (or without
 /// a job), `NAME.rankR.EXT` beside it on rank R.
-pub fn own_path(path: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn own_path(path: &std::path::Path) -> std::path::PathBuf {
     let r = rank();
     if r == 0 {
         return path.to_path_buf();

@@ -65,7 +65,7 @@ impl EventSink for Observer {
 
 /// An engine, how its limit was chosen, when the command started, and the control of its runs
 /// (Ctrl-C's cancel token, the progress bar and memory sampler).
-pub struct Session {
+pub(crate) struct Session {
     pub engine: Engine,
     pub auto_limit: bool,
     pub started: Instant,
@@ -82,7 +82,7 @@ pub struct Session {
 impl Session {
     /// Builds the engine for `run`. With `--memory-limit auto`, `needed` is asked, on a
     /// provisional engine, for the limit the command's plan needs.
-    pub fn new(run: &RunArgs, cancel: CancelToken, needed: impl Fn(&Engine) -> Result<u64>) -> Result<Self> {
+    pub(crate) fn new(run: &RunArgs, cancel: CancelToken, needed: impl Fn(&Engine) -> Result<u64>) -> Result<Self> {
         check_side_files(run)?;
         let workers = run.workers.unwrap_or_else(system::cpus);
         let scheduler = match run.scheduler {
@@ -159,7 +159,7 @@ impl Session {
 
     /// In an MPI job with a dashboard, on every rank once all agreed to go on: tells rank 0
     /// where the other ranks serve their boards, so that it shows each rank as a worker.
-    pub fn meet_ranks(&self) -> Result<()> {
+    pub(crate) fn meet_ranks(&self) -> Result<()> {
         match self.dashboard.as_ref().filter(|_| crate::ranks::in_job()) {
             Some(dashboard) => dashboard.meet_ranks(),
             None => Ok(()),
@@ -168,7 +168,7 @@ impl Session {
 
     /// In an MPI job with a dashboard, on every rank once the runs are over and before rank 0
     /// does anything alone: brings every rank's final board to rank 0.
-    pub fn gather_boards(&self) -> Result<()> {
+    pub(crate) fn gather_boards(&self) -> Result<()> {
         match self.dashboard.as_ref().filter(|_| crate::ranks::in_job()) {
             Some(dashboard) => dashboard.gather_ranks(),
             None => Ok(()),
@@ -177,7 +177,7 @@ impl Session {
 
     /// A session whose `auto` limit is what the plan `make` builds needs
     /// (`needed(plan, workers)`), and that plan built again on the session's engine.
-    pub fn planned<P>(
+    pub(crate) fn planned<P>(
         run: &RunArgs,
         cancel: CancelToken,
         make: impl Fn(&Engine) -> Result<P>,
@@ -192,7 +192,7 @@ impl Session {
     }
 
     /// The memory samples so far and the peak of each category.
-    pub fn memory(&self) -> (Vec<MemorySample>, MemoryPeaks) {
+    pub(crate) fn memory(&self) -> (Vec<MemorySample>, MemoryPeaks) {
         let samples = self.observer.samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let peaks = MemoryPeaks::of(&samples, &self.engine.memory_report());
         (samples, peaks)
@@ -201,7 +201,7 @@ impl Session {
     /// Writes `--memory-timeline`, `--memory-plot` and `--report` if asked, then keeps the
     /// dashboard serving for `--dashboard-linger`. Called once the command's result is safe: a
     /// failure here never costs it.
-    pub fn write_side_files(&self, run: &RunArgs, title: &str) -> Result<()> {
+    pub(crate) fn write_side_files(&self, run: &RunArgs, title: &str) -> Result<()> {
         self.finished.store(true, std::sync::atomic::Ordering::Release);
         if let Some(dashboard) = &self.dashboard {
             dashboard.close();
@@ -229,25 +229,30 @@ impl Session {
     }
 
     /// Clears the progress bar.
-    pub fn finish_progress(&self) {
+    pub(crate) fn finish_progress(&self) {
         self.observer.bar.finish_and_clear();
     }
 
     /// The JSON summary of `svd`, computed from `a` by `command`, with the session's figures now.
-    pub fn svd_summary(&self, command: (&'static str, Details), a: &ChunkedMatrix, svd: &SvdResult) -> SvdSummary {
+    pub(crate) fn svd_summary(
+        &self,
+        command: (&'static str, Details),
+        a: &ChunkedMatrix,
+        svd: &SvdResult,
+    ) -> SvdSummary {
         let wall = self.started.elapsed().as_secs_f64();
         SvdSummary::new(command, a, svd, self.engine.scheduler(), wall, self.memory_summary())
     }
 
     /// The memory figures of a JSON summary now.
-    pub fn memory_summary(&self) -> MemorySummary {
+    pub(crate) fn memory_summary(&self) -> MemorySummary {
         let (_, peaks) = self.memory();
         let dashboard = self.dashboard.as_ref().map(|_| crate::dashboard::held_bytes());
         MemorySummary::new(&self.engine.memory_report(), &peaks, dashboard)
     }
 
     /// `64.0 MiB` or `64.0 MiB (auto)`.
-    pub fn limit_text(&self) -> String {
+    pub(crate) fn limit_text(&self) -> String {
         let limit = format_size(self.engine.memory_limit());
         if self.auto_limit { format!("{limit} (auto; set --memory-limit to choose)") } else { limit }
     }

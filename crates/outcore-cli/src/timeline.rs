@@ -18,7 +18,7 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// Writes `samples` to `path`: JSON lines with `jsonl`, else CSV.
-pub fn write_timeline(path: &Path, jsonl: bool, samples: &[MemorySample]) -> Result<()> {
+pub(crate) fn write_timeline(path: &Path, jsonl: bool, samples: &[MemorySample]) -> Result<()> {
     let mut out = Vec::new();
     if jsonl {
         for s in samples {
@@ -51,7 +51,7 @@ pub fn write_timeline(path: &Path, jsonl: bool, samples: &[MemorySample]) -> Res
 /// recent and (under own accounting) the host's part stacked (their top is the process RSS),
 /// spilled bytes as a dashed line, and the memory limit and its target/spill/pause/terminate
 /// thresholds as horizontal lines.
-pub fn plot_timeline(path: &Path, samples: &[MemorySample], title: &str) -> Result<()> {
+pub(crate) fn plot_timeline(path: &Path, samples: &[MemorySample], title: &str) -> Result<()> {
     if !path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
         return Err(Error::invalid(Knob::Program("--memory-plot"), format!("{} must end in .svg", path.display())));
     }

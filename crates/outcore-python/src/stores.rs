@@ -64,20 +64,18 @@ impl ChunkStore for ArrayStore {
             // offset lies inside the array numpy described; reads are unaligned-safe.
             let row = unsafe { l.ptr.offset(i as isize * l.row_stride) };
             match l.element {
-                Element::F64 => out.extend(
-                    (e.col0..e.col0 + e.cols)
-                        .map(|j| unsafe { row.offset(j as isize * l.col_stride).cast::<f64>().read_unaligned() }),
-                ),
-                Element::F32 => out.extend((e.col0..e.col0 + e.cols).map(|j| unsafe {
-                    f64::from(row.offset(j as isize * l.col_stride).cast::<f32>().read_unaligned())
+                Element::F64 => out.extend((e.col0..e.col0 + e.cols).map(|j| {
+                    // SAFETY: j < cols, so the element lies in row i of the array; the read
+                    // is unaligned-safe.
+                    unsafe { row.offset(j as isize * l.col_stride).cast::<f64>().read_unaligned() }
+                })),
+                Element::F32 => out.extend((e.col0..e.col0 + e.cols).map(|j| {
+                    // SAFETY: as above, for a float32 element.
+                    f64::from(unsafe { row.offset(j as isize * l.col_stride).cast::<f32>().read_unaligned() })
                 })),
             }
         }
         Ok(())
-    }
-
-    fn write_chunk(&self, _index: ChunkIndex, _data: &[f64]) -> StorageResult<()> {
-        Err(StorageError::ReadOnly { store: self.describe() })
     }
 
     fn describe(&self) -> String {
@@ -134,10 +132,6 @@ impl ChunkStore for CallbackStore {
         read.map_err(|err| self.fail(index, err))
     }
 
-    fn write_chunk(&self, _index: ChunkIndex, _data: &[f64]) -> StorageResult<()> {
-        Err(StorageError::ReadOnly { store: self.describe() })
-    }
-
     fn describe(&self) -> String {
         let (r, c) = self.grid.shape();
         let (cr, cc) = self.grid.chunk_shape();
@@ -192,7 +186,8 @@ impl Source {
             )));
         };
         let (shape, strides) = (array.shape(), array.strides());
-        // The data pointer of an ndarray of any element type, through numpy's C struct.
+        // SAFETY: `array` is a live ndarray (the GIL is held), so its C struct is readable; the
+        // data pointer of an ndarray of any element type is its `data` field.
         let ptr = unsafe { (*array.as_array_ptr()).fields.data }.cast::<u8>().cast_const();
         let layout =
             Layout { ptr, element, rows: shape[0], cols: shape[1], row_stride: strides[0], col_stride: strides[1] };

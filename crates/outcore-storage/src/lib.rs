@@ -32,9 +32,10 @@ pub use leftovers::{SPILL_PREFIX, process_alive, process_tag, remove_leftovers};
 pub use memory::{Accounting, MemoryReport, ProcessMemory, RssSource, Thresholds, UnmanagedHistory, meminfo};
 pub use size::{format_size, parse_size};
 pub use store::{
-    ChunkRows, ChunkStore, Dtype, MemoryStore, NpyStore, TranscodedStore, extract_chunk, read_matrix, write_matrix,
+    ChunkRows, ChunkStore, Dtype, MemoryStore, NpyStore, ReadMode, TranscodedStore, extract_chunk, read_matrix,
+    write_matrix,
 };
 #[cfg(feature = "zarr")]
-pub use store::{Compression, ReadMode, ZarrOptions, ZarrStore};
+pub use store::{Compression, ZarrOptions, ZarrStore};
 #[cfg(feature = "testing")]
 pub use testing::{FaultPlan, FaultyStore};

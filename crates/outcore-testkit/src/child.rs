@@ -41,8 +41,9 @@ pub fn run_measured(program: &str, args: &[String]) -> Measured {
     let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
     let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
     let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 reaps our own child (nothing else waits for it).
+    // SAFETY: rusage is plain data, for which all zeros is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 reaps our own child (nothing else waits for it) into valid pointers.
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(waited, pid, "wait4 failed");
     Measured {

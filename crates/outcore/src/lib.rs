@@ -76,7 +76,9 @@ pub mod graph {
 /// Output directories that appear atomically, and small results written as Zarr arrays: what a
 /// program that writes its results as files needs (the `large-svd` command line does).
 pub mod files {
-    pub use crate::output::{OutputDir, check_no_overlap, write_matrix_zarr, write_vector_zarr};
+    pub use crate::output::{OutputDir, check_no_overlap};
+    #[cfg(feature = "zarr")]
+    pub use crate::output::{write_matrix_zarr, write_vector_zarr};
 }
 
 /// The storage layer: chunk stores (Zarr, `.npy`, memory), the buffer manager (the memory

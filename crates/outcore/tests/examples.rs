@@ -49,6 +49,11 @@ fn in_memory_svd_matches_faer() {
 }
 
 #[test]
+fn a_store_of_ones_own_matches_faer() {
+    run("custom_store", &[], &["a store of type", "matches faer's dense SVD"]);
+}
+
+#[test]
 fn zarr_in_and_out_matches_faer() {
     let dir = tempfile::tempdir().unwrap();
     run("zarr", &[dir.path().to_str().unwrap()], &["matches faer's dense SVD"]);

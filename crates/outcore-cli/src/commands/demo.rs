@@ -46,10 +46,10 @@ const RSVD: Workload = Workload {
 };
 
 /// The demo: both workloads, then their summaries.
-pub struct Demo;
+pub(super) struct Demo;
 
 /// The demo's options: those given, with a 64 MiB limit unless one was set.
-pub fn run_args(run: &RunArgs) -> RunArgs {
+pub(super) fn run_args(run: &RunArgs) -> RunArgs {
     let mut run = run.clone();
     if run.memory_limit == MemoryLimit::Auto {
         run.memory_limit = MemoryLimit::Bytes(64 << 20);

@@ -15,7 +15,7 @@ use crate::session::Session;
 use crate::system::peak_rss;
 
 /// The input, the array being written, and its grid.
-pub struct Setup {
+pub(super) struct Setup {
     a: ChunkedMatrix,
     out: OutputDir,
     grid: ChunkGrid,

@@ -11,7 +11,7 @@ use crate::ranks;
 use crate::session::Session;
 
 /// A command, as [`execute`] runs it.
-pub trait Command {
+pub(super) trait Command {
     /// What every rank holds once the setup succeeded on every rank.
     type Setup;
     /// What the runs produced, on every rank.
@@ -42,7 +42,7 @@ pub trait Command {
 }
 
 /// Runs `command` through its steps, in the one order.
-pub fn execute<C: Command>(command: &C, run: &RunArgs, cancel: CancelToken) -> Result<()> {
+pub(super) fn execute<C: Command>(command: &C, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     let ((session, setup), shared) = ranks::agree(command.set_up(run, cancel), |(_, setup)| command.share(setup))?;
     session.meet_ranks()?;
     let mut outcome = command.run(&session, setup, &shared)?;

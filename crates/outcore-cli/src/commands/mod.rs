@@ -14,7 +14,7 @@ use crate::args::{Command as Args, RunArgs};
 use lifecycle::execute;
 
 /// Runs the command `args` names (the demo without one).
-pub fn dispatch(args: Option<&Args>, run: &RunArgs, cancel: CancelToken) -> Result<()> {
+pub(crate) fn dispatch(args: Option<&Args>, run: &RunArgs, cancel: CancelToken) -> Result<()> {
     match args {
         None => execute(&demo::Demo, &demo::run_args(run), cancel),
         Some(Args::Tsqr(args)) => execute(args, run, cancel),

@@ -21,7 +21,7 @@ use crate::session::Session;
 
 /// What every rank has before the run: rank 0 alone holds the output directory and the arrays
 /// of U and V it created there.
-pub struct Setup {
+pub(super) struct Setup {
     a: ChunkedMatrix,
     options: RandomizedSvdOptions,
     output: Option<OutputDir>,
@@ -30,7 +30,7 @@ pub struct Setup {
 }
 
 /// What the run gave.
-pub struct Outcome {
+pub(super) struct Outcome {
     result: RandomizedSvdResult,
     summary: SvdSummary,
     output: Option<OutputDir>,

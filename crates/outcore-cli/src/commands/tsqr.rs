@@ -14,7 +14,7 @@ use crate::session::Session;
 
 /// What every rank has before the run: rank 0 alone holds the output directory and the large
 /// factor's array it created there.
-pub struct Setup {
+pub(super) struct Setup {
     a: ChunkedMatrix,
     options: SvdOptions,
     output: Option<OutputDir>,
@@ -23,7 +23,7 @@ pub struct Setup {
 }
 
 /// What the run gave.
-pub struct Outcome {
+pub(super) struct Outcome {
     a: ChunkedMatrix,
     svd: SvdResult,
     summary: SvdSummary,

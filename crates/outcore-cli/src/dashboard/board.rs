@@ -17,16 +17,16 @@ use crate::report::json::ThresholdsJson;
 
 /// Task rectangles kept for the task stream and the trace (the oldest go first; Dask's stream
 /// keeps 1,000).
-pub const TASK_CAP: usize = 4_096;
+pub(super) const TASK_CAP: usize = 4_096;
 /// Memory samples kept: past this the timeline keeps every second sample, then every fourth...
-pub const SAMPLE_CAP: usize = 2_048;
+pub(super) const SAMPLE_CAP: usize = 2_048;
 /// The most the dashboard holds, counted in the plans' process overhead: the board's buffers
 /// at their caps, and per connection the server takes one state (or trace) with the copy it
 /// is made from, and the other ranks' final states (a test fills a board to check it).
-pub const BOARD_BYTES: u64 = 6 << 20;
+pub(super) const BOARD_BYTES: u64 = 6 << 20;
 /// What rank 0 holds more for each rank of a job: that rank's few fixed rows (threads,
 /// stages, its worker) once kept and once per connection.
-pub const RANK_BYTES: u64 = 128 << 10;
+pub(super) const RANK_BYTES: u64 = 128 << 10;
 
 /// A finished task: thread, stage (index into the board's stages), start and end in seconds
 /// since the command started (sent to 0.1 ms).
@@ -117,7 +117,7 @@ struct Inner {
 
 /// What the dashboard shows, fed by the run's events (an [`EventSink`]).
 #[derive(Debug)]
-pub struct Board {
+pub(crate) struct Board {
     started: Instant,
     title: String,
     /// Process id and start time: names this command's state among others on the same port.
@@ -132,13 +132,13 @@ pub struct Board {
 }
 
 /// The value of `key` in a URL query (`a=1&b=2`), if present.
-pub fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {
+pub(super) fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {
     query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// Where a client's last update ended: the next task's sequence number, the last sample's time.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Cursor {
+pub(crate) struct Cursor {
     /// Sequence number of the first task not yet sent.
     pub next_task: u64,
     /// Time (seconds) of the last sample sent; later ones are new.
@@ -149,7 +149,7 @@ pub struct Cursor {
 /// timeline or not. The other ranks of a job send their share, so that rank 0's combined state
 /// stays as large as one board's.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Share {
+pub(crate) struct Share {
     /// Most tasks sent.
     pub tasks: usize,
     /// Whether the memory samples are sent.
@@ -159,12 +159,12 @@ pub struct Share {
 impl Share {
     /// Each rank's part of one board's worth in a job of `ranks`: rank 0 alone sends samples
     /// (the page draws rank 0's timeline).
-    pub fn of_rank(rank: usize, ranks: usize) -> Self {
+    pub(crate) fn of_rank(rank: usize, ranks: usize) -> Self {
         Self { tasks: TASK_CAP / ranks.max(1), timeline: rank == 0 }
     }
 
     /// The share a state query asks for, `tasks=N&timeline=0` (the whole board where absent).
-    pub fn from_query(query: &str) -> Self {
+    pub(crate) fn from_query(query: &str) -> Self {
         let value = |key: &str| query_value(query, key);
         Self {
             tasks: value("tasks").and_then(|v| v.parse().ok()).map_or(TASK_CAP, |n: usize| n.min(TASK_CAP)),
@@ -173,7 +173,7 @@ impl Share {
     }
 
     /// The query asking for this share.
-    pub fn query(&self) -> String {
+    pub(crate) fn query(&self) -> String {
         format!("tasks={}&timeline={}", self.tasks, u8::from(self.timeline))
     }
 }
@@ -187,7 +187,7 @@ impl Default for Cursor {
 
 impl Cursor {
     /// The cursor of a state query, `from=N&after=T` (the start where absent).
-    pub fn from_query(query: &str) -> Self {
+    pub(crate) fn from_query(query: &str) -> Self {
         let value = |key: &str| query_value(query, key);
         Self {
             next_task: value("from").and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -196,7 +196,7 @@ impl Cursor {
     }
 
     /// The query that asks for what comes after this cursor.
-    pub fn query(&self) -> String {
+    pub(crate) fn query(&self) -> String {
         format!("from={}&after={}", self.next_task, self.last_sample)
     }
 }
@@ -260,7 +260,7 @@ struct Worker {
 impl Board {
     /// A board for a command titled `title` whose runs use up to `threads` workers, in the
     /// process that is worker `name`, rank `rank` of its job.
-    pub fn new(title: String, rank: usize, name: String, threads: usize, started: Instant) -> Self {
+    pub(crate) fn new(title: String, rank: usize, name: String, threads: usize, started: Instant) -> Self {
         let inner = Inner { stride: 1, threads: vec![ThreadRow::default(); threads.max(1)], ..Inner::default() };
         let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let run = format!("{}-{}", std::process::id(), epoch.as_millis());
@@ -268,12 +268,12 @@ impl Board {
     }
 
     /// Says that something beside the board's own events changed (the other ranks' states).
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.version.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The change counter.
-    pub fn version(&self) -> u64 {
+    pub(crate) fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }
 
@@ -287,7 +287,7 @@ impl Board {
 
     /// The state as JSON: what the board holds after `cursor`, within `share`, and the cursor
     /// after it. The lock is held only to copy: workers' events never wait for serializing.
-    pub fn state_json(&self, cursor: Cursor, share: Share) -> (String, Cursor) {
+    pub(crate) fn state_json(&self, cursor: Cursor, share: Share) -> (String, Cursor) {
         let io = ProcessIo::read();
         let inner = self.lock();
         let newest = inner.tasks.len().saturating_sub(share.tasks);
@@ -323,7 +323,7 @@ impl Board {
     }
 
     /// The figures in Prometheus' text format.
-    pub fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         let io = ProcessIo::read();
         let inner = self.lock();
         let w = inner.worker(&self.name, self.threads, io);
@@ -375,7 +375,7 @@ impl Board {
 
     /// The kept tasks as a Chrome trace (for Perfetto or chrome://tracing): one track per
     /// thread, one slice per task, named by stage.
-    pub fn trace_json(&self) -> String {
+    pub(crate) fn trace_json(&self) -> String {
         let inner = self.lock();
         let (tasks, threads, dropped) = (inner.tasks.clone(), inner.threads.len(), inner.first_seq);
         let names: Vec<&str> = inner.stages.iter().map(|s| s.name).collect();
@@ -408,7 +408,7 @@ impl Board {
     }
 
     /// Marks the command as done: its runs are over and its results written.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let mut inner = self.lock();
         inner.closed = true;
         inner.finished_at = Some(self.started.elapsed().as_secs_f64());
@@ -417,7 +417,7 @@ impl Board {
     }
 
     /// Marks the command as failed (its runs may have ended without saying so).
-    pub fn fail(&self) {
+    pub(crate) fn fail(&self) {
         let mut inner = self.lock();
         inner.failed = true;
         inner.running = false;

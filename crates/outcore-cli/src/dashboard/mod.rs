@@ -24,20 +24,20 @@ use std::time::{Duration, Instant};
 use outcore::storage::StorageError;
 use outcore::{CancelToken, Error, Result};
 
-pub use board::Board;
+pub(crate) use board::Board;
 use board::{BOARD_BYTES, Cursor, RANK_BYTES, Share};
 use ranks::Peers;
 use server::{Access, Server};
 
 /// The most a process's dashboard holds (rank 0 holds more for each other rank of a job).
-pub fn held_bytes() -> u64 {
+pub(crate) fn held_bytes() -> u64 {
     let others = if crate::ranks::is_root() { crate::ranks::count() - 1 } else { 0 };
     BOARD_BYTES + others as u64 * RANK_BYTES
 }
 
 /// A command's dashboard: the board its runs feed, and the server showing it, if asked for.
 /// On another rank than 0 of an MPI job, the server is for rank 0 alone.
-pub struct Dashboard {
+pub(crate) struct Dashboard {
     board: Arc<Board>,
     peers: Arc<Peers>,
     server: Option<Server>,
@@ -48,7 +48,7 @@ pub struct Dashboard {
 impl Dashboard {
     /// A board for a command whose runs use up to `threads` workers, served at `--dashboard`
     /// if given.
-    pub fn start(run: &crate::args::RunArgs, threads: usize, started: Instant) -> Result<Self> {
+    pub(crate) fn start(run: &crate::args::RunArgs, threads: usize, started: Instant) -> Result<Self> {
         let title = std::env::args_os()
             .map(|a| a.to_string_lossy().into_owned())
             .map(|a| if a.contains(' ') { format!("{a:?}") } else { a })
@@ -75,12 +75,12 @@ impl Dashboard {
     }
 
     /// The board, the sink of the command's runs.
-    pub fn board(&self) -> &Arc<Board> {
+    pub(crate) fn board(&self) -> &Arc<Board> {
         &self.board
     }
 
     /// In an MPI job, on every rank: tells rank 0 where each other rank serves its board.
-    pub fn meet_ranks(&self) -> Result<()> {
+    pub(crate) fn meet_ranks(&self) -> Result<()> {
         // Rank 0 and, without --dashboard, every rank: nothing to reach.
         let mine = match (&self.server, crate::ranks::rank()) {
             (Some(server), r) if r > 0 => match server.endpoint() {
@@ -96,14 +96,14 @@ impl Dashboard {
     }
 
     /// Marks the command done: its runs are over.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.board.close();
     }
 
     /// In an MPI job, on every rank, once the runs are over and before rank 0 does anything
     /// alone: sends rank 0 each rank's final state (its share), then waits until rank 0 has
     /// them all, so that no rank's board goes away while rank 0 still asks for it.
-    pub fn gather_ranks(&self) -> Result<()> {
+    pub(crate) fn gather_ranks(&self) -> Result<()> {
         self.board.close();
         let share = Share::of_rank(crate::ranks::rank(), crate::ranks::count());
         let (mine, _) = self.board.state_json(Cursor::default(), share);
@@ -116,13 +116,13 @@ impl Dashboard {
 
     /// Writes the report to `path`: the page with the state so far inlined (every rank's, in
     /// an MPI job), readable offline.
-    pub fn write_report(&self, path: &std::path::Path) -> Result<()> {
+    pub(crate) fn write_report(&self, path: &std::path::Path) -> Result<()> {
         let (state, _) = view::combined(&self.board, &self.peers, Cursor::default(), None, &mut Vec::new());
         std::fs::write(path, view::page(Some(&state))).map_err(|e| StorageError::io(path, e).into())
     }
 
     /// Keeps serving the finished command for `seconds`, or until `cancel` (Ctrl-C) (rank 0).
-    pub fn linger(&self, seconds: f64, cancel: &CancelToken) {
+    pub(crate) fn linger(&self, seconds: f64, cancel: &CancelToken) {
         let Some(server) = self.server.as_ref().filter(|_| crate::ranks::is_root()) else { return };
         if seconds <= 0.0 {
             return;

@@ -28,14 +28,14 @@ struct Peer {
 
 /// The other ranks (none outside an MPI job).
 #[derive(Debug, Default)]
-pub struct Peers {
+pub(super) struct Peers {
     list: Mutex<Vec<Peer>>,
     /// The job's ranks, for each rank's share of a state.
     ranks: std::sync::atomic::AtomicUsize,
 }
 
 /// What a rank sends rank 0 when the job starts: where its board is served.
-pub fn introduce(port: u16, token: &str) -> Vec<u8> {
+pub(super) fn introduce(port: u16, token: &str) -> Vec<u8> {
     format!("{}\n{port}\n{token}", hostname()).into_bytes()
 }
 
@@ -45,13 +45,13 @@ impl Peers {
     }
 
     /// The job's ranks (1 outside a job, or before the ranks met).
-    pub fn ranks(&self) -> usize {
+    pub(super) fn ranks(&self) -> usize {
         self.ranks.load(std::sync::atomic::Ordering::Acquire).max(1)
     }
 
     /// On rank 0: the introductions gathered from every rank (rank 0's own, empty, first);
     /// empty ones from ranks that serve nothing.
-    pub fn meet(&self, parts: &[Vec<u8>]) {
+    pub(super) fn meet(&self, parts: &[Vec<u8>]) {
         let me = hostname();
         let mut list = self.lock();
         self.ranks.store(parts.len(), std::sync::atomic::Ordering::Release);
@@ -71,7 +71,7 @@ impl Peers {
     }
 
     /// On rank 0: every rank's final state, gathered at the end (rank 0's own first).
-    pub fn finish(&self, parts: Vec<Vec<u8>>) {
+    pub(super) fn finish(&self, parts: Vec<Vec<u8>>) {
         let mut list = self.lock();
         self.ranks.store(parts.len(), std::sync::atomic::Ordering::Release);
         for (rank, part) in parts.into_iter().enumerate().skip(1) {
@@ -89,7 +89,7 @@ impl Peers {
     }
 
     /// Whether some rank still runs (its state is asked for, not kept).
-    pub fn live(&self) -> bool {
+    pub(super) fn live(&self) -> bool {
         self.lock().iter().any(|p| p.last.is_none() && p.addr.is_some())
     }
 
@@ -98,7 +98,7 @@ impl Peers {
     /// state goes once to each client (the page keeps what it has seen); a rank that does not
     /// answer with a state is named as unreachable. The list is not locked while ranks are
     /// asked, and one answer at a time is held.
-    pub fn append_states(&self, out: &mut String, cursors: &mut Vec<Option<Cursor>>) {
+    pub(super) fn append_states(&self, out: &mut String, cursors: &mut Vec<Option<Cursor>>) {
         let list: Vec<Peer> = self.lock().clone();
         cursors.resize(list.len(), Some(Cursor::default()));
         let share = Share::of_rank(1, self.ranks());
@@ -168,6 +168,6 @@ fn fetch(addr: &str, path: &str) -> std::io::Result<String> {
 }
 
 /// This machine's name (`localhost` where unknown).
-pub fn hostname() -> String {
+pub(super) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "localhost".into(), |h| h.trim().to_string())
 }

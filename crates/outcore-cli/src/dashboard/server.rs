@@ -15,7 +15,7 @@ use super::ranks::Peers;
 use super::view;
 
 /// Connections served at once; more are answered 503 and closed.
-pub const MAX_CONNECTIONS: usize = 8;
+pub(super) const MAX_CONNECTIONS: usize = 8;
 /// How often a live page is sent what changed: at most 10 times a second.
 const PUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// A comment line keeps idle event streams open through proxies, and finds closed ones.
@@ -25,7 +25,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who the server is for.
 #[derive(Clone, Copy, Debug)]
-pub enum Access {
+pub(super) enum Access {
     /// The user's browser: loopback, unless `allow_remote`, which requires a random token.
     User { allow_remote: bool },
     /// Rank 0 of the job, asking another rank for its board: any address, always a token.
@@ -33,7 +33,7 @@ pub enum Access {
 }
 
 /// A running dashboard server; dropping it stops it.
-pub struct Server {
+pub(super) struct Server {
     url: String,
     port: u16,
     token: Option<String>,
@@ -43,7 +43,7 @@ pub struct Server {
 
 impl Server {
     /// Serves `board`, with the other ranks' `peers`, at `addr` (`host:port`), for `access`.
-    pub fn start(board: Arc<Board>, peers: Arc<Peers>, addr: &str, access: Access) -> Result<Self> {
+    pub(super) fn start(board: Arc<Board>, peers: Arc<Peers>, addr: &str, access: Access) -> Result<Self> {
         let bad = |why: String| Error::invalid(Knob::Program("--dashboard"), why);
         let addrs: Vec<SocketAddr> = addr
             .to_socket_addrs()
@@ -90,12 +90,12 @@ impl Server {
     }
 
     /// The URL to open (with its token, if any).
-    pub fn url(&self) -> &str {
+    pub(super) fn url(&self) -> &str {
         &self.url
     }
 
     /// The port it serves on, and its token.
-    pub fn endpoint(&self) -> (u16, Option<&str>) {
+    pub(super) fn endpoint(&self) -> (u16, Option<&str>) {
         (self.port, self.token.as_deref())
     }
 }

@@ -6,7 +6,7 @@ use outcore::{Error, Knob};
 
 /// How this program names `knob` in messages: its flag, or the API name in backticks for a
 /// knob no flag sets.
-pub fn flag(knob: Knob) -> String {
+pub(crate) fn flag(knob: Knob) -> String {
     let flag = match knob {
         Knob::MemoryLimit => "--memory-limit",
         Knob::Workers => "--workers",
@@ -34,12 +34,12 @@ pub fn flag(knob: Knob) -> String {
 }
 
 /// `error`'s message with this program's flags.
-pub fn message(error: &Error) -> String {
+pub(crate) fn message(error: &Error) -> String {
     error.render(&flag)
 }
 
 /// A storage error's message with this program's flags.
-pub fn storage_message(error: &StorageError) -> String {
+pub(crate) fn storage_message(error: &StorageError) -> String {
     error.render(&flag)
 }
 

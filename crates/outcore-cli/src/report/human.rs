@@ -9,14 +9,14 @@ use super::json::MemoryPeaksJson;
 use super::summary::{RankFigures, SvdSummary};
 
 /// The human summary's header on stderr: the input, its size, the memory limit and the plan.
-pub fn print_header(command: &str, a: &ChunkedMatrix, limit: &str, plan_summary: &str) {
+pub(crate) fn print_header(command: &str, a: &ChunkedMatrix, limit: &str, plan_summary: &str) {
     eprintln!("large-svd {command}: {}", a.describe());
     eprintln!("matrix {} x {} ({}), memory limit {}", a.rows(), a.cols(), format_size(a.store().grid().bytes()), limit);
     eprintln!("{plan_summary}");
 }
 
 /// Prints the top singular values, ten to a line at most.
-pub fn values_line(s: &[f64], count: usize) -> String {
+pub(crate) fn values_line(s: &[f64], count: usize) -> String {
     let shown: Vec<String> = s.iter().take(count).map(|x| format!("{x:.6}")).collect();
     let more = if s.len() > count { format!(" ... ({} in all)", s.len()) } else { String::new() };
     format!("{}{more}", shown.join("  "))
@@ -24,7 +24,7 @@ pub fn values_line(s: &[f64], count: usize) -> String {
 
 /// The line every human SVD summary ends its figures with: time, peak RSS and the pool's
 /// limit, managed peak and spills.
-pub fn usage_line(summary: &SvdSummary, extra: &str) -> String {
+pub(crate) fn usage_line(summary: &SvdSummary, extra: &str) -> String {
     format!(
         "time {:.2} s{extra}, peak RSS {} (memory limit {} of {} memory, peak managed {}, {} spills), {} tasks on {} {}",
         summary.wall_seconds,
@@ -40,7 +40,7 @@ pub fn usage_line(summary: &SvdSummary, extra: &str) -> String {
 }
 
 /// The peak of each memory category, for human summaries.
-pub fn peaks_line(peaks: &MemoryPeaksJson) -> String {
+pub(crate) fn peaks_line(peaks: &MemoryPeaksJson) -> String {
     format!(
         "memory peaks: process {}, managed {}, unmanaged {}, unmanaged recent {}, spilled {}",
         format_size(peaks.process),
@@ -53,7 +53,7 @@ pub fn peaks_line(peaks: &MemoryPeaksJson) -> String {
 
 /// Lines saying each rank's share and the job's total, for human summaries of MPI runs (none
 /// otherwise).
-pub fn ranks_lines(summary: &SvdSummary) -> Vec<String> {
+pub(crate) fn ranks_lines(summary: &SvdSummary) -> Vec<String> {
     let Some(ranks) = &summary.ranks else { return Vec::new() };
     let managed = |f: &RankFigures| f.memory.get("peak_managed").and_then(serde_json::Value::as_u64).unwrap_or(0);
     let mut lines: Vec<String> = ranks
@@ -80,7 +80,7 @@ pub fn ranks_lines(summary: &SvdSummary) -> Vec<String> {
 }
 
 /// What an SVD command's `--output` directory holds, once committed.
-pub fn wrote_line(path: &Path) -> String {
+pub(crate) fn wrote_line(path: &Path) -> String {
     format!(
         "wrote {} (u.zarr, s.zarr, v.zarr, summary.json; V holds right singular vectors as columns)",
         path.display()

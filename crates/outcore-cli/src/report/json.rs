@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// [`Thresholds`].
 #[derive(Clone, Copy, Debug, Serialize)]
-pub struct ThresholdsJson {
+pub(crate) struct ThresholdsJson {
     pub target: Option<f64>,
     pub spill: Option<f64>,
     pub pause: Option<f64>,
@@ -22,7 +22,7 @@ impl From<Thresholds> for ThresholdsJson {
 }
 
 /// [`Accounting`]'s name.
-pub fn accounting(a: Accounting) -> &'static str {
+pub(crate) fn accounting(a: Accounting) -> &'static str {
     match a {
         Accounting::Own => "own",
         _ => "process",
@@ -30,7 +30,7 @@ pub fn accounting(a: Accounting) -> &'static str {
 }
 
 /// [`Dtype`]'s name.
-pub fn dtype(d: Dtype) -> &'static str {
+pub(crate) fn dtype(d: Dtype) -> &'static str {
     match d {
         Dtype::F32 => "f32",
         _ => "f64",
@@ -38,7 +38,7 @@ pub fn dtype(d: Dtype) -> &'static str {
 }
 
 /// [`RandomizedMethod`]'s name.
-pub fn method(m: RandomizedMethod) -> &'static str {
+pub(crate) fn method(m: RandomizedMethod) -> &'static str {
     match m {
         RandomizedMethod::Krylov => "krylov",
         _ => "subspace",
@@ -47,7 +47,7 @@ pub fn method(m: RandomizedMethod) -> &'static str {
 
 /// [`MemoryReport`].
 #[derive(Clone, Debug, Serialize)]
-pub struct MemoryReportJson {
+pub(crate) struct MemoryReportJson {
     pub limit: u64,
     pub thresholds: ThresholdsJson,
     pub accounting: &'static str,
@@ -97,7 +97,7 @@ impl From<&MemoryReport> for MemoryReportJson {
 
 /// [`MemoryPeaks`].
 #[derive(Clone, Copy, Debug, Serialize)]
-pub struct MemoryPeaksJson {
+pub(crate) struct MemoryPeaksJson {
     pub process: u64,
     pub managed: u64,
     pub unmanaged: u64,
@@ -119,7 +119,7 @@ impl From<&MemoryPeaks> for MemoryPeaksJson {
 
 /// [`MemorySample`], one line of a JSON-lines memory timeline.
 #[derive(Clone, Debug, Serialize)]
-pub struct MemorySampleJson {
+pub(crate) struct MemorySampleJson {
     pub seconds: f64,
     pub report: MemoryReportJson,
 }
@@ -132,7 +132,7 @@ impl From<&MemorySample> for MemorySampleJson {
 
 /// [`ErrorEstimate`].
 #[derive(Clone, Copy, Debug, Serialize)]
-pub struct ErrorEstimateJson {
+pub(crate) struct ErrorEstimateJson {
     pub spectral_bound: f64,
     pub frobenius: f64,
     pub probes: usize,

@@ -2,7 +2,7 @@
 //! JSON (`json`), the JSON records of a command (`summary`) and the human summaries (`human`).
 //! Only this program knows its wire formats: the library derives no `Serialize`.
 
-pub mod flags;
-pub mod human;
-pub mod json;
-pub mod summary;
+pub(crate) mod flags;
+pub(crate) mod human;
+pub(crate) mod json;
+pub(crate) mod summary;

@@ -11,7 +11,7 @@ use crate::system::peak_rss;
 
 /// The memory figures every JSON report carries.
 #[derive(Debug, Serialize)]
-pub struct MemorySummary {
+pub(crate) struct MemorySummary {
     /// The memory limit.
     pub limit: u64,
     /// What the limit counts: `own` or `process`.
@@ -38,7 +38,7 @@ pub struct MemorySummary {
 impl MemorySummary {
     /// The figures of `report` (now) and `peaks` (over the command), and the most a dashboard
     /// holds if there is one.
-    pub fn new(report: &MemoryReport, peaks: &MemoryPeaks, dashboard_bytes: Option<u64>) -> Self {
+    pub(crate) fn new(report: &MemoryReport, peaks: &MemoryPeaks, dashboard_bytes: Option<u64>) -> Self {
         Self {
             limit: report.limit,
             accounting: json::accounting(report.accounting),
@@ -56,7 +56,7 @@ impl MemorySummary {
 /// The `--json` summary of `tsqr` and `rsvd` (and `summary.json` in their `--output`): one
 /// typed record, so the fields scripts read cannot drift between commands.
 #[derive(Debug, Serialize)]
-pub struct SvdSummary {
+pub(crate) struct SvdSummary {
     pub command: &'static str,
     pub input: String,
     /// The input's element type; U, s and V are written in it.
@@ -91,7 +91,7 @@ pub struct SvdSummary {
 
 /// One rank's figures in an MPI run's summary.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct RankFigures {
+pub(crate) struct RankFigures {
     pub rank: usize,
     /// Tasks this rank ran.
     pub tasks: usize,
@@ -104,7 +104,7 @@ pub struct RankFigures {
 /// The fields of one command.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-pub enum Details {
+pub(crate) enum Details {
     Tsqr {
         values_only: bool,
         panels: usize,
@@ -126,7 +126,7 @@ pub enum Details {
 impl SvdSummary {
     /// The summary of `svd` computed from `a` on `scheduler`, `wall_seconds` into the command,
     /// with its `memory` figures.
-    pub fn new(
+    pub(crate) fn new(
         (command, details): (&'static str, Details),
         a: &ChunkedMatrix,
         svd: &SvdResult,
@@ -158,14 +158,14 @@ impl SvdSummary {
     }
 
     /// The input's element type, which U, s and V are written in.
-    pub fn dtype(&self) -> Dtype {
+    pub(crate) fn dtype(&self) -> Dtype {
         self.element
     }
 
     /// Under MPI, brings every rank's figures to rank 0 (which adds them to this summary) and
     /// says whether this rank goes on to write and print: rank 0 (or the only process) does,
     /// the others are done.
-    pub fn gather_ranks(&mut self) -> Result<bool> {
+    pub(crate) fn gather_ranks(&mut self) -> Result<bool> {
         if ranks::count() == 1 {
             return Ok(true);
         }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `mpirun` on PATH, or a loud skip (a failure under `OUTCORE_REQUIRE_MPI`).
-pub fn mpirun() -> Option<PathBuf> {
+pub(crate) fn mpirun() -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
@@ -22,7 +22,7 @@ pub fn mpirun() -> Option<PathBuf> {
 
 /// `mpirun` with the options these tests need: root allowed (CI runs as root), more ranks
 /// than cores, and no binding (a bound rank sees one core).
-pub fn launcher(mpirun: &Path) -> Command {
+pub(crate) fn launcher(mpirun: &Path) -> Command {
     let mut cmd = Command::new(mpirun);
     cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")

@@ -24,10 +24,28 @@ pub(crate) use memory::SliceRows;
 pub use npy::NpyStore;
 pub use transcode::TranscodedStore;
 #[cfg(feature = "zarr")]
-pub use zarr::{Compression, ReadMode, ZarrOptions, ZarrStore};
+pub use zarr::{Compression, ZarrOptions, ZarrStore};
 
 use crate::error::StorageResult;
 use crate::grid::{ChunkGrid, ChunkIndex};
+
+/// How an opened array's chunk files are read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Through the page cache, with the kernel's read-ahead, and the next chunk down the
+    /// column announced before it is read (`posix_fadvise(WILLNEED)`). zstd chunks are mapped,
+    /// not copied out of the cache. The default: a store that fits in RAM is read from it
+    /// again, and on a store larger than RAM two runs of `benches/perf.py` disagreed on which
+    /// mode is faster (docs/perf).
+    #[default]
+    Buffered,
+    /// Direct I/O (`O_DIRECT`, Linux): chunk files go from the disk into page-aligned buffers
+    /// without the page cache, one synchronous request per chunk and no read-ahead. Keeps a
+    /// store larger than RAM from evicting everything else cached. Uncompressed float64
+    /// arrays then go through zarrs' codec path instead of outcore's raw reader. Refused where
+    /// the file system does not allow it.
+    Direct,
+}
 
 /// The element type a store keeps on disk. Values are f64 in memory whatever it is: float32
 /// is widened on read and rounded on write.
@@ -52,7 +70,9 @@ impl Dtype {
 
 /// A 2-D grid of f64 chunks that can be read and written one chunk at a time.
 ///
-/// Implementations are shared between worker threads, so every method takes `&self`.
+/// Implementations are shared between worker threads, so every method takes `&self`. A store
+/// of one's own needs [`grid`](Self::grid) and [`read_chunk_into`](Self::read_chunk_into); the
+/// rest have defaults (read-only, no streaming, no scratch). See the `custom_store` example.
 pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// Shape of the matrix and of its chunks.
     fn grid(&self) -> ChunkGrid;
@@ -68,11 +88,20 @@ pub trait ChunkStore: Send + Sync + fmt::Debug {
     /// reader streaming through chunks does not allocate each time.
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()>;
 
-    /// Writes chunk `index` from `rows * cols` row-major values of its (trimmed) extent.
-    fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()>;
+    /// Writes chunk `index` from `rows * cols` row-major values of its (trimmed) extent. A
+    /// store that cannot be written (the default) refuses with [`StorageError::ReadOnly`].
+    ///
+    /// [`StorageError::ReadOnly`]: crate::StorageError::ReadOnly
+    fn write_chunk(&self, index: ChunkIndex, data: &[f64]) -> StorageResult<()> {
+        let _ = (index, data);
+        Err(crate::error::StorageError::ReadOnly { store: self.describe() })
+    }
 
-    /// A short description for messages, e.g. `Zarr array /data/x.zarr`.
-    fn describe(&self) -> String;
+    /// A short description for messages, e.g. `Zarr array /data/x.zarr` (by default the
+    /// store's type name).
+    fn describe(&self) -> String {
+        format!("a store of type {}", std::any::type_name::<Self>())
+    }
 
     /// The file or directory holding the data, for stores on disk: lets a run refuse an output
     /// that would overwrite its own input.

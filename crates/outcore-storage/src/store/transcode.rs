@@ -106,10 +106,6 @@ impl ChunkStore for TranscodedStore {
         Ok(())
     }
 
-    fn write_chunk(&self, _index: ChunkIndex, _data: &[f64]) -> StorageResult<()> {
-        Err(StorageError::ReadOnly { store: self.describe() })
-    }
-
     fn describe(&self) -> String {
         self.inner.describe()
     }

@@ -25,7 +25,7 @@
 //! block (and its encoding) at a time per rank, while it is sent or received.
 //!
 //! A transport moves bytes between ranks: [`LocalCluster`] (threads of one process, for tests
-//! and for trying a layout) or, with the `mpi` feature, [`MpiWorld`] (MPI's world
+//! and for trying a layout) or, with the `mpi` feature, `MpiWorld` (MPI's world
 //! communicator). Give one to a run with [`RunControl::cluster`](crate::RunControl::cluster).
 
 mod collective;

@@ -16,7 +16,7 @@ use crate::task::{Block, Key, Operation, TaskGraph, TaskId, reduction_tree};
 
 /// One step of a block QR tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BlockQrOp {
+pub(crate) enum BlockQrOp {
     /// QR of one block: outputs its R, Householder factors and coefficients.
     Leaf,
     /// QR of the children's R factors stacked: outputs R, factors, coefficients.
@@ -37,7 +37,7 @@ pub enum BlockQrOp {
 
 impl BlockQrOp {
     /// Short label.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Self::Leaf => "block qr".into(),
             Self::Stack => "stack qr".into(),
@@ -48,7 +48,7 @@ impl BlockQrOp {
     }
 
     /// Runs the step.
-    pub fn execute(&self, inputs: &[Pinned]) -> Result<Vec<Block>> {
+    pub(crate) fn execute(&self, inputs: &[Pinned]) -> Result<Vec<Block>> {
         match (self, inputs) {
             (Self::Leaf | Self::Stack, _) if !inputs.is_empty() => {
                 let cols = inputs[0].shape().1;
@@ -93,7 +93,7 @@ fn apply(factors: &Pinned, coeffs: &Pinned, w: &Pinned) -> Result<Mat<f64>> {
 
 /// A built tree: where each node's outputs are, for the way down.
 #[derive(Clone, Debug)]
-pub struct BlockTree {
+pub(crate) struct BlockTree {
     /// `levels[0]` are the leaves (one per input block); each node is (task, rows of its R).
     levels: Vec<Vec<(TaskId, usize)>>,
     /// Children of each node above the leaves, as a range in the level below.
@@ -103,12 +103,12 @@ pub struct BlockTree {
 
 impl BlockTree {
     /// The root's R (`min(rows, cols) x cols`).
-    pub fn r(&self) -> Key {
+    pub(crate) fn r(&self) -> Key {
         self.levels.last().map_or(TaskId(0), |l| l[0].0).out(0)
     }
 
     /// Rows of the root's R.
-    pub fn r_rows(&self) -> usize {
+    pub(crate) fn r_rows(&self) -> usize {
         self.levels.last().map_or(0, |l| l[0].1)
     }
 }
@@ -121,7 +121,7 @@ const fn bytes(r: usize, c: usize) -> u64 {
 /// Adds the tree's way up: QR of each block (`blocks`: key and row count, `cols` columns), then
 /// stacks of `fan_in` R factors until one is left, in the one reduction tree
 /// ([`reduction_tree`]).
-pub fn build_up<O: Operation>(
+pub(crate) fn build_up<O: Operation>(
     g: &mut TaskGraph<O>,
     wrap: &impl Fn(BlockQrOp) -> O,
     blocks: &[(Key, usize)],
@@ -156,7 +156,7 @@ pub fn build_up<O: Operation>(
 
 /// Adds the way down: `Q W` for `w` (`r_rows x w_cols`, keyed), one block per input block in
 /// input order (each `rows_i x w_cols`).
-pub fn build_down<O: Operation>(
+pub(crate) fn build_down<O: Operation>(
     g: &mut TaskGraph<O>,
     wrap: &impl Fn(BlockQrOp) -> O,
     tree: &BlockTree,
@@ -202,7 +202,7 @@ fn down<O: Operation>(
 
 /// Orthonormalizes row blocks: the way up, then Q itself (W = I) on the way down. Returns the
 /// Q blocks (each `rows_i x min(total rows, cols)`) and the tree.
-pub fn orthonormalize<O: Operation>(
+pub(crate) fn orthonormalize<O: Operation>(
     g: &mut TaskGraph<O>,
     wrap: &impl Fn(BlockQrOp) -> O,
     blocks: &[(Key, usize)],

@@ -8,7 +8,7 @@
 //! corner of every larger matrix with the same seed.
 
 use faer::MatMut;
-use outcore_storage::{ChunkExtent, ChunkGrid, ChunkIndex, ChunkRows, ChunkStore, StorageError, StorageResult};
+use outcore_storage::{ChunkExtent, ChunkGrid, ChunkIndex, ChunkRows, ChunkStore, StorageResult};
 
 use super::lanes::fill_window;
 use super::random::Distribution;
@@ -24,7 +24,7 @@ pub(crate) struct GeneratedStore {
 
 impl GeneratedStore {
     /// A `grid`-shaped matrix of `distribution` entries from `seed`.
-    pub fn new(grid: ChunkGrid, distribution: Distribution, seed: u64) -> Self {
+    pub(crate) fn new(grid: ChunkGrid, distribution: Distribution, seed: u64) -> Self {
         Self { grid, distribution, seed }
     }
 }
@@ -55,10 +55,6 @@ impl ChunkStore for GeneratedStore {
         let dst = MatMut::from_row_major_slice_mut(out, e.rows, e.cols);
         fill_window(self.distribution, self.seed, e.row0, e.col0, dst);
         Ok(())
-    }
-
-    fn write_chunk(&self, _index: ChunkIndex, _data: &[f64]) -> StorageResult<()> {
-        Err(StorageError::ReadOnly { store: self.describe() })
     }
 
     fn streams_rows(&self) -> bool {
@@ -103,7 +99,7 @@ impl ChunkRows for GeneratedRows<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use outcore_storage::read_matrix;
+    use outcore_storage::{StorageError, read_matrix};
 
     #[test]
     fn entries_do_not_depend_on_chunking_or_shape() {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use faer::{MatMut, MatRef};
 use outcore_storage::{
-    BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, Knob, NpyStore, ReadMode, TranscodedStore, ZarrStore,
+    BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, Knob, NpyStore, ReadMode, TranscodedStore,
 };
 
 use generate::GeneratedStore;
@@ -92,9 +92,19 @@ impl ChunkedMatrix {
                 ),
             ));
         }
-        let store: Arc<dyn ChunkStore> =
-            if is_npy { Arc::new(NpyStore::open(path)?) } else { Arc::new(ZarrStore::open_with(path, mode)?) };
-        Ok(Self::from_store(store))
+        if is_npy {
+            return Ok(Self::from_store(Arc::new(NpyStore::open(path)?)));
+        }
+        #[cfg(feature = "zarr")]
+        return Ok(Self::from_store(Arc::new(outcore_storage::ZarrStore::open_with(path, mode)?)));
+        #[cfg(not(feature = "zarr"))]
+        Err(Error::invalid(
+            Knob::Input,
+            format!(
+                "{} is not a .npy file, and this build of outcore reads no Zarr arrays; enable its `zarr` feature",
+                path.display()
+            ),
+        ))
     }
 
     /// The transpose of this matrix (a view; nothing is copied).

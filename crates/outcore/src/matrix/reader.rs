@@ -35,7 +35,12 @@ pub(crate) struct MatrixReader {
 
 impl MatrixReader {
     /// A reader of `matrix`; when caching, its chunks are registered with `manager`.
-    pub fn new(matrix: &ChunkedMatrix, manager: &BufferManager, cache: bool, check_finite: bool) -> Result<Self> {
+    pub(crate) fn new(
+        matrix: &ChunkedMatrix,
+        manager: &BufferManager,
+        cache: bool,
+        check_finite: bool,
+    ) -> Result<Self> {
         let store_grid = matrix.store.grid();
         let blocks = if cache {
             store_grid
@@ -74,7 +79,7 @@ impl MatrixReader {
     /// Copies rows `rows` and columns `cols` of the matrix into `dst` (column-major is best),
     /// through [`for_each_block`](Self::for_each_block); a generated matrix is generated
     /// straight into `dst`.
-    pub fn read(
+    pub(crate) fn read(
         &self,
         rows: Range<usize>,
         cols: Range<usize>,
@@ -125,7 +130,7 @@ impl MatrixReader {
     /// the chunk's checksum is verified after the last one: an error then means the values
     /// already seen were corrupt, and the caller's task fails. Otherwise the piece is the whole
     /// chunk, read into `buf` (streaming) or pinned with memory from `budget` (caching).
-    pub fn for_each_block(
+    pub(crate) fn for_each_block(
         &self,
         index: ChunkIndex,
         budget: &mut Reservation,
@@ -194,7 +199,7 @@ impl MatrixReader {
 
     /// Length of the buffer [`read`](Self::read) and [`for_each_block`](Self::for_each_block)
     /// need (see [`ChunkedMatrix::buffer_len`]).
-    pub fn buffer_len(&self) -> usize {
+    pub(crate) fn buffer_len(&self) -> usize {
         self.matrix.buffer_len(self.cache)
     }
 }

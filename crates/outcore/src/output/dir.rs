@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use outcore_storage::{ChunkGrid, ChunkStore, Dtype, Knob, Message, StorageError, ZarrOptions, ZarrStore};
+#[cfg(feature = "zarr")]
+use outcore_storage::{ChunkGrid, ChunkStore, Dtype, ZarrOptions, ZarrStore};
+use outcore_storage::{Knob, Message, StorageError};
 
 use crate::error::{Error, Result};
 use crate::matrix::ChunkedMatrix;
@@ -65,7 +67,7 @@ impl OutputDir {
     }
 
     /// As [`create`](Self::create), for a Zarr array: the partial path is left for
-    /// [`ZarrStore::create`] to make, so the array is the output itself.
+    /// the array's creation to make, so the array is the output itself.
     pub fn create_for_array(target: impl AsRef<Path>, overwrite: bool) -> Result<Self> {
         Self::create_as(target, overwrite, false)
     }
@@ -179,6 +181,7 @@ impl Drop for OutputDir {
     }
 }
 
+#[cfg(feature = "zarr")]
 /// Writes a dense matrix as a 2-D Zarr v3 array of `dtype` at `path` (with the default
 /// checksum), in chunks of `chunk_rows` rows.
 pub fn write_matrix_zarr(path: &Path, m: faer::MatRef<'_, f64>, chunk_rows: usize, dtype: Dtype) -> Result<()> {
@@ -194,6 +197,7 @@ pub fn write_matrix_zarr(path: &Path, m: faer::MatRef<'_, f64>, chunk_rows: usiz
     Ok(())
 }
 
+#[cfg(feature = "zarr")]
 /// Writes singular values as a 1-D Zarr v3 array of `dtype` at `path`, with the checksum U and
 /// V carry.
 pub fn write_vector_zarr(path: &Path, values: &[f64], dtype: Dtype) -> Result<()> {

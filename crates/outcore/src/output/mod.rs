@@ -13,16 +13,18 @@ mod dir;
 mod factor;
 mod sink;
 
+#[cfg(feature = "zarr")]
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use faer::MatMut;
 use outcore_storage::ChunkStore;
 
-pub(crate) use dir::overlap;
-pub use dir::{OutputDir, check_no_overlap, write_matrix_zarr, write_vector_zarr};
+pub use dir::{OutputDir, check_no_overlap};
+#[cfg(feature = "zarr")]
+pub use dir::{write_matrix_zarr, write_vector_zarr};
 pub use factor::Factor;
-pub(crate) use sink::{Sink, check_shareable};
+pub(crate) use sink::{Sink, check_apart, check_shareable};
 
 /// Where a large singular-vector factor goes: U of a tall matrix (V of a wide one) for TSQR,
 /// U and V for the randomized SVD.
@@ -30,13 +32,15 @@ pub(crate) use sink::{Sink, check_shareable};
 #[non_exhaustive]
 pub enum Destination<'a> {
     /// Kept in RAM and returned as [`Factor::Dense`]. It is the caller's result, allocated
-    /// outside the memory limit: for factors larger than RAM use [`Destination::Zarr`].
+    /// outside the memory limit: for factors larger than RAM write them to a store.
     Memory,
     /// Written into the caller's matrix, which must have the factor's shape (any layout);
     /// returned as [`Factor::Written`].
     Into(MatMut<'a, f64>),
     /// A new Zarr v3 array at this path, created by the run: it appears there only if the run
     /// succeeds (returned as [`Factor::Stored`]). The path must not exist or overlap the input.
+    /// (Feature `zarr`.)
+    #[cfg(feature = "zarr")]
     Zarr(PathBuf),
     /// The caller's store, of the plan's factor grid, written chunk by chunk. If the run fails
     /// or is cancelled, it holds part of the factor.

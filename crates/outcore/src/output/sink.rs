@@ -3,10 +3,14 @@
 use std::sync::Arc;
 
 use faer::Mat;
-use outcore_storage::{ChunkGrid, ChunkStore, Knob, ZarrOptions, ZarrStore};
+use outcore_storage::{ChunkGrid, ChunkStore, Knob};
+#[cfg(feature = "zarr")]
+use outcore_storage::{ZarrOptions, ZarrStore};
 
 use super::Destination;
-use super::dir::{OutputDir, check_no_overlap};
+#[cfg(feature = "zarr")]
+use super::dir::OutputDir;
+use super::dir::check_no_overlap;
 use super::factor::Factor;
 use crate::error::{Error, Result};
 use crate::matrix::ChunkedMatrix;
@@ -27,6 +31,19 @@ pub(crate) fn check_shareable(destination: &Destination<'_>, control: &RunContro
     Ok(())
 }
 
+/// Refuses destinations of U and V that would overwrite each other.
+pub(crate) fn check_apart(u: &Destination<'_>, v: &Destination<'_>) -> Result<()> {
+    #[cfg(feature = "zarr")]
+    if let (Destination::Zarr(a), Destination::Zarr(b)) = (u, v)
+        && super::dir::overlap(a, b)
+    {
+        let (a, b) = (a.display(), b.display());
+        return Err(Error::invalid(Knob::Destination, format!("U ({a}) and V ({b}) would overwrite each other")));
+    }
+    let _ = (u, v);
+    Ok(())
+}
+
 /// A destination opened before any work: the store the run writes, and what makes it final.
 /// It cannot outlive the borrow of a caller's matrix it writes into.
 pub(crate) struct Sink<'a> {
@@ -43,6 +60,7 @@ enum SinkKind<'a> {
     Caller {
         lease: Lease<'a>,
     },
+    #[cfg(feature = "zarr")]
     Zarr {
         out: OutputDir,
     },
@@ -83,6 +101,7 @@ impl<'a> Sink<'a> {
                 let (store, lease) = MatSink::lend(dst, chunk_rows)?;
                 (store, SinkKind::Caller { lease })
             }
+            #[cfg(feature = "zarr")]
             Destination::Zarr(path) => {
                 check_no_overlap(input, &path)?;
                 let out = OutputDir::create_for_array(&path, false)?;
@@ -110,7 +129,8 @@ impl<'a> Sink<'a> {
     /// The run succeeded: makes both factors final, or neither (a Zarr array the first one
     /// committed is removed again if the second cannot be).
     pub(crate) fn finish_pair(first: Self, second: Self) -> Result<(Factor, Factor)> {
-        let created = match &first.kind {
+        let created: Option<std::path::PathBuf> = match &first.kind {
+            #[cfg(feature = "zarr")]
             SinkKind::Zarr { out } => Some(out.target().to_path_buf()),
             _ => None,
         };
@@ -139,6 +159,7 @@ impl<'a> Sink<'a> {
                 drop(lease);
                 Ok(Factor::Written { rows, cols })
             }
+            #[cfg(feature = "zarr")]
             SinkKind::Zarr { out } => {
                 drop(self.store);
                 let path = out.commit()?;

@@ -69,7 +69,7 @@ fn measure(configs: &[(String, Engine)], args: &MeansArgs, n: usize, control: &R
 }
 
 /// The rows measured, and the scheduling overhead per task.
-pub struct Outcome {
+pub(super) struct Outcome {
     rows: Vec<Measured>,
     /// `--scheduler` was given: its scheduler alone was measured.
     named: bool,
@@ -208,7 +208,7 @@ mod jobs {
 
     /// Without MPI there are no such rows; a note says how to get them.
     #[cfg(not(feature = "mpi"))]
-    pub fn measure(_: &MeansArgs, notes: &mut Vec<String>) -> Result<Vec<Measured>> {
+    pub(super) fn measure(_: &MeansArgs, notes: &mut Vec<String>) -> Result<Vec<Measured>> {
         notes.push(
             "processes and distributed rows: build with `--features mpi` (and install Open MPI) to measure them".into(),
         );
@@ -217,7 +217,7 @@ mod jobs {
 
     /// Runs each job and reads its row; with no `mpirun` on PATH, a note says so instead.
     #[cfg(feature = "mpi")]
-    pub fn measure(args: &MeansArgs, notes: &mut Vec<String>) -> Result<Vec<Measured>> {
+    pub(super) fn measure(args: &MeansArgs, notes: &mut Vec<String>) -> Result<Vec<Measured>> {
         use outcore::{Error, Knob};
         // ob1 with one transport: shared memory between processes of one node ("processes"), or
         // TCP over loopback as between machines ("distributed").

@@ -116,7 +116,13 @@ fn means_graph(tasks: usize) -> Result<TaskGraph<MeansOp>> {
 }
 
 /// Runs the workload: returns the mean of the means and what the run observed.
-pub fn run_means(engine: &Engine, tasks: usize, n: usize, seed: u64, control: &RunControl) -> Result<(f64, RunStats)> {
+pub(super) fn run_means(
+    engine: &Engine,
+    tasks: usize,
+    n: usize,
+    seed: u64,
+    control: &RunControl,
+) -> Result<(f64, RunStats)> {
     if tasks == 0 {
         return Err(Error::invalid(Knob::Program("--tasks"), "0 tasks compute nothing; give 1 or more"));
     }

@@ -20,11 +20,11 @@ use zarrs::filesystem::{FilesystemStore, FilesystemStoreOptions};
 
 use file::{ChunkFile, DIRECT_ALIGN, announce, corrupted, direct_io_allowed};
 use meta::{Fast, Layout, RawLayout, inspect_array_metadata};
-pub use options::{Compression, ReadMode, ZarrOptions};
+pub use options::{Compression, ZarrOptions};
 
 use crate::error::{StorageError, StorageResult};
 use crate::grid::{ChunkGrid, ChunkIndex};
-use crate::store::{ChunkRows, ChunkStore, Dtype, SliceRows};
+use crate::store::{ChunkRows, ChunkStore, Dtype, ReadMode, SliceRows};
 
 /// A 2-D Zarr array (v3, or v2 from Python's zarr) in a directory.
 ///

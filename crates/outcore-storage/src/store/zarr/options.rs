@@ -12,24 +12,6 @@ use zarrs::array::codec::{
 use crate::error::{StorageError, StorageResult};
 use crate::store::Dtype;
 
-/// How an opened array's chunk files are read.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ReadMode {
-    /// Through the page cache, with the kernel's read-ahead, and the next chunk down the
-    /// column announced before it is read (`posix_fadvise(WILLNEED)`). zstd chunks are mapped,
-    /// not copied out of the cache. The default: a store that fits in RAM is read from it
-    /// again, and on a store larger than RAM two runs of `benches/perf.py` disagreed on which
-    /// mode is faster (docs/perf).
-    #[default]
-    Buffered,
-    /// Direct I/O (`O_DIRECT`, Linux): chunk files go from the disk into page-aligned buffers
-    /// without the page cache, one synchronous request per chunk and no read-ahead. Keeps a
-    /// store larger than RAM from evicting everything else cached. Uncompressed float64
-    /// arrays then go through zarrs' codec path instead of outcore's raw reader. Refused where
-    /// the file system does not allow it.
-    Direct,
-}
-
 /// Compression of chunks in arrays outcore creates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Compression {

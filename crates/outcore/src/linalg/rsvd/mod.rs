@@ -38,13 +38,11 @@ use layout::Sketch;
 pub use options::{RandomizedMethod, RandomizedSvdOptions};
 pub use plan::RandomizedSvdPlan;
 
-use outcore_storage::Knob;
-
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::linalg::input::Input;
 use crate::linalg::result::{Centered, SvdResult};
 use crate::matrix::MatrixReader;
-use crate::output::{Destination, Sink, check_shareable, overlap};
+use crate::output::{Destination, Sink, check_apart, check_shareable};
 use crate::run::{Engine, RunControl};
 use crate::task::{Key, Results};
 
@@ -119,15 +117,7 @@ impl RandomizedSvdPlan<'_> {
         let opened = control.agree_on((|| {
             let sketch = &self.sketch;
             let (u_grid, v_grid) = sketch.factor_grids()?;
-            if let (Destination::Zarr(a), Destination::Zarr(b)) = (&u, &v)
-                && overlap(a, b)
-            {
-                let (a, b) = (a.display(), b.display());
-                return Err(Error::invalid(
-                    Knob::Destination,
-                    format!("U ({a}) and V ({b}) would overwrite each other"),
-                ));
-            }
+            check_apart(&u, &v)?;
             check_shareable(&u, control, "U")?;
             check_shareable(&v, control, "V")?;
             let u = Sink::open(u, u_grid, &sketch.a, "U")?;

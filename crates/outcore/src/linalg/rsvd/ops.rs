@@ -8,7 +8,7 @@ use crate::task::Operation;
 
 /// Which factor a write task writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     /// Left singular vectors, blocks by chunk row.
     U,
     /// Right singular vectors, blocks by chunk column.
@@ -17,7 +17,7 @@ pub enum Side {
 
 /// One step of the randomized SVD.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RsvdOp {
+pub(crate) enum RsvdOp {
     /// `A_ij [Ω_j ω_j]`: the chunk times its rows of the sketch and probes (generated).
     Sketch {
         /// The chunk.

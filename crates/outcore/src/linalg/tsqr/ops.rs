@@ -4,7 +4,7 @@ use crate::task::Operation;
 
 /// One TSQR step; indices refer to the plan's panels and tree levels.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TsqrOp {
+pub(crate) enum TsqrOp {
     /// Read panel `panel`, QR it, output its R.
     PanelQr {
         /// Panel index.
