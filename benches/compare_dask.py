@@ -8,7 +8,7 @@ Each repetition runs every scenario once, alternating Dask and outcore, so drift
 machine hits both alike. The table gives median wall time and median peak RSS per scenario and
 the ratios outcore / Dask. Wall time is measured from outside around each child process. Peak
 RSS: Dask's is the whole process tree (workers included) sampled every 10 ms with psutil, as in
-../shared/anchors; outcore's is the kernel's high-water mark of its process (VmHWM, printed in
+the lesson's Dask scripts; outcore's is the kernel's high-water mark of its process (VmHWM, printed in
 its JSON), cross-checked against the same psutil sampling.
 
 Without Dask installed the script says so and runs outcore alone.
@@ -43,7 +43,7 @@ def work():
     u, s, v = da.linalg.svd_compressed(X, k=5, seed=0)
     return s.compute()
 """
-# As in ../shared/anchors/dask_schedulers.py: warm-up, then the median of 5 runs in-process.
+# As in the lesson's Dask script for the schedulers: warm-up, then the median of 5 runs in-process.
 DASK_MEANS = """
 import numpy as np
 from dask import delayed

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The README's performance tables and plots, regenerated in one run on this machine.
+"""The performance tables and plots of docs/benchmarks.md, regenerated in one run on this machine.
 
     python3 benches/perf.py --setup      # create benches/.perfvenv (Dask, zarr, psutil), then run all
     python3 benches/perf.py [--reps 3] [--only stores,rsvd,kernels,rows,large]

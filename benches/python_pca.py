@@ -7,7 +7,7 @@
 Workloads (the lesson's matrices, written once as zarr-python stores with its defaults):
   * PCA(10) of the 2,000,000 x 100 uniform matrix: in RAM (scikit-learn's auto and full
     solvers, outcore on the numpy array) and from the Zarr store (outcore, dask-ml's PCA with
-    its tsqr solver, `da.linalg.svd` of the centred array);
+    its tsqr solver, `da.linalg.svd` of the centered array);
   * the top 5 of the 10000 x 10000 matrix: scikit-learn's `randomized_svd` in RAM, outcore on
     the numpy array and on the store, Dask's `svd_compressed` on the store (n_power_iter 4).
 
@@ -83,7 +83,7 @@ def work():
     with dask.config.set(scheduler="threads"):
         return PCA(10, svd_solver="tsqr").fit(da.from_zarr(TALL + ".zarr")).explained_variance_
 """,
-    "dask da.linalg.svd centred (Zarr)": """
+    "dask da.linalg.svd centered (Zarr)": """
 import dask, dask.array as da
 def setup(): pass
 def work():

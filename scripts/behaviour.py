@@ -299,7 +299,7 @@ for src, get in sources.items():
     cases[f"py/svd/{src}"] = lambda get=get: svd_fields(outcore.svd(get(), **COMMON))
     cases[f"py/randomized_svd/krylov/{src}"] = lambda get=get: svd_fields(
         outcore.randomized_svd(get(), 5, random_state=0, return_error=True, **COMMON))
-    cases[f"py/pca/centred/{src}"] = lambda get=get: pca_fields(outcore.PCA(n_components=5, **COMMON).fit(get()), get())
+    cases[f"py/pca/centered/{src}"] = lambda get=get: pca_fields(outcore.PCA(n_components=5, **COMMON).fit(get()), get())
     cases[f"py/pca/standardized/{src}"] = lambda get=get: pca_fields(
         outcore.PCA(n_components=5, standardize=True, **COMMON).fit(get()), get())
     cases[f"py/pca/randomized/{src}"] = lambda get=get: pca_fields(

@@ -9,7 +9,7 @@
 use outcore_testkit as common;
 
 /// What outcore's memory accounting does not cover: code and data of the binary (larger for
-/// the unoptimized test build) and allocator state. Documented in the README.
+/// the unoptimized test build) and allocator state. Documented in docs/decisions.md.
 const FIXED_OVERHEAD: u64 = 16 << 20;
 
 /// A small deterministic generator, so a failing case can be replayed.

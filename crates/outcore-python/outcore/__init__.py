@@ -3,7 +3,7 @@
     import outcore
     U, s, Vt = outcore.svd(X)                          # exact (TSQR), tall or wide
     U, s, Vt = outcore.randomized_svd(X, 10)           # top 10, with an error estimate
-    pca = outcore.PCA(n_components=5).fit(X)           # centred without copying X
+    pca = outcore.PCA(n_components=5).fit(X)           # centered without copying X
     scores = pca.transform(X)
 
 ``X`` may be a numpy array (float64 or float32, any layout, a memmap: read in place), a path

@@ -1,4 +1,4 @@
-"""``outcore.PCA``: scikit-learn's PCA, computed out of core, centred without a copy."""
+"""``outcore.PCA``: scikit-learn's PCA, computed out of core, centered without a copy."""
 
 import inspect
 import numbers
@@ -71,10 +71,10 @@ def _not_fitted(message):
 class PCA(_Estimator):
     """Principal component analysis of a matrix of any size, with scikit-learn's interface.
 
-    The data is centred (and with ``standardize=True`` scaled to unit variance) implicitly:
-    the centred matrix is never formed. ``svd_solver``:
+    The data is centered (and with ``standardize=True`` scaled to unit variance) implicitly:
+    the centered matrix is never formed. ``svd_solver``:
 
-    * ``"tsqr"`` (also ``"full"`` and ``"covariance_eigh"``): the exact SVD of the centred
+    * ``"tsqr"`` (also ``"full"`` and ``"covariance_eigh"``): the exact SVD of the centered
       matrix in one pass (TSQR, panels merged with their means), all singular values;
     * ``"randomized"``: the top ``n_components`` by outcore's randomized SVD, every pass
       corrected for the means by a rank-one term (no extra pass); ``error_estimate_`` holds the
@@ -131,7 +131,7 @@ class PCA(_Estimator):
         else:
             if self.standardize:
                 raise ValueError(
-                    "standardize=True needs svd_solver='tsqr' (exact, one pass); the randomized solver centres only"
+                    "standardize=True needs svd_solver='tsqr' (exact, one pass); the randomized solver centers only"
                 )
             if isinstance(wanted, float):
                 raise ValueError("svd_solver='randomized' needs an integer n_components (or None), not a fraction")

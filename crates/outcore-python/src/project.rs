@@ -1,5 +1,5 @@
 //! PCA's transform, streamed: the scores `(A - 1 mean^T) diag(scale)^-1 C^T` of a matrix read
-//! chunk by chunk, chunk rows shared among threads; one chunk (centred in place) per thread
+//! chunk by chunk, chunk rows shared among threads; one chunk (centered in place) per thread
 //! is held at a time, beside the scores.
 
 use std::sync::Mutex;

@@ -215,7 +215,8 @@ impl Source {
     }
 
     /// A float64 array whose strides are whole elements, as a faer view: outcore's borrowed
-    /// path copies windows of it straight into each task's panel (2-3x faster than chunks).
+    /// path copies windows of it straight into each task's panel, faster than going through chunks
+    /// (docs/decisions.md).
     pub(crate) fn f64_view(&self) -> Option<MatRef<'_, f64>> {
         let Self::Array { layout: l, .. } = self else { return None };
         let size = size_of::<f64>() as isize;

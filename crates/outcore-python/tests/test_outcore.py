@@ -156,7 +156,7 @@ def test_randomized_svd_agrees_with_scikit_learn():
 def assert_same_pca(ours, ref, rtol=1e-10):
     k = ref.n_components_
     assert ours.n_components_ == k
-    # Relative to the largest: a rank-deficient centred matrix's last values are rounding.
+    # Relative to the largest: a rank-deficient centered matrix's last values are rounding.
     top = ref.explained_variance_[0]
     np.testing.assert_allclose(ours.explained_variance_, ref.explained_variance_, rtol=rtol, atol=1e-13 * top)
     np.testing.assert_allclose(ours.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=rtol, atol=1e-13)
@@ -205,7 +205,7 @@ def test_pca_options():
     np.testing.assert_allclose(w.inverse_transform(w.transform(x)), ref.inverse_transform(ref.transform(x)), atol=1e-8)
     # standardize: as StandardScaler (ddof 0 there; outcore divides by the ddof-1 deviation,
     # so the variances differ by n/(n-1) and the components are the same).
-    x[:, 5] = 0.1  # constant, and not exact in binary: its centred rounding must not be scaled up
+    x[:, 5] = 0.1  # constant, and not exact in binary: its centered rounding must not be scaled up
     st = outcore.PCA(4, standardize=True).fit(x)
     assert st.scale_[5] == 1.0
     ref = make_pipeline(StandardScaler(), SkPCA(4, svd_solver="full")).fit(x)[-1]
@@ -214,7 +214,7 @@ def test_pca_options():
     np.testing.assert_allclose(st.components_ * signs[:, None], ref.components_, atol=1e-9)
 
 
-def test_randomized_pca_centres_without_an_extra_pass():
+def test_randomized_pca_centers_without_an_extra_pass():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2000, 6)) @ rng.standard_normal((6, 600)) + 50.0
     ours = outcore.PCA(6, svd_solver="randomized", random_state=0).fit(x)

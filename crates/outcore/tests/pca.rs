@@ -1,5 +1,5 @@
 //! Centered (and standardized) SVDs, as a PCA needs, against dense references of the
-//! explicitly centred matrix: shapes that do not divide the chunks, tall and wide, columns far
+//! explicitly centered matrix: shapes that do not divide the chunks, tall and wide, columns far
 //! from zero, constant columns, any fan-in; serial and threads bitwise identical.
 
 use outcore_testkit as common;
@@ -13,7 +13,7 @@ use outcore::{
 use proptest::prelude::*;
 
 /// `a` with its column means subtracted (and divided by its deviations), the means and scales.
-fn centred_reference(a: &Mat<f64>, standardize: bool) -> (Mat<f64>, Vec<f64>, Vec<f64>) {
+fn centered_reference(a: &Mat<f64>, standardize: bool) -> (Mat<f64>, Vec<f64>, Vec<f64>) {
     let (m, n) = a.shape();
     let mean: Vec<f64> = (0..n).map(|j| (0..m).map(|i| a[(i, j)]).sum::<f64>() / m as f64).collect();
     let scale: Vec<f64> = (0..n)
@@ -28,7 +28,7 @@ fn centred_reference(a: &Mat<f64>, standardize: bool) -> (Mat<f64>, Vec<f64>, Ve
 
 /// A matrix whose columns sit far from zero (offsets up to 1000) and vary at different scales;
 /// column `constant` (if any) does not vary at all, and holds a value (offset + 0.1) whose
-/// mean does not come out exact, so centring leaves rounding in it.
+/// mean does not come out exact, so centering leaves rounding in it.
 fn offset_matrix(m: usize, n: usize, seed: u64, constant: Option<usize>) -> Mat<f64> {
     let g = ChunkedMatrix::generated(Distribution::Normal, seed, m, n, m, n).unwrap().to_dense().unwrap();
     Mat::from_fn(m, n, |i, j| {
@@ -37,12 +37,12 @@ fn offset_matrix(m: usize, n: usize, seed: u64, constant: Option<usize>) -> Mat<
     })
 }
 
-/// Checks a centred result against the dense SVD of the explicitly centred matrix: values,
-/// means, scales, total variance, and the vectors it has (V spans the centred rows' space; a
+/// Checks a centered result against the dense SVD of the explicitly centered matrix: values,
+/// means, scales, total variance, and the vectors it has (V spans the centered rows' space; a
 /// wide matrix's U and V reconstruct it).
-fn check_centred(a: &Mat<f64>, svd: &SvdResult, standardize: bool) {
+fn check_centered(a: &Mat<f64>, svd: &SvdResult, standardize: bool) {
     let (m, n) = a.shape();
-    let (c, mean, scale) = centred_reference(a, standardize);
+    let (c, mean, scale) = centered_reference(a, standardize);
     // Rounding scales with the input's entries (the means are subtracted in floating point);
     // standardized, with the scaled matrix's, plus the rounding a constant column keeps at its
     // own magnitude (it is left unscaled).
@@ -55,12 +55,12 @@ fn check_centred(a: &Mat<f64>, svd: &SvdResult, standardize: bool) {
     for (i, (x, y)) in svd.s.iter().zip(&reference).enumerate() {
         assert!((x - y).abs() <= t, "{m}x{n} sigma_{i}: {x} vs {y} (tol {t})");
     }
-    let centred = svd.centered.as_ref().expect("a centred run reports its means");
-    for (j, (x, y)) in centred.mean.iter().zip(&mean).enumerate() {
+    let centered = svd.centered.as_ref().expect("a centered run reports its means");
+    for (j, (x, y)) in centered.mean.iter().zip(&mean).enumerate() {
         assert!((x - y).abs() <= tol(m, 1, a.norm_max()), "mean {j}: {x} vs {y}");
     }
-    assert_eq!(centred.mean.len(), n);
-    match (&centred.scale, standardize) {
+    assert_eq!(centered.mean.len(), n);
+    match (&centered.scale, standardize) {
         (Some(got), true) => {
             for (j, (x, y)) in got.iter().zip(&scale).enumerate() {
                 assert!((x - y).abs() <= 1e-10 * y, "scale {j}: {x} vs {y}");
@@ -70,10 +70,14 @@ fn check_centred(a: &Mat<f64>, svd: &SvdResult, standardize: bool) {
         (got, _) => panic!("scale {got:?} for standardize = {standardize}"),
     }
     let total = c.squared_norm_l2() / (m as f64 - 1.0);
-    assert!((centred.total_variance - total).abs() <= 1e-12 * total.max(1.0), "{} vs {total}", centred.total_variance);
+    assert!(
+        (centered.total_variance - total).abs() <= 1e-12 * total.max(1.0),
+        "{} vs {total}",
+        centered.total_variance
+    );
     let v = svd.v.as_ref().expect("V").to_dense().unwrap();
     assert!(orthogonality_error(&v, &svd.s) <= tol(m, n, 1.0), "V not orthonormal");
-    // The centred rows lie in V's span: ||C - C V V^T|| is rounding.
+    // The centered rows lie in V's span: ||C - C V V^T|| is rounding.
     let residual = (&c - &c * &v * v.transpose()).norm_l2();
     assert!(residual <= t, "||C - C V V^T|| = {residual} (tol {t})");
     if let Some(u) = &svd.u {
@@ -92,7 +96,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
-    fn centred_tsqr_matches_the_centred_matrix(
+    fn centered_tsqr_matches_the_centered_matrix(
         (m, n) in prop_oneof![(2usize..300, 1usize..10).prop_map(|(m, n)| (m + n, n)), (2usize..10, 1usize..300).prop_map(|(m, n)| (m, m + n))],
         chunk in 1usize..40,
         fan_in in 2usize..5,
@@ -104,8 +108,8 @@ proptest! {
         let (cr, cc) = if m >= n { (chunk.min(m), n) } else { (m, chunk.min(n)) };
         let options = SvdOptions::new().center(true).standardize(standardize).fan_in(fan_in).panel_rows(chunk);
         let serial = run(&a, cr, cc, &options, Scheduler::Serial);
-        check_centred(&a, &serial, standardize);
-        // A tall centred matrix has V and no U (no second pass); a wide one both.
+        check_centered(&a, &serial, standardize);
+        // A tall centered matrix has V and no U (no second pass); a wide one both.
         prop_assert_eq!(serial.u.is_some(), m < n);
         let threads = run(&a, cr, cc, &options, Scheduler::Threads { workers: 3 });
         prop_assert_eq!(&serial.s, &threads.s);
@@ -114,26 +118,26 @@ proptest! {
 }
 
 #[test]
-fn centred_values_only_keep_the_means() {
+fn centered_values_only_keep_the_means() {
     let a = offset_matrix(1_001, 9, 3, None);
     let svd = run(&a, 97, 9, &SvdOptions::new().vectors(false).center(true), Scheduler::Threads { workers: 2 });
     assert!(svd.u.is_none() && svd.v.is_none());
-    let (c, mean, _) = centred_reference(&a, false);
-    let centred = svd.centered.unwrap();
-    assert!(centred.mean.iter().zip(&mean).all(|(x, y)| (x - y).abs() <= 1e-9));
+    let (c, mean, _) = centered_reference(&a, false);
+    let centered = svd.centered.unwrap();
+    assert!(centered.mean.iter().zip(&mean).all(|(x, y)| (x - y).abs() <= 1e-9));
     let reference = reference_singular_values(&c);
     assert!(svd.s.iter().zip(&reference).all(|(x, y)| (x - y).abs() <= tol(1_001, 9, a.norm_l2())));
 }
 
 #[test]
-fn centring_one_row_is_refused() {
+fn centering_one_row_is_refused() {
     let a = matrix(&[1.0, 2.0, 3.0], 1, 3, 1, 3);
     let err = outcore::svd(&engine(64 << 20, Scheduler::Serial), &a, &SvdOptions::new().center(true)).unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { knob: outcore::Knob::Center, .. }), "{err}");
     assert!(err.to_string().contains("at least 2 rows"), "{err}");
 }
 
-/// `offsets + L R`: columns far from zero whose centred matrix has rank `rank`.
+/// `offsets + L R`: columns far from zero whose centered matrix has rank `rank`.
 fn low_rank_offset(m: usize, n: usize, rank: usize, seed: u64) -> Mat<f64> {
     let l = ChunkedMatrix::generated(Distribution::Normal, seed, m, rank, m, rank).unwrap().to_dense().unwrap();
     let r = ChunkedMatrix::generated(Distribution::Normal, seed ^ 7, rank, n, rank, n).unwrap().to_dense().unwrap();
@@ -144,11 +148,11 @@ fn low_rank_offset(m: usize, n: usize, rank: usize, seed: u64) -> Mat<f64> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
-    /// The centred randomized SVD of a matrix whose centred rank the sketch covers is exact to
-    /// rounding: values, vectors reconstructing the centred matrix, means, total variance, a
+    /// The centered randomized SVD of a matrix whose centered rank the sketch covers is exact to
+    /// rounding: values, vectors reconstructing the centered matrix, means, total variance, a
     /// tiny error estimate; k, oversampling and iterations pressing against min(m, n).
     #[test]
-    fn centred_rsvd_matches_the_centred_matrix(
+    fn centered_rsvd_matches_the_centered_matrix(
         (m, n) in (2usize..120, 2usize..120),
         (cr, cc) in (1usize..50, 1usize..50),
         k in 1usize..8,
@@ -165,7 +169,7 @@ proptest! {
         let options = RandomizedSvdOptions::new(k).oversamples(p).power_iters(q).method(method).seed(seed).center(true);
         let data = matrix(&row_major(&a), m, n, cr.min(m), cc.min(n));
         let serial = randomized_svd(&engine(256 << 20, Scheduler::Serial), &data, &options).unwrap();
-        let (c, mean, _) = centred_reference(&a, false);
+        let (c, mean, _) = centered_reference(&a, false);
         let t = tol(m, n, a.norm_l2());
         let reference = reference_singular_values(&c);
         for (i, (x, y)) in serial.svd.s.iter().zip(&reference).enumerate() {
@@ -175,12 +179,12 @@ proptest! {
         let err = reconstruction_error(&c, &u, &serial.svd.s, &v);
         prop_assert!(err <= t, "||C - U S V^T|| = {} (tol {})", err, t);
         prop_assert!(serial.error.frobenius <= t, "estimate {:?}", serial.error);
-        let centred = serial.svd.centered.clone().unwrap();
-        for (x, y) in centred.mean.iter().zip(&mean) {
+        let centered = serial.svd.centered.clone().unwrap();
+        for (x, y) in centered.mean.iter().zip(&mean) {
             prop_assert!((x - y).abs() <= tol(m, 1, a.norm_max()), "mean {} vs {}", x, y);
         }
         let total = c.squared_norm_l2() / (m as f64 - 1.0);
-        prop_assert!((centred.total_variance - total).abs() <= 1e-10 * total.max(1.0), "{} vs {}", centred.total_variance, total);
+        prop_assert!((centered.total_variance - total).abs() <= 1e-10 * total.max(1.0), "{} vs {}", centered.total_variance, total);
         let threads = randomized_svd(&engine(256 << 20, Scheduler::Threads { workers: 3 }), &data, &options).unwrap();
         prop_assert_eq!(&serial.svd.s, &threads.svd.s);
         prop_assert_eq!(&serial.svd.centered, &threads.svd.centered);
@@ -188,7 +192,7 @@ proptest! {
 }
 
 #[test]
-fn centred_rsvd_of_a_transposed_view_matches() {
+fn centered_rsvd_of_a_transposed_view_matches() {
     // The transposed view streams the store's rows as the view's column blocks: moments must
     // merge those as well as row blocks.
     let a = low_rank_offset(37, 90, 3, 11);
@@ -197,9 +201,9 @@ fn centred_rsvd_of_a_transposed_view_matches() {
     let result =
         randomized_svd(&engine(64 << 20, Scheduler::Serial), &data, &RandomizedSvdOptions::new(3).center(true))
             .unwrap();
-    let (c, mean, _) = centred_reference(&a, false);
-    let centred = result.svd.centered.unwrap();
-    assert!(centred.mean.iter().zip(&mean).all(|(x, y)| (x - y).abs() <= 1e-9), "{:?}", centred.mean);
+    let (c, mean, _) = centered_reference(&a, false);
+    let centered = result.svd.centered.unwrap();
+    assert!(centered.mean.iter().zip(&mean).all(|(x, y)| (x - y).abs() <= 1e-9), "{:?}", centered.mean);
     let reference = reference_singular_values(&c);
     for (x, y) in result.svd.s.iter().zip(&reference) {
         assert!((x - y).abs() <= tol(37, 90, a.norm_l2()), "{x} vs {y}");

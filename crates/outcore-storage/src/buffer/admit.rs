@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::charges::Kind;
+use super::charges::Purpose;
 use super::guard::Reservation;
 use super::pool::{PoolEpoch, Shared};
 use crate::error::{StorageError, StorageResult};
@@ -22,12 +22,12 @@ pub enum Admission {
 }
 
 impl Shared {
-    /// Reserves `bytes` of `kind`, evicting least-recently-used unpinned blocks first so
+    /// Reserves `bytes` of `purpose`, evicting least-recently-used unpinned blocks first so
     /// managed memory stays under the target threshold (or the limit when the target is off).
-    pub(crate) fn reserve(self: &Arc<Self>, bytes: u64, kind: Kind) -> StorageResult<Reservation> {
+    pub(crate) fn reserve(self: &Arc<Self>, bytes: u64, purpose: Purpose) -> StorageResult<Reservation> {
         self.relieve_pressure()?;
-        self.reserve_managed(bytes, kind, false)?;
-        Ok(Reservation::new(self.clone(), bytes, kind))
+        self.reserve_managed(bytes, purpose, false)?;
+        Ok(Reservation::new(self.clone(), bytes, purpose))
     }
 
     /// A task's admission: applies the thresholds once, then reserves `bytes` unless the
@@ -49,17 +49,22 @@ impl Shared {
                 return Err(StorageError::MemoryPaused { threshold: pause, report: Box::new(self.report()) });
             }
         }
-        Ok(match self.reserve_managed(bytes, Kind::Admission, true)? {
-            None => Admission::Granted(Reservation::new(self.clone(), bytes, Kind::Admission)),
+        Ok(match self.reserve_managed(bytes, Purpose::Admission, true)? {
+            None => Admission::Granted(Reservation::new(self.clone(), bytes, Purpose::Admission)),
             Some(epoch) => Admission::Wait(epoch),
         })
     }
 
     /// The part of [`reserve`](Self::reserve) and [`admit`](Self::admit) after the threshold
-    /// checks: charges `bytes` to a reservation of `kind` (the caller makes its guard), or,
+    /// checks: charges `bytes` to a reservation of `purpose` (the caller makes its guard), or,
     /// with `may_wait`, returns the epoch to wait from when the request does not fit while
     /// running work holds memory (decided under the lock, so no release is missed).
-    pub(crate) fn reserve_managed(&self, bytes: u64, kind: Kind, may_wait: bool) -> StorageResult<Option<PoolEpoch>> {
+    pub(crate) fn reserve_managed(
+        &self,
+        bytes: u64,
+        purpose: Purpose,
+        may_wait: bool,
+    ) -> StorageResult<Option<PoolEpoch>> {
         let limit = self.config.memory_limit;
         if bytes > limit {
             return Err(StorageError::ResourcesExhausted { requested: bytes, limit, in_use: 0 });
@@ -72,8 +77,8 @@ impl Shared {
             if to_spill.is_empty() {
                 if st.managed() + bytes <= self.managed_cap(&st) {
                     st.charges.add_reserved(bytes);
-                    st.charges.join(kind, bytes);
-                    if kind == Kind::Admission {
+                    st.charges.join(purpose, bytes);
+                    if purpose == Purpose::Admission {
                         st.charges.admitted += 1;
                     }
                     return Ok(None);

@@ -12,7 +12,7 @@ pub(crate) static ALL_MANAGED: AtomicU64 = AtomicU64::new(0);
 /// What a reservation is for, as far as waiting goes: memory held by an admission or a cache
 /// comes free by itself, memory of a plain reservation only when its holder says so.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub(crate) enum Purpose {
     /// Set aside by its holder for as long as it likes.
     Plain,
     /// A running task's working set: released when the task ends.
@@ -65,16 +65,16 @@ impl Charges {
         ALL_MANAGED.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    /// Bytes of a reservation of `kind` leave it (released, or moved into a block).
-    pub(crate) fn leave(&mut self, kind: Kind, bytes: u64) {
-        if kind == Kind::Cache {
+    /// Bytes of a reservation of `purpose` leave it (released, or moved into a block).
+    pub(crate) fn leave(&mut self, purpose: Purpose, bytes: u64) {
+        if purpose == Purpose::Cache {
             self.cache_held -= bytes;
         }
     }
 
-    /// Bytes join a reservation of `kind`.
-    pub(crate) fn join(&mut self, kind: Kind, bytes: u64) {
-        if kind == Kind::Cache {
+    /// Bytes join a reservation of `purpose`.
+    pub(crate) fn join(&mut self, purpose: Purpose, bytes: u64) {
+        if purpose == Purpose::Cache {
             self.cache_held += bytes;
         }
     }

@@ -72,7 +72,7 @@ impl Shared {
         let (bytes, job) = st.take_out(id);
         debug_assert!(job.is_none(), "a clean block is never spilled");
         st.charges.add_reserved(bytes);
-        st.charges.join(budget.kind(), bytes);
+        st.charges.join(budget.purpose(), bytes);
         budget.absorb(bytes);
         true
     }

@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use super::block::BlockId;
-use super::charges::Kind;
+use super::charges::Purpose;
 use crate::error::{StorageError, StorageResult};
 use crate::size::format_size;
 
@@ -13,12 +13,12 @@ use crate::size::format_size;
 pub(crate) trait Ledger: Send + Sync + fmt::Debug {
     /// Reserves `bytes` more as a plain reservation, evicting first if needed.
     fn reserve_plain(&self, bytes: u64) -> StorageResult<()>;
-    /// Releases reservation bytes of `kind`.
-    fn release(&self, bytes: u64, kind: Kind);
+    /// Releases reservation bytes of `purpose`.
+    fn release(&self, bytes: u64, purpose: Purpose);
     /// An admission's bytes are released and its task no longer runs.
     fn end_admission(&self, bytes: u64);
-    /// Moves `bytes` held by a reservation of kind `from` to one of kind `to`.
-    fn move_between(&self, from: Kind, to: Kind, bytes: u64);
+    /// Moves `bytes` held by a reservation of purpose `from` to one of purpose `to`.
+    fn move_between(&self, from: Purpose, to: Purpose, bytes: u64);
     /// One pin of block `id` fewer.
     fn unpin(&self, id: BlockId);
 }
@@ -30,16 +30,16 @@ pub(crate) trait Ledger: Send + Sync + fmt::Debug {
 pub struct Reservation {
     shared: Arc<dyn Ledger>,
     bytes: u64,
-    kind: Kind,
+    purpose: Purpose,
 }
 
 impl Reservation {
-    pub(crate) fn new(shared: Arc<dyn Ledger>, bytes: u64, kind: Kind) -> Self {
-        Self { shared, bytes, kind }
+    pub(crate) fn new(shared: Arc<dyn Ledger>, bytes: u64, purpose: Purpose) -> Self {
+        Self { shared, bytes, purpose }
     }
 
-    pub(crate) fn kind(&self) -> Kind {
-        self.kind
+    pub(crate) fn purpose(&self) -> Purpose {
+        self.purpose
     }
 
     /// Bytes held.
@@ -51,7 +51,7 @@ impl Reservation {
     pub fn shrink(&mut self, bytes: u64) {
         let bytes = bytes.min(self.bytes);
         self.bytes -= bytes;
-        self.shared.release(bytes, self.kind);
+        self.shared.release(bytes, self.purpose);
     }
 
     /// Makes sure at least `bytes` are held, reserving the shortfall from the pool.
@@ -61,7 +61,7 @@ impl Reservation {
         }
         let extra = bytes - self.bytes;
         self.shared.reserve_plain(extra)?;
-        self.shared.move_between(Kind::Plain, self.kind, extra);
+        self.shared.move_between(Purpose::Plain, self.purpose, extra);
         self.bytes += extra;
         Ok(())
     }
@@ -76,9 +76,9 @@ impl Reservation {
                 format_size(self.bytes)
             )));
         }
-        self.shared.move_between(self.kind, Kind::Plain, bytes);
+        self.shared.move_between(self.purpose, Purpose::Plain, bytes);
         self.bytes -= bytes;
-        Ok(Self::new(self.shared.clone(), bytes, Kind::Plain))
+        Ok(Self::new(self.shared.clone(), bytes, Purpose::Plain))
     }
 
     /// Takes over the bytes of `other` (a reservation of the same manager).
@@ -86,7 +86,7 @@ impl Reservation {
         if !std::ptr::addr_eq(Arc::as_ptr(&self.shared), Arc::as_ptr(&other.shared)) {
             return Err(StorageError::Bug("merging reservations of different buffer managers".into()));
         }
-        self.shared.move_between(other.kind, self.kind, other.bytes);
+        self.shared.move_between(other.purpose, self.purpose, other.bytes);
         self.bytes += other.bytes;
         other.bytes = 0;
         Ok(())
@@ -111,9 +111,9 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        match self.kind {
-            Kind::Admission => self.shared.end_admission(self.bytes),
-            kind => self.shared.release(self.bytes, kind),
+        match self.purpose {
+            Purpose::Admission => self.shared.end_admission(self.bytes),
+            purpose => self.shared.release(self.bytes, purpose),
         }
     }
 }

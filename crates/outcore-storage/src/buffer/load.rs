@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::block::{BlockId, Origin, Pin};
-use super::charges::Kind;
+use super::charges::Purpose;
 use super::guard::{Ledger, Pinned, Reservation};
 use super::pool::{PoolEvent, Shared};
 use super::spill::{SpillFile, spill_io_scratch};
@@ -19,7 +19,7 @@ impl Shared {
     /// Moves `bytes` from a reservation into resident data (both under the lock).
     pub(crate) fn take_from(st: &mut State, reservation: &mut Reservation, bytes: u64) {
         reservation.forget(bytes);
-        st.charges.leave(reservation.kind(), bytes);
+        st.charges.leave(reservation.purpose(), bytes);
         st.charges.sub_reserved(bytes);
     }
 
@@ -66,7 +66,7 @@ impl Shared {
         let mut own = None;
         let reserved = match budget {
             Some(r) => r.ensure(bytes + scratch).map(|()| r),
-            None => self.reserve(bytes + scratch, Kind::Plain).map(|r| &mut *own.insert(r)),
+            None => self.reserve(bytes + scratch, Purpose::Plain).map(|r| &mut *own.insert(r)),
         };
         let reservation = match reserved {
             Ok(r) => r,
@@ -139,16 +139,16 @@ impl Shared {
 impl Ledger for Shared {
     fn reserve_plain(&self, bytes: u64) -> StorageResult<()> {
         self.relieve_pressure()?;
-        self.reserve_managed(bytes, Kind::Plain, false).map(drop)
+        self.reserve_managed(bytes, Purpose::Plain, false).map(drop)
     }
 
-    fn release(&self, bytes: u64, kind: Kind) {
+    fn release(&self, bytes: u64, purpose: Purpose) {
         if bytes == 0 {
             return;
         }
         let mut st = self.lock();
         st.charges.sub_reserved(bytes);
-        st.charges.leave(kind, bytes);
+        st.charges.leave(purpose, bytes);
         drop(st);
         self.notify();
     }
@@ -161,7 +161,7 @@ impl Ledger for Shared {
         self.notify();
     }
 
-    fn move_between(&self, from: Kind, to: Kind, bytes: u64) {
+    fn move_between(&self, from: Purpose, to: Purpose, bytes: u64) {
         if from != to && bytes > 0 {
             let mut st = self.lock();
             st.charges.leave(from, bytes);

@@ -25,7 +25,7 @@ use std::time::Duration;
 pub use admit::Admission;
 pub use block::{BlockId, BlockInfo, BlockState};
 use block::{Origin, Residency};
-use charges::Kind;
+use charges::Purpose;
 pub use config::BufferConfig;
 pub use guard::{Pinned, Reservation};
 pub use monitor::{MemoryMonitor, MemoryPeaks, MemorySample};
@@ -181,14 +181,14 @@ impl BufferManager {
     /// cross the target threshold. Fails with [`StorageError::ResourcesExhausted`] if the bytes
     /// cannot fit under the limit even after evicting everything unpinned.
     pub fn reserve(&self, bytes: u64) -> StorageResult<Reservation> {
-        self.shared.reserve(bytes, Kind::Plain)
+        self.shared.reserve(bytes, Purpose::Plain)
     }
 
     /// Like [`reserve`](Self::reserve), for a cache: buffers a worker keeps between tasks and
     /// gives up (shrinks to zero) whenever it is idle or waits for memory. Others waiting for
     /// memory count on that and wait rather than fail.
     pub fn reserve_cache(&self, bytes: u64) -> StorageResult<Reservation> {
-        self.shared.reserve(bytes, Kind::Cache)
+        self.shared.reserve(bytes, Purpose::Cache)
     }
 
     /// A task's admission in one step: applies the thresholds once, then reserves `bytes` as

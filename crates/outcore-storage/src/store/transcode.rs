@@ -1,10 +1,8 @@
 //! Decode once: a compressed store read by a multi-pass algorithm, each chunk decoded on its
 //! first read and kept as raw f64 in a local directory for every later read.
 //!
-//! Measured before this existed (10000 x 10000 zarr-python zstd store, randomized SVD with 4
-//! block Krylov iterations, 10 passes): every pass decoded the whole store again, 26.7 s against
-//! Dask's 5.1 s. Raw local copies are read at the speed of the page cache (or the disk), and
-//! take the matrix's uncompressed size on disk, in a directory named like spill directories (so
+//! Without it every pass decoded the whole store again (the cost is in docs/decisions.md).
+//! Raw local copies are read at the speed of the page cache (or the disk), and take the matrix's uncompressed size on disk, in a directory named like spill directories (so
 //! a killed run's copy is removed by the next run) and removed when the store is dropped.
 
 use std::fs::File;

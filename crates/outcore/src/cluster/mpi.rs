@@ -88,9 +88,8 @@ fn piece_bytes() -> usize {
 /// wait, and the rank's workers need that core (a rank may wait for an R factor for most of a
 /// run), so the calling thread polls: yielding the core for the first 50 µs (a message about to
 /// arrive is taken at once), then sleeping 50 µs between polls up to 2 ms of waiting, 200 µs up
-/// to 20 ms, and 2 ms beyond. Waking every 200 µs for a whole run cost the workers 10% on a
-/// 2-core box (2,000,000 x 100 on 2 ranks: 2.21 s against 2.04-2.10 s with 2 ms; threads
-/// 1.96-2.00 s).
+/// to 20 ms, and 2 ms beyond: waking often for a whole run costs the workers their core
+/// (docs/decisions.md).
 struct Pause(std::time::Instant);
 
 impl Pause {

@@ -95,7 +95,7 @@ impl<'a> Reader<'a> {
         usize::try_from(self.u64()?).map_err(|_| self.short())
     }
 
-    fn output(&mut self) -> Result<Block> {
+    fn block(&mut self) -> Result<Block> {
         let (rows, cols) = (self.usize()?, self.usize()?);
         let len = rows.checked_mul(cols).filter(|&n| n.checked_mul(8).is_some_and(|b| b <= self.bytes.len()));
         let len = len.ok_or_else(|| self.short())?;
@@ -131,7 +131,7 @@ pub(crate) fn decode_block(bytes: &[u8], index: usize, from: usize) -> Result<Bl
     if got != index {
         return Err(Error::Bug(format!("rank {from} sent message {got} where message {index} was due")));
     }
-    r.output()
+    r.block()
 }
 
 /// A run's kept results.
@@ -155,7 +155,7 @@ pub(crate) fn decode_kept(payload: &[u8], from: usize) -> Result<HashMap<Key, Bl
     let mut kept = HashMap::new();
     for _ in 0..n {
         let key = Key { task: TaskId(r.usize()?), slot: r.usize()? };
-        kept.insert(key, r.output()?);
+        kept.insert(key, r.block()?);
     }
     Ok(kept)
 }

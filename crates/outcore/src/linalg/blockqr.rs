@@ -11,7 +11,7 @@ use faer::Mat;
 use outcore_storage::Pinned;
 
 use crate::error::{Error, Result};
-use crate::linalg::dense::{apply_q, output, qr_in_place, qr_scratch_bytes, r_factor, view};
+use crate::linalg::dense::{apply_q, qr_in_place, qr_scratch_bytes, r_factor, to_block, view};
 use crate::task::{Block, Key, Operation, TaskGraph, TaskId, reduction_tree};
 
 /// One step of a block QR tree.
@@ -64,20 +64,20 @@ impl BlockQrOp {
                     row += r;
                 }
                 let coeffs = qr_in_place(a.as_mut());
-                Ok(vec![r_factor(a.as_ref(), rows.min(cols)), output(a.as_ref()), output(coeffs.as_ref())])
+                Ok(vec![r_factor(a.as_ref(), rows.min(cols)), to_block(a.as_ref()), to_block(coeffs.as_ref())])
             }
-            (Self::Identity { size }, []) => Ok(vec![output(Mat::<f64>::identity(*size, *size).as_ref())]),
+            (Self::Identity { size }, []) => Ok(vec![to_block(Mat::<f64>::identity(*size, *size).as_ref())]),
             (Self::Apply { child_rows }, [factors, coeffs, w]) => {
                 let product = apply(factors, coeffs, w)?;
                 let mut row = 0;
                 let mut outputs = Vec::with_capacity(child_rows.len());
                 for &rows in child_rows {
-                    outputs.push(output(product.as_ref().submatrix(row, 0, rows, product.ncols())));
+                    outputs.push(to_block(product.as_ref().submatrix(row, 0, rows, product.ncols())));
                     row += rows;
                 }
                 Ok(outputs)
             }
-            (Self::LeafQ, [factors, coeffs, w]) => Ok(vec![output(apply(factors, coeffs, w)?.as_ref())]),
+            (Self::LeafQ, [factors, coeffs, w]) => Ok(vec![to_block(apply(factors, coeffs, w)?.as_ref())]),
             _ => Err(Error::Bug(format!("{} given {} inputs", self.label(), inputs.len()))),
         }
     }

@@ -200,9 +200,9 @@ fn fill_uniform_avx2(seed: u64, row0: usize, col0: usize, dst: MatMut<'_, f64>) 
 }
 
 /// Fills `dst` (any layout) with entries at rows `row0..`, columns `col0..`: uniform entries
-/// eight rows at a time, in AVX-512 registers when the CPU has AVX-512F/DQ (0.25 ns a value,
-/// against 1.36 for the portable lanes on the same CPU), else the portable lanes compiled for
-/// AVX2 or the baseline; normal ones row by row. The values are those of [`fill_row`], bit for bit.
+/// eight rows at a time, in AVX-512 registers when the CPU has AVX-512F/DQ, else the portable
+/// lanes compiled for AVX2 or the baseline; normal ones row by row. The values are those of
+/// [`fill_row`], bit for bit.
 pub(crate) fn fill_window(distribution: Distribution, seed: u64, row0: usize, col0: usize, mut dst: MatMut<'_, f64>) {
     match distribution {
         Distribution::Uniform => {

@@ -53,8 +53,8 @@ impl Engine {
     pub const MAX_WORKERS: usize = 1024;
 
     /// Under process accounting, the process memory outside the pool plans leave room for by
-    /// default: code, thread stacks, allocator state. Measured on the `large-svd` release binary:
-    /// about 7.5 MiB at the start of a run and up to 14 MiB during one.
+    /// default: code, thread stacks, allocator state (the measurement behind it is in
+    /// docs/decisions.md).
     pub const DEFAULT_PROCESS_OVERHEAD: u64 = 16 << 20;
 
     /// An engine of `memory_limit` bytes of its own memory, on as many worker threads as the

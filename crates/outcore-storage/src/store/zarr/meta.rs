@@ -1,7 +1,7 @@
 //! What an array's metadata says, read directly from `zarr.json` or `.zarray` before zarrs
 //! opens it: array or group (with messages that say what was found), the regular chunk shape,
 //! a sharded array's inner chunks, and whether chunks are in one of the encodings outcore
-//! decodes itself ([`Fast`]).
+//! decodes itself ([`OwnCodec`]).
 
 use std::path::Path;
 
@@ -14,7 +14,7 @@ pub(super) type ChunkShape = (usize, usize);
 /// Chunk encodings outcore reads itself instead of through zarrs' codec pipeline, which
 /// allocates a fresh buffer per codec step (each one page-faulted in again for every chunk).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Fast {
+pub(super) enum OwnCodec {
     /// Raw little-endian float64.
     Raw(RawLayout),
     /// zstd frames of little-endian values of this type (zarr-python's default, v3 and v2),
@@ -36,7 +36,7 @@ pub(super) struct Layout {
     /// is not regular.
     pub(super) chunk_shape: Option<ChunkShape>,
     /// An encoding outcore decodes itself, if the chunks are in one.
-    pub(super) fast: Option<Fast>,
+    pub(super) own_codec: Option<OwnCodec>,
     /// The inner chunk shape of a sharded array (a single `sharding_indexed` codec).
     pub(super) inner: Option<ChunkShape>,
 }
@@ -88,7 +88,7 @@ pub(super) fn inspect_array_metadata(path: &Path) -> StorageResult<Layout> {
                     }
                     _ => None,
                 };
-                Ok(Layout { chunk_shape, fast: fast_layout(&meta), inner })
+                Ok(Layout { chunk_shape, own_codec: own_codec_v3(&meta), inner })
             }
             Some("group") => Err(group(path)),
             other => Err(StorageError::NotAnArray {
@@ -99,7 +99,7 @@ pub(super) fn inspect_array_metadata(path: &Path) -> StorageResult<Layout> {
     }
     if let Some(meta) = read_json(".zarray")? {
         let chunk_shape = meta.get("chunks").and_then(shape_of);
-        return Ok(Layout { chunk_shape, fast: zstd_layout_v2(&meta).map(Fast::Zstd), inner: None });
+        return Ok(Layout { chunk_shape, own_codec: zstd_layout_v2(&meta).map(OwnCodec::Zstd), inner: None });
     }
     if path.join(".zgroup").exists() {
         return Err(group(path));
@@ -118,7 +118,7 @@ fn is_zero(v: &serde_json::Value) -> bool {
 /// Recognizes v3 arrays outcore decodes itself, with a zero fill value and no storage
 /// transformers: float64 chunks of the raw little-endian values, optionally followed by a
 /// crc32c, and float64 or float32 chunks of little-endian values compressed by zstd alone.
-fn fast_layout(meta: &serde_json::Value) -> Option<Fast> {
+fn own_codec_v3(meta: &serde_json::Value) -> Option<OwnCodec> {
     use serde_json::Value;
     let dtype = match meta.get("data_type")?.as_str()? {
         "float64" => Dtype::F64,
@@ -140,11 +140,11 @@ fn fast_layout(meta: &serde_json::Value) -> Option<Fast> {
     let crc_config_is_default =
         |c: &Value| c.get("configuration").is_none_or(|v| v.as_object().is_some_and(|o| o.is_empty()));
     match rest {
-        [] if dtype == Dtype::F64 => Some(Fast::Raw(RawLayout { crc: false })),
+        [] if dtype == Dtype::F64 => Some(OwnCodec::Raw(RawLayout { crc: false })),
         [c] if dtype == Dtype::F64 && name(c).as_deref() == Some("crc32c") && crc_config_is_default(c) => {
-            Some(Fast::Raw(RawLayout { crc: true }))
+            Some(OwnCodec::Raw(RawLayout { crc: true }))
         }
-        [c] if name(c).as_deref() == Some("zstd") => Some(Fast::Zstd(dtype)),
+        [c] if name(c).as_deref() == Some("zstd") => Some(OwnCodec::Zstd(dtype)),
         _ => None,
     }
 }

@@ -19,7 +19,7 @@ use zarrs::array::{Array, ArrayError, ArraySubset};
 use zarrs::filesystem::{FilesystemStore, FilesystemStoreOptions};
 
 use file::{ChunkFile, DIRECT_ALIGN, announce, corrupted, direct_io_allowed};
-use meta::{Fast, Layout, RawLayout, inspect_array_metadata};
+use meta::{Layout, OwnCodec, RawLayout, inspect_array_metadata};
 pub use options::{Compression, ZarrOptions};
 
 use crate::error::{StorageError, StorageResult};
@@ -47,7 +47,7 @@ pub struct ZarrStore {
     sharded: bool,
     /// Chunk files are read with direct I/O.
     direct: bool,
-    /// Chunks are zstd frames decoded by outcore (see [`Fast::Zstd`]).
+    /// Chunks are zstd frames decoded by outcore (see [`OwnCodec::Zstd`]).
     zstd: bool,
 }
 
@@ -92,13 +92,13 @@ impl ZarrStore {
             }
         };
         // Direct reads of raw chunks go through zarrs (outcore's raw reader reads buffered).
-        let fast = layout.fast.filter(|f| !(direct && matches!(f, Fast::Raw(_))));
-        Self::open_array(&path, Layout { fast, ..layout }, direct)
+        let own_codec = layout.own_codec.filter(|f| !(direct && matches!(f, OwnCodec::Raw(_))));
+        Self::open_array(&path, Layout { own_codec, ..layout }, direct)
     }
 
     /// Opens the array at `path`, whose metadata `inspect_array_metadata` read.
     fn open_array(path: &Path, layout: Layout, direct: bool) -> StorageResult<Self> {
-        let Layout { chunk_shape, fast, inner } = layout;
+        let Layout { chunk_shape, own_codec, inner } = layout;
         let path = path.to_path_buf();
         let zarr_err = |message: String| StorageError::Zarr { path: path.clone(), message };
         let mut options = FilesystemStoreOptions::default();
@@ -148,11 +148,11 @@ impl ZarrStore {
         let (gr, gc) = inner.unwrap_or((cr, cc));
         let grid = ChunkGrid::new(shape[0] as usize, shape[1] as usize, gr, gc)?;
         let little = cfg!(target_endian = "little");
-        let raw = match fast {
-            Some(Fast::Raw(raw)) if element == Dtype::F64 && little => Some(raw),
+        let raw = match own_codec {
+            Some(OwnCodec::Raw(raw)) if element == Dtype::F64 && little => Some(raw),
             _ => None,
         };
-        let zstd = little && fast == Some(Fast::Zstd(element));
+        let zstd = little && own_codec == Some(OwnCodec::Zstd(element));
         Ok(Self { path, array, grid, chunk_shape: (cr, cc), element, raw, sharded: inner.is_some(), direct, zstd })
     }
 
@@ -354,9 +354,8 @@ impl ChunkStore for ZarrStore {
         // Raw chunks are read straight into the caller's buffer. Through zarrs each codec
         // consumes its input and returns a new buffer (encoded bytes, checksum-stripped copy,
         // decompressed bytes, the values), so at most two of them, each up to a full chunk (an
-        // inner chunk of a sharded array, plus its shard's index), live at once. Measured: a
-        // 2000 x 2000 zstd chunk read by one task peaked at 115 MiB RSS, its buffer and two
-        // chunks over the process's own.
+        // inner chunk of a sharded array, plus its shard's index), live at once (checked
+        // against a measured peak in docs/decisions.md).
         let (cr, cc) = self.grid.chunk_shape();
         let index = if self.sharded {
             (self.chunk_shape.0 / cr.max(1) + 1) as u64 * (self.chunk_shape.1 / cc.max(1) + 1) as u64 * 16

@@ -50,7 +50,7 @@ pub(crate) fn center_rows(mut a: MatMut<'_, f64>, standardize: bool) -> Block {
     Block { data: [means, scales].concat(), rows: 2, cols: h }
 }
 
-/// Divides each column of a centred matrix's R (whose column norms are the centred columns')
+/// Divides each column of a centered matrix's R (whose column norms are the centered columns')
 /// by its standard deviation over `samples` rows (`ddof = 1`; 1 for a constant column, see
 /// [`deviation`]); `means` are the columns' means. Returns the scales.
 pub(crate) fn column_scales(mut r: MatMut<'_, f64>, means: &[f64], samples: f64) -> Vec<f64> {
@@ -66,7 +66,7 @@ pub(crate) fn column_scales(mut r: MatMut<'_, f64>, means: &[f64], samples: f64)
 
 /// The standard deviation (`ddof = 1`) from a sum of squared deviations over `samples` values
 /// of mean `mean`; 1 for a constant column: one whose variance is within the rounding that
-/// centring leaves (`m eps var + (m eps mean)^2`, scikit-learn's `_is_constant_feature`), so
+/// centering leaves (`m eps var + (m eps mean)^2`, scikit-learn's `_is_constant_feature`), so
 /// a column of 0.1s is not scaled up into unit-variance noise.
 fn deviation(squares: f64, mean: f64, samples: f64) -> f64 {
     let variance = squares / samples;

@@ -36,7 +36,7 @@ pub(crate) fn cholesky_qr2_bytes(n: usize) -> u64 {
 /// The R of `a` (`m x n`) by CholeskyQR2, when `a` is well conditioned: the Gram matrix
 /// `A^T A` and its Cholesky factor `R1`, `Q1 = A R1^-1` in place, then the same again on `Q1`,
 /// `R = R2 R1`. Its flops are GEMM-like, where Householder's panel sweeps are memory-bound
-/// (measured on a 5242 x 100 panel, one core: the Gram at 64 GFLOP/s, Householder QR at 10.8).
+/// (docs/decisions.md).
 /// The guard ([`CHOLESKY_QR_MAX_CONDITION`]): a failed Cholesky or a failed check leaves the
 /// QR to Householder, exact for every input.
 pub(crate) fn cholesky_qr2_r(mut a: MatMut<'_, f64>) -> CholeskyQr {

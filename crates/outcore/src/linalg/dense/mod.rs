@@ -23,7 +23,7 @@ pub(crate) fn view(data: &[f64], rows: usize, cols: usize) -> MatRef<'_, f64> {
 }
 
 /// Copies a matrix into a row-major [`Block`].
-pub(crate) fn output(m: MatRef<'_, f64>) -> Block {
+pub(crate) fn to_block(m: MatRef<'_, f64>) -> Block {
     let (rows, cols) = m.shape();
     let mut data = Vec::with_capacity(rows * cols);
     for i in 0..rows {

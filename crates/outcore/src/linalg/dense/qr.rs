@@ -14,8 +14,7 @@ use crate::error::{Error, Result};
 use crate::task::Block;
 
 /// Householder block size for an `m x n` QR: faer's recommendation, capped at 24 for narrow
-/// matrices, where it measured fastest (10000 x 100, sequential, AVX-512: 35.3 GFLOP/s at 24
-/// against 33.0 at faer's 48 and 28.5 at 16).
+/// matrices, where it measured fastest (docs/decisions.md).
 fn block_size(m: usize, n: usize) -> usize {
     let recommended = recommended_block_size::<f64>(m, n);
     if n <= 128 { recommended.min(24) } else { recommended }

@@ -10,7 +10,7 @@ use super::layout::Sketch;
 use super::moments::Moments;
 use super::ops::{RsvdOp, Side};
 use crate::error::{Error, Result};
-use crate::linalg::dense::{output, thin_svd, view};
+use crate::linalg::dense::{thin_svd, to_block, view};
 use crate::matrix::{Distribution, MatrixReader, fill_row};
 use crate::task::{Block, Executor, WorkerScratch};
 
@@ -87,7 +87,7 @@ impl<'a> RsvdExecutor<'a> {
             }
             Ok(())
         })?;
-        Ok(vec![output(out.as_ref())])
+        Ok(vec![to_block(out.as_ref())])
     }
 
     fn sketch(
@@ -116,7 +116,7 @@ impl<'a> RsvdExecutor<'a> {
         let mut omega = vec![0.0; e.cols * width];
         self.sketch_rows(e.col0, 0, width, &mut omega);
         let omega = MatRef::from_row_major_slice(&omega, e.cols, width);
-        Ok(vec![output(product(mean_row(moments), omega).as_ref())])
+        Ok(vec![to_block(product(mean_row(moments), omega).as_ref())])
     }
 
     fn small_svd(&self, k: usize, r: &Pinned) -> Result<Vec<Block>> {
@@ -126,7 +126,7 @@ impl<'a> RsvdExecutor<'a> {
             return Err(Error::Bug(format!("SVD of R_b gave {} values, {k} wanted", s.len())));
         }
         let s = Block { data: s[..k].to_vec(), rows: 1, cols: k };
-        Ok(vec![s, output(ur.as_ref().subcols(0, k)), output(vr.as_ref().subcols(0, k))])
+        Ok(vec![s, to_block(ur.as_ref().subcols(0, k)), to_block(vr.as_ref().subcols(0, k))])
     }
 
     fn extremes(row0: usize, v: &Pinned) -> Vec<Block> {
@@ -167,7 +167,7 @@ impl<'a> RsvdExecutor<'a> {
         let mut omega = vec![0.0; e.cols * probes];
         self.sketch_rows(e.col0, self.sketch.l, probes, &mut omega);
         let omega = MatRef::from_row_major_slice(&omega, e.cols, probes);
-        Ok(vec![output(product(pinned_view(v).transpose(), omega).as_ref())])
+        Ok(vec![to_block(product(pinned_view(v).transpose(), omega).as_ref())])
     }
 
     fn residual(inputs: &[Pinned]) -> Result<Vec<Block>> {
@@ -243,7 +243,7 @@ impl Executor for RsvdExecutor<'_> {
                 let (rows, cols) = first.shape();
                 Ok(vec![Block { data, rows, cols }])
             }
-            (RsvdOp::Columns { from, to }, [block]) => Ok(vec![output(pinned_view(block).subcols(*from, to - from))]),
+            (RsvdOp::Columns { from, to }, [block]) => Ok(vec![to_block(pinned_view(block).subcols(*from, to - from))]),
             (RsvdOp::Concat, _) => {
                 let rows = inputs.first().map_or(0, |p| p.shape().0);
                 let cols: usize = inputs.iter().map(|p| p.shape().1).sum();
@@ -254,12 +254,12 @@ impl Executor for RsvdExecutor<'_> {
                     out.as_mut().submatrix_mut(0, c0, rows, v.ncols()).copy_from(v);
                     c0 += v.ncols();
                 }
-                Ok(vec![output(out.as_ref())])
+                Ok(vec![to_block(out.as_ref())])
             }
             (RsvdOp::Qr(op), _) => op.execute(inputs),
             (RsvdOp::SmallSvd { k }, [r]) => self.small_svd(*k, r),
             (RsvdOp::Multiply, [block, small]) => {
-                Ok(vec![output(product(pinned_view(block), pinned_view(small)).as_ref())])
+                Ok(vec![to_block(product(pinned_view(block), pinned_view(small)).as_ref())])
             }
             (RsvdOp::Extremes { row0 }, [v]) => Ok(Self::extremes(*row0, v)),
             (RsvdOp::Signs, _) => Self::signs(inputs),
@@ -268,7 +268,9 @@ impl Executor for RsvdExecutor<'_> {
             (RsvdOp::Estimate, _) => Ok(Self::estimate(inputs)),
             (RsvdOp::Moments, _) => Ok(vec![Moments::merge(inputs)?.block()]),
             (RsvdOp::MeanSketch { col, width }, [moments]) => self.mean_sketch(*col, *width, moments),
-            (RsvdOp::MeanTimes, [moments, x]) => Ok(vec![output(product(mean_row(moments), pinned_view(x)).as_ref())]),
+            (RsvdOp::MeanTimes, [moments, x]) => {
+                Ok(vec![to_block(product(mean_row(moments), pinned_view(x)).as_ref())])
+            }
             (RsvdOp::ColumnSums, [y]) => {
                 let (rows, cols) = y.shape();
                 let data = (0..cols).map(|c| (0..rows).map(|i| y[i * cols + c]).sum()).collect();

@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn moments_merge_row_blocks_column_blocks_and_chunks() {
-        // Columns far from zero, as centring must handle.
+        // Columns far from zero, as centering must handle.
         let a = Mat::<f64>::from_fn(23, 7, |i, j| 1e4 * j as f64 + ((i * 13 + j * 5) % 17) as f64 * 0.37);
         // Row blocks spanning every column (a streamed chunk).
         let mut rows = Moments::new(7);

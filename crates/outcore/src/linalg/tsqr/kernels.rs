@@ -11,8 +11,8 @@ use super::layout::{Centering, Layout};
 use super::ops::TsqrOp;
 use crate::error::{Error, Result};
 use crate::linalg::dense::{
-    CholeskyQr, apply_q, apply_q_into, center_columns, center_rows, cholesky_qr2_r, column_scales, flip_signs, output,
-    qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, view,
+    CholeskyQr, apply_q, apply_q_into, center_columns, center_rows, cholesky_qr2_r, column_scales, flip_signs,
+    qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, to_block, view,
 };
 use crate::matrix::MatrixReader;
 use crate::task::{Block, Executor, WorkerScratch};
@@ -28,7 +28,7 @@ impl<'a> TsqrExecutor<'a> {
         Self { layout, reader, sink }
     }
 
-    /// Reads panel `panel` into `panel_buf` (column-major) and centres it as the plan says,
+    /// Reads panel `panel` into `panel_buf` (column-major) and centers it as the plan says,
     /// returning its means (one per column, or `[mean; scale]` per row).
     fn read_panel<'b>(
         &self,
@@ -78,7 +78,7 @@ impl<'a> TsqrExecutor<'a> {
         let (a, stats) = self.read_panel(panel, panel_buf, chunk, budget)?;
         let cholesky = if self.layout.vectors { CholeskyQr::Declined } else { cholesky_qr2_r(a) };
         let mut r = match cholesky {
-            CholeskyQr::R(r) => output(r.as_ref()),
+            CholeskyQr::R(r) => to_block(r.as_ref()),
             CholeskyQr::Declined => householder_r(panel_buf),
             CholeskyQr::Failed => {
                 // The panel was overwritten: read it again (same values, same means).
@@ -146,8 +146,8 @@ impl<'a> TsqrExecutor<'a> {
         }
         let mut outputs = vec![r];
         if self.layout.vectors {
-            outputs.push(output(a.as_ref()));
-            outputs.push(output(coeffs.as_ref()));
+            outputs.push(to_block(a.as_ref()));
+            outputs.push(to_block(coeffs.as_ref()));
         }
         Ok(outputs)
     }
@@ -176,9 +176,9 @@ impl<'a> TsqrExecutor<'a> {
         let mut outputs = vec![Block { data: s, rows: 1, cols: k }];
         if let Some((mut u, mut v)) = vectors {
             flip_signs(u.as_mut(), v.as_mut());
-            outputs.push(output(v.as_ref()));
+            outputs.push(to_block(v.as_ref()));
             if self.layout.vectors {
-                outputs.push(output(u.as_ref()));
+                outputs.push(to_block(u.as_ref()));
             }
         }
         outputs.extend(stats);
@@ -199,7 +199,7 @@ impl<'a> TsqrExecutor<'a> {
         let mut outputs = Vec::new();
         for child in self.layout.levels[level][node].children.clone() {
             let k = self.layout.levels[level - 1][child].k;
-            outputs.push(output(product.as_ref().submatrix(row, 0, k, product.ncols())));
+            outputs.push(to_block(product.as_ref().submatrix(row, 0, k, product.ncols())));
             row += k;
         }
         Ok(outputs)

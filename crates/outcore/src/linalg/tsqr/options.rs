@@ -73,7 +73,7 @@ impl SvdOptions {
         self
     }
 
-    /// Centre each column and divide it by its standard deviation (`ddof = 1`; a constant
+    /// Center each column and divide it by its standard deviation (`ddof = 1`; a constant
     /// column, one whose variance is within centering's rounding, is left unscaled), as
     /// scikit-learn's `StandardScaler` does (it divides by the `ddof = 0` deviation); implies
     /// [`center`](Self::center). For a tall matrix the scaling is applied to the final R.
