@@ -43,12 +43,11 @@ fn offset_matrix(m: usize, n: usize, seed: u64, constant: Option<usize>) -> Mat<
 fn check_centered(a: &Mat<f64>, svd: &SvdResult, standardize: bool) {
     let (m, n) = a.shape();
     let (c, mean, scale) = centered_reference(a, standardize);
-    // Rounding scales with the input's entries (the means are subtracted in floating point);
-    // standardized, with the scaled matrix's, plus the rounding a constant column keeps at its
-    // own magnitude (it is left unscaled).
-    let constant: f64 =
-        (0..n).filter(|&j| (0..m).all(|i| a[(i, j)] == a[(0, j)])).map(|j| a.as_ref().col(j).norm_l2()).sum();
-    let scale_norm = if standardize { c.norm_l2() + constant } else { a.norm_l2() };
+    // Rounding scales with the input's entries, offsets included: a mean is subtracted in
+    // floating point, leaving `eps |a_ij|` in each entry, and standardizing divides that by the
+    // column's scale. So the norm is that of `A` with each column divided by its scale (a
+    // constant column, left unscaled, keeps its rounding at its own magnitude).
+    let scale_norm = if standardize { Mat::from_fn(m, n, |i, j| a[(i, j)] / scale[j]).norm_l2() } else { a.norm_l2() };
     let t = tol(m, n, scale_norm);
     let reference = reference_singular_values(&c);
     assert_eq!(svd.s.len(), m.min(n));

@@ -2,8 +2,9 @@
 //! first read and kept as raw f64 in a local directory for every later read.
 //!
 //! Without it every pass decoded the whole store again (the cost is in docs/decisions.md).
-//! Raw local copies are read at the speed of the page cache (or the disk), and take the matrix's uncompressed size on disk, in a directory named like spill directories (so
-//! a killed run's copy is removed by the next run) and removed when the store is dropped.
+//! Raw local copies are read at the speed of the page cache (or the disk), and take the
+//! matrix's uncompressed size on disk, in a directory named like spill directories (so a
+//! killed run's copy is removed by the next run) and removed when the store is dropped.
 
 use std::fs::File;
 use std::io::{Read, Write};

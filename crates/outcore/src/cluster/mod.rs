@@ -6,8 +6,9 @@
 //! or writes a row block ([`Operation::row_block`](crate::graph::Operation::row_block)) runs on
 //! the rank that owns that block (ranks own contiguous ranges of row blocks); any other task
 //! runs where its first input was made, so a reduction node runs on the rank of its first child
-//! and the root where the first row block is (rank 0 unless there are fewer blocks than ranks). An output read on another rank is sent there, point to point, by the
-//! calling thread of each rank while its workers compute. Because the graph and every kernel are
+//! and the root where the first row block is (rank 0 unless there are fewer blocks than ranks).
+//! An output read on another rank is sent there, point to point, by the calling thread of each
+//! rank while its workers compute. Because the graph and every kernel are
 //! those of one process, **results are bitwise identical to the threads scheduler** for any
 //! number of ranks (MPI's own reductions would choose their own bracketing; they are not used).
 //!

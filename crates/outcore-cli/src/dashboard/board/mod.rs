@@ -1,19 +1,22 @@
 //! The dashboard's state: what the run's events said, kept in bounded buffers, and its views as
 //! JSON (the page's and `/api/state.json`), Prometheus text and a Chrome trace.
 
+mod export;
+mod query;
+mod state;
+
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use outcore::storage::{Accounting, MemoryReport};
+use outcore::storage::MemoryReport;
 use outcore::{Event, EventSink};
 use serde::Serialize;
 #[cfg(test)]
 use {outcore::graph::Stage, std::sync::Arc};
 
-use crate::report::json::ThresholdsJson;
+pub(crate) use query::{Cursor, Share, query_value};
 
 /// Task rectangles kept for the task stream and the trace (the oldest go first; Dask's stream
 /// keeps 1,000).
@@ -131,132 +134,6 @@ pub(crate) struct Board {
     version: AtomicU64,
 }
 
-/// The value of `key` in a URL query (`a=1&b=2`), if present.
-pub(super) fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {
-    query.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-}
-
-/// Where a client's last update ended: the next task's sequence number, the last sample's time.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Cursor {
-    /// Sequence number of the first task not yet sent.
-    pub next_task: u64,
-    /// Time (seconds) of the last sample sent; later ones are new.
-    pub last_sample: f64,
-}
-
-/// How much of the board a state carries: at most `tasks` of the newest tasks, and the memory
-/// timeline or not. The other ranks of a job send their share, so that rank 0's combined state
-/// stays as large as one board's.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Share {
-    /// Most tasks sent.
-    pub tasks: usize,
-    /// Whether the memory samples are sent.
-    pub timeline: bool,
-}
-
-impl Share {
-    /// Each rank's part of one board's worth in a job of `ranks`: rank 0 alone sends samples
-    /// (the page draws rank 0's timeline).
-    pub(crate) fn of_rank(rank: usize, ranks: usize) -> Self {
-        Self { tasks: TASK_CAP / ranks.max(1), timeline: rank == 0 }
-    }
-
-    /// The share a state query asks for, `tasks=N&timeline=0` (the whole board where absent).
-    pub(crate) fn from_query(query: &str) -> Self {
-        let value = |key: &str| query_value(query, key);
-        Self {
-            tasks: value("tasks").and_then(|v| v.parse().ok()).map_or(TASK_CAP, |n: usize| n.min(TASK_CAP)),
-            timeline: value("timeline") != Some("0"),
-        }
-    }
-
-    /// The query asking for this share.
-    pub(crate) fn query(&self) -> String {
-        format!("tasks={}&timeline={}", self.tasks, u8::from(self.timeline))
-    }
-}
-
-impl Default for Cursor {
-    /// Everything: no task sent yet, no sample (samples are at 0 s or later).
-    fn default() -> Self {
-        Self { next_task: 0, last_sample: -1.0 }
-    }
-}
-
-impl Cursor {
-    /// The cursor of a state query, `from=N&after=T` (the start where absent).
-    pub(crate) fn from_query(query: &str) -> Self {
-        let value = |key: &str| query_value(query, key);
-        Self {
-            next_task: value("from").and_then(|v| v.parse().ok()).unwrap_or(0),
-            last_sample: value("after").and_then(|v| v.parse().ok()).unwrap_or(-1.0),
-        }
-    }
-
-    /// The query that asks for what comes after this cursor.
-    pub(crate) fn query(&self) -> String {
-        format!("from={}&after={}", self.next_task, self.last_sample)
-    }
-}
-
-/// The state a client is sent, copied out of the board under its lock and serialized after.
-#[derive(Serialize)]
-struct View<'a> {
-    title: &'a str,
-    /// Which process and command this is: a page that reconnects to another starts afresh.
-    run: &'a str,
-    rank: usize,
-    status: &'static str,
-    elapsed: f64,
-    runs: u32,
-    tasks: Counts,
-    waits_for_memory: u64,
-    stages: Vec<StageState>,
-    threads: Vec<ThreadRow>,
-    workers: [Worker; 1],
-    stream: Stream,
-    timeline: Vec<Point>,
-    dashboard_bytes: u64,
-}
-
-#[derive(Serialize)]
-struct Counts {
-    done: u64,
-    total: u64,
-}
-
-#[derive(Serialize)]
-struct Stream {
-    /// Sequence number of the first task in `tasks`.
-    from: u64,
-    tasks: Vec<TaskRect>,
-}
-
-/// A worker's row: the process (outcore's threads share one pool, as a Dask worker's threads
-/// share its memory).
-#[derive(Serialize)]
-struct Worker {
-    name: String,
-    threads: usize,
-    limit: u64,
-    accounting: &'static str,
-    thresholds: ThresholdsJson,
-    process: u64,
-    managed: u64,
-    unmanaged_old: u64,
-    unmanaged_recent: u64,
-    host: u64,
-    spilled: u64,
-    spills: u64,
-    reloads: u64,
-    spilled_bytes: u64,
-    reloaded_bytes: u64,
-    read_bytes: u64,
-    written_bytes: u64,
-}
-
 impl Board {
     /// A board for a command titled `title` whose runs use up to `threads` workers, in the
     /// process that is worker `name`, rank `rank` of its job.
@@ -283,128 +160,6 @@ impl Board {
 
     fn seconds(&self, at: Instant) -> f64 {
         at.saturating_duration_since(self.started).as_secs_f64()
-    }
-
-    /// The state as JSON: what the board holds after `cursor`, within `share`, and the cursor
-    /// after it. The lock is held only to copy: workers' events never wait for serializing.
-    pub(crate) fn state_json(&self, cursor: Cursor, share: Share) -> (String, Cursor) {
-        let io = ProcessIo::read();
-        let inner = self.lock();
-        let newest = inner.tasks.len().saturating_sub(share.tasks);
-        let skip = (cursor.next_task.saturating_sub(inner.first_seq) as usize).max(newest);
-        let tasks: Vec<TaskRect> = inner.tasks.iter().skip(skip).copied().collect();
-        let from = inner.first_seq + skip.min(inner.tasks.len()) as u64;
-        let timeline = match share.timeline {
-            true => inner.samples[inner.samples.partition_point(|p| p.0 <= cursor.last_sample)..].to_vec(),
-            false => Vec::new(),
-        };
-        let next = Cursor {
-            next_task: inner.first_seq + inner.tasks.len() as u64,
-            last_sample: inner.samples.last().filter(|_| share.timeline).map_or(cursor.last_sample, |p| p.0),
-        };
-        let view = View {
-            title: &self.title,
-            run: &self.run,
-            rank: self.rank,
-            status: inner.status(),
-            elapsed: inner.finished_at.unwrap_or_else(|| self.started.elapsed().as_secs_f64()),
-            runs: inner.runs,
-            tasks: Counts { done: inner.done, total: inner.total },
-            waits_for_memory: inner.waits,
-            stages: inner.stages.clone(),
-            threads: inner.threads.clone(),
-            workers: [inner.worker(&self.name, self.threads, io)],
-            stream: Stream { from, tasks },
-            timeline,
-            dashboard_bytes: inner.bytes(),
-        };
-        drop(inner);
-        (serde_json::to_string(&view).unwrap_or_else(|_| "{}".into()), next)
-    }
-
-    /// The figures in Prometheus' text format.
-    pub(crate) fn metrics(&self) -> String {
-        let io = ProcessIo::read();
-        let inner = self.lock();
-        let w = inner.worker(&self.name, self.threads, io);
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, f64)]| {
-            let _ = writeln!(out, "# HELP outcore_{name} {help}\n# TYPE outcore_{name} {kind}");
-            for (labels, value) in rows {
-                let _ = writeln!(out, "outcore_{name}{labels} {value}");
-            }
-        };
-        let one = |v: u64| [(String::new(), v as f64)];
-        metric("tasks_done", "counter", "Tasks finished.", &one(inner.done));
-        metric("tasks_total", "gauge", "Tasks in the runs begun so far.", &one(inner.total));
-        metric("running", "gauge", "1 while a run goes on.", &one(u64::from(inner.running)));
-        let memory: Vec<(String, f64)> = [
-            ("process", w.process),
-            ("managed", w.managed),
-            ("unmanaged_old", w.unmanaged_old),
-            ("unmanaged_recent", w.unmanaged_recent),
-            ("host", w.host),
-            ("spilled", w.spilled),
-        ]
-        .iter()
-        .map(|(c, v)| (format!("{{category=\"{c}\"}}"), *v as f64))
-        .collect();
-        metric("memory_bytes", "gauge", "Memory by Dask's categories (spilled: bytes in spill files).", &memory);
-        metric("memory_limit_bytes", "gauge", "The memory limit.", &one(w.limit));
-        let thresholds: Vec<(String, f64)> =
-            [("target", w.thresholds.target), ("spill", w.thresholds.spill), ("pause", w.thresholds.pause)]
-                .into_iter()
-                .chain([("terminate", w.thresholds.terminate)])
-                .filter_map(|(n, v)| v.map(|v| (format!("{{threshold=\"{n}\"}}"), v)))
-                .collect();
-        metric("threshold_ratio", "gauge", "Thresholds as fractions of the limit.", &thresholds);
-        metric("spills_total", "counter", "Blocks written to spill files.", &one(w.spills));
-        metric("reloads_total", "counter", "Blocks read back from spill files.", &one(w.reloads));
-        metric("waits_for_memory_total", "counter", "Times a task waited for memory.", &one(inner.waits));
-        metric("read_bytes_total", "counter", "Bytes the process read (rchar).", &one(w.read_bytes));
-        metric("written_bytes_total", "counter", "Bytes the process wrote (wchar).", &one(w.written_bytes));
-        let stage_rows = |f: fn(&StageState) -> u64| -> Vec<(String, f64)> {
-            inner.stages.iter().map(|s| (format!("{{stage=\"{}\"}}", s.name), f(s) as f64)).collect()
-        };
-        metric("stage_tasks_done", "counter", "Tasks finished per stage.", &stage_rows(|s| s.done));
-        metric("stage_tasks_total", "gauge", "Tasks per stage.", &stage_rows(|s| s.total));
-        let busy = inner.threads.iter().filter(|t| t.state == ThreadState::Running).count() as u64;
-        metric("threads_busy", "gauge", "Threads running a task.", &one(busy));
-        out
-    }
-
-    /// The kept tasks as a Chrome trace (for Perfetto or chrome://tracing): one track per
-    /// thread, one slice per task, named by stage.
-    pub(crate) fn trace_json(&self) -> String {
-        let inner = self.lock();
-        let (tasks, threads, dropped) = (inner.tasks.clone(), inner.threads.len(), inner.first_seq);
-        let names: Vec<&str> = inner.stages.iter().map(|s| s.name).collect();
-        drop(inner);
-        let mut out = String::with_capacity(64 * (tasks.len() + threads) + 256);
-        out.push_str("{\"traceEvents\":[");
-        for t in 0..threads {
-            let _ = write!(
-                out,
-                "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{t},\"args\":{{\"name\":\"worker thread {t}\"}}}},"
-            );
-        }
-        for TaskRect(thread, stage, start, end) in tasks {
-            let name = names.get(usize::from(stage)).copied().unwrap_or("task");
-            let (ts, dur) = ((start * 1e6).round(), ((end - start) * 1e6).round());
-            let _ = write!(
-                out,
-                "{{\"name\":\"{name}\",\"cat\":\"{name}\",\"ph\":\"X\",\"pid\":1,\"tid\":{thread},\"ts\":{ts},\"dur\":{dur}}},"
-            );
-        }
-        if out.ends_with(',') {
-            out.pop();
-        }
-        let title = serde_json::to_string(&self.title).unwrap_or_else(|_| "\"\"".into());
-        let _ = write!(
-            out,
-            "],\"displayTimeUnit\":\"ms\",\"otherData\":{{\"title\":{title},\"dropped_tasks\":{dropped}}}}}"
-        );
-        out
     }
 
     /// Marks the command as done: its runs are over and its results written.
@@ -568,34 +323,6 @@ impl Inner {
         }
         self.samples.push(Point(t, r.process, r.managed, r.unmanaged_old, r.unmanaged_recent, r.host, r.spilled));
     }
-
-    fn worker(&self, name: &str, threads: usize, io: ProcessIo) -> Worker {
-        let r = self.last.as_ref();
-        let field = |f: fn(&MemoryReport) -> u64| r.map_or(0, f);
-        Worker {
-            name: name.to_string(),
-            threads,
-            limit: field(|r| r.limit),
-            accounting: match r.map(|r| r.accounting) {
-                Some(Accounting::Own) => "own",
-                _ => "process",
-            },
-            thresholds: r.map_or_else(outcore::Thresholds::default, |r| r.thresholds).into(),
-            process: field(|r| r.process),
-            managed: field(|r| r.managed),
-            unmanaged_old: field(|r| r.unmanaged_old),
-            unmanaged_recent: field(|r| r.unmanaged_recent),
-            host: field(|r| r.host),
-            spilled: field(|r| r.spilled),
-            spills: field(|r| r.spill_count),
-            reloads: field(|r| r.reload_count),
-            spilled_bytes: self.spilled_bytes,
-            reloaded_bytes: self.reloaded_bytes,
-            read_bytes: io.read,
-            written_bytes: io.written,
-        }
-    }
-
     /// Bytes the board's buffers hold.
     fn bytes(&self) -> u64 {
         (self.tasks.capacity() * size_of::<TaskRect>()
@@ -603,21 +330,6 @@ impl Inner {
             + self.threads.capacity() * size_of::<ThreadRow>()
             + self.stages.iter().map(|s| size_of::<StageState>() + s.after.capacity() * 8).sum::<usize>())
             as u64
-    }
-}
-
-/// Bytes the process read and wrote (`rchar`, `wchar` of /proc/self/io; zero elsewhere).
-#[derive(Clone, Copy, Debug, Default)]
-struct ProcessIo {
-    read: u64,
-    written: u64,
-}
-
-impl ProcessIo {
-    fn read() -> Self {
-        let Ok(text) = std::fs::read_to_string("/proc/self/io") else { return Self::default() };
-        let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0);
-        Self { read: field("rchar:"), written: field("wchar:") }
     }
 }
 

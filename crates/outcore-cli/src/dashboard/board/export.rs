@@ -1,0 +1,93 @@
+//! The board as Prometheus text and as a Chrome trace.
+
+use std::fmt::Write as _;
+
+use super::state::ProcessIo;
+use super::{Board, StageState, TaskRect, ThreadState};
+
+impl Board {
+    /// The figures in Prometheus' text format.
+    pub(crate) fn metrics(&self) -> String {
+        let io = ProcessIo::read();
+        let inner = self.lock();
+        let w = inner.worker(&self.name, self.threads, io);
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, f64)]| {
+            let _ = writeln!(out, "# HELP outcore_{name} {help}\n# TYPE outcore_{name} {kind}");
+            for (labels, value) in rows {
+                let _ = writeln!(out, "outcore_{name}{labels} {value}");
+            }
+        };
+        let one = |v: u64| [(String::new(), v as f64)];
+        metric("tasks_done", "counter", "Tasks finished.", &one(inner.done));
+        metric("tasks_total", "gauge", "Tasks in the runs begun so far.", &one(inner.total));
+        metric("running", "gauge", "1 while a run goes on.", &one(u64::from(inner.running)));
+        let memory: Vec<(String, f64)> = [
+            ("process", w.process),
+            ("managed", w.managed),
+            ("unmanaged_old", w.unmanaged_old),
+            ("unmanaged_recent", w.unmanaged_recent),
+            ("host", w.host),
+            ("spilled", w.spilled),
+        ]
+        .iter()
+        .map(|(c, v)| (format!("{{category=\"{c}\"}}"), *v as f64))
+        .collect();
+        metric("memory_bytes", "gauge", "Memory by Dask's categories (spilled: bytes in spill files).", &memory);
+        metric("memory_limit_bytes", "gauge", "The memory limit.", &one(w.limit));
+        let thresholds: Vec<(String, f64)> =
+            [("target", w.thresholds.target), ("spill", w.thresholds.spill), ("pause", w.thresholds.pause)]
+                .into_iter()
+                .chain([("terminate", w.thresholds.terminate)])
+                .filter_map(|(n, v)| v.map(|v| (format!("{{threshold=\"{n}\"}}"), v)))
+                .collect();
+        metric("threshold_ratio", "gauge", "Thresholds as fractions of the limit.", &thresholds);
+        metric("spills_total", "counter", "Blocks written to spill files.", &one(w.spills));
+        metric("reloads_total", "counter", "Blocks read back from spill files.", &one(w.reloads));
+        metric("waits_for_memory_total", "counter", "Times a task waited for memory.", &one(inner.waits));
+        metric("read_bytes_total", "counter", "Bytes the process read (rchar).", &one(w.read_bytes));
+        metric("written_bytes_total", "counter", "Bytes the process wrote (wchar).", &one(w.written_bytes));
+        let stage_rows = |f: fn(&StageState) -> u64| -> Vec<(String, f64)> {
+            inner.stages.iter().map(|s| (format!("{{stage=\"{}\"}}", s.name), f(s) as f64)).collect()
+        };
+        metric("stage_tasks_done", "counter", "Tasks finished per stage.", &stage_rows(|s| s.done));
+        metric("stage_tasks_total", "gauge", "Tasks per stage.", &stage_rows(|s| s.total));
+        let busy = inner.threads.iter().filter(|t| t.state == ThreadState::Running).count() as u64;
+        metric("threads_busy", "gauge", "Threads running a task.", &one(busy));
+        out
+    }
+
+    /// The kept tasks as a Chrome trace (for Perfetto or chrome://tracing): one track per
+    /// thread, one slice per task, named by stage.
+    pub(crate) fn trace_json(&self) -> String {
+        let inner = self.lock();
+        let (tasks, threads, dropped) = (inner.tasks.clone(), inner.threads.len(), inner.first_seq);
+        let names: Vec<&str> = inner.stages.iter().map(|s| s.name).collect();
+        drop(inner);
+        let mut out = String::with_capacity(64 * (tasks.len() + threads) + 256);
+        out.push_str("{\"traceEvents\":[");
+        for t in 0..threads {
+            let _ = write!(
+                out,
+                "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{t},\"args\":{{\"name\":\"worker thread {t}\"}}}},"
+            );
+        }
+        for TaskRect(thread, stage, start, end) in tasks {
+            let name = names.get(usize::from(stage)).copied().unwrap_or("task");
+            let (ts, dur) = ((start * 1e6).round(), ((end - start) * 1e6).round());
+            let _ = write!(
+                out,
+                "{{\"name\":\"{name}\",\"cat\":\"{name}\",\"ph\":\"X\",\"pid\":1,\"tid\":{thread},\"ts\":{ts},\"dur\":{dur}}},"
+            );
+        }
+        if out.ends_with(',') {
+            out.pop();
+        }
+        let title = serde_json::to_string(&self.title).unwrap_or_else(|_| "\"\"".into());
+        let _ = write!(
+            out,
+            "],\"displayTimeUnit\":\"ms\",\"otherData\":{{\"title\":{title},\"dropped_tasks\":{dropped}}}}}"
+        );
+        out
+    }
+}
