@@ -425,13 +425,14 @@ def test_pca_of_the_lesson_matrix_in_little_memory(tmp_path):
     np.testing.assert_allclose(np.load(ours), np.load(ref), rtol=1e-10)
 
 
-def test_the_readme_example_runs(tmp_path, monkeypatch):
-    """The README's Python example, as written, in an empty directory."""
-    readme = (os.path.dirname(__file__) + "/../../../README.md")
-    with open(readme) as f:
+@pytest.mark.parametrize("doc, heading", [("README.md", "## Python"), ("docs/python.md", "## Example")])
+def test_the_documented_example_runs(tmp_path, monkeypatch, doc, heading):
+    """The Python example of the README and of docs/python.md, as written, in an empty directory."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", doc)) as f:
         text = f.read()
-    section = text[text.index("## From Python") :]
-    code = section[section.index("```python") + len("```python") : section.index("```", section.index("```python") + 3)]
+    section = text[text.index(heading + "\n") :]
+    start = section.index("```python") + len("```python")
+    code = section[start : section.index("```", start)]
     monkeypatch.chdir(tmp_path)
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
