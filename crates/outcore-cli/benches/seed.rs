@@ -3,12 +3,16 @@
 //! at Dask's default q = 0 and at outcore's default), and the means workload. Every outcore run
 //! has the same 128 MiB memory limit.
 //!
-//! `cargo bench --bench seed [-- FILTER] [--reps N]`
+//! `cargo bench --bench seed [-- FILTER] [--reps N] [--baseline PATH]`
 //!
 //! Every scenario runs in a child process (the `large-svd` binary, or this bench re-executed
 //! as a dense reference), scenarios alternate within each repetition, and the table gives the
 //! median wall time and the median peak RSS measured from outside by `wait4`. Ratios compare
 //! medians from the same run: absolute times drift on shared machines.
+//!
+//! `--baseline PATH` runs every `large-svd` scenario with that binary too (another build, e.g.
+//! of the previous commit), right beside this build's run, in alternating order, and adds a
+//! table of the two medians and their ratios: a change's cost, within one run's noise.
 
 use std::time::Instant;
 
@@ -50,7 +54,11 @@ fn main() {
         return;
     }
     let reps = child::reps(&args, 3);
-    let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with("--") && a.parse::<usize>().is_err()).collect();
+    let baseline = child::flag_value(&args, "--baseline");
+    let filter: Vec<&String> = args
+        .iter()
+        .filter(|a| !a.starts_with("--") && a.parse::<usize>().is_err() && Some(*a) != baseline.as_ref())
+        .collect();
     let (m, n) = (ROWS as f64, COLS as f64);
     let qr_flops = 2.0 * m * n * n - 2.0 * n * n * n / 3.0;
     // Every outcore run: the same memory limit, a JSON report.
@@ -99,18 +107,27 @@ fn main() {
     let exe = std::env::current_exe().expect("bench executable");
     let large_svd = env!("CARGO_BIN_EXE_large-svd");
     let mut samples: Vec<Vec<Sample>> = scenarios.iter().map(|_| Vec::new()).collect();
+    let mut baseline_samples: Vec<Vec<Sample>> = scenarios.iter().map(|_| Vec::new()).collect();
     eprintln!("machine: {}", machine());
     for rep in 0..reps {
         for (i, s) in scenarios.iter().enumerate() {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            let mut args = s.args.clone();
-            if s.output {
-                args.extend(["--output".into(), dir.path().join("out").to_string_lossy().into_owned()]);
+            let dense = s.args[0] == "--child";
+            let mut programs = vec![(if dense { exe.to_str().unwrap_or_default() } else { large_svd }, false)];
+            if let Some(path) = baseline.as_deref().filter(|_| !dense) {
+                // Alternate which goes first, so neither always meets a warm or a cold cache.
+                programs.insert(rep % 2, (path, true));
             }
-            let program = if s.args[0] == "--child" { exe.to_str().unwrap_or_default() } else { large_svd };
-            let sample = run(program, &args);
-            eprintln!("rep {rep} {:32} {:7.2} s  {:7.1} MiB", s.name, sample.wall, sample.peak_rss as f64 / 1048576.0);
-            samples[i].push(sample);
+            for (program, is_baseline) in programs {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let mut args = s.args.clone();
+                if s.output {
+                    args.extend(["--output".into(), dir.path().join("out").to_string_lossy().into_owned()]);
+                }
+                let sample = run(program, &args);
+                let name = if is_baseline { format!("{} (baseline)", s.name) } else { s.name.to_string() };
+                eprintln!("rep {rep} {name:32} {:7.2} s  {:7.1} MiB", sample.wall, sample.peak_rss as f64 / 1048576.0);
+                if is_baseline { &mut baseline_samples[i] } else { &mut samples[i] }.push(sample);
+            }
         }
     }
     println!(
@@ -141,6 +158,25 @@ fn main() {
             tr,
             rr
         );
+    }
+    if let Some(path) = &baseline {
+        println!(
+            "\n| workload | this build median s | baseline median s | time ratio | this build peak RSS MiB | baseline MiB | RSS ratio |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for ((s, wall, rss, _), base) in rows.iter().zip(&baseline_samples).filter(|(_, b)| !b.is_empty()) {
+            let base_wall = median(&mut base.iter().map(|r| r.wall).collect());
+            let base_rss = median(&mut base.iter().map(|r| r.peak_rss as f64).collect());
+            println!(
+                "| {} | {wall:.2} | {base_wall:.2} | {:.3}x | {:.1} | {:.1} | {:.3}x |",
+                s.name,
+                wall / base_wall,
+                rss / 1048576.0,
+                base_rss / 1048576.0,
+                rss / base_rss
+            );
+        }
+        println!("baseline: {path}");
     }
     let wall_of = |name: &str| rows.iter().find(|r| r.0.name == name).map(|r| r.1);
     if let (Some(values), Some(u), Some(write)) =
