@@ -53,6 +53,8 @@ pub enum Knob {
     Probes,
     /// The randomized method.
     Method,
+    /// What a factorization returns (a QR's mode).
+    Mode,
     /// The distribution of a generated matrix.
     Distribution,
     /// The ranks of a job.
@@ -87,6 +89,7 @@ impl Knob {
             Self::PowerIters => "power_iters",
             Self::Probes => "probes",
             Self::Method => "method",
+            Self::Mode => "mode",
             Self::Distribution => "distribution",
             Self::Ranks => "ranks",
             Self::Program(name) => name,

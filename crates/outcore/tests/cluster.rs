@@ -10,8 +10,8 @@ use faer::Mat;
 use outcore::cluster::{LocalCluster, Transport};
 use outcore::storage::{ChunkStore, FaultPlan, FaultyStore, MemoryStore};
 use outcore::{
-    ChunkedMatrix, Destination, Error, RandomizedSvdOptions, RandomizedSvdPlan, RunControl, Scheduler, SvdOptions,
-    SvdPlan,
+    ChunkedMatrix, Destination, Error, QrMode, QrOptions, QrPlan, RandomizedSvdOptions, RandomizedSvdPlan, RunControl,
+    Scheduler, SvdOptions, SvdPlan,
 };
 
 const LIMIT: u64 = 64 << 20;
@@ -105,6 +105,31 @@ fn tsqr_on_one_two_and_three_ranks_gives_the_bits_of_one_process() {
         SvdPlan::new(&e, &a, &values).unwrap().run_with(&e, Destination::Memory, &control).unwrap().s
     });
     assert!(three.iter().all(|s| bits(s) == bits(&one)));
+}
+
+#[test]
+fn qr_on_two_and_three_ranks_gives_the_bits_of_one_process() {
+    let a = tall();
+    for mode in [QrMode::Reduced, QrMode::R] {
+        let options = QrOptions::new().mode(mode).fan_in(3);
+        let grid = QrPlan::new(&engine(LIMIT, Scheduler::Serial), &a, &options).unwrap().q_grid();
+        let run = |control: &RunControl, workers: usize, q: Option<&Arc<dyn ChunkStore>>| {
+            let e = engine(LIMIT, Scheduler::Threads { workers });
+            let destination = q.map_or(Destination::Memory, |q| Destination::Store(q.clone()));
+            mat_bits(&QrPlan::new(&e, &a, &options).unwrap().run_with(&e, destination, control).unwrap().r)
+        };
+        let new_q = || grid.map(|g| -> Arc<dyn ChunkStore> { Arc::new(MemoryStore::new(g)) });
+        let one_q = new_q();
+        let one = run(&RunControl::new(), 2, one_q.as_ref());
+        for ranks in [2, 3] {
+            let q = new_q();
+            let results = on_ranks(ranks, |t| run(&RunControl::new().cluster(t), 1, q.as_ref()));
+            assert!(results.iter().all(|r| *r == one), "{mode:?} on {ranks} ranks: R differs from one process");
+            if let (Some(q), Some(one_q)) = (&q, &one_q) {
+                assert_eq!(store_bits(q), store_bits(one_q), "{ranks} ranks: Q differs from one process");
+            }
+        }
+    }
 }
 
 #[test]

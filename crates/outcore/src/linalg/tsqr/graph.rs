@@ -1,15 +1,16 @@
 //! The TSQR task graph, built depth-first so each reduction node runs right after its
 //! children and each panel's U right after its block of W.
 
-use super::layout::{Centering, Layout};
+use super::layout::{Centering, Layout, Root};
 use super::ops::TsqrOp;
 use crate::error::{Error, Result};
 use crate::task::{Key, TaskGraph, TaskId};
 
-/// Where the results are: the singular values, the tall problem's V when vectors are on, and
-/// the centering's means and scales (2 x cols blocks: the root's, or each panel's in order).
+/// Where the results are: the root's first output (the singular values, or R), the tall
+/// problem's V when an SVD's vectors are on, and the centering's means and scales (2 x cols
+/// blocks: the root's, or each panel's in order).
 pub(crate) struct ResultKeys {
-    pub(crate) s: Key,
+    pub(crate) root: Key,
     pub(crate) vectors: Option<Key>,
     pub(crate) stats: Vec<Key>,
 }
@@ -23,14 +24,25 @@ pub(crate) fn graph_with_keys(layout: &Layout, concurrency: usize) -> Result<(Ta
     let root_level = layout.levels.len() - 1;
     let root = up(layout, &mut g, &mut ids, root_level, 0)?;
     let k_root = layout.levels[root_level][0].k;
-    let with_v = layout.vectors || layout.small_v;
-    let column_stats = layout.centering == Centering::Columns;
-    let outputs = 1 + usize::from(with_v) + usize::from(layout.vectors) + usize::from(column_stats);
-    let svd = g.add(TsqrOp::SvdR, vec![root.out(0)], outputs, layout.svd_bytes(k_root))?;
-    g.keep(svd.out(0));
-    let vectors = with_v.then(|| svd.out(1));
+    let bytes = layout.root_bytes(k_root);
+    // The root's outputs: [s, V, U_R, stats] for an SVD (V with vectors or a centered V,
+    // U_R with vectors, stats when columns are centered), [R, W] for a QR (W with Q).
+    let (top, vectors, w, column_stats) = match layout.root {
+        Root::Svd => {
+            let with_v = layout.vectors || layout.small_v;
+            let column_stats = layout.centering == Centering::Columns;
+            let outputs = 1 + usize::from(with_v) + usize::from(layout.vectors) + usize::from(column_stats);
+            let svd = g.add(TsqrOp::SvdR, vec![root.out(0)], outputs, bytes)?;
+            (svd, with_v.then(|| svd.out(1)), svd.out(2), svd.out(outputs - 1))
+        }
+        Root::Qr => {
+            let r = g.add(TsqrOp::SignR, vec![root.out(0)], 1 + usize::from(layout.vectors), bytes)?;
+            (r, None, r.out(1), r.out(0))
+        }
+    };
+    g.keep(top.out(0));
     let stats = match layout.centering {
-        Centering::Columns => vec![svd.out(outputs - 1)],
+        Centering::Columns => vec![column_stats],
         Centering::Rows => ids[0]
             .iter()
             .map(|id| id.map(|t| t.out(1)))
@@ -43,9 +55,9 @@ pub(crate) fn graph_with_keys(layout: &Layout, concurrency: usize) -> Result<(Ta
         g.keep(v);
     }
     if layout.vectors {
-        down(layout, &mut g, &ids, root_level, 0, svd.out(2))?;
+        down(layout, &mut g, &ids, root_level, 0, w)?;
     }
-    Ok((g, ResultKeys { s: svd.out(0), vectors, stats }))
+    Ok((g, ResultKeys { root: top.out(0), vectors, stats }))
 }
 
 fn up(

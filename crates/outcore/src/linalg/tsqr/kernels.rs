@@ -185,6 +185,25 @@ impl<'a> TsqrExecutor<'a> {
         Ok(outputs)
     }
 
+    /// The root R with its diagonal made non-negative, `D R` with `D = diag(sign(r_ii))` (a
+    /// zero counts as positive), so that the factorization is the same whatever the kernels'
+    /// signs; with vectors also `D` as W (`n x n`), so that the second pass writes `Q D`.
+    fn sign_r(&self, r: &Pinned) -> Result<Vec<Block>> {
+        let (rows, cols) = r.shape();
+        let mut r = view(r, rows, cols).to_owned();
+        let signs: Vec<f64> = (0..rows).map(|i| if i < cols && r[(i, i)] < 0.0 { -1.0 } else { 1.0 }).collect();
+        for (i, &sign) in signs.iter().enumerate() {
+            if sign < 0.0 {
+                r.as_mut().row_mut(i).iter_mut().for_each(|x| *x = -*x);
+            }
+        }
+        let mut outputs = vec![to_block(r.as_ref())];
+        if self.layout.vectors {
+            outputs.push(to_block(Mat::from_fn(rows, cols, |i, j| if i == j { signs[i] } else { 0.0 }).as_ref()));
+        }
+        Ok(outputs)
+    }
+
     fn apply_node_q(&self, level: usize, node: usize, inputs: &[Pinned]) -> Result<Vec<Block>> {
         let [factors, coeffs, w] = inputs else {
             return Err(Error::Bug(format!("apply Q L{level}.{node} takes 3 inputs, got {}", inputs.len())));
@@ -253,13 +272,14 @@ impl Executor for TsqrExecutor<'_> {
     fn identity(&self) -> String {
         let p = self.layout;
         format!(
-            "{} finite {} shortcut {} cache {} centering {:?} standardize {}",
+            "{} finite {} shortcut {} cache {} centering {:?} standardize {} root {:?}",
             p.tall.describe(),
             p.check_finite,
             p.shortcut_condition,
             p.cache_input,
             p.centering,
-            p.standardize
+            p.standardize,
+            p.root
         )
     }
 
@@ -274,6 +294,7 @@ impl Executor for TsqrExecutor<'_> {
             (TsqrOp::PanelQr { panel }, []) => self.panel_r(*panel, budget, scratch),
             (TsqrOp::StackQr { level, node }, _) => self.stack_qr(*level, *node, inputs),
             (TsqrOp::SvdR, [r]) => self.svd_of_r(r),
+            (TsqrOp::SignR, [r]) => self.sign_r(r),
             (TsqrOp::ApplyQ { level, node }, _) => self.apply_node_q(*level, *node, inputs),
             (TsqrOp::PanelU { panel }, [w, r]) => self.panel_u(*panel, w, r, budget, scratch),
             _ => Err(Error::Bug(format!("{op:?} given {} inputs", inputs.len()))),

@@ -22,6 +22,16 @@ pub(crate) enum Centering {
     Rows,
 }
 
+/// What the root of the tree computes from the tall problem's R.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Root {
+    /// The SVD of R: singular values, and V and U_R with vectors.
+    Svd,
+    /// R itself, its diagonal made non-negative; with vectors, the signs as W, so that the
+    /// second pass writes Q.
+    Qr,
+}
+
 /// Target size of a panel when no chunk grid constrains it.
 const PANEL_BYTES: usize = 4 << 20;
 
@@ -38,6 +48,7 @@ pub(crate) struct Setup {
     pub(crate) cache_input: bool,
     pub(crate) centering: Centering,
     pub(crate) small_v: bool,
+    pub(crate) root: Root,
 }
 
 /// A node of the reduction tree.
@@ -64,6 +75,8 @@ pub(crate) struct Layout {
     pub(crate) levels: Vec<Vec<Node>>,
     pub(crate) fan_in: usize,
     pub(crate) vectors: bool,
+    /// What the root computes.
+    pub(crate) root: Root,
     /// V (the tall problem's small factor) without the second pass: a column-centered plan
     /// asked for vectors.
     pub(crate) small_v: bool,
@@ -94,7 +107,7 @@ pub(crate) fn mat_bytes(r: usize, c: usize) -> u64 {
 impl Layout {
     /// The layout of `tall` (the matrix or its transpose) in panels of `panel_rows` rows.
     pub(crate) fn new(tall: &ChunkedMatrix, setup: Setup, options: &SvdOptions, panel_rows: usize) -> Self {
-        let Setup { transposed, cache_input, centering, small_v } = setup;
+        let Setup { transposed, cache_input, centering, small_v, root } = setup;
         let (m, n) = tall.shape();
         let (cr, _) = tall.grid().chunk_shape();
         let panels: Vec<Range<usize>> =
@@ -108,6 +121,7 @@ impl Layout {
             levels: Vec::new(),
             fan_in: 2,
             vectors: options.vectors,
+            root,
             small_v,
             centering,
             standardize: options.standardize,
@@ -212,7 +226,15 @@ impl Layout {
             + kept
     }
 
-    pub(crate) fn svd_bytes(&self, k_root: usize) -> u64 {
+    /// The root's working set: the SVD of R, or R with its signs.
+    pub(crate) fn root_bytes(&self, k_root: usize) -> u64 {
+        match self.root {
+            Root::Svd => self.svd_bytes(k_root),
+            Root::Qr => 2 * Block::bytes(k_root, self.n) + Block::bytes(self.n, self.n),
+        }
+    }
+
+    fn svd_bytes(&self, k_root: usize) -> u64 {
         let n = self.n;
         let vectors = self.vectors || self.small_v;
         let outputs = if vectors { Block::bytes(n + k_root + 1, k_root) } else { Block::bytes(1, k_root) };

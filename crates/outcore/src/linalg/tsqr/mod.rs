@@ -39,8 +39,10 @@ mod plan;
 
 use outcore_storage::{ChunkIndex, Knob, Message};
 
+pub(crate) use graph::ResultKeys;
 use graph::graph_with_keys;
 use kernels::TsqrExecutor;
+pub(crate) use layout::Root;
 use layout::{Centering, Layout};
 pub use options::SvdOptions;
 pub use plan::SvdPlan;
@@ -50,7 +52,7 @@ use crate::linalg::input::Input;
 use crate::linalg::result::{Centered, SvdResult};
 use crate::matrix::MatrixReader;
 use crate::output::{Destination, Factor, Sink, check_shareable};
-use crate::run::{Engine, RunControl};
+use crate::run::{Engine, RunControl, RunStats};
 use crate::task::{Key, Results};
 
 /// The exact SVD of `a` by TSQR (tall, or wide through its transpose), under the engine's memory
@@ -88,6 +90,39 @@ impl SvdPlan<'_> {
     pub fn run_with(&self, engine: &Engine, factor: Destination<'_>, control: &RunControl) -> Result<SvdResult> {
         let layout = &self.layout;
         let name = if layout.transposed { "V" } else { "U" };
+        let no_factor = || {
+            let reason = Message::new()
+                .text("the plan writes no large factor (")
+                .knob(Knob::Vectors)
+                .text(" is false, or a tall matrix is centered: TSQR then gives V alone): there is no factor to write");
+            Error::invalid(Knob::Destination, reason)
+        };
+        let Outcome { results, keys, large, stats } = self.execute(engine, factor, control, name, no_factor)?;
+        let s = results.values(keys.root)?;
+        let (u, v) = match (keys.vectors, large) {
+            (Some(v_key), Some(large)) => {
+                let small = Factor::Dense(results.matrix(v_key)?);
+                if layout.transposed { (Some(small), Some(large)) } else { (Some(large), Some(small)) }
+            }
+            (Some(v_key), None) if layout.small_v => (None, Some(Factor::Dense(results.matrix(v_key)?))),
+            (None, None) => (None, None),
+            _ => return Err(Error::Bug("vectors planned without a sink, or a sink without vectors".into())),
+        };
+        let centered = centered(layout, &results, &keys.stats, &s)?;
+        Ok(SvdResult { s, u, v, centered, stats })
+    }
+
+    /// Runs the plan's graph: the large factor (named `name` in messages) goes to `factor`, a
+    /// plan that writes none refuses any destination but memory with `no_factor`.
+    pub(crate) fn execute(
+        &self,
+        engine: &Engine,
+        factor: Destination<'_>,
+        control: &RunControl,
+        name: &str,
+        no_factor: impl FnOnce() -> Error,
+    ) -> Result<Outcome> {
+        let layout = &self.layout;
         // Everything that can fail before the run, agreed among ranks when there are several.
         let opened = control.agree_on((|| {
             let sink = match layout.factor_grid() {
@@ -96,13 +131,7 @@ impl SvdPlan<'_> {
                     Some(Sink::open(factor, grid, &layout.tall, name)?)
                 }
                 None if matches!(factor, Destination::Memory) => None,
-                None => {
-                    let reason = Message::new()
-                        .text("the plan writes no large factor (")
-                        .knob(Knob::Vectors)
-                        .text(" is false, or a tall matrix is centered: TSQR then gives V alone): there is no factor to write");
-                    return Err(Error::invalid(Knob::Destination, reason));
-                }
+                None => return Err(no_factor()),
             };
             let (graph, keys) = graph_with_keys(layout, self.concurrent_tasks())?;
             let passes = if layout.vectors { 2 } else { 1 };
@@ -114,20 +143,18 @@ impl SvdPlan<'_> {
         let executor = TsqrExecutor::new(layout, reader, sink.as_ref().map(|s| s.store.clone()));
         let (results, stats) = engine.run_graph(&graph, &executor, control).map_err(|e| in_callers_terms(layout, e))?;
         drop(executor);
-        let s = results.values(keys.s)?;
-        let (u, v) = match (keys.vectors, sink) {
-            (Some(v_key), Some(sink)) => {
-                let small = Factor::Dense(results.matrix(v_key)?);
-                let large = sink.finish()?;
-                if layout.transposed { (Some(small), Some(large)) } else { (Some(large), Some(small)) }
-            }
-            (Some(v_key), None) if layout.small_v => (None, Some(Factor::Dense(results.matrix(v_key)?))),
-            (None, None) => (None, None),
-            _ => return Err(Error::Bug("vectors planned without a sink, or a sink without vectors".into())),
-        };
-        let centered = centered(layout, &results, &keys.stats, &s)?;
-        Ok(SvdResult { s, u, v, centered, stats })
+        let large = sink.map(Sink::finish).transpose()?;
+        Ok(Outcome { results, keys, large, stats })
     }
+}
+
+/// What a TSQR run leaves: its kept results, where they are, the large factor it wrote (U, V
+/// or Q), and what the run observed.
+pub(crate) struct Outcome {
+    pub(crate) results: Results,
+    pub(crate) keys: ResultKeys,
+    pub(crate) large: Option<Factor>,
+    pub(crate) stats: RunStats,
 }
 
 /// An error about the matrix factored, in terms of the matrix given: a wide matrix is

@@ -1,4 +1,4 @@
-//! The steps of a TSQR run, as data: one op per panel, tree node and U block.
+//! The steps of a TSQR run, as data: one op per panel, tree node and U (or Q) block.
 
 use crate::task::Operation;
 
@@ -20,6 +20,8 @@ pub(crate) enum TsqrOp {
     },
     /// SVD of the root R: singular values (and V, U_R with signs fixed).
     SvdR,
+    /// The root R with its diagonal made non-negative (and, for Q, those signs as W).
+    SignR,
     /// Apply node `node`'s Q to its block of W, giving one block per child.
     ApplyQ {
         /// Tree level.
@@ -40,6 +42,7 @@ impl Operation for TsqrOp {
             Self::PanelQr { .. } => "panel QR",
             Self::StackQr { .. } => "R reduction",
             Self::SvdR => "SVD of R",
+            Self::SignR => "R",
             Self::ApplyQ { .. } => "Q back-propagation",
             Self::PanelU { .. } => "U assembly",
         }
@@ -50,6 +53,7 @@ impl Operation for TsqrOp {
             Self::PanelQr { panel } => format!("qr panel {panel}"),
             Self::StackQr { level, node } => format!("stack qr L{level}.{node}"),
             Self::SvdR => "svd of R".to_string(),
+            Self::SignR => "signs of R".to_string(),
             Self::ApplyQ { level, node } => format!("apply Q L{level}.{node}"),
             Self::PanelU { panel } => format!("U panel {panel}"),
         }

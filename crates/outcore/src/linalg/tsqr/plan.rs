@@ -6,7 +6,7 @@ use std::ops::Range;
 use outcore_storage::{ChunkGrid, Knob, format_size};
 
 use super::graph::graph_with_keys;
-use super::layout::{Centering, Layout, Setup, mat_bytes, speed_panel_rows};
+use super::layout::{Centering, Layout, Root, Setup, mat_bytes, speed_panel_rows};
 use super::options::SvdOptions;
 use crate::error::{Error, MemoryError, Result};
 use crate::linalg::budget::MemoryModel;
@@ -47,6 +47,16 @@ impl<'a> SvdPlan<'a> {
     /// panels, never copied whole) on `engine`: refuses an empty matrix, and a memory limit
     /// below what one worker needs, saying which limit would work.
     pub fn new(engine: &Engine, a: impl Into<Input<'a>>, options: &SvdOptions) -> Result<Self> {
+        Self::with_root(engine, a, options, Root::Svd)
+    }
+
+    /// Plans a TSQR of `a` whose root computes `root` (the SVD of R, or R itself for a QR).
+    pub(crate) fn with_root(
+        engine: &Engine,
+        a: impl Into<Input<'a>>,
+        options: &SvdOptions,
+        root: Root,
+    ) -> Result<Self> {
         let input = a.into().lend(Self::chunk_shape)?;
         let a = &input.matrix;
         a.check_not_empty()?;
@@ -83,7 +93,7 @@ impl<'a> SvdPlan<'a> {
         let sized = speed_panel_rows(n);
         let default_rows = if tall.reads_windows() && !options.vectors { sized } else { aligned };
         let mut panel_rows = options.panel_rows.unwrap_or(default_rows).min(m);
-        let setup = Setup { transposed, cache_input, centering, small_v };
+        let setup = Setup { transposed, cache_input, centering, small_v, root };
         loop {
             let layout = Layout::new(&tall, setup, options, panel_rows);
             let (graph, _) = graph_with_keys(&layout, 1)?;

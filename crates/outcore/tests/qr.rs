@@ -1,0 +1,175 @@
+//! QR against dense faer references: shapes that do not divide the chunks, square and one row
+//! more than columns, rank-deficient and ill-conditioned; Q orthonormal, `A = Q R`, R upper
+//! triangular with a non-negative diagonal and equal to faer's R with its signs fixed; serial
+//! and threads bitwise identical; bad requests refused.
+
+use outcore_testkit as common;
+
+use common::*;
+use faer::Mat;
+use outcore::{
+    ChunkedMatrix, Destination, Distribution, Error, MemoryError, QrMode, QrOptions, QrPlan, RunControl, Scheduler,
+};
+use proptest::prelude::*;
+
+/// faer's R with each row's sign chosen so that the diagonal is non-negative.
+fn reference_r(a: &Mat<f64>) -> Mat<f64> {
+    let mut r = a.qr().thin_R().to_owned();
+    for i in 0..r.nrows() {
+        if r[(i, i)] < 0.0 {
+            r.as_mut().row_mut(i).iter_mut().for_each(|x| *x = -*x);
+        }
+    }
+    r
+}
+
+/// The 2-norm condition number of `a` (infinite when rank-deficient).
+fn condition(a: &Mat<f64>) -> f64 {
+    let s = a.singular_values().unwrap();
+    s[0] / s[s.len() - 1]
+}
+
+/// Checks a QR of `a`: R's shape, triangle and diagonal; with Q, `||A - Q R||` and `||Q^T Q - I||`
+/// at TSQR's rounding; R against faer's, within the perturbation bound of R
+/// (`eps sqrt(m) ||A|| cond(A)`) where A has full rank.
+fn check_qr(a: &Mat<f64>, qr: &outcore::QrResult, mode: QrMode) {
+    let (m, n) = a.shape();
+    let r = &qr.r;
+    let norm = a.norm_l2();
+    assert_eq!(r.shape(), (n, n));
+    for i in 0..n {
+        assert!(r[(i, i)] >= 0.0, "{m}x{n}: r[{i},{i}] = {}", r[(i, i)]);
+        assert!((0..i).all(|j| r[(i, j)] == 0.0), "{m}x{n}: R is not upper triangular in row {i}");
+    }
+    match mode {
+        QrMode::Reduced => {
+            let q = qr.q.as_ref().expect("mode Reduced computes Q").to_dense().unwrap();
+            assert_eq!(q.shape(), (m, n));
+            let residual = (&q * r - a).norm_l2();
+            assert!(residual <= tol(m, n, norm), "{m}x{n}: ||A - QR|| = {residual} (norm {norm})");
+            let orthogonality = (q.transpose() * &q - Mat::<f64>::identity(n, n)).norm_l2();
+            assert!(orthogonality <= tol(m, n, 1.0), "{m}x{n}: ||Q^T Q - I|| = {orthogonality}");
+        }
+        _ => assert!(qr.q.is_none(), "mode R computes no Q"),
+    }
+    // R^T R = A^T A holds to rounding whatever the rank (R is A's Cholesky factor up to signs).
+    let gram = (r.transpose() * r - a.transpose() * a).norm_l2();
+    assert!(gram <= tol(m, n, norm * norm), "{m}x{n}: ||R^T R - A^T A|| = {gram}");
+    let cond = condition(a);
+    if cond < 1e8 {
+        let err = (r - reference_r(a)).norm_l2();
+        assert!(err <= tol(m, n, norm) * cond, "{m}x{n}: ||R - R_faer|| = {err} (cond {cond:.1e})");
+    }
+}
+
+fn run_qr(a: &Mat<f64>, cr: usize, options: &QrOptions, scheduler: Scheduler) -> outcore::QrResult {
+    let (m, n) = a.shape();
+    outcore::qr(&engine(256 << 20, scheduler), matrix(&row_major(a), m, n, cr, n), options).unwrap()
+}
+
+fn bits(m: &Mat<f64>) -> Vec<u64> {
+    row_major(m).iter().map(|x| x.to_bits()).collect()
+}
+
+/// A tall matrix of normal entries; with `dependent` its last column repeats its first (rank
+/// `n - 1`) when `n >= 2`.
+fn tall(m: usize, n: usize, seed: u64, dependent: bool) -> Mat<f64> {
+    let mut a = ChunkedMatrix::generated(Distribution::Normal, seed, m, n, m, n).unwrap().to_dense().unwrap();
+    if dependent && n >= 2 {
+        for i in 0..m {
+            a[(i, n - 1)] = a[(i, 0)];
+        }
+    }
+    a
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn qr_matches_the_dense_qr_under_every_scheduler(
+        (m, n) in prop_oneof![(0usize..300, 1usize..12).prop_map(|(d, n)| (n + d, n)), (1usize..12).prop_map(|n| (n, n)), (1usize..12).prop_map(|n| (n + 1, n))],
+        chunk in 1usize..40,
+        fan_in in 2usize..5,
+        seed in any::<u64>(),
+        dependent in any::<bool>(),
+        values_only in any::<bool>(),
+    ) {
+        let a = tall(m, n, seed, dependent);
+        let mode = if values_only { QrMode::R } else { QrMode::Reduced };
+        let options = QrOptions::new().mode(mode).fan_in(fan_in);
+        let cr = chunk.min(m);
+        let serial = run_qr(&a, cr, &options, Scheduler::Serial);
+        check_qr(&a, &serial, mode);
+        let threads = run_qr(&a, cr, &options, Scheduler::Threads { workers: 3 });
+        prop_assert_eq!(bits(&serial.r), bits(&threads.r));
+        if let (Some(q1), Some(q2)) = (&serial.q, &threads.q) {
+            prop_assert_eq!(bits(&q1.to_dense().unwrap()), bits(&q2.to_dense().unwrap()));
+        }
+    }
+}
+
+#[test]
+fn an_ill_conditioned_matrix_keeps_q_orthonormal_and_reproduces_a() {
+    // Column 3 is column 2 plus 1e-12 times noise: cond(A) near 1e12. Householder QR is
+    // backward stable whatever the condition: Q stays orthonormal and A = Q R to rounding.
+    let mut a = tall(3_001, 6, 11, false);
+    for i in 0..a.nrows() {
+        a[(i, 3)] = a[(i, 2)] + 1e-12 * a[(i, 3)];
+    }
+    assert!(condition(&a) > 1e10);
+    for chunk in [250, 3_001] {
+        check_qr(&a, &run_qr(&a, chunk, &QrOptions::new(), Scheduler::Serial), QrMode::Reduced);
+    }
+}
+
+#[test]
+fn a_zero_matrix_has_r_zero_and_an_orthonormal_q() {
+    let a = Mat::<f64>::zeros(57, 4);
+    let qr = run_qr(&a, 10, &QrOptions::new(), Scheduler::Serial);
+    assert!(qr.r.norm_l2() == 0.0);
+    check_qr(&a, &qr, QrMode::Reduced);
+}
+
+#[test]
+fn q_goes_to_a_zarr_array_or_the_callers_matrix() {
+    let a = tall(1_234, 9, 3, false);
+    let chunked = matrix(&row_major(&a), 1_234, 9, 100, 9);
+    let engine = engine(64 << 20, Scheduler::Threads { workers: 2 });
+    let in_memory = outcore::qr(&engine, &chunked, &QrOptions::new()).unwrap();
+    let plan = QrPlan::new(&engine, &chunked, &QrOptions::new()).unwrap();
+    assert_eq!(plan.q_grid().unwrap().shape(), (1_234, 9));
+    let dir = tempfile::tempdir().unwrap();
+    let stored = plan.run_with(&engine, Destination::Zarr(dir.path().join("q.zarr")), &RunControl::default()).unwrap();
+    let q = stored.q.as_ref().unwrap().to_dense().unwrap();
+    assert_eq!(bits(&q), bits(in_memory.q_matrix().unwrap()));
+    assert_eq!(bits(&stored.r), bits(&in_memory.r));
+    let mut into = Mat::<f64>::zeros(1_234, 9);
+    plan.run_with(&engine, Destination::Into(into.as_mut()), &RunControl::default()).unwrap();
+    assert_eq!(bits(&into), bits(in_memory.q_matrix().unwrap()));
+}
+
+#[test]
+fn bad_requests_are_refused_with_what_to_change() {
+    let engine = engine(64 << 20, Scheduler::Serial);
+    let wide = matrix(&[1.0; 30], 3, 10, 3, 10);
+    let e = outcore::qr(&engine, &wide, &QrOptions::new()).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains("3 x 10"), "{e}");
+    let a = tall(200, 5, 1, false);
+    let chunked = matrix(&row_major(&a), 200, 5, 50, 5);
+    let r_only = QrPlan::new(&engine, &chunked, &QrOptions::new().mode(QrMode::R)).unwrap();
+    assert!(r_only.q_grid().is_none());
+    let mut q = Mat::<f64>::zeros(200, 5);
+    let e = r_only.run_with(&engine, Destination::Into(q.as_mut()), &RunControl::default()).unwrap_err();
+    assert!(e.to_string().contains("`mode`"), "{e}");
+    let e = outcore::qr(&engine, &chunked, &QrOptions::new().fan_in(1)).unwrap_err();
+    assert!(e.to_string().contains("`fan_in`"), "{e}");
+    let mut nan = row_major(&a);
+    nan[77] = f64::NAN;
+    let e = outcore::qr(&engine, matrix(&nan, 200, 5, 50, 5), &QrOptions::new()).unwrap_err();
+    assert!(matches!(e, Error::NonFinite { row: 15, col: 2, .. }), "{e}");
+    let tiny = outcore::Engine::new(1 << 20).unwrap();
+    let big = ChunkedMatrix::generated(Distribution::Normal, 0, 100_000, 200, 10_000, 200).unwrap();
+    let e = outcore::qr(&tiny, &big, &QrOptions::new()).unwrap_err();
+    assert!(matches!(e, Error::Memory(MemoryError::LimitTooSmall { .. })), "{e}");
+}
