@@ -35,6 +35,10 @@ pub enum Knob {
     Destination,
     /// The matrix given.
     Input,
+    /// The right-hand sides of a least-squares problem (`B` in `A X = B`).
+    Rhs,
+    /// The cutoff below which singular values count as zero (relative to the largest).
+    Rcond,
     /// Whether singular vectors are computed.
     Vectors,
     /// Centering the columns (a PCA).
@@ -80,6 +84,8 @@ impl Knob {
             Self::Overwrite => "overwrite",
             Self::Destination => "destination",
             Self::Input => "input",
+            Self::Rhs => "b",
+            Self::Rcond => "rcond",
             Self::Vectors => "vectors",
             Self::Center => "center",
             Self::FanIn => "fan_in",

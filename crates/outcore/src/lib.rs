@@ -52,6 +52,7 @@ mod task;
 pub use error::{Error, MemoryError, Result};
 pub use linalg::copy::copy_matrix;
 pub use linalg::input::Input;
+pub use linalg::lstsq::{LstsqOptions, LstsqPlan, LstsqResult, lstsq};
 pub use linalg::qr::{QrMode, QrOptions, QrPlan, QrResult, qr};
 pub use linalg::result::{Centered, SvdResult};
 pub use linalg::rsvd::{

@@ -10,8 +10,8 @@ use faer::Mat;
 use outcore::cluster::{LocalCluster, Transport};
 use outcore::storage::{ChunkStore, FaultPlan, FaultyStore, MemoryStore};
 use outcore::{
-    ChunkedMatrix, Destination, Error, QrMode, QrOptions, QrPlan, RandomizedSvdOptions, RandomizedSvdPlan, RunControl,
-    Scheduler, SvdOptions, SvdPlan,
+    ChunkedMatrix, Destination, Error, LstsqOptions, LstsqPlan, QrMode, QrOptions, QrPlan, RandomizedSvdOptions,
+    RandomizedSvdPlan, RunControl, Scheduler, SvdOptions, SvdPlan,
 };
 
 const LIMIT: u64 = 64 << 20;
@@ -129,6 +129,25 @@ fn qr_on_two_and_three_ranks_gives_the_bits_of_one_process() {
                 assert_eq!(store_bits(q), store_bits(one_q), "{ranks} ranks: Q differs from one process");
             }
         }
+    }
+}
+
+#[test]
+fn lstsq_on_two_and_three_ranks_gives_the_bits_of_one_process() {
+    let a = tall();
+    let m = a.rows();
+    let b = matrix(&(0..m * 2).map(|i| ((i * 31 % 97) as f64) / 97.0).collect::<Vec<_>>(), m, 2, 64, 2);
+    let options = LstsqOptions::new().fan_in(3);
+    let run = |control: &RunControl, workers: usize| {
+        let e = engine(LIMIT, Scheduler::Threads { workers });
+        let fit = LstsqPlan::new(&e, &a, &b, &options).unwrap().run_with(&e, control).unwrap();
+        (mat_bits(&fit.x), bits(&fit.s), bits(&fit.residuals), fit.rank)
+    };
+    let one = run(&RunControl::new(), 2);
+    assert_eq!(one.3, 23);
+    for ranks in [2, 3] {
+        let results = on_ranks(ranks, |t| run(&RunControl::new().cluster(t), 1));
+        assert!(results.iter().all(|r| *r == one), "{ranks} ranks: the solution differs from one process");
     }
 }
 

@@ -5,7 +5,7 @@
 //! fits the memory limit), `kernels` (what each step computes, on `dense` kernels) and `mod`
 //! (running a plan, and the one-call entry point). An algorithm that is another one with a
 //! different last step is a folder of `options` and `mod` on top of it: `qr` is TSQR whose
-//! root keeps R ([`tsqr::Root`]). Shared below them: `dense` (sequential faer
+//! root keeps R, `lstsq` TSQR of `[A | B]` whose root solves ([`tsqr::Root`]). Shared below them: `dense` (sequential faer
 //! kernels), `blockqr` (the block QR tree), `budget` (what a plan needs from the memory
 //! limit), `input` (what an algorithm takes), `result` (what an SVD returns). `copy` is a small
 //! algorithm in one file.
@@ -15,6 +15,7 @@ pub(crate) mod budget;
 pub(crate) mod copy;
 pub(crate) mod dense;
 pub(crate) mod input;
+pub(crate) mod lstsq;
 pub(crate) mod qr;
 pub(crate) mod result;
 pub(crate) mod rsvd;

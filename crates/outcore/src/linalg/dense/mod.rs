@@ -1,11 +1,12 @@
 //! Dense kernels on small and panel-sized matrices, all sequential (`Par::Seq`) so results do
 //! not depend on thread counts. Kernels never do I/O. Householder QR and applying its Q
 //! (`qr`), CholeskyQR2 for R alone at GEMM speed (`cholesky`), the thin SVD and its signs
-//! (`svd`), centering for PCA (`center`).
+//! (`svd`), least squares through the SVD (`solve`), centering for PCA (`center`).
 
 mod center;
 mod cholesky;
 mod qr;
+mod solve;
 mod svd;
 
 use faer::MatRef;
@@ -13,6 +14,7 @@ use faer::MatRef;
 pub(crate) use center::{center_columns, center_rows, column_scales};
 pub(crate) use cholesky::{CholeskyQr, cholesky_qr2_bytes, cholesky_qr2_r};
 pub(crate) use qr::{apply_q, apply_q_into, qr_in_place, qr_scratch_bytes, r_factor, solve_r_if_conditioned};
+pub(crate) use solve::min_norm_solve;
 pub(crate) use svd::{flip_signs, svd_scratch_bytes, thin_svd};
 
 use crate::task::Block;

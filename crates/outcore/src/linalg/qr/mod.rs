@@ -93,7 +93,7 @@ impl<'a> QrPlan<'a> {
             center: false,
             standardize: false,
         };
-        let tsqr = SvdPlan::with_root(engine, a, &tsqr_options, Root::Qr)?;
+        let tsqr = SvdPlan::with_root(engine, a.into(), None, &tsqr_options, Root::Qr)?;
         let (m, n) = tsqr.shape();
         if m < n {
             let reason = format!(

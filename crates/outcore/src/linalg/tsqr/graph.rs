@@ -39,6 +39,11 @@ pub(crate) fn graph_with_keys(layout: &Layout, concurrency: usize) -> Result<(Ta
             let r = g.add(TsqrOp::SignR, vec![root.out(0)], 1 + usize::from(layout.vectors), bytes)?;
             (r, None, r.out(1), r.out(0))
         }
+        Root::Lstsq { .. } => {
+            let solve = g.add(TsqrOp::Solve, vec![root.out(0)], 4, bytes)?;
+            (1..4).for_each(|slot| g.keep(solve.out(slot)));
+            (solve, None, solve.out(0), solve.out(0))
+        }
     };
     g.keep(top.out(0));
     let stats = match layout.centering {

@@ -7,25 +7,37 @@ use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
 
-use super::layout::{Centering, Layout};
+use super::layout::{Centering, Layout, Root};
 use super::ops::TsqrOp;
 use crate::error::{Error, Result};
 use crate::linalg::dense::{
     CholeskyQr, apply_q, apply_q_into, center_columns, center_rows, cholesky_qr2_r, column_scales, flip_signs,
-    qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, to_block, view,
+    min_norm_solve, qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, to_block, view,
 };
-use crate::matrix::MatrixReader;
+use crate::matrix::{ChunkedMatrix, MatrixReader};
 use crate::task::{Block, Executor, WorkerScratch};
 
 pub(crate) struct TsqrExecutor<'a> {
     layout: &'a Layout,
     reader: MatrixReader,
+    /// The right-hand sides' reader, for a least-squares root.
+    rhs: Option<MatrixReader>,
     sink: Option<Arc<dyn ChunkStore>>,
 }
 
 impl<'a> TsqrExecutor<'a> {
-    pub(crate) fn new(layout: &'a Layout, reader: MatrixReader, sink: Option<Arc<dyn ChunkStore>>) -> Self {
-        Self { layout, reader, sink }
+    pub(crate) fn new(
+        layout: &'a Layout,
+        reader: MatrixReader,
+        rhs: Option<MatrixReader>,
+        sink: Option<Arc<dyn ChunkStore>>,
+    ) -> Self {
+        Self { layout, reader, rhs, sink }
+    }
+
+    /// Values of the chunk buffer the readers share.
+    fn chunk_len(&self) -> usize {
+        self.reader.buffer_len().max(self.rhs.as_ref().map_or(0, MatrixReader::buffer_len))
     }
 
     /// Reads panel `panel` into `panel_buf` (column-major) and centers it as the plan says,
@@ -38,8 +50,12 @@ impl<'a> TsqrExecutor<'a> {
         budget: &mut Reservation,
     ) -> Result<(MatMut<'b, f64>, Option<Block>)> {
         let rows = self.layout.panels[panel].clone();
-        let mut a = MatMut::from_column_major_slice_mut(panel_buf, rows.len(), self.layout.n);
-        self.reader.read(rows, 0..self.layout.n, a.rb_mut(), budget, chunk)?;
+        let (h, n, lhs) = (rows.len(), self.layout.n, self.layout.lhs_cols());
+        let mut a = MatMut::from_column_major_slice_mut(panel_buf, h, n);
+        self.reader.read(rows.clone(), 0..lhs, a.rb_mut().subcols_mut(0, lhs), budget, chunk)?;
+        if let Some(rhs) = &self.rhs {
+            rhs.read(rows, 0..n - lhs, a.rb_mut().subcols_mut(lhs, n - lhs), budget, chunk)?;
+        }
         let stats = match self.layout.centering {
             Centering::None => None,
             Centering::Columns => Some(center_columns(a.rb_mut())),
@@ -67,7 +83,7 @@ impl<'a> TsqrExecutor<'a> {
     /// centered, its row means and scales as a second output.
     fn panel_r(&self, panel: usize, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Vec<Block>> {
         let (h, n) = (self.layout.panels[panel].len(), self.layout.n);
-        let [panel_buf, chunk] = scratch.buffers([h * n, self.reader.buffer_len()], budget)?;
+        let [panel_buf, chunk] = scratch.buffers([h * n, self.chunk_len()], budget)?;
         let householder_r = |buf: &mut [f64]| {
             let coeffs = qr_in_place(MatMut::from_column_major_slice_mut(buf, h, n));
             r_factor(MatRef::from_column_major_slice(buf, h, n), coeffs.ncols())
@@ -204,6 +220,18 @@ impl<'a> TsqrExecutor<'a> {
         Ok(outputs)
     }
 
+    /// The least-squares solution from the root `R = [R_1 | R_2]` of `[A | B]`: `[A | B] = Q R`
+    /// makes `||A X - B|| = ||R_1 X - R_2||`, solved through the SVD of `R_1`. Outputs X
+    /// (`a x p`), the singular values of A, the squared residual norms, and the rank.
+    fn solve(&self, r: &Pinned, rcond: f64) -> Result<Vec<Block>> {
+        let (rows, cols) = r.shape();
+        let lhs = self.layout.lhs_cols();
+        let r = view(r, rows, cols);
+        let sol = min_norm_solve(r.subcols(0, lhs), r.subcols(lhs, cols - lhs), rcond)?;
+        let row = |values: Vec<f64>| Block { rows: 1, cols: values.len(), data: values };
+        Ok(vec![to_block(sol.x.as_ref()), row(sol.s), row(sol.residuals), row(vec![sol.rank as f64])])
+    }
+
     fn apply_node_q(&self, level: usize, node: usize, inputs: &[Pinned]) -> Result<Vec<Block>> {
         let [factors, coeffs, w] = inputs else {
             return Err(Error::Bug(format!("apply Q L{level}.{node} takes 3 inputs, got {}", inputs.len())));
@@ -240,7 +268,7 @@ impl<'a> TsqrExecutor<'a> {
         let (wr, c) = w.shape();
         let grid = sink.grid();
         let chunk_rows = grid.chunk_shape().0;
-        let lens = [h * n, self.reader.buffer_len(), h * c];
+        let lens = [h * n, self.chunk_len(), h * c];
         let [panel_buf, chunk, u_buf] = scratch.buffers(lens, budget)?;
         // Row-major, so each chunk of U is a contiguous run of it, written without a copy.
         let mut u = MatMut::from_row_major_slice_mut(u_buf, h, c);
@@ -272,8 +300,9 @@ impl Executor for TsqrExecutor<'_> {
     fn identity(&self) -> String {
         let p = self.layout;
         format!(
-            "{} finite {} shortcut {} cache {} centering {:?} standardize {} root {:?}",
+            "{} rhs {} finite {} shortcut {} cache {} centering {:?} standardize {} root {:?}",
             p.tall.describe(),
+            p.rhs.as_ref().map_or_else(|| "none".to_string(), ChunkedMatrix::describe),
             p.check_finite,
             p.shortcut_condition,
             p.cache_input,
@@ -295,6 +324,10 @@ impl Executor for TsqrExecutor<'_> {
             (TsqrOp::StackQr { level, node }, _) => self.stack_qr(*level, *node, inputs),
             (TsqrOp::SvdR, [r]) => self.svd_of_r(r),
             (TsqrOp::SignR, [r]) => self.sign_r(r),
+            (TsqrOp::Solve, [r]) => match self.layout.root {
+                Root::Lstsq { rcond } => self.solve(r, rcond),
+                root => Err(Error::Bug(format!("a least-squares step in a plan whose root is {root:?}"))),
+            },
             (TsqrOp::ApplyQ { level, node }, _) => self.apply_node_q(*level, *node, inputs),
             (TsqrOp::PanelU { panel }, [w, r]) => self.panel_u(*panel, w, r, budget, scratch),
             _ => Err(Error::Bug(format!("{op:?} given {} inputs", inputs.len()))),

@@ -23,13 +23,20 @@ pub(crate) enum Centering {
 }
 
 /// What the root of the tree computes from the tall problem's R.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Root {
     /// The SVD of R: singular values, and V and U_R with vectors.
     Svd,
     /// R itself, its diagonal made non-negative; with vectors, the signs as W, so that the
     /// second pass writes Q.
     Qr,
+    /// The least-squares solution of `A X = B`, the tall problem being `[A | B]` (the
+    /// right-hand sides read beside A): from its `R = [R_1 | R_2]`, `min ||R_1 X - R_2||`,
+    /// singular values of `R_1` at most `rcond` times the largest counted as zero.
+    Lstsq {
+        /// The relative cutoff for singular values.
+        rcond: f64,
+    },
 }
 
 /// Target size of a panel when no chunk grid constrains it.
@@ -69,7 +76,10 @@ pub(crate) struct Node {
 #[derive(Clone, Debug)]
 pub(crate) struct Layout {
     pub(crate) tall: ChunkedMatrix,
+    /// Right-hand sides read beside `tall` (same rows), for a least-squares root.
+    pub(crate) rhs: Option<ChunkedMatrix>,
     pub(crate) transposed: bool,
+    /// Columns of the tall problem: `tall`'s, and `rhs`'s beside them.
     pub(crate) n: usize,
     pub(crate) panels: Vec<Range<usize>>,
     pub(crate) levels: Vec<Vec<Node>>,
@@ -105,16 +115,25 @@ pub(crate) fn mat_bytes(r: usize, c: usize) -> u64 {
 }
 
 impl Layout {
-    /// The layout of `tall` (the matrix or its transpose) in panels of `panel_rows` rows.
-    pub(crate) fn new(tall: &ChunkedMatrix, setup: Setup, options: &SvdOptions, panel_rows: usize) -> Self {
+    /// The layout of `tall` (the matrix or its transpose), with `rhs` beside it, in panels of
+    /// `panel_rows` rows.
+    pub(crate) fn new(
+        tall: &ChunkedMatrix,
+        rhs: Option<&ChunkedMatrix>,
+        setup: Setup,
+        options: &SvdOptions,
+        panel_rows: usize,
+    ) -> Self {
         let Setup { transposed, cache_input, centering, small_v, root } = setup;
-        let (m, n) = tall.shape();
+        let m = tall.rows();
+        let n = tall.cols() + rhs.map_or(0, ChunkedMatrix::cols);
         let (cr, _) = tall.grid().chunk_shape();
         let panels: Vec<Range<usize>> =
             (0..m.div_ceil(panel_rows)).map(|i| i * panel_rows..((i + 1) * panel_rows).min(m)).collect();
         let factor_chunk_rows = if panel_rows.is_multiple_of(cr) { cr } else { panel_rows };
         let mut layout = Self {
             tall: tall.clone(),
+            rhs: rhs.cloned(),
             transposed,
             n,
             panels,
@@ -157,6 +176,17 @@ impl Layout {
         self.n
     }
 
+    /// Columns of the matrix factored (`tall`'s, without the right-hand sides).
+    pub(crate) fn lhs_cols(&self) -> usize {
+        self.tall.cols()
+    }
+
+    /// Values of the buffer a streaming read of a panel needs: the larger of the two readers'.
+    pub(crate) fn read_buffer_len(&self) -> usize {
+        let rhs = self.rhs.as_ref().map_or(0, |b| b.buffer_len(false));
+        self.tall.buffer_len(self.cache_input).max(rhs)
+    }
+
     /// Row ranges of the tall view's panels.
     pub(crate) fn panels(&self) -> &[Range<usize>] {
         &self.panels
@@ -185,8 +215,15 @@ impl Layout {
         let n = self.n;
         // Reading: the chunks (pinned when cached, else through the worker's reusable read
         // buffer) and the store's transient scratch, counted once.
-        let read = self.tall.read_working_set(self.panels[panel].clone(), 0..n, self.cache_input);
-        let buffer = if self.cache_input { 0 } else { (self.tall.buffer_len(false) * size_of::<f64>()) as u64 };
+        let rows = self.panels[panel].clone();
+        // Streaming reads of A and of the right-hand sides share one buffer, the larger's.
+        let buffer = (self.read_buffer_len() * size_of::<f64>()) as u64;
+        let rhs_scratch = self.rhs.as_ref().map_or(0, |b| b.store().read_scratch_bytes());
+        let read = if self.cache_input {
+            self.tall.read_working_set(rows, 0..self.lhs_cols(), true) + buffer + rhs_scratch
+        } else {
+            buffer + self.tall.store().read_scratch_bytes() + rhs_scratch
+        };
         let reusable = Block::bytes(h, n) + buffer;
         let total = Block::bytes(h, n) + read;
         // Without U a panel may take CholeskyQR2, whose n x n temporaries exceed Householder's.
@@ -226,11 +263,20 @@ impl Layout {
             + kept
     }
 
-    /// The root's working set: the SVD of R, or R with its signs.
+    /// The root's working set: the SVD of R, R with its signs, or the least-squares solve.
     pub(crate) fn root_bytes(&self, k_root: usize) -> u64 {
+        let (n, a) = (self.n, self.lhs_cols());
         match self.root {
             Root::Svd => self.svd_bytes(k_root),
-            Root::Qr => 2 * Block::bytes(k_root, self.n) + Block::bytes(self.n, self.n),
+            Root::Qr => 2 * Block::bytes(k_root, n) + Block::bytes(n, n),
+            // R, its two blocks, the SVD of R_1, the solution, the residual, the outputs.
+            Root::Lstsq { .. } => {
+                2 * Block::bytes(k_root, n)
+                    + svd_scratch_bytes(k_root, a, true)
+                    + 2 * mat_bytes(a, n)
+                    + mat_bytes(k_root, n)
+                    + Block::bytes(3, n)
+            }
         }
     }
 

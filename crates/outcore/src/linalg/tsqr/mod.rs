@@ -137,10 +137,12 @@ impl SvdPlan<'_> {
             let passes = if layout.vectors { 2 } else { 1 };
             let tall = layout.tall.decoded_once(passes, layout.cache_input, engine.memory_pool())?;
             let reader = MatrixReader::new(&tall, engine.memory_pool(), layout.cache_input, layout.check_finite)?;
-            Ok((sink, graph, keys, reader))
+            let rhs =
+                layout.rhs.as_ref().map(|b| MatrixReader::new(b, engine.memory_pool(), false, layout.check_finite));
+            Ok((sink, graph, keys, reader, rhs.transpose()?))
         })());
-        let (sink, graph, keys, reader) = opened?;
-        let executor = TsqrExecutor::new(layout, reader, sink.as_ref().map(|s| s.store.clone()));
+        let (sink, graph, keys, reader, rhs) = opened?;
+        let executor = TsqrExecutor::new(layout, reader, rhs, sink.as_ref().map(|s| s.store.clone()));
         let (results, stats) = engine.run_graph(&graph, &executor, control).map_err(|e| in_callers_terms(layout, e))?;
         drop(executor);
         let large = sink.map(Sink::finish).transpose()?;

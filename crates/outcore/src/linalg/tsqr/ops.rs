@@ -22,6 +22,8 @@ pub(crate) enum TsqrOp {
     SvdR,
     /// The root R with its diagonal made non-negative (and, for Q, those signs as W).
     SignR,
+    /// The least-squares solution from the root R of `[A | B]`.
+    Solve,
     /// Apply node `node`'s Q to its block of W, giving one block per child.
     ApplyQ {
         /// Tree level.
@@ -43,6 +45,7 @@ impl Operation for TsqrOp {
             Self::StackQr { .. } => "R reduction",
             Self::SvdR => "SVD of R",
             Self::SignR => "R",
+            Self::Solve => "least squares",
             Self::ApplyQ { .. } => "Q back-propagation",
             Self::PanelU { .. } => "U assembly",
         }
@@ -54,6 +57,7 @@ impl Operation for TsqrOp {
             Self::StackQr { level, node } => format!("stack qr L{level}.{node}"),
             Self::SvdR => "svd of R".to_string(),
             Self::SignR => "signs of R".to_string(),
+            Self::Solve => "solve R_1 X = R_2".to_string(),
             Self::ApplyQ { level, node } => format!("apply Q L{level}.{node}"),
             Self::PanelU { panel } => format!("U panel {panel}"),
         }

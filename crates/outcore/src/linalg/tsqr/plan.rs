@@ -13,6 +13,7 @@ use crate::linalg::budget::MemoryModel;
 use crate::linalg::dense::qr_scratch_bytes;
 use crate::linalg::input::{Input, Lent};
 use crate::linalg::result::check_can_center;
+use crate::matrix::ChunkedMatrix;
 use crate::run::Engine;
 use crate::task::Block;
 
@@ -22,7 +23,7 @@ use crate::task::Block;
 pub struct SvdPlan<'a> {
     pub(super) layout: Layout,
     pub(super) memory: MemoryModel,
-    _input: Lent<'a>,
+    _inputs: (Lent<'a>, Option<Lent<'a>>),
 }
 
 impl std::fmt::Debug for SvdPlan<'_> {
@@ -47,28 +48,37 @@ impl<'a> SvdPlan<'a> {
     /// panels, never copied whole) on `engine`: refuses an empty matrix, and a memory limit
     /// below what one worker needs, saying which limit would work.
     pub fn new(engine: &Engine, a: impl Into<Input<'a>>, options: &SvdOptions) -> Result<Self> {
-        Self::with_root(engine, a, options, Root::Svd)
+        Self::with_root(engine, a.into(), None, options, Root::Svd)
     }
 
-    /// Plans a TSQR of `a` whose root computes `root` (the SVD of R, or R itself for a QR).
+    /// Plans a TSQR of `a` (with right-hand sides `rhs` read beside it, for a least-squares
+    /// root) whose root computes `root`: the SVD of R, R itself for a QR, or a solution.
     pub(crate) fn with_root(
         engine: &Engine,
-        a: impl Into<Input<'a>>,
+        a: Input<'a>,
+        rhs: Option<Input<'a>>,
         options: &SvdOptions,
         root: Root,
     ) -> Result<Self> {
-        let input = a.into().lend(Self::chunk_shape)?;
+        let input = a.lend(Self::chunk_shape)?;
         let a = &input.matrix;
         a.check_not_empty()?;
+        let rhs = rhs.map(|b| b.lend(Self::chunk_shape)).transpose()?;
+        if let Some(b) = &rhs {
+            check_rhs(a, &b.matrix)?;
+        }
         if options.fan_in.is_some_and(|f| f < 2) {
             return Err(Error::invalid(Knob::FanIn, "a reduction node must stack at least 2 factors"));
         }
         if options.panel_rows == Some(0) {
             return Err(Error::invalid(Knob::PanelRows, "panels need at least one row"));
         }
-        let transposed = a.rows() < a.cols();
+        // A least-squares problem keeps its rows: [A | B] is factored as it is, whatever its
+        // shape (TSQR's R then has as many rows as A when A is wide).
+        let transposed = a.rows() < a.cols() && rhs.is_none();
         let tall = if transposed { a.t() } else { a.clone() };
-        let (m, n) = tall.shape();
+        // The tall problem's width: the matrix's columns, and the right-hand sides beside them.
+        let (m, n) = (tall.rows(), tall.cols() + rhs.as_ref().map_or(0, |b| b.matrix.cols()));
         let centering = match (options.center || options.standardize, transposed) {
             (false, _) => Centering::None,
             (true, false) => Centering::Columns,
@@ -95,12 +105,12 @@ impl<'a> SvdPlan<'a> {
         let mut panel_rows = options.panel_rows.unwrap_or(default_rows).min(m);
         let setup = Setup { transposed, cache_input, centering, small_v, root };
         loop {
-            let layout = Layout::new(&tall, setup, options, panel_rows);
+            let layout = Layout::new(&tall, rhs.as_ref().map(|b| &b.matrix), setup, options, panel_rows);
             let (graph, _) = graph_with_keys(&layout, 1)?;
             let memory = model.with_graph(&graph, layout.retained());
             let needed = memory.needed(1);
             if needed <= model.limit {
-                return Ok(Self { layout, memory, _input: input });
+                return Ok(Self { layout, memory, _inputs: (input, rhs) });
             }
             if options.panel_rows.is_some() || panel_rows <= n {
                 return Err(MemoryError::LimitTooSmall {
@@ -199,10 +209,25 @@ impl<'a> SvdPlan<'a> {
     }
 }
 
+/// Refuses right-hand sides `b` that are not a matrix of `a`'s rows with at least one column.
+fn check_rhs(a: &ChunkedMatrix, b: &ChunkedMatrix) -> Result<()> {
+    let ((m, _), (rows, cols)) = (a.shape(), b.shape());
+    if rows != m {
+        let reason = format!(
+            "the right-hand sides have {rows} rows and the matrix {m}: each row of B must go with the row of A it is an observation of"
+        );
+        return Err(Error::invalid(Knob::Rhs, reason));
+    }
+    if cols == 0 {
+        return Err(Error::invalid(Knob::Rhs, "the right-hand sides have no columns: give B at least one"));
+    }
+    Ok(())
+}
+
 /// What the memory one task needs is for, largest part named first, for messages.
 fn memory_detail(layout: &Layout, memory: &MemoryModel) -> String {
     let (h, n) = (layout.panels[0].len(), layout.n);
-    let read = layout.tall.read_working_set(layout.panels[0].clone(), 0..n, layout.cache_input);
+    let read = layout.tall.read_working_set(layout.panels[0].clone(), 0..layout.lhs_cols(), layout.cache_input);
     let panel = Block::bytes(h, n) + qr_scratch_bytes(h, n);
     let (cr, cc) = layout.tall.grid().chunk_shape();
     let reading = if read >= panel {

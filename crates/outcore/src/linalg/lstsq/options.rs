@@ -1,0 +1,59 @@
+//! What a caller chooses of a least-squares solve.
+
+/// Choices for a least-squares solve ([`lstsq`](crate::lstsq)). Start from
+/// [`LstsqOptions::new`] (or `default()`) and change what you need:
+///
+/// ```
+/// let options = outcore::LstsqOptions::new().rcond(1e-10);
+/// assert_eq!(options.rcond, Some(1e-10));
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LstsqOptions {
+    /// Singular values of A at most `rcond` times the largest count as zero (numpy's
+    /// `rcond`); `None`: machine epsilon times `max(rows, cols)`, numpy's default.
+    pub rcond: Option<f64>,
+    /// R factors stacked per reduction node (default: chosen from the shape and memory).
+    pub fan_in: Option<usize>,
+    /// Rows per panel (default: whole chunk rows, at least as many rows as columns).
+    pub panel_rows: Option<usize>,
+    /// Refuse input holding NaN or infinity (a scan of each panel as it is read).
+    pub check_finite: bool,
+}
+
+impl Default for LstsqOptions {
+    fn default() -> Self {
+        Self { rcond: None, fan_in: None, panel_rows: None, check_finite: true }
+    }
+}
+
+impl LstsqOptions {
+    /// numpy's cutoff, sizes chosen by the plan, input checked for NaN and infinity.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The relative cutoff for A's singular values (at least 0).
+    pub fn rcond(mut self, rcond: f64) -> Self {
+        self.rcond = Some(rcond);
+        self
+    }
+
+    /// R factors stacked per reduction node (at least 2).
+    pub fn fan_in(mut self, fan_in: usize) -> Self {
+        self.fan_in = Some(fan_in);
+        self
+    }
+
+    /// Rows per panel.
+    pub fn panel_rows(mut self, rows: usize) -> Self {
+        self.panel_rows = Some(rows);
+        self
+    }
+
+    /// Refuse input holding NaN or infinity (`true`, the default) or skip the scan.
+    pub fn check_finite(mut self, check: bool) -> Self {
+        self.check_finite = check;
+        self
+    }
+}

@@ -1,0 +1,177 @@
+//! Least squares against a dense reference (the minimum-norm solution from faer's SVD of A, as
+//! numpy's `lstsq` computes it): tall, square and wide A, rank-deficient and ill-conditioned,
+//! several right-hand sides chunked unlike A or held in RAM; tolerances from the perturbation
+//! theory of least squares; serial and threads bitwise identical; bad input refused.
+
+use outcore_testkit as common;
+
+use common::*;
+use faer::Mat;
+use outcore::{ChunkedMatrix, Distribution, Error, LstsqOptions, LstsqPlan, Scheduler};
+use proptest::prelude::*;
+
+/// The minimum-norm least-squares solution by faer's SVD of A, with numpy's cutoff rule;
+/// returns it with A's singular values and rank.
+fn reference(a: &Mat<f64>, b: &Mat<f64>, rcond: f64) -> (Mat<f64>, Vec<f64>, usize) {
+    let svd = a.thin_svd().unwrap();
+    let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+    let cutoff = rcond * s.first().copied().unwrap_or(0.0);
+    let rank = s.iter().take_while(|&&x| x > cutoff).count();
+    let (u, v) = (svd.U().subcols(0, rank), svd.V().subcols(0, rank));
+    let mut y = u.transpose() * b;
+    for (i, sigma) in s.iter().take(rank).enumerate() {
+        y.as_mut().row_mut(i).iter_mut().for_each(|x| *x /= sigma);
+    }
+    (v * y, s, rank)
+}
+
+fn normal(m: usize, n: usize, seed: u64) -> Mat<f64> {
+    ChunkedMatrix::generated(Distribution::Normal, seed, m, n, m.max(1), n.max(1)).unwrap().to_dense().unwrap()
+}
+
+fn bits(m: &Mat<f64>) -> Vec<u64> {
+    row_major(m).iter().map(|x| x.to_bits()).collect()
+}
+
+/// Checks a solution against the reference: X within `eps sqrt(m) (kappa ||X|| + kappa^2
+/// ||R|| / ||A||)` per column (the least-squares perturbation bound, kappa the condition of the
+/// kept singular values), the singular values within `eps sqrt(m) ||A||`, the rank, and the
+/// residuals as numpy reports them.
+fn check(a: &Mat<f64>, b: &Mat<f64>, fit: &outcore::LstsqResult, rcond: f64) {
+    let (m, n) = a.shape();
+    let (x_ref, s_ref, rank) = reference(a, b, rcond);
+    assert_eq!(fit.rank, rank, "{m}x{n}: rank");
+    assert_eq!(fit.s.len(), m.min(n));
+    let norm = s_ref.first().copied().unwrap_or(0.0);
+    for (i, (x, y)) in fit.s.iter().zip(&s_ref).enumerate() {
+        assert!((x - y).abs() <= tol(m, n, norm), "{m}x{n} sigma_{i}: {x} vs {y}");
+    }
+    assert_eq!(fit.x.shape(), (n, b.ncols()));
+    let kappa = if rank == 0 { 1.0 } else { norm / s_ref[rank - 1] };
+    for j in 0..b.ncols() {
+        let residual = (a * fit.x.col(j) - b.col(j)).norm_l2();
+        let bound = tol(m, n, 1.0)
+            * (kappa * x_ref.col(j).norm_l2() + kappa * kappa * residual / norm.max(f64::MIN_POSITIVE))
+            + tol(m, n, b.col(j).norm_l2() / norm.max(f64::MIN_POSITIVE));
+        let err = (fit.x.col(j) - x_ref.col(j)).norm_l2();
+        assert!(err <= bound, "{m}x{n} rank {rank} column {j}: ||x - x_ref|| = {err} > {bound} (kappa {kappa:.1e})");
+    }
+    if rank == n && m > n {
+        assert_eq!(fit.residuals.len(), b.ncols());
+        for (j, r) in fit.residuals.iter().enumerate() {
+            let exact = (a * x_ref.col(j) - b.col(j)).squared_norm_l2();
+            let scale = b.col(j).norm_l2() + norm * x_ref.col(j).norm_l2();
+            assert!((r - exact).abs() <= tol(m, n, scale * scale), "{m}x{n} residual {j}: {r} vs {exact}");
+        }
+    } else {
+        assert!(fit.residuals.is_empty(), "numpy gives no residuals when rank < n or m <= n");
+    }
+}
+
+fn solve(
+    a: &Mat<f64>,
+    b: &Mat<f64>,
+    cr: (usize, usize),
+    options: &LstsqOptions,
+    scheduler: Scheduler,
+) -> outcore::LstsqResult {
+    let ((m, n), p) = (a.shape(), b.ncols());
+    let engine = engine(256 << 20, scheduler);
+    let a = matrix(&row_major(a), m, n, cr.0, n);
+    let b = matrix(&row_major(b), m, p, cr.1, p);
+    outcore::lstsq(&engine, &a, &b, options).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    #[test]
+    fn lstsq_matches_the_minimum_norm_solution(
+        (m, n) in prop_oneof![(0usize..300, 1usize..10).prop_map(|(d, n)| (n + d, n)), (1usize..10).prop_map(|n| (n, n)), (1usize..8, 1usize..12).prop_map(|(m, d)| (m, m + d))],
+        p in 1usize..4,
+        chunks in (1usize..40, 1usize..40),
+        fan_in in 2usize..5,
+        seed in any::<u64>(),
+        dependent in any::<bool>(),
+    ) {
+        let mut a = normal(m, n, seed);
+        if dependent && n >= 2 {
+            for i in 0..m {
+                a[(i, n - 1)] = 2.0 * a[(i, 0)];
+            }
+        }
+        let b = normal(m, p, seed ^ 1);
+        let options = LstsqOptions::new().fan_in(fan_in);
+        let cr = (chunks.0.min(m), chunks.1.min(m));
+        let serial = solve(&a, &b, cr, &options, Scheduler::Serial);
+        check(&a, &b, &serial, f64::EPSILON * m.max(n) as f64);
+        let threads = solve(&a, &b, cr, &options, Scheduler::Threads { workers: 3 });
+        prop_assert_eq!(bits(&serial.x), bits(&threads.x));
+        prop_assert_eq!(&serial.s, &threads.s);
+    }
+}
+
+#[test]
+fn a_consistent_ill_conditioned_system_is_solved_to_its_condition() {
+    // Columns 2 and 3 nearly equal: cond(A) near 1e9; B = A X exactly, so the residual term
+    // vanishes and the error is eps kappa ||X||.
+    let mut a = normal(2_003, 5, 7);
+    for i in 0..a.nrows() {
+        a[(i, 3)] = a[(i, 2)] + 1e-9 * a[(i, 3)];
+    }
+    let x = Mat::from_fn(5, 2, |i, j| 1.0 + i as f64 - j as f64);
+    let b = &a * &x;
+    for chunks in [(100, 64), (2_003, 2_003)] {
+        let fit = solve(&a, &b, chunks, &LstsqOptions::new(), Scheduler::Serial);
+        check(&a, &b, &fit, f64::EPSILON * 2_003.0);
+    }
+}
+
+#[test]
+fn rcond_decides_the_rank_as_numpy_does() {
+    // Singular values 1, 1e-3, 1e-6, 1e-9 (orthonormal columns scaled).
+    let q = normal(400, 4, 3).qr().compute_thin_Q();
+    let a = Mat::from_fn(400, 4, |i, j| q[(i, j)] * 10f64.powi(-3 * j as i32));
+    let b = normal(400, 1, 4);
+    for (rcond, rank) in [(1e-10, 4), (1e-7, 3), (1e-4, 2), (1e-1, 1), (2.0, 0)] {
+        let fit = solve(&a, &b, (64, 64), &LstsqOptions::new().rcond(rcond), Scheduler::Serial);
+        assert_eq!(fit.rank, rank, "rcond {rcond}");
+        check(&a, &b, &fit, rcond);
+    }
+}
+
+#[test]
+fn b_may_be_chunked_unlike_a_or_held_in_ram() {
+    let (a, b) = (normal(1_111, 6, 1), normal(1_111, 3, 2));
+    let engine = engine(64 << 20, Scheduler::Threads { workers: 2 });
+    let chunked = matrix(&row_major(&a), 1_111, 6, 100, 6);
+    // The fan-in is fixed: by default it follows the memory a panel's reads take, which
+    // depends on B's chunks.
+    let options = LstsqOptions::new().fan_in(4);
+    let by_chunks = outcore::lstsq(&engine, &chunked, matrix(&row_major(&b), 1_111, 3, 77, 1), &options).unwrap();
+    let from_ram = outcore::lstsq(&engine, &chunked, &b, &options).unwrap();
+    check(&a, &b, &by_chunks, f64::EPSILON * 1_111.0);
+    assert_eq!(bits(&by_chunks.x), bits(&from_ram.x), "the same panels of B, however B is chunked");
+    let both_in_ram = outcore::lstsq(&engine, &a, &b, &LstsqOptions::new()).unwrap();
+    check(&a, &b, &both_in_ram, f64::EPSILON * 1_111.0);
+}
+
+#[test]
+fn bad_input_is_refused_with_what_to_change() {
+    let engine = engine(64 << 20, Scheduler::Serial);
+    let a = matrix(&row_major(&normal(100, 3, 1)), 100, 3, 30, 3);
+    let short = matrix(&row_major(&normal(99, 1, 2)), 99, 1, 30, 1);
+    let e = outcore::lstsq(&engine, &a, &short, &LstsqOptions::new()).unwrap_err();
+    assert!(e.to_string().contains("`b`") && e.to_string().contains("99 rows"), "{e}");
+    let none = Mat::<f64>::zeros(100, 0);
+    let e = outcore::lstsq(&engine, &a, &none, &LstsqOptions::new()).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+    for rcond in [-1.0, f64::NAN, f64::INFINITY] {
+        let e = LstsqPlan::new(&engine, &a, &a, &LstsqOptions::new().rcond(rcond)).unwrap_err();
+        assert!(e.to_string().contains("`rcond`"), "{e}");
+    }
+    let mut nan = row_major(&normal(100, 1, 3));
+    nan[42] = f64::NAN;
+    let e = outcore::lstsq(&engine, &a, matrix(&nan, 100, 1, 30, 1), &LstsqOptions::new()).unwrap_err();
+    assert!(matches!(e, Error::NonFinite { row: 42, col: 0, .. }), "{e}");
+}
