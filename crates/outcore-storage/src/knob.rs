@@ -39,6 +39,8 @@ pub enum Knob {
     Rhs,
     /// The cutoff below which singular values count as zero (relative to the largest).
     Rcond,
+    /// The ridge penalty of a regression.
+    Alpha,
     /// Whether singular vectors are computed.
     Vectors,
     /// Centering the columns (a PCA).
@@ -86,6 +88,7 @@ impl Knob {
             Self::Input => "input",
             Self::Rhs => "b",
             Self::Rcond => "rcond",
+            Self::Alpha => "alpha",
             Self::Vectors => "vectors",
             Self::Center => "center",
             Self::FanIn => "fan_in",

@@ -137,17 +137,19 @@ fn lstsq_on_two_and_three_ranks_gives_the_bits_of_one_process() {
     let a = tall();
     let m = a.rows();
     let b = matrix(&(0..m * 2).map(|i| ((i * 31 % 97) as f64) / 97.0).collect::<Vec<_>>(), m, 2, 64, 2);
-    let options = LstsqOptions::new().fan_in(3);
-    let run = |control: &RunControl, workers: usize| {
-        let e = engine(LIMIT, Scheduler::Threads { workers });
-        let fit = LstsqPlan::new(&e, &a, &b, &options).unwrap().run_with(&e, control).unwrap();
-        (mat_bits(&fit.x), bits(&fit.s), bits(&fit.residuals), fit.rank)
-    };
-    let one = run(&RunControl::new(), 2);
-    assert_eq!(one.3, 23);
-    for ranks in [2, 3] {
-        let results = on_ranks(ranks, |t| run(&RunControl::new().cluster(t), 1));
-        assert!(results.iter().all(|r| *r == one), "{ranks} ranks: the solution differs from one process");
+    for options in [LstsqOptions::new().fan_in(3), LstsqOptions::new().fan_in(3).fit_intercept(true)] {
+        let run = |control: &RunControl, workers: usize| {
+            let e = engine(LIMIT, Scheduler::Threads { workers });
+            let fit = LstsqPlan::new(&e, &a, &b, &options).unwrap().run_with(&e, control).unwrap();
+            let figures = [fit.s, fit.rss, fit.intercept.unwrap_or_default(), fit.intercept_stderr.unwrap_or_default()];
+            (mat_bits(&fit.x), figures.map(|f| bits(&f)), fit.stderr.map(|m| mat_bits(&m)), fit.rank)
+        };
+        let one = run(&RunControl::new(), 2);
+        assert_eq!(one.3, 23);
+        for ranks in [2, 3] {
+            let results = on_ranks(ranks, |t| run(&RunControl::new().cluster(t), 1));
+            assert!(results.iter().all(|r| *r == one), "{ranks} ranks: the fit differs from one process");
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use outcore_testkit as common;
 
 use common::*;
 use faer::Mat;
+use faer::linalg::solvers::DenseSolveCore;
 use outcore::{ChunkedMatrix, Distribution, Error, LstsqOptions, LstsqPlan, Scheduler};
 use proptest::prelude::*;
 
@@ -111,6 +112,98 @@ proptest! {
     }
 }
 
+/// The dense reference of a regression by its textbook formulas, on `[1 | A]` with an intercept
+/// (statsmodels' `add_constant`): coefficients from the normal equations
+/// `(X^T X + alpha D) beta = X^T B` (D the identity without the intercept's entry), and with
+/// `alpha = 0` the standard errors `sqrt(sigma^2 diag((X^T X)^-1))`. Returns (X, intercepts,
+/// standard errors of X, of the intercepts, rss).
+#[allow(clippy::type_complexity)]
+fn regression_reference(
+    a: &Mat<f64>,
+    b: &Mat<f64>,
+    intercept: bool,
+    alpha: f64,
+) -> (Mat<f64>, Vec<f64>, Mat<f64>, Vec<f64>, Vec<f64>) {
+    let (m, n) = a.shape();
+    let c = usize::from(intercept);
+    let x = Mat::from_fn(m, n + c, |i, j| if j < c { 1.0 } else { a[(i, j - c)] });
+    let mut gram = x.transpose() * &x;
+    for j in c..n + c {
+        gram[(j, j)] += alpha;
+    }
+    let inverse = gram.as_ref().partial_piv_lu().inverse();
+    let beta = &inverse * x.transpose() * b;
+    let residual = &x * &beta - b;
+    let rss: Vec<f64> = (0..b.ncols()).map(|j| residual.col(j).squared_norm_l2()).collect();
+    let df = (m - n - c) as f64;
+    let se = Mat::from_fn(n + c, b.ncols(), |i, j| (rss[j] / df * inverse[(i, i)]).sqrt());
+    let coef = Mat::from_fn(n, b.ncols(), |i, j| beta[(i + c, j)]);
+    let intercepts = (0..b.ncols()).map(|j| if intercept { beta[(0, j)] } else { 0.0 }).collect();
+    let se_x = Mat::from_fn(n, b.ncols(), |i, j| se[(i + c, j)]);
+    let se_c = (0..b.ncols()).map(|j| se[(0, j)]).collect();
+    (coef, intercepts, se_x, se_c, rss)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn regressions_match_the_textbook_formulas(
+        (m, n) in (1usize..6, 3usize..300).prop_map(|(n, d)| (n + d, n)),
+        p in 1usize..3,
+        chunk in 1usize..50,
+        seed in any::<u64>(),
+        intercept in any::<bool>(),
+        alpha in prop_oneof![Just(0.0), Just(0.5), Just(20.0)],
+    ) {
+        // Columns far from zero: an intercept must center them exactly.
+        let a = Mat::from_fn(m, n, |i, j| 100.0 * (j as f64 + 1.0) + normal(m, n, seed)[(i, j)]);
+        let truth = Mat::from_fn(n, p, |i, j| 1.0 + i as f64 - 0.5 * j as f64);
+        let b = &a * &truth + normal(m, p, seed ^ 7) + Mat::from_fn(m, p, |_, j| 3.0 * j as f64);
+        let options = LstsqOptions::new().fit_intercept(intercept).alpha(alpha);
+        let fit = solve(&a, &b, (chunk.min(m), chunk.min(m)), &options, Scheduler::Serial);
+        let (x, c, se_x, se_c, rss) = regression_reference(&a, &b, intercept, alpha);
+        // The normal equations square the condition: compare at eps * cond(X)^2 scale.
+        let cond = {
+            let k = usize::from(intercept);
+            let xs = Mat::from_fn(m, n + k, |i, j| if j < k { 1.0 } else { a[(i, j - k)] });
+            let s = xs.singular_values().unwrap();
+            s[0] / s[s.len() - 1]
+        };
+        let scale = tol(m, n, 1.0) * cond * cond;
+        for (j, (&got, &want)) in fit.rss.iter().zip(&rss).enumerate() {
+            let err = (fit.x.col(j) - x.col(j)).norm_l2();
+            prop_assert!(err <= scale * (1.0 + x.col(j).norm_l2()), "x column {}: {} (cond {:.1e})", j, err, cond);
+            prop_assert!((got - want).abs() <= scale * b.col(j).squared_norm_l2(), "rss {}: {} vs {}", j, got, want);
+            let tss = if intercept {
+                let mean = b.col(j).iter().sum::<f64>() / m as f64;
+                b.col(j).iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+            } else {
+                b.col(j).squared_norm_l2()
+            };
+            prop_assert!((fit.r2[j] - (1.0 - want / tss)).abs() <= scale * b.col(j).squared_norm_l2() / tss, "r2 {}", j);
+        }
+        prop_assert_eq!(fit.intercept.is_some(), intercept);
+        if let Some(fitted) = &fit.intercept {
+            for j in 0..p {
+                prop_assert!((fitted[j] - c[j]).abs() <= scale * (1.0 + a.norm_l2() * x.col(j).norm_l2()), "intercept {}: {} vs {}", j, fitted[j], c[j]);
+            }
+        }
+        prop_assert_eq!(fit.stderr.is_some(), alpha == 0.0);
+        prop_assert_eq!(fit.intercept_stderr.is_some(), alpha == 0.0 && intercept);
+        if let Some(se) = &fit.stderr {
+            prop_assert!((se - &se_x).norm_l2() <= scale * se_x.norm_l2(), "stderr {:?} vs {:?}", se, se_x);
+        }
+        if let Some(se) = &fit.intercept_stderr {
+            for j in 0..p {
+                prop_assert!((se[j] - se_c[j]).abs() <= scale * se_c[j], "intercept stderr {}: {} vs {}", j, se[j], se_c[j]);
+            }
+        }
+        prop_assert_eq!(fit.df_resid, (m - n - usize::from(intercept)) as f64);
+        prop_assert!(fit.residuals.is_empty() == (intercept || alpha > 0.0));
+    }
+}
+
 #[test]
 fn a_consistent_ill_conditioned_system_is_solved_to_its_condition() {
     // Columns 2 and 3 nearly equal: cond(A) near 1e9; B = A X exactly, so the residual term
@@ -166,10 +259,15 @@ fn bad_input_is_refused_with_what_to_change() {
     let none = Mat::<f64>::zeros(100, 0);
     let e = outcore::lstsq(&engine, &a, &none, &LstsqOptions::new()).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
-    for rcond in [-1.0, f64::NAN, f64::INFINITY] {
-        let e = LstsqPlan::new(&engine, &a, &a, &LstsqOptions::new().rcond(rcond)).unwrap_err();
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        let e = LstsqPlan::new(&engine, &a, &a, &LstsqOptions::new().rcond(bad)).unwrap_err();
         assert!(e.to_string().contains("`rcond`"), "{e}");
+        let e = LstsqPlan::new(&engine, &a, &a, &LstsqOptions::new().alpha(bad)).unwrap_err();
+        assert!(e.to_string().contains("`alpha`"), "{e}");
     }
+    let one_row = matrix(&[1.0, 2.0], 1, 2, 1, 2);
+    let e = outcore::lstsq(&engine, &one_row, matrix(&[1.0], 1, 1, 1, 1), &LstsqOptions::new().fit_intercept(true));
+    assert!(e.unwrap_err().to_string().contains("2 rows"));
     let mut nan = row_major(&normal(100, 1, 3));
     nan[42] = f64::NAN;
     let e = outcore::lstsq(&engine, &a, matrix(&nan, 100, 1, 30, 1), &LstsqOptions::new()).unwrap_err();

@@ -14,7 +14,7 @@ use faer::MatRef;
 pub(crate) use center::{center_columns, center_rows, column_scales};
 pub(crate) use cholesky::{CholeskyQr, cholesky_qr2_bytes, cholesky_qr2_r};
 pub(crate) use qr::{apply_q, apply_q_into, qr_in_place, qr_scratch_bytes, r_factor, solve_r_if_conditioned};
-pub(crate) use solve::min_norm_solve;
+pub(crate) use solve::{Regression, fit};
 pub(crate) use svd::{flip_signs, svd_scratch_bytes, thin_svd};
 
 use crate::task::Block;

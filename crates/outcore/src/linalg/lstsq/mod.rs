@@ -9,7 +9,12 @@
 //!
 //! The singular values come from the SVD of `R_1`, never from `R_1^T R_1` (which would square
 //! the condition number); a rank-deficient A gets the minimum-norm solution, as LAPACK's
-//! `gelsd` (numpy's `lstsq`) gives it, and a wide A (fewer rows than columns) too. The plan and
+//! `gelsd` (numpy's `lstsq`) gives it, and a wide A (fewer rows than columns) too.
+//!
+//! A regression needs nothing more from the data: an intercept centers the columns of
+//! `[A | B]` as the PCA does (each panel on its own means, merged exactly up the tree, still
+//! one pass), ridge stacks `sqrt(alpha) I` below `R_1`, and the sums of squares and standard
+//! errors come from R (`||B - A X||^2 = ||R_1 X - R_2||^2`, `A^T A = R_1^T R_1`). The plan and
 //! the run are those of the SVD's TSQR ([`SvdPlan`]): memory, ranks, cancellation and events
 //! as there.
 
@@ -20,6 +25,7 @@ use faer::Mat;
 pub use options::LstsqOptions;
 
 use crate::error::{Error, Result};
+use crate::linalg::dense::Regression;
 use crate::linalg::input::Input;
 use crate::linalg::tsqr::{Outcome, Root, SvdOptions, SvdPlan};
 use crate::output::Destination;
@@ -54,19 +60,38 @@ pub fn lstsq<'a>(
     LstsqPlan::new(engine, a, b, options)?.run(engine)
 }
 
-/// A least-squares solution and what describes it, as numpy's `lstsq` returns them.
+/// A least-squares solution and what describes it: numpy's `lstsq` results (`x`,
+/// `residuals`, `rank`, `s`), and a regression's (intercepts, sums of squares, R^2, standard
+/// errors), each per column of B.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct LstsqResult {
-    /// The solution `X` (`n x p`): the minimum-norm minimizer of `||A X - B||` column by column.
+    /// The solution `X` (`n x p`): the minimum-norm minimizer of `||A X - B||` (plus
+    /// `alpha ||X||^2`) column by column.
     pub x: Mat<f64>,
     /// `||A x_j - b_j||^2` for each column, when A has full column rank and more rows than
-    /// columns (numpy returns these only then; empty otherwise).
+    /// columns, without ridge or intercept (numpy returns these only then; empty otherwise).
     pub residuals: Vec<f64>,
-    /// The numerical rank of A: singular values above the cutoff.
+    /// The numerical rank of A (centered, with an intercept): singular values above the cutoff.
     pub rank: usize,
-    /// The singular values of A, descending (`min(m, n)` of them).
+    /// The singular values of A (centered, with an intercept), descending.
     pub s: Vec<f64>,
+    /// The intercepts `c` (`B ~ A X + 1 c^T`), when fitted.
+    pub intercept: Option<Vec<f64>>,
+    /// Residual sums of squares `||B - A X - 1 c^T||^2`, whatever the rank.
+    pub rss: Vec<f64>,
+    /// Coefficients of determination: `1 - rss / tss`, with `tss` B's sum of squares about its
+    /// means with an intercept and about 0 without (statsmodels' uncentered R^2); for a
+    /// constant column of B, 1 if fitted exactly and 0 otherwise (scikit-learn's `r2_score`).
+    pub r2: Vec<f64>,
+    /// Standard errors of X (`n x p`) by ordinary least squares, `sigma^2 (A^T A)^-1` with
+    /// `sigma^2 = rss / df_resid` (statsmodels' `bse`): without ridge, with full column rank and
+    /// `df_resid > 0` only.
+    pub stderr: Option<Mat<f64>>,
+    /// Standard errors of the intercepts, likewise, when fitted.
+    pub intercept_stderr: Option<Vec<f64>>,
+    /// Residual degrees of freedom: rows, less the rank, less 1 with an intercept.
+    pub df_resid: f64,
     /// What the run observed.
     pub stats: RunStats,
 }
@@ -76,18 +101,21 @@ pub struct LstsqResult {
 #[derive(Debug)]
 pub struct LstsqPlan<'a> {
     tsqr: SvdPlan<'a>,
+    fit_intercept: bool,
+    alpha: f64,
 }
 
 impl<'a> LstsqPlan<'a> {
     /// Plans the solve of `A X = B` on `engine`: refuses an empty A, a B of other rows or of no
-    /// columns, a negative or NaN `rcond`, and a memory limit below what one worker needs.
+    /// columns, a negative or non-finite `rcond` or `alpha`, an intercept over one row, and a
+    /// memory limit below what one worker needs.
     pub fn new(
         engine: &Engine,
         a: impl Into<Input<'a>>,
         b: impl Into<Input<'a>>,
         options: &LstsqOptions,
     ) -> Result<Self> {
-        let LstsqOptions { rcond, fan_in, panel_rows, check_finite } = options.clone();
+        let LstsqOptions { rcond, fan_in, panel_rows, check_finite, fit_intercept, alpha } = options.clone();
         let (a, b) = (a.into(), b.into());
         if let Some(r) = rcond.filter(|r| !(r.is_finite() && *r >= 0.0)) {
             return Err(Error::invalid(
@@ -97,12 +125,19 @@ impl<'a> LstsqPlan<'a> {
                 ),
             ));
         }
+        if !(alpha.is_finite() && alpha >= 0.0) {
+            return Err(Error::invalid(
+                Knob::Alpha,
+                format!("{alpha} is not a penalty: give a finite value of 0 (ordinary least squares) or more"),
+            ));
+        }
         let (m, n) = shape(&a);
         let rcond = rcond.unwrap_or(f64::EPSILON * m.max(n) as f64);
         let tsqr_options =
-            SvdOptions { vectors: false, fan_in, panel_rows, check_finite, center: false, standardize: false };
-        let tsqr = SvdPlan::with_root(engine, a, Some(b), &tsqr_options, Root::Lstsq { rcond })?;
-        Ok(Self { tsqr })
+            SvdOptions { vectors: false, fan_in, panel_rows, check_finite, center: fit_intercept, standardize: false };
+        let how = Regression { rcond, alpha };
+        let tsqr = SvdPlan::with_root(engine, a, Some(b), &tsqr_options, Root::Lstsq(how))?;
+        Ok(Self { tsqr, fit_intercept, alpha })
     }
 
     /// Runs the plan.
@@ -115,13 +150,34 @@ impl<'a> LstsqPlan<'a> {
         let no_factor = || Error::Bug("a least-squares plan asked to write a factor".into());
         let Outcome { results, keys, stats, .. } =
             self.tsqr.execute(engine, Destination::Memory, control, "X", no_factor)?;
+        // The root's outputs, in the order `TsqrExecutor::solve` makes them; an empty block
+        // is a figure not computed.
         let slot = |slot| Key { slot, ..keys.root };
+        let given = |slot| -> Result<Option<Vec<f64>>> {
+            let values = results.values(Key { slot, ..keys.root })?;
+            Ok((!values.is_empty()).then_some(values))
+        };
         let x = results.matrix(keys.root)?;
         let s = results.values(slot(1))?;
+        let rss = results.values(slot(2))?;
         let rank = results.values(slot(3))?.first().copied().unwrap_or(0.0) as usize;
+        let tss = results.values(slot(4))?;
+        let intercept = given(5)?;
+        let stderr = given(6)?.map(|_| results.matrix(slot(6))).transpose()?;
+        let intercept_stderr = given(7)?;
         let (m, n) = self.tsqr.shape();
-        let residuals = if rank == n && m > n { results.values(slot(2))? } else { Vec::new() };
-        Ok(LstsqResult { x, residuals, rank, s, stats })
+        let plain = !self.fit_intercept && self.alpha == 0.0;
+        let residuals = if plain && rank == n && m > n { rss.clone() } else { Vec::new() };
+        let r2 = rss
+            .iter()
+            .zip(&tss)
+            .map(|(r, t)| match *t > 0.0 {
+                true => 1.0 - r / t,
+                false => f64::from(u8::from(*r == 0.0)),
+            })
+            .collect();
+        let df_resid = m as f64 - rank as f64 - f64::from(u8::from(self.fit_intercept));
+        Ok(LstsqResult { x, residuals, rank, s, intercept, rss, r2, stderr, intercept_stderr, df_resid, stats })
     }
 
     /// A's shape `(rows, cols)`.

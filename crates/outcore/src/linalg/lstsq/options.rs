@@ -19,11 +19,17 @@ pub struct LstsqOptions {
     pub panel_rows: Option<usize>,
     /// Refuse input holding NaN or infinity (a scan of each panel as it is read).
     pub check_finite: bool,
+    /// Fit an intercept per column of B (the columns of A and B centered, in the same pass,
+    /// without forming the centered matrix), as scikit-learn's `fit_intercept`.
+    pub fit_intercept: bool,
+    /// Ridge penalty: minimize `||A X - B||^2 + alpha ||X||^2` (the intercept not penalized),
+    /// as scikit-learn's `Ridge`; 0 for ordinary least squares.
+    pub alpha: f64,
 }
 
 impl Default for LstsqOptions {
     fn default() -> Self {
-        Self { rcond: None, fan_in: None, panel_rows: None, check_finite: true }
+        Self { rcond: None, fan_in: None, panel_rows: None, check_finite: true, fit_intercept: false, alpha: 0.0 }
     }
 }
 
@@ -54,6 +60,18 @@ impl LstsqOptions {
     /// Refuse input holding NaN or infinity (`true`, the default) or skip the scan.
     pub fn check_finite(mut self, check: bool) -> Self {
         self.check_finite = check;
+        self
+    }
+
+    /// Fit an intercept per column of B (`false`, the default, as numpy's `lstsq`).
+    pub fn fit_intercept(mut self, fit: bool) -> Self {
+        self.fit_intercept = fit;
+        self
+    }
+
+    /// The ridge penalty (at least 0; 0, the default, for ordinary least squares).
+    pub fn alpha(mut self, alpha: f64) -> Self {
+        self.alpha = alpha;
         self
     }
 }

@@ -15,6 +15,10 @@ pub(crate) struct ResultKeys {
     pub(crate) stats: Vec<Key>,
 }
 
+/// Outputs of the least-squares root: X, s, rss, rank, tss, intercepts, standard errors of X
+/// and of the intercepts.
+const LSTSQ_OUTPUTS: usize = 8;
+
 /// Builds the graph of `layout`, running at most `concurrency` tasks at once, and says where
 /// its results are.
 pub(crate) fn graph_with_keys(layout: &Layout, concurrency: usize) -> Result<(TaskGraph<TsqrOp>, ResultKeys)> {
@@ -39,9 +43,9 @@ pub(crate) fn graph_with_keys(layout: &Layout, concurrency: usize) -> Result<(Ta
             let r = g.add(TsqrOp::SignR, vec![root.out(0)], 1 + usize::from(layout.vectors), bytes)?;
             (r, None, r.out(1), r.out(0))
         }
-        Root::Lstsq { .. } => {
-            let solve = g.add(TsqrOp::Solve, vec![root.out(0)], 4, bytes)?;
-            (1..4).for_each(|slot| g.keep(solve.out(slot)));
+        Root::Lstsq(_) => {
+            let solve = g.add(TsqrOp::Solve, vec![root.out(0)], LSTSQ_OUTPUTS, bytes)?;
+            (1..LSTSQ_OUTPUTS).for_each(|slot| g.keep(solve.out(slot)));
             (solve, None, solve.out(0), solve.out(0))
         }
     };

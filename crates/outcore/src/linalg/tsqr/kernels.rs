@@ -11,8 +11,8 @@ use super::layout::{Centering, Layout, Root};
 use super::ops::TsqrOp;
 use crate::error::{Error, Result};
 use crate::linalg::dense::{
-    CholeskyQr, apply_q, apply_q_into, center_columns, center_rows, cholesky_qr2_r, column_scales, flip_signs,
-    min_norm_solve, qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, to_block, view,
+    CholeskyQr, Regression, apply_q, apply_q_into, center_columns, center_rows, cholesky_qr2_r, column_scales, fit,
+    flip_signs, qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, to_block, view,
 };
 use crate::matrix::{ChunkedMatrix, MatrixReader};
 use crate::task::{Block, Executor, WorkerScratch};
@@ -220,16 +220,36 @@ impl<'a> TsqrExecutor<'a> {
         Ok(outputs)
     }
 
-    /// The least-squares solution from the root `R = [R_1 | R_2]` of `[A | B]`: `[A | B] = Q R`
-    /// makes `||A X - B|| = ||R_1 X - R_2||`, solved through the SVD of `R_1`. Outputs X
-    /// (`a x p`), the singular values of A, the squared residual norms, and the rank.
-    fn solve(&self, r: &Pinned, rcond: f64) -> Result<Vec<Block>> {
+    /// The least-squares fit from the root `R = [R_1 | R_2]` of `[A | B]`: `[A | B] = Q R`
+    /// makes `||A X - B|| = ||R_1 X - R_2||`, solved through the SVD of `R_1` (with columns
+    /// centered, the root's mean row is split off first). Outputs X (`a x p`), the singular
+    /// values of A, the residual sums of squares, the rank, the total sums of squares, then
+    /// the intercepts, the standard errors of X and of the intercepts (each `0 x 0` when not
+    /// computed).
+    fn solve(&self, r: &Pinned, how: Regression) -> Result<Vec<Block>> {
         let (rows, cols) = r.shape();
-        let lhs = self.layout.lhs_cols();
         let r = view(r, rows, cols);
-        let sol = min_norm_solve(r.subcols(0, lhs), r.subcols(lhs, cols - lhs), rcond)?;
+        let centered = self.layout.centering == Centering::Columns;
+        let k = if centered { rows - 1 } else { rows };
+        let means: Option<Vec<f64>> = centered.then(|| r.row(k).iter().copied().collect());
+        let samples = self.layout.tall.rows() as f64;
+        let f = fit(r.subrows(0, k), self.layout.lhs_cols(), means.as_deref(), samples, how)?;
         let row = |values: Vec<f64>| Block { rows: 1, cols: values.len(), data: values };
-        Ok(vec![to_block(sol.x.as_ref()), row(sol.s), row(sol.residuals), row(vec![sol.rank as f64])])
+        let none = || Block { rows: 0, cols: 0, data: Vec::new() };
+        let (stderr, intercept_stderr) = match f.stderr {
+            Some((x, c)) => (to_block(x.as_ref()), c.map_or_else(none, row)),
+            None => (none(), none()),
+        };
+        Ok(vec![
+            to_block(f.x.as_ref()),
+            row(f.s),
+            row(f.rss),
+            row(vec![f.rank as f64]),
+            row(f.tss),
+            f.intercept.map_or_else(none, row),
+            stderr,
+            intercept_stderr,
+        ])
     }
 
     fn apply_node_q(&self, level: usize, node: usize, inputs: &[Pinned]) -> Result<Vec<Block>> {
@@ -325,7 +345,7 @@ impl Executor for TsqrExecutor<'_> {
             (TsqrOp::SvdR, [r]) => self.svd_of_r(r),
             (TsqrOp::SignR, [r]) => self.sign_r(r),
             (TsqrOp::Solve, [r]) => match self.layout.root {
-                Root::Lstsq { rcond } => self.solve(r, rcond),
+                Root::Lstsq(how) => self.solve(r, how),
                 root => Err(Error::Bug(format!("a least-squares step in a plan whose root is {root:?}"))),
             },
             (TsqrOp::ApplyQ { level, node }, _) => self.apply_node_q(*level, *node, inputs),

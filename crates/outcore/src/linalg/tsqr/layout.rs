@@ -7,7 +7,7 @@ use std::ops::Range;
 use outcore_storage::ChunkGrid;
 
 use super::options::SvdOptions;
-use crate::linalg::dense::{cholesky_qr2_bytes, qr_scratch_bytes, svd_scratch_bytes};
+use crate::linalg::dense::{Regression, cholesky_qr2_bytes, qr_scratch_bytes, svd_scratch_bytes};
 use crate::matrix::ChunkedMatrix;
 use crate::task::{Block, reduction_tree};
 
@@ -30,13 +30,10 @@ pub(crate) enum Root {
     /// R itself, its diagonal made non-negative; with vectors, the signs as W, so that the
     /// second pass writes Q.
     Qr,
-    /// The least-squares solution of `A X = B`, the tall problem being `[A | B]` (the
-    /// right-hand sides read beside A): from its `R = [R_1 | R_2]`, `min ||R_1 X - R_2||`,
-    /// singular values of `R_1` at most `rcond` times the largest counted as zero.
-    Lstsq {
-        /// The relative cutoff for singular values.
-        rcond: f64,
-    },
+    /// The least-squares fit of `B` on `A`, the tall problem being `[A | B]` (the right-hand
+    /// sides read beside A, the columns centered for an intercept): from its
+    /// `R = [R_1 | R_2]`, `min ||R_1 X - R_2||` with the regression's figures.
+    Lstsq(Regression),
 }
 
 /// Target size of a panel when no chunk grid constrains it.
@@ -269,13 +266,15 @@ impl Layout {
         match self.root {
             Root::Svd => self.svd_bytes(k_root),
             Root::Qr => 2 * Block::bytes(k_root, n) + Block::bytes(n, n),
-            // R, its two blocks, the SVD of R_1, the solution, the residual, the outputs.
-            Root::Lstsq { .. } => {
-                2 * Block::bytes(k_root, n)
-                    + svd_scratch_bytes(k_root, a, true)
-                    + 2 * mat_bytes(a, n)
-                    + mat_bytes(k_root, n)
-                    + Block::bytes(3, n)
+            // R, its two blocks (with ridge's rows), two SVDs of R_1, the solution, the
+            // residual, the outputs.
+            Root::Lstsq(_) => {
+                let rows = k_root + a + 1;
+                2 * Block::bytes(rows, n)
+                    + 2 * svd_scratch_bytes(rows, a, true)
+                    + 3 * mat_bytes(a, n)
+                    + mat_bytes(rows, n)
+                    + Block::bytes(6, n)
             }
         }
     }
