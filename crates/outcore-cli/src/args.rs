@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use outcore::storage::{Compression, ReadMode, parse_size};
-use outcore::{Accounting, Distribution, RandomizedMethod, RandomizedSvdOptions, Thresholds};
+use outcore::{Accounting, Distribution, QrMode, RandomizedMethod, RandomizedSvdOptions, Thresholds};
 
 use crate::report::flags;
 
@@ -30,6 +30,10 @@ pub(crate) enum Command {
     Tsqr(TsqrArgs),
     /// Randomized SVD (top k) of a matrix chunked any way, with an error estimate.
     Rsvd(RsvdArgs),
+    /// QR of a tall matrix by TSQR: R, and Q with --output (numpy's modes).
+    Qr(QrArgs),
+    /// Least squares A X = B (numpy's lstsq), and a regression's figures, in one pass.
+    Lstsq(LstsqArgs),
     /// Write a seeded random matrix to a Zarr array (in parallel, in bounded memory).
     Generate(GenerateArgs),
     /// The lesson's scheduler comparison: `tasks` x mean(normal(n)), then the mean of means.
@@ -150,6 +154,63 @@ pub(crate) struct TsqrArgs {
     /// Compute singular values only (no U, V); implied without --output.
     #[arg(long)]
     pub values_only: bool,
+    /// R factors stacked per reduction node (default: chosen from shape and memory).
+    #[arg(long)]
+    pub fan_in: Option<usize>,
+    /// Rows per panel (default: whole chunk rows).
+    #[arg(long, value_parser = at_least_one)]
+    pub panel_rows: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QrArgs {
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// Write r.zarr, q.zarr (mode reduced) and summary.json here (atomically).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Replace an existing --output directory (only once the new result is complete).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// reduced: Q and R (Q is computed only with --output, in a second pass); r: R alone, one
+    /// pass.
+    #[arg(long, default_value = "reduced", value_parser = qr_mode)]
+    pub mode: QrMode,
+    /// R factors stacked per reduction node (default: chosen from shape and memory).
+    #[arg(long)]
+    pub fan_in: Option<usize>,
+    /// Rows per panel (default: whole chunk rows).
+    #[arg(long, value_parser = at_least_one)]
+    pub panel_rows: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LstsqArgs {
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// The right-hand sides B: a Zarr array or .npy file with the matrix's rows (required with
+    /// --input; a generated matrix gets generated right-hand sides).
+    #[arg(long, value_name = "PATH")]
+    pub rhs: Option<PathBuf>,
+    /// Columns of the generated right-hand sides.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one, conflicts_with = "rhs")]
+    pub rhs_cols: usize,
+    /// Singular values of A at most RCOND times the largest count as zero (default: machine
+    /// epsilon times the larger dimension, numpy's).
+    #[arg(long, value_parser = non_negative, allow_negative_numbers = true)]
+    pub rcond: Option<f64>,
+    /// Fit an intercept per column of B (the columns centered in the same pass).
+    #[arg(long)]
+    pub fit_intercept: bool,
+    /// Ridge penalty ALPHA ||X||^2 (the intercept not penalized); 0 for least squares.
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative, allow_negative_numbers = true)]
+    pub alpha: f64,
+    /// Write x.zarr, s.zarr and summary.json here (atomically).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Replace an existing --output directory (only once the new result is complete).
+    #[arg(long)]
+    pub overwrite: bool,
     /// R factors stacked per reduction node (default: chosen from shape and memory).
     #[arg(long)]
     pub fan_in: Option<usize>,
@@ -317,6 +378,21 @@ fn distribution(text: &str) -> Result<Distribution, String> {
 
 fn method(text: &str) -> Result<RandomizedMethod, String> {
     text.parse().map_err(|e| flags::message(&e))
+}
+
+fn qr_mode(text: &str) -> Result<QrMode, String> {
+    match text {
+        "reduced" => Ok(QrMode::Reduced),
+        "r" => Ok(QrMode::R),
+        _ => Err(format!("{text:?} is not one of reduced, r")),
+    }
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("{text} is not a number of 0 or more")),
+    }
 }
 
 fn read_mode(text: &str) -> Result<ReadMode, String> {

@@ -6,24 +6,30 @@ use std::path::Path;
 use std::sync::Arc;
 
 use outcore::files::{OutputDir, check_no_overlap, write_vector_zarr};
-use outcore::storage::{ChunkGrid, FaultyStore, StorageError, ZarrOptions, ZarrStore};
+use outcore::storage::{ChunkGrid, FaultyStore, ReadMode, StorageError, ZarrOptions, ZarrStore};
 use outcore::{ChunkedMatrix, Destination, Error, Result};
 
 use crate::args::MatrixArgs;
 use crate::faults::InjectedFaults;
-use crate::report::summary::SvdSummary;
+use crate::report::summary::Summary;
 
 /// The matrix the command works on, from `--input` or generated.
 pub(crate) fn open_matrix(args: &MatrixArgs) -> Result<ChunkedMatrix> {
     if let Some(path) = &args.input {
-        let matrix = ChunkedMatrix::open_with(path, args.io)?;
-        return Ok(match InjectedFaults::from_env()?.input {
-            Some(plan) => ChunkedMatrix::from_store(Arc::new(FaultyStore::new(matrix.store().clone(), plan))),
-            None => matrix,
-        });
+        return open_path(path, args.io);
     }
     let chunk_cols = args.chunk_cols.unwrap_or(args.cols);
     ChunkedMatrix::generated(args.distribution, args.seed, args.rows, args.cols, args.chunk_rows, chunk_cols)
+}
+
+/// A matrix from a Zarr array or `.npy` file (the input, or a least-squares command's
+/// right-hand sides), failing as `OUTCORE_INJECT_FAULTS` says.
+pub(crate) fn open_path(path: &Path, io: ReadMode) -> Result<ChunkedMatrix> {
+    let matrix = ChunkedMatrix::open_with(path, io)?;
+    Ok(match InjectedFaults::from_env()?.input {
+        Some(plan) => ChunkedMatrix::from_store(Arc::new(FaultyStore::new(matrix.store().clone(), plan))),
+        None => matrix,
+    })
 }
 
 /// Starts the output `path` for results computed from `input`, refusing one over the input,
@@ -76,10 +82,13 @@ pub(crate) fn shared_factor(shared: &[u8], name: &str) -> Result<Destination<'st
     Ok(Destination::Store(InjectedFaults::from_env()?.output(store)))
 }
 
-/// Completes an `--output` directory: writes `s.zarr` and `summary.json` (with the output's
-/// final path in `summary`), then moves the directory into place.
-pub(crate) fn commit_output(out: OutputDir, summary: &mut SvdSummary) -> Result<()> {
-    write_vector_zarr(&out.path().join("s.zarr"), &summary.singular_values, summary.dtype())?;
+/// Completes an `--output` directory: writes `s.zarr` (where the command has singular values)
+/// and `summary.json` (with the output's final path in `summary`), then moves the directory
+/// into place.
+pub(crate) fn commit_output(out: OutputDir, summary: &mut Summary) -> Result<()> {
+    if let Some(s) = &summary.singular_values {
+        write_vector_zarr(&out.path().join("s.zarr"), s, summary.dtype())?;
+    }
     summary.output = Some(out.target().to_path_buf());
     let path = out.path().join("summary.json");
     let text = serde_json::to_string_pretty(summary).map_err(|e| Error::Bug(format!("summary: {e}")))?;

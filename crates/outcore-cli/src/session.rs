@@ -9,14 +9,14 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use outcore::storage::{MemoryPeaks, MemorySample, SPILL_PREFIX, format_size, remove_leftovers};
 use outcore::{
-    CancelToken, ChunkedMatrix, Engine, Error, Event, EventSink, Knob, Result, RunControl, Scheduler, SvdResult,
+    CancelToken, ChunkedMatrix, Engine, Error, Event, EventSink, Knob, Result, RunControl, RunStats, Scheduler,
     Thresholds,
 };
 
 use crate::args::{MemoryLimit, RunArgs, SchedulerKind};
 use crate::faults::InjectedFaults;
 use crate::inputs::notice_leftovers;
-use crate::report::summary::{Details, MemorySummary, SvdSummary};
+use crate::report::summary::{Details, MemorySummary, Summary};
 use crate::system;
 
 /// The smallest limit `auto` picks.
@@ -234,14 +234,14 @@ impl Session {
     }
 
     /// The JSON summary of `svd`, computed from `a` by `command`, with the session's figures now.
-    pub(crate) fn svd_summary(
+    pub(crate) fn summary(
         &self,
         command: (&'static str, Details),
         a: &ChunkedMatrix,
-        svd: &SvdResult,
-    ) -> SvdSummary {
+        run: (Option<&[f64]>, &RunStats),
+    ) -> Summary {
         let wall = self.started.elapsed().as_secs_f64();
-        SvdSummary::new(command, a, svd, self.engine.scheduler(), wall, self.memory_summary())
+        Summary::new(command, a, run, self.engine.scheduler(), wall, self.memory_summary())
     }
 
     /// The memory figures of a JSON summary now.

@@ -437,3 +437,91 @@ fn io_modes_read_the_same_values_and_bad_modes_are_refused() {
         assert!(!out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("panicked"), "{bad:?}");
     }
 }
+
+/// The values of a JSON array of numbers.
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap_or_else(|| panic!("not an array: {v}")).iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect()
+}
+
+#[test]
+fn qr_reports_r_and_writes_q_and_r_readable_as_zarr() {
+    let (m, n) = (3_001, 9);
+    let dense = ChunkedMatrix::generated(Distribution::Normal, 4, m, n, 400, n).unwrap().to_dense().unwrap();
+    let shape = ["--rows", "3001", "--cols", "9", "--chunk-rows", "400", "--distribution", "normal", "--seed", "4"];
+    let v = json(&large_svd(&[&["qr", "--json"], &shape[..]].concat()));
+    assert_eq!((v["command"].as_str(), v["mode"].as_str()), (Some("qr"), Some("r")), "{v}");
+    assert!(v.get("singular_values").is_none(), "a QR has no singular values: {v}");
+    let diagonal = numbers(&v["r_diagonal"]);
+    let reference = dense.qr().thin_R().to_owned();
+    for (i, d) in diagonal.iter().enumerate() {
+        assert!(*d >= 0.0 && (d - reference[(i, i)].abs()).abs() <= common::tol(m, n, dense.norm_l2()), "{i}: {d}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("qr");
+    let v = json(&large_svd(&[&["qr", "--json", "--output", out.to_str().unwrap()], &shape[..]].concat()));
+    assert_eq!(v["mode"], "reduced");
+    let q = ChunkedMatrix::open(out.join("q.zarr")).unwrap().to_dense().unwrap();
+    let r = ChunkedMatrix::open(out.join("r.zarr")).unwrap().to_dense().unwrap();
+    assert_eq!((q.shape(), r.shape()), ((m, n), (n, n)));
+    assert!((&q * &r - &dense).norm_l2() <= common::tol(m, n, dense.norm_l2()));
+    assert!(out.join("summary.json").is_file() && !out.join("s.zarr").exists());
+}
+
+#[test]
+fn lstsq_solves_from_zarr_stores_and_reports_the_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_path, b_path) = (dir.path().join("a.zarr"), dir.path().join("b.zarr"));
+    let generate = |path: &Path, cols: &str, seed: &str| {
+        let args = ["generate", "--rows", "5000", "--cols", cols, "--chunk-rows", "700", "--seed", seed, "--json"];
+        json(&large_svd(&[&args[..], &["--distribution", "normal", "--output", path.to_str().unwrap()]].concat()));
+    };
+    generate(&a_path, "6", "1");
+    generate(&b_path, "2", "2");
+    let (a, b) = (a_path.to_str().unwrap(), b_path.to_str().unwrap());
+    let v = json(&large_svd(&["lstsq", "--input", a, "--rhs", b, "--fit-intercept", "--json"]));
+    let dense_a = ChunkedMatrix::open(&a_path).unwrap().to_dense().unwrap();
+    let dense_b = ChunkedMatrix::open(&b_path).unwrap().to_dense().unwrap();
+    // The reference: [1 | A] solved by faer's QR (the data is well conditioned).
+    let x1 = faer::Mat::from_fn(5000, 7, |i, j| if j == 0 { 1.0 } else { dense_a[(i, j - 1)] });
+    let mut beta = dense_b.clone();
+    faer::linalg::solvers::SolveLstsq::solve_lstsq_in_place(&x1.qr(), beta.as_mut());
+    let x: Vec<Vec<f64>> = v["x"].as_array().unwrap().iter().map(numbers).collect();
+    let intercept = numbers(&v["intercept"]);
+    for j in 0..2 {
+        assert!((intercept[j] - beta[(0, j)]).abs() <= 1e-10, "intercept {j}: {} vs {}", intercept[j], beta[(0, j)]);
+        for i in 0..6 {
+            assert!((x[i][j] - beta[(i + 1, j)]).abs() <= 1e-10, "x[{i}][{j}]");
+        }
+    }
+    assert_eq!((v["rank"].as_u64(), v["df_resid"].as_f64()), (Some(6), Some(4993.0)), "{v}");
+    assert_eq!(numbers(&v["stderr"][0]).len(), 2);
+    assert!(numbers(&v["r2"]).iter().all(|r| (-0.01..0.01).contains(r)), "independent data: R^2 near 0: {v}");
+    assert!(v["residuals"].as_array().is_some_and(Vec::is_empty), "numpy gives residuals of plain fits only");
+    // Written: x.zarr and s.zarr.
+    let out = dir.path().join("fit");
+    json(&large_svd(&["lstsq", "--input", a, "--rhs", b, "--json", "--output", out.to_str().unwrap()]));
+    let x = ChunkedMatrix::open(out.join("x.zarr")).unwrap().to_dense().unwrap();
+    assert_eq!(x.shape(), (6, 2));
+    assert!(out.join("s.zarr").exists());
+}
+
+#[test]
+fn qr_and_lstsq_refuse_bad_requests_naming_the_flag() {
+    refused(&["qr", "--mode", "complete"], &["--mode", "reduced, r"]);
+    refused(&["lstsq", "--alpha", "-1"], &["--alpha"]);
+    refused(&["lstsq", "--rcond", "nan"], &["--rcond"]);
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.zarr");
+    let b = dir.path().join("b.zarr");
+    json(&large_svd(&["generate", "--rows", "300", "--cols", "4", "--json", "--output", a.to_str().unwrap()]));
+    json(&large_svd(&["generate", "--rows", "299", "--cols", "1", "--json", "--output", b.to_str().unwrap()]));
+    fails_with(&["lstsq", "--input", a.to_str().unwrap()], &["--rhs"]);
+    fails_with(&["lstsq", "--input", a.to_str().unwrap(), "--rhs", b.to_str().unwrap()], &["--rhs", "299 rows"]);
+    fails_with(&["qr", "--rows", "3", "--cols", "10"], &["3 x 10", "transpose"]);
+    // An output over the right-hand sides is refused, and they are kept.
+    fails_with(
+        &["lstsq", "--input", a.to_str().unwrap(), "--rhs", b.to_str().unwrap(), "--output", b.to_str().unwrap()],
+        &["--output"],
+    );
+    assert!(ChunkedMatrix::open(&b).is_ok());
+}

@@ -308,3 +308,41 @@ fn messages_sent_in_pieces_give_the_same_bits() {
         .unwrap();
     assert_eq!(value_bits(&json(&out)), value_bits(&threads));
 }
+
+#[test]
+fn qr_and_lstsq_on_two_and_three_ranks_write_the_bits_of_the_threads_scheduler() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path());
+    let rhs = dir.path().join("b.zarr");
+    let generate = ["generate", "--rows", "100003", "--cols", "3", "--chunk-rows", "5000", "--seed", "8", "--json"];
+    json(&alone(&[&generate[..], &["--output", rhs.to_str().unwrap()]].concat()));
+    let (a, b) = (input.to_str().unwrap(), rhs.to_str().unwrap());
+    let jobs: [(&str, Vec<&str>, &[&str]); 2] = [
+        ("qr", vec!["qr", "--input", a], &["q.zarr", "r.zarr"]),
+        ("lstsq", vec!["lstsq", "--input", a, "--rhs", b, "--fit-intercept"], &["x.zarr", "s.zarr"]),
+    ];
+    for (name, command, arrays) in jobs {
+        let run = |ranks: usize, output: &Path| {
+            let args = [&command[..], &["--json", "--memory-limit", "128MiB", "--workers", "1", "--output"]].concat();
+            let args = [&args[..], &[output.to_str().unwrap()]].concat();
+            if ranks == 0 { json(&alone(&args)) } else { json(&on_ranks(&mpirun, ranks, &args)) }
+        };
+        let threads = dir.path().join(format!("{name}-threads"));
+        let one = run(0, &threads);
+        for ranks in [2, 3] {
+            let ours = dir.path().join(format!("{name}-{ranks}"));
+            let summary = run(ranks, &ours);
+            assert_eq!(summary["ranks"].as_array().map(Vec::len), Some(ranks), "{name}: {summary}");
+            for field in ["r_diagonal", "x", "intercept", "stderr", "rss"] {
+                assert_eq!(summary.get(field), one.get(field), "{name} on {ranks} ranks: {field} differs");
+            }
+            for array in arrays {
+                assert!(
+                    array_files(&ours.join(array)) == array_files(&threads.join(array)),
+                    "{name} on {ranks} ranks: {array} differs from the threads scheduler's"
+                );
+            }
+        }
+    }
+}

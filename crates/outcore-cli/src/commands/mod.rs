@@ -4,7 +4,9 @@
 mod demo;
 mod generate;
 mod lifecycle;
+mod lstsq;
 mod means;
+mod qr;
 mod rsvd;
 mod tsqr;
 
@@ -19,6 +21,8 @@ pub(crate) fn dispatch(args: Option<&Args>, run: &RunArgs, cancel: CancelToken) 
         None => execute(&demo::Demo, &demo::run_args(run), cancel),
         Some(Args::Tsqr(args)) => execute(args, run, cancel),
         Some(Args::Rsvd(args)) => execute(args, run, cancel),
+        Some(Args::Qr(args)) => execute(args, run, cancel),
+        Some(Args::Lstsq(args)) => execute(args, run, cancel),
         Some(Args::Generate(args)) => execute(args, run, cancel),
         Some(Args::Means(args)) => execute(args, run, cancel),
     }

@@ -16,7 +16,7 @@ use crate::inputs::{commit_output, create_output, factor_store, open_matrix, out
 use crate::ranks;
 use crate::report::human::{peaks_line, print_header, ranks_lines, usage_line, values_line, wrote_line};
 use crate::report::json;
-use crate::report::summary::{Details, SvdSummary};
+use crate::report::summary::{Details, Summary};
 use crate::session::Session;
 
 /// What every rank has before the run: rank 0 alone holds the output directory and the arrays
@@ -32,7 +32,7 @@ pub(super) struct Setup {
 /// What the run gave.
 pub(super) struct Outcome {
     result: RandomizedSvdResult,
-    summary: SvdSummary,
+    summary: Summary,
     output: Option<OutputDir>,
 }
 
@@ -108,7 +108,7 @@ impl Command for RsvdArgs {
             error_estimate: (&result.error).into(),
             passes_over_input: result.passes,
         };
-        let summary = session.svd_summary(("rsvd", details), &a, &result.svd);
+        let summary = session.summary(("rsvd", details), &a, (Some(&result.svd.s), &result.svd.stats));
         Ok(Outcome { result, summary, output })
     }
 

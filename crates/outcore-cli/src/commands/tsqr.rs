@@ -9,7 +9,7 @@ use crate::graphviz::write_visualization;
 use crate::inputs::{commit_output, create_output, factor_store, open_matrix, output_share, shared_factor};
 use crate::ranks;
 use crate::report::human::{peaks_line, print_header, ranks_lines, usage_line, values_line, wrote_line};
-use crate::report::summary::{Details, SvdSummary};
+use crate::report::summary::{Details, Summary};
 use crate::session::Session;
 
 /// What every rank has before the run: rank 0 alone holds the output directory and the large
@@ -26,7 +26,7 @@ pub(super) struct Setup {
 pub(super) struct Outcome {
     a: ChunkedMatrix,
     svd: SvdResult,
-    summary: SvdSummary,
+    summary: Summary,
     output: Option<OutputDir>,
 }
 
@@ -92,7 +92,7 @@ impl Command for TsqrArgs {
         let svd = plan.run_with(&session.engine, factor, &session.control)?;
         let details =
             Details::Tsqr { values_only: !options.vectors, panels: plan.panels().len(), fan_in: plan.fan_in() };
-        let summary = session.svd_summary(("tsqr", details), &a, &svd);
+        let summary = session.summary(("tsqr", details), &a, (Some(&svd.s), &svd.stats));
         Ok(Outcome { a, svd, summary, output })
     }
 

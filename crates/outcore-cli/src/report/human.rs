@@ -6,7 +6,7 @@ use outcore::ChunkedMatrix;
 use outcore::storage::format_size;
 
 use super::json::MemoryPeaksJson;
-use super::summary::{RankFigures, SvdSummary};
+use super::summary::{RankFigures, Summary};
 
 /// The human summary's header on stderr: the input, its size, the memory limit and the plan.
 pub(crate) fn print_header(command: &str, a: &ChunkedMatrix, limit: &str, plan_summary: &str) {
@@ -24,7 +24,7 @@ pub(crate) fn values_line(s: &[f64], count: usize) -> String {
 
 /// The line every human SVD summary ends its figures with: time, peak RSS and the pool's
 /// limit, managed peak and spills.
-pub(crate) fn usage_line(summary: &SvdSummary, extra: &str) -> String {
+pub(crate) fn usage_line(summary: &Summary, extra: &str) -> String {
     format!(
         "time {:.2} s{extra}, peak RSS {} (memory limit {} of {} memory, peak managed {}, {} spills), {} tasks on {} {}",
         summary.wall_seconds,
@@ -53,7 +53,7 @@ pub(crate) fn peaks_line(peaks: &MemoryPeaksJson) -> String {
 
 /// Lines saying each rank's share and the job's total, for human summaries of MPI runs (none
 /// otherwise).
-pub(crate) fn ranks_lines(summary: &SvdSummary) -> Vec<String> {
+pub(crate) fn ranks_lines(summary: &Summary) -> Vec<String> {
     let Some(ranks) = &summary.ranks else { return Vec::new() };
     let managed = |f: &RankFigures| f.memory.get("peak_managed").and_then(serde_json::Value::as_u64).unwrap_or(0);
     let mut lines: Vec<String> = ranks

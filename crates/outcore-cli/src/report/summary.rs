@@ -2,7 +2,7 @@
 //! read cannot drift between commands (`--json`, and `summary.json` in an `--output`).
 
 use outcore::storage::{Dtype, MemoryPeaks};
-use outcore::{ChunkedMatrix, Error, MemoryReport, Result, Scheduler, SvdResult};
+use outcore::{ChunkedMatrix, Error, MemoryReport, Result, RunStats, Scheduler};
 use serde::{Deserialize, Serialize};
 
 use super::json::{self, ErrorEstimateJson, MemoryPeaksJson, MemoryReportJson};
@@ -53,17 +53,19 @@ impl MemorySummary {
     }
 }
 
-/// The `--json` summary of `tsqr` and `rsvd` (and `summary.json` in their `--output`): one
-/// typed record, so the fields scripts read cannot drift between commands.
+/// The `--json` summary of `tsqr`, `rsvd`, `qr` and `lstsq` (and `summary.json` in their
+/// `--output`): one typed record, so the fields scripts read cannot drift between commands.
 #[derive(Debug, Serialize)]
-pub(crate) struct SvdSummary {
+pub(crate) struct Summary {
     pub command: &'static str,
     pub input: String,
-    /// The input's element type; U, s and V are written in it.
+    /// The input's element type; the results are written in it.
     pub dtype: &'static str,
     pub shape: [usize; 2],
     pub chunks: [usize; 2],
-    pub singular_values: Vec<f64>,
+    /// The matrix's singular values (all of them, or the top k), where the command has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub singular_values: Option<Vec<f64>>,
     pub scheduler: &'static str,
     pub workers: usize,
     pub tasks: usize,
@@ -81,7 +83,7 @@ pub(crate) struct SvdSummary {
     /// Under MPI, the sum of the ranks' peak RSS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes_all_ranks: Option<u64>,
-    /// `tsqr`'s or `rsvd`'s own fields.
+    /// The command's own fields.
     #[serde(flatten)]
     pub details: Details,
     /// The input's element type.
@@ -121,15 +123,52 @@ pub(crate) enum Details {
         error_estimate: ErrorEstimateJson,
         passes_over_input: usize,
     },
+    Qr {
+        mode: &'static str,
+        panels: usize,
+        fan_in: usize,
+        /// R's diagonal (non-negative).
+        r_diagonal: Vec<f64>,
+    },
+    Lstsq(Box<LstsqFields>),
 }
 
-impl SvdSummary {
-    /// The summary of `svd` computed from `a` on `scheduler`, `wall_seconds` into the command,
-    /// with its `memory` figures.
+/// `lstsq`'s own fields: numpy's results and a regression's, each per column of B.
+#[derive(Debug, Serialize)]
+pub(crate) struct LstsqFields {
+    /// The right-hand sides.
+    pub rhs: String,
+    pub rhs_cols: usize,
+    pub fit_intercept: bool,
+    pub alpha: f64,
+    pub rcond: Option<f64>,
+    pub panels: usize,
+    pub fan_in: usize,
+    /// The solution, row by row (`cols x rhs_cols`).
+    pub x: Vec<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intercept: Option<Vec<f64>>,
+    pub rank: usize,
+    /// numpy's residuals (squared norms; empty unless a plain fit of full rank, more rows than
+    /// columns).
+    pub residuals: Vec<f64>,
+    pub rss: Vec<f64>,
+    pub r2: Vec<f64>,
+    pub df_resid: f64,
+    /// Standard errors of x, row by row, for ordinary least squares of full rank.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<Vec<Vec<f64>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intercept_stderr: Option<Vec<f64>>,
+}
+
+impl Summary {
+    /// The summary of a run (which observed `stats`) on `a`, with the singular values `s` it
+    /// gave if any, on `scheduler`, `wall_seconds` into the command, with its `memory` figures.
     pub(crate) fn new(
         (command, details): (&'static str, Details),
         a: &ChunkedMatrix,
-        svd: &SvdResult,
+        (s, stats): (Option<&[f64]>, &RunStats),
         scheduler: Scheduler,
         wall_seconds: f64,
         memory: MemorySummary,
@@ -141,14 +180,14 @@ impl SvdSummary {
             dtype: json::dtype(a.store().dtype()),
             shape: [a.rows(), a.cols()],
             chunks: [cr, cc],
-            singular_values: svd.s.clone(),
+            singular_values: s.map(<[f64]>::to_vec),
             scheduler: scheduler.name(),
             workers: scheduler.workers(),
-            tasks: svd.stats.tasks,
+            tasks: stats.tasks,
             wall_seconds,
             peak_rss_bytes: peak_rss(),
             memory,
-            waits_for_memory: svd.stats.waits_for_memory,
+            waits_for_memory: stats.waits_for_memory,
             output: None,
             ranks: None,
             peak_rss_bytes_all_ranks: None,
@@ -157,7 +196,7 @@ impl SvdSummary {
         }
     }
 
-    /// The input's element type, which U, s and V are written in.
+    /// The input's element type, which the results are written in.
     pub(crate) fn dtype(&self) -> Dtype {
         self.element
     }

@@ -129,33 +129,14 @@ impl<'a> QrPlan<'a> {
         self.mode
     }
 
-    /// The matrix's shape `(rows, cols)`.
-    pub fn shape(&self) -> (usize, usize) {
-        self.tsqr.shape()
-    }
-
     /// Grid of Q, chunked like the input along its rows; `None` in [`QrMode::R`].
     pub fn q_grid(&self) -> Option<outcore_storage::ChunkGrid> {
         self.tsqr.factor_grid()
     }
 
-    /// The memory limit needed to run `workers` tasks at once.
-    pub fn memory_needed(&self, workers: usize) -> u64 {
-        self.tsqr.memory_needed(workers)
-    }
-
-    /// How many tasks the memory limit lets run at once (at most the worker count).
-    pub fn concurrent_tasks(&self) -> usize {
-        self.tsqr.concurrent_tasks()
-    }
-
-    /// A human summary of the plan.
-    pub fn summary(&self) -> String {
-        self.tsqr.summary()
-    }
-
-    /// The task graph this plan runs, in Graphviz DOT (one cluster per stage).
-    pub fn to_dot(&self, title: &str) -> Result<String> {
-        self.tsqr.to_dot(title)
+    /// The TSQR plan this QR runs: its shape, panels, reduction tree, memory and graph (its
+    /// root keeps R where the SVD's takes R's SVD).
+    pub fn tsqr(&self) -> &SvdPlan<'a> {
+        &self.tsqr
     }
 }

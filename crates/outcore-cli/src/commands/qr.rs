@@ -1,0 +1,133 @@
+//! `large-svd qr`: the QR of a tall matrix, R in the summary (its diagonal) and in `r.zarr`,
+//! Q in `q.zarr`.
+
+use outcore::files::{OutputDir, write_matrix_zarr};
+use outcore::{CancelToken, ChunkedMatrix, Destination, QrMode, QrOptions, QrPlan, QrResult, Result};
+
+use super::lifecycle::Command;
+use crate::args::{QrArgs, RunArgs};
+use crate::graphviz::write_visualization;
+use crate::inputs::{commit_output, create_output, factor_store, open_matrix, output_share, shared_factor};
+use crate::ranks;
+use crate::report::human::{peaks_line, print_header, ranks_lines, usage_line, values_line};
+use crate::report::summary::{Details, Summary};
+use crate::session::Session;
+
+/// What every rank has before the run: rank 0 alone holds the output directory and the Q
+/// array it created there.
+pub(super) struct Setup {
+    a: ChunkedMatrix,
+    output: Option<OutputDir>,
+    q: Option<Destination<'static>>,
+    plan: QrPlan<'static>,
+}
+
+/// What the run gave.
+pub(super) struct Outcome {
+    a: ChunkedMatrix,
+    qr: QrResult,
+    summary: Summary,
+    output: Option<OutputDir>,
+}
+
+impl QrArgs {
+    /// Q is computed only where it can be written: mode reduced with `--output`.
+    fn options(&self) -> QrOptions {
+        let mode = if self.output.is_some() { self.mode } else { QrMode::R };
+        let mut options = QrOptions::new().mode(mode).check_finite(!self.matrix.no_check_finite);
+        if let Some(f) = self.fan_in {
+            options = options.fan_in(f);
+        }
+        if let Some(rows) = self.panel_rows {
+            options = options.panel_rows(rows);
+        }
+        options
+    }
+}
+
+impl Command for QrArgs {
+    type Setup = Setup;
+    type Outcome = Outcome;
+    const TITLE: &'static str = "QR memory";
+
+    fn set_up(&self, run: &RunArgs, cancel: CancelToken) -> Result<(Session, Setup)> {
+        let a = open_matrix(&self.matrix)?;
+        let options = self.options();
+        let output = match &self.output {
+            Some(p) if ranks::is_root() => Some(create_output(p, self.overwrite, &a, false)?),
+            _ => None,
+        };
+        let (session, plan) = Session::planned(
+            run,
+            cancel,
+            |engine| QrPlan::new(engine, &a, &options),
+            |p, w| p.tsqr().memory_needed(w),
+        )?;
+        if let Some(file) = run.visualize.as_ref().filter(|_| ranks::is_root()) {
+            write_visualization(file, &plan.tsqr().to_dot(&format!("QR of {} x {}", a.rows(), a.cols()))?)?;
+        }
+        let q = match (&output, plan.q_grid()) {
+            (Some(out), Some(grid)) => Some(factor_store(out, "q.zarr", grid, &a)?),
+            _ => None,
+        };
+        Ok((session, Setup { a, output, q, plan }))
+    }
+
+    fn share(&self, setup: &Setup) -> Vec<u8> {
+        output_share(setup.output.as_ref())
+    }
+
+    fn run(&self, session: &Session, setup: Setup, shared: &[u8]) -> Result<Outcome> {
+        let Setup { a, output, q, plan } = setup;
+        // Once rank 0 created Q's array, the other ranks open it for their rows.
+        let q = match q {
+            Some(created) => Ok(created),
+            None if plan.q_grid().is_some() => shared_factor(shared, "q.zarr"),
+            None => Ok(Destination::Memory),
+        };
+        let (q, _) = ranks::agree(q, |_| Vec::new())?;
+        if !session.json && ranks::is_root() {
+            print_header("qr", &a, &session.limit_text(), &plan.tsqr().summary());
+            if self.output.is_none() && self.mode == QrMode::Reduced {
+                eprintln!("R only: pass --output DIR to compute and write Q");
+            }
+        }
+        let qr = plan.run_with(&session.engine, q, &session.control)?;
+        let details = Details::Qr {
+            mode: if plan.mode() == QrMode::R { "r" } else { "reduced" },
+            panels: plan.tsqr().panels().len(),
+            fan_in: plan.tsqr().fan_in(),
+            r_diagonal: (0..qr.r.nrows()).map(|i| qr.r[(i, i)]).collect(),
+        };
+        let summary = session.summary(("qr", details), &a, (None, &qr.stats));
+        Ok(Outcome { a, qr, summary, output })
+    }
+
+    fn gather(&self, outcome: &mut Outcome) -> Result<bool> {
+        outcome.summary.gather_ranks()
+    }
+
+    fn finish(&self, session: &Session, outcome: Outcome) -> Result<()> {
+        let Outcome { a, qr, mut summary, output } = outcome;
+        if let Some(out) = output {
+            write_matrix_zarr(&out.path().join("r.zarr"), qr.r.as_ref(), qr.r.nrows(), a.store().dtype())?;
+            commit_output(out, &mut summary)?;
+        }
+        if session.json {
+            println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+        } else {
+            let diagonal: Vec<f64> = (0..qr.r.nrows()).map(|i| qr.r[(i, i)]).collect();
+            println!("R's diagonal: {}", values_line(&diagonal, 10));
+            println!("{}", usage_line(&summary, ""));
+            println!("{}", peaks_line(&summary.memory.peaks));
+            for line in ranks_lines(&summary) {
+                println!("{line}");
+            }
+            if let Some(path) = &self.output {
+                let q = if qr.q.is_some() { "q.zarr, " } else { "" };
+                println!("wrote {} ({q}r.zarr, summary.json)", path.display());
+            }
+        }
+        Ok(())
+    }
+}
