@@ -1,10 +1,14 @@
-"""outcore: the SVD and PCA of matrices larger than RAM, with scikit-learn's names.
+"""outcore: the SVD, PCA, QR and least squares of matrices larger than RAM, with numpy's and
+scikit-learn's names.
 
     import outcore
     U, s, Vt = outcore.svd(X)                          # exact (TSQR), tall or wide
     U, s, Vt = outcore.randomized_svd(X, 10)           # top 10, with an error estimate
     pca = outcore.PCA(n_components=5).fit(X)           # centered without copying X
     scores = pca.transform(X)
+    Q, R = outcore.qr(X)                               # numpy's qr, tall X
+    x, residuals, rank, s = outcore.lstsq(X, y)        # numpy's lstsq, one pass over [X | y]
+    model = outcore.LinearRegression().fit(X, y)       # scikit-learn's, with standard errors
 
 ``X`` may be a numpy array (float64 or float32, any layout, a memmap: read in place), a path
 to a Zarr array or a ``.npy`` file (read by outcore, without Python), a ``zarr.Array``, a
@@ -22,7 +26,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["svd", "randomized_svd", "PCA", "DEFAULT_MEMORY_LIMIT"]
+__all__ = ["svd", "randomized_svd", "qr", "lstsq", "PCA", "LinearRegression", "Ridge", "DEFAULT_MEMORY_LIMIT"]
 
 #: The memory limit used when none is given: 256 MiB of outcore's own memory.
 DEFAULT_MEMORY_LIMIT = _core.DEFAULT_MEMORY_LIMIT
@@ -91,6 +95,26 @@ def _as_source(X):
     elif not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
     return _Source(array, array.shape, array.dtype)
+
+
+def _as_rhs(y):
+    """Right-hand sides: ``(source, one_dimensional)``, a 1-D ``y`` seen as one column."""
+    if isinstance(y, (str, os.PathLike)):
+        return _as_source(y), False
+    module = type(y).__module__ or ""
+    if module.startswith("xarray"):
+        return _as_rhs(y.data)
+    ndim = getattr(y, "ndim", None)
+    if ndim is None:
+        y = np.asarray(y)
+        ndim = y.ndim
+    if ndim != 1:
+        return _as_source(y), False
+    if module.startswith("dask") or isinstance(y, np.ndarray):
+        return _as_source(y[:, None]), True
+    if module.startswith("zarr") and hasattr(y, "chunks"):
+        return _blocks(lambda r0, r1, c0, c1: np.asarray(y[r0:r1])[:, None], (y.shape[0], 1), (y.chunks[0], 1), y.dtype), True
+    return _as_source(np.asarray(y)[:, None]), True
 
 
 def _check_2d(ndim):
@@ -249,6 +273,71 @@ def randomized_svd(
     return result + (r["error"],) if return_error else result
 
 
+def qr(a, mode="reduced", *, memory_limit=None, n_jobs=None, q_out=None, progress=None):
+    """The QR factorization of a tall ``a`` (at least as many rows as columns) by TSQR, as
+    numpy's ``qr``: ``mode="reduced"`` returns ``(Q, R)`` (Q m x n, streamed in a second pass;
+    ``q_out`` writes it to a new Zarr array at that path and returns the path in its place),
+    ``mode="r"`` returns ``R`` alone from one pass. R's diagonal is non-negative, so the result
+    is the same whatever the chunking or the number of workers. ``"complete"`` and ``"raw"`` are
+    refused: a complete Q is m x m.
+    """
+    if mode not in ("reduced", "r"):
+        hint = "a complete Q is m x m, as large as m^2" if mode == "complete" else "outcore keeps Householder factors internal"
+        raise ValueError(f"mode={mode!r} is not offered ({hint}); use 'reduced' (Q and R) or 'r' (R alone)")
+    if q_out is not None and mode != "reduced":
+        raise ValueError("q_out: mode='r' computes no Q to write; use mode='reduced'")
+    src = _as_source(a)
+    r = _core.qr(
+        src.handle,
+        reduced=mode == "reduced",
+        memory_limit=_memory(memory_limit),
+        workers=_workers(n_jobs),
+        q_out=None if q_out is None else os.fspath(q_out),
+        progress=progress,
+    )
+    R = r["r"].astype(src.out_dtype)
+    return (_out(r["q"], src.out_dtype), R) if mode == "reduced" else R
+
+
+def lstsq(a, b, rcond=None, *, memory_limit=None, n_jobs=None, progress=None):
+    """The least-squares solution of ``a @ x = b``, as numpy's ``lstsq``: ``(x, residuals,
+    rank, s)``, from one pass over ``a`` and ``b`` side by side (never ``a.T @ a``).
+
+    ``b`` (1-D or 2-D, any source ``a`` may be, chunked like ``a`` or not) has ``a``'s rows. A
+    rank-deficient or wide ``a`` gets the minimum-norm solution; ``rcond`` is numpy's cutoff
+    (``None``: machine epsilon times ``max(m, n)``; outside (0, 1), machine epsilon, as
+    LAPACK's). ``residuals`` are the squared residual
+    norms when ``a`` has full column rank and more rows than columns, else empty.
+    """
+    if rcond is not None and not (isinstance(rcond, numbers.Real) and np.isfinite(rcond)):
+        raise ValueError(f"rcond must be None or a finite number, got {rcond!r}")
+    src = _as_source(a)
+    rhs, flat = _as_rhs(b)
+    r = _fit(src, rhs, rcond=rcond, fit_intercept=False, alpha=0.0, memory_limit=memory_limit, n_jobs=n_jobs, progress=progress)
+    dtype = src.out_dtype if rhs.out_dtype == src.out_dtype else np.float64
+    x = r["x"].astype(dtype)
+    residuals = r["residuals"].astype(dtype)
+    return (x[:, 0] if flat else x), residuals, int(r["rank"]), r["s"].astype(dtype)
+
+
+def _fit(src, rhs, **settings):
+    """The core's least-squares fit of ``rhs`` on ``src``: a dict of numpy arrays."""
+    if rhs.shape[0] != src.shape[0]:
+        raise ValueError(f"b has {rhs.shape[0]} rows and a has {src.shape[0]}: each row of b goes with a row of a")
+    if rhs.shape[1] == 0:
+        raise ValueError("b has no columns")
+    return _core.lstsq(
+        src.handle,
+        rhs.handle,
+        rcond=settings["rcond"],
+        fit_intercept=settings["fit_intercept"],
+        alpha=float(settings["alpha"]),
+        memory_limit=_memory(settings["memory_limit"]),
+        workers=_workers(settings["n_jobs"]),
+        progress=settings["progress"],
+    )
+
+
 def _components(n_components, shape):
     limit = min(shape)
     if not isinstance(n_components, numbers.Integral) or not 1 <= n_components <= limit:
@@ -263,3 +352,4 @@ def _oversamples(p, k, shape):
 
 
 from ._pca import PCA  # noqa: E402  (uses the helpers above)
+from ._linear import LinearRegression, Ridge  # noqa: E402

@@ -20,7 +20,10 @@ from . import (
 class _Estimator:
     """scikit-learn's estimator protocol without importing scikit-learn (1.5 s and 100 MiB at
     import time): parameters from ``__init__``'s signature, so ``sklearn.base.clone`` and
-    pipelines work; the tags are scikit-learn's transformer defaults, built when asked."""
+    pipelines work; the tags are scikit-learn's defaults for the estimator's kind
+    (``_kind``: a transformer or a regressor), built when asked."""
+
+    _kind = "transformer"
 
     @classmethod
     def _get_param_names(cls):
@@ -40,12 +43,14 @@ class _Estimator:
         return self
 
     def __sklearn_tags__(self):
-        from sklearn.base import BaseEstimator, TransformerMixin
+        from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 
-        class Transformer(TransformerMixin, BaseEstimator):
+        mixin = RegressorMixin if self._kind == "regressor" else TransformerMixin
+
+        class Kind(mixin, BaseEstimator):
             pass
 
-        return Transformer().__sklearn_tags__()
+        return Kind().__sklearn_tags__()
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v != _defaults(type(self))[k])

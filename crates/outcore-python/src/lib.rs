@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use outcore::faer::Mat;
 use outcore::{
-    Destination, Factor, Input, MemoryReport, RandomizedMethod, RandomizedSvdOptions, RandomizedSvdPlan, SvdOptions,
-    SvdPlan, SvdResult,
+    Destination, Factor, Input, LstsqOptions, LstsqPlan, MemoryReport, QrMode, QrOptions, QrPlan, RandomizedMethod,
+    RandomizedSvdOptions, RandomizedSvdPlan, RunStats, SvdOptions, SvdPlan, SvdResult,
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -73,7 +73,7 @@ fn tsqr<'py>(
     let settings = Settings::new(memory_limit, workers, progress)?;
     let matrix = source.matrix(py, true)?;
     let view = source.f64_view();
-    let (result, memory) = run_detached(py, &settings, &source, |engine, control, _| {
+    let (result, memory) = run_detached(py, &settings, &[&source], |engine, control, _| {
         let factor = u_out.clone().map_or(Destination::Memory, Destination::Zarr);
         let input: Input<'_> = view.map_or_else(|| (&matrix).into(), Into::into);
         SvdPlan::new(engine, input, &options)?.run_with(engine, factor, control)
@@ -112,7 +112,7 @@ fn rsvd<'py>(
     let settings = Settings::new(memory_limit, workers, progress)?;
     let matrix = source.matrix(py, false)?;
     let view = source.f64_view();
-    let (result, memory) = run_detached(py, &settings, &source, |engine, control, _| {
+    let (result, memory) = run_detached(py, &settings, &[&source], |engine, control, _| {
         let u = u_out.clone().map_or(Destination::Memory, Destination::Zarr);
         let input: Input<'_> = view.map_or_else(|| (&matrix).into(), Into::into);
         RandomizedSvdPlan::new(engine, input, &options)?.run_with(engine, u, Destination::Memory, control)
@@ -125,6 +125,82 @@ fn rsvd<'py>(
     error.set_item("failure_probability", result.error.failure_probability)?;
     out.set_item("error", error)?;
     out.set_item("passes", result.passes)?;
+    Ok(out)
+}
+
+/// The QR of a tall `source` by TSQR, R's diagonal non-negative. Returns a dict: `r` (n x n),
+/// `q` (with `reduced`: an array, or the Zarr path it was written to; else `None`), and the
+/// run's `tasks`, `seconds` and `memory`.
+#[pyfunction]
+#[pyo3(signature = (source, *, reduced, memory_limit, workers, q_out, progress))]
+fn qr<'py>(
+    py: Python<'py>,
+    source: &Bound<'py, PyAny>,
+    reduced: bool,
+    memory_limit: u64,
+    workers: Option<usize>,
+    q_out: Option<PathBuf>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let source = Source::from_python(source)?;
+    let options = QrOptions::new().mode(if reduced { QrMode::Reduced } else { QrMode::R });
+    let settings = Settings::new(memory_limit, workers, progress)?;
+    let matrix = source.matrix(py, true)?;
+    let view = source.f64_view();
+    let (result, memory) = run_detached(py, &settings, &[&source], |engine, control, _| {
+        let q = q_out.clone().map_or(Destination::Memory, Destination::Zarr);
+        let input: Input<'_> = view.map_or_else(|| (&matrix).into(), Into::into);
+        QrPlan::new(engine, input, &options)?.run_with(engine, q, control)
+    })?;
+    let out = PyDict::new(py);
+    out.set_item("r", to_numpy(py, &result.r))?;
+    out.set_item("q", factor(py, result.q.as_ref())?)?;
+    run_figures(&out, &result.stats, &memory)?;
+    Ok(out)
+}
+
+/// Least squares `a X = b` in one pass over `[a | b]` (numpy's `lstsq`), and a regression's
+/// figures. Returns a dict: `x` (n x p), `residuals`, `rank`, `s`, `intercept`, `rss`, `r2`,
+/// `stderr`, `intercept_stderr`, `df_resid` (as `LstsqResult`), and the run's figures.
+#[pyfunction]
+#[pyo3(signature = (a, b, *, rcond, fit_intercept, alpha, memory_limit, workers, progress))]
+#[allow(clippy::too_many_arguments)]
+fn lstsq<'py>(
+    py: Python<'py>,
+    a: &Bound<'py, PyAny>,
+    b: &Bound<'py, PyAny>,
+    rcond: Option<f64>,
+    fit_intercept: bool,
+    alpha: f64,
+    memory_limit: u64,
+    workers: Option<usize>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (a, b) = (Source::from_python(a)?, Source::from_python(b)?);
+    let mut options = LstsqOptions::new().fit_intercept(fit_intercept).alpha(alpha);
+    if let Some(r) = rcond {
+        options = options.rcond(r);
+    }
+    let settings = Settings::new(memory_limit, workers, progress)?;
+    let (a_matrix, b_matrix) = (a.matrix(py, true)?, b.matrix(py, true)?);
+    let (a_view, b_view) = (a.f64_view(), b.f64_view());
+    let (fit, memory) = run_detached(py, &settings, &[&a, &b], |engine, control, _| {
+        let a_input: Input<'_> = a_view.map_or_else(|| (&a_matrix).into(), Into::into);
+        let b_input: Input<'_> = b_view.map_or_else(|| (&b_matrix).into(), Into::into);
+        LstsqPlan::new(engine, a_input, b_input, &options)?.run_with(engine, control)
+    })?;
+    let out = PyDict::new(py);
+    out.set_item("x", to_numpy(py, &fit.x))?;
+    out.set_item("residuals", PyArray1::from_slice(py, &fit.residuals))?;
+    out.set_item("rank", fit.rank)?;
+    out.set_item("s", PyArray1::from_slice(py, &fit.s))?;
+    out.set_item("intercept", fit.intercept.as_ref().map(|c| PyArray1::from_slice(py, c)))?;
+    out.set_item("rss", PyArray1::from_slice(py, &fit.rss))?;
+    out.set_item("r2", PyArray1::from_slice(py, &fit.r2))?;
+    out.set_item("stderr", fit.stderr.as_ref().map(|m| to_numpy(py, m)))?;
+    out.set_item("intercept_stderr", fit.intercept_stderr.as_ref().map(|c| PyArray1::from_slice(py, c)))?;
+    out.set_item("df_resid", fit.df_resid)?;
+    run_figures(&out, &fit.stats, &memory)?;
     Ok(out)
 }
 
@@ -148,7 +224,7 @@ fn transform<'py>(
     let k = components.nrows();
     let components = Mat::<f64>::from_fn(k, components.ncols(), |i, j| components[(i, j)]);
     let threads = settings.threads();
-    let (scores, _) = run_detached(py, &settings, &source, |_, _, token| {
+    let (scores, _) = run_detached(py, &settings, &[&source], |_, _, token| {
         let p = project::Projection { mean, scale, components: components.as_ref() };
         project::project(matrix.store().as_ref(), &p, threads, token)
     })?;
@@ -175,15 +251,20 @@ fn svd_dict<'py>(
         out.set_item("scale", c.scale.as_ref().map(|s| PyArray1::from_slice(py, s)))?;
         out.set_item("total_variance", c.total_variance)?;
     }
-    out.set_item("tasks", result.stats.tasks)?;
-    out.set_item("seconds", result.stats.wall_seconds)?;
-    let report = PyDict::new(py);
+    run_figures(&out, &result.stats, memory)?;
+    Ok(out)
+}
+
+/// A run's `tasks`, `seconds` and `memory` (the engine's peaks), into `out`.
+fn run_figures(out: &Bound<'_, PyDict>, stats: &RunStats, memory: &MemoryReport) -> PyResult<()> {
+    out.set_item("tasks", stats.tasks)?;
+    out.set_item("seconds", stats.wall_seconds)?;
+    let report = PyDict::new(out.py());
     report.set_item("limit", memory.limit)?;
     report.set_item("peak_managed", memory.peak_managed)?;
     report.set_item("peak_spilled", memory.peak_spilled)?;
     report.set_item("peak_process", memory.peak_process)?;
-    out.set_item("memory", report)?;
-    Ok(out)
+    out.set_item("memory", report)
 }
 
 /// A factor as a numpy array, the path of the Zarr array it was written to, or `None`.
@@ -211,6 +292,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(matrix_info, m)?)?;
     m.add_function(wrap_pyfunction!(tsqr, m)?)?;
     m.add_function(wrap_pyfunction!(rsvd, m)?)?;
+    m.add_function(wrap_pyfunction!(qr, m)?)?;
+    m.add_function(wrap_pyfunction!(lstsq, m)?)?;
     m.add_function(wrap_pyfunction!(transform, m)?)?;
     m.add("DEFAULT_MEMORY_LIMIT", outcore::Engine::DEFAULT_MEMORY_LIMIT)?;
     Ok(())

@@ -51,11 +51,12 @@ impl Settings {
 /// Runs `work` on its own thread with the GIL released. The calling thread waits, waking every
 /// [`POLL`] to call `progress(done, total)` when it moved and to check Python's signals: a
 /// pending KeyboardInterrupt (or an exception from `progress`) cancels the run, whose outputs
-/// are then removed, and is raised. Returns the result and the engine's memory report.
+/// are then removed, and is raised; so is an exception a callable among `sources` raised.
+/// Returns the result and the engine's memory report.
 pub(crate) fn run_detached<T: Send>(
     py: Python<'_>,
     settings: &Settings,
-    source: &Source,
+    sources: &[&Source],
     work: impl FnOnce(&Engine, &RunControl, &CancelToken) -> outcore::Result<T> + Send,
 ) -> PyResult<(T, MemoryReport)> {
     let engine = settings.engine().map_err(to_py)?;
@@ -111,6 +112,6 @@ pub(crate) fn run_detached<T: Send>(
     match (result, raised) {
         (_, Some(err)) => Err(err),
         (Ok(value), None) => Ok((value, engine.memory_report())),
-        (Err(err), None) => Err(source.raised().unwrap_or_else(|| to_py(err))),
+        (Err(err), None) => Err(sources.iter().find_map(|s| s.raised()).unwrap_or_else(|| to_py(err))),
     }
 }

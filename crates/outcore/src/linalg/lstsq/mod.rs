@@ -107,8 +107,8 @@ pub struct LstsqPlan<'a> {
 
 impl<'a> LstsqPlan<'a> {
     /// Plans the solve of `A X = B` on `engine`: refuses an empty A, a B of other rows or of no
-    /// columns, a negative or non-finite `rcond` or `alpha`, an intercept over one row, and a
-    /// memory limit below what one worker needs.
+    /// columns, a non-finite `rcond`, a negative or non-finite `alpha`, an intercept over one
+    /// row, and a memory limit below what one worker needs.
     pub fn new(
         engine: &Engine,
         a: impl Into<Input<'a>>,
@@ -117,13 +117,11 @@ impl<'a> LstsqPlan<'a> {
     ) -> Result<Self> {
         let LstsqOptions { rcond, fan_in, panel_rows, check_finite, fit_intercept, alpha } = options.clone();
         let (a, b) = (a.into(), b.into());
-        if let Some(r) = rcond.filter(|r| !(r.is_finite() && *r >= 0.0)) {
-            return Err(Error::invalid(
-                Knob::Rcond,
-                format!(
-                    "{r} is not a cutoff: give a finite value of 0 or more (singular values at most rcond times the largest count as zero)"
-                ),
-            ));
+        if let Some(r) = rcond.filter(|r| !r.is_finite()) {
+            let reason = format!(
+                "{r} is not a cutoff: give a finite ratio (singular values at most rcond times the largest count as zero)"
+            );
+            return Err(Error::invalid(Knob::Rcond, reason));
         }
         if !(alpha.is_finite() && alpha >= 0.0) {
             return Err(Error::invalid(
@@ -132,7 +130,12 @@ impl<'a> LstsqPlan<'a> {
             ));
         }
         let (m, n) = shape(&a);
-        let rcond = rcond.unwrap_or(f64::EPSILON * m.max(n) as f64);
+        // LAPACK's `gelsd` (numpy's `lstsq`) takes a cutoff outside (0, 1) for machine epsilon.
+        let rcond = match rcond {
+            None => f64::EPSILON * m.max(n) as f64,
+            Some(r) if r > 0.0 && r < 1.0 => r,
+            Some(_) => f64::EPSILON,
+        };
         let tsqr_options =
             SvdOptions { vectors: false, fan_in, panel_rows, check_finite, center: fit_intercept, standardize: false };
         let how = Regression { rcond, alpha };

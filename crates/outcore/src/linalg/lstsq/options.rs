@@ -11,7 +11,8 @@
 #[non_exhaustive]
 pub struct LstsqOptions {
     /// Singular values of A at most `rcond` times the largest count as zero (numpy's
-    /// `rcond`); `None`: machine epsilon times `max(rows, cols)`, numpy's default.
+    /// `rcond`); `None`: machine epsilon times `max(rows, cols)`, numpy's default. As in
+    /// LAPACK's `gelsd`, which numpy calls, a value outside `(0, 1)` means machine epsilon.
     pub rcond: Option<f64>,
     /// R factors stacked per reduction node (default: chosen from the shape and memory).
     pub fan_in: Option<usize>,
@@ -39,7 +40,7 @@ impl LstsqOptions {
         Self::default()
     }
 
-    /// The relative cutoff for A's singular values (at least 0).
+    /// The relative cutoff for A's singular values (finite; outside `(0, 1)`, machine epsilon).
     pub fn rcond(mut self, rcond: f64) -> Self {
         self.rcond = Some(rcond);
         self

@@ -1,0 +1,128 @@
+"""``outcore.LinearRegression`` and ``outcore.Ridge``: scikit-learn's linear models, fitted in
+one pass over ``[X | y]`` out of core, with the standard errors statsmodels reports."""
+
+import numbers
+
+import numpy as np
+
+from . import _as_rhs, _as_source, _core, _fit, _workers
+from ._pca import _Estimator, _not_fitted
+
+
+class _Linear(_Estimator):
+    """What LinearRegression and Ridge share: fit, predict, score."""
+
+    _kind = "regressor"
+    _alpha = 0.0
+
+    def fit(self, X, y, sample_weight=None):
+        """Fits ``y`` (1-D, or 2-D for several targets) on ``X``, any source ``outcore.svd``
+        accepts, both read once side by side; returns ``self``."""
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported yet; fit without it (each row weighs 1)")
+        alpha = self._alpha_checked()
+        src = _as_source(X)
+        rhs, flat = _as_rhs(y)
+        r = _fit(
+            src,
+            rhs,
+            rcond=None,
+            fit_intercept=bool(self.fit_intercept),
+            alpha=alpha,
+            memory_limit=self.memory_limit,
+            n_jobs=self.n_jobs,
+            progress=self.progress,
+        )
+        coef = r["x"].T  # n_targets x n_features
+        intercept = r["intercept"]
+        self.n_features_in_ = src.shape[1]
+        self.coef_ = coef[0] if flat else np.ascontiguousarray(coef)
+        # As scikit-learn: 0.0 without an intercept, else a float per target (one for 1-D y).
+        self.intercept_ = 0.0 if intercept is None else (float(intercept[0]) if flat else intercept)
+        self.rank_ = int(r["rank"])
+        self.singular_ = r["s"]
+        self.rss_ = r["rss"][0] if flat else r["rss"]
+        self.df_resid_ = float(r["df_resid"])
+        stderr = r["stderr"]
+        self.stderr_ = None if stderr is None else (stderr[:, 0] if flat else np.ascontiguousarray(stderr.T))
+        c = r["intercept_stderr"]
+        self.intercept_stderr_ = None if c is None else (float(c[0]) if flat else c)
+        self.memory_ = r["memory"]
+        return self
+
+    def predict(self, X):
+        """``X @ coef_.T + intercept_``, streamed over ``X`` chunk by chunk."""
+        self._check_fitted()
+        src = _as_source(X)
+        if src.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {src.shape[1]} features; the model was fitted on {self.n_features_in_}")
+        coef = np.atleast_2d(np.asarray(self.coef_, dtype=np.float64))
+        scores = _core.transform(
+            src.handle,
+            np.zeros(self.n_features_in_),
+            None,
+            np.ascontiguousarray(coef),
+            workers=_workers(self.n_jobs),
+        )
+        scores += np.asarray(self.intercept_, dtype=np.float64)
+        return scores[:, 0] if np.ndim(self.coef_) == 1 else scores
+
+    def score(self, X, y, sample_weight=None):
+        """The coefficient of determination R^2 of ``predict(X)`` against ``y`` (held in memory),
+        averaged over targets, as scikit-learn's ``r2_score``."""
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported yet")
+        y = np.asarray(y, dtype=np.float64)
+        predicted = np.asarray(self.predict(X), dtype=np.float64).reshape(y.shape)
+        y2, p2 = y.reshape(len(y), -1), predicted.reshape(len(y), -1)
+        residual = ((y2 - p2) ** 2).sum(axis=0)
+        total = ((y2 - y2.mean(axis=0)) ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), np.where(residual == 0, 1.0, 0.0))
+        return float(r2.mean())
+
+    def _alpha_checked(self):
+        alpha = self._alpha
+        if not (isinstance(alpha, numbers.Real) and np.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"alpha must be a finite number of 0 or more, got {alpha!r}")
+        return float(alpha)
+
+    def _check_fitted(self):
+        if not hasattr(self, "coef_"):
+            raise _not_fitted(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+
+
+class LinearRegression(_Linear):
+    """Ordinary least squares, as scikit-learn's ``LinearRegression``, fitted out of core.
+
+    ``fit(X, y)`` reads ``X`` and ``y`` once, side by side, and reduces them by TSQR (never
+    forming ``X.T @ X``, which squares the condition number); the intercept centers the
+    columns in the same pass. Attributes as scikit-learn's (``coef_``, ``intercept_``,
+    ``rank_``, ``singular_``, ``n_features_in_``), plus statsmodels' figures: ``stderr_`` (the
+    coefficients' standard errors, statsmodels' ``bse``; ``None`` when ``X`` is rank-deficient),
+    ``intercept_stderr_``, ``rss_`` (residual sum of squares), ``df_resid_``, and ``memory_``.
+    """
+
+    def __init__(self, *, fit_intercept=True, memory_limit=None, n_jobs=None, progress=None):
+        self.fit_intercept = fit_intercept
+        self.memory_limit = memory_limit
+        self.n_jobs = n_jobs
+        self.progress = progress
+
+
+class Ridge(_Linear):
+    """Ridge regression, as scikit-learn's ``Ridge``: minimizes ``||y - X w||^2 + alpha ||w||^2``
+    (the intercept not penalized), fitted out of core in one pass (``sqrt(alpha) I`` is stacked
+    below the TSQR's R). Attributes as :class:`LinearRegression`'s, without standard errors.
+    """
+
+    def __init__(self, alpha=1.0, *, fit_intercept=True, memory_limit=None, n_jobs=None, progress=None):
+        self.alpha = alpha
+        self.fit_intercept = fit_intercept
+        self.memory_limit = memory_limit
+        self.n_jobs = n_jobs
+        self.progress = progress
+
+    @property
+    def _alpha(self):
+        return self.alpha
