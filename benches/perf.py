@@ -43,6 +43,7 @@ DATA = HERE / "data" / "perf"
 OUT = ROOT / "docs" / "perf"
 sys.path.insert(0, str(HERE))
 from compare_dask import machine, run  # noqa: E402  (one child runner and RSS sampler for both scripts)
+from harness import drop_caches  # noqa: E402
 
 CHUNK = 10_000
 COLS = 100
@@ -104,17 +105,6 @@ def setup():
         sh([sys.executable, "-m", "venv", VENV])
     sh([VENV / "bin" / "pip", "install", "--quiet", "dask[array,distributed]", "zarr>=3", "numcodecs", "psutil"])
     return str(VENV / "bin" / "python")
-
-
-def drop_caches():
-    """Drops the page cache (needs root); False where not permitted."""
-    try:
-        os.sync()
-        with open("/proc/sys/vm/drop_caches", "w") as f:
-            f.write("1")
-        return True
-    except OSError:
-        return False
 
 
 def write_store(python, path, rows, cols, chunk_rows, chunk_cols, kwargs):

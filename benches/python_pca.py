@@ -17,35 +17,15 @@ within each repetition; the table has medians and, per workload, the ratio to it
 Explained variance is compared with scikit-learn's exact solver on the same data.
 """
 import argparse
-import json
-import os
-import statistics
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-VENV = HERE / ".pyvenv"
-DATA = HERE / "data" / "python"
+import harness
 
-PRELUDE = """
-import json, sys, time
-import numpy as np
-def peak_mib():
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:"))
-TALL, SQUARE = sys.argv[1], sys.argv[2]
-"""
+DATA = harness.HERE / "data" / "python"
 
-RUNNER = """
-setup()
-start = time.perf_counter()
-result = work()
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_mib": peak_mib(), "result": [float(x) for x in result]}))
-"""
+# Each scenario's code sees the stores' paths (without extension) as TALL and SQUARE.
+PATHS = "TALL, SQUARE = DATA\n"
 
 TALL_PCA = {
     "sklearn PCA auto (RAM)": """
@@ -123,17 +103,6 @@ def work():
 }
 
 
-def python():
-    return VENV / "bin" / "python"
-
-
-def setup_venv():
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    pip = [str(VENV / "bin" / "pip"), "install", "--quiet"]
-    subprocess.run(pip + ["numpy", "scikit-learn", "dask[array]", "dask-ml", "zarr>=3"], check=True)
-    subprocess.run(pip + [str(ROOT / "crates" / "outcore-python")], check=True)
-
-
 def make_data():
     DATA.mkdir(parents=True, exist_ok=True)
     code = textwrap.dedent(
@@ -150,17 +119,8 @@ def make_data():
             np.save(path + ".npy", x)
         """
     )
-    subprocess.run([str(python()), "-c", code, str(DATA)], check=True)
+    subprocess.run([str(harness.python()), "-c", code, str(DATA)], check=True)
     return str(DATA / "tall"), str(DATA / "square")
-
-
-def run(code, tall, square):
-    out = subprocess.run(
-        [str(python()), "-c", PRELUDE + textwrap.dedent(code) + RUNNER, tall, square], capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        return {"error": out.stderr.strip().splitlines()[-1]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -168,35 +128,14 @@ def main():
     parser.add_argument("--setup", action="store_true", help="create benches/.pyvenv first")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
-    if args.setup or not python().exists():
-        setup_venv()
+    harness.ensure_venv(args.setup)
     tall, square = make_data()
-    workloads = [("PCA(10) of 2,000,000 x 100", TALL_PCA, "sklearn PCA full (RAM)"), ("top 5 of 10000 x 10000", SQUARE_K5, "sklearn randomized_svd (RAM)")]
-    results = {name: [] for _, group, _ in workloads for name in group}
-    for rep in range(args.reps):
-        for _, group, _ in workloads:
-            names = list(group)
-            for name in names if rep % 2 == 0 else reversed(names):
-                r = run(group[name], tall, square)
-                results[name].append(r)
-                print(f"rep {rep + 1} {name}: {r.get('seconds', r.get('error'))}", file=sys.stderr, flush=True)
-    print(f"\nmedians of {args.reps} (time of the fit; peak RSS of the process, data included)\n")
-    for title, group, reference in workloads:
-        ok = {n: [r for r in results[n] if "seconds" in r] for n in group}
-        ref_time = statistics.median(r["seconds"] for r in ok[reference])
-        ref_values = ok[reference][0]["result"]
-        print(f"| {title} | time | peak RSS | time vs {reference} | max rel. diff of values |")
-        print("|---|---|---|---|---|")
-        for name in group:
-            if not ok[name]:
-                print(f"| {name} | failed: {results[name][0].get('error')} | | | |")
-                continue
-            t = statistics.median(r["seconds"] for r in ok[name])
-            rss = statistics.median(r["peak_mib"] for r in ok[name])
-            values = ok[name][0]["result"]
-            diff = max(abs(a - b) / abs(b) for a, b in zip(values, ref_values))
-            print(f"| {name} | {t:.2f} s | {rss:.0f} MiB | {t / ref_time:.2f} | {diff:.1e} |")
-        print()
+    workloads = [
+        ("PCA(10) of 2,000,000 x 100", TALL_PCA, "sklearn PCA full (RAM)"),
+        ("top 5 of 10000 x 10000", SQUARE_K5, "sklearn randomized_svd (RAM)"),
+    ]
+    workloads = [(title, {name: PATHS + code for name, code in group.items()}, ref) for title, group, ref in workloads]
+    harness.compare(workloads, args.reps, [tall, square])
 
 
 if __name__ == "__main__":
