@@ -195,6 +195,10 @@ pub(crate) struct LstsqArgs {
     /// Columns of the generated right-hand sides.
     #[arg(long, default_value_t = 1, value_parser = at_least_one, conflicts_with = "rhs")]
     pub rhs_cols: usize,
+    /// Row weights for weighted least squares: a Zarr array or .npy file of one column (or a
+    /// 1-D .npy) with the matrix's rows, each finite and at least 0.
+    #[arg(long, value_name = "PATH")]
+    pub weights: Option<PathBuf>,
     /// Singular values of A at most RCOND times the largest count as zero (default: machine
     /// epsilon times the larger dimension, numpy's).
     #[arg(long, value_parser = non_negative, allow_negative_numbers = true)]

@@ -497,6 +497,26 @@ fn lstsq_solves_from_zarr_stores_and_reports_the_regression() {
     assert_eq!(numbers(&v["stderr"][0]).len(), 2);
     assert!(numbers(&v["r2"]).iter().all(|r| (-0.01..0.01).contains(r)), "independent data: R^2 near 0: {v}");
     assert!(v["residuals"].as_array().is_some_and(Vec::is_empty), "numpy gives residuals of plain fits only");
+    // Weighted, from a 1-D .npy: weights 0 and 1 give the fit of the rows weighted 1; the
+    // rows weighted 0 still count in df_resid (statsmodels' WLS).
+    let w: Vec<f64> = (0..5000).map(|i| f64::from(u8::from(i % 3 != 0))).collect();
+    let w_path = dir.path().join("w.npy");
+    let header = format!("{:<117}\n", "{'descr': '<f8', 'fortran_order': False, 'shape': (5000,), }");
+    let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(
+        &w_path,
+        [&b"\x93NUMPY\x01\x00"[..], &(header.len() as u16).to_le_bytes()[..], header.as_bytes(), &bytes].concat(),
+    )
+    .unwrap();
+    let v = json(&large_svd(&["lstsq", "--input", a, "--rhs", b, "--weights", w_path.to_str().unwrap(), "--json"]));
+    let kept: Vec<usize> = (0..5000).filter(|i| i % 3 != 0).collect();
+    let a_kept = faer::Mat::from_fn(kept.len(), 6, |i, j| dense_a[(kept[i], j)]);
+    let mut beta = faer::Mat::from_fn(kept.len(), 2, |i, j| dense_b[(kept[i], j)]);
+    faer::linalg::solvers::SolveLstsq::solve_lstsq_in_place(&a_kept.qr(), beta.as_mut());
+    let x: Vec<Vec<f64>> = v["x"].as_array().unwrap().iter().map(numbers).collect();
+    assert!((0..6).all(|i| (0..2).all(|j| (x[i][j] - beta[(i, j)]).abs() <= 1e-10)), "{v}");
+    assert_eq!(v["df_resid"].as_f64(), Some(4994.0));
+    assert!(v["weights"].as_str().is_some_and(|w| w.contains("w.npy")), "{v}");
     // Written: x.zarr and s.zarr.
     let out = dir.path().join("fit");
     json(&large_svd(&["lstsq", "--input", a, "--rhs", b, "--json", "--output", out.to_str().unwrap()]));
@@ -517,6 +537,10 @@ fn qr_and_lstsq_refuse_bad_requests_naming_the_flag() {
     json(&large_svd(&["generate", "--rows", "299", "--cols", "1", "--json", "--output", b.to_str().unwrap()]));
     fails_with(&["lstsq", "--input", a.to_str().unwrap()], &["--rhs"]);
     fails_with(&["lstsq", "--input", a.to_str().unwrap(), "--rhs", b.to_str().unwrap()], &["--rhs", "299 rows"]);
+    fails_with(
+        &["lstsq", "--input", a.to_str().unwrap(), "--rhs", a.to_str().unwrap(), "--weights", b.to_str().unwrap()],
+        &["--weights", "299 x 1"],
+    );
     fails_with(&["qr", "--rows", "3", "--cols", "10"], &["3 x 10", "transpose"]);
     // An output over the right-hand sides is refused, and they are kept.
     fails_with(

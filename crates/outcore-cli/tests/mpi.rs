@@ -317,10 +317,15 @@ fn qr_and_lstsq_on_two_and_three_ranks_write_the_bits_of_the_threads_scheduler()
     let rhs = dir.path().join("b.zarr");
     let generate = ["generate", "--rows", "100003", "--cols", "3", "--chunk-rows", "5000", "--seed", "8", "--json"];
     json(&alone(&[&generate[..], &["--output", rhs.to_str().unwrap()]].concat()));
-    let (a, b) = (input.to_str().unwrap(), rhs.to_str().unwrap());
-    let jobs: [(&str, Vec<&str>, &[&str]); 2] = [
+    // Weights uniform in [0, 1), chunked unlike A and B.
+    let weights = dir.path().join("w.zarr");
+    let generate = ["generate", "--rows", "100003", "--cols", "1", "--chunk-rows", "7000", "--seed", "9", "--json"];
+    json(&alone(&[&generate[..], &["--output", weights.to_str().unwrap()]].concat()));
+    let (a, b, w) = (input.to_str().unwrap(), rhs.to_str().unwrap(), weights.to_str().unwrap());
+    let jobs: [(&str, Vec<&str>, &[&str]); 3] = [
         ("qr", vec!["qr", "--input", a], &["q.zarr", "r.zarr"]),
         ("lstsq", vec!["lstsq", "--input", a, "--rhs", b, "--fit-intercept"], &["x.zarr", "s.zarr"]),
+        ("weighted", vec!["lstsq", "--input", a, "--rhs", b, "--weights", w, "--fit-intercept"], &["x.zarr"]),
     ];
     for (name, command, arrays) in jobs {
         let run = |ranks: usize, output: &Path| {

@@ -313,15 +313,16 @@ def lstsq(a, b, rcond=None, *, memory_limit=None, n_jobs=None, progress=None):
         raise ValueError(f"rcond must be None or a finite number, got {rcond!r}")
     src = _as_source(a)
     rhs, flat = _as_rhs(b)
-    r = _fit(src, rhs, rcond=rcond, fit_intercept=False, alpha=0.0, memory_limit=memory_limit, n_jobs=n_jobs, progress=progress)
+    r = _fit(src, rhs, None, rcond=rcond, fit_intercept=False, alpha=0.0, memory_limit=memory_limit, n_jobs=n_jobs, progress=progress)
     dtype = src.out_dtype if rhs.out_dtype == src.out_dtype else np.float64
     x = r["x"].astype(dtype)
     residuals = r["residuals"].astype(dtype)
     return (x[:, 0] if flat else x), residuals, int(r["rank"]), r["s"].astype(dtype)
 
 
-def _fit(src, rhs, **settings):
-    """The core's least-squares fit of ``rhs`` on ``src``: a dict of numpy arrays."""
+def _fit(src, rhs, weights, **settings):
+    """The core's least-squares fit of ``rhs`` on ``src`` (rows weighted by ``weights``, a
+    column source, unless ``None``): a dict of numpy arrays."""
     if rhs.shape[0] != src.shape[0]:
         raise ValueError(f"b has {rhs.shape[0]} rows and a has {src.shape[0]}: each row of b goes with a row of a")
     if rhs.shape[1] == 0:
@@ -329,6 +330,7 @@ def _fit(src, rhs, **settings):
     return _core.lstsq(
         src.handle,
         rhs.handle,
+        weights=None if weights is None else weights.handle,
         rcond=settings["rcond"],
         fit_intercept=settings["fit_intercept"],
         alpha=float(settings["alpha"]),

@@ -2,6 +2,7 @@
 one pass over ``[X | y]`` out of core, with the standard errors statsmodels reports."""
 
 import numbers
+import os
 
 import numpy as np
 
@@ -17,15 +18,16 @@ class _Linear(_Estimator):
 
     def fit(self, X, y, sample_weight=None):
         """Fits ``y`` (1-D, or 2-D for several targets) on ``X``, any source ``outcore.svd``
-        accepts, both read once side by side; returns ``self``."""
-        if sample_weight is not None:
-            raise ValueError("sample_weight is not supported yet; fit without it (each row weighs 1)")
+        accepts, both read once side by side; returns ``self``. ``sample_weight`` (a number,
+        or one per row: an array, or a source as ``y`` may be) weighs each row's squared
+        residual, as scikit-learn's, and makes the standard errors statsmodels' ``WLS``'s."""
         alpha = self._alpha_checked()
         src = _as_source(X)
         rhs, flat = _as_rhs(y)
         r = _fit(
             src,
             rhs,
+            _sample_weight(sample_weight, src.shape[0]),
             rcond=None,
             fit_intercept=bool(self.fit_intercept),
             alpha=alpha,
@@ -69,14 +71,13 @@ class _Linear(_Estimator):
 
     def score(self, X, y, sample_weight=None):
         """The coefficient of determination R^2 of ``predict(X)`` against ``y`` (held in memory),
-        averaged over targets, as scikit-learn's ``r2_score``."""
-        if sample_weight is not None:
-            raise ValueError("sample_weight is not supported yet")
+        averaged over targets, as scikit-learn's ``r2_score`` (weighted by ``sample_weight``)."""
         y = np.asarray(y, dtype=np.float64)
         predicted = np.asarray(self.predict(X), dtype=np.float64).reshape(y.shape)
         y2, p2 = y.reshape(len(y), -1), predicted.reshape(len(y), -1)
-        residual = ((y2 - p2) ** 2).sum(axis=0)
-        total = ((y2 - y2.mean(axis=0)) ** 2).sum(axis=0)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(_sample_weight_array(sample_weight, len(y)))
+        residual = (w[:, None] * (y2 - p2) ** 2).sum(axis=0)
+        total = (w[:, None] * (y2 - np.average(y2, axis=0, weights=w)) ** 2).sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), np.where(residual == 0, 1.0, 0.0))
         return float(r2.mean())
@@ -90,6 +91,34 @@ class _Linear(_Estimator):
     def _check_fitted(self):
         if not hasattr(self, "coef_"):
             raise _not_fitted(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+
+
+def _sample_weight_array(sample_weight, rows):
+    """``sample_weight`` held in memory as one float per row, checked as scikit-learn checks it."""
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim == 0:
+        w = np.full(rows, float(w))
+    if w.shape != (rows,):
+        raise ValueError(f"sample_weight has shape {w.shape}; give one weight per row of X, shape ({rows},)")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight holds NaN or infinity: give finite weights")
+    if np.any(w < 0):
+        raise ValueError(f"sample_weight holds negative values (row {int(np.argmax(w < 0))}): a weight is at least 0")
+    return w
+
+
+def _sample_weight(sample_weight, rows):
+    """The weights as a column source for the core, or ``None`` (every row weighs 1); a source
+    that is not held in memory (a store, a dask array) is read beside ``X``, checked there."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, (str, os.PathLike)) or not isinstance(sample_weight, (numbers.Real, list, tuple, np.ndarray)):
+        source, _ = _as_rhs(sample_weight)
+        if source.shape != (rows, 1):
+            raise ValueError(f"sample_weight has shape {source.shape}; give one weight per row of X ({rows})")
+        return source
+    source, _ = _as_rhs(_sample_weight_array(sample_weight, rows))
+    return source
 
 
 class LinearRegression(_Linear):

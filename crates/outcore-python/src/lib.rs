@@ -160,15 +160,16 @@ fn qr<'py>(
 }
 
 /// Least squares `a X = b` in one pass over `[a | b]` (numpy's `lstsq`), and a regression's
-/// figures. Returns a dict: `x` (n x p), `residuals`, `rank`, `s`, `intercept`, `rss`, `r2`,
+/// figures; with `weights` (a column of `a`'s rows), weighted least squares. Returns a dict: `x` (n x p), `residuals`, `rank`, `s`, `intercept`, `rss`, `r2`,
 /// `stderr`, `intercept_stderr`, `df_resid` (as `LstsqResult`), and the run's figures.
 #[pyfunction]
-#[pyo3(signature = (a, b, *, rcond, fit_intercept, alpha, memory_limit, workers, progress))]
+#[pyo3(signature = (a, b, *, weights, rcond, fit_intercept, alpha, memory_limit, workers, progress))]
 #[allow(clippy::too_many_arguments)]
 fn lstsq<'py>(
     py: Python<'py>,
     a: &Bound<'py, PyAny>,
     b: &Bound<'py, PyAny>,
+    weights: Option<&Bound<'py, PyAny>>,
     rcond: Option<f64>,
     fit_intercept: bool,
     alpha: f64,
@@ -177,17 +178,27 @@ fn lstsq<'py>(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let (a, b) = (Source::from_python(a)?, Source::from_python(b)?);
+    let w = weights.map(Source::from_python).transpose()?;
     let mut options = LstsqOptions::new().fit_intercept(fit_intercept).alpha(alpha);
     if let Some(r) = rcond {
         options = options.rcond(r);
     }
     let settings = Settings::new(memory_limit, workers, progress)?;
     let (a_matrix, b_matrix) = (a.matrix(py, true)?, b.matrix(py, true)?);
-    let (a_view, b_view) = (a.f64_view(), b.f64_view());
-    let (fit, memory) = run_detached(py, &settings, &[&a, &b], |engine, control, _| {
+    let w_matrix = w.as_ref().map(|w| w.matrix(py, true)).transpose()?;
+    let (a_view, b_view, w_view) = (a.f64_view(), b.f64_view(), w.as_ref().and_then(Source::f64_view));
+    let sources: Vec<&Source> = [&a, &b].into_iter().chain(&w).collect();
+    let (fit, memory) = run_detached(py, &settings, &sources, |engine, control, _| {
         let a_input: Input<'_> = a_view.map_or_else(|| (&a_matrix).into(), Into::into);
         let b_input: Input<'_> = b_view.map_or_else(|| (&b_matrix).into(), Into::into);
-        LstsqPlan::new(engine, a_input, b_input, &options)?.run_with(engine, control)
+        let plan = match &w_matrix {
+            Some(w_matrix) => {
+                let w_input: Input<'_> = w_view.map_or_else(|| w_matrix.into(), Into::into);
+                LstsqPlan::weighted(engine, a_input, b_input, w_input, &options)?
+            }
+            None => LstsqPlan::new(engine, a_input, b_input, &options)?,
+        };
+        plan.run_with(engine, control)
     })?;
     let out = PyDict::new(py);
     out.set_item("x", to_numpy(py, &fit.x))?;

@@ -167,10 +167,41 @@ def test_linear_models_behave_as_scikit_learn_estimators(tmp_path):
     assert np.allclose(pipe.predict(x), ref.predict(x), rtol=1e-10)
     with pytest.raises(Exception, match="not fitted"):
         outcore.LinearRegression().predict(x)
-    with pytest.raises(ValueError, match="sample_weight"):
-        outcore.LinearRegression().fit(x, y, sample_weight=np.ones(1000))
+    for bad, words in [(-np.ones(1000), "negative"), (np.ones(999), "one weight per row"), (np.full(1000, np.nan), "NaN")]:
+        with pytest.raises(ValueError, match=words):
+            outcore.LinearRegression().fit(x, y, sample_weight=bad)
     with pytest.raises(ValueError, match="alpha"):
         outcore.Ridge(alpha=-1.0).fit(x, y)
     np.save(tmp_path / "x.npy", x)
     fitted = outcore.LinearRegression().fit(str(tmp_path / "x.npy"), y)
     assert np.allclose(fitted.predict(str(tmp_path / "x.npy")), fitted.predict(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("model", ["linear", "ridge"])
+def test_sample_weight_matches_scikit_learn_and_weighted_least_squares(model, tmp_path):
+    x, y = regression(3001, 5, targets=2)
+    w = np.random.default_rng(3).uniform(0, 4, 3001)
+    w[::17] = 0.0
+    ours_cls, ref_cls = (outcore.LinearRegression, SkLinearRegression) if model == "linear" else (outcore.Ridge, SkRidge)
+    ours = ours_cls().fit(x, y, sample_weight=w)
+    ref = ref_cls().fit(x, y, sample_weight=w)
+    assert np.allclose(ours.coef_, ref.coef_, rtol=1e-9, atol=1e-12)
+    assert np.allclose(ours.intercept_, ref.intercept_, rtol=1e-9)
+    assert np.isclose(ours.score(x, y, sample_weight=w), ref.score(x, y, sample_weight=w), rtol=1e-12)
+    # The weights from a store, read beside X: the same fit.
+    np.save(tmp_path / "w.npy", w)
+    stored = ours_cls().fit(x, y, sample_weight=str(tmp_path / "w.npy"))
+    assert np.allclose(stored.coef_, ours.coef_, rtol=1e-12)
+    # A number weighs every row alike (for ridge, against the penalty).
+    same = ref_cls().fit(x, y, sample_weight=np.full(3001, 2.0))
+    assert np.allclose(ours_cls().fit(x, y, sample_weight=2.0).coef_, same.coef_, rtol=1e-9, atol=1e-12)
+    if model == "linear":
+        # statsmodels' WLS: sigma^2 (X^T W X)^-1 with sigma^2 the weighted rss over n - p - 1.
+        design = np.hstack([np.ones((3001, 1)), x])
+        cov = np.linalg.inv(design.T @ (w[:, None] * design))
+        residual = y - design @ np.vstack([ref.intercept_, ref.coef_.T])
+        sigma2 = (w[:, None] * residual**2).sum(axis=0) / (3001 - 6)
+        se = np.sqrt(np.outer(sigma2, np.diag(cov)))
+        assert np.allclose(ours.stderr_, se[:, 1:], rtol=1e-6)
+        assert np.allclose(ours.intercept_stderr_, se[:, 0], rtol=1e-6)
+        assert ours.df_resid_ == 3001 - 6

@@ -37,6 +37,8 @@ pub enum Knob {
     Input,
     /// The right-hand sides of a least-squares problem (`B` in `A X = B`).
     Rhs,
+    /// Row weights of a weighted least-squares problem.
+    Weights,
     /// The cutoff below which singular values count as zero (relative to the largest).
     Rcond,
     /// The ridge penalty of a regression.
@@ -87,6 +89,7 @@ impl Knob {
             Self::Destination => "destination",
             Self::Input => "input",
             Self::Rhs => "b",
+            Self::Weights => "weights",
             Self::Rcond => "rcond",
             Self::Alpha => "alpha",
             Self::Vectors => "vectors",

@@ -249,8 +249,19 @@ fn reads_npy_files_written_by_numpy() {
         let store = store.with_chunk_shape(3, 2).unwrap();
         assert_eq!(read_matrix(&store).unwrap(), fixture_matrix(), "{name} in 3 x 2 chunks");
     }
-    let err = NpyStore::open(fixture("npy/f8_1d.npy")).unwrap_err();
-    assert!(matches!(err, StorageError::NotTwoDimensional { ndim: 1, .. }), "{err}");
+    // A vector is one column.
+    let column = NpyStore::open(fixture("npy/f8_1d.npy")).unwrap();
+    assert_eq!((column.grid().rows(), column.grid().cols()), (35, 1));
+    assert_eq!(read_matrix(&column).unwrap(), fixture_matrix());
+    let dir = tempfile::tempdir().unwrap();
+    let cube = dir.path().join("cube.npy");
+    let dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1), }";
+    let header = format!("{dict:<117}\n");
+    let bytes =
+        [&b"\x93NUMPY\x01\x00"[..], &(header.len() as u16).to_le_bytes(), header.as_bytes(), &[0u8; 8]].concat();
+    std::fs::write(&cube, bytes).unwrap();
+    let err = NpyStore::open(&cube).unwrap_err();
+    assert!(matches!(err, StorageError::NotTwoDimensional { ndim: 3, .. }), "{err}");
     let err = NpyStore::open(fixture("npy/i8.npy")).unwrap_err().to_string();
     assert!(err.contains("<i8") && err.contains("float64"), "{err}");
 }

@@ -1,7 +1,8 @@
 //! Least squares against a dense reference (the minimum-norm solution from faer's SVD of A, as
 //! numpy's `lstsq` computes it): tall, square and wide A, rank-deficient and ill-conditioned,
 //! several right-hand sides chunked unlike A or held in RAM; tolerances from the perturbation
-//! theory of least squares; serial and threads bitwise identical; bad input refused.
+//! theory of least squares; regressions (intercept, ridge, row weights) against their textbook
+//! formulas; serial and threads bitwise identical; bad input refused.
 
 use outcore_testkit as common;
 
@@ -83,6 +84,22 @@ fn solve(
     outcore::lstsq(&engine, &a, &b, options).unwrap()
 }
 
+/// [`solve`] weighted by `w` (one per row), which is chunked as B is.
+fn solve_weighted(
+    a: &Mat<f64>,
+    b: &Mat<f64>,
+    w: &[f64],
+    cr: (usize, usize),
+    options: &LstsqOptions,
+    scheduler: Scheduler,
+) -> outcore::LstsqResult {
+    let ((m, n), p) = (a.shape(), b.ncols());
+    let engine = engine(256 << 20, scheduler);
+    let (a, b) = (matrix(&row_major(a), m, n, cr.0, n), matrix(&row_major(b), m, p, cr.1, p));
+    let w = matrix(w, m, 1, cr.1, 1);
+    LstsqPlan::weighted(&engine, &a, &b, &w, options).unwrap().run(&engine).unwrap()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
@@ -113,28 +130,32 @@ proptest! {
 }
 
 /// The dense reference of a regression by its textbook formulas, on `[1 | A]` with an intercept
-/// (statsmodels' `add_constant`): coefficients from the normal equations
-/// `(X^T X + alpha D) beta = X^T B` (D the identity without the intercept's entry), and with
-/// `alpha = 0` the standard errors `sqrt(sigma^2 diag((X^T X)^-1))`. Returns (X, intercepts,
-/// standard errors of X, of the intercepts, rss).
+/// (statsmodels' `add_constant`), rows weighted by `w` (statsmodels' `WLS`): coefficients from
+/// the normal equations `(X^T W X + alpha D) beta = X^T W B` (D the identity without the
+/// intercept's entry), and with `alpha = 0` the standard errors
+/// `sqrt(sigma^2 diag((X^T W X)^-1))`, `sigma^2` the weighted rss over the residual degrees of
+/// freedom. Returns (X, intercepts, standard errors of X, of the intercepts, rss).
 #[allow(clippy::type_complexity)]
 fn regression_reference(
     a: &Mat<f64>,
     b: &Mat<f64>,
+    w: &[f64],
     intercept: bool,
     alpha: f64,
 ) -> (Mat<f64>, Vec<f64>, Mat<f64>, Vec<f64>, Vec<f64>) {
     let (m, n) = a.shape();
     let c = usize::from(intercept);
     let x = Mat::from_fn(m, n + c, |i, j| if j < c { 1.0 } else { a[(i, j - c)] });
-    let mut gram = x.transpose() * &x;
+    let wx = Mat::from_fn(m, n + c, |i, j| w[i] * x[(i, j)]);
+    let mut gram = wx.transpose() * &x;
     for j in c..n + c {
         gram[(j, j)] += alpha;
     }
     let inverse = gram.as_ref().partial_piv_lu().inverse();
-    let beta = &inverse * x.transpose() * b;
+    let beta = &inverse * wx.transpose() * b;
     let residual = &x * &beta - b;
-    let rss: Vec<f64> = (0..b.ncols()).map(|j| residual.col(j).squared_norm_l2()).collect();
+    let rss: Vec<f64> =
+        (0..b.ncols()).map(|j| residual.col(j).iter().zip(w).map(|(r, w)| w * r * r).sum::<f64>()).collect();
     let df = (m - n - c) as f64;
     let se = Mat::from_fn(n + c, b.ncols(), |i, j| (rss[j] / df * inverse[(i, i)]).sqrt());
     let coef = Mat::from_fn(n, b.ncols(), |i, j| beta[(i + c, j)]);
@@ -155,18 +176,33 @@ proptest! {
         seed in any::<u64>(),
         intercept in any::<bool>(),
         alpha in prop_oneof![Just(0.0), Just(0.5), Just(20.0)],
+        weighted in any::<bool>(),
     ) {
         // Columns far from zero: an intercept must center them exactly.
         let a = Mat::from_fn(m, n, |i, j| 100.0 * (j as f64 + 1.0) + normal(m, n, seed)[(i, j)]);
         let truth = Mat::from_fn(n, p, |i, j| 1.0 + i as f64 - 0.5 * j as f64);
         let b = &a * &truth + normal(m, p, seed ^ 7) + Mat::from_fn(m, p, |_, j| 3.0 * j as f64);
         let options = LstsqOptions::new().fit_intercept(intercept).alpha(alpha);
-        let fit = solve(&a, &b, (chunk.min(m), chunk.min(m)), &options, Scheduler::Serial);
-        let (x, c, se_x, se_c, rss) = regression_reference(&a, &b, intercept, alpha);
+        let cr = (chunk.min(m), chunk.min(m));
+        // Weights from 0 (a row left out, where enough rows remain) to 3.75, uneven across panels.
+        let weight = |i: usize| match (i as u64 ^ seed) % 11 == 5 && m > 3 * (n + 1) {
+            true => 0.0,
+            false => 0.25 + 0.5 * ((i as u64 ^ seed) % 8) as f64,
+        };
+        let w: Vec<f64> = match weighted {
+            true => (0..m).map(weight).collect(),
+            false => vec![1.0; m],
+        };
+        let fit = if weighted {
+            solve_weighted(&a, &b, &w, cr, &options, Scheduler::Serial)
+        } else {
+            solve(&a, &b, cr, &options, Scheduler::Serial)
+        };
+        let (x, c, se_x, se_c, rss) = regression_reference(&a, &b, &w, intercept, alpha);
         // The normal equations square the condition: compare at eps * cond(X)^2 scale.
         let cond = {
             let k = usize::from(intercept);
-            let xs = Mat::from_fn(m, n + k, |i, j| if j < k { 1.0 } else { a[(i, j - k)] });
+            let xs = Mat::from_fn(m, n + k, |i, j| w[i].sqrt() * if j < k { 1.0 } else { a[(i, j - k)] });
             let s = xs.singular_values().unwrap();
             s[0] / s[s.len() - 1]
         };
@@ -175,12 +211,8 @@ proptest! {
             let err = (fit.x.col(j) - x.col(j)).norm_l2();
             prop_assert!(err <= scale * (1.0 + x.col(j).norm_l2()), "x column {}: {} (cond {:.1e})", j, err, cond);
             prop_assert!((got - want).abs() <= scale * b.col(j).squared_norm_l2(), "rss {}: {} vs {}", j, got, want);
-            let tss = if intercept {
-                let mean = b.col(j).iter().sum::<f64>() / m as f64;
-                b.col(j).iter().map(|v| (v - mean).powi(2)).sum::<f64>()
-            } else {
-                b.col(j).squared_norm_l2()
-            };
+            let mean = if intercept { b.col(j).iter().zip(&w).map(|(v, w)| w * v).sum::<f64>() / w.iter().sum::<f64>() } else { 0.0 };
+            let tss = b.col(j).iter().zip(&w).map(|(v, w)| w * (v - mean).powi(2)).sum::<f64>();
             prop_assert!((fit.r2[j] - (1.0 - want / tss)).abs() <= scale * b.col(j).squared_norm_l2() / tss, "r2 {}", j);
         }
         prop_assert_eq!(fit.intercept.is_some(), intercept);
@@ -279,4 +311,65 @@ fn bad_input_is_refused_with_what_to_change() {
     nan[42] = f64::NAN;
     let e = outcore::lstsq(&engine, &a, matrix(&nan, 100, 1, 30, 1), &LstsqOptions::new()).unwrap_err();
     assert!(matches!(e, Error::NonFinite { row: 42, col: 0, .. }), "{e}");
+}
+
+#[test]
+fn weights_count_rows_as_repeating_them_would() {
+    // Integer weights: the fit equals the one on the rows repeated; weight 0 leaves a row out.
+    let (a, b) = (normal(301, 4, 11), normal(301, 2, 12));
+    let w: Vec<f64> = (0..301).map(|i| (i % 4) as f64).collect();
+    let repeated: Vec<usize> = (0..301).flat_map(|i| std::iter::repeat_n(i, i % 4)).collect();
+    let a_rep = Mat::from_fn(repeated.len(), 4, |r, j| a[(repeated[r], j)]);
+    let b_rep = Mat::from_fn(repeated.len(), 2, |r, j| b[(repeated[r], j)]);
+    for intercept in [false, true] {
+        let options = LstsqOptions::new().fit_intercept(intercept).fan_in(3);
+        let weighted = solve_weighted(&a, &b, &w, (37, 23), &options, Scheduler::Serial);
+        let plain = solve(&a_rep, &b_rep, (37, 23), &options, Scheduler::Serial);
+        let scale = tol(301, 4, 1.0) * 10.0;
+        assert!(
+            (&weighted.x - &plain.x).norm_l2() <= scale * plain.x.norm_l2(),
+            "{intercept}: {:?} vs {:?}",
+            weighted.x,
+            plain.x
+        );
+        for j in 0..2 {
+            assert!((weighted.rss[j] - plain.rss[j]).abs() <= scale * plain.rss[j], "rss {j}");
+            assert!((weighted.r2[j] - plain.r2[j]).abs() <= scale, "r2 {j}");
+        }
+        if intercept {
+            let (c, c_rep) = (weighted.intercept.as_ref().unwrap(), plain.intercept.as_ref().unwrap());
+            assert!(c.iter().zip(c_rep).all(|(x, y)| (x - y).abs() <= scale * (1.0 + y.abs())), "{c:?} vs {c_rep:?}");
+        }
+        // Rows, not weights, are the observations statsmodels' WLS counts.
+        assert_eq!(weighted.df_resid, (301 - 4 - usize::from(intercept)) as f64);
+        let threads = solve_weighted(&a, &b, &w, (37, 23), &options, Scheduler::Threads { workers: 3 });
+        assert_eq!(bits(&weighted.x), bits(&threads.x), "serial and threads, weighted");
+    }
+}
+
+#[test]
+fn bad_weights_are_refused_naming_the_row() {
+    let engine = engine(64 << 20, Scheduler::Serial);
+    let (a, b) =
+        (matrix(&row_major(&normal(100, 3, 1)), 100, 3, 30, 3), matrix(&row_major(&normal(100, 1, 2)), 100, 1, 30, 1));
+    let solve = |w: &[f64], rows: usize, options: &LstsqOptions| {
+        let w = matrix(w, rows, w.len() / rows, 30, w.len() / rows);
+        LstsqPlan::weighted(&engine, &a, &b, &w, options).and_then(|p| p.run(&engine))
+    };
+    let e = solve(&[1.0; 99], 99, &LstsqOptions::new()).unwrap_err();
+    assert!(e.to_string().contains("`weights`") && e.to_string().contains("99 x 1"), "{e}");
+    let e = solve(&[1.0; 200], 100, &LstsqOptions::new()).unwrap_err();
+    assert!(e.to_string().contains("100 x 2"), "{e}");
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        let mut w = vec![1.0; 100];
+        w[57] = bad;
+        // Checked whatever check_finite says: a weight is not data to skip a scan of.
+        let e = solve(&w, 100, &LstsqOptions::new().check_finite(false)).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { .. }) && e.to_string().contains("row 57"), "{e}");
+    }
+    let e = solve(&[0.0; 100], 100, &LstsqOptions::new().fit_intercept(true)).unwrap_err();
+    assert!(e.to_string().contains("sum to 0"), "{e}");
+    // Without an intercept, all-zero weights leave a zero problem: numpy's answer, x = 0.
+    let fit = solve(&[0.0; 100], 100, &LstsqOptions::new()).unwrap();
+    assert_eq!((fit.rank, fit.x.norm_l2()), (0, 0.0));
 }

@@ -18,6 +18,7 @@ use crate::session::Session;
 pub(super) struct Setup {
     a: ChunkedMatrix,
     b: ChunkedMatrix,
+    weights: Option<ChunkedMatrix>,
     output: Option<OutputDir>,
     plan: LstsqPlan<'static>,
 }
@@ -77,10 +78,14 @@ impl Command for LstsqArgs {
     fn set_up(&self, run: &RunArgs, cancel: CancelToken) -> Result<(Session, Setup)> {
         let a = open_matrix(&self.matrix)?;
         let b = self.rhs()?;
+        let weights = self.weights.as_ref().map(|p| open_path(p, self.matrix.io)).transpose()?;
         let options = self.options();
         let output = match &self.output {
             Some(p) if ranks::is_root() => {
                 outcore::files::check_no_overlap(&b, p)?;
+                if let Some(w) = &weights {
+                    outcore::files::check_no_overlap(w, p)?;
+                }
                 Some(create_output(p, self.overwrite, &a, false)?)
             }
             _ => None,
@@ -88,26 +93,33 @@ impl Command for LstsqArgs {
         let (session, plan) = Session::planned(
             run,
             cancel,
-            |engine| LstsqPlan::new(engine, &a, &b, &options),
+            |engine| match &weights {
+                Some(w) => LstsqPlan::weighted(engine, &a, &b, w, &options),
+                None => LstsqPlan::new(engine, &a, &b, &options),
+            },
             |p, w| p.tsqr().memory_needed(w),
         )?;
         if let Some(file) = run.visualize.as_ref().filter(|_| ranks::is_root()) {
             let title = format!("least squares, {} x {} and {} right-hand sides", a.rows(), a.cols(), b.cols());
             write_visualization(file, &plan.tsqr().to_dot(&title)?)?;
         }
-        Ok((session, Setup { a, b, output, plan }))
+        Ok((session, Setup { a, b, weights, output, plan }))
     }
 
     fn run(&self, session: &Session, setup: Setup, _shared: &[u8]) -> Result<Outcome> {
-        let Setup { a, b, output, plan } = setup;
+        let Setup { a, b, weights, output, plan } = setup;
         if !session.json && ranks::is_root() {
             print_header("lstsq", &a, &session.limit_text(), &plan.tsqr().summary());
             eprintln!("right-hand sides: {} ({} columns)", b.describe(), b.cols());
+            if let Some(w) = &weights {
+                eprintln!("weights: {}", w.describe());
+            }
         }
         let fit = plan.run_with(&session.engine, &session.control)?;
         let fields = LstsqFields {
             rhs: b.describe(),
             rhs_cols: b.cols(),
+            weights: weights.as_ref().map(ChunkedMatrix::describe),
             fit_intercept: self.fit_intercept,
             alpha: self.alpha,
             rcond: self.rcond,

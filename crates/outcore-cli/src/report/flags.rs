@@ -20,6 +20,7 @@ pub(crate) fn flag(knob: Knob) -> String {
         Knob::Destination => "--output",
         Knob::Input => "--input",
         Knob::Rhs => "--rhs",
+        Knob::Weights => "--weights",
         Knob::Rcond => "--rcond",
         Knob::Alpha => "--alpha",
         Knob::Mode => "--mode",

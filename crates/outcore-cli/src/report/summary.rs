@@ -139,6 +139,9 @@ pub(crate) struct LstsqFields {
     /// The right-hand sides.
     pub rhs: String,
     pub rhs_cols: usize,
+    /// The row weights, when weighted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
     pub fit_intercept: bool,
     pub alpha: f64,
     pub rcond: Option<f64>,

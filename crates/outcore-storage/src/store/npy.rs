@@ -285,8 +285,11 @@ fn read_header(path: &Path, file: &File) -> StorageResult<(Layout, usize, usize,
         "f4" => Dtype::F32,
         _ => return Err(StorageError::UnsupportedDtype { path: path.to_path_buf(), dtype: descr.to_string() }),
     };
-    let [rows, cols] = shape[..] else {
-        return Err(StorageError::NotTwoDimensional { path: path.to_path_buf(), ndim: shape.len() });
+    // A vector is read as one column (numpy's `b` and weights are often 1-D).
+    let (rows, cols) = match shape[..] {
+        [rows, cols] => (rows, cols),
+        [rows] => (rows, 1),
+        _ => return Err(StorageError::NotTwoDimensional { path: path.to_path_buf(), ndim: shape.len() }),
     };
     Ok((Layout { dtype, big_endian, fortran }, rows, cols, header_start + header_len))
 }

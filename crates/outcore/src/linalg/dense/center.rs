@@ -1,5 +1,6 @@
 //! Centering for PCA: a panel's columns on their means (the means kept as one more row), a
-//! panel's rows on theirs, and the scales of standardized columns.
+//! panel's rows on theirs, and the scales of standardized columns; for a weighted least-squares
+//! problem, a panel's rows weighted (and its columns centered on their weighted means).
 
 use faer::MatMut;
 use faer::reborrow::{Reborrow, ReborrowMut};
@@ -17,6 +18,34 @@ pub(crate) fn center_columns(mut a: MatMut<'_, f64>) -> Block {
         means.push(mean);
     }
     Block { data: means, rows: 1, cols: n }
+}
+
+/// Weights a panel's rows for weighted least squares: row `i` scaled by `sqrt(w[i])`, after
+/// each column is centered on its weighted mean when `center`. Returns, when centering,
+/// `[means; [sum of w, 0, ...]]` as a `2 x n` block (the means 0 where the weights are).
+/// `w` must be finite and non-negative.
+pub(crate) fn weigh_rows(mut a: MatMut<'_, f64>, w: &[f64], center: bool) -> Option<Block> {
+    let n = a.ncols();
+    let total: f64 = w.iter().sum();
+    let mut stats = None;
+    if center {
+        let mut means = Vec::with_capacity(2 * n);
+        for j in 0..n {
+            let col = a.rb_mut().col_mut(j);
+            let sum = col.rb().iter().zip(w).map(|(x, w)| w * x).sum::<f64>();
+            let mean = if total > 0.0 { sum / total } else { 0.0 };
+            col.iter_mut().for_each(|x| *x -= mean);
+            means.push(mean);
+        }
+        means.push(total);
+        means.resize(2 * n, 0.0);
+        stats = Some(Block { data: means, rows: 2, cols: n });
+    }
+    let roots: Vec<f64> = w.iter().map(|w| w.sqrt()).collect();
+    for j in 0..n {
+        a.rb_mut().col_mut(j).iter_mut().zip(&roots).for_each(|(x, r)| *x *= r);
+    }
+    stats
 }
 
 /// Subtracts each row's mean from it and, when `standardize`, divides it by its standard

@@ -1,7 +1,8 @@
 //! Dense kernels on small and panel-sized matrices, all sequential (`Par::Seq`) so results do
 //! not depend on thread counts. Kernels never do I/O. Householder QR and applying its Q
 //! (`qr`), CholeskyQR2 for R alone at GEMM speed (`cholesky`), the thin SVD and its signs
-//! (`svd`), least squares through the SVD (`solve`), centering for PCA (`center`).
+//! (`svd`), least squares through the SVD (`solve`), centering for PCA and weighting for
+//! least squares (`center`).
 
 mod center;
 mod cholesky;
@@ -11,7 +12,7 @@ mod svd;
 
 use faer::MatRef;
 
-pub(crate) use center::{center_columns, center_rows, column_scales};
+pub(crate) use center::{center_columns, center_rows, column_scales, weigh_rows};
 pub(crate) use cholesky::{CholeskyQr, cholesky_qr2_bytes, cholesky_qr2_r};
 pub(crate) use qr::{apply_q, apply_q_into, qr_in_place, qr_scratch_bytes, r_factor, solve_r_if_conditioned};
 pub(crate) use solve::{Regression, fit};

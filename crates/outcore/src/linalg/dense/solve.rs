@@ -70,9 +70,17 @@ pub(crate) struct Regression {
 }
 
 /// Fits `B ~ A X (+ 1 c^T)` from `r = [R_1 | R_2]` (`k x (n + p)`, A's `n` columns first), the R
-/// of `[A | B]` (centered on `means`, `n + p` of them, when fitting an intercept) over
-/// `samples` rows. Ridge solves `[R_1; sqrt(alpha) I] X = [R_2; 0]`: no extra pass.
-pub(crate) fn fit(r: MatRef<'_, f64>, n: usize, means: Option<&[f64]>, samples: f64, how: Regression) -> Result<Fit> {
+/// of `[A | B]` (centered on `means`, `n + p` of them, when fitting an intercept; rows scaled by
+/// the square roots of their weights, when weighted) over `(rows, weight)`: the rows, and
+/// their weights' sum (the rows again, unweighted). Ridge solves
+/// `[R_1; sqrt(alpha) I] X = [R_2; 0]`: no extra pass.
+pub(crate) fn fit(
+    r: MatRef<'_, f64>,
+    n: usize,
+    means: Option<&[f64]>,
+    (samples, weight): (f64, f64),
+    how: Regression,
+) -> Result<Fit> {
     let (k, cols) = r.shape();
     let p = cols - n;
     let (r1, r2) = (r.subcols(0, n), r.subcols(n, p));
@@ -106,19 +114,19 @@ pub(crate) fn fit(r: MatRef<'_, f64>, n: usize, means: Option<&[f64]>, samples: 
         means.map(|mu| (0..p).map(|j| mu[n + j] - (0..n).map(|i| mu[i] * x[(i, j)]).sum::<f64>()).collect());
     let df = samples - rank as f64 - if means.is_some() { 1.0 } else { 0.0 };
     let stderr =
-        if how.alpha == 0.0 && rank == n && df > 0.0 { Some(stderr(r1, &rss, df, means, samples)?) } else { None };
+        if how.alpha == 0.0 && rank == n && df > 0.0 { Some(stderr(r1, &rss, df, means, weight)?) } else { None };
     Ok(Fit { x, s, rank, rss, tss, intercept, stderr })
 }
 
 /// Standard errors from `(A^T A)^-1 = V S^-2 V^T` (`R_1 = U S V^T`, full rank): of X, the
-/// square roots of `sigma_j^2 diag((A^T A)^-1)`; of the intercepts, of `sigma_j^2 (1 / m +
-/// mu^T (A^T A)^-1 mu)` (A centered on `mu`).
+/// square roots of `sigma_j^2 diag((A^T A)^-1)`; of the intercepts, of `sigma_j^2 (1 / w +
+/// mu^T (A^T A)^-1 mu)` (A centered on `mu`, `w` the rows' weights' sum: their count unweighted).
 fn stderr(
     r1: MatRef<'_, f64>,
     rss: &[f64],
     df: f64,
     means: Option<&[f64]>,
-    samples: f64,
+    weight: f64,
 ) -> Result<(Mat<f64>, Option<Vec<f64>>)> {
     let (s, vectors) = thin_svd(r1, true)?;
     let Some((_, v)) = vectors else { return Err(crate::error::Error::Bug("an SVD without vectors".into())) };
@@ -130,7 +138,7 @@ fn stderr(
     let x = Mat::from_fn(n, rss.len(), |i, j| (sigma2[j] * diag[i]).sqrt());
     let intercept = means.map(|mu| {
         let projected: f64 = (0..s.len()).map(|j| (0..n).map(|i| w[(i, j)] * mu[i]).sum::<f64>().powi(2)).sum();
-        sigma2.iter().map(|s2| (s2 * (1.0 / samples + projected)).sqrt()).collect()
+        sigma2.iter().map(|s2| (s2 * (1.0 / weight + projected)).sqrt()).collect()
     });
     Ok((x, intercept))
 }
@@ -159,7 +167,7 @@ mod tests {
             Mat::from_fn(2, 3, |i, j| if j < 2 { r1[(i, j)] } else { r2[(i, 0)] }).as_ref(),
             2,
             None,
-            2.0,
+            (2.0, 2.0),
             Regression { rcond: 1e-12, alpha: 0.0 },
         )
         .unwrap();

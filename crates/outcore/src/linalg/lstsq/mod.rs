@@ -13,7 +13,9 @@
 //!
 //! A regression needs nothing more from the data: an intercept centers the columns of
 //! `[A | B]` as the PCA does (each panel on its own means, merged exactly up the tree, still
-//! one pass), ridge stacks `sqrt(alpha) I` below `R_1`, and the sums of squares and standard
+//! one pass), row weights scale each row by `sqrt(w_i)` as it is read (centered first on the
+//! weighted means, whose weights' sums ride up the tree beside them), ridge stacks
+//! `sqrt(alpha) I` below `R_1`, and the sums of squares and standard
 //! errors come from R (`||B - A X||^2 = ||R_1 X - R_2||^2`, `A^T A = R_1^T R_1`). The plan and
 //! the run are those of the SVD's TSQR ([`SvdPlan`]): memory, ranks, cancellation and events
 //! as there.
@@ -27,7 +29,7 @@ pub use options::LstsqOptions;
 use crate::error::{Error, Result};
 use crate::linalg::dense::Regression;
 use crate::linalg::input::Input;
-use crate::linalg::tsqr::{Outcome, Root, SvdOptions, SvdPlan};
+use crate::linalg::tsqr::{Beside, Outcome, Root, SvdOptions, SvdPlan};
 use crate::output::Destination;
 use crate::run::{Engine, RunControl, RunStats};
 use crate::task::Key;
@@ -115,8 +117,43 @@ impl<'a> LstsqPlan<'a> {
         b: impl Into<Input<'a>>,
         options: &LstsqOptions,
     ) -> Result<Self> {
+        Self::plan(engine, a.into(), Beside { rhs: Some(b.into()), weights: None }, options)
+    }
+
+    /// Plans weighted least squares: row `i` of `[A | B]` counts `w_i` times, minimizing
+    /// `sum_i w_i ||a_i X - b_i||^2` (plus the ridge penalty; the intercept and R^2 on the
+    /// weighted means), as statsmodels' `WLS` and scikit-learn's `sample_weight` do. `w` is
+    /// `m x 1`, read beside A and B in the same pass; a weight must be finite and at least 0
+    /// (the run stops at the first that is not, naming its row). Zero-weight rows count in
+    /// the residual degrees of freedom, as statsmodels counts them. Refuses `w` of another
+    /// shape, and what [`new`](Self::new) refuses.
+    ///
+    /// ```
+    /// use outcore::{Engine, LstsqOptions, LstsqPlan};
+    ///
+    /// # fn main() -> outcore::Result<()> {
+    /// // Weights 0 drop the last two rows: the fit is the line through the first three.
+    /// let a = faer::mat![[1.0], [2.0], [3.0], [4.0], [5.0]];
+    /// let b = faer::mat![[2.0], [4.0], [6.0], [0.0], [-9.0]];
+    /// let w = faer::mat![[1.0], [1.0], [1.0], [0.0], [0.0]];
+    /// let engine = Engine::new(64 << 20)?;
+    /// let fit = LstsqPlan::weighted(&engine, &a, &b, &w, &LstsqOptions::new())?.run(&engine)?;
+    /// assert!((fit.x[(0, 0)] - 2.0).abs() <= 1e-12);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn weighted(
+        engine: &Engine,
+        a: impl Into<Input<'a>>,
+        b: impl Into<Input<'a>>,
+        w: impl Into<Input<'a>>,
+        options: &LstsqOptions,
+    ) -> Result<Self> {
+        Self::plan(engine, a.into(), Beside { rhs: Some(b.into()), weights: Some(w.into()) }, options)
+    }
+
+    fn plan(engine: &Engine, a: Input<'a>, beside: Beside<'a>, options: &LstsqOptions) -> Result<Self> {
         let LstsqOptions { rcond, fan_in, panel_rows, check_finite, fit_intercept, alpha } = options.clone();
-        let (a, b) = (a.into(), b.into());
         if let Some(r) = rcond.filter(|r| !r.is_finite()) {
             let reason = format!(
                 "{r} is not a cutoff: give a finite ratio (singular values at most rcond times the largest count as zero)"
@@ -139,7 +176,7 @@ impl<'a> LstsqPlan<'a> {
         let tsqr_options =
             SvdOptions { vectors: false, fan_in, panel_rows, check_finite, center: fit_intercept, standardize: false };
         let how = Regression { rcond, alpha };
-        let tsqr = SvdPlan::with_root(engine, a, Some(b), &tsqr_options, Root::Lstsq(how))?;
+        let tsqr = SvdPlan::with_root(engine, a, beside, &tsqr_options, Root::Lstsq(how))?;
         Ok(Self { tsqr, fit_intercept, alpha })
     }
 

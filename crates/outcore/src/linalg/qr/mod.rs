@@ -23,7 +23,7 @@ pub use options::{QrMode, QrOptions};
 
 use crate::error::{Error, Result};
 use crate::linalg::input::Input;
-use crate::linalg::tsqr::{Outcome, Root, SvdOptions, SvdPlan};
+use crate::linalg::tsqr::{Beside, Outcome, Root, SvdOptions, SvdPlan};
 use crate::output::{Destination, Factor};
 use crate::run::{Engine, RunControl, RunStats};
 
@@ -93,7 +93,7 @@ impl<'a> QrPlan<'a> {
             center: false,
             standardize: false,
         };
-        let tsqr = SvdPlan::with_root(engine, a.into(), None, &tsqr_options, Root::Qr)?;
+        let tsqr = SvdPlan::with_root(engine, a.into(), Beside::default(), &tsqr_options, Root::Qr)?;
         let (m, n) = tsqr.shape();
         if m < n {
             let reason = format!(

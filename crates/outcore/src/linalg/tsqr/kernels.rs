@@ -5,14 +5,14 @@ use std::sync::Arc;
 use faer::linalg::matmul::matmul;
 use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
-use outcore_storage::{ChunkIndex, ChunkStore, Pinned, Reservation};
+use outcore_storage::{ChunkIndex, ChunkStore, Knob, Pinned, Reservation};
 
 use super::layout::{Centering, Layout, Root};
 use super::ops::TsqrOp;
 use crate::error::{Error, Result};
 use crate::linalg::dense::{
     CholeskyQr, Regression, apply_q, apply_q_into, center_columns, center_rows, cholesky_qr2_r, column_scales, fit,
-    flip_signs, qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, to_block, view,
+    flip_signs, qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, to_block, view, weigh_rows,
 };
 use crate::matrix::{ChunkedMatrix, MatrixReader};
 use crate::task::{Block, Executor, WorkerScratch};
@@ -22,6 +22,8 @@ pub(crate) struct TsqrExecutor<'a> {
     reader: MatrixReader,
     /// The right-hand sides' reader, for a least-squares root.
     rhs: Option<MatrixReader>,
+    /// The row weights' reader, for a weighted least-squares root.
+    weights: Option<MatrixReader>,
     sink: Option<Arc<dyn ChunkStore>>,
 }
 
@@ -29,23 +31,27 @@ impl<'a> TsqrExecutor<'a> {
     pub(crate) fn new(
         layout: &'a Layout,
         reader: MatrixReader,
-        rhs: Option<MatrixReader>,
+        beside: (Option<MatrixReader>, Option<MatrixReader>),
         sink: Option<Arc<dyn ChunkStore>>,
     ) -> Self {
-        Self { layout, reader, rhs, sink }
+        let (rhs, weights) = beside;
+        Self { layout, reader, rhs, weights, sink }
     }
 
     /// Values of the chunk buffer the readers share.
     fn chunk_len(&self) -> usize {
-        self.reader.buffer_len().max(self.rhs.as_ref().map_or(0, MatrixReader::buffer_len))
+        let beside = self.rhs.iter().chain(&self.weights).map(MatrixReader::buffer_len).max().unwrap_or(0);
+        self.reader.buffer_len().max(beside)
     }
 
     /// Reads panel `panel` into `panel_buf` (column-major) and centers it as the plan says,
-    /// returning its means (one per column, or `[mean; scale]` per row).
+    /// returning its means (one per column, or `[mean; scale]` per row); with weights (read
+    /// into `weight_buf`, one per panel row), weighs its rows (see [`weigh_rows`]).
     fn read_panel<'b>(
         &self,
         panel: usize,
         panel_buf: &'b mut [f64],
+        weight_buf: &mut [f64],
         chunk: &mut Vec<f64>,
         budget: &mut Reservation,
     ) -> Result<(MatMut<'b, f64>, Option<Block>)> {
@@ -54,7 +60,21 @@ impl<'a> TsqrExecutor<'a> {
         let mut a = MatMut::from_column_major_slice_mut(panel_buf, h, n);
         self.reader.read(rows.clone(), 0..lhs, a.rb_mut().subcols_mut(0, lhs), budget, chunk)?;
         if let Some(rhs) = &self.rhs {
-            rhs.read(rows, 0..n - lhs, a.rb_mut().subcols_mut(lhs, n - lhs), budget, chunk)?;
+            rhs.read(rows.clone(), 0..n - lhs, a.rb_mut().subcols_mut(lhs, n - lhs), budget, chunk)?;
+        }
+        if let Some(weights) = &self.weights {
+            let w =
+                weight_buf.get_mut(..h).ok_or_else(|| Error::Bug("a weighted panel read without weights".into()))?;
+            weights.read(rows.clone(), 0..1, MatMut::from_column_major_slice_mut(w, h, 1), budget, chunk)?;
+            if let Some((i, w)) = w.iter().enumerate().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
+                let reason = format!(
+                    "row {} has weight {w}: a weight is how many times its row counts, finite and at least 0",
+                    rows.start + i
+                );
+                return Err(Error::invalid(Knob::Weights, reason));
+            }
+            let stats = weigh_rows(a.rb_mut(), w, self.layout.centering == Centering::Columns);
+            return Ok((a, stats));
         }
         let stats = match self.layout.centering {
             Centering::None => None,
@@ -75,7 +95,7 @@ impl<'a> TsqrExecutor<'a> {
         chunk: &mut Vec<f64>,
         budget: &mut Reservation,
     ) -> Result<(Mat<f64>, Option<Block>)> {
-        let (a, stats) = self.read_panel(panel, panel_buf, chunk, budget)?;
+        let (a, stats) = self.read_panel(panel, panel_buf, &mut [], chunk, budget)?;
         Ok((qr_in_place(a), stats))
     }
 
@@ -83,7 +103,8 @@ impl<'a> TsqrExecutor<'a> {
     /// centered, its row means and scales as a second output.
     fn panel_r(&self, panel: usize, budget: &mut Reservation, scratch: &mut WorkerScratch) -> Result<Vec<Block>> {
         let (h, n) = (self.layout.panels[panel].len(), self.layout.n);
-        let [panel_buf, chunk] = scratch.buffers([h * n, self.chunk_len()], budget)?;
+        let weights = if self.weights.is_some() { h } else { 0 };
+        let [panel_buf, weight_buf, chunk] = scratch.buffers([h * n, weights, self.chunk_len()], budget)?;
         let householder_r = |buf: &mut [f64]| {
             let coeffs = qr_in_place(MatMut::from_column_major_slice_mut(buf, h, n));
             r_factor(MatRef::from_column_major_slice(buf, h, n), coeffs.ncols())
@@ -91,14 +112,14 @@ impl<'a> TsqrExecutor<'a> {
         // Without U no panel's Q is needed again, so its R may come from CholeskyQR2 (a
         // Householder R may differ from it in signs, which the Q back-propagation relies on).
         // With U, the R must be the one `factor_panel` gives the U pass.
-        let (a, stats) = self.read_panel(panel, panel_buf, chunk, budget)?;
+        let (a, stats) = self.read_panel(panel, panel_buf, weight_buf, chunk, budget)?;
         let cholesky = if self.layout.vectors { CholeskyQr::Declined } else { cholesky_qr2_r(a) };
         let mut r = match cholesky {
             CholeskyQr::R(r) => to_block(r.as_ref()),
             CholeskyQr::Declined => householder_r(panel_buf),
             CholeskyQr::Failed => {
                 // The panel was overwritten: read it again (same values, same means).
-                self.read_panel(panel, panel_buf, chunk, budget)?;
+                self.read_panel(panel, panel_buf, weight_buf, chunk, budget)?;
                 householder_r(panel_buf)
             }
         };
@@ -106,7 +127,7 @@ impl<'a> TsqrExecutor<'a> {
             (Centering::None, None) => Ok(vec![r]),
             (Centering::Columns, Some(mean)) => {
                 r.data.extend_from_slice(&mean.data);
-                r.rows += 1;
+                r.rows += mean.rows;
                 Ok(vec![r])
             }
             (Centering::Rows, Some(stats)) => Ok(vec![r, stats]),
@@ -115,39 +136,47 @@ impl<'a> TsqrExecutor<'a> {
     }
 
     /// Stacks the children's R factors and QRs them. With columns centered each child brings
-    /// its mean as a last row, and the stack gets one row `sqrt(c_j) (mu_j - mu)` per child
-    /// (`c_j` its rows, `mu` the weighted mean): the centered matrix's Gram is the sum of the
-    /// children's plus `sum_j c_j (mu_j - mu)(mu_j - mu)^T`, so the stack's R is the R of the
-    /// rows under the node centered on their common mean. The node's mean rides along the same way.
+    /// its mean as a row below its R, and the stack gets one row `sqrt(c_j) (mu_j - mu)` per
+    /// child (`c_j` its rows, or with weights the sum of its rows' weights, which the child
+    /// brings as a last row; `mu` the weighted mean): the centered matrix's Gram is the sum of
+    /// the children's plus `sum_j c_j (mu_j - mu)(mu_j - mu)^T`, so the stack's R is the R of
+    /// the rows under the node centered on their common mean. The node's mean (and weight)
+    /// rides along the same way.
     fn stack_qr(&self, level: usize, node: usize, inputs: &[Pinned]) -> Result<Vec<Block>> {
         let spec = &self.layout.levels[level][node];
         let n = self.layout.n;
         let centered = self.layout.centering == Centering::Columns;
-        let counts: Vec<f64> = spec.children.clone().map(|c| self.layout.levels[level - 1][c].count as f64).collect();
-        if counts.len() != inputs.len() {
+        let extra = self.layout.mean_rows();
+        let weighted = centered && self.weights.is_some();
+        let counts: Vec<f64> = match weighted {
+            true => inputs.iter().map(|r| r[(r.shape().0 - 1) * n]).collect(),
+            false => spec.children.clone().map(|c| self.layout.levels[level - 1][c].count as f64).collect(),
+        };
+        if spec.children.len() != inputs.len() || inputs.iter().any(|r| r.shape().0 < extra) {
             return Err(Error::Bug(format!(
                 "stack L{level}.{node} got {} factors for {} children",
                 inputs.len(),
-                counts.len()
+                spec.children.len()
             )));
         }
+        let total = counts.iter().sum::<f64>();
         let mut mean = vec![0.0; n];
-        if centered {
+        if centered && total > 0.0 {
             for (r, c) in inputs.iter().zip(&counts) {
-                let mu = &r[(r.shape().0 - 1) * n..];
+                let mu = &r[(r.shape().0 - extra) * n..][..n];
                 mean.iter_mut().zip(mu).for_each(|(m, x)| *m += c * x);
             }
-            let total = counts.iter().sum::<f64>();
             mean.iter_mut().for_each(|m| *m /= total);
         }
         let mut a = Mat::<f64>::zeros(spec.rows, n);
         let mut row = 0;
         for (r, c) in inputs.iter().zip(&counts) {
-            let (rows, cols) = r.shape();
+            // R and the mean row; the weight row stays behind.
+            let (rows, cols) = (r.shape().0 - extra + usize::from(centered), r.shape().1);
             if row + rows > spec.rows || cols != n {
                 return Err(Error::Bug(format!("stack L{level}.{node} got a {rows} x {cols} factor at row {row}")));
             }
-            a.as_mut().submatrix_mut(row, 0, rows, cols).copy_from(view(r, rows, cols));
+            a.as_mut().submatrix_mut(row, 0, rows, cols).copy_from(view(&r[..rows * cols], rows, cols));
             if centered {
                 let weight = c.sqrt();
                 (0..n).for_each(|j| a[(row + rows - 1, j)] = weight * (a[(row + rows - 1, j)] - mean[j]));
@@ -158,6 +187,11 @@ impl<'a> TsqrExecutor<'a> {
         let mut r = r_factor(a.as_ref(), spec.k);
         if centered {
             r.data.extend_from_slice(&mean);
+            r.rows += 1;
+        }
+        if weighted {
+            r.data.push(total);
+            r.data.resize(r.data.len() + n - 1, 0.0);
             r.rows += 1;
         }
         let mut outputs = vec![r];
@@ -176,7 +210,7 @@ impl<'a> TsqrExecutor<'a> {
         let mut r = view(r, rows, cols).to_owned();
         let mut stats = None;
         if self.layout.centering == Centering::Columns {
-            let k = rows - 1;
+            let k = rows - self.layout.mean_rows();
             let mean: Vec<f64> = r.row(k).iter().copied().collect();
             r.truncate(k, cols);
             let scale = if self.layout.standardize {
@@ -230,10 +264,16 @@ impl<'a> TsqrExecutor<'a> {
         let (rows, cols) = r.shape();
         let r = view(r, rows, cols);
         let centered = self.layout.centering == Centering::Columns;
-        let k = if centered { rows - 1 } else { rows };
+        let k = rows - self.layout.mean_rows();
         let means: Option<Vec<f64>> = centered.then(|| r.row(k).iter().copied().collect());
         let samples = self.layout.tall.rows() as f64;
-        let f = fit(r.subrows(0, k), self.layout.lhs_cols(), means.as_deref(), samples, how)?;
+        // The weights' sum, which the intercept's variance is over: the rows' count unweighted.
+        let weight = if centered && self.weights.is_some() { r[(rows - 1, 0)] } else { samples };
+        if centered && weight <= 0.0 {
+            let reason = "the weights sum to 0, so no row counts and there are no means to fit an intercept to: give some rows a positive weight";
+            return Err(Error::invalid(Knob::Weights, reason));
+        }
+        let f = fit(r.subrows(0, k), self.layout.lhs_cols(), means.as_deref(), (samples, weight), how)?;
         let row = |values: Vec<f64>| Block { rows: 1, cols: values.len(), data: values };
         let none = || Block { rows: 0, cols: 0, data: Vec::new() };
         let (stderr, intercept_stderr) = match f.stderr {
@@ -295,7 +335,7 @@ impl<'a> TsqrExecutor<'a> {
         let (rr, rc) = r.shape();
         match solve_r_if_conditioned(view(r, rr, rc), view(w, wr, c), self.layout.shortcut_condition) {
             Some(x) => {
-                let (a, _) = self.read_panel(panel, panel_buf, chunk, budget)?;
+                let (a, _) = self.read_panel(panel, panel_buf, &mut [], chunk, budget)?;
                 matmul(u.rb_mut(), Accum::Replace, a.rb(), x.as_ref(), 1.0, Par::Seq);
             }
             None => {
@@ -320,9 +360,10 @@ impl Executor for TsqrExecutor<'_> {
     fn identity(&self) -> String {
         let p = self.layout;
         format!(
-            "{} rhs {} finite {} shortcut {} cache {} centering {:?} standardize {} root {:?}",
+            "{} rhs {} weights {} finite {} shortcut {} cache {} centering {:?} standardize {} root {:?}",
             p.tall.describe(),
             p.rhs.as_ref().map_or_else(|| "none".to_string(), ChunkedMatrix::describe),
+            p.weights.as_ref().map_or_else(|| "none".to_string(), ChunkedMatrix::describe),
             p.check_finite,
             p.shortcut_condition,
             p.cache_input,

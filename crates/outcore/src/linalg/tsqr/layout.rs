@@ -75,6 +75,9 @@ pub(crate) struct Layout {
     pub(crate) tall: ChunkedMatrix,
     /// Right-hand sides read beside `tall` (same rows), for a least-squares root.
     pub(crate) rhs: Option<ChunkedMatrix>,
+    /// Row weights read beside `tall` (`m x 1`): each row of the tall problem is scaled by the
+    /// square root of its weight (centered first on the weighted means).
+    pub(crate) weights: Option<ChunkedMatrix>,
     pub(crate) transposed: bool,
     /// Columns of the tall problem: `tall`'s, and `rhs`'s beside them.
     pub(crate) n: usize,
@@ -112,16 +115,17 @@ pub(crate) fn mat_bytes(r: usize, c: usize) -> u64 {
 }
 
 impl Layout {
-    /// The layout of `tall` (the matrix or its transpose), with `rhs` beside it, in panels of
-    /// `panel_rows` rows.
+    /// The layout of `tall` (the matrix or its transpose), with right-hand sides and weights
+    /// beside it (`sides`), in panels of `panel_rows` rows.
     pub(crate) fn new(
         tall: &ChunkedMatrix,
-        rhs: Option<&ChunkedMatrix>,
+        sides: (Option<&ChunkedMatrix>, Option<&ChunkedMatrix>),
         setup: Setup,
         options: &SvdOptions,
         panel_rows: usize,
     ) -> Self {
         let Setup { transposed, cache_input, centering, small_v, root } = setup;
+        let (rhs, weights) = sides;
         let m = tall.rows();
         let n = tall.cols() + rhs.map_or(0, ChunkedMatrix::cols);
         let (cr, _) = tall.grid().chunk_shape();
@@ -131,6 +135,7 @@ impl Layout {
         let mut layout = Self {
             tall: tall.clone(),
             rhs: rhs.cloned(),
+            weights: weights.cloned(),
             transposed,
             n,
             panels,
@@ -151,7 +156,8 @@ impl Layout {
         layout.fan_in = options
             .fan_in
             .unwrap_or_else(|| (panel_rows / n).min((panel_bytes / (3 * r_bytes).max(1)) as usize).clamp(2, 32));
-        layout.levels = tree(&layout.panels, n, layout.fan_in, layout.mean_rows());
+        // Children stack their R and mean rows (not the weights' sums).
+        layout.levels = tree(&layout.panels, n, layout.fan_in, usize::from(centering == Centering::Columns));
         layout
     }
 
@@ -178,10 +184,15 @@ impl Layout {
         self.tall.cols()
     }
 
-    /// Values of the buffer a streaming read of a panel needs: the larger of the two readers'.
+    /// Values of the buffer a streaming read of a panel needs: the largest of the readers'.
     pub(crate) fn read_buffer_len(&self) -> usize {
-        let rhs = self.rhs.as_ref().map_or(0, |b| b.buffer_len(false));
-        self.tall.buffer_len(self.cache_input).max(rhs)
+        let beside = self.beside().map(|b| b.buffer_len(false)).max().unwrap_or(0);
+        self.tall.buffer_len(self.cache_input).max(beside)
+    }
+
+    /// What is read beside `tall`: the right-hand sides and the weights.
+    pub(crate) fn beside(&self) -> impl Iterator<Item = &ChunkedMatrix> {
+        self.rhs.iter().chain(&self.weights)
     }
 
     /// Row ranges of the tall view's panels.
@@ -213,25 +224,31 @@ impl Layout {
         // Reading: the chunks (pinned when cached, else through the worker's reusable read
         // buffer) and the store's transient scratch, counted once.
         let rows = self.panels[panel].clone();
-        // Streaming reads of A and of the right-hand sides share one buffer, the larger's.
+        // Streaming reads of A, the right-hand sides and the weights share one buffer, the
+        // largest's; the weights have a panel's buffer of their own.
         let buffer = (self.read_buffer_len() * size_of::<f64>()) as u64;
-        let rhs_scratch = self.rhs.as_ref().map_or(0, |b| b.store().read_scratch_bytes());
+        let beside_scratch: u64 = self.beside().map(|b| b.store().read_scratch_bytes()).sum();
         let read = if self.cache_input {
-            self.tall.read_working_set(rows, 0..self.lhs_cols(), true) + buffer + rhs_scratch
+            self.tall.read_working_set(rows, 0..self.lhs_cols(), true) + buffer + beside_scratch
         } else {
-            buffer + self.tall.store().read_scratch_bytes() + rhs_scratch
+            buffer + self.tall.store().read_scratch_bytes() + beside_scratch
         };
-        let reusable = Block::bytes(h, n) + buffer;
-        let total = Block::bytes(h, n) + read;
+        let weights = if self.weights.is_some() { Block::bytes(h, 1) } else { 0 };
+        let reusable = Block::bytes(h, n) + buffer + weights;
+        let total = Block::bytes(h, n) + read + weights;
         // Without U a panel may take CholeskyQR2, whose n x n temporaries exceed Householder's.
         let factor =
             if self.vectors { qr_scratch_bytes(h, n) } else { qr_scratch_bytes(h, n).max(cholesky_qr2_bytes(n)) };
         (total + factor + Block::bytes(h.min(n) + self.mean_rows(), n) + self.stats_bytes(h), reusable)
     }
 
-    /// Rows carrying a mean below each R factor: 1 when columns are centered.
+    /// Rows carrying statistics below each R factor, when columns are centered: the means,
+    /// and with weights a row whose first entry is the weights' sum under the node.
     pub(crate) fn mean_rows(&self) -> usize {
-        usize::from(self.centering == Centering::Columns)
+        match self.centering {
+            Centering::Columns => 1 + usize::from(self.weights.is_some()),
+            _ => 0,
+        }
     }
 
     /// Bytes of a panel's row means and scales (rows centered), kept to the end of the run.

@@ -45,12 +45,13 @@ use kernels::TsqrExecutor;
 pub(crate) use layout::Root;
 use layout::{Centering, Layout};
 pub use options::SvdOptions;
+pub(crate) use plan::Beside;
 pub use plan::SvdPlan;
 
 use crate::error::{Error, Result};
 use crate::linalg::input::Input;
 use crate::linalg::result::{Centered, SvdResult};
-use crate::matrix::MatrixReader;
+use crate::matrix::{ChunkedMatrix, MatrixReader};
 use crate::output::{Destination, Factor, Sink, check_shareable};
 use crate::run::{Engine, RunControl, RunStats};
 use crate::task::{Key, Results};
@@ -137,12 +138,13 @@ impl SvdPlan<'_> {
             let passes = if layout.vectors { 2 } else { 1 };
             let tall = layout.tall.decoded_once(passes, layout.cache_input, engine.memory_pool())?;
             let reader = MatrixReader::new(&tall, engine.memory_pool(), layout.cache_input, layout.check_finite)?;
-            let rhs =
-                layout.rhs.as_ref().map(|b| MatrixReader::new(b, engine.memory_pool(), false, layout.check_finite));
-            Ok((sink, graph, keys, reader, rhs.transpose()?))
+            let beside = |m: &Option<ChunkedMatrix>| {
+                m.as_ref().map(|m| MatrixReader::new(m, engine.memory_pool(), false, layout.check_finite)).transpose()
+            };
+            Ok((sink, graph, keys, reader, (beside(&layout.rhs)?, beside(&layout.weights)?)))
         })());
-        let (sink, graph, keys, reader, rhs) = opened?;
-        let executor = TsqrExecutor::new(layout, reader, rhs, sink.as_ref().map(|s| s.store.clone()));
+        let (sink, graph, keys, reader, beside) = opened?;
+        let executor = TsqrExecutor::new(layout, reader, beside, sink.as_ref().map(|s| s.store.clone()));
         let (results, stats) = engine.run_graph(&graph, &executor, control).map_err(|e| in_callers_terms(layout, e))?;
         drop(executor);
         let large = sink.map(Sink::finish).transpose()?;

@@ -23,7 +23,7 @@ use crate::task::Block;
 pub struct SvdPlan<'a> {
     pub(super) layout: Layout,
     pub(super) memory: MemoryModel,
-    _inputs: (Lent<'a>, Option<Lent<'a>>),
+    _inputs: [Option<Lent<'a>>; 3],
 }
 
 impl std::fmt::Debug for SvdPlan<'_> {
@@ -48,24 +48,29 @@ impl<'a> SvdPlan<'a> {
     /// panels, never copied whole) on `engine`: refuses an empty matrix, and a memory limit
     /// below what one worker needs, saying which limit would work.
     pub fn new(engine: &Engine, a: impl Into<Input<'a>>, options: &SvdOptions) -> Result<Self> {
-        Self::with_root(engine, a.into(), None, options, Root::Svd)
+        Self::with_root(engine, a.into(), Beside::default(), options, Root::Svd)
     }
 
-    /// Plans a TSQR of `a` (with right-hand sides `rhs` read beside it, for a least-squares
-    /// root) whose root computes `root`: the SVD of R, R itself for a QR, or a solution.
+    /// Plans a TSQR of `a` (with right-hand sides and row weights read beside it, for a
+    /// least-squares root) whose root computes `root`: the SVD of R, R itself for a QR, or a
+    /// solution.
     pub(crate) fn with_root(
         engine: &Engine,
         a: Input<'a>,
-        rhs: Option<Input<'a>>,
+        beside: Beside<'a>,
         options: &SvdOptions,
         root: Root,
     ) -> Result<Self> {
         let input = a.lend(Self::chunk_shape)?;
         let a = &input.matrix;
         a.check_not_empty()?;
-        let rhs = rhs.map(|b| b.lend(Self::chunk_shape)).transpose()?;
+        let rhs = beside.rhs.map(|b| b.lend(Self::chunk_shape)).transpose()?;
         if let Some(b) = &rhs {
             check_rhs(a, &b.matrix)?;
+        }
+        let weights = beside.weights.map(|w| w.lend(Self::chunk_shape)).transpose()?;
+        if let Some(w) = &weights {
+            check_weights(a, &w.matrix)?;
         }
         if options.fan_in.is_some_and(|f| f < 2) {
             return Err(Error::invalid(Knob::FanIn, "a reduction node must stack at least 2 factors"));
@@ -105,12 +110,13 @@ impl<'a> SvdPlan<'a> {
         let mut panel_rows = options.panel_rows.unwrap_or(default_rows).min(m);
         let setup = Setup { transposed, cache_input, centering, small_v, root };
         loop {
-            let layout = Layout::new(&tall, rhs.as_ref().map(|b| &b.matrix), setup, options, panel_rows);
+            let sides = (rhs.as_ref().map(|b| &b.matrix), weights.as_ref().map(|w| &w.matrix));
+            let layout = Layout::new(&tall, sides, setup, options, panel_rows);
             let (graph, _) = graph_with_keys(&layout, 1)?;
             let memory = model.with_graph(&graph, layout.retained());
             let needed = memory.needed(1);
             if needed <= model.limit {
-                return Ok(Self { layout, memory, _inputs: (input, rhs) });
+                return Ok(Self { layout, memory, _inputs: [Some(input), rhs, weights] });
             }
             if options.panel_rows.is_some() || panel_rows <= n {
                 return Err(MemoryError::LimitTooSmall {
@@ -222,6 +228,27 @@ fn check_rhs(a: &ChunkedMatrix, b: &ChunkedMatrix) -> Result<()> {
         return Err(Error::invalid(Knob::Rhs, "the right-hand sides have no columns: give B at least one"));
     }
     Ok(())
+}
+
+/// Refuses row weights `w` that are not one column of `a`'s rows.
+fn check_weights(a: &ChunkedMatrix, w: &ChunkedMatrix) -> Result<()> {
+    let ((m, _), (rows, cols)) = (a.shape(), w.shape());
+    if (rows, cols) != (m, 1) {
+        let reason = format!(
+            "the weights are {rows} x {cols} and the matrix has {m} rows: give one weight per row of A, as a column of {m}"
+        );
+        return Err(Error::invalid(Knob::Weights, reason));
+    }
+    Ok(())
+}
+
+/// What a least-squares TSQR reads beside A, row for row.
+#[derive(Default)]
+pub(crate) struct Beside<'a> {
+    /// The right-hand sides B, factored as columns after A's.
+    pub(crate) rhs: Option<Input<'a>>,
+    /// Row weights (`m x 1`, finite, at least 0): each row of `[A | B]` counts `w_i` times.
+    pub(crate) weights: Option<Input<'a>>,
 }
 
 /// What the memory one task needs is for, largest part named first, for messages.
