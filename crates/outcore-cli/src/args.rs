@@ -176,6 +176,14 @@ pub(crate) struct QrArgs {
     /// pass.
     #[arg(long, default_value = "reduced", value_parser = qr_mode)]
     pub mode: QrMode,
+    /// Also compute Q^T B in the same pass: B a Zarr array or .npy file with the matrix's rows
+    /// (qt_b in the summary and qtb.zarr).
+    #[arg(long, value_name = "PATH")]
+    pub rhs: Option<PathBuf>,
+    /// Write Q C (qc.zarr) in place of Q: C a Zarr array or .npy file with a row per column of
+    /// the matrix, read into memory.
+    #[arg(long, value_name = "PATH")]
+    pub q_times: Option<PathBuf>,
     /// R factors stacked per reduction node (default: chosen from shape and memory).
     #[arg(long)]
     pub fan_in: Option<usize>,

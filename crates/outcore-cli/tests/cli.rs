@@ -465,6 +465,26 @@ fn qr_reports_r_and_writes_q_and_r_readable_as_zarr() {
     assert_eq!((q.shape(), r.shape()), ((m, n), (n, n)));
     assert!((&q * &r - &dense).norm_l2() <= common::tol(m, n, dense.norm_l2()));
     assert!(out.join("summary.json").is_file() && !out.join("s.zarr").exists());
+    // Q applied without being formed: Q^T B in the same pass, Q C in Q's place.
+    let (b_path, c_path) = (dir.path().join("b.zarr"), dir.path().join("c.zarr"));
+    for (path, rows, cols) in [(&b_path, "3001", "2"), (&c_path, "9", "3")] {
+        let args = ["generate", "--rows", rows, "--cols", cols, "--seed", "5", "--json", "--output"];
+        json(&large_svd(&[&args[..], &[path.to_str().unwrap()]].concat()));
+    }
+    let (b, c) = (
+        ChunkedMatrix::open(&b_path).unwrap().to_dense().unwrap(),
+        ChunkedMatrix::open(&c_path).unwrap().to_dense().unwrap(),
+    );
+    let applied = dir.path().join("applied");
+    let flags = ["qr", "--json", "--rhs", b_path.to_str().unwrap(), "--q-times", c_path.to_str().unwrap(), "--output"];
+    let v = json(&large_svd(&[&flags[..], &[applied.to_str().unwrap()], &shape[..]].concat()));
+    let qt_b = ChunkedMatrix::open(applied.join("qtb.zarr")).unwrap().to_dense().unwrap();
+    assert!((&qt_b - q.transpose() * &b).norm_l2() <= common::tol(m, n, b.norm_l2()), "{v}");
+    assert_eq!(numbers(&v["qt_b"][0]).len(), 2);
+    let qc = ChunkedMatrix::open(applied.join("qc.zarr")).unwrap().to_dense().unwrap();
+    assert!((&qc - &q * &c).norm_l2() <= common::tol(m, n, c.norm_l2()));
+    assert!(!applied.join("q.zarr").exists());
+    fails_with(&[&["qr", "--q-times", c_path.to_str().unwrap()], &shape[..]].concat(), &["--q-times", "--output"]);
 }
 
 #[test]

@@ -323,7 +323,7 @@ fn qr_and_lstsq_on_two_and_three_ranks_write_the_bits_of_the_threads_scheduler()
     json(&alone(&[&generate[..], &["--output", weights.to_str().unwrap()]].concat()));
     let (a, b, w) = (input.to_str().unwrap(), rhs.to_str().unwrap(), weights.to_str().unwrap());
     let jobs: [(&str, Vec<&str>, &[&str]); 3] = [
-        ("qr", vec!["qr", "--input", a], &["q.zarr", "r.zarr"]),
+        ("qr", vec!["qr", "--input", a, "--rhs", b], &["q.zarr", "r.zarr", "qtb.zarr"]),
         ("lstsq", vec!["lstsq", "--input", a, "--rhs", b, "--fit-intercept"], &["x.zarr", "s.zarr"]),
         ("weighted", vec!["lstsq", "--input", a, "--rhs", b, "--weights", w, "--fit-intercept"], &["x.zarr"]),
     ];
@@ -335,11 +335,12 @@ fn qr_and_lstsq_on_two_and_three_ranks_write_the_bits_of_the_threads_scheduler()
         };
         let threads = dir.path().join(format!("{name}-threads"));
         let one = run(0, &threads);
+        assert!(name != "qr" || one.get("qt_b").is_some(), "qr --rhs reports Q^T B: {one}");
         for ranks in [2, 3] {
             let ours = dir.path().join(format!("{name}-{ranks}"));
             let summary = run(ranks, &ours);
             assert_eq!(summary["ranks"].as_array().map(Vec::len), Some(ranks), "{name}: {summary}");
-            for field in ["r_diagonal", "x", "intercept", "stderr", "rss"] {
+            for field in ["r_diagonal", "qt_b", "x", "intercept", "stderr", "rss"] {
                 assert_eq!(summary.get(field), one.get(field), "{name} on {ranks} ranks: {field} differs");
             }
             for array in arrays {

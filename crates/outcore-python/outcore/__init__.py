@@ -7,6 +7,7 @@ scikit-learn's names.
     pca = outcore.PCA(n_components=5).fit(X)           # centered without copying X
     scores = pca.transform(X)
     Q, R = outcore.qr(X)                               # numpy's qr, tall X
+    QtB, R = outcore.qr_multiply(X, B.T)               # scipy's: B.T @ Q, never forming Q
     x, residuals, rank, s = outcore.lstsq(X, y)        # numpy's lstsq, one pass over [X | y]
     model = outcore.LinearRegression().fit(X, y)       # scikit-learn's, with standard errors
 
@@ -26,7 +27,17 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["svd", "randomized_svd", "qr", "lstsq", "PCA", "LinearRegression", "Ridge", "DEFAULT_MEMORY_LIMIT"]
+__all__ = [
+    "svd",
+    "randomized_svd",
+    "qr",
+    "qr_multiply",
+    "lstsq",
+    "PCA",
+    "LinearRegression",
+    "Ridge",
+    "DEFAULT_MEMORY_LIMIT",
+]
 
 #: The memory limit used when none is given: 256 MiB of outcore's own memory.
 DEFAULT_MEMORY_LIMIT = _core.DEFAULT_MEMORY_LIMIT
@@ -278,25 +289,86 @@ def qr(a, mode="reduced", *, memory_limit=None, n_jobs=None, q_out=None, progres
     numpy's ``qr``: ``mode="reduced"`` returns ``(Q, R)`` (Q m x n, streamed in a second pass;
     ``q_out`` writes it to a new Zarr array at that path and returns the path in its place),
     ``mode="r"`` returns ``R`` alone from one pass. R's diagonal is non-negative, so the result
-    is the same whatever the chunking or the number of workers. ``"complete"`` and ``"raw"`` are
-    refused: a complete Q is m x m.
+    is the same whatever the chunking or the number of workers. ``mode="complete"`` returns an
+    m x m Q (Q's columns completed by an orthonormal basis of the rest) and an m x n R where
+    that Q fits ``memory_limit``, and is refused otherwise; ``"raw"`` is refused (outcore keeps
+    its Householder factors internal: see ``qr_multiply`` to apply Q).
     """
-    if mode not in ("reduced", "r"):
-        hint = "a complete Q is m x m, as large as m^2" if mode == "complete" else "outcore keeps Householder factors internal"
-        raise ValueError(f"mode={mode!r} is not offered ({hint}); use 'reduced' (Q and R) or 'r' (R alone)")
+    if mode not in ("reduced", "r", "complete"):
+        raise ValueError(f"mode={mode!r} is not offered (outcore keeps its Householder factors internal: qr_multiply applies Q); use 'reduced', 'r' or 'complete'")
     if q_out is not None and mode != "reduced":
-        raise ValueError("q_out: mode='r' computes no Q to write; use mode='reduced'")
+        raise ValueError(f"q_out: mode={mode!r} writes no Q to a store; use mode='reduced'")
     src = _as_source(a)
+    limit = _memory(memory_limit)
+    if mode == "complete":
+        m, n = src.shape
+        if m * m * 8 > limit:
+            raise ValueError(
+                f"mode='complete' gives an m x m Q, {m} x {m} here ({m * m * 8 / 2**30:.1f} GiB), more than memory_limit "
+                f"({limit / 2**30:.1f} GiB); use mode='reduced' (Q m x n: the same factorization A = Q R without the "
+                "columns A does not need) or raise memory_limit"
+            )
     r = _core.qr(
         src.handle,
-        reduced=mode == "reduced",
-        memory_limit=_memory(memory_limit),
+        reduced=mode != "r",
+        rhs=None,
+        q_times=None,
+        memory_limit=limit,
         workers=_workers(n_jobs),
         q_out=None if q_out is None else os.fspath(q_out),
         progress=progress,
     )
     R = r["r"].astype(src.out_dtype)
-    return (_out(r["q"], src.out_dtype), R) if mode == "reduced" else R
+    if mode == "r":
+        return R
+    q = _out(r["q"], src.out_dtype)
+    if mode == "complete":
+        # The rest of an orthonormal basis: the last m - n columns of a complete Q of Q.
+        rest = np.linalg.qr(q, mode="complete")[0][:, q.shape[1] :]
+        return np.hstack([q, rest.astype(q.dtype)]), np.vstack([R, np.zeros((q.shape[0] - R.shape[0], R.shape[1]), R.dtype)])
+    return q, R
+
+
+def qr_multiply(a, c, mode="right", *, memory_limit=None, n_jobs=None, out=None, progress=None):
+    """Q of the QR of a tall ``a`` applied to ``c`` without forming Q, as scipy's
+    ``qr_multiply``: returns ``(CQ, R)``.
+
+    ``mode="right"``: ``c @ Q`` for ``c`` of ``a``'s rows as columns (``p x m``, or 1-D of
+    length m), from one pass over ``a`` and ``c.T`` side by side (a numpy, zarr or dask array,
+    read transposed in place: for a store holding ``B = c.T``, ``Q.T @ B`` is
+    ``qr_multiply(a, dask.array.from_zarr(path).T)[0].T``): ``p x n``.
+    ``mode="left"``: ``Q @ c`` for a small ``c`` (``n x p``, or 1-D of length n, in memory),
+    streamed out in a second pass (``out`` writes it to a new Zarr array at that path and
+    returns the path in its place): ``m x p``. R (``n x n``) has a non-negative diagonal; Q is
+    that of ``qr(a)``.
+    """
+    if mode not in ("left", "right"):
+        raise ValueError(f"mode must be 'left' (Q @ c) or 'right' (c @ Q), got {mode!r}")
+    src = _as_source(a)
+    m, n = src.shape
+    settings = dict(memory_limit=_memory(memory_limit), workers=_workers(n_jobs), progress=progress)
+    if mode == "right":
+        if out is not None:
+            raise ValueError("out: mode='right' gives a small p x n result, returned in memory; out is for mode='left'")
+        if isinstance(c, (str, os.PathLike)):
+            raise ValueError("c: mode='right' takes c as an array (p x m); for a store holding c.T, pass dask.array.from_zarr(path).T")
+        flat = getattr(c, "ndim", None) == 1 or (not hasattr(c, "ndim") and np.ndim(c) == 1)
+        rhs, _ = _as_rhs(c if flat else c.T if hasattr(c, "T") else np.asarray(c).T)
+        if rhs.shape[0] != m:
+            raise ValueError(f"c has {rhs.shape[0]} columns and a {m} rows: c @ Q needs a column of c per row of a")
+        r = _core.qr(src.handle, reduced=False, rhs=rhs.handle, q_times=None, q_out=None, **settings)
+        cq = r["qt_b"].T.astype(src.out_dtype)
+        return (cq[0] if flat else cq), r["r"].astype(src.out_dtype)
+    c = np.asarray(c, dtype=np.float64)
+    flat = c.ndim == 1
+    c2 = c[:, None] if flat else c
+    if c2.ndim != 2 or c2.shape[0] != n or c2.shape[1] == 0:
+        raise ValueError(f"c has shape {c.shape}; Q @ c needs a row of c per column of a ({n}), and a column at least")
+    r = _core.qr(src.handle, reduced=True, rhs=None, q_times=np.ascontiguousarray(c2), q_out=None if out is None else os.fspath(out), **settings)
+    qc = _out(r["q"], src.out_dtype)
+    if flat and not isinstance(qc, str):
+        qc = qc[:, 0]
+    return qc, r["r"].astype(src.out_dtype)
 
 
 def lstsq(a, b, rcond=None, *, memory_limit=None, n_jobs=None, progress=None):

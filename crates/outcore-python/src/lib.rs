@@ -128,33 +128,52 @@ fn rsvd<'py>(
     Ok(out)
 }
 
-/// The QR of a tall `source` by TSQR, R's diagonal non-negative. Returns a dict: `r` (n x n),
-/// `q` (with `reduced`: an array, or the Zarr path it was written to; else `None`), and the
-/// run's `tasks`, `seconds` and `memory`.
+/// The QR of a tall `source` by TSQR, R's diagonal non-negative; with `rhs` (a source of its
+/// rows), `Q^T rhs` from the same pass; with `q_times` (`n x p`), `Q q_times` in Q's place.
+/// Returns a dict: `r` (n x n), `q` (with `reduced`: an array, or the Zarr path it was written
+/// to; else `None`), `qt_b` (or `None`), and the run's `tasks`, `seconds` and `memory`.
 #[pyfunction]
-#[pyo3(signature = (source, *, reduced, memory_limit, workers, q_out, progress))]
+#[pyo3(signature = (source, *, reduced, rhs, q_times, memory_limit, workers, q_out, progress))]
+#[allow(clippy::too_many_arguments)]
 fn qr<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
     reduced: bool,
+    rhs: Option<&Bound<'py, PyAny>>,
+    q_times: Option<PyReadonlyArray2<'py, f64>>,
     memory_limit: u64,
     workers: Option<usize>,
     q_out: Option<PathBuf>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let source = Source::from_python(source)?;
-    let options = QrOptions::new().mode(if reduced { QrMode::Reduced } else { QrMode::R });
+    let b = rhs.map(Source::from_python).transpose()?;
+    let mut options = QrOptions::new().mode(if reduced { QrMode::Reduced } else { QrMode::R });
+    if let Some(c) = &q_times {
+        let c = c.as_array();
+        options = options.q_times(Mat::from_fn(c.nrows(), c.ncols(), |i, j| c[(i, j)]));
+    }
     let settings = Settings::new(memory_limit, workers, progress)?;
     let matrix = source.matrix(py, true)?;
-    let view = source.f64_view();
-    let (result, memory) = run_detached(py, &settings, &[&source], |engine, control, _| {
+    let b_matrix = b.as_ref().map(|b| b.matrix(py, true)).transpose()?;
+    let (view, b_view) = (source.f64_view(), b.as_ref().and_then(Source::f64_view));
+    let sources: Vec<&Source> = [&source].into_iter().chain(&b).collect();
+    let (result, memory) = run_detached(py, &settings, &sources, |engine, control, _| {
         let q = q_out.clone().map_or(Destination::Memory, Destination::Zarr);
         let input: Input<'_> = view.map_or_else(|| (&matrix).into(), Into::into);
-        QrPlan::new(engine, input, &options)?.run_with(engine, q, control)
+        let plan = match &b_matrix {
+            Some(b_matrix) => {
+                let b_input: Input<'_> = b_view.map_or_else(|| b_matrix.into(), Into::into);
+                QrPlan::with_qt(engine, input, b_input, &options)?
+            }
+            None => QrPlan::new(engine, input, &options)?,
+        };
+        plan.run_with(engine, q, control)
     })?;
     let out = PyDict::new(py);
     out.set_item("r", to_numpy(py, &result.r))?;
     out.set_item("q", factor(py, result.q.as_ref())?)?;
+    out.set_item("qt_b", result.qt_b.as_ref().map(|m| to_numpy(py, m)))?;
     run_figures(&out, &result.stats, &memory)?;
     Ok(out)
 }

@@ -1,12 +1,13 @@
 """outcore's QR, least squares and linear models against numpy, scikit-learn and the textbook
 formulas: tall, rank-deficient and wide matrices, 1-D and 2-D targets, every input kind.
 
-Needs: pip install ./crates/outcore-python pytest scikit-learn "zarr>=3" "dask[array]" xarray
+Needs: pip install ./crates/outcore-python pytest scikit-learn (and its scipy) "zarr>=3" "dask[array]" xarray
 """
 
 import dask.array as da
 import numpy as np
 import pytest
+import scipy.linalg
 import xarray as xr
 import zarr
 from sklearn.base import clone, is_regressor
@@ -68,11 +69,54 @@ def test_qr_of_other_sources_and_to_zarr(tmp_path):
 
 def test_qr_refuses_what_it_does_not_offer():
     x, _ = regression(100, 4)
-    for mode in ["complete", "raw"]:
-        with pytest.raises(ValueError, match="'reduced'"):
-            outcore.qr(x, mode=mode)
+    with pytest.raises(ValueError, match="qr_multiply"):
+        outcore.qr(x, mode="raw")
     with pytest.raises(ValueError, match="transpose"):
         outcore.qr(x.T)
+    # A complete Q is m x m: 20,000 rows make 3 GiB, over a 64 MiB limit.
+    with pytest.raises(ValueError, match="20000 x 20000.*reduced"):
+        outcore.qr(np.ones((20_000, 3)), mode="complete", memory_limit="64MiB")
+
+
+def test_qr_complete_extends_q_to_an_orthogonal_basis():
+    x, _ = regression(300, 7)
+    q, r = outcore.qr(x, mode="complete")
+    q_reduced, r_reduced = outcore.qr(x)
+    assert q.shape == (300, 300) and r.shape == (300, 7)
+    assert np.array_equal(q[:, :7], q_reduced) and np.array_equal(r[:7], r_reduced) and not r[7:].any()
+    assert np.abs(q.T @ q - np.eye(300)).max() <= tol(q.shape, 1.0)
+    assert np.abs(q @ r - x).max() <= tol(x.shape, np.abs(x).max() * 7)
+
+
+@pytest.mark.parametrize("shape", [(3001, 9), (12, 12), (700, 1)])
+def test_qr_multiply_applies_q_without_forming_it(shape, tmp_path):
+    x, _ = regression(*shape)
+    m, n = shape
+    q, r = outcore.qr(x)
+    rng = np.random.default_rng(4)
+    c_right, c_left = rng.standard_normal((3, m)), rng.standard_normal((n, 2))
+    cq, r_right = outcore.qr_multiply(x, c_right)
+    assert cq.shape == (3, n) and np.allclose(r_right, r, rtol=1e-10, atol=tol(shape, np.abs(r).max()))
+    assert np.abs(cq - c_right @ q).max() <= tol(shape, np.abs(c_right).sum(axis=1).max())
+    # 1-D, as scipy's; c.T from a store or dask array, read beside a.
+    v, _ = outcore.qr_multiply(x, c_right[0])
+    assert v.shape == (n,) and np.allclose(v, cq[0], rtol=1e-12, atol=1e-12)
+    zarr.create_array(tmp_path / "b.zarr", data=np.ascontiguousarray(c_right.T), chunks=(250, 3))
+    stored = outcore.qr_multiply(x, da.from_zarr(str(tmp_path / "b.zarr")).T)[0]
+    assert np.allclose(stored, cq, rtol=1e-10, atol=tol(shape, 1.0))
+    with pytest.raises(ValueError, match="from_zarr"):
+        outcore.qr_multiply(x, str(tmp_path / "b.zarr"))
+    qc, _ = outcore.qr_multiply(x, c_left, mode="left")
+    assert qc.shape == (m, 2) and np.abs(qc - q @ c_left).max() <= tol(shape, np.abs(c_left).sum(axis=0).max())
+    path, _ = outcore.qr_multiply(x, c_left, mode="left", out=tmp_path / "qc.zarr")
+    assert np.array_equal(zarr.open_array(path)[:], qc)
+    # scipy's: the same product up to the signs of Q's columns, which scipy does not fix.
+    cq_scipy, r_scipy = scipy.linalg.qr_multiply(x, c_right, mode="right")
+    signs = np.sign(np.diag(r_scipy))
+    assert np.allclose(cq_scipy * signs, cq, rtol=1e-8, atol=tol(shape, np.abs(c_right).sum(axis=1).max()) * 1e3)
+    for bad, words in [((c_right, "left"), "row of c per column"), ((c_right[:, 1:], "right"), "column of c per row"), ((c_left, "middle"), "'left'")]:
+        with pytest.raises(ValueError, match=words):
+            outcore.qr_multiply(x, bad[0], mode=bad[1])
 
 
 @pytest.mark.parametrize("shape", [(2001, 6), (50, 50), (7, 30)])

@@ -63,6 +63,8 @@ pub enum Knob {
     Method,
     /// What a factorization returns (a QR's mode).
     Mode,
+    /// The matrix `C` whose product `Q C` a QR writes in place of Q.
+    QTimes,
     /// The distribution of a generated matrix.
     Distribution,
     /// The ranks of a job.
@@ -102,6 +104,7 @@ impl Knob {
             Self::Probes => "probes",
             Self::Method => "method",
             Self::Mode => "mode",
+            Self::QTimes => "q_times",
             Self::Distribution => "distribution",
             Self::Ranks => "ranks",
             Self::Program(name) => name,

@@ -1,7 +1,8 @@
 //! QR against dense faer references: shapes that do not divide the chunks, square and one row
 //! more than columns, rank-deficient and ill-conditioned; Q orthonormal, `A = Q R`, R upper
-//! triangular with a non-negative diagonal and equal to faer's R with its signs fixed; serial
-//! and threads bitwise identical; bad requests refused.
+//! triangular with a non-negative diagonal and equal to faer's R with its signs fixed; Q applied
+//! without being formed (`Q^T B`, `Q C`); serial and threads bitwise identical; bad requests
+//! refused.
 
 use outcore_testkit as common;
 
@@ -109,6 +110,66 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Q applied without being formed: `Q^T B` from one pass over `[A | B]` and `Q C` written in
+    /// Q's place, against Q from a plain run; rank-deficient A included (Q is the same
+    /// Householder Q whatever it is applied to).
+    #[test]
+    fn q_is_applied_to_tall_and_small_matrices_without_being_formed(
+        (m, n) in prop_oneof![(0usize..250, 1usize..9).prop_map(|(d, n)| (n + d, n)), (1usize..9).prop_map(|n| (n, n))],
+        p in 1usize..4,
+        chunks in (1usize..40, 1usize..40),
+        seed in any::<u64>(),
+        dependent in any::<bool>(),
+        values_only in any::<bool>(),
+    ) {
+        let a = tall(m, n, seed, dependent);
+        let b = tall(m, p, seed ^ 5, false);
+        let c = tall(n, p, seed ^ 9, false);
+        let engine = engine(256 << 20, Scheduler::Serial);
+        let (a_chunked, b_chunked) = (matrix(&row_major(&a), m, n, chunks.0.min(m), n), matrix(&row_major(&b), m, p, chunks.1.min(m), p));
+        let plain = outcore::qr(&engine, &a_chunked, &QrOptions::new().fan_in(3)).unwrap();
+        let q = plain.q_matrix().unwrap();
+        let mode = if values_only { QrMode::R } else { QrMode::Reduced };
+        let options = QrOptions::new().mode(mode).fan_in(3);
+        let with_qt = QrPlan::with_qt(&engine, &a_chunked, &b_chunked, &options).unwrap().run(&engine).unwrap();
+        let qt_b = with_qt.qt_b.as_ref().unwrap();
+        prop_assert_eq!(qt_b.shape(), (n, p));
+        if dependent && n >= 2 {
+            // Q's last column spans nothing of A; what is fixed is Q^T B on A's column space:
+            // R^T (Q^T B) = A^T B.
+            let err = (with_qt.r.transpose() * qt_b - a.transpose() * &b).norm_l2();
+            prop_assert!(err <= tol(m, n, a.norm_l2() * b.norm_l2()), "R^T Q^T B vs A^T B: {}", err);
+        } else {
+            let err = (qt_b - q.transpose() * &b).norm_l2();
+            let cond = condition(&a);
+            prop_assert!(err <= tol(m, n, b.norm_l2()) * cond, "Q^T B: {} (cond {:.1e})", err, cond);
+        }
+        check_qr(&a, &with_qt, mode);
+        if let Some(q_ab) = with_qt.q_matrix() {
+            // The Q written beside Q^T B is A's, and consistent with it.
+            let err = (q_ab.transpose() * &b - qt_b).norm_l2();
+            prop_assert!(err <= tol(m, n, b.norm_l2()), "Q^T B against its own Q: {}", err);
+        }
+        let threads = engine_run_threads(&a_chunked, &b_chunked, &options);
+        prop_assert_eq!(bits(qt_b), bits(&threads));
+        // Q C in Q's place.
+        let times = outcore::qr(&engine, &a_chunked, &QrOptions::new().fan_in(3).q_times(c.clone())).unwrap();
+        let qc = times.q_matrix().unwrap();
+        prop_assert_eq!(qc.shape(), (m, p));
+        let err = (qc - q * &c).norm_l2();
+        prop_assert!(err <= tol(m, n, c.norm_l2()), "Q C: {}", err);
+        prop_assert_eq!(bits(&times.r), bits(&plain.r));
+    }
+}
+
+fn engine_run_threads(a: &ChunkedMatrix, b: &ChunkedMatrix, options: &QrOptions) -> Mat<f64> {
+    let engine = engine(256 << 20, Scheduler::Threads { workers: 3 });
+    QrPlan::with_qt(&engine, a, b, options).unwrap().run(&engine).unwrap().qt_b.unwrap()
+}
+
 #[test]
 fn an_ill_conditioned_matrix_keeps_q_orthonormal_and_reproduces_a() {
     // Column 3 is column 2 plus 1e-12 times noise: cond(A) near 1e12. Householder QR is
@@ -168,6 +229,13 @@ fn bad_requests_are_refused_with_what_to_change() {
     nan[77] = f64::NAN;
     let e = outcore::qr(&engine, matrix(&nan, 200, 5, 50, 5), &QrOptions::new()).unwrap_err();
     assert!(matches!(e, Error::NonFinite { row: 15, col: 2, .. }), "{e}");
+    let e = outcore::qr(&engine, &chunked, &QrOptions::new().q_times(Mat::zeros(4, 2))).unwrap_err();
+    assert!(e.to_string().contains("`q_times`") && e.to_string().contains("4 x 2"), "{e}");
+    let e = outcore::qr(&engine, &chunked, &QrOptions::new().mode(QrMode::R).q_times(Mat::zeros(5, 2))).unwrap_err();
+    assert!(e.to_string().contains("`mode`"), "{e}");
+    let short = matrix(&[1.0; 199], 199, 1, 50, 1);
+    let e = QrPlan::with_qt(&engine, &chunked, &short, &QrOptions::new()).unwrap_err();
+    assert!(e.to_string().contains("199 rows"), "{e}");
     let tiny = outcore::Engine::new(1 << 20).unwrap();
     let big = ChunkedMatrix::generated(Distribution::Normal, 0, 100_000, 200, 10_000, 200).unwrap();
     let e = outcore::qr(&tiny, &big, &QrOptions::new()).unwrap_err();

@@ -1,7 +1,6 @@
 //! `large-svd lstsq`: least squares `A X = B` in one pass over `[A | B]`, with a regression's
 //! figures; X in the summary and in `x.zarr`.
 
-use outcore::faer::Mat;
 use outcore::files::{OutputDir, write_matrix_zarr};
 use outcore::{CancelToken, ChunkedMatrix, Error, Knob, LstsqOptions, LstsqPlan, LstsqResult, Result};
 
@@ -11,7 +10,7 @@ use crate::graphviz::write_visualization;
 use crate::inputs::{commit_output, create_output, open_matrix, open_path};
 use crate::ranks;
 use crate::report::human::{peaks_line, print_header, ranks_lines, usage_line, values_line};
-use crate::report::summary::{Details, LstsqFields, Summary};
+use crate::report::summary::{Details, LstsqFields, Summary, rows_of};
 use crate::session::Session;
 
 /// What every rank has before the run.
@@ -63,11 +62,6 @@ impl LstsqArgs {
             )),
         }
     }
-}
-
-/// A matrix as rows of values, for JSON.
-fn rows_of(m: &Mat<f64>) -> Vec<Vec<f64>> {
-    (0..m.nrows()).map(|i| (0..m.ncols()).map(|j| m[(i, j)]).collect()).collect()
 }
 
 impl Command for LstsqArgs {

@@ -1,22 +1,25 @@
 //! `large-svd qr`: the QR of a tall matrix, R in the summary (its diagonal) and in `r.zarr`,
-//! Q in `q.zarr`.
+//! Q in `q.zarr` (or `Q C` in `qc.zarr`), `Q^T B` in the summary and `qtb.zarr`.
 
 use outcore::files::{OutputDir, write_matrix_zarr};
-use outcore::{CancelToken, ChunkedMatrix, Destination, QrMode, QrOptions, QrPlan, QrResult, Result};
+use outcore::{
+    CancelToken, ChunkedMatrix, Destination, Error, Knob, Message, QrMode, QrOptions, QrPlan, QrResult, Result,
+};
 
 use super::lifecycle::Command;
 use crate::args::{QrArgs, RunArgs};
 use crate::graphviz::write_visualization;
-use crate::inputs::{commit_output, create_output, factor_store, open_matrix, output_share, shared_factor};
+use crate::inputs::{commit_output, create_output, factor_store, open_matrix, open_path, output_share, shared_factor};
 use crate::ranks;
 use crate::report::human::{peaks_line, print_header, ranks_lines, usage_line, values_line};
-use crate::report::summary::{Details, Summary};
+use crate::report::summary::{Details, Summary, rows_of};
 use crate::session::Session;
 
 /// What every rank has before the run: rank 0 alone holds the output directory and the Q
 /// array it created there.
 pub(super) struct Setup {
     a: ChunkedMatrix,
+    b: Option<ChunkedMatrix>,
     output: Option<OutputDir>,
     q: Option<Destination<'static>>,
     plan: QrPlan<'static>,
@@ -32,16 +35,32 @@ pub(super) struct Outcome {
 
 impl QrArgs {
     /// Q is computed only where it can be written: mode reduced with `--output`.
-    fn options(&self) -> QrOptions {
+    fn options(&self) -> Result<QrOptions> {
         let mode = if self.output.is_some() { self.mode } else { QrMode::R };
         let mut options = QrOptions::new().mode(mode).check_finite(!self.matrix.no_check_finite);
+        if let Some(path) = &self.q_times {
+            if self.output.is_none() {
+                let reason = Message::new()
+                    .knob(Knob::QTimes)
+                    .text(" writes Q C to the output directory, as qc.zarr: pass ")
+                    .knob(Knob::Destination)
+                    .text(" DIR");
+                return Err(Error::invalid(Knob::QTimes, reason));
+            }
+            options = options.q_times(open_path(path, self.matrix.io)?.to_dense()?);
+        }
         if let Some(f) = self.fan_in {
             options = options.fan_in(f);
         }
         if let Some(rows) = self.panel_rows {
             options = options.panel_rows(rows);
         }
-        options
+        Ok(options)
+    }
+
+    /// Q's array in the output: `Q C` with `--q-times`.
+    fn q_name(&self) -> &'static str {
+        if self.q_times.is_some() { "qc.zarr" } else { "q.zarr" }
     }
 }
 
@@ -52,25 +71,34 @@ impl Command for QrArgs {
 
     fn set_up(&self, run: &RunArgs, cancel: CancelToken) -> Result<(Session, Setup)> {
         let a = open_matrix(&self.matrix)?;
-        let options = self.options();
+        let b = self.rhs.as_ref().map(|p| open_path(p, self.matrix.io)).transpose()?;
+        let options = self.options()?;
         let output = match &self.output {
-            Some(p) if ranks::is_root() => Some(create_output(p, self.overwrite, &a, false)?),
+            Some(p) if ranks::is_root() => {
+                if let Some(b) = &b {
+                    outcore::files::check_no_overlap(b, p)?;
+                }
+                Some(create_output(p, self.overwrite, &a, false)?)
+            }
             _ => None,
         };
         let (session, plan) = Session::planned(
             run,
             cancel,
-            |engine| QrPlan::new(engine, &a, &options),
+            |engine| match &b {
+                Some(b) => QrPlan::with_qt(engine, &a, b, &options),
+                None => QrPlan::new(engine, &a, &options),
+            },
             |p, w| p.tsqr().memory_needed(w),
         )?;
         if let Some(file) = run.visualize.as_ref().filter(|_| ranks::is_root()) {
             write_visualization(file, &plan.tsqr().to_dot(&format!("QR of {} x {}", a.rows(), a.cols()))?)?;
         }
         let q = match (&output, plan.q_grid()) {
-            (Some(out), Some(grid)) => Some(factor_store(out, "q.zarr", grid, &a)?),
+            (Some(out), Some(grid)) => Some(factor_store(out, self.q_name(), grid, &a)?),
             _ => None,
         };
-        Ok((session, Setup { a, output, q, plan }))
+        Ok((session, Setup { a, b, output, q, plan }))
     }
 
     fn share(&self, setup: &Setup) -> Vec<u8> {
@@ -78,11 +106,11 @@ impl Command for QrArgs {
     }
 
     fn run(&self, session: &Session, setup: Setup, shared: &[u8]) -> Result<Outcome> {
-        let Setup { a, output, q, plan } = setup;
+        let Setup { a, b, output, q, plan } = setup;
         // Once rank 0 created Q's array, the other ranks open it for their rows.
         let q = match q {
             Some(created) => Ok(created),
-            None if plan.q_grid().is_some() => shared_factor(shared, "q.zarr"),
+            None if plan.q_grid().is_some() => shared_factor(shared, self.q_name()),
             None => Ok(Destination::Memory),
         };
         let (q, _) = ranks::agree(q, |_| Vec::new())?;
@@ -91,6 +119,9 @@ impl Command for QrArgs {
             if self.output.is_none() && self.mode == QrMode::Reduced {
                 eprintln!("R only: pass --output DIR to compute and write Q");
             }
+            if let Some(b) = &b {
+                eprintln!("Q^T B of {} ({} columns)", b.describe(), b.cols());
+            }
         }
         let qr = plan.run_with(&session.engine, q, &session.control)?;
         let details = Details::Qr {
@@ -98,6 +129,7 @@ impl Command for QrArgs {
             panels: plan.tsqr().panels().len(),
             fan_in: plan.tsqr().fan_in(),
             r_diagonal: (0..qr.r.nrows()).map(|i| qr.r[(i, i)]).collect(),
+            qt_b: qr.qt_b.as_ref().map(rows_of),
         };
         let summary = session.summary(("qr", details), &a, (None, &qr.stats));
         Ok(Outcome { a, qr, summary, output })
@@ -111,6 +143,9 @@ impl Command for QrArgs {
         let Outcome { a, qr, mut summary, output } = outcome;
         if let Some(out) = output {
             write_matrix_zarr(&out.path().join("r.zarr"), qr.r.as_ref(), qr.r.nrows(), a.store().dtype())?;
+            if let Some(qt_b) = &qr.qt_b {
+                write_matrix_zarr(&out.path().join("qtb.zarr"), qt_b.as_ref(), qt_b.nrows(), a.store().dtype())?;
+            }
             commit_output(out, &mut summary)?;
         }
         if session.json {
@@ -118,14 +153,21 @@ impl Command for QrArgs {
         } else {
             let diagonal: Vec<f64> = (0..qr.r.nrows()).map(|i| qr.r[(i, i)]).collect();
             println!("R's diagonal: {}", values_line(&diagonal, 10));
+            if let Some(qt_b) = &qr.qt_b {
+                for j in 0..qt_b.ncols() {
+                    let column: Vec<f64> = qt_b.col(j).iter().copied().collect();
+                    println!("Q^T b[{j}]: {}", values_line(&column, 10));
+                }
+            }
             println!("{}", usage_line(&summary, ""));
             println!("{}", peaks_line(&summary.memory.peaks));
             for line in ranks_lines(&summary) {
                 println!("{line}");
             }
             if let Some(path) = &self.output {
-                let q = if qr.q.is_some() { "q.zarr, " } else { "" };
-                println!("wrote {} ({q}r.zarr, summary.json)", path.display());
+                let q = if qr.q.is_some() { format!("{}, ", self.q_name()) } else { String::new() };
+                let qt_b = if qr.qt_b.is_some() { "qtb.zarr, " } else { "" };
+                println!("wrote {} ({q}{qt_b}r.zarr, summary.json)", path.display());
             }
         }
         Ok(())

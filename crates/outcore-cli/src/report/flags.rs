@@ -24,6 +24,7 @@ pub(crate) fn flag(knob: Knob) -> String {
         Knob::Rcond => "--rcond",
         Knob::Alpha => "--alpha",
         Knob::Mode => "--mode",
+        Knob::QTimes => "--q-times",
         Knob::FanIn => "--fan-in",
         Knob::PanelRows => "--panel-rows",
         Knob::K => "-k",

@@ -129,8 +129,16 @@ pub(crate) enum Details {
         fan_in: usize,
         /// R's diagonal (non-negative).
         r_diagonal: Vec<f64>,
+        /// `Q^T B`, row by row, with `--rhs`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        qt_b: Option<Vec<Vec<f64>>>,
     },
     Lstsq(Box<LstsqFields>),
+}
+
+/// A matrix as rows of values, for JSON.
+pub(crate) fn rows_of(m: &outcore::faer::Mat<f64>) -> Vec<Vec<f64>> {
+    (0..m.nrows()).map(|i| (0..m.ncols()).map(|j| m[(i, j)]).collect()).collect()
 }
 
 /// `lstsq`'s own fields: numpy's results and a regression's, each per column of B.

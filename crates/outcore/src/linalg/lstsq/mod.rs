@@ -117,7 +117,7 @@ impl<'a> LstsqPlan<'a> {
         b: impl Into<Input<'a>>,
         options: &LstsqOptions,
     ) -> Result<Self> {
-        Self::plan(engine, a.into(), Beside { rhs: Some(b.into()), weights: None }, options)
+        Self::plan(engine, a.into(), Beside { rhs: Some(b.into()), ..Beside::default() }, options)
     }
 
     /// Plans weighted least squares: row `i` of `[A | B]` counts `w_i` times, minimizing
@@ -149,7 +149,7 @@ impl<'a> LstsqPlan<'a> {
         w: impl Into<Input<'a>>,
         options: &LstsqOptions,
     ) -> Result<Self> {
-        Self::plan(engine, a.into(), Beside { rhs: Some(b.into()), weights: Some(w.into()) }, options)
+        Self::plan(engine, a.into(), Beside { rhs: Some(b.into()), weights: Some(w.into()), q_times: None }, options)
     }
 
     fn plan(engine: &Engine, a: Input<'a>, beside: Beside<'a>, options: &LstsqOptions) -> Result<Self> {

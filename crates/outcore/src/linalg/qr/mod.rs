@@ -10,7 +10,13 @@
 //!
 //! [`QrMode::R`] reads the matrix once and keeps only the n x n factors of the tree, so it
 //! may take CholeskyQR2 for panels (see docs/decisions.md); [`QrMode::Reduced`] factors every
-//! panel by Householder and reads the matrix twice. The plan and the run are those of the
+//! panel by Householder and reads the matrix twice.
+//!
+//! Q is implicit, kept as the tree's Householder factors during the run, so it is applied
+//! without being formed: `Q C` for a small `C` (`n x p`) is written in Q's place with
+//! `W = D C` carried down the tree ([`QrOptions::q_times`]), and `Q^T B` for a tall B read
+//! beside A is `D R_2` in the R of `[A | B] = Q [R_1 R_2; 0 R_3]`: one pass
+//! ([`QrPlan::with_qt`]). The plan and the run are those of the
 //! SVD's TSQR ([`SvdPlan`]) with a different root: everything said there of memory, ranks,
 //! cancellation and events holds here.
 
@@ -55,9 +61,11 @@ pub fn qr<'a>(engine: &Engine, a: impl Into<Input<'a>>, options: &QrOptions) -> 
 pub struct QrResult {
     /// `R` (`n x n`, upper triangular, its diagonal non-negative).
     pub r: Mat<f64>,
-    /// `Q` (`m x n`, orthonormal columns) where its destination put it, in
-    /// [`QrMode::Reduced`].
+    /// `Q` (`m x n`, orthonormal columns), or `Q C` with [`QrOptions::q_times`], where its
+    /// destination put it, in [`QrMode::Reduced`].
     pub q: Option<Factor>,
+    /// `Q^T B` (`n x p`), for a plan made with [`QrPlan::with_qt`].
+    pub qt_b: Option<Mat<f64>>,
     /// What the run observed.
     pub stats: RunStats,
 }
@@ -81,10 +89,51 @@ pub struct QrPlan<'a> {
 }
 
 impl<'a> QrPlan<'a> {
-    /// Plans the QR of `a` (any [`Input`]) on `engine`: refuses an empty or wide matrix, and a
-    /// memory limit below what one worker needs, saying which limit would work.
+    /// Plans the QR of `a` (any [`Input`]) on `engine`: refuses an empty or wide matrix, a
+    /// `q_times` without Q or of other rows than `a`'s columns, and a memory limit below what
+    /// one worker needs, saying which limit would work.
     pub fn new(engine: &Engine, a: impl Into<Input<'a>>, options: &QrOptions) -> Result<Self> {
-        let QrOptions { mode, fan_in, panel_rows, check_finite } = options.clone();
+        Self::plan(engine, a.into(), None, options)
+    }
+
+    /// Plans the QR of `a` and `Q^T B` in the same pass (scipy's `qr_multiply(a, b.T,
+    /// mode="right")`, transposed): `b` (any [`Input`], `a`'s rows) is read beside `a`, and
+    /// `[A | B]` is reduced by the tree. Refuses what [`new`](Self::new) refuses, and a `b` of
+    /// other rows or no columns.
+    ///
+    /// ```
+    /// use outcore::{Engine, QrMode, QrOptions, QrPlan};
+    ///
+    /// # fn main() -> outcore::Result<()> {
+    /// let a = faer::Mat::<f64>::from_fn(5_000, 4, |i, j| ((i * (j + 3)) % 11) as f64 + (i == j) as u8 as f64);
+    /// let b = faer::Mat::<f64>::from_fn(5_000, 2, |i, j| (i % 7) as f64 - j as f64);
+    /// let engine = Engine::new(64 << 20)?;
+    /// let options = QrOptions::new().mode(QrMode::Reduced);
+    /// let qr = QrPlan::with_qt(&engine, &a, &b, &options)?.run(&engine)?;
+    /// let q = qr.q_matrix().unwrap();
+    /// let qt_b = qr.qt_b.as_ref().unwrap();
+    /// assert!((qt_b - q.transpose() * &b).norm_l2() <= 1e-9 * b.norm_l2());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_qt(
+        engine: &Engine,
+        a: impl Into<Input<'a>>,
+        b: impl Into<Input<'a>>,
+        options: &QrOptions,
+    ) -> Result<Self> {
+        Self::plan(engine, a.into(), Some(b.into()), options)
+    }
+
+    fn plan(engine: &Engine, a: Input<'a>, b: Option<Input<'a>>, options: &QrOptions) -> Result<Self> {
+        let QrOptions { mode, fan_in, panel_rows, check_finite, q_times } = options.clone();
+        if q_times.is_some() && mode == QrMode::R {
+            let reason = Message::new()
+                .text("Q C is written in Q's place, and mode R forms no Q: set ")
+                .knob(Knob::Mode)
+                .text(" to Reduced, or leave q_times out");
+            return Err(Error::invalid(Knob::QTimes, reason));
+        }
         let tsqr_options = SvdOptions {
             vectors: mode == QrMode::Reduced,
             fan_in,
@@ -93,8 +142,16 @@ impl<'a> QrPlan<'a> {
             center: false,
             standardize: false,
         };
-        let tsqr = SvdPlan::with_root(engine, a.into(), Beside::default(), &tsqr_options, Root::Qr)?;
+        let shape = q_times.as_ref().map(Mat::shape);
+        let beside = Beside { rhs: b, weights: None, q_times };
+        let tsqr = SvdPlan::with_root(engine, a, beside, &tsqr_options, Root::Qr)?;
         let (m, n) = tsqr.shape();
+        if let Some((rows, cols)) = shape.filter(|&(rows, cols)| rows != n || cols == 0) {
+            let reason = format!(
+                "C is {rows} x {cols}, and Q C needs a row of C per column of the matrix ({n}) and at least one column"
+            );
+            return Err(Error::invalid(Knob::QTimes, reason));
+        }
         if m < n {
             let reason = format!(
                 "the QR takes a tall matrix (at least as many rows as columns); this one is {m} x {n}: factor its transpose for A = R^T Q^T (an LQ)"
@@ -121,7 +178,8 @@ impl<'a> QrPlan<'a> {
             Error::invalid(Knob::Destination, reason)
         };
         let Outcome { results, keys, large, stats } = self.tsqr.execute(engine, q, control, "Q", no_q)?;
-        Ok(QrResult { r: results.matrix(keys.root)?, q: large, stats })
+        let qt_b = keys.qt_b.map(|key| results.matrix(key)).transpose()?;
+        Ok(QrResult { r: results.matrix(keys.root)?, q: large, qt_b, stats })
     }
 
     /// What is computed.
@@ -129,7 +187,7 @@ impl<'a> QrPlan<'a> {
         self.mode
     }
 
-    /// Grid of Q, chunked like the input along its rows; `None` in [`QrMode::R`].
+    /// Grid of Q (or `Q C`), chunked like the input along its rows; `None` in [`QrMode::R`].
     pub fn q_grid(&self) -> Option<outcore_storage::ChunkGrid> {
         self.tsqr.factor_grid()
     }

@@ -1,5 +1,7 @@
 //! What a caller chooses of a QR.
 
+use faer::Mat;
+
 /// What a QR returns, as numpy's `qr` modes name it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -32,11 +34,14 @@ pub struct QrOptions {
     pub panel_rows: Option<usize>,
     /// Refuse input holding NaN or infinity (a scan of each panel as it is read).
     pub check_finite: bool,
+    /// In [`QrMode::Reduced`], write `Q C` (`m x p`) in place of Q: `C` is `n x p`, held in
+    /// RAM (scipy's `qr_multiply(a, c, mode="left")`). Q itself is never formed.
+    pub q_times: Option<Mat<f64>>,
 }
 
 impl Default for QrOptions {
     fn default() -> Self {
-        Self { mode: QrMode::Reduced, fan_in: None, panel_rows: None, check_finite: true }
+        Self { mode: QrMode::Reduced, fan_in: None, panel_rows: None, check_finite: true, q_times: None }
     }
 }
 
@@ -67,6 +72,12 @@ impl QrOptions {
     /// Refuse input holding NaN or infinity (`true`, the default) or skip the scan.
     pub fn check_finite(mut self, check: bool) -> Self {
         self.check_finite = check;
+        self
+    }
+
+    /// Write `Q C` in place of Q (`c` has a row per column of the matrix).
+    pub fn q_times(mut self, c: Mat<f64>) -> Self {
+        self.q_times = Some(c);
         self
     }
 }

@@ -7,11 +7,12 @@ use crate::error::{Error, Result};
 use crate::task::{Key, TaskGraph, TaskId};
 
 /// Where the results are: the root's first output (the singular values, or R), the tall
-/// problem's V when an SVD's vectors are on, and the centering's means and scales (2 x cols
-/// blocks: the root's, or each panel's in order).
+/// problem's V when an SVD's vectors are on, a QR's `Q^T B` when it has right-hand sides, and
+/// the centering's means and scales (2 x cols blocks: the root's, or each panel's in order).
 pub(crate) struct ResultKeys {
     pub(crate) root: Key,
     pub(crate) vectors: Option<Key>,
+    pub(crate) qt_b: Option<Key>,
     pub(crate) stats: Vec<Key>,
 }
 
@@ -30,7 +31,9 @@ pub(crate) fn graph_with_keys(layout: &Layout, concurrency: usize) -> Result<(Ta
     let k_root = layout.levels[root_level][0].k;
     let bytes = layout.root_bytes(k_root);
     // The root's outputs: [s, V, U_R, stats] for an SVD (V with vectors or a centered V,
-    // U_R with vectors, stats when columns are centered), [R, W] for a QR (W with Q).
+    // U_R with vectors, stats when columns are centered), [R, W, Q^T B] for a QR (W with Q,
+    // Q^T B with right-hand sides).
+    let mut qt_b = None;
     let (top, vectors, w, column_stats) = match layout.root {
         Root::Svd => {
             let with_v = layout.vectors || layout.small_v;
@@ -40,7 +43,9 @@ pub(crate) fn graph_with_keys(layout: &Layout, concurrency: usize) -> Result<(Ta
             (svd, with_v.then(|| svd.out(1)), svd.out(2), svd.out(outputs - 1))
         }
         Root::Qr => {
-            let r = g.add(TsqrOp::SignR, vec![root.out(0)], 1 + usize::from(layout.vectors), bytes)?;
+            let outputs = 1 + usize::from(layout.vectors) + usize::from(layout.rhs.is_some());
+            let r = g.add(TsqrOp::SignR, vec![root.out(0)], outputs, bytes)?;
+            qt_b = layout.rhs.is_some().then(|| r.out(outputs - 1));
             (r, None, r.out(1), r.out(0))
         }
         Root::Lstsq(_) => {
@@ -60,13 +65,11 @@ pub(crate) fn graph_with_keys(layout: &Layout, concurrency: usize) -> Result<(Ta
         Centering::None => Vec::new(),
     };
     stats.iter().for_each(|k| g.keep(*k));
-    if let Some(v) = vectors {
-        g.keep(v);
-    }
+    vectors.iter().chain(&qt_b).for_each(|k| g.keep(*k));
     if layout.vectors {
         down(layout, &mut g, &ids, root_level, 0, w)?;
     }
-    Ok((g, ResultKeys { root: top.out(0), vectors, stats }))
+    Ok((g, ResultKeys { root: top.out(0), vectors, qt_b, stats }))
 }
 
 fn up(

@@ -235,21 +235,35 @@ impl<'a> TsqrExecutor<'a> {
         Ok(outputs)
     }
 
-    /// The root R with its diagonal made non-negative, `D R` with `D = diag(sign(r_ii))` (a
-    /// zero counts as positive), so that the factorization is the same whatever the kernels'
-    /// signs; with vectors also `D` as W (`n x n`), so that the second pass writes `Q D`.
+    /// A's R from the root R of `[A | B]` (of A alone, without right-hand sides),
+    /// `[R_1 | R_2]` in its first `a` rows: `D R_1` with `D = diag(sign(r_ii))` (a zero counts as
+    /// positive), so that the factorization is the same whatever the kernels' signs; with
+    /// vectors also W = `[D C; 0]` (`C` the identity unless given), so that the second pass
+    /// writes `Q D C`; with right-hand sides last `D R_2`, which is `(Q D)^T B`.
     fn sign_r(&self, r: &Pinned) -> Result<Vec<Block>> {
         let (rows, cols) = r.shape();
-        let mut r = view(r, rows, cols).to_owned();
-        let signs: Vec<f64> = (0..rows).map(|i| if i < cols && r[(i, i)] < 0.0 { -1.0 } else { 1.0 }).collect();
+        let a = self.layout.lhs_cols();
+        if rows < a {
+            return Err(Error::Bug(format!("a QR root of {rows} rows for {a} columns")));
+        }
+        let mut r = view(r, rows, cols).subrows(0, a).to_owned();
+        let signs: Vec<f64> = (0..a).map(|i| if r[(i, i)] < 0.0 { -1.0 } else { 1.0 }).collect();
         for (i, &sign) in signs.iter().enumerate() {
             if sign < 0.0 {
                 r.as_mut().row_mut(i).iter_mut().for_each(|x| *x = -*x);
             }
         }
-        let mut outputs = vec![to_block(r.as_ref())];
+        let mut outputs = vec![to_block(r.as_ref().subcols(0, a))];
         if self.layout.vectors {
-            outputs.push(to_block(Mat::from_fn(rows, cols, |i, j| if i == j { signs[i] } else { 0.0 }).as_ref()));
+            let c = self.layout.factor_cols();
+            let w = match &self.layout.q_times {
+                Some(times) => Mat::from_fn(rows, c, |i, j| if i < a { signs[i] * times[(i, j)] } else { 0.0 }),
+                None => Mat::from_fn(rows, c, |i, j| if i == j { signs[i] } else { 0.0 }),
+            };
+            outputs.push(to_block(w.as_ref()));
+        }
+        if self.layout.rhs.is_some() {
+            outputs.push(to_block(r.as_ref().subcols(a, cols - a)));
         }
         Ok(outputs)
     }

@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 
+use faer::Mat;
 use outcore_storage::ChunkGrid;
 
 use super::options::SvdOptions;
@@ -78,6 +79,9 @@ pub(crate) struct Layout {
     /// Row weights read beside `tall` (`m x 1`): each row of the tall problem is scaled by the
     /// square root of its weight (centered first on the weighted means).
     pub(crate) weights: Option<ChunkedMatrix>,
+    /// For a QR with Q: the matrix `C` (`lhs_cols x p`) whose product `Q C` the second pass
+    /// writes in place of Q.
+    pub(crate) q_times: Option<Mat<f64>>,
     pub(crate) transposed: bool,
     /// Columns of the tall problem: `tall`'s, and `rhs`'s beside them.
     pub(crate) n: usize,
@@ -116,16 +120,16 @@ pub(crate) fn mat_bytes(r: usize, c: usize) -> u64 {
 
 impl Layout {
     /// The layout of `tall` (the matrix or its transpose), with right-hand sides and weights
-    /// beside it (`sides`), in panels of `panel_rows` rows.
+    /// beside it and a QR's `C` (`sides`), in panels of `panel_rows` rows.
     pub(crate) fn new(
         tall: &ChunkedMatrix,
-        sides: (Option<&ChunkedMatrix>, Option<&ChunkedMatrix>),
+        sides: (Option<&ChunkedMatrix>, Option<&ChunkedMatrix>, Option<&Mat<f64>>),
         setup: Setup,
         options: &SvdOptions,
         panel_rows: usize,
     ) -> Self {
         let Setup { transposed, cache_input, centering, small_v, root } = setup;
-        let (rhs, weights) = sides;
+        let (rhs, weights, q_times) = sides;
         let m = tall.rows();
         let n = tall.cols() + rhs.map_or(0, ChunkedMatrix::cols);
         let (cr, _) = tall.grid().chunk_shape();
@@ -136,6 +140,7 @@ impl Layout {
             tall: tall.clone(),
             rhs: rhs.cloned(),
             weights: weights.cloned(),
+            q_times: q_times.cloned(),
             transposed,
             n,
             panels,
@@ -210,10 +215,16 @@ impl Layout {
         self.levels.len() - 1
     }
 
-    /// Grid of the large singular-vector factor (U for tall input, V for wide), chunked like the
-    /// input along its long side; `None` for values only.
+    /// Grid of the large factor (U for tall input, V for wide, Q or `Q C` for a QR), chunked
+    /// like the input along its long side; `None` for values only.
     pub(crate) fn factor_grid(&self) -> Option<ChunkGrid> {
-        self.vectors.then(|| ChunkGrid::new(self.tall.rows(), self.n, self.factor_chunk_rows, self.n).ok()).flatten()
+        let cols = self.factor_cols();
+        self.vectors.then(|| ChunkGrid::new(self.tall.rows(), cols, self.factor_chunk_rows, cols).ok()).flatten()
+    }
+
+    /// Columns of the large factor: the matrix's (A's, without right-hand sides), or `C`'s.
+    pub(crate) fn factor_cols(&self) -> usize {
+        self.q_times.as_ref().map_or(self.lhs_cols(), Mat::ncols)
     }
 
     // Working sets of each kind of task, in bytes: (total, reusable from worker scratch).
@@ -258,7 +269,7 @@ impl Layout {
 
     pub(crate) fn panel_u_bytes(&self, panel: usize) -> (u64, u64) {
         let h = self.panels[panel].len();
-        let (n, k) = (self.n, self.n);
+        let (n, k) = (self.n, self.factor_cols());
         let (total, reusable) = self.panel_qr_bytes(panel);
         let out_chunk = Block::bytes(self.factor_chunk_rows.min(h), k);
         let u = Block::bytes(h, k);
@@ -282,7 +293,8 @@ impl Layout {
         let (n, a) = (self.n, self.lhs_cols());
         match self.root {
             Root::Svd => self.svd_bytes(k_root),
-            Root::Qr => 2 * Block::bytes(k_root, n) + Block::bytes(n, n),
+            // R, D R, W = D C (or D), Q^T B.
+            Root::Qr => 2 * Block::bytes(k_root, n) + Block::bytes(k_root, self.factor_cols()) + Block::bytes(n, n),
             // R, its two blocks (with ridge's rows), two SVDs of R_1, the solution, the
             // residual, the outputs.
             Root::Lstsq(_) => {
@@ -305,7 +317,7 @@ impl Layout {
     }
 
     pub(crate) fn apply_bytes(&self, node: &Node) -> u64 {
-        let (n, k) = (self.n, self.n);
+        let (n, k) = (self.n, self.factor_cols());
         let factors = Block::bytes(node.rows, n) + qr_scratch_bytes(node.rows, n);
         factors
             + mat_bytes(node.rows, n)

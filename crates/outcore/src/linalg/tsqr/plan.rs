@@ -110,7 +110,7 @@ impl<'a> SvdPlan<'a> {
         let mut panel_rows = options.panel_rows.unwrap_or(default_rows).min(m);
         let setup = Setup { transposed, cache_input, centering, small_v, root };
         loop {
-            let sides = (rhs.as_ref().map(|b| &b.matrix), weights.as_ref().map(|w| &w.matrix));
+            let sides = (rhs.as_ref().map(|b| &b.matrix), weights.as_ref().map(|w| &w.matrix), beside.q_times.as_ref());
             let layout = Layout::new(&tall, sides, setup, options, panel_rows);
             let (graph, _) = graph_with_keys(&layout, 1)?;
             let memory = model.with_graph(&graph, layout.retained());
@@ -249,6 +249,8 @@ pub(crate) struct Beside<'a> {
     pub(crate) rhs: Option<Input<'a>>,
     /// Row weights (`m x 1`, finite, at least 0): each row of `[A | B]` counts `w_i` times.
     pub(crate) weights: Option<Input<'a>>,
+    /// For a QR with Q: `C`, whose product `Q C` is written in place of Q.
+    pub(crate) q_times: Option<faer::Mat<f64>>,
 }
 
 /// What the memory one task needs is for, largest part named first, for messages.
