@@ -166,7 +166,8 @@ pub(crate) struct TsqrArgs {
 pub(crate) struct QrArgs {
     #[command(flatten)]
     pub matrix: MatrixArgs,
-    /// Write r.zarr, q.zarr (mode reduced) and summary.json here (atomically).
+    /// Write r.zarr, q.zarr (mode reduced) and summary.json here (atomically); for a wide
+    /// matrix, factored as A = L Q, l.zarr and qt.zarr (Q^T).
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Replace an existing --output directory (only once the new result is complete).

@@ -485,6 +485,17 @@ fn qr_reports_r_and_writes_q_and_r_readable_as_zarr() {
     assert!((&qc - &q * &c).norm_l2() <= common::tol(m, n, c.norm_l2()));
     assert!(!applied.join("q.zarr").exists());
     fails_with(&[&["qr", "--q-times", c_path.to_str().unwrap()], &shape[..]].concat(), &["--q-times", "--output"]);
+    // A wide matrix: A = L Q through the QR of its transpose; L lower triangular, Q^T written.
+    let wide = ["--rows", "7", "--cols", "1203", "--chunk-rows", "7", "--chunk-cols", "100", "--seed", "3"];
+    let lq = dir.path().join("lq");
+    let v = json(&large_svd(&[&["qr", "--json", "--output", lq.to_str().unwrap()], &wide[..]].concat()));
+    assert_eq!((v["factorization"].as_str(), v["mode"].as_str()), (Some("lq"), Some("reduced")), "{v}");
+    let a = ChunkedMatrix::generated(Distribution::Uniform, 3, 7, 1203, 7, 100).unwrap().to_dense().unwrap();
+    let l = ChunkedMatrix::open(lq.join("l.zarr")).unwrap().to_dense().unwrap();
+    let qt = ChunkedMatrix::open(lq.join("qt.zarr")).unwrap().to_dense().unwrap();
+    assert_eq!((l.shape(), qt.shape()), ((7, 7), (1203, 7)));
+    assert!((0..7).all(|i| l[(i, i)] >= 0.0 && (i + 1..7).all(|j| l[(i, j)] == 0.0)), "L is lower triangular");
+    assert!((&l * qt.transpose() - &a).norm_l2() <= common::tol(1203, 7, a.norm_l2()));
 }
 
 #[test]
@@ -561,7 +572,7 @@ fn qr_and_lstsq_refuse_bad_requests_naming_the_flag() {
         &["lstsq", "--input", a.to_str().unwrap(), "--rhs", a.to_str().unwrap(), "--weights", b.to_str().unwrap()],
         &["--weights", "299 x 1"],
     );
-    fails_with(&["qr", "--rows", "3", "--cols", "10"], &["3 x 10", "transpose"]);
+    fails_with(&["qr", "--rows", "3", "--cols", "10", "--rhs", b.to_str().unwrap()], &["3 x 10", "L Q", "--rhs"]);
     // An output over the right-hand sides is refused, and they are kept.
     fails_with(
         &["lstsq", "--input", a.to_str().unwrap(), "--rhs", b.to_str().unwrap(), "--output", b.to_str().unwrap()],

@@ -7,6 +7,7 @@ scikit-learn's names.
     pca = outcore.PCA(n_components=5).fit(X)           # centered without copying X
     scores = pca.transform(X)
     Q, R = outcore.qr(X)                               # numpy's qr, tall X
+    L, Q = outcore.lq(X)                               # wide X = L Q, through X.T's QR
     QtB, R = outcore.qr_multiply(X, B.T)               # scipy's: B.T @ Q, never forming Q
     x, residuals, rank, s = outcore.lstsq(X, y)        # numpy's lstsq, one pass over [X | y]
     model = outcore.LinearRegression().fit(X, y)       # scikit-learn's, with standard errors
@@ -32,6 +33,7 @@ __all__ = [
     "randomized_svd",
     "qr",
     "qr_multiply",
+    "lq",
     "lstsq",
     "PCA",
     "LinearRegression",
@@ -300,8 +302,10 @@ def qr(a, mode="reduced", *, memory_limit=None, n_jobs=None, q_out=None, progres
         raise ValueError(f"q_out: mode={mode!r} writes no Q to a store; use mode='reduced'")
     src = _as_source(a)
     limit = _memory(memory_limit)
+    m, n = src.shape
+    if m < n:
+        raise ValueError(f"a is {m} x {n}, wide: outcore factors it through its transpose as A = L Q, with lq(a)")
     if mode == "complete":
-        m, n = src.shape
         if m * m * 8 > limit:
             raise ValueError(
                 f"mode='complete' gives an m x m Q, {m} x {m} here ({m * m * 8 / 2**30:.1f} GiB), more than memory_limit "
@@ -310,6 +314,7 @@ def qr(a, mode="reduced", *, memory_limit=None, n_jobs=None, q_out=None, progres
             )
     r = _core.qr(
         src.handle,
+        transpose=False,
         reduced=mode != "r",
         rhs=None,
         q_times=None,
@@ -327,6 +332,40 @@ def qr(a, mode="reduced", *, memory_limit=None, n_jobs=None, q_out=None, progres
         rest = np.linalg.qr(q, mode="complete")[0][:, q.shape[1] :]
         return np.hstack([q, rest.astype(q.dtype)]), np.vstack([R, np.zeros((q.shape[0] - R.shape[0], R.shape[1]), R.dtype)])
     return q, R
+
+
+def lq(a, mode="reduced", *, memory_limit=None, n_jobs=None, q_out=None, progress=None):
+    """The LQ factorization ``a = L @ Q`` of a wide ``a`` (at least as many columns as rows),
+    through the TSQR of ``a.T`` (``a.T = Q.T @ L.T``), read in place: ``mode="reduced"`` returns
+    ``(L, Q)`` (L m x m lower triangular with a non-negative diagonal, Q m x n with orthonormal
+    rows, a transposed view of the n x m ``Q.T`` streamed in a second pass; ``q_out`` writes
+    ``Q.T`` to a new Zarr array at that path, chunked along ``a``'s columns, and returns the path
+    in Q's place), ``mode="l"`` returns ``L`` alone from one pass.
+    """
+    if mode not in ("reduced", "l"):
+        raise ValueError(f"mode must be 'reduced' (L and Q) or 'l' (L alone), got {mode!r}")
+    if q_out is not None and mode != "reduced":
+        raise ValueError("q_out: mode='l' computes no Q to write; use mode='reduced'")
+    src = _as_source(a)
+    m, n = src.shape
+    if m > n:
+        raise ValueError(f"a is {m} x {n}, tall: its factorization is qr(a) (A = Q R); lq takes a wide matrix")
+    r = _core.qr(
+        src.handle,
+        transpose=True,
+        reduced=mode == "reduced",
+        rhs=None,
+        q_times=None,
+        memory_limit=_memory(memory_limit),
+        workers=_workers(n_jobs),
+        q_out=None if q_out is None else os.fspath(q_out),
+        progress=progress,
+    )
+    L = np.ascontiguousarray(r["r"].T).astype(src.out_dtype)
+    if mode == "l":
+        return L
+    qt = _out(r["q"], src.out_dtype)
+    return L, (qt if isinstance(qt, str) else qt.T)
 
 
 def qr_multiply(a, c, mode="right", *, memory_limit=None, n_jobs=None, out=None, progress=None):
@@ -356,7 +395,7 @@ def qr_multiply(a, c, mode="right", *, memory_limit=None, n_jobs=None, out=None,
         rhs, _ = _as_rhs(c if flat else c.T if hasattr(c, "T") else np.asarray(c).T)
         if rhs.shape[0] != m:
             raise ValueError(f"c has {rhs.shape[0]} columns and a {m} rows: c @ Q needs a column of c per row of a")
-        r = _core.qr(src.handle, reduced=False, rhs=rhs.handle, q_times=None, q_out=None, **settings)
+        r = _core.qr(src.handle, transpose=False, reduced=False, rhs=rhs.handle, q_times=None, q_out=None, **settings)
         cq = r["qt_b"].T.astype(src.out_dtype)
         return (cq[0] if flat else cq), r["r"].astype(src.out_dtype)
     c = np.asarray(c, dtype=np.float64)
@@ -364,7 +403,7 @@ def qr_multiply(a, c, mode="right", *, memory_limit=None, n_jobs=None, out=None,
     c2 = c[:, None] if flat else c
     if c2.ndim != 2 or c2.shape[0] != n or c2.shape[1] == 0:
         raise ValueError(f"c has shape {c.shape}; Q @ c needs a row of c per column of a ({n}), and a column at least")
-    r = _core.qr(src.handle, reduced=True, rhs=None, q_times=np.ascontiguousarray(c2), q_out=None if out is None else os.fspath(out), **settings)
+    r = _core.qr(src.handle, transpose=False, reduced=True, rhs=None, q_times=np.ascontiguousarray(c2), q_out=None if out is None else os.fspath(out), **settings)
     qc = _out(r["q"], src.out_dtype)
     if flat and not isinstance(qc, str):
         qc = qc[:, 0]

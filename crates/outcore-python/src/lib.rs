@@ -130,14 +130,16 @@ fn rsvd<'py>(
 
 /// The QR of a tall `source` by TSQR, R's diagonal non-negative; with `rhs` (a source of its
 /// rows), `Q^T rhs` from the same pass; with `q_times` (`n x p`), `Q q_times` in Q's place.
-/// Returns a dict: `r` (n x n), `q` (with `reduced`: an array, or the Zarr path it was written
-/// to; else `None`), `qt_b` (or `None`), and the run's `tasks`, `seconds` and `memory`.
+/// With `transpose`, factors the source's transpose (an LQ of a wide source). Returns a dict:
+/// `r` (n x n), `q` (with `reduced`: an array, or the Zarr path it was written to; else
+/// `None`), `qt_b` (or `None`), and the run's `tasks`, `seconds` and `memory`.
 #[pyfunction]
-#[pyo3(signature = (source, *, reduced, rhs, q_times, memory_limit, workers, q_out, progress))]
+#[pyo3(signature = (source, *, transpose, reduced, rhs, q_times, memory_limit, workers, q_out, progress))]
 #[allow(clippy::too_many_arguments)]
 fn qr<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
+    transpose: bool,
     reduced: bool,
     rhs: Option<&Bound<'py, PyAny>>,
     q_times: Option<PyReadonlyArray2<'py, f64>>,
@@ -155,8 +157,10 @@ fn qr<'py>(
     }
     let settings = Settings::new(memory_limit, workers, progress)?;
     let matrix = source.matrix(py, true)?;
+    let matrix = if transpose { matrix.t() } else { matrix };
     let b_matrix = b.as_ref().map(|b| b.matrix(py, true)).transpose()?;
-    let (view, b_view) = (source.f64_view(), b.as_ref().and_then(Source::f64_view));
+    let view = source.f64_view().map(|v| if transpose { v.transpose() } else { v });
+    let b_view = b.as_ref().and_then(Source::f64_view);
     let sources: Vec<&Source> = [&source].into_iter().chain(&b).collect();
     let (result, memory) = run_detached(py, &settings, &sources, |engine, control, _| {
         let q = q_out.clone().map_or(Destination::Memory, Destination::Zarr);

@@ -71,11 +71,30 @@ def test_qr_refuses_what_it_does_not_offer():
     x, _ = regression(100, 4)
     with pytest.raises(ValueError, match="qr_multiply"):
         outcore.qr(x, mode="raw")
-    with pytest.raises(ValueError, match="transpose"):
+    with pytest.raises(ValueError, match="wide.*lq"):
         outcore.qr(x.T)
     # A complete Q is m x m: 20,000 rows make 3 GiB, over a 64 MiB limit.
     with pytest.raises(ValueError, match="20000 x 20000.*reduced"):
         outcore.qr(np.ones((20_000, 3)), mode="complete", memory_limit="64MiB")
+
+
+@pytest.mark.parametrize("shape", [(7, 1203), (40, 40)])
+def test_lq_factors_a_wide_matrix_through_its_transpose(shape, tmp_path):
+    x, _ = regression(*shape[::-1])
+    x = np.ascontiguousarray(x.T)
+    m, n = shape
+    l, q = outcore.lq(x)
+    assert l.shape == (m, m) and q.shape == (m, n)
+    assert np.allclose(np.triu(l, 1), 0) and (np.diag(l) >= 0).all()
+    assert np.abs(l @ q - x).max() <= tol(shape, np.abs(x).max() * m)
+    assert np.abs(q @ q.T - np.eye(m)).max() <= tol(shape, 1.0)
+    # numpy's R of x.T, signs fixed, is L.T.
+    assert np.abs(l.T - signed_r(x.T)).max() <= tol(shape, np.linalg.norm(x, 2)) * np.linalg.cond(x)
+    assert np.abs(outcore.lq(x, mode="l") - l).max() <= tol(shape, np.linalg.norm(x, 2)) * np.linalg.cond(x)
+    _, path = outcore.lq(zarr.create_array(tmp_path / "x.zarr", data=x, chunks=(m, 100)), q_out=tmp_path / "qt.zarr")
+    assert np.abs(zarr.open_array(path)[:] - q.T).max() <= tol(shape, 1.0)
+    with pytest.raises(ValueError, match="qr"):
+        outcore.lq(np.ones((5, 2)))
 
 
 def test_qr_complete_extends_q_to_an_orthogonal_basis():

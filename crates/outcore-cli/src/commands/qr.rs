@@ -1,5 +1,6 @@
 //! `large-svd qr`: the QR of a tall matrix, R in the summary (its diagonal) and in `r.zarr`,
-//! Q in `q.zarr` (or `Q C` in `qc.zarr`), `Q^T B` in the summary and `qtb.zarr`.
+//! Q in `q.zarr` (or `Q C` in `qc.zarr`), `Q^T B` in the summary and `qtb.zarr`; of a wide
+//! one, the LQ `A = L Q` through the QR of its transpose, L in `l.zarr`, `Q^T` in `qt.zarr`.
 
 use outcore::files::{OutputDir, write_matrix_zarr};
 use outcore::{
@@ -16,10 +17,11 @@ use crate::report::summary::{Details, Summary, rows_of};
 use crate::session::Session;
 
 /// What every rank has before the run: rank 0 alone holds the output directory and the Q
-/// array it created there.
+/// array it created there. `a` is the matrix factored: the input, or its transpose for an LQ.
 pub(super) struct Setup {
     a: ChunkedMatrix,
     b: Option<ChunkedMatrix>,
+    lq: bool,
     output: Option<OutputDir>,
     q: Option<Destination<'static>>,
     plan: QrPlan<'static>,
@@ -28,6 +30,7 @@ pub(super) struct Setup {
 /// What the run gave.
 pub(super) struct Outcome {
     a: ChunkedMatrix,
+    lq: bool,
     qr: QrResult,
     summary: Summary,
     output: Option<OutputDir>,
@@ -58,9 +61,29 @@ impl QrArgs {
         Ok(options)
     }
 
-    /// Q's array in the output: `Q C` with `--q-times`.
-    fn q_name(&self) -> &'static str {
-        if self.q_times.is_some() { "qc.zarr" } else { "q.zarr" }
+    /// Q's array in the output: `Q C` with `--q-times`, `Q^T` of an LQ.
+    fn q_name(&self, lq: bool) -> &'static str {
+        match (lq, self.q_times.is_some()) {
+            (true, _) => "qt.zarr",
+            (false, true) => "qc.zarr",
+            (false, false) => "q.zarr",
+        }
+    }
+
+    /// The matrix to factor: the input, or for a wide one (an LQ) its transpose, which takes
+    /// neither `--rhs` nor `--q-times`.
+    fn factored(&self, input: ChunkedMatrix) -> Result<(ChunkedMatrix, bool)> {
+        if input.rows() >= input.cols() {
+            return Ok((input, false));
+        }
+        if self.rhs.is_some() || self.q_times.is_some() {
+            let (m, n) = input.shape();
+            let reason = format!(
+                "the matrix is {m} x {n}, wide, so qr factors it as A = L Q (an LQ, through the QR of its transpose), whose Q is not applied here: leave out --rhs and --q-times"
+            );
+            return Err(Error::invalid(Knob::Input, reason));
+        }
+        Ok((input.t(), true))
     }
 }
 
@@ -70,7 +93,7 @@ impl Command for QrArgs {
     const TITLE: &'static str = "QR memory";
 
     fn set_up(&self, run: &RunArgs, cancel: CancelToken) -> Result<(Session, Setup)> {
-        let a = open_matrix(&self.matrix)?;
+        let (a, lq) = self.factored(open_matrix(&self.matrix)?)?;
         let b = self.rhs.as_ref().map(|p| open_path(p, self.matrix.io)).transpose()?;
         let options = self.options()?;
         let output = match &self.output {
@@ -92,13 +115,17 @@ impl Command for QrArgs {
             |p, w| p.tsqr().memory_needed(w),
         )?;
         if let Some(file) = run.visualize.as_ref().filter(|_| ranks::is_root()) {
-            write_visualization(file, &plan.tsqr().to_dot(&format!("QR of {} x {}", a.rows(), a.cols()))?)?;
+            let title = match lq {
+                true => format!("LQ of {} x {} (the QR of its transpose)", a.cols(), a.rows()),
+                false => format!("QR of {} x {}", a.rows(), a.cols()),
+            };
+            write_visualization(file, &plan.tsqr().to_dot(&title)?)?;
         }
         let q = match (&output, plan.q_grid()) {
-            (Some(out), Some(grid)) => Some(factor_store(out, self.q_name(), grid, &a)?),
+            (Some(out), Some(grid)) => Some(factor_store(out, self.q_name(lq), grid, &a)?),
             _ => None,
         };
-        Ok((session, Setup { a, b, output, q, plan }))
+        Ok((session, Setup { a, b, lq, output, q, plan }))
     }
 
     fn share(&self, setup: &Setup) -> Vec<u8> {
@@ -106,16 +133,19 @@ impl Command for QrArgs {
     }
 
     fn run(&self, session: &Session, setup: Setup, shared: &[u8]) -> Result<Outcome> {
-        let Setup { a, b, output, q, plan } = setup;
+        let Setup { a, b, lq, output, q, plan } = setup;
         // Once rank 0 created Q's array, the other ranks open it for their rows.
         let q = match q {
             Some(created) => Ok(created),
-            None if plan.q_grid().is_some() => shared_factor(shared, self.q_name()),
+            None if plan.q_grid().is_some() => shared_factor(shared, self.q_name(lq)),
             None => Ok(Destination::Memory),
         };
         let (q, _) = ranks::agree(q, |_| Vec::new())?;
         if !session.json && ranks::is_root() {
             print_header("qr", &a, &session.limit_text(), &plan.tsqr().summary());
+            if lq {
+                eprintln!("a wide matrix: A = L Q, through the QR of its transpose (L = R^T)");
+            }
             if self.output.is_none() && self.mode == QrMode::Reduced {
                 eprintln!("R only: pass --output DIR to compute and write Q");
             }
@@ -125,6 +155,7 @@ impl Command for QrArgs {
         }
         let qr = plan.run_with(&session.engine, q, &session.control)?;
         let details = Details::Qr {
+            factorization: if lq { "lq" } else { "qr" },
             mode: if plan.mode() == QrMode::R { "r" } else { "reduced" },
             panels: plan.tsqr().panels().len(),
             fan_in: plan.tsqr().fan_in(),
@@ -132,7 +163,7 @@ impl Command for QrArgs {
             qt_b: qr.qt_b.as_ref().map(rows_of),
         };
         let summary = session.summary(("qr", details), &a, (None, &qr.stats));
-        Ok(Outcome { a, qr, summary, output })
+        Ok(Outcome { a, lq, qr, summary, output })
     }
 
     fn gather(&self, outcome: &mut Outcome) -> Result<bool> {
@@ -140,9 +171,13 @@ impl Command for QrArgs {
     }
 
     fn finish(&self, session: &Session, outcome: Outcome) -> Result<()> {
-        let Outcome { a, qr, mut summary, output } = outcome;
+        let Outcome { a, lq, qr, mut summary, output } = outcome;
         if let Some(out) = output {
-            write_matrix_zarr(&out.path().join("r.zarr"), qr.r.as_ref(), qr.r.nrows(), a.store().dtype())?;
+            let dtype = a.store().dtype();
+            match lq {
+                true => write_matrix_zarr(&out.path().join("l.zarr"), qr.r.transpose(), qr.r.nrows(), dtype)?,
+                false => write_matrix_zarr(&out.path().join("r.zarr"), qr.r.as_ref(), qr.r.nrows(), dtype)?,
+            }
             if let Some(qt_b) = &qr.qt_b {
                 write_matrix_zarr(&out.path().join("qtb.zarr"), qt_b.as_ref(), qt_b.nrows(), a.store().dtype())?;
             }
@@ -152,7 +187,7 @@ impl Command for QrArgs {
             println!("{}", serde_json::to_string(&summary).unwrap_or_default());
         } else {
             let diagonal: Vec<f64> = (0..qr.r.nrows()).map(|i| qr.r[(i, i)]).collect();
-            println!("R's diagonal: {}", values_line(&diagonal, 10));
+            println!("{}'s diagonal: {}", if lq { "L" } else { "R" }, values_line(&diagonal, 10));
             if let Some(qt_b) = &qr.qt_b {
                 for j in 0..qt_b.ncols() {
                     let column: Vec<f64> = qt_b.col(j).iter().copied().collect();
@@ -165,9 +200,10 @@ impl Command for QrArgs {
                 println!("{line}");
             }
             if let Some(path) = &self.output {
-                let q = if qr.q.is_some() { format!("{}, ", self.q_name()) } else { String::new() };
+                let q = if qr.q.is_some() { format!("{}, ", self.q_name(lq)) } else { String::new() };
                 let qt_b = if qr.qt_b.is_some() { "qtb.zarr, " } else { "" };
-                println!("wrote {} ({q}{qt_b}r.zarr, summary.json)", path.display());
+                let r = if lq { "l.zarr" } else { "r.zarr" };
+                println!("wrote {} ({q}{qt_b}{r}, summary.json)", path.display());
             }
         }
         Ok(())

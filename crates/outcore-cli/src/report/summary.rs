@@ -124,6 +124,8 @@ pub(crate) enum Details {
         passes_over_input: usize,
     },
     Qr {
+        /// `qr`, or `lq` for a wide matrix (factored through its transpose).
+        factorization: &'static str,
         mode: &'static str,
         panels: usize,
         fan_in: usize,
