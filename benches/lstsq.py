@@ -3,7 +3,7 @@
 and numpy, statsmodels and scikit-learn in RAM, side by side in one run.
 
     python3 benches/lstsq.py --setup      # create benches/.pyvenv (outcore, Dask, statsmodels), run
-    python3 benches/lstsq.py [--reps 3]
+    python3 benches/lstsq.py [--reps 3] [--only REGEX] [--large-svd PATH]
     python3 benches/lstsq.py --large 50000000 [--large-svd PATH] [--keep-large]
 
 Data: the lesson's 2,000,000 x 100 uniform matrix X and 4 responses Y = X W + 1 + noise, each
@@ -14,7 +14,13 @@ written once as a zarr-python store with its defaults (zstd, chunks of 10,000 ro
     the stores; Dask's `lstsq` on the stores; outcore's TSQR values of X alone, the time lstsq
     is measured against (one pass over the same store);
   * R of X: numpy's `qr(mode="r")` in RAM (the reference), `outcore.qr(mode="r")` and Dask's
-    `qr` (R computed, Q not) on the store; Q and R with Q written to a Zarr store by both.
+    `qr` (R computed, Q not) on the store; Q and R with Q written to a Zarr store by both; and
+    the write alone, for the floor of writing Q: `large-svd generate` copying X's `.npy` file
+    (in the page cache) to an uncompressed Zarr array, as `qr` writes Q (a release build,
+    `--large-svd`, at 1 GiB: the mapped file's pages count in its RSS; its RSS is not the
+    child's).
+
+`--only REGEX` runs the scenarios whose names match (and each group's reference).
 
 Each scenario is a child process (harness.py): loading in-RAM data is not timed, the work is;
 peak RSS is the child's high-water mark, data included. The results compared are X's
@@ -27,6 +33,7 @@ of the responses on X. One run each; the stores are deleted afterwards unless --
 """
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import textwrap
@@ -117,6 +124,18 @@ def work():
     finally:
         shutil.rmtree(out)
 """,
+    "outcore write of X's size to Zarr (large-svd)": f"""
+import os, shutil, subprocess, tempfile
+def setup():
+    global out; out = tempfile.mkdtemp(dir=os.path.dirname(X))
+def work():
+    try:
+        copy = [LARGE_SVD, "generate", "--input", X + ".npy", "--output", os.path.join(out, "copy.zarr")]
+        subprocess.run(copy + ["--memory-limit", "1GiB", "--json"], check=True, stdout=subprocess.DEVNULL)
+        return []
+    finally:
+        shutil.rmtree(out)
+""",
     "dask qr, Q to Zarr": """
 import os, shutil, tempfile, dask, dask.array as da
 def setup():
@@ -199,6 +218,7 @@ def main():
     parser.add_argument("--large", type=int, metavar="ROWS", help="the larger-than-RAM run instead")
     parser.add_argument("--large-svd", default=str(harness.ROOT / "target" / "release" / "large-svd"))
     parser.add_argument("--keep-large", action="store_true", help="keep the large stores for the next run")
+    parser.add_argument("--only", metavar="REGEX", help="only the scenarios whose names match (and the references)")
     args = parser.parse_args()
     if args.large:
         return large(args.large, args.large_svd, args.keep_large)
@@ -207,7 +227,12 @@ def main():
         ("least squares, 2,000,000 x 100 and 4 responses", LSTSQ, "numpy lstsq (RAM)"),
         ("R of 2,000,000 x 100", QR, "numpy qr mode r (RAM)"),
     ]
-    workloads = [(title, {name: PATHS + code for name, code in group.items()}, ref) for title, group, ref in workloads]
+    prelude = PATHS + f"LARGE_SVD = {str(args.large_svd)!r}\n"
+    chosen = lambda name, ref: name == ref or not args.only or re.search(args.only, name)  # noqa: E731
+    workloads = [
+        (title, {name: prelude + code for name, code in group.items() if chosen(name, ref)}, ref)
+        for title, group, ref in workloads
+    ]
     harness.compare(workloads, args.reps, list(make_data()))
 
 

@@ -49,6 +49,12 @@ class _Linear(_Estimator):
         self.stderr_ = None if stderr is None else (stderr[:, 0] if flat else np.ascontiguousarray(stderr.T))
         c = r["intercept_stderr"]
         self.intercept_stderr_ = None if c is None else (float(c[0]) if flat else c)
+        unscaled, scale = r["cov_unscaled"], r["scale"]
+        if unscaled is None:
+            self.coef_cov_ = None
+        else:
+            cov = scale[:, None, None] * unscaled[None, :, :]
+            self.coef_cov_ = cov[0] if flat else cov
         self.memory_ = r["memory"]
         return self
 
@@ -129,7 +135,9 @@ class LinearRegression(_Linear):
     columns in the same pass. Attributes as scikit-learn's (``coef_``, ``intercept_``,
     ``rank_``, ``singular_``, ``n_features_in_``), plus statsmodels' figures: ``stderr_`` (the
     coefficients' standard errors, statsmodels' ``bse``; ``None`` when ``X`` is rank-deficient),
-    ``intercept_stderr_``, ``rss_`` (residual sum of squares), ``df_resid_``, and ``memory_``.
+    ``intercept_stderr_``, ``coef_cov_`` (the coefficients' covariance, statsmodels'
+    ``cov_params()`` without the intercept's row: n_features x n_features, per target for 2-D
+    ``y``), ``rss_`` (residual sum of squares), ``df_resid_``, and ``memory_``.
     """
 
     def __init__(self, *, fit_intercept=True, memory_limit=None, n_jobs=None, progress=None):

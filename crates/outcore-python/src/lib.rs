@@ -184,7 +184,8 @@ fn qr<'py>(
 
 /// Least squares `a X = b` in one pass over `[a | b]` (numpy's `lstsq`), and a regression's
 /// figures; with `weights` (a column of `a`'s rows), weighted least squares. Returns a dict: `x` (n x p), `residuals`, `rank`, `s`, `intercept`, `rss`, `r2`,
-/// `stderr`, `intercept_stderr`, `df_resid` (as `LstsqResult`), and the run's figures.
+/// `stderr`, `intercept_stderr`, `cov_unscaled`, `scale`, `df_resid` (as `LstsqResult`), and
+/// the run's figures.
 #[pyfunction]
 #[pyo3(signature = (a, b, *, weights, rcond, fit_intercept, alpha, memory_limit, workers, progress))]
 #[allow(clippy::too_many_arguments)]
@@ -233,6 +234,8 @@ fn lstsq<'py>(
     out.set_item("r2", PyArray1::from_slice(py, &fit.r2))?;
     out.set_item("stderr", fit.stderr.as_ref().map(|m| to_numpy(py, m)))?;
     out.set_item("intercept_stderr", fit.intercept_stderr.as_ref().map(|c| PyArray1::from_slice(py, c)))?;
+    out.set_item("cov_unscaled", fit.cov_unscaled.as_ref().map(|m| to_numpy(py, m)))?;
+    out.set_item("scale", fit.scale.as_ref().map(|c| PyArray1::from_slice(py, c)))?;
     out.set_item("df_resid", fit.df_resid)?;
     run_figures(&out, &fit.stats, &memory)?;
     Ok(out)

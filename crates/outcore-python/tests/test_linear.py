@@ -208,6 +208,10 @@ def test_linear_regression_matches_scikit_learn_and_the_textbook_errors(targets,
     else:
         assert ours.intercept_stderr_ is None
     assert ours.df_resid_ == 5003 - design.shape[1]
+    # statsmodels' cov_params(), the slopes' block: sigma^2 (X^T X)^-1.
+    k = 1 if fit_intercept else 0
+    cov = sigma2[:, None, None] * inverse[None, k:, k:]
+    assert np.allclose(np.reshape(ours.coef_cov_, cov.shape), cov, rtol=1e-8, atol=1e-12 * np.abs(cov).max())
 
 
 @pytest.mark.parametrize("alpha", [0.1, 10.0, 1e4])

@@ -77,18 +77,14 @@ fn solve(
     options: &LstsqOptions,
     scheduler: Scheduler,
 ) -> outcore::LstsqResult {
-    let ((m, n), p) = (a.shape(), b.ncols());
-    let engine = engine(256 << 20, scheduler);
-    let a = matrix(&row_major(a), m, n, cr.0, n);
-    let b = matrix(&row_major(b), m, p, cr.1, p);
-    outcore::lstsq(&engine, &a, &b, options).unwrap()
+    solve_with(a, b, None, cr, options, scheduler)
 }
 
-/// [`solve`] weighted by `w` (one per row), which is chunked as B is.
-fn solve_weighted(
+/// [`solve`], weighted by `w` (one per row, chunked as B is) when given.
+fn solve_with(
     a: &Mat<f64>,
     b: &Mat<f64>,
-    w: &[f64],
+    w: Option<&[f64]>,
     cr: (usize, usize),
     options: &LstsqOptions,
     scheduler: Scheduler,
@@ -96,8 +92,11 @@ fn solve_weighted(
     let ((m, n), p) = (a.shape(), b.ncols());
     let engine = engine(256 << 20, scheduler);
     let (a, b) = (matrix(&row_major(a), m, n, cr.0, n), matrix(&row_major(b), m, p, cr.1, p));
-    let w = matrix(w, m, 1, cr.1, 1);
-    LstsqPlan::weighted(&engine, &a, &b, &w, options).unwrap().run(&engine).unwrap()
+    match w {
+        Some(w) => LstsqPlan::weighted(&engine, &a, &b, matrix(w, m, 1, cr.1, 1), options).unwrap().run(&engine),
+        None => outcore::lstsq(&engine, &a, &b, options),
+    }
+    .unwrap()
 }
 
 proptest! {
@@ -134,7 +133,8 @@ proptest! {
 /// the normal equations `(X^T W X + alpha D) beta = X^T W B` (D the identity without the
 /// intercept's entry), and with `alpha = 0` the standard errors
 /// `sqrt(sigma^2 diag((X^T W X)^-1))`, `sigma^2` the weighted rss over the residual degrees of
-/// freedom. Returns (X, intercepts, standard errors of X, of the intercepts, rss).
+/// freedom. Returns (X, intercepts, standard errors of X, of the intercepts, rss, the slopes'
+/// block of `(X^T W X)^-1`).
 #[allow(clippy::type_complexity)]
 fn regression_reference(
     a: &Mat<f64>,
@@ -142,7 +142,7 @@ fn regression_reference(
     w: &[f64],
     intercept: bool,
     alpha: f64,
-) -> (Mat<f64>, Vec<f64>, Mat<f64>, Vec<f64>, Vec<f64>) {
+) -> (Mat<f64>, Vec<f64>, Mat<f64>, Vec<f64>, Vec<f64>, Mat<f64>) {
     let (m, n) = a.shape();
     let c = usize::from(intercept);
     let x = Mat::from_fn(m, n + c, |i, j| if j < c { 1.0 } else { a[(i, j - c)] });
@@ -162,7 +162,8 @@ fn regression_reference(
     let intercepts = (0..b.ncols()).map(|j| if intercept { beta[(0, j)] } else { 0.0 }).collect();
     let se_x = Mat::from_fn(n, b.ncols(), |i, j| se[(i + c, j)]);
     let se_c = (0..b.ncols()).map(|j| se[(0, j)]).collect();
-    (coef, intercepts, se_x, se_c, rss)
+    let slopes = inverse.as_ref().submatrix(c, c, n, n).to_owned();
+    (coef, intercepts, se_x, se_c, rss, slopes)
 }
 
 proptest! {
@@ -193,12 +194,8 @@ proptest! {
             true => (0..m).map(weight).collect(),
             false => vec![1.0; m],
         };
-        let fit = if weighted {
-            solve_weighted(&a, &b, &w, cr, &options, Scheduler::Serial)
-        } else {
-            solve(&a, &b, cr, &options, Scheduler::Serial)
-        };
-        let (x, c, se_x, se_c, rss) = regression_reference(&a, &b, &w, intercept, alpha);
+        let fit = solve_with(&a, &b, weighted.then_some(&w[..]), cr, &options, Scheduler::Serial);
+        let (x, c, se_x, se_c, rss, cov) = regression_reference(&a, &b, &w, intercept, alpha);
         // The normal equations square the condition: compare at eps * cond(X)^2 scale.
         let cond = {
             let k = usize::from(intercept);
@@ -225,6 +222,14 @@ proptest! {
         prop_assert_eq!(fit.intercept_stderr.is_some(), alpha == 0.0 && intercept);
         if let Some(se) = &fit.stderr {
             prop_assert!((se - &se_x).norm_l2() <= scale * se_x.norm_l2(), "stderr {:?} vs {:?}", se, se_x);
+        }
+        prop_assert_eq!(fit.cov_unscaled.is_some(), alpha == 0.0);
+        if let (Some(unscaled), Some(sigma2)) = (&fit.cov_unscaled, &fit.scale) {
+            prop_assert!((unscaled - &cov).norm_l2() <= scale * cov.norm_l2(), "(A^T A)^-1 {:?} vs {:?}", unscaled, cov);
+            let df = (m - n - usize::from(intercept)) as f64;
+            for j in 0..p {
+                prop_assert!((sigma2[j] - rss[j] / df).abs() <= scale * rss[j] / df, "scale {}", j);
+            }
         }
         if let Some(se) = &fit.intercept_stderr {
             for j in 0..p {
@@ -323,7 +328,7 @@ fn weights_count_rows_as_repeating_them_would() {
     let b_rep = Mat::from_fn(repeated.len(), 2, |r, j| b[(repeated[r], j)]);
     for intercept in [false, true] {
         let options = LstsqOptions::new().fit_intercept(intercept).fan_in(3);
-        let weighted = solve_weighted(&a, &b, &w, (37, 23), &options, Scheduler::Serial);
+        let weighted = solve_with(&a, &b, Some(&w), (37, 23), &options, Scheduler::Serial);
         let plain = solve(&a_rep, &b_rep, (37, 23), &options, Scheduler::Serial);
         let scale = tol(301, 4, 1.0) * 10.0;
         assert!(
@@ -342,7 +347,7 @@ fn weights_count_rows_as_repeating_them_would() {
         }
         // Rows, not weights, are the observations statsmodels' WLS counts.
         assert_eq!(weighted.df_resid, (301 - 4 - usize::from(intercept)) as f64);
-        let threads = solve_weighted(&a, &b, &w, (37, 23), &options, Scheduler::Threads { workers: 3 });
+        let threads = solve_with(&a, &b, Some(&w), (37, 23), &options, Scheduler::Threads { workers: 3 });
         assert_eq!(bits(&weighted.x), bits(&threads.x), "serial and threads, weighted");
     }
 }

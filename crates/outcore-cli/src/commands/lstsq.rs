@@ -128,6 +128,8 @@ impl Command for LstsqArgs {
             df_resid: fit.df_resid,
             stderr: fit.stderr.as_ref().map(rows_of),
             intercept_stderr: fit.intercept_stderr.clone(),
+            cov_unscaled: fit.cov_unscaled.as_ref().map(rows_of),
+            scale: fit.scale.clone(),
         };
         let summary = session.summary(("lstsq", Details::Lstsq(Box::new(fields))), &a, (Some(&fit.s), &fit.stats));
         Ok(Outcome { a, fit, summary, output })

@@ -173,6 +173,12 @@ pub(crate) struct LstsqFields {
     pub stderr: Option<Vec<Vec<f64>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intercept_stderr: Option<Vec<f64>>,
+    /// `(A^T A)^-1`, row by row: x's covariance is `scale[j]` times it, for ordinary least
+    /// squares of full rank.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cov_unscaled: Option<Vec<Vec<f64>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Vec<f64>>,
 }
 
 impl Summary {

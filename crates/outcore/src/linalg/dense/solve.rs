@@ -54,10 +54,23 @@ pub(crate) struct Fit {
     pub(crate) tss: Vec<f64>,
     /// The intercepts `c = mu_B - X^T mu_A`, with an intercept.
     pub(crate) intercept: Option<Vec<f64>>,
-    /// Standard errors of `X` (`n x p`) and of the intercepts, by ordinary least squares'
-    /// `sigma^2 (A^T A)^-1` with `sigma^2 = rss / (m - rank - intercept)`: only without ridge,
-    /// with full column rank and residual degrees of freedom left.
-    pub(crate) stderr: Option<(Mat<f64>, Option<Vec<f64>>)>,
+    /// The coefficients' covariance by ordinary least squares, `sigma_j^2 (A^T A)^-1` with
+    /// `sigma_j^2 = rss_j / (m - rank - intercept)`: only without ridge, with full column rank
+    /// and residual degrees of freedom left.
+    pub(crate) covariance: Option<Covariance>,
+}
+
+/// The coefficients' covariance and standard errors, as statsmodels gives them.
+pub(crate) struct Covariance {
+    /// `(A^T A)^-1` (`n x n`, of the centered A with an intercept): statsmodels'
+    /// `normalized_cov_params` for the slopes.
+    pub(crate) unscaled: Mat<f64>,
+    /// `sigma_j^2` per column of B (statsmodels' `scale`).
+    pub(crate) scale: Vec<f64>,
+    /// Standard errors of X (`n x p`).
+    pub(crate) x: Mat<f64>,
+    /// Standard errors of the intercepts, with an intercept.
+    pub(crate) intercept: Option<Vec<f64>>,
 }
 
 /// What a regression asks beyond plain least squares.
@@ -113,21 +126,16 @@ pub(crate) fn fit(
     let intercept =
         means.map(|mu| (0..p).map(|j| mu[n + j] - (0..n).map(|i| mu[i] * x[(i, j)]).sum::<f64>()).collect());
     let df = samples - rank as f64 - if means.is_some() { 1.0 } else { 0.0 };
-    let stderr =
-        if how.alpha == 0.0 && rank == n && df > 0.0 { Some(stderr(r1, &rss, df, means, weight)?) } else { None };
-    Ok(Fit { x, s, rank, rss, tss, intercept, stderr })
+    let covariance =
+        if how.alpha == 0.0 && rank == n && df > 0.0 { Some(covariance(r1, &rss, df, means, weight)?) } else { None };
+    Ok(Fit { x, s, rank, rss, tss, intercept, covariance })
 }
 
-/// Standard errors from `(A^T A)^-1 = V S^-2 V^T` (`R_1 = U S V^T`, full rank): of X, the
-/// square roots of `sigma_j^2 diag((A^T A)^-1)`; of the intercepts, of `sigma_j^2 (1 / w +
-/// mu^T (A^T A)^-1 mu)` (A centered on `mu`, `w` the rows' weights' sum: their count unweighted).
-fn stderr(
-    r1: MatRef<'_, f64>,
-    rss: &[f64],
-    df: f64,
-    means: Option<&[f64]>,
-    weight: f64,
-) -> Result<(Mat<f64>, Option<Vec<f64>>)> {
+/// The covariance from `(A^T A)^-1 = V S^-2 V^T` (`R_1 = U S V^T`, full rank, never
+/// `R_1^T R_1` inverted), and the standard errors: of X, the square roots of
+/// `sigma_j^2 diag((A^T A)^-1)`; of the intercepts, of `sigma_j^2 (1 / w + mu^T (A^T A)^-1 mu)`
+/// (A centered on `mu`, `w` the rows' weights' sum: their count unweighted).
+fn covariance(r1: MatRef<'_, f64>, rss: &[f64], df: f64, means: Option<&[f64]>, weight: f64) -> Result<Covariance> {
     let (s, vectors) = thin_svd(r1, true)?;
     let Some((_, v)) = vectors else { return Err(crate::error::Error::Bug("an SVD without vectors".into())) };
     let n = r1.ncols();
@@ -140,7 +148,9 @@ fn stderr(
         let projected: f64 = (0..s.len()).map(|j| (0..n).map(|i| w[(i, j)] * mu[i]).sum::<f64>().powi(2)).sum();
         sigma2.iter().map(|s2| (s2 * (1.0 / weight + projected)).sqrt()).collect()
     });
-    Ok((x, intercept))
+    let mut unscaled = Mat::<f64>::zeros(n, n);
+    matmul(unscaled.as_mut(), Accum::Replace, w.as_ref(), w.transpose(), 1.0, Par::Seq);
+    Ok(Covariance { unscaled, scale: sigma2, x, intercept })
 }
 
 #[cfg(test)]
@@ -171,7 +181,7 @@ mod tests {
             Regression { rcond: 1e-12, alpha: 0.0 },
         )
         .unwrap();
-        assert!((fitted.rss[0] - 9.0).abs() <= 1e-12 && fitted.stderr.is_none());
+        assert!((fitted.rss[0] - 9.0).abs() <= 1e-12 && fitted.covariance.is_none());
         // Zero: rank 0, x zero.
         let zero = Mat::<f64>::zeros(2, 2);
         let sol = min_norm_solve(zero.as_ref(), r2.as_ref(), 1e-12).unwrap();

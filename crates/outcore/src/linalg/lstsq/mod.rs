@@ -92,6 +92,14 @@ pub struct LstsqResult {
     pub stderr: Option<Mat<f64>>,
     /// Standard errors of the intercepts, likewise, when fitted.
     pub intercept_stderr: Option<Vec<f64>>,
+    /// `(A^T A)^-1` (`n x n`; of the centered A with an intercept, weighted with weights),
+    /// from the SVD of `R_1` (never by inverting `R_1^T R_1`): the coefficients of column j of
+    /// B have covariance `scale[j] * cov_unscaled` (statsmodels' `normalized_cov_params` and
+    /// `cov_params()`). Computed when `stderr` is.
+    pub cov_unscaled: Option<Mat<f64>>,
+    /// `sigma_j^2 = rss_j / df_resid` per column of B (statsmodels' `scale`), when `stderr`
+    /// is computed.
+    pub scale: Option<Vec<f64>>,
     /// Residual degrees of freedom: rows, less the rank, less 1 with an intercept.
     pub df_resid: f64,
     /// What the run observed.
@@ -205,6 +213,8 @@ impl<'a> LstsqPlan<'a> {
         let intercept = given(5)?;
         let stderr = given(6)?.map(|_| results.matrix(slot(6))).transpose()?;
         let intercept_stderr = given(7)?;
+        let cov_unscaled = given(8)?.map(|_| results.matrix(slot(8))).transpose()?;
+        let scale = given(9)?;
         let (m, n) = self.tsqr.shape();
         let plain = !self.fit_intercept && self.alpha == 0.0;
         let residuals = if plain && rank == n && m > n { rss.clone() } else { Vec::new() };
@@ -217,7 +227,21 @@ impl<'a> LstsqPlan<'a> {
             })
             .collect();
         let df_resid = m as f64 - rank as f64 - f64::from(u8::from(self.fit_intercept));
-        Ok(LstsqResult { x, residuals, rank, s, intercept, rss, r2, stderr, intercept_stderr, df_resid, stats })
+        Ok(LstsqResult {
+            x,
+            residuals,
+            rank,
+            s,
+            intercept,
+            rss,
+            r2,
+            stderr,
+            intercept_stderr,
+            cov_unscaled,
+            scale,
+            df_resid,
+            stats,
+        })
     }
 
     /// The TSQR plan this solve runs, of `[A | B]`: its shape (A's), panels, reduction tree,

@@ -17,8 +17,8 @@ pub(crate) struct ResultKeys {
 }
 
 /// Outputs of the least-squares root: X, s, rss, rank, tss, intercepts, standard errors of X
-/// and of the intercepts.
-const LSTSQ_OUTPUTS: usize = 8;
+/// and of the intercepts, `(A^T A)^-1`, scales.
+const LSTSQ_OUTPUTS: usize = 10;
 
 /// Builds the graph of `layout`, running at most `concurrency` tasks at once, and says where
 /// its results are.

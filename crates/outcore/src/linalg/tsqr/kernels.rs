@@ -272,8 +272,8 @@ impl<'a> TsqrExecutor<'a> {
     /// makes `||A X - B|| = ||R_1 X - R_2||`, solved through the SVD of `R_1` (with columns
     /// centered, the root's mean row is split off first). Outputs X (`a x p`), the singular
     /// values of A, the residual sums of squares, the rank, the total sums of squares, then
-    /// the intercepts, the standard errors of X and of the intercepts (each `0 x 0` when not
-    /// computed).
+    /// the intercepts, the standard errors of X and of the intercepts, `(A^T A)^-1` and the
+    /// scales `sigma_j^2` (each `0 x 0` when not computed).
     fn solve(&self, r: &Pinned, how: Regression) -> Result<Vec<Block>> {
         let (rows, cols) = r.shape();
         let r = view(r, rows, cols);
@@ -290,9 +290,14 @@ impl<'a> TsqrExecutor<'a> {
         let f = fit(r.subrows(0, k), self.layout.lhs_cols(), means.as_deref(), (samples, weight), how)?;
         let row = |values: Vec<f64>| Block { rows: 1, cols: values.len(), data: values };
         let none = || Block { rows: 0, cols: 0, data: Vec::new() };
-        let (stderr, intercept_stderr) = match f.stderr {
-            Some((x, c)) => (to_block(x.as_ref()), c.map_or_else(none, row)),
-            None => (none(), none()),
+        let [stderr, intercept_stderr, unscaled, scale] = match f.covariance {
+            Some(c) => [
+                to_block(c.x.as_ref()),
+                c.intercept.map_or_else(none, row),
+                to_block(c.unscaled.as_ref()),
+                row(c.scale),
+            ],
+            None => [none(), none(), none(), none()],
         };
         Ok(vec![
             to_block(f.x.as_ref()),
@@ -303,6 +308,8 @@ impl<'a> TsqrExecutor<'a> {
             f.intercept.map_or_else(none, row),
             stderr,
             intercept_stderr,
+            unscaled,
+            scale,
         ])
     }
 

@@ -302,8 +302,9 @@ impl Layout {
                 2 * Block::bytes(rows, n)
                     + 2 * svd_scratch_bytes(rows, a, true)
                     + 3 * mat_bytes(a, n)
+                    + 2 * mat_bytes(a, a)
                     + mat_bytes(rows, n)
-                    + Block::bytes(6, n)
+                    + Block::bytes(7, n)
             }
         }
     }
