@@ -4,6 +4,7 @@
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{LltRegularization, cholesky_in_place, cholesky_in_place_scratch};
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::triangular_solve::{solve_lower_triangular_in_place, solve_upper_triangular_in_place};
 use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
@@ -45,7 +46,7 @@ pub(crate) fn cholesky_qr2_r(mut a: MatMut<'_, f64>) -> CholeskyQr {
         return CholeskyQr::Declined;
     }
     let mut g = Mat::<f64>::zeros(n, n);
-    matmul(g.as_mut(), Accum::Replace, a.rb().transpose(), a.rb(), 1.0, Par::Seq);
+    gram_lower(g.as_mut(), a.rb());
     let Some(l1) = cholesky_lower(&g) else { return CholeskyQr::Declined };
     let trace: f64 = (0..n).map(|i| g[(i, i)]).sum();
     let condition = (trace * inverse_iteration(l1.as_ref())).sqrt();
@@ -55,8 +56,8 @@ pub(crate) fn cholesky_qr2_r(mut a: MatMut<'_, f64>) -> CholeskyQr {
     }
     // Q1^T = L1^-1 A^T, in place; then the Gram of Q1, in g.
     solve_lower_triangular_in_place(l1.as_ref(), a.rb_mut().transpose_mut(), Par::Seq);
-    matmul(g.as_mut(), Accum::Replace, a.rb().transpose(), a.rb(), 1.0, Par::Seq);
-    let gap = (0..n).flat_map(|j| (0..n).map(move |i| (i, j))).map(|(i, j)| (g[(i, j)] - f64::from(i == j)).abs());
+    gram_lower(g.as_mut(), a.rb());
+    let gap = (0..n).flat_map(|j| (j..n).map(move |i| (i, j))).map(|(i, j)| (g[(i, j)] - f64::from(i == j)).abs());
     // NaN counts as a gap (f64::max would drop it).
     if gap.fold(0.0, |worst: f64, d| if d.is_nan() { f64::INFINITY } else { worst.max(d) }) > 0.5 {
         return CholeskyQr::Failed;
@@ -67,6 +68,13 @@ pub(crate) fn cholesky_qr2_r(mut a: MatMut<'_, f64>) -> CholeskyQr {
     drop((l1, l2));
     let r = g.transpose().to_owned();
     if (0..n).all(|j| (0..n).all(|i| r[(i, j)].is_finite())) { CholeskyQr::R(r) } else { CholeskyQr::Failed }
+}
+
+/// The lower triangle (with the diagonal) of `A^T A` into `g`, the upper left alone: the Gram
+/// is symmetric, and the Cholesky reads the lower half only, so half the products suffice.
+fn gram_lower(g: MatMut<'_, f64>, a: MatRef<'_, f64>) {
+    let full = BlockStructure::Rectangular;
+    triangular::matmul(g, BlockStructure::TriangularLower, Accum::Replace, a.transpose(), full, a, full, 1.0, Par::Seq);
 }
 
 /// An estimate of `1 / lambda_min(G)` for `G = L L^T`: eight steps of inverse iteration,
