@@ -241,3 +241,36 @@ fn bad_requests_are_refused_with_what_to_change() {
     let e = outcore::qr(&tiny, &big, &QrOptions::new()).unwrap_err();
     assert!(matches!(e, Error::Memory(MemoryError::LimitTooSmall { .. })), "{e}");
 }
+
+#[test]
+fn a_compressed_store_read_twice_is_decoded_twice_without_copies() {
+    use outcore::storage::{ChunkGrid, Compression, ZarrOptions, ZarrStore, write_matrix};
+    use outcore::{Event, RunControl};
+    use std::sync::{Arc, Mutex};
+    // 5.6 MB: more than half the target of a 16 MiB limit, so the plan streams it (no cache).
+    let (m, n) = (100_003, 7);
+    let a = tall(m, n, 21, false);
+    let dir = tempfile::tempdir().unwrap();
+    let grid = ChunkGrid::new(m, n, 4_000, n).unwrap();
+    let options = ZarrOptions { compression: Compression::Zstd { level: 0 }, ..ZarrOptions::default() };
+    let store = ZarrStore::create(dir.path().join("a.zarr"), grid, &options).unwrap();
+    write_matrix(&store, &row_major(&a)).unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let engine = outcore::Engine::builder().memory_limit(16 << 20).spill_dir(spill.path()).workers(2).build().unwrap();
+    // Watch the spill parent during the run: no decoded copies for two passes.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (watch, parent) = (seen.clone(), spill.path().to_path_buf());
+    let control = RunControl::new().events(move |e: &Event| {
+        if let Event::TaskFinished { .. } = e {
+            let names = std::fs::read_dir(&parent).unwrap().map(|d| d.unwrap().file_name().into_string().unwrap());
+            watch.lock().unwrap().extend(names);
+        }
+    });
+    let compressed = ChunkedMatrix::from_store(Arc::new(store));
+    let plan = QrPlan::new(&engine, &compressed, &QrOptions::new()).unwrap();
+    let qr = plan.run_with(&engine, Destination::Memory, &control).unwrap();
+    assert!(!seen.lock().unwrap().iter().any(|name| name.contains("-decoded-")), "decoded copies for two passes");
+    check_qr(&a, &qr, QrMode::Reduced);
+    let plain = outcore::qr(&engine, matrix(&row_major(&a), m, n, 4_000, n), &QrOptions::new()).unwrap();
+    assert_eq!(bits(qr.q_matrix().unwrap()), bits(plain.q_matrix().unwrap()), "the same panels, however stored");
+}

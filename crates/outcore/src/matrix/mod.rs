@@ -41,6 +41,11 @@ pub struct ChunkedMatrix {
     transposed: bool,
 }
 
+/// Passes over a compressed store from which its chunks are decoded once into raw local
+/// copies: read twice, decoding again costs less than writing and reading back a copy
+/// (docs/decisions.md, "Decode once").
+const TRANSCODE_MIN_PASSES: usize = 3;
+
 impl ChunkedMatrix {
     /// The matrix held by `store`.
     pub fn from_store(store: Arc<dyn ChunkStore>) -> Self {
@@ -124,12 +129,12 @@ impl ChunkedMatrix {
     }
 
     /// This matrix with each chunk decoded once, for an algorithm that reads it `passes`
-    /// times without caching it: a store that decodes (a compressed Zarr array) read more than
-    /// once is wrapped in a [`TranscodedStore`], raw copies
+    /// times without caching it: a store that decodes (a compressed Zarr array) read
+    /// [`TRANSCODE_MIN_PASSES`] times or more is wrapped in a [`TranscodedStore`], raw copies
     /// under the pool's spill parent where they take at most half its free space. Otherwise
     /// the matrix as it is.
     pub(crate) fn decoded_once(&self, passes: usize, cached: bool, pool: &BufferManager) -> Result<Self> {
-        if passes < 2 || cached || self.windows.is_some() || !self.store.decodes() {
+        if passes < TRANSCODE_MIN_PASSES || cached || self.windows.is_some() || !self.store.decodes() {
             return Ok(self.clone());
         }
         match TranscodedStore::new(self.store.clone(), pool.config().spill_parent.as_deref())? {
