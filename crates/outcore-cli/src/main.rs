@@ -100,44 +100,84 @@ fn one_process_commands(cli: &args::Cli) -> outcore::Result<()> {
     Ok(())
 }
 
+/// The kind of `error` in `--json`'s error object: what a script branches on.
+fn error_kind(error: &Error) -> &'static str {
+    match error {
+        Error::Storage(_) => "storage",
+        Error::Memory(_) => "memory",
+        Error::Cluster { .. } => "cluster",
+        Error::InvalidArgument { .. } => "invalid_argument",
+        Error::NoConvergence { .. } => "no_convergence",
+        Error::NonFinite { .. } => "non_finite",
+        Error::Interrupted => "interrupted",
+        _ => "bug",
+    }
+}
+
+/// With `--json`, a failed run still prints one JSON object on stdout, so a script that parses
+/// stdout gets what went wrong: `{"error": true, "kind", "message", "exit_code"}`.
+fn print_json_error(kind: &str, message: &str, exit_code: u8) {
+    let object = serde_json::json!({ "error": true, "kind": kind, "message": message, "exit_code": exit_code });
+    let _ = writeln!(std::io::stdout(), "{object}");
+}
+
+/// The command line, parsed; on a usage error, `--json` (if given) gets its JSON object too.
+fn parse_command_line() -> args::Cli {
+    args::Cli::try_parse().unwrap_or_else(|e| {
+        let wants_json = std::env::args_os().skip(1).any(|a| a == "--json");
+        if wants_json && e.use_stderr() {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+            print_json_error("usage", first, u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+        e.exit()
+    })
+}
+
 fn main() -> ExitCode {
     return_freed_memory_promptly();
     quiet_on_closed_pipes();
-    let cli = args::Cli::parse();
+    let cli = parse_command_line();
     let cancel = CancelToken::new();
     handle_signals(cancel.clone());
     let result = ranks::join()
         .and_then(|()| ranks::agree(one_process_commands(&cli), |()| Vec::new()).map(drop))
         .and_then(|()| commands::dispatch(cli.command.as_ref(), &cli.run, cancel));
     let code = match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(Error::Interrupted) => {
+            let message = "interrupted; no output was written and spill files were removed";
             if ranks::is_root() {
-                eprintln!("large-svd: interrupted; no output was written and spill files were removed");
+                eprintln!("large-svd: {message}");
             }
             // A rank told by another that the job was interrupted exits as if by Ctrl-C.
             let signal = match SIGNAL.load(Ordering::SeqCst) {
                 0 => SIGINT,
                 signal => signal,
             };
-            ExitCode::from(u8::try_from(128 + signal).unwrap_or(130))
+            let code = u8::try_from(128 + signal).unwrap_or(130);
+            if cli.run.json && ranks::is_root() {
+                print_json_error(error_kind(&Error::Interrupted), message, code);
+            }
+            code
         }
         Err(e) => {
+            let message = flags::message(&e);
             // Under MPI, an error of another rank is reported once, by rank 0.
             if ranks::reports(&e) {
                 // One write: under mpirun, the launcher's own lines cannot cut into it.
-                let line = format!("large-svd: error: {}\n", flags::message(&e));
+                let line = format!("large-svd: error: {message}\n");
                 let _ = std::io::stderr().write_all(line.as_bytes());
             }
-            if matches!(e, Error::Bug(_) | Error::Cluster { bug: true, .. }) {
-                ExitCode::from(EXIT_BUG)
-            } else {
-                ExitCode::FAILURE
+            let code = if matches!(e, Error::Bug(_) | Error::Cluster { bug: true, .. }) { EXIT_BUG } else { 1 };
+            if cli.run.json && ranks::is_root() {
+                print_json_error(error_kind(&e), &message, code);
             }
+            code
         }
     };
     // After the message: leaving synchronizes the ranks (MPI_Finalize), so no rank exits, and
     // has mpirun abort the job, before rank 0 has said what went wrong.
     ranks::leave();
-    code
+    ExitCode::from(code)
 }

@@ -245,7 +245,11 @@ fn rsvd_bad_parameters_exit_with_clear_errors() {
     fails_with(&["rsvd", "--rows", "100", "--cols", "100", "--chunk", "30", "-k", "0"], &["k = 0"]);
     fails_with(
         &["rsvd", "--rows", "100", "--cols", "60", "--chunk", "30", "-k", "55"],
-        &["exceeds min(rows, cols) = 60", "-k"],
+        &["invalid --oversamples", "exceeds min(rows, cols) = 60", "lower --oversamples to at most 5"],
+    );
+    fails_with(
+        &["rsvd", "--rows", "100", "--cols", "60", "--chunk", "30", "-k", "61", "--oversamples", "0"],
+        &["invalid -k", "lower -k to at most 60"],
     );
     refused(&["rsvd", "--rows", "100", "--cols", "100", "--chunk", "30", "--method", "lanczos"], &["subspace, krylov"]);
     refused(&["rsvd", "--rows", "100", "--cols", "100", "--chunk", "0"], &["--chunk", "at least 1"]);
@@ -579,4 +583,23 @@ fn qr_and_lstsq_refuse_bad_requests_naming_the_flag() {
         &["--output"],
     );
     assert!(ChunkedMatrix::open(&b).is_ok());
+}
+
+#[test]
+#[cfg(unix)]
+fn an_output_path_zarr_cannot_name_is_refused_before_any_work() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join(std::ffi::OsStr::from_bytes(b"out-\xff"));
+    // The refusal comes from the output's creation, before the plan runs (it used to come
+    // after the whole SVD, as an internal error).
+    let out = Command::new(env!("CARGO_BIN_EXE_large-svd"))
+        .args(["tsqr", "--rows", "2000000", "--cols", "100", "--output"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("invalid --output") && stderr.contains("not valid UTF-8"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing may be created");
 }

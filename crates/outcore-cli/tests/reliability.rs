@@ -137,6 +137,11 @@ fn cli_fault_sweep_never_leaves_partial_output_or_spill_files() {
 /// Starts a TSQR with U to `out` that spills to `spill`, and waits until it is spilling (so
 /// there is something to clean up).
 fn spilling_run(out: &Path, spill: &Path) -> std::process::Child {
+    spilling_run_with(out, spill, &[])
+}
+
+/// [`spilling_run`] with `extra` arguments, its stdout piped.
+fn spilling_run_with(out: &Path, spill: &Path, extra: &[&str]) -> std::process::Child {
     let args = [
         "tsqr",
         "--rows",
@@ -156,7 +161,8 @@ fn spilling_run(out: &Path, spill: &Path) -> std::process::Child {
     ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_large-svd"))
         .args(args)
-        .stdout(Stdio::null())
+        .args(extra)
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -194,6 +200,49 @@ fn sigint_sigterm_and_sighup_stop_cleanly_with_128_plus_the_signal() {
         assert!(took.as_secs() < 10, "signal {sig}: took {took:?} to stop");
         assert_nothing_left(&out, &spill);
     }
+}
+
+/// `--json`'s error object on stdout: the only line there, with the exit code the process had.
+fn json_error(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "one JSON object on stdout, got {stdout:?}; stderr {}", stderr(out));
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(v["error"], true, "{v}");
+    assert_eq!(v["exit_code"].as_i64(), out.status.code().map(i64::from), "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(!message.is_empty() && stderr(out).contains(message), "the message is stderr's: {v}; {}", stderr(out));
+    v
+}
+
+#[test]
+fn json_errors_are_one_object_on_stdout_for_every_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nan, mut data) = zarr_input(dir.path(), 300, 4, 100);
+    data[5] = f64::NAN;
+    write_matrix(&ZarrStore::open(&nan).unwrap(), &data).unwrap();
+    let missing = dir.path().join("missing.zarr");
+    let cases: [(&str, Vec<&str>, i32); 5] = [
+        ("usage", vec!["tsqr", "--no-such-flag"], 2),
+        ("invalid_argument", vec!["rsvd", "--rows", "100", "--cols", "60", "-k", "0"], 1),
+        ("storage", vec!["tsqr", "--input", missing.to_str().unwrap()], 1),
+        ("memory", vec!["tsqr", "--rows", "100000", "--cols", "500", "--memory-limit", "2MiB"], 1),
+        ("non_finite", vec!["tsqr", "--input", nan.to_str().unwrap()], 1),
+    ];
+    for (kind, mut args, code) in cases {
+        args.push("--json");
+        let out = large_svd(&args, &[]);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert_eq!(json_error(&out)["kind"], kind, "{args:?}");
+    }
+    // Interrupted: the object carries 128 + the signal.
+    let (out, spill) = (dir.path().join("out"), dir.path().join("spill"));
+    std::fs::create_dir(&spill).unwrap();
+    let child = spilling_run_with(&out, &spill, &["--json"]);
+    signal(&child, libc::SIGTERM);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert_eq!(json_error(&output)["kind"], "interrupted");
+    assert_nothing_left(&out, &spill);
 }
 
 #[test]

@@ -125,7 +125,8 @@ pub enum StorageError {
         store: String,
     },
 
-    /// A store backed by the host program (a Python callable, say) failed to produce a chunk.
+    /// A store implemented outside outcore (the caller's [`ChunkStore`](crate::ChunkStore), a
+    /// Python callable) failed to produce a chunk, or produced one of the wrong size.
     #[error("reading chunk {index} of {store} failed: {message}")]
     Source {
         /// Description of the store.
@@ -240,5 +241,24 @@ impl StorageError {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Self::Io { path: path.into(), source }
+    }
+
+    /// `store` gave `got` values for chunk `index`, whose extent is `rows x cols`: the store
+    /// broke its contract, not outcore (a [`Source`](Self::Source) error naming the store).
+    pub fn wrong_chunk_size(
+        store: &dyn crate::ChunkStore,
+        index: ChunkIndex,
+        got: usize,
+        (rows, cols): (usize, usize),
+    ) -> Self {
+        Self::Source {
+            store: store.describe(),
+            index,
+            message: format!(
+                "it returned {got} values where the chunk's extent holds {rows} x {cols} = {}; \
+                 a store's read_chunk_into must fill `out` with the chunk's trimmed extent, row-major",
+                rows * cols
+            ),
+        }
     }
 }

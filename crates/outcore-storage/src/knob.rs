@@ -69,6 +69,8 @@ pub enum Knob {
     Distribution,
     /// The ranks of a job.
     Ranks,
+    /// The caller's event sink (`RunControl::events`).
+    Events,
     /// A setting of the program that embeds the engine, as that program names it (a command
     /// line's flag, an environment variable): its own checks travel with the engine's errors.
     Program(&'static str),
@@ -106,6 +108,7 @@ impl Knob {
             Self::Mode => "mode",
             Self::QTimes => "q_times",
             Self::Distribution => "distribution",
+            Self::Events => "events",
             Self::Ranks => "ranks",
             Self::Program(name) => name,
         }
@@ -192,7 +195,7 @@ impl Message {
 impl Knob {
     /// The library's knob whose API name is `name`.
     fn named(name: &str) -> Option<Self> {
-        const ALL: [Knob; 23] = [
+        const ALL: [Knob; 30] = [
             Knob::MemoryLimit,
             Knob::Workers,
             Knob::Scheduler,
@@ -205,6 +208,10 @@ impl Knob {
             Knob::Overwrite,
             Knob::Destination,
             Knob::Input,
+            Knob::Rhs,
+            Knob::Weights,
+            Knob::Rcond,
+            Knob::Alpha,
             Knob::Vectors,
             Knob::Center,
             Knob::FanIn,
@@ -214,8 +221,11 @@ impl Knob {
             Knob::PowerIters,
             Knob::Probes,
             Knob::Method,
+            Knob::Mode,
+            Knob::QTimes,
             Knob::Distribution,
             Knob::Ranks,
+            Knob::Events,
         ];
         ALL.into_iter().find(|k| k.api_name() == name)
     }

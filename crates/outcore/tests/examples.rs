@@ -77,3 +77,55 @@ fn two_concurrent_jobs_on_one_budget_both_finish() {
 fn a_cancelled_run_leaves_nothing_and_the_engine_carries_on() {
     run("cancel", &[], &["cancelled halfway", "the next run finished"]);
 }
+
+/// The rustdoc examples (and the guide's) name outcore's dependencies through `outcore::`
+/// (`outcore::faer::Mat`, `outcore::storage::ZarrStore`): an outside crate depends on outcore
+/// alone, while `cargo test --doc` hands every doctest all of outcore's dependencies, so a
+/// bare `faer::` there compiles in this repository and fails in a user's.
+#[test]
+fn doc_examples_compile_as_an_outside_crate() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("../../docs/library.md"), root.join("../../README.md")];
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut bad = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let markdown = file.extension().is_some_and(|e| e == "md");
+        let mut in_rust_block = false;
+        for (n, line) in text.lines().enumerate() {
+            let code = if markdown {
+                if line.trim_start().starts_with("```") {
+                    in_rust_block = !in_rust_block && line.trim_start().trim_start_matches('`').starts_with("rust");
+                    continue;
+                }
+                in_rust_block.then_some(line)
+            } else {
+                let t = line.trim_start();
+                (t.starts_with("///") || t.starts_with("//!")).then(|| &t[3..])
+            };
+            let Some(code) = code else { continue };
+            for dep in ["faer::", "outcore_storage::", "zarrs::"] {
+                let bare = code.match_indices(dep).any(|(i, _)| {
+                    let before = &code[..i];
+                    !before.ends_with("outcore::")
+                        && !before.ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                        && !before.ends_with('`')
+                });
+                if bare {
+                    bad.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "examples naming a dependency outcore users do not have:\n{}", bad.join("\n"));
+}

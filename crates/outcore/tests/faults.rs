@@ -131,3 +131,61 @@ fn a_full_disk_while_spilling_says_so() {
     let err = run(&source, none, none, full, Scheduler::Serial).result.unwrap_err().to_string();
     assert!(err.contains("disk is full") && err.contains("`spill_dir`"), "{err}");
 }
+
+/// A caller's store that gives one value too few for one chunk.
+#[derive(Debug)]
+struct ShortChunk(Arc<dyn ChunkStore>);
+
+impl ChunkStore for ShortChunk {
+    fn grid(&self) -> ChunkGrid {
+        self.0.grid()
+    }
+
+    fn read_chunk_into(
+        &self,
+        index: outcore::storage::ChunkIndex,
+        out: &mut Vec<f64>,
+    ) -> outcore::storage::StorageResult<()> {
+        self.0.read_chunk_into(index, out)?;
+        if index.row == 2 {
+            out.pop();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_store_that_breaks_its_contract_is_blamed_not_outcore() {
+    let a = ChunkedMatrix::from_store(Arc::new(ShortChunk(input())));
+    let engine = Engine::new(64 << 20).unwrap();
+    // Streamed (values only) and cached (with U, the input fitting the limit) reads alike.
+    for options in [SvdOptions::new().vectors(false), SvdOptions::new()] {
+        let err = outcore::svd(&engine, &a, &options).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::Storage(StorageError::Source { .. })), "{text}");
+        assert!(text.contains("chunk (2, 0) of a store of type") && text.contains("returned 19999 values"), "{text}");
+        assert!(text.contains("500 x 40 = 20000") && !text.contains("bug"), "{text}");
+    }
+}
+
+#[test]
+fn a_panicking_event_sink_is_blamed_not_outcore() {
+    let a = ChunkedMatrix::from_store(input());
+    for scheduler in [Scheduler::Serial, Scheduler::Threads { workers: 2 }] {
+        let engine = Engine::builder().memory_limit(64 << 20).scheduler(scheduler).build().unwrap();
+        let control = RunControl::new().events(|event: &outcore::Event| {
+            if let outcore::Event::TaskFinished { done: 3, .. } = event {
+                panic!("the sink's own bug");
+            }
+        });
+        let plan = SvdPlan::new(&engine, &a, &SvdOptions::new().vectors(false)).unwrap();
+        let err = plan.run_with(&engine, Destination::Memory, &control).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::InvalidArgument { .. }), "{scheduler:?}: {text}");
+        assert!(text.contains("invalid `events`: the event sink panicked (the sink's own bug)"), "{text}");
+        assert!(!text.contains("bug in outcore"), "{text}");
+        // The engine carries on.
+        let svd = outcore::svd(&engine, &a, &SvdOptions::new().vectors(false)).unwrap();
+        assert_eq!(svd.s.len(), COLS);
+    }
+}

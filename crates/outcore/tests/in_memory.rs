@@ -84,6 +84,25 @@ fn randomized_svd_recovers_a_low_rank_matrix_in_memory() {
 }
 
 #[test]
+fn a_small_limit_for_a_matrix_in_ram_gives_advice_this_call_can_follow() {
+    // The call chunks a matrix in RAM itself: its refusal names the limit, not smaller chunks.
+    let engine = Engine::new(4 << 20).unwrap();
+    let a = gaussian(3_000, 2_000, 3);
+    let rsvd = outcore::randomized_svd(&engine, a.as_ref(), &RandomizedSvdOptions::new(50)).unwrap_err();
+    let tsqr = outcore::svd(&engine, a.as_ref(), &SvdOptions::new()).unwrap_err();
+    assert!(rsvd.to_string().contains("a matrix in RAM is read in chunks"), "{rsvd}");
+    for err in [rsvd, tsqr] {
+        let text = err.to_string();
+        assert!(matches!(err, Error::Memory(_)), "{text}");
+        assert!(!text.contains("smaller chunks") && text.contains("`memory_limit`"), "{text}");
+    }
+    // A store's chunks are the caller's choice: there, smaller chunks are the advice.
+    let stored = ChunkedMatrix::generated(Distribution::Uniform, 0, 3_000, 2_000, 3_000, 2_000).unwrap();
+    let text = outcore::randomized_svd(&engine, &stored, &RandomizedSvdOptions::new(50)).unwrap_err().to_string();
+    assert!(text.contains("smaller chunks need less"), "{text}");
+}
+
+#[test]
 fn an_output_over_its_input_is_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.zarr");

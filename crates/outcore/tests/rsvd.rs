@@ -138,8 +138,12 @@ fn bad_parameters_are_refused_clearly() {
     let e = engine(64 << 20, Scheduler::Serial);
     let err = |options: RandomizedSvdOptions| randomized_svd(&e, &a, &options).unwrap_err().to_string();
     assert!(err(RandomizedSvdOptions::new(0)).contains("k = 0"));
+    // The setting named is the one to lower: the oversamples where k alone fits, else k.
     let text = err(RandomizedSvdOptions::new(25));
-    assert!(text.contains("35 exceeds min(rows, cols) = 30") && text.contains("`k`"), "{text}");
+    assert!(text.starts_with("invalid `oversamples`") && text.contains("35 exceeds min(rows, cols) = 30"), "{text}");
+    assert!(text.contains("lower `oversamples` to at most 5"), "{text}");
+    let text = err(RandomizedSvdOptions::new(31).oversamples(0));
+    assert!(text.starts_with("invalid `k`") && text.contains("lower `k` to at most 30"), "{text}");
     // A Krylov space as wide as the matrix is complete: the plan runs the iterations that fill
     // it and says so.
     let plan = RandomizedSvdPlan::new(&e, &a, &RandomizedSvdOptions::new(5).power_iters(4)).unwrap();

@@ -84,11 +84,16 @@ impl Shared {
         let data = match loaded {
             Ok(data) if data.len() == shape.0 * shape.1 => Arc::new(data),
             Ok(data) => {
-                let e = StorageError::Bug(format!(
-                    "block {id:?} loaded {} values, expected {}",
-                    data.len(),
-                    shape.0 * shape.1
-                ));
+                let e = match (&spill_file, &origin) {
+                    (None, Origin::Clean { store, index }) => {
+                        StorageError::wrong_chunk_size(store.as_ref(), *index, data.len(), shape)
+                    }
+                    _ => StorageError::Bug(format!(
+                        "block {id:?} loaded {} values, expected {}",
+                        data.len(),
+                        shape.0 * shape.1
+                    )),
+                };
                 return Err(self.load_failed(id, spill_file, e));
             }
             Err(e) => return Err(self.load_failed(id, spill_file, e)),

@@ -51,7 +51,19 @@ impl<'a> From<&'a Mat<f64>> for Input<'a> {
 #[derive(Debug)]
 pub(crate) struct Lent<'a> {
     pub(crate) matrix: ChunkedMatrix,
-    _lease: Option<Lease<'a>>,
+    lease: Option<Lease<'a>>,
+}
+
+impl Lent<'_> {
+    /// The hint of a memory message about the size of the chunks read: smaller chunks only
+    /// where the caller chose them (not for a matrix in RAM, which the algorithm chunks).
+    pub(crate) fn chunk_hint(&self) -> &'static str {
+        if self.lease.is_some() {
+            "a matrix in RAM is read in chunks of about 4 MiB"
+        } else {
+            "smaller chunks need less"
+        }
+    }
 }
 
 impl<'a> Input<'a> {
@@ -59,11 +71,11 @@ impl<'a> Input<'a> {
     /// says (the algorithm's preference).
     pub(crate) fn lend(self, chunk_shape: fn(usize, usize) -> (usize, usize)) -> Result<Lent<'a>> {
         match self {
-            Self::Chunked(matrix) => Ok(Lent { matrix, _lease: None }),
+            Self::Chunked(matrix) => Ok(Lent { matrix, lease: None }),
             Self::Dense(a) => {
                 let (chunk_rows, chunk_cols) = chunk_shape(a.nrows(), a.ncols());
                 let (matrix, lease) = ChunkedMatrix::borrowed(a, chunk_rows, chunk_cols)?;
-                Ok(Lent { matrix, _lease: Some(lease) })
+                Ok(Lent { matrix, lease: Some(lease) })
             }
         }
     }

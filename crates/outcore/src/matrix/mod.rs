@@ -16,9 +16,10 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use faer::{MatMut, MatRef};
+use faer::MatRef;
 use outcore_storage::{
-    BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, Knob, NpyStore, ReadMode, TranscodedStore,
+    BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, Knob, NpyStore, ReadMode, StorageError,
+    TranscodedStore,
 };
 
 use generate::GeneratedStore;
@@ -233,22 +234,26 @@ impl ChunkedMatrix {
         for index in grid.indices() {
             let e = grid.extent(index)?;
             let chunk = self.store.read_chunk(self.physical(index))?;
-            self.copy_chunk(&chunk, e, out.as_mut().submatrix_mut(e.row0, e.col0, e.rows, e.cols));
+            let view = self.chunk_view(&chunk, index, e)?;
+            out.as_mut().submatrix_mut(e.row0, e.col0, e.rows, e.cols).copy_from(view);
         }
         Ok(out)
     }
 
-    /// The values of a physical chunk (row-major) as the logical chunk with extent `e`.
-    pub(super) fn chunk_view<'a>(&self, chunk: &'a [f64], e: ChunkExtent) -> MatRef<'a, f64> {
-        if self.transposed {
-            MatRef::from_row_major_slice(chunk, e.cols, e.rows).transpose()
-        } else {
-            MatRef::from_row_major_slice(chunk, e.rows, e.cols)
+    /// The values of chunk `index`'s physical chunk (row-major) as the logical chunk with
+    /// extent `e`; a store that gave another number of values broke its contract.
+    pub(super) fn chunk_view<'a>(
+        &self,
+        chunk: &'a [f64],
+        index: ChunkIndex,
+        e: ChunkExtent,
+    ) -> Result<MatRef<'a, f64>> {
+        let (rows, cols) = if self.transposed { (e.cols, e.rows) } else { (e.rows, e.cols) };
+        if chunk.len() != rows * cols {
+            let physical = self.physical(index);
+            return Err(StorageError::wrong_chunk_size(self.store.as_ref(), physical, chunk.len(), (rows, cols)).into());
         }
-    }
-
-    fn copy_chunk(&self, chunk: &[f64], e: ChunkExtent, dst: MatMut<'_, f64>) {
-        let mut dst = dst;
-        dst.copy_from(self.chunk_view(chunk, e));
+        let view = MatRef::from_row_major_slice(chunk, rows, cols);
+        Ok(if self.transposed { view.transpose() } else { view })
     }
 }

@@ -189,7 +189,7 @@ impl MatrixReader {
             self.matrix.store.read_chunk_into(physical, buf)?;
             buf
         };
-        let view = self.matrix.chunk_view(values, e);
+        let view = self.matrix.chunk_view(values, index, e)?;
         if check {
             check_finite(&self.matrix, index, view, e.row0, e.col0)?;
             self.passed(index);

@@ -63,18 +63,26 @@ impl OutputDir {
     /// Starts building the directory `target`. Fails if it exists (unless `overwrite`) or its
     /// parent cannot be written, before any work is done.
     pub fn create(target: impl AsRef<Path>, overwrite: bool) -> Result<Self> {
-        Self::create_as(target, overwrite, true)
+        Self::create_as(target, Some(overwrite), true)
     }
 
     /// As [`create`](Self::create), for a Zarr array: the partial path is left for
     /// the array's creation to make, so the array is the output itself.
     pub fn create_for_array(target: impl AsRef<Path>, overwrite: bool) -> Result<Self> {
-        Self::create_as(target, overwrite, false)
+        Self::create_as(target, Some(overwrite), false)
     }
 
-    /// As [`create`](Self::create); with `make_dir` false the partial path is left for the
-    /// caller to create (a Zarr array creates its own directory).
-    fn create_as(target: impl AsRef<Path>, overwrite: bool, make_dir: bool) -> Result<Self> {
+    /// As [`create_for_array`](Self::create_for_array) for a caller that offers no way to
+    /// overwrite ([`Destination::Zarr`](crate::Destination)): an existing path is refused with
+    /// a fix the caller can apply.
+    pub(crate) fn create_new_array(target: impl AsRef<Path>) -> Result<Self> {
+        Self::create_as(target, None, false)
+    }
+
+    /// As [`create`](Self::create); `overwrite` is `None` where the caller has no such
+    /// option; with `make_dir` false the partial path is left for the caller to create (a
+    /// Zarr array creates its own directory).
+    fn create_as(target: impl AsRef<Path>, overwrite: Option<bool>, make_dir: bool) -> Result<Self> {
         let target = target.as_ref().to_path_buf();
         let name = target
             .file_name()
@@ -83,14 +91,23 @@ impl OutputDir {
             })?
             .to_string_lossy()
             .into_owned();
-        if target.exists() && !overwrite {
+        // Zarr names its files by UTF-8 paths: refused now, not after the work.
+        if target.to_str().is_none() {
             return Err(Error::invalid(
                 Knob::Destination,
-                Message::new()
-                    .text(format!("{} already exists; set ", target.display()))
-                    .knob(Knob::Overwrite)
-                    .text(" to replace it, or choose another path"),
+                format!(
+                    "{} is not valid UTF-8, which Zarr needs for its paths; choose a name in UTF-8",
+                    target.display()
+                ),
             ));
+        }
+        if target.exists() && overwrite != Some(true) {
+            let exists = Message::new().text(format!("{} already exists; ", target.display()));
+            let message = match overwrite {
+                Some(_) => exists.text("set ").knob(Knob::Overwrite).text(" to replace it, or choose another path"),
+                None => exists.text("remove it or choose another path"),
+            };
+            return Err(Error::invalid(Knob::Destination, message));
         }
         let parent = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -125,7 +142,7 @@ impl OutputDir {
                 .and_then(|()| std::fs::remove_dir(&partial))
                 .map_err(|e| StorageError::io(&target, e))?;
         }
-        Ok(Self { target, partial, overwrite, committed: false, leftovers })
+        Ok(Self { target, partial, overwrite: overwrite == Some(true), committed: false, leftovers })
     }
 
     /// Partial outputs of earlier runs that were killed before they could clean up, removed
@@ -245,6 +262,28 @@ mod tests {
         out.commit().unwrap();
         assert_eq!(std::fs::read_to_string(target.join("x")).unwrap(), "new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_caller_without_overwrite_is_told_to_remove_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("u.zarr");
+        std::fs::create_dir(&target).unwrap();
+        let err = OutputDir::create_new_array(&target).unwrap_err().to_string();
+        assert!(err.contains("already exists; remove it") && !err.contains("overwrite"), "{err}");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_path_zarr_cannot_name_is_refused_before_any_work() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join(std::ffi::OsStr::from_bytes(b"out-\xff"));
+        for created in [OutputDir::create(&target, false), OutputDir::create_new_array(&target)] {
+            let err = created.unwrap_err().to_string();
+            assert!(err.contains("not valid UTF-8"), "{err}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing may be created");
     }
 
     #[test]

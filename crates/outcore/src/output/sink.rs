@@ -104,7 +104,7 @@ impl<'a> Sink<'a> {
             #[cfg(feature = "zarr")]
             Destination::Zarr(path) => {
                 check_no_overlap(input, &path)?;
-                let out = OutputDir::create_for_array(&path, false)?;
+                let out = OutputDir::create_new_array(&path)?;
                 // Kept in the input's precision: float32 in, float32 out.
                 let options = ZarrOptions { dtype: input.store().dtype(), ..ZarrOptions::default() };
                 let store = Arc::new(ZarrStore::create(out.path(), grid, &options)?);

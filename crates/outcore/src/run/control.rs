@@ -2,12 +2,14 @@
 //! engine. Two runs on one engine each have their own; cancelling one leaves the other going,
 //! and a cancelled run does not affect the next.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use outcore_storage::Knob;
 
 use super::events::{Event, EventSink};
 use crate::cluster::{Transport, agree};
-use crate::error::Result;
+use crate::error::{Error, Result, panic_message};
 use crate::task::CancelToken;
 
 /// What a caller controls and observes of one run: a cancel token and an event sink.
@@ -29,6 +31,8 @@ pub struct RunControl {
     pub(crate) events: Option<Arc<dyn EventSink>>,
     pub(crate) memory_interval: Option<Duration>,
     pub(crate) cluster: Option<Arc<dyn Transport>>,
+    /// What the sink's first panic said, once [`guarded`](Self::guarded) wrapped it.
+    sink_panic: Option<Arc<OnceLock<String>>>,
 }
 
 impl std::fmt::Debug for RunControl {
@@ -44,7 +48,13 @@ impl std::fmt::Debug for RunControl {
 
 impl Default for RunControl {
     fn default() -> Self {
-        Self { cancel: None, events: None, memory_interval: Some(Self::DEFAULT_MEMORY_INTERVAL), cluster: None }
+        Self {
+            cancel: None,
+            events: None,
+            memory_interval: Some(Self::DEFAULT_MEMORY_INTERVAL),
+            cluster: None,
+            sink_panic: None,
+        }
     }
 }
 
@@ -123,10 +133,47 @@ impl RunControl {
         self.events.is_some()
     }
 
+    /// This control for one run, its sink kept from panicking into the run's threads: the
+    /// sink's first panic is recorded, later events are dropped, and the run fails with
+    /// [`sink_failure`](Self::sink_failure)'s error.
+    pub(crate) fn guarded(&self) -> Self {
+        let Some(inner) = self.events.clone() else { return self.clone() };
+        let panic = Arc::new(OnceLock::new());
+        let sink = GuardedSink { inner, panic: panic.clone() };
+        Self { events: Some(Arc::new(sink)), sink_panic: Some(panic), ..self.clone() }
+    }
+
+    /// The error of a run whose event sink panicked: the caller's sink broke the run.
+    pub(crate) fn sink_failure(&self) -> Option<Error> {
+        let said = self.sink_panic.as_ref()?.get()?;
+        Some(Error::invalid(
+            Knob::Events,
+            format!("the event sink panicked ({said}); a sink runs on the run's threads and must return normally"),
+        ))
+    }
+
     /// Sends `event` to the sink, if any.
     pub(crate) fn emit(&self, event: &Event) {
         if let Some(sink) = &self.events {
             sink.event(event);
+        }
+    }
+}
+
+/// The caller's sink, called inside `catch_unwind` (see [`RunControl::guarded`]).
+struct GuardedSink {
+    inner: Arc<dyn EventSink>,
+    panic: Arc<OnceLock<String>>,
+}
+
+impl EventSink for GuardedSink {
+    fn event(&self, event: &Event) {
+        if self.panic.get().is_some() {
+            return;
+        }
+        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.inner.event(event)));
+        if let Err(panic) = sent {
+            let _ = self.panic.set(panic_message(&*panic));
         }
     }
 }

@@ -94,6 +94,7 @@ pub(crate) fn run<E: Executor>(
     control: &RunControl,
 ) -> Result<(Results, RunStats)> {
     let start = Instant::now();
+    let control = &control.guarded();
     let placement = control.cluster.as_ref().map(|t| Placement::new(graph, t.ranks(), t.rank()));
     let workers = scheduler.workers().min(graph.max_concurrency()).max(1);
     let setup = (|| {
@@ -145,6 +146,9 @@ pub(crate) fn run<E: Executor>(
     drop(observers);
     let complete = kept.is_ok() && stats.tasks == run.local_total;
     control.emit(&Event::RunFinished { done: stats.tasks, complete, at: Instant::now() });
+    if let Some(e) = control.sink_failure() {
+        return Err(e);
+    }
     let kept = kept?;
     if stats.tasks < run.local_total {
         return Err(Error::Bug(format!("run ended after {} of {} tasks", stats.tasks, run.local_total)));

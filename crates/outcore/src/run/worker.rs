@@ -48,6 +48,11 @@ impl<E: Executor> Run<'_, E> {
                     self.changed.notify_all();
                     return;
                 }
+                if let Some(e) = self.control.sink_failure() {
+                    st.failed.get_or_insert(e);
+                    self.changed.notify_all();
+                    return;
+                }
                 if let Some(Reverse(t)) = st.ready.pop() {
                     break t;
                 }

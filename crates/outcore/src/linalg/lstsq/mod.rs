@@ -43,8 +43,8 @@ use outcore_storage::Knob;
 /// use outcore::{Engine, LstsqOptions};
 ///
 /// # fn main() -> outcore::Result<()> {
-/// let a = faer::Mat::<f64>::from_fn(10_000, 3, |i, j| ((i * (j + 2)) % 7) as f64 + (j == 0) as u8 as f64);
-/// let x = faer::Mat::<f64>::from_fn(3, 1, |i, _| i as f64 - 1.0);
+/// let a = outcore::faer::Mat::<f64>::from_fn(10_000, 3, |i, j| ((i * (j + 2)) % 7) as f64 + (j == 0) as u8 as f64);
+/// let x = outcore::faer::Mat::<f64>::from_fn(3, 1, |i, _| i as f64 - 1.0);
 /// let b = &a * &x;
 /// let engine = Engine::new(64 << 20)?;
 /// let fit = outcore::lstsq(&engine, &a, &b, &LstsqOptions::new())?;
@@ -141,9 +141,9 @@ impl<'a> LstsqPlan<'a> {
     ///
     /// # fn main() -> outcore::Result<()> {
     /// // Weights 0 drop the last two rows: the fit is the line through the first three.
-    /// let a = faer::mat![[1.0], [2.0], [3.0], [4.0], [5.0]];
-    /// let b = faer::mat![[2.0], [4.0], [6.0], [0.0], [-9.0]];
-    /// let w = faer::mat![[1.0], [1.0], [1.0], [0.0], [0.0]];
+    /// let a = outcore::faer::mat![[1.0], [2.0], [3.0], [4.0], [5.0]];
+    /// let b = outcore::faer::mat![[2.0], [4.0], [6.0], [0.0], [-9.0]];
+    /// let w = outcore::faer::mat![[1.0], [1.0], [1.0], [0.0], [0.0]];
     /// let engine = Engine::new(64 << 20)?;
     /// let fit = LstsqPlan::weighted(&engine, &a, &b, &w, &LstsqOptions::new())?.run(&engine)?;
     /// assert!((fit.x[(0, 0)] - 2.0).abs() <= 1e-12);

@@ -41,7 +41,7 @@ use crate::run::{Engine, RunControl, RunStats};
 /// use outcore::{Engine, QrOptions};
 ///
 /// # fn main() -> outcore::Result<()> {
-/// let a = faer::Mat::<f64>::from_fn(10_000, 20, |i, j| ((i * 7 + j * 13) % 17) as f64 + (i == j) as u8 as f64);
+/// let a = outcore::faer::Mat::<f64>::from_fn(10_000, 20, |i, j| ((i * 7 + j * 13) % 17) as f64 + (i == j) as u8 as f64);
 /// let engine = Engine::new(64 << 20)?;
 /// let qr = outcore::qr(&engine, &a, &QrOptions::new())?;
 /// let q = qr.q_matrix().unwrap();
@@ -105,8 +105,8 @@ impl<'a> QrPlan<'a> {
     /// use outcore::{Engine, QrMode, QrOptions, QrPlan};
     ///
     /// # fn main() -> outcore::Result<()> {
-    /// let a = faer::Mat::<f64>::from_fn(5_000, 4, |i, j| ((i * (j + 3)) % 11) as f64 + (i == j) as u8 as f64);
-    /// let b = faer::Mat::<f64>::from_fn(5_000, 2, |i, j| (i % 7) as f64 - j as f64);
+    /// let a = outcore::faer::Mat::<f64>::from_fn(5_000, 4, |i, j| ((i * (j + 3)) % 11) as f64 + (i == j) as u8 as f64);
+    /// let b = outcore::faer::Mat::<f64>::from_fn(5_000, 2, |i, j| (i % 7) as f64 - j as f64);
     /// let engine = Engine::new(64 << 20)?;
     /// let options = QrOptions::new().mode(QrMode::Reduced);
     /// let qr = QrPlan::with_qt(&engine, &a, &b, &options)?.run(&engine)?;

@@ -62,18 +62,20 @@ impl Sketch {
         let sum = o.k.checked_add(o.oversamples);
         let Some(l) = sum.filter(|&l| l <= m.min(n)) else {
             let total = sum.map_or_else(|| " (more than can be counted)".into(), |l| format!(" = {l}"));
-            let reason = Message::new()
-                .text(format!(
-                    "k + oversamples = {} + {}{total} exceeds min(rows, cols) = {} of the {m} x {n} matrix; lower ",
-                    o.k,
-                    o.oversamples,
-                    m.min(n)
-                ))
-                .knob(Knob::K)
-                .text(" or ")
-                .knob(Knob::Oversamples)
-                .text(" (for all singular values of a narrow matrix use TSQR)");
-            return Err(Error::invalid(Knob::K, reason));
+            let d = m.min(n);
+            let exceeds = Message::new().text(format!(
+                "k + oversamples = {} + {}{total} exceeds min(rows, cols) = {d} of the {m} x {n} matrix; ",
+                o.k, o.oversamples,
+            ));
+            // The setting to blame: k alone fits, so the oversamples are too many.
+            let (knob, reason) = if o.k <= d {
+                let fix = exceeds.text("lower ").knob(Knob::Oversamples).text(format!(" to at most {}", d - o.k));
+                (Knob::Oversamples, fix)
+            } else {
+                let fix = exceeds.text("lower ").knob(Knob::K).text(format!(" to at most {d}"));
+                (Knob::K, fix.text(" (for all singular values of a narrow matrix use TSQR)"))
+            };
+            return Err(Error::invalid(knob, reason));
         };
         // A block Krylov space cannot be wider than min(m, n). Once it spans that much it holds
         // the whole column space and the SVD it gives is exact: the iterations that fill it are

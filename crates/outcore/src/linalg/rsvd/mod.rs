@@ -56,7 +56,7 @@ use crate::task::{Key, Results};
 /// use outcore::{Engine, RandomizedSvdOptions};
 ///
 /// # fn main() -> outcore::Result<()> {
-/// let a = faer::Mat::<f64>::from_fn(3_000, 2_000, |i, j| ((i * 7 + j * 13) % 17) as f64);
+/// let a = outcore::faer::Mat::<f64>::from_fn(3_000, 2_000, |i, j| ((i * 7 + j * 13) % 17) as f64);
 /// let engine = Engine::new(64 << 20)?;
 /// let top = outcore::randomized_svd(&engine, &a, &RandomizedSvdOptions::new(5))?;
 /// assert_eq!(top.svd.s.len(), 5);

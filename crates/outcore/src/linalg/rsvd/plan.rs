@@ -51,9 +51,10 @@ impl<'a> RandomizedSvdPlan<'a> {
         let memory = model.with_graph(&graph(&sketch, 1)?.0, sketch.retained());
         MemoryError::check_limit("randomized SVD", model.limit, memory.needed(1), || {
             format!(
-                "one worker holds a {cr} x {cc} chunk and its products ({}); {} of unmanaged memory comes on top; smaller chunks need less",
+                "one worker holds a {cr} x {cc} chunk and its products ({}); {} of unmanaged memory comes on top; {}",
                 format_size(memory.max_task),
-                format_size(model.overhead)
+                format_size(model.overhead),
+                input.chunk_hint()
             )
         })?;
         Ok(Self { sketch, memory, _input: input })

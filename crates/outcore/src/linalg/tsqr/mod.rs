@@ -66,7 +66,7 @@ use crate::task::{Key, Results};
 /// use outcore::{Engine, SvdOptions};
 ///
 /// # fn main() -> outcore::Result<()> {
-/// let a = faer::Mat::<f64>::from_fn(10_000, 20, |i, j| ((i * 7 + j * 13) % 17) as f64);
+/// let a = outcore::faer::Mat::<f64>::from_fn(10_000, 20, |i, j| ((i * 7 + j * 13) % 17) as f64);
 /// let engine = Engine::new(64 << 20)?;
 /// let svd = outcore::svd(&engine, &a, &SvdOptions::new())?;
 /// let (u, v) = (svd.u_matrix().unwrap(), svd.v_matrix().unwrap());

@@ -123,7 +123,7 @@ impl<'a> SvdPlan<'a> {
                     algorithm: "TSQR",
                     limit: model.limit,
                     needed,
-                    detail: memory_detail(&layout, &memory),
+                    detail: memory_detail(&layout, &memory, input.chunk_hint()),
                 }
                 .into());
             }
@@ -254,14 +254,14 @@ pub(crate) struct Beside<'a> {
 }
 
 /// What the memory one task needs is for, largest part named first, for messages.
-fn memory_detail(layout: &Layout, memory: &MemoryModel) -> String {
+fn memory_detail(layout: &Layout, memory: &MemoryModel, chunk_hint: &str) -> String {
     let (h, n) = (layout.panels[0].len(), layout.n);
     let read = layout.tall.read_working_set(layout.panels[0].clone(), 0..layout.lhs_cols(), layout.cache_input);
     let panel = Block::bytes(h, n) + qr_scratch_bytes(h, n);
     let (cr, cc) = layout.tall.grid().chunk_shape();
     let reading = if read >= panel {
         format!(
-            "reading the input takes {} of it: {cr} x {cc} chunks are read whole (and decoded, if compressed), so smaller chunks need less; the {h} x {n} panel and its QR take {}",
+            "reading the input takes {} of it: {cr} x {cc} chunks are read whole (and decoded, if compressed), and {chunk_hint}; the {h} x {n} panel and its QR take {}",
             format_size(read),
             format_size(panel)
         )
