@@ -98,6 +98,10 @@ pub(crate) struct RunArgs {
     /// Allow --dashboard on an address other machines reach; a random token in the URL guards it.
     #[arg(long, requires = "dashboard", global = true)]
     pub dashboard_allow_remote: bool,
+    /// Also answer requests for this Host name on a loopback dashboard: a proxy's, such as
+    /// jupyter-server-proxy's (others are refused, against DNS rebinding). Repeatable.
+    #[arg(long, value_name = "NAME", requires = "dashboard", global = true)]
+    pub dashboard_allow_host: Vec<String>,
     /// Keep serving the dashboard this many seconds after the command ends (Ctrl-C stops it).
     #[arg(long, value_name = "SECONDS", requires = "dashboard", value_parser = seconds, global = true)]
     pub dashboard_linger: Option<f64>,

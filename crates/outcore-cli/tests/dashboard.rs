@@ -122,6 +122,18 @@ fn request(addr: &str, method: &str, path: &str) -> (u16, String) {
     (code, body.to_string())
 }
 
+/// Sends `head` (a whole request head) to `addr`: the status code, headers and body.
+fn raw_request(addr: &str, head: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    stream.write_all(head.as_bytes()).expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("an answer within 30 s");
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("a status");
+    (code, head.to_string(), body.to_string())
+}
+
 /// Reads the event stream until the run finished: every message's state.
 fn events_until_finished(addr: &str) -> Vec<Value> {
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -220,20 +232,39 @@ fn the_dashboard_streams_the_run_and_serves_state_metrics_and_trace() {
     assert_eq!(part["stream"]["tasks"].as_array().unwrap().len(), 5);
     assert_eq!(u(&part["stream"]["from"]), total - 5);
     assert_eq!(part["timeline"], serde_json::json!([]));
-    // Connections are capped; a closed page gives its place back.
-    let held: Vec<TcpStream> = (0..8)
-        .map(|_| {
-            let mut s = TcpStream::connect(&served.addr).expect("connect");
-            s.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
-            let mut first = [0u8; 12];
-            s.read_exact(&mut first).expect("served");
-            s
-        })
-        .collect();
-    assert_eq!(request(&served.addr, "GET", "/api/state.json").0, 503);
+    // Live pages are capped at six, leaving room for requests; a closed page gives its place
+    // back.
+    let stream = |addr: &str| {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.write_all(format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).expect("send");
+        let mut first = [0u8; 12];
+        s.read_exact(&mut first).expect("served");
+        (s, String::from_utf8_lossy(&first).into_owned())
+    };
+    // The page read above is closed, but the server learns it only at its next write (a
+    // keep-alive within seconds): until then it holds a place.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let held = loop {
+        let mut held = Vec::new();
+        let refused = loop {
+            let (s, status) = stream(&served.addr);
+            if status != "HTTP/1.1 200" || held.len() > 6 {
+                break status;
+            }
+            held.push(s);
+        };
+        if held.len() == 6 {
+            assert_eq!(refused, "HTTP/1.1 503");
+            break held;
+        }
+        assert!(held.len() < 6 && Instant::now() < deadline, "{} live pages served at once", held.len());
+        drop(held);
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(request(&served.addr, "GET", "/api/state.json").0, 200, "requests keep their room");
     drop(held);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while request(&served.addr, "GET", "/api/state.json").0 != 200 {
+    while stream(&served.addr).1 != "HTTP/1.1 200" {
         assert!(Instant::now() < deadline, "closed connections kept their places");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -291,6 +322,92 @@ fn a_dashboard_other_machines_reach_needs_its_token() {
     assert_eq!(request(&served.addr, "GET", "/api/state.json?token=wrong").0, 403);
     assert_eq!(served.get("/api/state.json").0, 200);
     assert_eq!(served.get("/").0, 200);
+}
+
+#[test]
+fn slow_idle_and_tokenless_clients_cannot_lock_out_the_token_holder() {
+    let served = Served::start(&[
+        "tsqr",
+        "--rows",
+        "2000",
+        "--cols",
+        "5",
+        "--dashboard",
+        "0.0.0.0:0",
+        "--dashboard-allow-remote",
+        "--dashboard-linger",
+        "120",
+    ]);
+    // Eight clients sending their request a byte at a time, without the token, and a hundred
+    // that connect and send nothing: each used to hold one of the eight serving slots.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow: Vec<_> = (0..8)
+        .map(|_| {
+            let (addr, stop) = (served.addr.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(&addr).expect("connect");
+                for byte in b"GET /api/events HTTP/1.1\r\nHost: x\r\n".iter().cycle() {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) || stream.write_all(&[*byte]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            })
+        })
+        .collect();
+    let idle: Vec<TcpStream> = (0..100).map(|_| TcpStream::connect(&served.addr).expect("connect")).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let (code, body) = served.get("/api/state.json");
+        assert_eq!(code, 200, "the token holder was kept out: {body}");
+        let (code, _) = request(&served.addr, "GET", "/api/state.json");
+        assert_eq!(code, 403, "no token, no state");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(idle);
+    for thread in slow {
+        thread.join().expect("a slow client");
+    }
+}
+
+#[test]
+fn a_loopback_dashboard_answers_only_loopback_names_and_allowed_proxies() {
+    let served = Served::start(&[
+        "tsqr",
+        "--rows",
+        "2000",
+        "--cols",
+        "5",
+        "--dashboard",
+        "127.0.0.1:0",
+        "--dashboard-allow-host",
+        "Hub.Example",
+        "--dashboard-linger",
+        "120",
+    ]);
+    let port = served.addr.rsplit(':').next().expect("a port").to_string();
+    let get = |host: &str| {
+        raw_request(&served.addr, &format!("GET /api/state.json HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
+    };
+    // A page of another site whose name was rebound to 127.0.0.1 sends its own name.
+    let (code, _, body) = get(&format!("evil.example:{port}"));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("--dashboard-allow-host"), "{body}");
+    for host in
+        [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}"), "hub.example".into()]
+    {
+        let (code, head, body) = get(&host);
+        assert_eq!(code, 200, "{host}: {body}");
+        assert!(head.contains("Content-Type: application/json; charset=utf-8"), "{head}");
+    }
+    // Health checks use HEAD: the head of the answer, no body.
+    let (code, head, body) =
+        raw_request(&served.addr, &format!("HEAD / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"));
+    assert_eq!((code, body.as_str()), (200, ""), "{head}");
+    assert!(head.contains("text/html; charset=utf-8"), "{head}");
+    let (code, _, _) =
+        raw_request(&served.addr, &format!("POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\r\n"));
+    assert_eq!(code, 405);
 }
 
 /// The state inlined in a report.

@@ -29,10 +29,11 @@ use board::{BOARD_BYTES, Cursor, RANK_BYTES, Share};
 use ranks::Peers;
 use server::{Access, Server};
 
-/// The most a process's dashboard holds (rank 0 holds more for each other rank of a job).
+/// The most a process's dashboard holds: its board, the request heads its server awaits, and
+/// on rank 0 more for each other rank of a job.
 pub(crate) fn held_bytes() -> u64 {
     let others = if crate::ranks::is_root() { crate::ranks::count() - 1 } else { 0 };
-    BOARD_BYTES + others as u64 * RANK_BYTES
+    BOARD_BYTES + server::PENDING_BYTES + others as u64 * RANK_BYTES
 }
 
 /// A command's dashboard: the board its runs feed, and the server showing it, if asked for.
@@ -62,7 +63,10 @@ impl Dashboard {
         let peers = Arc::new(Peers::default());
         let server = match (rank, run.dashboard.as_deref()) {
             (0, Some(addr)) => {
-                let access = Access::User { allow_remote: run.dashboard_allow_remote };
+                let access = Access::User {
+                    allow_remote: run.dashboard_allow_remote,
+                    allowed_hosts: run.dashboard_allow_host.clone(),
+                };
                 Some(Server::start(board.clone(), peers.clone(), addr, access)?)
             }
             (0, None) | (_, None) => None,

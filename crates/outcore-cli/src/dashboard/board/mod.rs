@@ -23,9 +23,10 @@ pub(crate) use query::{Cursor, Share, query_value};
 pub(super) const TASK_CAP: usize = 4_096;
 /// Memory samples kept: past this the timeline keeps every second sample, then every fourth...
 pub(super) const SAMPLE_CAP: usize = 2_048;
-/// The most the dashboard holds, counted in the plans' process overhead: the board's buffers
-/// at their caps, and per connection the server takes one state (or trace) with the copy it
-/// is made from, and the other ranks' final states (a test fills a board to check it).
+/// The most the dashboard holds, counted in the plans' process overhead (with the server's
+/// request heads): the board's buffers at their caps, and per connection the server takes one
+/// state (or trace) with the copy it is made from, and the other ranks' final states (a test
+/// fills a board to check it).
 pub(super) const BOARD_BYTES: u64 = 6 << 20;
 /// What rank 0 holds more for each rank of a job: that rank's few fixed rows (threads,
 /// stages, its worker) once kept and once per connection.
