@@ -140,7 +140,7 @@ pub(crate) struct MatrixArgs {
     pub no_check_finite: bool,
     /// How --input's Zarr chunk files are read: buffered (through the page cache, with
     /// read-ahead) or direct (O_DIRECT: no page cache, no read-ahead). A .npy file is always
-    /// memory-mapped.
+    /// read buffered.
     #[arg(long, value_name = "MODE", default_value = "buffered", value_parser = read_mode, requires = "input")]
     pub io: ReadMode,
 }
@@ -261,7 +261,7 @@ pub(crate) struct RsvdArgs {
     pub no_check_finite: bool,
     /// How --input's Zarr chunk files are read: buffered (through the page cache, with
     /// read-ahead) or direct (O_DIRECT: no page cache, no read-ahead). A .npy file is always
-    /// memory-mapped.
+    /// read buffered.
     #[arg(long, value_name = "MODE", default_value = "buffered", value_parser = read_mode, requires = "input")]
     pub io: ReadMode,
     /// Singular values and vectors wanted.

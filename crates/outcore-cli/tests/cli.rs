@@ -415,7 +415,7 @@ fn a_build_without_mpi_refuses_a_launchers_tasks() {
 /// `--io buffered` and `--io direct` read a zarr-python default (zstd) store to the same
 /// singular values; direct says so in `input`, or is refused by name where the file system
 /// has no O_DIRECT; the default is buffered. `--io` needs `--input` and one of its two modes,
-/// and a .npy file (memory-mapped) refuses `--io direct`.
+/// and a .npy file (always read buffered) refuses `--io direct`.
 #[test]
 fn io_modes_read_the_same_values_and_bad_modes_are_refused() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../outcore-storage/tests/fixtures/zarr/v3_f64.zarr");
@@ -435,7 +435,7 @@ fn io_modes_read_the_same_values_and_bad_modes_are_refused() {
     let auto = json(&large_svd(&["tsqr", "--input", input, "--json"]));
     assert_eq!(auto["singular_values"], buffered["singular_values"]);
     let npy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../outcore-storage/tests/fixtures/npy/f8.npy");
-    fails_with(&["tsqr", "--input", npy.to_str().unwrap(), "--io", "direct"], &["memory-mapped", "buffered"]);
+    fails_with(&["tsqr", "--input", npy.to_str().unwrap(), "--io", "direct"], &["page cache", "read it buffered"]);
     for bad in [&["tsqr", "--io", "direct"][..], &["tsqr", "--input", input, "--io", "sideways"][..]] {
         let out = large_svd(bad);
         assert!(!out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("panicked"), "{bad:?}");

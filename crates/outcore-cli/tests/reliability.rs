@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use outcore::storage::{ChunkGrid, ChunkStore, ZarrOptions, ZarrStore, write_matrix};
+use outcore::storage::{ChunkGrid, ChunkStore, NpyStore, ZarrOptions, ZarrStore, write_matrix};
 use outcore::{ChunkedMatrix, Distribution};
 use serde_json::Value;
 
@@ -428,4 +428,75 @@ fn a_truncated_chunk_is_named_with_its_file() {
     assert_eq!(run.status.code(), Some(1));
     let text = stderr(&run);
     assert!(text.contains("chunk (3, 0)") && text.contains("c/3/0") && text.contains("corrupted"), "{text}");
+}
+
+/// Bytes `pid` has read so far (`rchar` of /proc/PID/io).
+fn bytes_read(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("rchar: ")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
+/// A randomized SVD of `input` (42 passes over it, at a limit that does not hold it), its
+/// output under `dir`.
+fn long_run(input: &Path, dir: &Path) -> std::process::Child {
+    let out = dir.join("out");
+    let args = ["rsvd", "--input", input.to_str().unwrap(), "-k", "5", "--method", "subspace", "--power-iters", "20"];
+    Command::new(env!("CARGO_BIN_EXE_large-svd"))
+        .args(args)
+        .args(["--output", out.to_str().unwrap(), "--workers", "1", "--memory-limit", "160MiB"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `child` has read `bytes`, then runs `cut`; the run must then fail with a clear
+/// error (exit 1, no signal), naming the input, leaving no output.
+fn cut_while_read(mut child: std::process::Child, bytes: u64, dir: &Path, cut: impl FnOnce(), words: &[&str]) {
+    let start = std::time::Instant::now();
+    while bytes_read(child.id()) < bytes {
+        if start.elapsed().as_secs() >= 120 || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("the run ended, or never read {bytes} bytes: {}", stderr(&child.wait_with_output().unwrap()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    cut();
+    let output = child.wait_with_output().unwrap();
+    let text = stderr(&output);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(output.status.signal(), None, "killed by a signal: {text}");
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(words.iter().any(|w| text.contains(w)), "{text} names none of {words:?}");
+    assert!(!dir.join("out").exists(), "a partial output appeared");
+}
+
+#[test]
+fn an_input_rewritten_during_a_run_ends_it_with_a_clear_error_not_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, cols) = (200_000, 40);
+    let data = common::row_major(
+        &ChunkedMatrix::generated(Distribution::Uniform, 5, rows, cols, 10_000, cols).unwrap().to_dense().unwrap(),
+    );
+    // numpy.save over the .npy input truncates it, then writes.
+    let npy = dir.path().join("x.npy");
+    write_matrix(&NpyStore::create(&npy, ChunkGrid::new(rows, cols, 10_000, cols).unwrap()).unwrap(), &data).unwrap();
+    let size = std::fs::metadata(&npy).unwrap().len();
+    let child = long_run(&npy, dir.path());
+    let cut = || std::fs::OpenOptions::new().write(true).open(&npy).unwrap().set_len(4096).unwrap();
+    cut_while_read(child, 3 * size, dir.path(), cut, &["x.npy changed while this run read it"]);
+
+    // `cp` over the chunk files of a Zarr input: each truncated, then rewritten. Cut early: a
+    // store read many times is decoded in its first pass only.
+    let zarr = dir.path().join("x.zarr");
+    let grid = ChunkGrid::new(rows, cols, 10_000, cols).unwrap();
+    write_matrix(&ZarrStore::create(&zarr, grid, &ZarrOptions::default()).unwrap(), &data).unwrap();
+    let child = long_run(&zarr, dir.path());
+    let chunks: Vec<PathBuf> = (0..rows / 10_000).map(|i| zarr.join(format!("c/{i}/0"))).collect();
+    let cut = || {
+        for chunk in &chunks {
+            std::fs::write(chunk, b"not a chunk").unwrap();
+        }
+    };
+    cut_while_read(child, 1 << 20, dir.path(), cut, &["changed while this run read it", "is corrupted"]);
 }

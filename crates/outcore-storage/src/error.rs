@@ -80,7 +80,7 @@ pub enum StorageError {
     },
 
     /// A chunk failed its checksum, or its bytes are truncated or undecodable.
-    #[error("chunk {index} of {} is corrupted ({}): {reason}; restore the file from a backup or regenerate the array", path.display(), file.display())]
+    #[error("chunk {index} of {} is corrupted ({}): {reason}; restore the file from a backup or regenerate the array (if a writer was replacing it during the run, run again once it is done)", path.display(), file.display())]
     CorruptedChunk {
         /// The array.
         path: PathBuf,
@@ -89,6 +89,16 @@ pub enum StorageError {
         /// The file that holds the chunk.
         file: PathBuf,
         /// What the decoder reported.
+        reason: String,
+    },
+
+    /// An input file changed while the run read it: it was cut short (truncated, or being
+    /// rewritten in place). The run stops rather than mix old and new values.
+    #[error("{} changed while this run read it ({reason}); the run stopped rather than mix old and new values: run again once its writer is done. To update an input others may be reading, write a new file and rename it over the old one (as zarr-python does): a running reader keeps the old one", path.display())]
+    InputChanged {
+        /// The file.
+        path: PathBuf,
+        /// What was found.
         reason: String,
     },
 

@@ -242,6 +242,24 @@ fn detects_a_corrupted_and_a_truncated_chunk_naming_chunk_and_file() {
 }
 
 #[test]
+fn an_npy_file_cut_while_it_is_read_is_named_not_a_sigbus() {
+    // `numpy.save` over an input truncates it first: a mapped reader died of SIGBUS here.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.npy");
+    let grid = ChunkGrid::new(4000, 50, 1000, 50).unwrap();
+    write_matrix(&NpyStore::create(&path, grid).unwrap(), &sample(4000, 50)).unwrap();
+    let store = NpyStore::open(&path).unwrap().with_chunk_shape(1000, 50).unwrap();
+    assert_eq!(store.read_chunk(ChunkIndex::new(0, 0)).unwrap(), sample(1000, 50));
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(128 + 2000 * 50 * 8).unwrap();
+    let err = store.read_chunk(ChunkIndex::new(3, 0)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StorageError::InputChanged { .. }), "{text}");
+    assert!(text.contains("x.npy changed while this run read it") && text.contains("rename it over"), "{text}");
+    let streamed = streamed(&store, ChunkIndex::new(2, 0), 300).unwrap_err();
+    assert!(matches!(streamed, StorageError::InputChanged { .. }), "{streamed}");
+}
+
+#[test]
 fn reads_npy_files_written_by_numpy() {
     for name in ["f8.npy", "f4.npy", "f8_fortran.npy", "f8_big_endian.npy"] {
         let store = NpyStore::open(fixture(&format!("npy/{name}"))).unwrap_or_else(|e| panic!("{name}: {e}"));

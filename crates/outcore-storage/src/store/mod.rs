@@ -6,7 +6,7 @@
 //! exactly one value.
 //!
 //! Backends: [`ZarrStore`] (Zarr v3 written by outcore, v2 and v3 written by Python's zarr;
-//! feature `zarr`, on by default), [`NpyStore`] (a memory-mapped `.npy` file),
+//! feature `zarr`, on by default), [`NpyStore`] (a `.npy` file),
 //! [`MemoryStore`] (tests, small data) and [`TranscodedStore`] (raw copies of a compressed
 //! store's chunks, for plans that read it more than once).
 
@@ -33,8 +33,7 @@ use crate::grid::{ChunkGrid, ChunkIndex};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ReadMode {
     /// Through the page cache, with the kernel's read-ahead, and the next chunk down the
-    /// column announced before it is read (`posix_fadvise(WILLNEED)`). zstd chunks are mapped,
-    /// not copied out of the cache. The default: a store that fits in RAM is read from it
+    /// column announced before it is read (`posix_fadvise(WILLNEED)`). The default: a store that fits in RAM is read from it
     /// again, and on a store larger than RAM two runs of `benches/perf.py` disagreed on which
     /// mode is faster (docs/perf).
     #[default]

@@ -1,17 +1,16 @@
-//! `.npy` files, memory-mapped and read in chunks.
+//! `.npy` files, read in chunks with positioned reads.
 //!
-//! Reads C-order and Fortran-order files of float64 or float32 (either byte order). Pages are
-//! released from the mapping after each chunk is copied out, so reading a file larger than RAM
-//! does not grow the process's resident set.
+//! Reads C-order and Fortran-order files of float64 or float32 (either byte order), straight
+//! into the caller's buffer and converted in place. The file is read, not mapped: a file
+//! truncated or rewritten while a run reads it (`numpy.save` over it) is then an error naming
+//! it, never a SIGBUS, and reading a file larger than RAM does not grow the resident set.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::{Advice, Mmap, UncheckedAdvice};
-
 use crate::error::{StorageError, StorageResult};
-use crate::grid::{ChunkGrid, ChunkIndex};
+use crate::grid::{ChunkExtent, ChunkGrid, ChunkIndex};
 use crate::store::{ChunkRows, ChunkStore, Dtype};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,12 +23,13 @@ struct Layout {
 /// Default chunk size when opening a `.npy` file: row panels of about this many bytes.
 const DEFAULT_PANEL_BYTES: usize = 8 << 20;
 
-/// A 2-D `.npy` file, memory-mapped for reading and written with positioned writes.
+/// A 2-D `.npy` file, read and written with positioned reads and writes.
 #[derive(Debug)]
 pub struct NpyStore {
     path: PathBuf,
     file: File,
-    map: Option<Mmap>,
+    /// The file's length the header promises.
+    len: usize,
     data_offset: usize,
     layout: Layout,
     grid: ChunkGrid,
@@ -63,8 +63,8 @@ impl NpyStore {
         }
         let chunk_rows = (DEFAULT_PANEL_BYTES / (cols.max(1) * 8)).clamp(1, rows.max(1));
         let grid = ChunkGrid::new(rows, cols, chunk_rows, cols.max(1))?;
-        let map = Self::map(&path, &file, needed)?;
-        Ok(Self { path, file, map, data_offset, layout, grid, writable: false })
+        advise_sequential(&file);
+        Ok(Self { path, file, len: needed, data_offset, layout, grid, writable: false })
     }
 
     /// Creates a C-order float64 `.npy` file of `grid`'s shape at `path` (which must not exist),
@@ -81,9 +81,8 @@ impl NpyStore {
         file.write_all_at(&header, 0).map_err(|e| StorageError::io(&path, e))?;
         let len = header.len() + rows * cols * 8;
         file.set_len(len as u64).map_err(|e| StorageError::io(&path, e))?;
-        let map = Self::map(&path, &file, len)?;
         let layout = Layout { dtype: Dtype::F64, big_endian: false, fortran: false };
-        Ok(Self { path, file, map, data_offset: header.len(), layout, grid, writable: true })
+        Ok(Self { path, file, len, data_offset: header.len(), layout, grid, writable: true })
     }
 
     /// The same file read with chunks of `chunk_rows x chunk_cols`.
@@ -97,25 +96,65 @@ impl NpyStore {
         self.layout.dtype
     }
 
-    fn map(path: &Path, file: &File, len: usize) -> StorageResult<Option<Mmap>> {
-        if len == 0 {
-            return Ok(None);
-        }
-        // SAFETY: the mapping is read-only and every access copies values out immediately; a
-        // concurrent truncation by another process is outside what outcore can defend against,
-        // as for any memory-mapped reader.
-        let map = unsafe { Mmap::map(file) }.map_err(|e| StorageError::io(path, e))?;
-        // Advice is a hint; failing to give it changes nothing but speed.
-        let _ = map.advise(Advice::Sequential);
-        Ok(Some(map))
+    /// Fills `dst` from the file at byte `offset`; a file that ends early was cut while the
+    /// run read it.
+    fn read_bytes(&self, offset: usize, dst: &mut [u8]) -> StorageResult<()> {
+        self.file.read_exact_at(dst, offset as u64).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => StorageError::InputChanged {
+                path: self.path.clone(),
+                reason: format!("it is now shorter than the {} bytes its header promises", self.len),
+            },
+            _ => StorageError::io(&self.path, e),
+        })
     }
 
-    fn value(&self, bytes: &[u8]) -> f64 {
-        match (self.layout.dtype, self.layout.big_endian) {
-            (Dtype::F64, false) => f64::from_le_bytes(bytes.try_into().unwrap_or_default()),
-            (Dtype::F64, true) => f64::from_be_bytes(bytes.try_into().unwrap_or_default()),
-            (Dtype::F32, false) => f64::from(f32::from_le_bytes(bytes.try_into().unwrap_or_default())),
-            (Dtype::F32, true) => f64::from(f32::from_be_bytes(bytes.try_into().unwrap_or_default())),
+    /// Reads `rows` rows of chunk extent `e` from row `first` (of the chunk) into `out`,
+    /// row-major (C order only): the file's bytes land in `out`'s memory and are decoded there.
+    fn read_rows(&self, e: ChunkExtent, first: usize, rows: usize, out: &mut Vec<f64>) -> StorageResult<()> {
+        let (size, cols) = (self.layout.dtype.size(), self.grid.cols());
+        out.clear();
+        out.resize(rows * e.cols, 0.0);
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut out[..]);
+        let row_bytes = e.cols * size;
+        let start = self.data_offset + ((e.row0 + first) * cols + e.col0) * size;
+        if e.cols == cols {
+            // Whole rows lie together in the file: one read.
+            self.read_bytes(start, &mut bytes[..rows * row_bytes])?;
+        } else {
+            for (i, dst) in bytes[..rows * row_bytes].chunks_exact_mut(row_bytes.max(1)).enumerate() {
+                self.read_bytes(start + i * cols * size, dst)?;
+            }
+        }
+        decode_in_place(out, self.layout);
+        Ok(())
+    }
+}
+
+/// Hints the kernel to read ahead: chunks are read down the file. Failure changes only speed.
+fn advise_sequential(file: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: posix_fadvise only reads its arguments; the descriptor is open.
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL) };
+    }
+}
+
+/// Decodes in place the values whose file bytes fill the front of `out`'s memory (all of it
+/// for float64, the first half for float32), into native float64.
+fn decode_in_place(out: &mut [f64], layout: Layout) {
+    match (layout.dtype, layout.big_endian) {
+        (Dtype::F64, false) => out.iter_mut().for_each(|v| *v = f64::from_bits(u64::from_le(v.to_bits()))),
+        (Dtype::F64, true) => out.iter_mut().for_each(|v| *v = f64::from_bits(u64::from_be(v.to_bits()))),
+        (Dtype::F32, big_endian) => {
+            // From the last: value i's eight bytes cover float32 values 2i and 2i + 1, both
+            // read already.
+            let bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
+            for i in (0..bytes.len() / 8).rev() {
+                let b = [bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]];
+                let narrow = if big_endian { f32::from_be_bytes(b) } else { f32::from_le_bytes(b) };
+                bytes[8 * i..8 * i + 8].copy_from_slice(&f64::from(narrow).to_ne_bytes());
+            }
         }
     }
 }
@@ -135,33 +174,22 @@ impl ChunkStore for NpyStore {
 
     fn read_chunk_into(&self, index: ChunkIndex, out: &mut Vec<f64>) -> StorageResult<()> {
         let e = self.grid.extent(index)?;
-        out.clear();
-        let Some(map) = &self.map else { return Ok(()) };
-        let size = self.layout.dtype.size();
-        let (rows, cols) = self.grid.shape();
-        let (first, last);
-        if self.layout.fortran {
-            out.resize(e.len(), 0.0);
-            for j in 0..e.cols {
-                let start = self.data_offset + ((e.col0 + j) * rows + e.row0) * size;
-                for (i, v) in map[start..start + e.rows * size].chunks_exact(size).enumerate() {
-                    out[i * e.cols + j] = self.value(v);
-                }
-            }
-            first = self.data_offset + (e.col0 * rows + e.row0) * size;
-            last = self.data_offset + ((e.col0 + e.cols - 1) * rows + e.row0 + e.rows) * size;
-        } else {
-            for i in 0..e.rows {
-                let start = self.data_offset + ((e.row0 + i) * cols + e.col0) * size;
-                out.extend(map[start..start + e.cols * size].chunks_exact(size).map(|v| self.value(v)));
-            }
-            first = self.data_offset + (e.row0 * cols + e.col0) * size;
-            last = self.data_offset + ((e.row0 + e.rows - 1) * cols + e.col0 + e.cols) * size;
+        if !self.layout.fortran {
+            return self.read_rows(e, 0, e.rows, out);
         }
-        // SAFETY: DONTNEED on a read-only shared file mapping only drops page-table entries;
-        // later reads fault the same file contents back in. No reference into the range is held.
-        // Failure only means the pages stay resident a little longer.
-        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, first, last - first) };
+        // Fortran order: each column of the chunk lies together in the file.
+        let (size, rows) = (self.layout.dtype.size(), self.grid.rows());
+        let mut column = vec![0.0; e.rows];
+        out.clear();
+        out.resize(e.len(), 0.0);
+        for j in 0..e.cols {
+            let start = self.data_offset + ((e.col0 + j) * rows + e.row0) * size;
+            self.read_bytes(start, &mut bytemuck::cast_slice_mut(&mut column[..])[..e.rows * size])?;
+            decode_in_place(&mut column, self.layout);
+            for (i, v) in column.iter().enumerate() {
+                out[i * e.cols + j] = *v;
+            }
+        }
         Ok(())
     }
 
@@ -203,7 +231,7 @@ impl ChunkStore for NpyStore {
     }
 }
 
-/// Row blocks of a C-order `.npy` chunk, straight from the mapping.
+/// Row blocks of a C-order `.npy` chunk, read as they are asked for.
 struct NpyRows<'a> {
     store: &'a NpyStore,
     extent: crate::grid::ChunkExtent,
@@ -212,20 +240,8 @@ struct NpyRows<'a> {
 
 impl ChunkRows for NpyRows<'_> {
     fn next_rows(&mut self, rows: usize, out: &mut Vec<f64>) -> StorageResult<()> {
-        let (s, e) = (self.store, self.extent);
-        out.clear();
-        let Some(map) = &s.map else { return Ok(()) };
-        let size = s.layout.dtype.size();
-        let cols = s.grid.cols();
-        let first = s.data_offset + ((e.row0 + self.next) * cols + e.col0) * size;
-        for i in 0..rows {
-            let start = s.data_offset + ((e.row0 + self.next + i) * cols + e.col0) * size;
-            out.extend(map[start..start + e.cols * size].chunks_exact(size).map(|v| s.value(v)));
-        }
+        self.store.read_rows(self.extent, self.next, rows, out)?;
         self.next += rows;
-        let last = s.data_offset + ((e.row0 + self.next - 1) * cols + e.col0 + e.cols) * size;
-        // SAFETY: as in `read_chunk_into`: dropping page-table entries of a read-only mapping.
-        let _ = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, first, last.saturating_sub(first)) };
         Ok(())
     }
 

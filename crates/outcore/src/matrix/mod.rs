@@ -84,7 +84,7 @@ impl ChunkedMatrix {
         Self::open_with(path, ReadMode::Buffered)
     }
 
-    /// Opens a Zarr array directory read as `mode` says, or a `.npy` file (memory-mapped:
+    /// Opens a Zarr array directory read as `mode` says, or a `.npy` file (read buffered:
     /// [`ReadMode::Direct`] is refused for it).
     pub fn open_with(path: impl AsRef<Path>, mode: ReadMode) -> Result<Self> {
         let path = path.as_ref();
@@ -93,7 +93,7 @@ impl ChunkedMatrix {
             return Err(Error::invalid(
                 Knob::ReadMode,
                 format!(
-                    "{} is a .npy file, which is memory-mapped, not read with direct I/O; read it buffered",
+                    "{} is a .npy file, which is read through the page cache, not with direct I/O; read it buffered",
                     path.display()
                 ),
             ));

@@ -1,6 +1,6 @@
-//! A chunk's file: opened through the page cache or with direct I/O (`O_DIRECT`), read in one
-//! request into a page-aligned buffer when direct, and its failures named by array, chunk and
-//! file.
+//! A chunk's file: opened through the page cache or with direct I/O (`O_DIRECT`), read (never
+//! mapped: a file cut while mapped would kill the process with SIGBUS) in one request into a
+//! page-aligned buffer, and its failures named by array, chunk and file.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -13,8 +13,8 @@ use crate::grid::ChunkIndex;
 pub(super) const DIRECT_ALIGN: usize = 4096;
 
 thread_local! {
-    /// A thread's buffer for direct reads, grown to the largest chunk file it has read.
-    static DIRECT_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A thread's buffer for whole-file reads, grown to the largest chunk file it has read.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// An open chunk file of an array.
@@ -49,6 +49,13 @@ impl<'a> ChunkFile<'a> {
 
     /// An I/O error on this file.
     pub(super) fn io(&self, e: std::io::Error) -> StorageError {
+        // Its length was checked when it was opened: ending early, it was cut since.
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            return StorageError::InputChanged {
+                path: self.path.clone(),
+                reason: "the chunk file ended before the length it had when the run opened it".into(),
+            };
+        }
         StorageError::io(&self.path, e)
     }
 
@@ -75,15 +82,16 @@ fn open_chunk_file(path: &Path, direct: bool) -> std::io::Result<File> {
     options.open(path)
 }
 
-/// Reads `len` bytes of `file` (opened with `O_DIRECT`) into this thread's page-aligned
-/// buffer in one request, and passes them to `f`.
-pub(super) fn read_direct<T>(
+/// Reads `len` bytes of `file` into this thread's page-aligned buffer (so a file opened with
+/// `O_DIRECT` reads too) in one request, and passes them to `f`. A file that ends early (cut
+/// while it was read) is an error of kind `UnexpectedEof`.
+pub(super) fn read_whole<T>(
     file: &File,
     len: usize,
     f: impl FnOnce(&[u8]) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
     use std::os::unix::fs::FileExt;
-    DIRECT_BUFFER.with_borrow_mut(|buffer| {
+    READ_BUFFER.with_borrow_mut(|buffer| {
         let rounded = len.div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
         if buffer.len() < rounded + DIRECT_ALIGN {
             *buffer = vec![0; rounded + DIRECT_ALIGN];

@@ -18,7 +18,7 @@ pub(super) enum OwnCodec {
     /// Raw little-endian float64.
     Raw(RawLayout),
     /// zstd frames of little-endian values of this type (zarr-python's default, v3 and v2),
-    /// decoded straight into the caller's buffer from the mapped (or directly read) file.
+    /// decoded straight into the caller's buffer from the file read into a reused buffer.
     Zstd(Dtype),
 }
 

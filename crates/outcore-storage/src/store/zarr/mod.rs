@@ -234,7 +234,7 @@ impl ChunkStore for ZarrStore {
             };
             return match self.raw {
                 Some(raw) => raw::read(chunk, raw, self.chunk_shape, extent, out),
-                None => zstd::read(chunk, self.element, self.direct, self.chunk_shape, extent, out),
+                None => zstd::read(chunk, self.element, self.chunk_shape, extent, out),
             };
         }
         if self.sharded {
@@ -365,7 +365,7 @@ impl ChunkStore for ZarrStore {
         if self.raw.is_some() {
             0
         } else if self.zstd {
-            // The encoded file, mapped or in the thread's aligned buffer; the decompressor
+            // The encoded file, in the thread's aligned buffer; the decompressor
             // writes into the chunk itself.
             let encoded = cr * cc * self.element.size();
             (encoded + encoded / 128 + 3 * DIRECT_ALIGN) as u64

@@ -1,9 +1,8 @@
-//! zstd chunks (zarr-python's default, v3 and v2): the file is mapped (or, with direct I/O,
-//! read into the thread's page-aligned buffer) and decompressed straight into the caller's
-//! buffer, float32 widened in place. No buffer is allocated per chunk and the bytes are copied
-//! by no one but the decompressor.
+//! zstd chunks (zarr-python's default, v3 and v2): the file is read into the thread's
+//! page-aligned buffer (with or without direct I/O) and decompressed straight into the
+//! caller's buffer, float32 widened in place. No buffer is allocated per chunk.
 
-use super::file::{ChunkFile, read_direct};
+use super::file::{ChunkFile, read_whole};
 use super::meta::ChunkShape;
 use super::raw::trim_to_extent;
 use crate::error::StorageResult;
@@ -22,11 +21,10 @@ pub(super) fn max_encoded_len(want: usize) -> usize {
 }
 
 /// Reads the zstd chunk in `chunk` (of `element` values, `chunk_shape` as stored) into `out`,
-/// cut to `extent`; `direct` when the file was opened for direct I/O.
+/// cut to `extent`.
 pub(super) fn read(
     chunk: ChunkFile<'_>,
     element: Dtype,
-    direct: bool,
     chunk_shape: ChunkShape,
     extent: ChunkExtent,
     out: &mut Vec<f64>,
@@ -39,24 +37,9 @@ pub(super) fn read(
     }
     out.resize(cr * cc, 0.0);
     let dst = &mut bytemuck::cast_slice_mut::<f64, u8>(&mut out[..])[..want];
-    let decoded = if direct {
-        read_direct(&chunk.file, len as usize, |encoded| unzstd(encoded, dst))
-    } else {
-        // SAFETY: the map lives only while this function decodes it. As for `NpyStore`,
-        // inputs must not be rewritten while a run reads them: a chunk file changed
-        // meanwhile gives wrong values or a decode error, one truncated meanwhile SIGBUS.
-        match unsafe { memmap2::Mmap::map(&chunk.file) } {
-            Ok(map) => {
-                let _ = map.advise(memmap2::Advice::Sequential);
-                unzstd(&map, dst)
-            }
-            // A file system that cannot map files (some FUSE mounts) is read instead.
-            Err(_) => {
-                let mut encoded = Vec::new();
-                std::io::Read::read_to_end(&mut &chunk.file, &mut encoded).and_then(|_| unzstd(&encoded, dst))
-            }
-        }
-    };
+    // Read, not mapped: a chunk file truncated or rewritten while the run reads it is then a
+    // short read or a decode error, never a SIGBUS (a copy into a reused buffer costs little).
+    let decoded = read_whole(&chunk.file, len as usize, |encoded| unzstd(encoded, dst));
     match decoded {
         Ok(n) if n == want => {}
         Ok(n) => return Err(chunk.corrupted(format!("decoded {n} bytes, expected {want}"))),
