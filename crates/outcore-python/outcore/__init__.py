@@ -263,8 +263,9 @@ def randomized_svd(
     which are more accurate than subspace iteration for the same passes; ``method="subspace"``
     is scikit-learn's algorithm. Oversampling is capped so ``n_components + n_oversamples``
     stays within ``min(m, n)``. With ``return_error=True`` a fourth value is returned: the
-    a-posteriori estimate of ``||M - U diag(s) Vt||`` (``spectral_bound``, ``frobenius``,
-    ``probes``, ``failure_probability``). Signs: the entry of largest magnitude in each row of
+    a-posteriori estimate of ``||M - U diag(s) Vt||`` (``spectral_lower_bound`` and
+    ``spectral_bound`` around its spectral norm, ``frobenius``, the bound and the estimate also
+    ``relative_`` to the largest singular value, ``probes``, ``failure_probability``). Signs: the entry of largest magnitude in each row of
     ``Vt`` is positive (scikit-learn decides on U for tall input, so compare up to sign).
     """
     src = _as_source(M)

@@ -82,8 +82,9 @@ fn tsqr<'py>(
 }
 
 /// The top-k SVD by the randomized method (block Krylov or subspace iteration), with the error
-/// estimate. Returns the dict of [`tsqr`] plus `error` (`spectral_bound`, `frobenius`,
-/// `probes`) and `passes`.
+/// estimate. Returns the dict of [`tsqr`] plus `error` (`spectral_bound`,
+/// `spectral_lower_bound`, `frobenius`, the bound and estimate also `relative_` to sigma_1,
+/// `probes`, `failure_probability`) and `passes`.
 #[pyfunction]
 #[pyo3(signature = (source, k, *, oversamples, power_iters, krylov, seed, center, memory_limit, workers, u_out, progress))]
 #[allow(clippy::too_many_arguments)]
@@ -120,7 +121,10 @@ fn rsvd<'py>(
     let out = svd_dict(py, &result.svd, matrix.shape(), &memory)?;
     let error = PyDict::new(py);
     error.set_item("spectral_bound", result.error.spectral_bound)?;
+    error.set_item("spectral_lower_bound", result.error.spectral_lower_bound)?;
+    error.set_item("relative_spectral_bound", result.error.relative_spectral_bound)?;
     error.set_item("frobenius", result.error.frobenius)?;
+    error.set_item("relative_frobenius", result.error.relative_frobenius)?;
     error.set_item("probes", result.error.probes)?;
     error.set_item("failure_probability", result.error.failure_probability)?;
     out.set_item("error", error)?;

@@ -74,6 +74,11 @@ fn two_concurrent_jobs_on_one_budget_both_finish() {
 }
 
 #[test]
+fn many_jobs_on_one_engine_start_no_threads_and_keep_memory_flat() {
+    run("many_runs", &["25"], &["no thread started, memory between runs settled", "bitwise the first"]);
+}
+
+#[test]
 fn a_cancelled_run_leaves_nothing_and_the_engine_carries_on() {
     run("cancel", &[], &["cancelled halfway", "the next run finished"]);
 }

@@ -89,9 +89,16 @@ proptest! {
         let residual = &a - &fit;
         let true_spectral = spectral_norm(&residual);
         let true_frobenius = residual.norm_l2();
-        prop_assert!(true_spectral <= result.error.spectral_bound, "true {} above the bound {}", true_spectral, result.error.spectral_bound);
-        // The best rank-k error is sigma_{k+1}; the result is close to it and never below.
+        let e = result.error;
+        prop_assert!(true_spectral <= e.spectral_bound, "true {} above the bound {}", true_spectral, e.spectral_bound);
+        // The best rank-k error is sigma_{k+1}; the result is close to it and never below; the
+        // lower bound (sigma_{k+1} of the projection) is below both.
         prop_assert!(true_spectral >= sigma[k] * (1.0 - 1e-10));
+        prop_assert!(e.spectral_lower_bound <= sigma[k] * (1.0 + 1e-10) && e.spectral_lower_bound > 0.0,
+            "lower bound {} vs sigma_k+1 {}", e.spectral_lower_bound, sigma[k]);
+        let s1 = result.svd.s[0];
+        prop_assert!((e.relative_spectral_bound * s1 - e.spectral_bound).abs() <= 1e-12 * e.spectral_bound);
+        prop_assert!((e.relative_frobenius * s1 - e.frobenius).abs() <= 1e-12 * e.frobenius);
         prop_assert!(result.error.frobenius <= 4.0 * true_frobenius && result.error.frobenius >= true_frobenius / 4.0,
             "Frobenius estimate {} vs true {}", result.error.frobenius, true_frobenius);
     }

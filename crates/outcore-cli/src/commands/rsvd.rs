@@ -128,11 +128,13 @@ impl Command for RsvdArgs {
         let (s, error) = (&result.svd.s, &result.error);
         println!("singular values: {}", values_line(s, 10));
         println!(
-            "error estimate: ||A - U S V^T|| <= {:.4e} (probability >= 1 - {:.0e}); Frobenius about {:.4e} ({:.2}% of sigma_1)",
+            "error estimate: {:.4e} <= ||A - U S V^T|| <= {:.4e} ({:.2}% of sigma_1, probability >= 1 - {:.0e}); Frobenius about {:.4e} ({:.2}% of sigma_1)",
+            error.spectral_lower_bound,
             error.spectral_bound,
+            100.0 * error.relative_spectral_bound,
             error.failure_probability,
             error.frobenius,
-            100.0 * error.frobenius / s.first().copied().unwrap_or(1.0).max(f64::MIN_POSITIVE)
+            100.0 * error.relative_frobenius
         );
         println!("{}", usage_line(&summary, &format!(", {} passes over A", result.passes)));
         println!("{}", peaks_line(&summary.memory.peaks));

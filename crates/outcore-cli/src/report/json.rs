@@ -134,7 +134,10 @@ impl From<&MemorySample> for MemorySampleJson {
 #[derive(Clone, Copy, Debug, Serialize)]
 pub(crate) struct ErrorEstimateJson {
     pub spectral_bound: f64,
+    pub spectral_lower_bound: f64,
+    pub relative_spectral_bound: f64,
     pub frobenius: f64,
+    pub relative_frobenius: f64,
     pub probes: usize,
     pub failure_probability: f64,
 }
@@ -143,7 +146,10 @@ impl From<&ErrorEstimate> for ErrorEstimateJson {
     fn from(e: &ErrorEstimate) -> Self {
         Self {
             spectral_bound: e.spectral_bound,
+            spectral_lower_bound: e.spectral_lower_bound,
+            relative_spectral_bound: e.relative_spectral_bound,
             frobenius: e.frobenius,
+            relative_frobenius: e.relative_frobenius,
             probes: e.probes,
             failure_probability: e.failure_probability,
         }

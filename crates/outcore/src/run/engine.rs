@@ -6,6 +6,7 @@
 //! [`EngineBuilder::memory_pool`] put engines with other schedulers on the same budget.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[cfg(feature = "testing")]
 use outcore_storage::FaultPlan;
@@ -13,6 +14,7 @@ use outcore_storage::{Accounting, BufferConfig, BufferManager, Knob, MemoryRepor
 
 use super::control::RunControl;
 use super::scheduler::{self, RunStats, Scheduler};
+use super::threads::WorkerThreads;
 use crate::error::{Error, Result};
 use crate::task::{Executor, Results, TaskGraph};
 
@@ -33,6 +35,8 @@ pub struct Engine {
     pool: BufferManager,
     scheduler: Scheduler,
     process_overhead: u64,
+    /// Worker threads kept between runs (shared by clones).
+    threads: Arc<WorkerThreads>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -121,7 +125,7 @@ impl Engine {
         executor: &E,
         control: &RunControl,
     ) -> Result<(Results, RunStats)> {
-        scheduler::run(self.scheduler, &self.pool, graph, executor, control)
+        scheduler::run(self.scheduler, &self.threads, &self.pool, graph, executor, control)
     }
 }
 
@@ -227,7 +231,7 @@ impl EngineBuilder {
                     "a shared pool keeps its own limit, accounting, thresholds and spill options; set them where the pool was made",
                 ));
             }
-            return Ok(Engine { pool, scheduler, process_overhead });
+            return Ok(Engine { pool, scheduler, process_overhead, threads: Arc::default() });
         }
         let mut config = BufferConfig::new(self.memory_limit.unwrap_or(Engine::DEFAULT_MEMORY_LIMIT))
             .with_accounting(self.accounting.unwrap_or_default())
@@ -247,9 +251,10 @@ impl EngineBuilder {
         #[cfg(feature = "testing")]
         if let Some(faults) = self.spill_faults {
             let pool = BufferManager::with_spill_faults(config, faults).map_err(memory_limit_field)?;
-            return Ok(Engine { pool, scheduler, process_overhead });
+            return Ok(Engine { pool, scheduler, process_overhead, threads: Arc::default() });
         }
-        Ok(Engine { pool: BufferManager::new(config).map_err(memory_limit_field)?, scheduler, process_overhead })
+        let pool = BufferManager::new(config).map_err(memory_limit_field)?;
+        Ok(Engine { pool, scheduler, process_overhead, threads: Arc::default() })
     }
 
     /// Whether spill faults are injected (testing).

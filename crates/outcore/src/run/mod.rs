@@ -6,8 +6,9 @@
 //! store the outputs), recomputes a block whose spill was lost from its lineage
 //! (`recompute`), forwards the pool's events and memory samples to the run's sink
 //! (`observers`) and, as one rank of a job, lets `cluster::rank` walk the run's messages
-//! (`rank_side`). Layers, each using only those before it: `events`, `control`, `state`,
-//! `recompute`, `worker`, `rank_side`, `observers`, `scheduler`, `engine`.
+//! (`rank_side`), on worker threads the engine keeps between runs (`threads`). Layers, each
+//! using only those before it: `events`, `control`, `state`, `recompute`, `worker`,
+//! `rank_side`, `observers`, `threads`, `scheduler`, `engine`.
 
 mod control;
 mod engine;
@@ -19,6 +20,7 @@ mod scheduler;
 mod state;
 #[cfg(test)]
 mod tests;
+mod threads;
 mod worker;
 
 pub use control::RunControl;

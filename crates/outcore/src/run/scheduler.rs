@@ -20,6 +20,7 @@ use super::control::RunControl;
 use super::events::Event;
 use super::observers::Observers;
 use super::state::Run;
+use super::threads::WorkerThreads;
 use crate::cluster::placement::{Placement, fingerprint};
 use crate::cluster::{Transport, check_same, rank};
 use crate::error::{Error, Result};
@@ -88,6 +89,7 @@ pub struct RunStats {
 /// memory into it.
 pub(crate) fn run<E: Executor>(
     scheduler: Scheduler,
+    threads: &WorkerThreads,
     manager: &BufferManager,
     graph: &TaskGraph<E::Op>,
     executor: &E,
@@ -108,7 +110,7 @@ pub(crate) fn run<E: Executor>(
         let bookkeeping = manager.reserve(graph.footprint())?;
         let pool = match (&control.cluster, scheduler) {
             (None, Scheduler::Serial) => None,
-            _ => Some(worker_pool(workers)?),
+            _ => Some(threads.lend(workers)?),
         };
         Ok((bookkeeping, pool))
     })();
@@ -154,15 +156,6 @@ pub(crate) fn run<E: Executor>(
         return Err(Error::Bug(format!("run ended after {} of {} tasks", stats.tasks, run.local_total)));
     }
     Ok((Results::new(kept), stats))
-}
-
-/// A dedicated pool of `workers` threads for one run.
-fn worker_pool(workers: usize) -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("outcore-worker-{i}"))
-        .build()
-        .map_err(|e| Error::Bug(format!("cannot start {workers} worker threads: {e}")))
 }
 
 impl<E: Executor> Run<'_, E> {

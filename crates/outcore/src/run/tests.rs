@@ -9,9 +9,21 @@ use std::time::Duration;
 
 use super::RunControl;
 use super::events::Event;
-use super::scheduler::{Scheduler, run};
+use super::scheduler::{RunStats, Scheduler};
+use super::threads::WorkerThreads;
 use crate::error::{Error, MemoryError, Result};
-use crate::task::{Block, CancelToken, Executor, Key, Operation, TaskGraph, WorkerScratch as Scratch};
+use crate::task::{Block, CancelToken, Executor, Key, Operation, Results, TaskGraph, WorkerScratch as Scratch};
+
+/// A run on threads of its own, as an engine's first run.
+fn run<E: Executor>(
+    scheduler: Scheduler,
+    manager: &BufferManager,
+    graph: &TaskGraph<E::Op>,
+    executor: &E,
+    control: &RunControl,
+) -> Result<(Results, RunStats)> {
+    super::scheduler::run(scheduler, &WorkerThreads::default(), manager, graph, executor, control)
+}
 
 #[derive(Debug)]
 enum Toy {

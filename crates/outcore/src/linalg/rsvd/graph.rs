@@ -13,6 +13,8 @@ use crate::task::{Block, Key, TaskGraph, TaskId, reduce_fold};
 /// Where the results are.
 pub(crate) struct Keys {
     pub(crate) s: Key,
+    /// sigma_{k+1} of the projected matrix: a lower bound on the residual's spectral norm.
+    pub(crate) next: Key,
     pub(crate) estimate: Key,
     /// Each chunk column's `[count; mean; M2]`, when centered.
     pub(crate) moments: Vec<Key>,
@@ -272,7 +274,7 @@ pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<Rs
     let tree = blockqr::build_up(&mut b.g, &wrap, &bt_blocks, width, o.fan_in)?;
     let kb = tree.r_rows();
     let svd_ws = 8 * bytes(kb.max(width), kb.max(width));
-    let svd = b.g.add(RsvdOp::SmallSvd { k }, vec![tree.r()], 3, svd_ws)?;
+    let svd = b.g.add(RsvdOp::SmallSvd { k }, vec![tree.r()], 4, svd_ws)?;
     let vs = blockqr::build_down(&mut b.g, &wrap, &tree, svd.out(1), k, &cols)?;
     let mut us = Vec::new();
     for (i, &ri) in rows.iter().enumerate() {
@@ -288,17 +290,19 @@ pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<Rs
     }
     let signs = b.g.add(RsvdOp::Signs, extremes.clone(), 1, bytes(2 * extremes.len() + 1, k))?.out(0);
 
-    // Error estimate: (A ω) - U diag(s) (V^T ω).
+    // Error estimate: the Gram of (A ω) - U diag(s) (V^T ω) on the probes.
     let vtw = b.tree_sum(cols.len(), k, r, |b, j| {
         let ws = bytes(b.cols[j], k) + 2 * bytes(b.cols[j], r) + bytes(k, r);
         Ok(b.g.add(RsvdOp::ProbeProject { col: j }, vec![vs[j]], 1, ws)?.out(0))
     })?;
     let mut residuals = Vec::new();
     for (i, &ri) in rows.iter().enumerate() {
-        let ws = 3 * bytes(ri, r) + bytes(ri, k) + bytes(k, r);
+        let ws = 3 * bytes(ri, r) + bytes(ri, k) + bytes(k, r) + bytes(r, r);
         residuals.push(b.g.add(RsvdOp::Residual, vec![aw[i], us[i], svd.out(0), vtw], 1, ws)?.out(0));
     }
-    let estimate = b.g.add(RsvdOp::Estimate, residuals.clone(), 1, bytes(residuals.len() + 1, r))?.out(0);
+    // The Grams' sum and its SVD.
+    let ws = bytes(residuals.len() * r + 4 * r, r);
+    let estimate = b.g.add(RsvdOp::Estimate, residuals.clone(), 1, ws)?.out(0);
 
     // U and V, signs applied, into their stores.
     for (i, &ri) in rows.iter().enumerate() {
@@ -308,9 +312,10 @@ pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<Rs
         b.g.add(RsvdOp::Write { side: Side::V, block: j }, vec![vs[j], signs], 0, 4 * bytes(cj, k))?;
     }
     b.g.keep(svd.out(0));
+    b.g.keep(svd.out(3));
     b.g.keep(estimate);
     let moments = if o.center { (0..cols.len()).map(|j| b.merged(j)).collect::<Result<Vec<_>>>()? } else { Vec::new() };
     moments.iter().for_each(|key| b.g.keep(*key));
     b.g.set_max_concurrency(concurrency);
-    Ok((b.g, Keys { s: svd.out(0), estimate, moments }))
+    Ok((b.g, Keys { s: svd.out(0), next: svd.out(3), estimate, moments }))
 }

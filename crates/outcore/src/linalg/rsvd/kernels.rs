@@ -125,8 +125,10 @@ impl<'a> RsvdExecutor<'a> {
         if s.len() < k {
             return Err(Error::Bug(format!("SVD of R_b gave {} values, {k} wanted", s.len())));
         }
+        // sigma_{k+1} of the projection, at most the residual's spectral norm (0 without one).
+        let next = Block { data: vec![s.get(k).copied().unwrap_or(0.0)], rows: 1, cols: 1 };
         let s = Block { data: s[..k].to_vec(), rows: 1, cols: k };
-        Ok(vec![s, to_block(ur.as_ref().subcols(0, k)), to_block(vr.as_ref().subcols(0, k))])
+        Ok(vec![s, to_block(ur.as_ref().subcols(0, k)), to_block(vr.as_ref().subcols(0, k)), next])
     }
 
     fn extremes(row0: usize, v: &Pinned) -> Vec<Block> {
@@ -170,25 +172,27 @@ impl<'a> RsvdExecutor<'a> {
         Ok(vec![to_block(product(pinned_view(v).transpose(), omega).as_ref())])
     }
 
+    /// The Gram `Y^T Y` of this row block's residual on the probes, `Y = A ω - U diag(s) V^T ω`.
     fn residual(inputs: &[Pinned]) -> Result<Vec<Block>> {
         let [aw, u, s, vtw] = inputs else { return Err(Error::Bug("residual takes 4 inputs".into())) };
         let (rows, probes) = aw.shape();
         let k = s.shape().1;
         let us = Mat::<f64>::from_fn(rows, k, |i, j| u[i * k + j] * s[j]);
-        let fitted = product(us.as_ref(), pinned_view(vtw));
-        let data = (0..probes)
-            .map(|c| (0..rows).map(|i| (aw[i * probes + c] - fitted[(i, c)]).powi(2)).sum::<f64>())
-            .collect();
-        Ok(vec![Block { data, rows: 1, cols: probes }])
+        let mut y = Mat::<f64>::from_fn(rows, probes, |i, c| aw[i * probes + c]);
+        matmul(y.as_mut(), Accum::Add, us.as_ref(), pinned_view(vtw), -1.0, Par::Seq);
+        Ok(vec![to_block(product(y.transpose(), y.as_ref()).as_ref())])
     }
 
-    fn estimate(inputs: &[Pinned]) -> Vec<Block> {
+    /// `[spectral bound, Frobenius estimate]` from the row blocks' Grams (see
+    /// [`ErrorEstimate`](super::ErrorEstimate)).
+    fn estimate(inputs: &[Pinned]) -> Result<Vec<Block>> {
         let probes = inputs.first().map_or(0, |p| p.shape().1);
-        let norms2: Vec<f64> = (0..probes).map(|c| inputs.iter().map(|p| p[c]).sum()).collect();
-        let max = norms2.iter().copied().fold(0.0f64, f64::max).sqrt();
-        let spectral = 10.0 * (2.0 / std::f64::consts::PI).sqrt() * max;
-        let frobenius = (norms2.iter().sum::<f64>() / probes.max(1) as f64).sqrt();
-        vec![Block { data: vec![spectral, frobenius], rows: 1, cols: 2 }]
+        let gram = Mat::<f64>::from_fn(probes, probes, |i, j| inputs.iter().map(|p| p[i * probes + j]).sum());
+        let frobenius = ((0..probes).map(|c| gram[(c, c)]).sum::<f64>() / probes.max(1) as f64).sqrt();
+        let (largest, _) = thin_svd(gram.as_ref(), false)?;
+        let largest = largest.first().copied().unwrap_or(0.0);
+        let spectral = (largest / chi2_lower_quantile(probes, 10f64.powi(-(probes as i32)))).sqrt();
+        Ok(vec![Block { data: vec![spectral, frobenius], rows: 1, cols: 2 }])
     }
 
     fn write(&self, side: Side, block: usize, inputs: &[Pinned]) -> Result<Vec<Block>> {
@@ -265,7 +269,7 @@ impl Executor for RsvdExecutor<'_> {
             (RsvdOp::Signs, _) => Self::signs(inputs),
             (RsvdOp::ProbeProject { col }, [v]) => self.probe_project(*col, v),
             (RsvdOp::Residual, _) => Self::residual(inputs),
-            (RsvdOp::Estimate, _) => Ok(Self::estimate(inputs)),
+            (RsvdOp::Estimate, _) => Self::estimate(inputs),
             (RsvdOp::Moments, _) => Ok(vec![Moments::merge(inputs)?.block()]),
             (RsvdOp::MeanSketch { col, width }, [moments]) => self.mean_sketch(*col, *width, moments),
             (RsvdOp::MeanTimes, [moments, x]) => {
@@ -290,5 +294,62 @@ impl Executor for RsvdExecutor<'_> {
             (RsvdOp::Write { side, block }, _) => self.write(*side, *block, inputs),
             _ => Err(Error::Bug(format!("{op:?} given {} inputs", inputs.len()))),
         }
+    }
+}
+
+/// The `p`-quantile of the chi-squared distribution with `dof` degrees of freedom: the `x` with
+/// `P(chi2_dof <= x) = p`, for the small `p` of a failure probability (bisection on the
+/// regularized lower incomplete gamma function, whose series converges fast there).
+pub(super) fn chi2_lower_quantile(dof: usize, p: f64) -> f64 {
+    let a = dof as f64 / 2.0;
+    // ln Gamma(a + 1) for a whole or half number: a (a - 1) ... down to 1, or to 1/2 times
+    // Gamma(1/2) = sqrt(pi).
+    let mut ln_gamma = if dof % 2 == 1 { 0.5 * std::f64::consts::PI.ln() } else { 0.0 };
+    let mut t = a;
+    while t > 0.25 {
+        ln_gamma += t.ln();
+        t -= 1.0;
+    }
+    // ln P(a, z), P the regularized lower incomplete gamma function.
+    let ln_cdf = |z: f64| {
+        let (mut term, mut sum) = (1.0, 1.0);
+        for n in 1..10_000 {
+            term *= z / (a + n as f64);
+            sum += term;
+            if term < sum * 1e-17 {
+                break;
+            }
+        }
+        a * z.ln() - z - ln_gamma + sum.ln()
+    };
+    let target = p.ln();
+    let (mut lo, mut hi) = (-700.0f64, (4.0 * a + 50.0).ln());
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if ln_cdf(mid.exp()) < target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    2.0 * (0.5 * (lo + hi)).exp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chi2_lower_quantile;
+
+    #[test]
+    fn chi2_quantiles_match_closed_forms_and_tables() {
+        let close = |x: f64, y: f64| ((x - y) / y).abs() < 1e-6;
+        // Two degrees of freedom: P(chi2 <= x) = 1 - exp(-x / 2).
+        for p in [1e-2, 1e-6, 1e-10] {
+            let x = chi2_lower_quantile(2, p);
+            assert!(close(x, -2.0 * (-p).ln_1p()), "{p}: {x}");
+        }
+        // Tables: chi2_10 at 0.01 is 2.558212, chi2_1 at 0.1 is 0.01579077, chi2_5 at 0.05 is 1.145476.
+        assert!(close(chi2_lower_quantile(10, 0.01), 2.558_212), "{}", chi2_lower_quantile(10, 0.01));
+        assert!(close(chi2_lower_quantile(1, 0.1), 0.015_790_77), "{}", chi2_lower_quantile(1, 0.1));
+        assert!(close(chi2_lower_quantile(5, 0.05), 1.145_476), "{}", chi2_lower_quantile(5, 0.05));
     }
 }

@@ -72,14 +72,30 @@ pub fn randomized_svd<'a>(
     RandomizedSvdPlan::new(engine, a, options)?.run(engine)
 }
 
-/// An a posteriori estimate of `||A - U diag(s) V^T||`.
+/// An a posteriori estimate of `||A - U diag(s) V^T||` from the residual `Y = E Ω` on
+/// `probes` Gaussian vectors drawn apart from the sketch (`E` the residual, one pass over A).
+///
+/// The spectral bound is `sqrt(lambda_max(Y^T Y) / q)`, `q` the `failure_probability`
+/// quantile of chi-squared with `probes` degrees of freedom: `Y^T Y` is at least
+/// `||E||^2 g g^T` with `g = Ω^T v_1` standard normal, so the bound fails only when
+/// `||g||^2 < q`. It holds for every matrix; how close it comes depends on the residual's
+/// spectrum (measured in docs/benchmarks.md).
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct ErrorEstimate {
     /// Upper bound on the spectral norm, holding with probability `1 - failure_probability`.
     pub spectral_bound: f64,
+    /// Lower bound on the spectral norm, always: sigma_{k+1} of the matrix projected on the
+    /// basis (no rank-k approximation does better than sigma_{k+1} of A, which is at least
+    /// this); 0 without oversamples. The norm lies between the two bounds.
+    pub spectral_lower_bound: f64,
+    /// The spectral bound relative to the largest singular value found (`spectral_bound /
+    /// s[0]`; 0 for a zero matrix).
+    pub relative_spectral_bound: f64,
     /// Estimate of the Frobenius norm (unbiased in its square).
     pub frobenius: f64,
+    /// The Frobenius estimate relative to the largest singular value found.
+    pub relative_frobenius: f64,
     /// Probes used.
     pub probes: usize,
     /// Probability that the spectral bound does not hold: `10^-probes`.
@@ -133,11 +149,16 @@ impl RandomizedSvdPlan<'_> {
         drop(executor);
         let s = results.values(keys.s)?;
         let estimate = results.values(keys.estimate)?;
+        let next = results.values(keys.next)?.first().copied().unwrap_or(0.0);
         let centered = centered(&self.sketch, &results, &keys.moments)?;
         let probes = self.sketch.options.probes;
+        let relative = |x: f64| if x == 0.0 { 0.0 } else { x / s.first().copied().unwrap_or(0.0) };
         let error = ErrorEstimate {
             spectral_bound: estimate[0],
+            spectral_lower_bound: next,
+            relative_spectral_bound: relative(estimate[0]),
             frobenius: estimate[1],
+            relative_frobenius: relative(estimate[1]),
             probes,
             failure_probability: 10f64.powi(-(probes as i32)),
         };
