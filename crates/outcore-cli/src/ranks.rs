@@ -14,16 +14,19 @@ static CLUSTER: Mutex<Option<Arc<dyn Transport>>> = Mutex::new(None);
 /// This process's rank, kept after it leaves the job (for the final message).
 static RANK: AtomicUsize = AtomicUsize::new(0);
 
-/// Joins the job that launched this process, if a launcher did (`mpirun`, `srun`); a plain
-/// start stays one process. Refuses a launcher's task started alone (see
+/// Joins the job that launched this process, if a launcher did (`mpirun`, `srun`), its waits
+/// for other ranks ended by `cancel`; a plain start stays one process. Refuses a launcher's task started alone (see
 /// `outcore::cluster::MpiWorld::join`) and a launcher when the binary was built without MPI.
-pub(crate) fn join() -> Result<()> {
+pub(crate) fn join(cancel: &outcore::CancelToken) -> Result<()> {
     #[cfg(feature = "mpi")]
     if outcore::cluster::launcher_tasks().is_some() {
-        let world: Arc<dyn Transport> = Arc::new(outcore::cluster::MpiWorld::join()?);
+        // A signal (cancel) ends waits for other ranks, which a dead rank leaves unanswered.
+        let world: Arc<dyn Transport> = Arc::new(outcore::cluster::MpiWorld::join()?.stop_on(cancel.clone()));
         RANK.store(world.rank(), Ordering::Relaxed);
         *CLUSTER.lock().unwrap_or_else(|p| p.into_inner()) = Some(world);
     }
+    #[cfg(not(feature = "mpi"))]
+    let _ = cancel;
     #[cfg(not(feature = "mpi"))]
     if let Some((variable, tasks)) = outcore::cluster::launcher_tasks().filter(|&(_, tasks)| tasks > 1) {
         return Err(Error::invalid(

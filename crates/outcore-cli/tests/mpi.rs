@@ -178,7 +178,14 @@ fn ranks_given_different_arguments_refuse_before_any_work() {
     let err = text(&out.stderr);
     assert_eq!(err.matches("planned a different computation").count(), 1, "said once, by rank 0: {err}");
     assert!(err.contains("rank 1 of 3") && err.contains("give every rank the same arguments"), "{err}");
-    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    // --json: one error object on stdout, from rank 0.
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (v["error"].as_bool(), v["kind"].as_str(), v["exit_code"].as_i64()),
+        (Some(true), Some("cluster"), Some(1))
+    );
 }
 
 #[test]
@@ -241,6 +248,65 @@ fn ctrl_c_under_mpirun_stops_every_rank_and_leaves_nothing() {
     assert_eq!(count(&spill), 0, "spill directories left: {}", text(&output.stderr));
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("spill")], "partial output left: {}", text(&output.stderr));
+}
+
+#[test]
+fn a_dead_ranks_survivors_stop_on_the_launchers_sigterm_and_leave_nothing() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (out, spill) = (dir.path().join("out"), dir.path().join("spill"));
+    std::fs::create_dir(&spill).unwrap();
+    let args = ["tsqr", "--rows", "30000000", "--cols", "60", "--chunk-rows", "3000", "--workers", "1"];
+    let mut child = launcher(&mpirun)
+        .args(["-np", "2", BIN])
+        .args(args)
+        .arg("--output")
+        .arg(&out)
+        .arg("--spill-dir")
+        .arg(&spill)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let names = |d: &Path| -> Vec<String> {
+        std::fs::read_dir(d)
+            .map_or(Vec::new(), |r| r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+    };
+    // The process id in `PREFIX<pid>@...`.
+    let pid = |name: &str, prefix: &str| name.strip_prefix(prefix)?.split('@').next()?.parse::<i32>().ok();
+    let started = std::time::Instant::now();
+    let (rank0, rank1) = loop {
+        let rank0 = names(dir.path()).iter().find_map(|n| pid(n, ".out.partial-"));
+        let spills: Vec<i32> = names(&spill).iter().filter_map(|n| pid(n, "outcore-spill-")).collect();
+        if let (Some(rank0), 2) = (rank0, spills.len()) {
+            break (rank0, spills.into_iter().find(|&p| p != rank0).expect("rank 1's spill directory"));
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the job ended before a rank could die");
+        assert!(started.elapsed().as_secs() < 120, "the ranks never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // Rank 1 dies; rank 0 waits for its messages until the launcher's SIGTERM, which must stop
+    // it before the SIGKILL that follows.
+    // SAFETY: kill only sends a signal to a rank of our own child job.
+    assert_eq!(unsafe { libc::kill(rank1, libc::SIGKILL) }, 0);
+    let killed = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if killed.elapsed().as_secs() >= 60 {
+            let _ = child.kill();
+            panic!("the job did not end within 60 s of a rank's death");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let err = text(&output.stderr);
+    assert!(!output.status.success(), "the job succeeded without a rank: {err}");
+    assert!(err.contains("large-svd: interrupted"), "rank 0 did not stop on its own: {err}");
+    let own = format!("outcore-spill-{rank0}@");
+    assert!(!names(&spill).iter().any(|n| n.starts_with(&own)), "rank 0 left its spill files: {err}");
+    assert!(
+        !names(dir.path()).iter().any(|n| n.starts_with(".out.partial-") || n == "out"),
+        "partial output left: {err}"
+    );
 }
 
 #[test]

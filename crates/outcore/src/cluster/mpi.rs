@@ -2,6 +2,7 @@
 //! `mpicc` names: Open MPI, MPICH, a site's MPI).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, Source};
@@ -12,6 +13,7 @@ use super::transport::Transport;
 use outcore_storage::Knob;
 
 use crate::error::{Error, Result};
+use crate::task::CancelToken;
 
 /// The world of an MPI job: this process's rank among all processes the launcher started.
 /// Joining initializes MPI unless the program did, funneled: every MPI call must come from the
@@ -22,8 +24,13 @@ pub struct MpiWorld {
     rank: usize,
     ranks: usize,
     thread: std::thread::ThreadId,
-    /// Finalizes MPI when dropped, if this handle initialized it.
-    _universe: Mutex<Option<Universe>>,
+    /// Ends every wait for another rank when cancelled ([`stop_on`](Self::stop_on)).
+    cancel: Option<CancelToken>,
+    /// A wait was cut short: a rank may be gone, so MPI is not finalized (which would wait
+    /// for it).
+    abandoned: AtomicBool,
+    /// Finalizes MPI when dropped, if this handle initialized it (and no wait was abandoned).
+    universe: Mutex<Option<Universe>>,
 }
 
 impl MpiWorld {
@@ -55,7 +62,34 @@ impl MpiWorld {
                 ),
             ));
         }
-        Ok(Self { rank, ranks, thread: std::thread::current().id(), _universe: Mutex::new(universe) })
+        Ok(Self {
+            rank,
+            ranks,
+            thread: std::thread::current().id(),
+            cancel: None,
+            abandoned: AtomicBool::new(false),
+            universe: Mutex::new(universe),
+        })
+    }
+
+    /// Ends every wait for another rank (a message to receive, a send to complete) with
+    /// [`Error::Interrupted`] once `cancel` is cancelled: a rank whose peer died waits for a
+    /// message that never comes, and a launcher's SIGTERM must still stop it. Give it the token
+    /// the signal handler cancels. After such a wait MPI is not finalized (it would wait for the
+    /// peer too).
+    #[must_use]
+    pub fn stop_on(mut self, cancel: CancelToken) -> Self {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// Whether waiting should stop; if so, MPI will not be finalized.
+    fn give_up(&self) -> bool {
+        let stop = self.cancel.as_ref().is_some_and(CancelToken::is_cancelled);
+        if stop {
+            self.abandoned.store(true, Ordering::SeqCst);
+        }
+        stop
     }
 
     /// Refuses a call from a thread other than the one that joined (MPI is funneled).
@@ -130,14 +164,25 @@ impl Transport for MpiWorld {
         first.extend_from_slice(&(message.len() as u64).to_le_bytes());
         first.extend_from_slice(head);
         for piece in std::iter::once(&first[..]).chain(rest.chunks(piece)) {
-            mpi::request::scope(|scope| {
+            let cancelled = mpi::request::scope(|scope| {
                 let mut request = peer.immediate_send(scope, piece);
                 let pause = Pause::new();
+                let mut cancelled = false;
+                // A request cannot be left pending (MPI may still read the piece): once
+                // cancelled it is asked to stop, and completes either way.
                 while let Err(pending) = request.test() {
                     request = pending;
+                    if !cancelled && self.give_up() {
+                        request.cancel();
+                        cancelled = true;
+                    }
                     pause.sleep();
                 }
+                cancelled
             });
+            if cancelled {
+                return Err(Error::Interrupted);
+            }
         }
         Ok(())
     }
@@ -150,11 +195,14 @@ impl Transport for MpiWorld {
         let next = || {
             let pause = Pause::new();
             while peer.immediate_probe().is_none() {
+                if self.give_up() {
+                    return Err(Error::Interrupted);
+                }
                 pause.sleep();
             }
-            peer.receive_vec::<u8>().0
+            Ok(peer.receive_vec::<u8>().0)
         };
-        let mut message = next();
+        let mut message = next()?;
         let length =
             message.get(..8).and_then(|h| h.try_into().ok()).map(u64::from_le_bytes).ok_or_else(|| Error::Cluster {
                 rank: from,
@@ -165,8 +213,18 @@ impl Transport for MpiWorld {
         message.drain(..8);
         message.reserve(length.saturating_sub(message.len()));
         while message.len() < length {
-            message.extend(next());
+            message.extend(next()?);
         }
         Ok(message)
+    }
+}
+
+impl Drop for MpiWorld {
+    fn drop(&mut self) {
+        let universe = self.universe.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if self.abandoned.load(Ordering::SeqCst) {
+            // Finalizing waits for every rank, and one may be gone: the process exits without.
+            std::mem::forget(universe);
+        }
     }
 }
