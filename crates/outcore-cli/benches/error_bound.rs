@@ -11,22 +11,9 @@
 use outcore::faer::Mat;
 use outcore::{ChunkedMatrix, Distribution, Engine, RandomizedSvdOptions};
 
-use outcore_testkit::child;
+use outcore_testkit::{child, gaussian, with_spectrum};
 
 const PROBES: usize = 10;
-
-fn gaussian(m: usize, n: usize, seed: u64) -> Mat<f64> {
-    ChunkedMatrix::generated(Distribution::Normal, seed, m, n, m, n).and_then(|a| a.to_dense()).expect("a matrix")
-}
-
-/// `q1 diag(sigma) q2^T`, singular vectors random.
-fn with_spectrum(m: usize, n: usize, sigma: &[f64], seed: u64) -> Mat<f64> {
-    let r = sigma.len();
-    let q1 = gaussian(m, r, seed).qr().compute_thin_Q();
-    let q2 = gaussian(n, r, seed ^ 77).qr().compute_thin_Q();
-    let d = Mat::from_fn(r, r, |i, j| if i == j { sigma[i] } else { 0.0 });
-    &q1 * d * q2.transpose()
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -35,6 +35,13 @@ impl Served {
         Self::spawn(command)
     }
 
+    /// A small TSQR (2,000 x 5) served with `dashboard` flags, lingering two minutes.
+    fn small(dashboard: &[&str]) -> Self {
+        let mut args = vec!["tsqr", "--rows", "2000", "--cols", "5", "--dashboard-linger", "120"];
+        args.extend(dashboard);
+        Self::start(&args)
+    }
+
     /// Starts `command` (a `large-svd`, or ranks of one) and waits for the URL it prints.
     fn spawn(mut command: Command) -> Self {
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start large-svd");
@@ -304,18 +311,7 @@ fn bad_dashboard_options_are_refused_before_any_work() {
 
 #[test]
 fn a_dashboard_other_machines_reach_needs_its_token() {
-    let served = Served::start(&[
-        "tsqr",
-        "--rows",
-        "2000",
-        "--cols",
-        "5",
-        "--dashboard",
-        "0.0.0.0:0",
-        "--dashboard-allow-remote",
-        "--dashboard-linger",
-        "120",
-    ]);
+    let served = Served::small(&["--dashboard", "0.0.0.0:0", "--dashboard-allow-remote"]);
     let token = served.token.clone().expect("a token in the URL");
     assert_eq!(token.len(), 32, "{}", served.url);
     assert_eq!(request(&served.addr, "GET", "/api/state.json").0, 403);
@@ -326,18 +322,7 @@ fn a_dashboard_other_machines_reach_needs_its_token() {
 
 #[test]
 fn slow_idle_and_tokenless_clients_cannot_lock_out_the_token_holder() {
-    let served = Served::start(&[
-        "tsqr",
-        "--rows",
-        "2000",
-        "--cols",
-        "5",
-        "--dashboard",
-        "0.0.0.0:0",
-        "--dashboard-allow-remote",
-        "--dashboard-linger",
-        "120",
-    ]);
+    let served = Served::small(&["--dashboard", "0.0.0.0:0", "--dashboard-allow-remote"]);
     // Eight clients sending their request a byte at a time, without the token, and a hundred
     // that connect and send nothing: each used to hold one of the eight serving slots.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -372,19 +357,7 @@ fn slow_idle_and_tokenless_clients_cannot_lock_out_the_token_holder() {
 
 #[test]
 fn a_loopback_dashboard_answers_only_loopback_names_and_allowed_proxies() {
-    let served = Served::start(&[
-        "tsqr",
-        "--rows",
-        "2000",
-        "--cols",
-        "5",
-        "--dashboard",
-        "127.0.0.1:0",
-        "--dashboard-allow-host",
-        "Hub.Example",
-        "--dashboard-linger",
-        "120",
-    ]);
+    let served = Served::small(&["--dashboard", "127.0.0.1:0", "--dashboard-allow-host", "Hub.Example"]);
     let port = served.addr.rsplit(':').next().expect("a port").to_string();
     let get = |host: &str| {
         raw_request(&served.addr, &format!("GET /api/state.json HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))

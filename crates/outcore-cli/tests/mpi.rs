@@ -213,24 +213,31 @@ fn one_ranks_failure_ends_every_rank_with_one_message_and_no_output() {
     }
 }
 
-#[test]
-fn ctrl_c_under_mpirun_stops_every_rank_and_leaves_nothing() {
-    let Some(mpirun) = mpirun() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let (out, spill) = (dir.path().join("out"), dir.path().join("spill"));
+/// A TSQR of `ranks` ranks long enough to be interrupted (30,000,000 x 60, one worker each),
+/// its output `dir/out` and spill files under `dir/spill` (returned).
+fn long_job(mpirun: &Path, ranks: usize, dir: &Path) -> (std::process::Child, PathBuf) {
+    let spill = dir.join("spill");
     std::fs::create_dir(&spill).unwrap();
     let args = ["tsqr", "--rows", "30000000", "--cols", "60", "--chunk-rows", "3000", "--workers", "1"];
-    let mut child = launcher(&mpirun)
-        .args(["-np", "3", BIN])
+    let child = launcher(mpirun)
+        .args(["-np", &ranks.to_string(), BIN])
         .args(args)
         .arg("--output")
-        .arg(&out)
+        .arg(dir.join("out"))
         .arg("--spill-dir")
         .arg(&spill)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    (child, spill)
+}
+
+#[test]
+fn ctrl_c_under_mpirun_stops_every_rank_and_leaves_nothing() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, spill) = long_job(&mpirun, 3, dir.path());
     // Wait until every rank is computing: each has its spill directory, rank 0 its partial output.
     let started = std::time::Instant::now();
     let count = |d: &Path| std::fs::read_dir(d).map_or(0, |r| r.count());
@@ -254,20 +261,7 @@ fn ctrl_c_under_mpirun_stops_every_rank_and_leaves_nothing() {
 fn a_dead_ranks_survivors_stop_on_the_launchers_sigterm_and_leave_nothing() {
     let Some(mpirun) = mpirun() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (out, spill) = (dir.path().join("out"), dir.path().join("spill"));
-    std::fs::create_dir(&spill).unwrap();
-    let args = ["tsqr", "--rows", "30000000", "--cols", "60", "--chunk-rows", "3000", "--workers", "1"];
-    let mut child = launcher(&mpirun)
-        .args(["-np", "2", BIN])
-        .args(args)
-        .arg("--output")
-        .arg(&out)
-        .arg("--spill-dir")
-        .arg(&spill)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, spill) = long_job(&mpirun, 2, dir.path());
     let names = |d: &Path| -> Vec<String> {
         std::fs::read_dir(d)
             .map_or(Vec::new(), |r| r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())

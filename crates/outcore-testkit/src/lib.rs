@@ -8,7 +8,24 @@ use std::sync::Arc;
 
 use faer::Mat;
 use outcore::storage::{ChunkGrid, ChunkStore, MemoryStore};
-use outcore::{ChunkedMatrix, Engine, Scheduler};
+use outcore::{ChunkedMatrix, Distribution, Engine, Scheduler};
+
+/// An `m x n` matrix of standard normal values, seeded.
+pub fn gaussian(m: usize, n: usize, seed: u64) -> Mat<f64> {
+    ChunkedMatrix::generated(Distribution::Normal, seed, m, n, m.max(1), n.max(1))
+        .and_then(|a| a.to_dense())
+        .expect("a generated matrix")
+}
+
+/// `Q1 diag(sigma) Q2^T` with random orthonormal `Q1` (`m x r`) and `Q2` (`n x r`), `r` the
+/// length of `sigma`: a matrix of known singular values.
+pub fn with_spectrum(m: usize, n: usize, sigma: &[f64], seed: u64) -> Mat<f64> {
+    let r = sigma.len();
+    let q1 = gaussian(m, r, seed).qr().compute_thin_Q();
+    let q2 = gaussian(n, r, seed ^ 77).qr().compute_thin_Q();
+    let d = Mat::from_fn(r, r, |i, j| if i == j { sigma[i] } else { 0.0 });
+    &q1 * d * q2.transpose()
+}
 
 /// An engine of `limit` bytes of its own memory (the default accounting: what else lives in
 /// the test process does not count), Dask's default thresholds.

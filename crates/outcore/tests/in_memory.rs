@@ -12,10 +12,6 @@ use outcore::{
     SvdPlan,
 };
 
-fn gaussian(m: usize, n: usize, seed: u64) -> Mat<f64> {
-    ChunkedMatrix::generated(Distribution::Normal, seed, m, n, m.max(1), n.max(1)).unwrap().to_dense().unwrap()
-}
-
 fn check(a: &Mat<f64>, s: &[f64], u: &Mat<f64>, v: &Mat<f64>) {
     let (m, n) = a.shape();
     let norm = a.norm_l2();

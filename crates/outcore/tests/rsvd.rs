@@ -12,19 +12,6 @@ use outcore::{
 };
 use proptest::prelude::*;
 
-fn gaussian(m: usize, n: usize, seed: u64) -> Mat<f64> {
-    ChunkedMatrix::generated(Distribution::Normal, seed, m, n, m, n).unwrap().to_dense().unwrap()
-}
-
-/// `Q1 diag(sigma) Q2^T` with random orthonormal Q1, Q2.
-fn with_spectrum(m: usize, n: usize, sigma: &[f64], seed: u64) -> Mat<f64> {
-    let r = sigma.len();
-    let q1 = gaussian(m, r, seed).qr().compute_thin_Q();
-    let q2 = gaussian(n, r, seed ^ 77).qr().compute_thin_Q();
-    let d = Mat::from_fn(r, r, |i, j| if i == j { sigma[i] } else { 0.0 });
-    &q1 * d * q2.transpose()
-}
-
 fn spectral_norm(a: &Mat<f64>) -> f64 {
     a.singular_values().unwrap().first().copied().unwrap_or(0.0)
 }

@@ -26,6 +26,8 @@ pub struct MpiWorld {
     thread: std::thread::ThreadId,
     /// Ends every wait for another rank when cancelled ([`stop_on`](Self::stop_on)).
     cancel: Option<CancelToken>,
+    /// When a wait first saw the cancellation.
+    cancel_seen: std::sync::OnceLock<std::time::Instant>,
     /// A wait was cut short: a rank may be gone, so MPI is not finalized (which would wait
     /// for it).
     abandoned: AtomicBool,
@@ -67,14 +69,16 @@ impl MpiWorld {
             ranks,
             thread: std::thread::current().id(),
             cancel: None,
+            cancel_seen: std::sync::OnceLock::new(),
             abandoned: AtomicBool::new(false),
             universe: Mutex::new(universe),
         })
     }
 
     /// Ends every wait for another rank (a message to receive, a send to complete) with
-    /// [`Error::Interrupted`] once `cancel` is cancelled: a rank whose peer died waits for a
-    /// message that never comes, and a launcher's SIGTERM must still stop it. Give it the token
+    /// [`Error::Interrupted`] a quarter of a second after `cancel` is cancelled: a rank whose
+    /// peer died waits for a message that never comes, and a launcher's SIGTERM must still
+    /// stop it. Give it the token
     /// the signal handler cancels. After such a wait MPI is not finalized (it would wait for the
     /// peer too).
     #[must_use]
@@ -83,9 +87,17 @@ impl MpiWorld {
         self
     }
 
-    /// Whether waiting should stop; if so, MPI will not be finalized.
+    /// Whether a wait should stop: cancelled, and for [`GRACE`] since a wait first saw it, in
+    /// which ranks that are alive and cancelled too answer as they wind down together; then
+    /// every later wait stops at once. If so, MPI will not be finalized.
     fn give_up(&self) -> bool {
-        let stop = self.cancel.as_ref().is_some_and(CancelToken::is_cancelled);
+        if self.abandoned.load(Ordering::SeqCst) {
+            return true;
+        }
+        if !self.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            return false;
+        }
+        let stop = self.cancel_seen.get_or_init(std::time::Instant::now).elapsed() >= GRACE;
         if stop {
             self.abandoned.store(true, Ordering::SeqCst);
         }
@@ -117,6 +129,11 @@ fn piece_bytes() -> usize {
         .unwrap_or(PIECE)
         .min(PIECE)
 }
+
+/// How long a wait goes on once the run is cancelled: the other ranks, cancelled by the same
+/// signal, answer within it as they stop; a dead one never does. Well under the second Open
+/// MPI (and Slurm's KillWait at least) leaves between its SIGTERM and its SIGKILL.
+const GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Waits between polls of a pending message: MPI's blocking calls spin on a core while they
 /// wait, and the rank's workers need that core (a rank may wait for an R factor for most of a
