@@ -125,6 +125,16 @@ def test_randomized_svd_of_a_low_rank_matrix_is_exact(shape):
     assert err["frobenius"] <= t and err["probes"] == 10
 
 
+def test_the_error_estimate_brackets_the_true_error_relative_to_sigma_1():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((600, 6)) @ rng.standard_normal((6, 300)) + 1e-3 * rng.standard_normal((600, 300))
+    U, s, Vt, err = outcore.randomized_svd(x, 4, random_state=5, return_error=True)
+    true = np.linalg.norm(x - (U * s) @ Vt, 2)
+    assert err["spectral_lower_bound"] <= true * (1 + 1e-9) <= err["spectral_bound"] * (1 + 1e-9)
+    assert err["relative_spectral_bound"] == pytest.approx(err["spectral_bound"] / s[0], rel=1e-12)
+    assert err["relative_frobenius"] == pytest.approx(err["frobenius"] / s[0], rel=1e-12)
+
+
 def test_randomized_u_to_zarr(tmp_path):
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3001, 5)) @ rng.standard_normal((5, 200))
