@@ -216,9 +216,19 @@ fn the_dashboard_streams_the_run_and_serves_state_metrics_and_trace() {
 
     let (code, metrics) = served.get("/metrics");
     assert_eq!(code, 200);
-    assert!(metrics.contains(&format!("\noutcore_tasks_done {total}\n")), "{metrics}");
+    assert!(metrics.contains(&format!("\noutcore_tasks_done_total {total}\n")), "{metrics}");
+    assert!(metrics.contains(&format!("\noutcore_tasks {total}\n")), "{metrics}");
     assert!(metrics.contains("outcore_memory_limit_bytes 67108864"), "{metrics}");
-    assert!(metrics.contains("outcore_stage_tasks_done{stage=\"panel QR\"}"), "{metrics}");
+    assert!(metrics.contains("outcore_stage_tasks_done_total{stage=\"panel QR\"}"), "{metrics}");
+    // Counters end in _total, and a sum over memory_bytes adds parts, not the whole again.
+    for line in metrics.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert_eq!(line.ends_with(" counter"), name.ends_with("_total"), "{line}");
+    }
+    assert!(
+        metrics.contains("outcore_process_memory_bytes ") && !metrics.contains("category=\"process\""),
+        "{metrics}"
+    );
     let (code, trace) = served.get("/trace.json");
     assert_eq!(code, 200);
     let trace: Value = serde_json::from_str(&trace).expect("trace parses");

@@ -19,11 +19,13 @@ impl Board {
             }
         };
         let one = |v: u64| [(String::new(), v as f64)];
-        metric("tasks_done", "counter", "Tasks finished.", &one(inner.done));
-        metric("tasks_total", "gauge", "Tasks in the runs begun so far.", &one(inner.total));
+        // Prometheus' conventions: counters end in _total; the parts of one whole under one
+        // name, so that sum() adds them up (the process memory is a whole of its own).
+        metric("tasks_done_total", "counter", "Tasks finished.", &one(inner.done));
+        metric("tasks", "gauge", "Tasks in the runs begun so far.", &one(inner.total));
         metric("running", "gauge", "1 while a run goes on.", &one(u64::from(inner.running)));
+        metric("process_memory_bytes", "gauge", "The process's memory (resident set).", &one(w.process));
         let memory: Vec<(String, f64)> = [
-            ("process", w.process),
             ("managed", w.managed),
             ("unmanaged_old", w.unmanaged_old),
             ("unmanaged_recent", w.unmanaged_recent),
@@ -33,7 +35,12 @@ impl Board {
         .iter()
         .map(|(c, v)| (format!("{{category=\"{c}\"}}"), *v as f64))
         .collect();
-        metric("memory_bytes", "gauge", "Memory by Dask's categories (spilled: bytes in spill files).", &memory);
+        metric(
+            "memory_bytes",
+            "gauge",
+            "Memory by Dask's categories, the process's parts and the bytes in spill files.",
+            &memory,
+        );
         metric("memory_limit_bytes", "gauge", "The memory limit.", &one(w.limit));
         let thresholds: Vec<(String, f64)> =
             [("target", w.thresholds.target), ("spill", w.thresholds.spill), ("pause", w.thresholds.pause)]
@@ -50,8 +57,8 @@ impl Board {
         let stage_rows = |f: fn(&StageState) -> u64| -> Vec<(String, f64)> {
             inner.stages.iter().map(|s| (format!("{{stage=\"{}\"}}", s.name), f(s) as f64)).collect()
         };
-        metric("stage_tasks_done", "counter", "Tasks finished per stage.", &stage_rows(|s| s.done));
-        metric("stage_tasks_total", "gauge", "Tasks per stage.", &stage_rows(|s| s.total));
+        metric("stage_tasks_done_total", "counter", "Tasks finished per stage.", &stage_rows(|s| s.done));
+        metric("stage_tasks", "gauge", "Tasks per stage.", &stage_rows(|s| s.total));
         let busy = inner.threads.iter().filter(|t| t.state == ThreadState::Running).count() as u64;
         metric("threads_busy", "gauge", "Threads running a task.", &one(busy));
         out
