@@ -405,9 +405,12 @@ fn report_state(path: &Path) -> Value {
 fn the_report_is_one_offline_file_even_for_a_failed_command() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("run.html");
+    // A run that spills (a target of 1% of 64 MiB), so that the report has peaks to show.
+    let spilling = ["--memory-limit", "64MiB", "--thresholds", "target=0.01"];
     let out = Command::new(BIN)
         .args(["tsqr", "--rows", "30000", "--chunk-rows", "1000", "--json", "--report"])
         .arg(&path)
+        .args(spilling)
         .output()
         .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -421,6 +424,11 @@ fn the_report_is_one_offline_file_even_for_a_failed_command() {
     assert_eq!(state["status"], "finished");
     assert_eq!(state["tasks"]["done"], summary["tasks"]);
     assert_eq!(state["stream"]["tasks"].as_array().unwrap().len() as u64, u(&summary["tasks"]));
+    // The end's values and the peaks: nothing is left in spill files, but the run spilled.
+    let worker = &state["workers"][0];
+    assert_eq!(u(&worker["spilled"]), 0, "{worker}");
+    assert!(u(&worker["peak_spilled"]) > 0 && u(&worker["spills"]) > 0, "{worker}");
+    assert!(u(&worker["peak_process"]) >= u(&worker["process"]), "{worker}");
 
     // A command that fails still leaves its report, marked failed.
     let failed = dir.path().join("failed.html");
@@ -515,6 +523,10 @@ fn chromium_renders_the_served_page_and_the_offline_report_with_the_runs_numbers
         "120",
         "--report",
         report_arg,
+        "--memory-limit",
+        "64MiB",
+        "--thresholds",
+        "target=0.01",
     ]);
     let state = served.finished_state();
     let done = u(&state["tasks"]["done"]).to_string();
@@ -528,6 +540,14 @@ fn chromium_renders_the_served_page_and_the_offline_report_with_the_runs_numbers
     let dom = dump_dom(&chromium, &format!("file://{}", report.display()));
     assert_eq!(shown(&dom, "tasks-done"), done);
     assert_eq!(shown(&dom, "status"), "finished");
+    // The run spilled and ended with nothing in spill files: the workers table says both.
+    let cell = dom
+        .match_indices("data-field=\"spilled\"")
+        .map(|(at, _)| &dom[dom[..at].rfind('<').expect("a tag")..])
+        .find(|tag| tag.starts_with("<td"))
+        .expect("the workers table's spilled cell");
+    let cell = &cell[..cell.find("</td>").expect("the cell's end")];
+    assert!(cell.contains(">0 B (peak ") && u(&state["workers"][0]["peak_spilled"]) > 0, "{cell}");
 }
 
 #[test]

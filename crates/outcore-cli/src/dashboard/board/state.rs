@@ -55,6 +55,11 @@ pub(super) struct Worker {
     pub(super) unmanaged_recent: u64,
     pub(super) host: u64,
     pub(super) spilled: u64,
+    /// Highest process memory, managed memory and bytes in spill files so far: what a finished
+    /// run's report shows beside the values at its end.
+    pub(super) peak_process: u64,
+    pub(super) peak_managed: u64,
+    pub(super) peak_spilled: u64,
     pub(super) spills: u64,
     pub(super) reloads: u64,
     pub(super) spilled_bytes: u64,
@@ -121,6 +126,9 @@ impl Inner {
             unmanaged_recent: field(|r| r.unmanaged_recent),
             host: field(|r| r.host),
             spilled: field(|r| r.spilled),
+            peak_process: field(|r| r.peak_process),
+            peak_managed: field(|r| r.peak_managed),
+            peak_spilled: field(|r| r.peak_spilled),
             spills: field(|r| r.spill_count),
             reloads: field(|r| r.reload_count),
             spilled_bytes: self.spilled_bytes,
