@@ -550,41 +550,55 @@ fn chromium_renders_the_served_page_and_the_offline_report_with_the_runs_numbers
     assert!(cell.contains(">0 B (peak ") && u(&state["workers"][0]["peak_spilled"]) > 0, "{cell}");
 }
 
-#[test]
-fn chromium_watches_the_live_page_move_without_console_errors() {
-    let Some(chromium) = chromium() else { return };
+/// Chromium and playwright-core (`OUTCORE_PLAYWRIGHT`), or a loud skip (a failure under
+/// `OUTCORE_REQUIRE_BROWSER=1`).
+fn playwright() -> Option<(PathBuf, std::ffi::OsString)> {
+    let chromium = chromium()?;
     let Some(modules) = std::env::var_os("OUTCORE_PLAYWRIGHT") else {
         assert!(
             std::env::var_os("OUTCORE_REQUIRE_BROWSER").is_none(),
             "OUTCORE_REQUIRE_BROWSER is set but OUTCORE_PLAYWRIGHT (node_modules holding playwright-core) is not"
         );
         eprintln!("SKIPPED: OUTCORE_PLAYWRIGHT is not set; the live page was not driven in a browser");
-        return;
+        return None;
     };
-    let served = Served::start(&[
-        "tsqr",
-        "--rows",
-        "2000000",
-        "--chunk-rows",
-        "2000",
-        "--memory-limit",
-        "64MiB",
-        "--dashboard",
-        "127.0.0.1:0",
-        "--dashboard-linger",
-        "120",
-    ]);
+    Some((chromium, modules))
+}
+
+/// A 2,000,000-row TSQR served live (64 MiB), with `extra` flags, watched in Chromium to its
+/// end by `tests/browser/live.cjs`: what the page showed.
+fn watched(chromium: &Path, modules: &std::ffi::OsStr, extra: &[&str]) -> (Served, Value) {
+    let mut args = vec!["tsqr", "--rows", "2000000", "--chunk-rows", "2000", "--memory-limit", "64MiB"];
+    args.extend(["--dashboard", "127.0.0.1:0"]);
+    args.extend(extra);
+    let served = Served::start(&args);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/live.cjs");
     let out = Command::new("node")
         .arg(&script)
         .arg(&served.url)
-        .arg(&chromium)
-        .env("NODE_PATH", &modules)
+        .arg(chromium)
+        .env("NODE_PATH", modules)
         .output()
         .expect("run node (apt install nodejs)");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let seen: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    (served, serde_json::from_slice(&out.stdout).expect("the script's JSON"))
+}
+
+#[test]
+fn chromium_shows_the_end_of_a_run_served_without_linger() {
+    let Some((chromium, modules)) = playwright() else { return };
+    let (_served, seen) = watched(&chromium, &modules, &[]);
+    // The server went away with the command, after telling the page.
+    assert_eq!(seen["final"]["status"], "finished", "{seen}");
+    assert!(seen["final"]["notice"].as_str().unwrap().starts_with("the command has ended"), "{seen}");
+    assert_eq!(seen["console_errors"], serde_json::json!([]), "{seen}");
+}
+
+#[test]
+fn chromium_watches_the_live_page_move_without_console_errors() {
+    let Some((chromium, modules)) = playwright() else { return };
+    let (served, seen) = watched(&chromium, &modules, &["--dashboard-linger", "120"]);
     // While running, the page's count moved at least twice.
     let counts: Vec<u64> = seen["running_counts"].as_array().expect("counts").iter().map(u).collect();
     assert!(counts.windows(2).filter(|w| w[1] > w[0]).count() >= 2, "{seen}");
@@ -595,6 +609,7 @@ fn chromium_watches_the_live_page_move_without_console_errors() {
     assert_eq!(u(&seen["final"]["done"]), u(&state["tasks"]["done"]));
     assert_eq!(u(&seen["final"]["process"]), u(&state["workers"][0]["process"]));
     assert!(u(&seen["final"]["rects"]) > 0 && u(&seen["final"]["samples"]) > 0, "{seen}");
+    assert_eq!(seen["final"]["notice"], "", "the server lingers: nothing to say");
 }
 
 // ---- The ranks of an MPI job ----

@@ -43,6 +43,8 @@ const PUSH_INTERVAL: Duration = Duration::from_millis(100);
 const KEEPALIVE: Duration = Duration::from_secs(2);
 /// A client that reads nothing this long is dropped.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the end of a command waits for its live pages to get the final state.
+const FAREWELL: Duration = Duration::from_secs(2);
 
 /// Who the server is for.
 #[derive(Clone, Debug)]
@@ -61,6 +63,10 @@ pub(super) struct Server {
     port: u16,
     token: Option<String>,
     stop: Arc<AtomicBool>,
+    /// Set when the command has ended: live pages get the final state and `end`.
+    closing: Arc<AtomicBool>,
+    /// Live pages connected.
+    streams: Arc<AtomicUsize>,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -110,21 +116,23 @@ impl Server {
             Some(t) => format!("http://{host}:{}/?token={t}", bound.port()),
             None => format!("http://{host}:{}/", bound.port()),
         };
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, closing) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let streams = Arc::new(AtomicUsize::new(0));
         let shared = Arc::new(Shared {
             board,
             peers,
             token: token.clone(),
             hosts,
             stop: stop.clone(),
+            closing: closing.clone(),
             open: AtomicUsize::new(0),
-            streams: AtomicUsize::new(0),
+            streams: streams.clone(),
         });
         let accept = std::thread::Builder::new()
             .name("outcore-dashboard".into())
             .spawn(move || accept_loop(&listener, &shared))
             .map_err(|e| bad(format!("cannot start the dashboard's thread: {e}")))?;
-        Ok(Self { url, port: bound.port(), token, stop, accept: Some(accept) })
+        Ok(Self { url, port: bound.port(), token, stop, closing, streams, accept: Some(accept) })
     }
 
     /// The URL to open (with its token, if any).
@@ -139,7 +147,15 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Tells the live pages the command has ended (the final state, then an `end` event) and
+    /// waits for them (at most [`FAREWELL`]) before stopping: without it a page watching to
+    /// the end, with no `--dashboard-linger`, stayed at its last push and kept reconnecting.
     fn drop(&mut self) {
+        self.closing.store(true, Ordering::Release);
+        let until = Instant::now() + FAREWELL;
+        while self.streams.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.accept.take() {
             let _ = thread.join();
@@ -154,10 +170,12 @@ struct Shared {
     /// The Host names accepted (lowercase, without the port); `None`: any.
     hosts: Option<Vec<String>>,
     stop: Arc<AtomicBool>,
+    /// The command has ended (see [`Server`]'s drop).
+    closing: Arc<AtomicBool>,
     /// Requests being served.
     open: AtomicUsize,
     /// Of those, event streams.
-    streams: AtomicUsize,
+    streams: Arc<AtomicUsize>,
 }
 
 /// A connection whose request head is still arriving.
@@ -390,14 +408,18 @@ fn events(mut stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut sent: Option<u64> = None;
     let mut quiet = Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
+        let closing = shared.closing.load(Ordering::Acquire);
         let version = shared.board.version();
         // Other ranks that still run change without telling: they are asked at every push.
-        if sent != Some(version) || shared.peers.live() {
+        if sent != Some(version) || (shared.peers.live() && !closing) {
             let (mut message, next) = view::combined(&shared.board, &shared.peers, cursor, None, &mut peers);
             message.insert_str(0, "data: ");
             message.push_str("\n\n");
             stream.write_all(message.as_bytes())?;
             (cursor, sent, quiet) = (next, Some(version), Instant::now());
+        } else if closing {
+            // The final state is sent: the page stops reconnecting and says the command ended.
+            return stream.write_all(b"event: end\ndata: {}\n\n");
         } else if quiet.elapsed() >= KEEPALIVE {
             stream.write_all(b": keep-alive\n\n")?;
             quiet = Instant::now();

@@ -1,7 +1,7 @@
 // Drives the live dashboard in Chromium (playwright-core, found through NODE_PATH):
 //   node live.cjs URL CHROMIUM [SCREENSHOT.png]
-// Prints JSON: the task counts the page showed while the run went on, its final numbers, and
-// the console errors it logged.
+// Prints JSON: the task counts the page showed while the run went on, its final numbers and
+// notice, and the console errors it logged.
 const { chromium } = require("playwright-core");
 
 (async () => {
@@ -23,6 +23,7 @@ const { chromium } = require("playwright-core");
       process: Number(document.querySelector('#workers td[data-field="process"]')?.dataset.value ?? -1),
       rects: Number(document.getElementById("stream").dataset.rects ?? 0),
       samples: Number(document.getElementById("timeline").dataset.samples ?? 0),
+      notice: document.getElementById("error").textContent,
     }));
     const counts = [];
     const deadline = Date.now() + 240000;
