@@ -610,6 +610,7 @@ fn chromium_watches_the_live_page_move_without_console_errors() {
     assert_eq!(u(&seen["final"]["process"]), u(&state["workers"][0]["process"]));
     assert!(u(&seen["final"]["rects"]) > 0 && u(&seen["final"]["samples"]) > 0, "{seen}");
     assert_eq!(seen["final"]["notice"], "", "the server lingers: nothing to say");
+    assert!(!seen["render_ms"].as_array().unwrap().is_empty(), "the page times its renders: {seen}");
 }
 
 // ---- The ranks of an MPI job ----

@@ -1,7 +1,7 @@
 // Drives the live dashboard in Chromium (playwright-core, found through NODE_PATH):
 //   node live.cjs URL CHROMIUM [SCREENSHOT.png]
 // Prints JSON: the task counts the page showed while the run went on, its final numbers and
-// notice, and the console errors it logged.
+// notice, the console errors it logged, and how long each of its renders took (ms).
 const { chromium } = require("playwright-core");
 
 (async () => {
@@ -37,7 +37,8 @@ const { chromium } = require("playwright-core");
     // The finished state arrives once more after the last change; let it land.
     await page.waitForTimeout(400);
     const final = await read();
-    process.stdout.write(JSON.stringify({ running_counts: counts, final, console_errors: errors }));
+    const render_ms = await page.evaluate(() => window.outcoreRenderTimes.slice());
+    process.stdout.write(JSON.stringify({ running_counts: counts, final, console_errors: errors, render_ms }));
   } finally {
     await browser.close();
   }
