@@ -596,6 +596,31 @@ fn chromium_shows_the_end_of_a_run_served_without_linger() {
 }
 
 #[test]
+fn the_workers_table_fits_at_desktop_widths_and_no_card_leaves_a_phone_screen() {
+    let Some((chromium, modules)) = playwright() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("run.html");
+    let out = Command::new(BIN).args(["tsqr", "--rows", "20000", "--report"]).arg(&report).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/layout.cjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(format!("file://{}", report.display()))
+        .arg(&chromium)
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("run node");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    for width in ["1280", "1600"] {
+        assert_eq!(seen[width]["table_fits"], true, "at {width} px: {seen}");
+    }
+    for width in ["375", "1280", "1600"] {
+        assert_eq!(seen[width]["cards_past_window"], 0, "at {width} px: {seen}");
+    }
+}
+
+#[test]
 fn chromium_watches_the_live_page_move_without_console_errors() {
     let Some((chromium, modules)) = playwright() else { return };
     let (served, seen) = watched(&chromium, &modules, &["--dashboard-linger", "120"]);
