@@ -596,11 +596,13 @@ fn chromium_shows_the_end_of_a_run_served_without_linger() {
 }
 
 #[test]
-fn the_workers_table_fits_at_desktop_widths_and_no_card_leaves_a_phone_screen() {
+fn the_page_lays_out_at_phone_and_desktop_widths_its_labels_apart_its_legend_in_the_bars_colour() {
     let Some((chromium, modules)) = playwright() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let report = dir.path().join("run.html");
-    let out = Command::new(BIN).args(["tsqr", "--rows", "20000", "--report"]).arg(&report).output().expect("run");
+    // Process memory above the target (1% of 64 MiB): the bar is orange, and so must be its legend.
+    let args = ["tsqr", "--rows", "20000", "--memory-limit", "64MiB", "--thresholds", "target=0.01", "--report"];
+    let out = Command::new(BIN).args(args).arg(&report).output().expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/layout.cjs");
     let out = Command::new("node")
@@ -617,6 +619,14 @@ fn the_workers_table_fits_at_desktop_widths_and_no_card_leaves_a_phone_screen() 
     }
     for width in ["375", "1280", "1600"] {
         assert_eq!(seen[width]["cards_past_window"], 0, "at {width} px: {seen}");
+        // limit, target, spill, pause, terminate: 60% to 100% of the limit, labels apart.
+        assert_eq!(
+            (seen[width]["threshold_labels"].as_u64(), &seen[width]["labels_overlap"]),
+            (Some(5), &Value::Bool(false)),
+            "{seen}"
+        );
+        assert_eq!(seen[width]["legend"], seen[width]["bar"], "at {width} px: {seen}");
+        assert!(seen[width]["bar"].as_str().unwrap().starts_with("rgb(255, 127, 14)"), "orange: {seen}");
     }
 }
 

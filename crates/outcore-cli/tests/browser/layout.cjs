@@ -1,7 +1,8 @@
 // Lays the dashboard out in Chromium (playwright-core, found through NODE_PATH) at several
 // window widths: node layout.cjs URL CHROMIUM
 // Prints JSON, for each width: whether the workers table fits its card (nothing hidden to the
-// right), and how far any card reaches past the window's right edge (px).
+// right), how far any card reaches past the window's right edge (px), whether the memory
+// chart's threshold labels overlap, and the colours of the legend's and the bar's managed part.
 const { chromium } = require("playwright-core");
 
 (async () => {
@@ -17,8 +18,16 @@ const { chromium } = require("playwright-core");
         const table = document.getElementById("workers"), card = table.closest("section");
         const past = Math.max(...[...document.querySelectorAll("section")].map(s => s.getBoundingClientRect().right))
           - document.documentElement.clientWidth;
+        // The memory chart's threshold labels: no two boxes overlap.
+        const boxes = [...document.querySelectorAll("#timeline text.threshold")].map(t => t.getBBox());
+        const overlap = boxes.some((a, i) => boxes.some((b, j) => i < j && a.x < b.x + b.width && b.x < a.x + a.width
+          && a.y < b.y + b.height && b.y < a.y + a.height));
+        // The legend's swatch for managed memory has the bar's colour.
+        const swatch = document.querySelector("#legend i").style.background;
+        const segment = document.querySelector('#bars .seg[data-field="managed"]').style.background;
         return { table_fits: table.scrollWidth <= card.clientWidth, table: table.scrollWidth, card: card.clientWidth,
-          cards_past_window: Math.max(0, Math.round(past)) };
+          cards_past_window: Math.max(0, Math.round(past)), threshold_labels: boxes.length, labels_overlap: overlap,
+          legend: swatch, bar: segment };
       });
       await page.close();
     }
