@@ -39,7 +39,7 @@ const HEAD_BYTES: usize = 16 << 10;
 pub(super) const PENDING_BYTES: u64 = (MAX_PENDING * HEAD_BYTES) as u64;
 /// How often a live page is sent what changed: at most 10 times a second.
 const PUSH_INTERVAL: Duration = Duration::from_millis(100);
-/// A comment line keeps idle event streams open through proxies, and finds closed ones.
+/// A comment line keeps idle event streams open through proxies.
 const KEEPALIVE: Duration = Duration::from_secs(2);
 /// A client that reads nothing this long is dropped.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -424,9 +424,19 @@ fn events(mut stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
             stream.write_all(b": keep-alive\n\n")?;
             quiet = Instant::now();
         }
+        if client_gone(stream) {
+            return Ok(());
+        }
         std::thread::sleep(PUSH_INTERVAL);
     }
     Ok(())
+}
+
+/// Whether a live page's client closed its end: its place is given back at once, not at the
+/// next failed write (two keep-alives later).
+fn client_gone(stream: &TcpStream) -> bool {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(1)));
+    matches!(stream.peek(&mut [0u8; 1]), Ok(0))
 }
 
 /// Sends a whole response (its head alone for a HEAD request) and closes.
