@@ -140,8 +140,10 @@ fn main() -> ExitCode {
     let cli = parse_command_line();
     let cancel = CancelToken::new();
     handle_signals(cancel.clone());
+    let before = outcore::storage::RssSource::Process.current();
     let result = ranks::join(&cancel)
         .and_then(|()| ranks::agree(one_process_commands(&cli), |()| Vec::new()).map(drop))
+        .and_then(|()| ranks::measure_footprint(before))
         .and_then(|()| commands::dispatch(cli.command.as_ref(), &cli.run, cancel));
     let code = match result {
         Ok(()) => 0,

@@ -2,7 +2,7 @@
 //! `srun`): steps before and after a run are agreed among the ranks, rank 0 alone writes the
 //! small outputs and prints, and every rank ends with the same outcome.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use outcore::cluster::Transport;
@@ -13,6 +13,9 @@ static CLUSTER: Mutex<Option<Arc<dyn Transport>>> = Mutex::new(None);
 
 /// This process's rank, kept after it leaves the job (for the final message).
 static RANK: AtomicUsize = AtomicUsize::new(0);
+
+/// What the MPI library holds in each rank, in bytes (see [`measure_footprint`]).
+static FOOTPRINT: AtomicU64 = AtomicU64::new(0);
 
 /// Joins the job that launched this process, if a launcher did (`mpirun`, `srun`), its waits
 /// for other ranks ended by `cancel`; a plain start stays one process. Refuses a launcher's task started alone (see
@@ -111,4 +114,28 @@ pub(crate) fn own_path(path: &std::path::Path) -> std::path::PathBuf {
         None => format!("{stem}.rank{r}"),
     };
     path.with_file_name(name)
+}
+
+/// Measures what joining the job cost this process (the MPI library's code and buffers, 8-10
+/// MiB per rank with Open MPI here): the growth of the resident set from `before` (read
+/// before joining) across the join and the first exchange, the largest of the ranks', with a
+/// margin of a quarter (at least 2 MiB) for buffers the first runs add. Plans count it beside
+/// the process overhead, so a limit they accept holds under MPI too; the largest is agreed so
+/// that every rank plans alike. Nothing without a job.
+pub(crate) fn measure_footprint(before: u64) -> Result<()> {
+    if !in_job() {
+        return Ok(());
+    }
+    let mine = outcore::storage::RssSource::Process.current().saturating_sub(before);
+    let read = |b: &[u8]| b.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    let largest = gather(mine.to_le_bytes().to_vec())?.map(|parts| parts.iter().filter_map(|p| read(p)).max());
+    let (_, agreed) = agree(Ok(()), |()| largest.flatten().unwrap_or(mine).to_le_bytes().to_vec())?;
+    let footprint = read(&agreed).unwrap_or(mine);
+    FOOTPRINT.store(footprint + (footprint / 4).max(2 << 20), Ordering::Relaxed);
+    Ok(())
+}
+
+/// What the MPI library holds in this rank, with its margin (0 without a job).
+pub(crate) fn footprint() -> u64 {
+    FOOTPRINT.load(Ordering::Relaxed)
 }

@@ -91,7 +91,9 @@ impl Session {
         };
         // Under MPI, rank 0 serves and reports; the other ranks serve their boards to it.
         let watched = run.dashboard.is_some() || run.report.is_some();
-        let overhead = system::process_overhead() + if watched { crate::dashboard::held_bytes() } else { 0 };
+        // Under MPI, the MPI library's memory too (measured when the job was joined).
+        let dashboard = if watched { crate::dashboard::held_bytes() } else { 0 };
+        let overhead = system::process_overhead() + dashboard + crate::ranks::footprint();
         let spill_faults = InjectedFaults::from_env()?.spill;
         let thresholds = run.thresholds.unwrap_or_default();
         let engine = |limit: u64| {

@@ -304,6 +304,29 @@ fn a_dead_ranks_survivors_stop_on_the_launchers_sigterm_and_leave_nothing() {
 }
 
 #[test]
+fn limits_the_plan_accepts_or_suggests_hold_on_ranks() {
+    let Some(mpirun) = mpirun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = |cols: &str, rows: &str, limit: &str| {
+        let _ = std::fs::remove_dir_all(&out);
+        let args = ["tsqr", "--rows", rows, "--cols", cols, "--memory-limit", limit, "--output", out.to_str().unwrap()];
+        on_ranks(&mpirun, 2, &args)
+    };
+    // Accepted at 64 MiB: it used to fail mid-run on 2 ranks ("cannot reserve 23.4 MiB"), the
+    // MPI library's own memory (about 9 MiB a rank) missing from the plan.
+    let accepted = run("150", "300000", "64MiB");
+    assert!(accepted.status.success(), "{}", text(&accepted.stderr));
+    // Refused up front, and the limit suggested works.
+    let refused = run("300", "100000", "64MiB");
+    let err = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    let suggested = err.split("raise --memory-limit to ").nth(1).and_then(|r| r.split_whitespace().next()).expect(&err);
+    let again = run("300", "100000", suggested);
+    assert!(again.status.success(), "the suggested {suggested} failed: {}", text(&again.stderr));
+}
+
+#[test]
 fn means_adds_the_lessons_processes_and_distributed_rows() {
     let Some(_) = mpirun() else { return };
     let out =
