@@ -631,6 +631,41 @@ fn the_page_lays_out_at_phone_and_desktop_widths_its_labels_apart_its_legend_in_
 }
 
 #[test]
+fn the_stage_graph_fits_its_names_in_their_boxes_and_draws_its_loops() {
+    let Some((chromium, modules)) = playwright() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("rsvd.html");
+    // The randomized SVD's stages loop: each pass over A follows an orthonormalization.
+    let args = ["rsvd", "--rows", "3000", "--cols", "2000", "--chunk", "1000", "--report"];
+    let out = Command::new(BIN).args(args).arg(&report).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let back_edges = {
+        let stages = report_state(&report)["stages"].as_array().expect("stages").clone();
+        let later =
+            |(i, s): (usize, &Value)| s["after"].as_array().unwrap().iter().filter(|a| u(a) >= i as u64).count();
+        stages.iter().enumerate().map(later).sum::<usize>()
+    };
+    assert!(back_edges > 0, "the rSVD's stage graph has loops");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/graph.cjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(format!("file://{}", report.display()))
+        .arg(&chromium)
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("run node");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    for width in ["700", "1280"] {
+        assert_eq!(seen[width]["loops"].as_u64(), Some(back_edges as u64), "at {width} px: {seen}");
+        for stage in seen[width]["names"].as_array().expect("names") {
+            let (drawn, box_width) = (stage["drawn"].as_f64().unwrap(), stage["box"].as_f64().unwrap());
+            assert!(drawn <= box_width - 4.0, "at {width} px, {} overflows its box: {seen}", stage["name"]);
+        }
+    }
+}
+
+#[test]
 fn chromium_watches_the_live_page_move_without_console_errors() {
     let Some((chromium, modules)) = playwright() else { return };
     let (served, seen) = watched(&chromium, &modules, &["--dashboard-linger", "120"]);
