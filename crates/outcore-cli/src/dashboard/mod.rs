@@ -13,7 +13,9 @@
 //! ```
 
 mod board;
+mod intake;
 mod ranks;
+mod routes;
 mod server;
 mod view;
 
@@ -33,7 +35,7 @@ use server::{Access, Server};
 /// on rank 0 more for each other rank of a job.
 pub(crate) fn held_bytes() -> u64 {
     let others = if crate::ranks::is_root() { crate::ranks::count() - 1 } else { 0 };
-    BOARD_BYTES + server::PENDING_BYTES + others as u64 * RANK_BYTES
+    BOARD_BYTES + intake::PENDING_BYTES + others as u64 * RANK_BYTES
 }
 
 /// A command's dashboard: the board its runs feed, and the server showing it, if asked for.

@@ -337,7 +337,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dashboard::server::MAX_CONNECTIONS;
+    use crate::dashboard::intake::MAX_CONNECTIONS;
 
     /// A board at its caps, with the longest numbers: what [`BOARD_BYTES`] and [`RANK_BYTES`]
     /// must cover.
