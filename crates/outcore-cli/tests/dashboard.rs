@@ -565,6 +565,21 @@ fn playwright() -> Option<(PathBuf, std::ffi::OsString)> {
     Some((chromium, modules))
 }
 
+/// Runs `tests/browser/SCRIPT` (node with playwright-core) on the page at `url` in Chromium:
+/// the JSON it prints.
+fn in_chromium(script: &str, url: &str, chromium: &Path, modules: &std::ffi::OsStr) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser").join(script);
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(url)
+        .arg(chromium)
+        .env("NODE_PATH", modules)
+        .output()
+        .expect("run node (apt install nodejs)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("the script's JSON")
+}
+
 /// A 2,000,000-row TSQR served live (64 MiB), with `extra` flags, watched in Chromium to its
 /// end by `tests/browser/live.cjs`: what the page showed.
 fn watched(chromium: &Path, modules: &std::ffi::OsStr, extra: &[&str]) -> (Served, Value) {
@@ -572,17 +587,18 @@ fn watched(chromium: &Path, modules: &std::ffi::OsStr, extra: &[&str]) -> (Serve
     args.extend(["--dashboard", "127.0.0.1:0"]);
     args.extend(extra);
     let served = Served::start(&args);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/live.cjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(&served.url)
-        .arg(chromium)
-        .env("NODE_PATH", modules)
-        .output()
-        .expect("run node (apt install nodejs)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    (served, serde_json::from_slice(&out.stdout).expect("the script's JSON"))
+    let seen = in_chromium("live.cjs", &served.url, chromium, modules);
+    (served, seen)
+}
+
+/// The report of `large-svd ARGS --report DIR/report.html`, and the page
+/// `tests/browser/layout.cjs` laid out at each width it tries.
+fn laid_out(dir: &Path, args: &[&str], chromium: &Path, modules: &std::ffi::OsStr) -> (PathBuf, Value) {
+    let report = dir.join("report.html");
+    let out = Command::new(BIN).args(args).arg("--report").arg(&report).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen = in_chromium("layout.cjs", &format!("file://{}", report.display()), chromium, modules);
+    (report, seen)
 }
 
 #[test]
@@ -599,21 +615,9 @@ fn chromium_shows_the_end_of_a_run_served_without_linger() {
 fn the_page_lays_out_at_phone_and_desktop_widths_its_labels_apart_its_legend_in_the_bars_colour() {
     let Some((chromium, modules)) = playwright() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let report = dir.path().join("run.html");
     // Process memory above the target (1% of 64 MiB): the bar is orange, and so must be its legend.
-    let args = ["tsqr", "--rows", "20000", "--memory-limit", "64MiB", "--thresholds", "target=0.01", "--report"];
-    let out = Command::new(BIN).args(args).arg(&report).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/layout.cjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(format!("file://{}", report.display()))
-        .arg(&chromium)
-        .env("NODE_PATH", &modules)
-        .output()
-        .expect("run node");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let seen: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    let args = ["tsqr", "--rows", "20000", "--memory-limit", "64MiB", "--thresholds", "target=0.01"];
+    let (_, seen) = laid_out(dir.path(), &args, &chromium, &modules);
     for width in ["1280", "1600"] {
         assert_eq!(seen[width]["table_fits"], true, "at {width} px: {seen}");
     }
@@ -634,11 +638,9 @@ fn the_page_lays_out_at_phone_and_desktop_widths_its_labels_apart_its_legend_in_
 fn the_stage_graph_fits_its_names_in_their_boxes_and_draws_its_loops() {
     let Some((chromium, modules)) = playwright() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let report = dir.path().join("rsvd.html");
     // The randomized SVD's stages loop: each pass over A follows an orthonormalization.
-    let args = ["rsvd", "--rows", "3000", "--cols", "2000", "--chunk", "1000", "--report"];
-    let out = Command::new(BIN).args(args).arg(&report).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let args = ["rsvd", "--rows", "3000", "--cols", "2000", "--chunk", "1000"];
+    let (report, seen) = laid_out(dir.path(), &args, &chromium, &modules);
     let back_edges = {
         let stages = report_state(&report)["stages"].as_array().expect("stages").clone();
         let later =
@@ -646,16 +648,6 @@ fn the_stage_graph_fits_its_names_in_their_boxes_and_draws_its_loops() {
         stages.iter().enumerate().map(later).sum::<usize>()
     };
     assert!(back_edges > 0, "the rSVD's stage graph has loops");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/graph.cjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(format!("file://{}", report.display()))
-        .arg(&chromium)
-        .env("NODE_PATH", &modules)
-        .output()
-        .expect("run node");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let seen: Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
     for width in ["700", "1280"] {
         assert_eq!(seen[width]["loops"].as_u64(), Some(back_edges as u64), "at {width} px: {seen}");
         for stage in seen[width]["names"].as_array().expect("names") {

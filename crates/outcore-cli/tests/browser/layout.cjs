@@ -1,8 +1,9 @@
-// Lays the dashboard out in Chromium (playwright-core, found through NODE_PATH) at several
+// Lays a dashboard page out in Chromium (playwright-core, found through NODE_PATH) at several
 // window widths: node layout.cjs URL CHROMIUM
 // Prints JSON, for each width: whether the workers table fits its card (nothing hidden to the
 // right), how far any card reaches past the window's right edge (px), whether the memory
-// chart's threshold labels overlap, and the colours of the legend's and the bar's managed part.
+// chart's threshold labels overlap, the colours of the legend's and the bar's managed part,
+// each stage name's drawn width against its box's in the graph, and the loops drawn there.
 const { chromium } = require("playwright-core");
 
 (async () => {
@@ -10,10 +11,11 @@ const { chromium } = require("playwright-core");
   const browser = await chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-gpu"] });
   const widths = {};
   try {
-    for (const width of [375, 1280, 1600]) {
+    for (const width of [375, 700, 1280, 1600]) {
       const page = await browser.newPage({ viewport: { width, height: 900 } });
       await page.goto(url);
-      await page.waitForFunction(() => document.querySelector('#workers td[data-field="written_bytes"]'));
+      await page.waitForFunction(() => document.querySelector('#workers td[data-field="written_bytes"]')
+        && document.querySelector("#graph text.stage-name"));
       widths[width] = await page.evaluate(() => {
         const table = document.getElementById("workers"), card = table.closest("section");
         const past = Math.max(...[...document.querySelectorAll("section")].map(s => s.getBoundingClientRect().right))
@@ -25,9 +27,14 @@ const { chromium } = require("playwright-core");
         // The legend's swatch for managed memory has the bar's colour.
         const swatch = document.querySelector("#legend i").style.background;
         const segment = document.querySelector('#bars .seg[data-field="managed"]').style.background;
+        const names = [...document.querySelectorAll("#graph g")].map(g => ({
+          name: g.querySelector("text.stage-name").textContent,
+          drawn: g.querySelector("text.stage-name").getBBox().width,
+          box: Number(g.querySelector("rect").getAttribute("width")),
+        }));
         return { table_fits: table.scrollWidth <= card.clientWidth, table: table.scrollWidth, card: card.clientWidth,
           cards_past_window: Math.max(0, Math.round(past)), threshold_labels: boxes.length, labels_overlap: overlap,
-          legend: swatch, bar: segment };
+          legend: swatch, bar: segment, names, loops: document.querySelectorAll("#graph path.loop").length };
       });
       await page.close();
     }
