@@ -134,6 +134,32 @@ fn parse_command_line() -> args::Cli {
     })
 }
 
+/// Says on stderr what went wrong (under MPI, once, by the rank that reports it): the message
+/// and the exit code.
+fn report_failure(error: &Error) -> (String, u8) {
+    if let Error::Interrupted = error {
+        let message = "interrupted; no output was written and spill files were removed".to_string();
+        if ranks::is_root() {
+            eprintln!("large-svd: {message}");
+        }
+        // A rank told by another that the job was interrupted exits as if by Ctrl-C.
+        let signal = match SIGNAL.load(Ordering::SeqCst) {
+            0 => SIGINT,
+            signal => signal,
+        };
+        return (message, u8::try_from(128 + signal).unwrap_or(130));
+    }
+    let message = flags::message(error);
+    // Under MPI, an error of another rank is reported once, by rank 0.
+    if ranks::reports(error) {
+        // One write: under mpirun, the launcher's own lines cannot cut into it.
+        let line = format!("large-svd: error: {message}\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }
+    let code = if matches!(error, Error::Bug(_) | Error::Cluster { bug: true, .. }) { EXIT_BUG } else { 1 };
+    (message, code)
+}
+
 fn main() -> ExitCode {
     return_freed_memory_promptly();
     quiet_on_closed_pipes();
@@ -145,35 +171,12 @@ fn main() -> ExitCode {
         .and_then(|()| ranks::agree(one_process_commands(&cli), |()| Vec::new()).map(drop))
         .and_then(|()| ranks::measure_footprint(before))
         .and_then(|()| commands::dispatch(cli.command.as_ref(), &cli.run, cancel));
-    let code = match result {
+    let code = match &result {
         Ok(()) => 0,
-        Err(Error::Interrupted) => {
-            let message = "interrupted; no output was written and spill files were removed";
-            if ranks::is_root() {
-                eprintln!("large-svd: {message}");
-            }
-            // A rank told by another that the job was interrupted exits as if by Ctrl-C.
-            let signal = match SIGNAL.load(Ordering::SeqCst) {
-                0 => SIGINT,
-                signal => signal,
-            };
-            let code = u8::try_from(128 + signal).unwrap_or(130);
-            if cli.run.json && ranks::is_root() {
-                print_json_error(error_kind(&Error::Interrupted), message, code);
-            }
-            code
-        }
         Err(e) => {
-            let message = flags::message(&e);
-            // Under MPI, an error of another rank is reported once, by rank 0.
-            if ranks::reports(&e) {
-                // One write: under mpirun, the launcher's own lines cannot cut into it.
-                let line = format!("large-svd: error: {message}\n");
-                let _ = std::io::stderr().write_all(line.as_bytes());
-            }
-            let code = if matches!(e, Error::Bug(_) | Error::Cluster { bug: true, .. }) { EXIT_BUG } else { 1 };
+            let (message, code) = report_failure(e);
             if cli.run.json && ranks::is_root() {
-                print_json_error(error_kind(&e), &message, code);
+                print_json_error(error_kind(e), &message, code);
             }
             code
         }

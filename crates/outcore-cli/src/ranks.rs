@@ -18,8 +18,9 @@ static RANK: AtomicUsize = AtomicUsize::new(0);
 static FOOTPRINT: AtomicU64 = AtomicU64::new(0);
 
 /// Joins the job that launched this process, if a launcher did (`mpirun`, `srun`), its waits
-/// for other ranks ended by `cancel`; a plain start stays one process. Refuses a launcher's task started alone (see
-/// `outcore::cluster::MpiWorld::join`) and a launcher when the binary was built without MPI.
+/// for other ranks ended by `cancel`; a plain start stays one process. Refuses a launcher's
+/// task started alone (see `outcore::cluster::MpiWorld::join`) and a launcher when the binary
+/// was built without MPI.
 pub(crate) fn join(cancel: &outcore::CancelToken) -> Result<()> {
     #[cfg(feature = "mpi")]
     if outcore::cluster::launcher_tasks().is_some() {

@@ -32,10 +32,10 @@ use crate::grid::{ChunkGrid, ChunkIndex};
 /// How an opened array's chunk files are read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ReadMode {
-    /// Through the page cache, with the kernel's read-ahead, and the next chunk down the
-    /// column announced before it is read (`posix_fadvise(WILLNEED)`). The default: a store that fits in RAM is read from it
-    /// again, and on a store larger than RAM two runs of `benches/perf.py` disagreed on which
-    /// mode is faster (docs/perf).
+    /// Through the page cache, with the kernel's read-ahead, and the next chunk down the column
+    /// announced before it is read (`posix_fadvise(WILLNEED)`). The default: a store that fits
+    /// in RAM is read from it again, and on a store larger than RAM two runs of
+    /// `benches/perf.py` disagreed on which mode is faster (docs/perf).
     #[default]
     Buffered,
     /// Direct I/O (`O_DIRECT`, Linux): chunk files go from the disk into page-aligned buffers

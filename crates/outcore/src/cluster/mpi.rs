@@ -77,10 +77,9 @@ impl MpiWorld {
 
     /// Ends every wait for another rank (a message to receive, a send to complete) with
     /// [`Error::Interrupted`] a quarter of a second after `cancel` is cancelled: a rank whose
-    /// peer died waits for a message that never comes, and a launcher's SIGTERM must still
-    /// stop it. Give it the token
-    /// the signal handler cancels. After such a wait MPI is not finalized (it would wait for the
-    /// peer too).
+    /// peer died waits for a message that never comes, and a launcher's SIGTERM must still stop
+    /// it. Give it the token the signal handler cancels. After such a wait MPI is not finalized
+    /// (it would wait for the peer too).
     #[must_use]
     pub fn stop_on(mut self, cancel: CancelToken) -> Self {
         self.cancel = Some(cancel);
