@@ -117,12 +117,21 @@ pub(crate) fn own_path(path: &std::path::Path) -> std::path::PathBuf {
     path.with_file_name(name)
 }
 
-/// Measures what joining the job cost this process (the MPI library's code and buffers, 8-10
-/// MiB per rank with Open MPI here): the growth of the resident set from `before` (read
-/// before joining) across the join and the first exchange, the largest of the ranks', with a
-/// margin of a quarter (at least 2 MiB) for buffers the first runs add. Plans count it beside
-/// the process overhead, so a limit they accept holds under MPI too; the largest is agreed so
-/// that every rank plans alike. Nothing without a job.
+/// The least a rank reserves for the MPI library (8-13 MiB measured with Open MPI 4.1 on
+/// machines of two kinds, margin included): with this floor, a job's plans are the same from
+/// run to run, so a limit the plan accepts or suggests is accepted again.
+const FOOTPRINT_FLOOR: u64 = 16 << 20;
+
+/// Steps of the reservation above the floor, so that the noise of a measurement seldom moves it.
+const FOOTPRINT_STEP: u64 = 4 << 20;
+
+/// Measures what joining the job cost this process (the MPI library's code and buffers): the
+/// growth of the resident set from `before` (read before joining) across the join and the
+/// first exchange, the largest of the ranks', with a margin of a quarter (at least 2 MiB) for
+/// buffers the first runs add, reserved as at least [`FOOTPRINT_FLOOR`], rounded up to a
+/// [`FOOTPRINT_STEP`]. Plans count it beside the process overhead, so a limit they accept
+/// holds under MPI too; the largest is agreed so that every rank plans alike. Nothing without
+/// a job.
 pub(crate) fn measure_footprint(before: u64) -> Result<()> {
     if !in_job() {
         return Ok(());
@@ -131,12 +140,36 @@ pub(crate) fn measure_footprint(before: u64) -> Result<()> {
     let read = |b: &[u8]| b.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
     let largest = gather(mine.to_le_bytes().to_vec())?.map(|parts| parts.iter().filter_map(|p| read(p)).max());
     let (_, agreed) = agree(Ok(()), |()| largest.flatten().unwrap_or(mine).to_le_bytes().to_vec())?;
-    let footprint = read(&agreed).unwrap_or(mine);
-    FOOTPRINT.store(footprint + (footprint / 4).max(2 << 20), Ordering::Relaxed);
+    FOOTPRINT.store(reservation(read(&agreed).unwrap_or(mine)), Ordering::Relaxed);
     Ok(())
+}
+
+/// What a rank reserves for a measured footprint (see [`measure_footprint`]).
+fn reservation(measured: u64) -> u64 {
+    let with_margin = measured + (measured / 4).max(2 << 20);
+    with_margin.div_ceil(FOOTPRINT_STEP).saturating_mul(FOOTPRINT_STEP).max(FOOTPRINT_FLOOR)
 }
 
 /// What the MPI library holds in this rank, with its margin (0 without a job).
 pub(crate) fn footprint() -> u64 {
     FOOTPRINT.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reservation_is_the_same_for_measurements_near_each_other() {
+        const MIB: u64 = 1 << 20;
+        // The measurements of two kinds of machine, run to run: one reservation.
+        for measured in [7 * MIB + MIB / 2, 8 * MIB, 10 * MIB, 10 * MIB + 3 * MIB / 4] {
+            assert_eq!(reservation(measured), FOOTPRINT_FLOOR, "{measured}");
+        }
+        // Above the floor, in steps, never below the measurement and its margin.
+        assert_eq!(reservation(13 * MIB), 20 * MIB);
+        assert_eq!(reservation(16 * MIB), 20 * MIB);
+        assert_eq!(reservation(17 * MIB), 24 * MIB);
+        assert_eq!(reservation(0), FOOTPRINT_FLOOR);
+    }
 }
