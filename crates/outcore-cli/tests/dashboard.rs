@@ -629,6 +629,11 @@ fn the_page_lays_out_at_phone_and_desktop_widths_its_labels_apart_its_legend_in_
             (Some(5), &Value::Bool(false)),
             "{seen}"
         );
+        assert_eq!(
+            (seen[width]["tick_labels"].as_u64(), &seen[width]["tick_labels_overlap"]),
+            (Some(4), &Value::Bool(false)),
+            "the bar's ticks at {width} px: {seen}"
+        );
         assert_eq!(seen[width]["legend"], seen[width]["bar"], "at {width} px: {seen}");
         assert!(seen[width]["bar"].as_str().unwrap().starts_with("rgb(255, 127, 14)"), "orange: {seen}");
     }
@@ -655,6 +660,42 @@ fn the_stage_graph_fits_its_names_in_their_boxes_and_draws_its_loops() {
             assert!(drawn <= box_width - 4.0, "at {width} px, {} overflows its box: {seen}", stage["name"]);
         }
     }
+}
+
+#[test]
+fn the_task_stream_zooms_pans_names_what_is_under_the_pointer_and_shows_spills() {
+    let Some((chromium, modules)) = playwright() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.html");
+    // A run that spills (a target of 1% of 64 MiB) and reloads.
+    let args = ["tsqr", "--rows", "400000", "--chunk-rows", "1000", "--memory-limit", "64MiB", "--thresholds"];
+    let out = Command::new(BIN).args(args).arg("target=0.01").arg("--report").arg(&report).output().expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let state = report_state(&report);
+    let marks = state["stream"]["marks"].as_array().expect("marks").clone();
+    let kinds = |k: &str| marks.iter().filter(|m| m[1] == k).count() as u64;
+    let worker = &state["workers"][0];
+    assert_eq!((kinds("spill"), kinds("reload")), (u(&worker["spills"]), u(&worker["reloads"])), "{worker}");
+    assert!(kinds("spill") > 0 && kinds("reload") > 0, "{worker}");
+    let seen = in_chromium("stream.cjs", &format!("file://{}", report.display()), &chromium, &modules);
+    let window = |at: &str| (seen[at]["from"].as_f64().unwrap(), seen[at]["to"].as_f64().unwrap());
+    // An ended run is shown whole, every spill and reload with it.
+    assert_eq!(seen["first"]["label"], "(all)", "{seen}");
+    assert_eq!(u(&seen["first"]["rects"]), u(&state["tasks"]["done"]), "{seen}");
+    assert_eq!(u(&seen["first"]["marks"]), marks.len() as u64, "{seen}");
+    // Hovering names the task (stage, number, thread, duration, bytes) or the spill.
+    let over_task = seen["over_task"].as_str().expect("a tooltip over a task");
+    for word in ["panel QR (task ", " on thread t", " ms from ", " reserved"] {
+        assert!(over_task.contains(word), "{word:?} in {over_task:?}");
+    }
+    let over_mark = seen["over_mark"].as_str().expect("a tooltip over a mark");
+    assert!(over_mark.contains("spill: wrote ") || over_mark.contains("reload: read back "), "{over_mark:?}");
+    // The wheel zooms in, a drag to the right shows earlier times, a double click shows all.
+    let (first, zoomed, dragged) = (window("first"), window("zoomed"), window("dragged"));
+    assert!(zoomed.1 - zoomed.0 < 0.7 * (first.1 - first.0), "{seen}");
+    assert!(dragged.0 < zoomed.0 && (dragged.1 - dragged.0 - (zoomed.1 - zoomed.0)).abs() < 1e-3, "{seen}");
+    assert_eq!(window("reset"), first, "{seen}");
+    assert_eq!(seen["console_errors"], serde_json::json!([]), "{seen}");
 }
 
 #[test]

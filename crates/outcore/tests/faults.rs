@@ -29,6 +29,20 @@ fn input() -> Arc<dyn ChunkStore> {
     Arc::new(MemoryStore::from_row_major(grid, &row_major(&a.to_dense().unwrap())).unwrap())
 }
 
+/// An engine whose limit is tight enough that a TSQR's tree factors spill.
+fn spilling_engine(spill_dir: &std::path::Path, spills: FaultPlan, scheduler: Scheduler) -> Engine {
+    // Only the target threshold: the sweeps count spills, which the others would change.
+    let thresholds = Thresholds { spill: None, pause: None, terminate: None, ..Thresholds::default() };
+    Engine::builder()
+        .memory_limit(700 << 10)
+        .thresholds(thresholds)
+        .spill_dir(spill_dir)
+        .spill_faults(spills)
+        .scheduler(scheduler)
+        .build()
+        .unwrap()
+}
+
 /// One TSQR with vectors under a limit tight enough that tree factors spill.
 fn run(
     source: &Arc<dyn ChunkStore>,
@@ -38,16 +52,7 @@ fn run(
     scheduler: Scheduler,
 ) -> Outcome {
     let spill_parent = tempfile::tempdir().unwrap();
-    // Only the target threshold: the sweeps count spills, which the others would change.
-    let thresholds = Thresholds { spill: None, pause: None, terminate: None, ..Thresholds::default() };
-    let engine = Engine::builder()
-        .memory_limit(700 << 10)
-        .thresholds(thresholds)
-        .spill_dir(spill_parent.path())
-        .spill_faults(spills)
-        .scheduler(scheduler)
-        .build()
-        .unwrap();
+    let engine = spilling_engine(spill_parent.path(), spills, scheduler);
     let faulty_input = Arc::new(FaultyStore::new(source.clone(), reads));
     let a = ChunkedMatrix::from_store(faulty_input.clone());
     let options = SvdOptions::new().fan_in(3);
@@ -187,5 +192,34 @@ fn a_panicking_event_sink_is_blamed_not_outcore() {
         // The engine carries on.
         let svd = outcore::svd(&engine, &a, &SvdOptions::new().vectors(false)).unwrap();
         assert_eq!(svd.s.len(), COLS);
+    }
+}
+
+#[test]
+fn spills_and_reloads_say_which_worker_did_them_and_how_long_they_took() {
+    let a = ChunkedMatrix::from_store(input());
+    for (scheduler, workers) in [(Scheduler::Serial, 1), (Scheduler::Threads { workers: 2 }, 2)] {
+        let spill_dir = tempfile::tempdir().unwrap();
+        let engine = spilling_engine(spill_dir.path(), FaultPlan::default(), scheduler);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let control = RunControl::new().events(move |event: &outcore::Event| match event {
+            outcore::Event::Spilled { worker, took, .. } => log.lock().unwrap().push(("spill", *worker, *took)),
+            outcore::Event::Reloaded { worker, took, .. } => log.lock().unwrap().push(("reload", *worker, *took)),
+            _ => {}
+        });
+        let plan = SvdPlan::new(&engine, &a, &SvdOptions::new().fan_in(3)).unwrap();
+        let grid = plan.factor_grid().unwrap();
+        plan.run_with(&engine, Destination::Store(Arc::new(MemoryStore::new(grid))), &control).unwrap();
+        let seen = seen.lock().unwrap();
+        for kind in ["spill", "reload"] {
+            let of_kind: Vec<_> = seen.iter().filter(|(k, ..)| *k == kind).collect();
+            assert!(!of_kind.is_empty(), "{scheduler:?}: no {kind}: {seen:?}");
+            // Named by the worker that made room for its task or read its input; a reload
+            // outside every task (the results copied out for the caller) is no worker's.
+            assert!(of_kind.iter().any(|(_, w, _)| w.is_some()), "{scheduler:?}: {seen:?}");
+            assert!(of_kind.iter().all(|(_, w, _)| w.is_none_or(|w| w < workers)), "{scheduler:?}: {seen:?}");
+            assert!(of_kind.iter().any(|(_, _, took)| !took.is_zero()), "{scheduler:?}: {seen:?}");
+        }
     }
 }

@@ -138,7 +138,7 @@ fn unreachable(rank: usize, why: &str) -> String {
     serde_json::json!({"rank": rank, "unreachable": why}).to_string()
 }
 
-/// The cursor after a rank's state (which carries no samples): its stream's end. A body that
+/// The cursor after a rank's state (which carries no samples): its stream's ends. A body that
 /// is not a state is an error.
 fn advance(state: &str) -> std::io::Result<Cursor> {
     let v: serde_json::Value =
@@ -146,7 +146,9 @@ fn advance(state: &str) -> std::io::Result<Cursor> {
     let (Some(tasks), Some(from)) = (v["stream"]["tasks"].as_array(), v["stream"]["from"].as_u64()) else {
         return Err(std::io::Error::other("not a state: no task stream"));
     };
-    Ok(Cursor { next_task: from + tasks.len() as u64, ..Cursor::default() })
+    let marks = v["stream"]["marks"].as_array().map_or(0, Vec::len) as u64;
+    let next_mark = v["stream"]["marks_from"].as_u64().unwrap_or(0) + marks;
+    Ok(Cursor { next_task: from + tasks.len() as u64, next_mark, ..Cursor::default() })
 }
 
 /// GET `path` from `addr`: the body of a 200 answer.

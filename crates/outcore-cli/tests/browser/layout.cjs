@@ -2,7 +2,7 @@
 // window widths: node layout.cjs URL CHROMIUM
 // Prints JSON, for each width: whether the workers table fits its card (nothing hidden to the
 // right), how far any card reaches past the window's right edge (px), whether the memory
-// chart's threshold labels overlap, the colours of the legend's and the bar's managed part,
+// chart's threshold labels or the memory bar's tick labels overlap, the colours of the legend's and the bar's managed part,
 // each stage name's drawn width against its box's in the graph, and the loops drawn there.
 const { chromium } = require("playwright-core");
 
@@ -27,6 +27,11 @@ const { chromium } = require("playwright-core");
         // The legend's swatch for managed memory has the bar's colour.
         const swatch = document.querySelector("#legend i").style.background;
         const segment = document.querySelector('#bars .seg[data-field="managed"]').style.background;
+        // The memory bar's tick labels: no two boxes overlap either.
+        const ticks = [...document.querySelectorAll("#bars .tick span")].filter(s => s.offsetParent)
+          .map(s => s.getBoundingClientRect());
+        const ticksOverlap = ticks.some((a, i) => ticks.some((b, j) => i < j && a.left < b.right && b.left < a.right
+          && a.top < b.bottom && b.top < a.bottom));
         const names = [...document.querySelectorAll("#graph g")].map(g => ({
           name: g.querySelector("text.stage-name").textContent,
           drawn: g.querySelector("text.stage-name").getBBox().width,
@@ -34,6 +39,7 @@ const { chromium } = require("playwright-core");
         }));
         return { table_fits: table.scrollWidth <= card.clientWidth, table: table.scrollWidth, card: card.clientWidth,
           cards_past_window: Math.max(0, Math.round(past)), threshold_labels: boxes.length, labels_overlap: overlap,
+          tick_labels: ticks.length, tick_labels_overlap: ticksOverlap,
           legend: swatch, bar: segment, names, loops: document.querySelectorAll("#graph path.loop").length };
       });
       await page.close();

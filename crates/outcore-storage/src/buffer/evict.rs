@@ -2,6 +2,8 @@
 //! target threshold, when the worker's memory crosses the spill threshold, or when asked.
 //! Clean blocks are dropped; dirty ones are written to spill files outside the lock.
 
+use std::time::Instant;
+
 use super::block::{BlockId, SpillEnd};
 use super::guard::Reservation;
 use super::pool::{PoolEvent, Shared};
@@ -14,7 +16,9 @@ impl Shared {
     pub(crate) fn write_spills(&self, to_spill: Vec<SpillJob>) -> StorageResult<()> {
         let mut first_error = None;
         for (id, generation, data) in to_spill {
+            let started = Instant::now();
             let written = self.spill.write(&data);
+            let took = started.elapsed();
             drop(data);
             let mut st = self.lock();
             st.spills_in_flight -= 1;
@@ -22,7 +26,7 @@ impl Shared {
             let (discard, spilled) = match state.blocks.get_mut(&id) {
                 Some(block) => match block.spill_done(generation, written, &mut state.charges) {
                     SpillEnd::Written { disk_bytes } => {
-                        let event = PoolEvent::Spilled { bytes: block.bytes, disk_bytes };
+                        let event = PoolEvent::Spilled { bytes: block.bytes, disk_bytes, took };
                         let idle = block.idle();
                         (state.settle(id, idle), Some(event))
                     }

@@ -6,6 +6,7 @@
 //! removal was asked meanwhile.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::block::{BlockId, Origin, Pin};
 use super::charges::Purpose;
@@ -72,6 +73,7 @@ impl Shared {
             Ok(r) => r,
             Err(e) => return Err(self.load_failed(id, spill_file, e)),
         };
+        let started = Instant::now();
         let loaded = match (&spill_file, &origin) {
             (Some(file), _) => {
                 self.spill.read(file).map_err(|cause| StorageError::SpillLost { cause: Box::new(cause) })
@@ -106,7 +108,7 @@ impl Shared {
         drop(st);
         self.notify();
         if spill_file.is_some() {
-            self.emit(PoolEvent::Reloaded { bytes });
+            self.emit(PoolEvent::Reloaded { bytes, took: started.elapsed() });
         }
         drop(spill_file);
         Ok(Pinned::new(self.clone(), id, shape, data))

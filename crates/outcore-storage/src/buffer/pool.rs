@@ -46,11 +46,15 @@ pub enum PoolEvent {
         bytes: u64,
         /// Bytes of its spill file.
         disk_bytes: u64,
+        /// How long writing it took (it ended as the event was emitted).
+        took: Duration,
     },
     /// A block was read back from its spill file.
     Reloaded {
         /// Bytes of the block in RAM.
         bytes: u64,
+        /// How long reading it took (it ended as the event was emitted).
+        took: Duration,
     },
 }
 

@@ -95,14 +95,23 @@ pub enum Event {
         bytes: u64,
         /// Bytes of its file.
         disk_bytes: u64,
-        /// When.
+        /// The worker of this run that wrote it, if one did (not another run's, nor the
+        /// memory monitor's).
+        worker: Option<usize>,
+        /// How long writing it took.
+        took: Duration,
+        /// When it ended.
         at: Instant,
     },
     /// A block was read back from its spill file.
     Reloaded {
         /// Bytes of the block.
         bytes: u64,
-        /// When.
+        /// The worker of this run that read it, if one did.
+        worker: Option<usize>,
+        /// How long reading it took.
+        took: Duration,
+        /// When it ended.
         at: Instant,
     },
     /// A sample of the memory categories (see [`MemoryReport`]).

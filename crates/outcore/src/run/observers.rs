@@ -7,6 +7,7 @@ use outcore_storage::{BufferManager, MemoryMonitor, PoolEvent};
 
 use super::control::RunControl;
 use super::events::Event;
+use crate::task::worker_of;
 
 /// The run's links to the pool while it lasts: spill and reload events, memory samples.
 pub(super) struct Observers {
@@ -18,11 +19,15 @@ impl Observers {
     pub(super) fn start(manager: &BufferManager, control: &RunControl) -> Self {
         let Some(sink) = control.events.clone() else { return Self { _subscription: None, monitor: None } };
         let forward = sink.clone();
+        let pool = manager.pool_id();
+        // Called on the thread that spilled or reloaded: a worker of this run names itself.
         let subscription = manager.subscribe(move |event| {
-            let at = Instant::now();
+            let (at, worker) = (Instant::now(), worker_of(pool));
             match *event {
-                PoolEvent::Spilled { bytes, disk_bytes } => forward.event(&Event::Spilled { bytes, disk_bytes, at }),
-                PoolEvent::Reloaded { bytes } => forward.event(&Event::Reloaded { bytes, at }),
+                PoolEvent::Spilled { bytes, disk_bytes, took } => {
+                    forward.event(&Event::Spilled { bytes, disk_bytes, worker, took, at });
+                }
+                PoolEvent::Reloaded { bytes, took } => forward.event(&Event::Reloaded { bytes, worker, took, at }),
                 _ => {}
             }
         });

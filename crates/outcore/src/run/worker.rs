@@ -66,13 +66,13 @@ impl<E: Executor> Run<'_, E> {
                 st = self.changed.wait_timeout(st, WAIT_SLICE).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
             };
             drop(st);
+            // From admission on: a spill to make room for the task is this worker's.
+            let in_task = InTask::enter(self.manager.pool_id(), worker.id, self.control.cancel.clone());
             let outcome = self.admit(task, worker).and_then(|budget| match budget {
-                Some(budget) => {
-                    let _in_task = InTask::enter(self.manager.pool_id(), self.control.cancel.clone());
-                    self.execute(task, budget, worker)
-                }
+                Some(budget) => self.execute(task, budget, worker),
                 None => Ok(()),
             });
+            drop(in_task);
             if let Err(e) = outcome {
                 self.fail(e);
             }

@@ -30,18 +30,19 @@ impl CancelToken {
 }
 
 thread_local! {
-    /// The pools whose tasks this thread is running now, with their runs' cancel tokens
-    /// (innermost last).
-    static RUNNING_TASK_OF: std::cell::RefCell<Vec<(usize, Option<CancelToken>)>> =
+    /// The pools whose tasks this thread is running now, with the worker running them and
+    /// their runs' cancel tokens (innermost last).
+    static RUNNING_TASK_OF: std::cell::RefCell<Vec<(usize, usize, Option<CancelToken>)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Marks the current thread as running a task of a pool while it lives.
+/// Marks the current thread as running a task of a pool, as a worker of its run, while it
+/// lives (from the task's admission to its end).
 pub(crate) struct InTask;
 
 impl InTask {
-    pub(crate) fn enter(pool: usize, cancel: Option<CancelToken>) -> Self {
-        RUNNING_TASK_OF.with(|p| p.borrow_mut().push((pool, cancel)));
+    pub(crate) fn enter(pool: usize, worker: usize, cancel: Option<CancelToken>) -> Self {
+        RUNNING_TASK_OF.with(|p| p.borrow_mut().push((pool, worker, cancel)));
         Self
     }
 }
@@ -51,7 +52,7 @@ impl InTask {
 /// time rather than a task's.
 pub(crate) fn check_cancelled() -> Result<()> {
     let cancelled = RUNNING_TASK_OF
-        .with(|p| p.borrow().last().and_then(|(_, c)| c.as_ref()).is_some_and(CancelToken::is_cancelled));
+        .with(|p| p.borrow().last().and_then(|(_, _, c)| c.as_ref()).is_some_and(CancelToken::is_cancelled));
     if cancelled { Err(Error::Interrupted) } else { Ok(()) }
 }
 
@@ -64,5 +65,11 @@ impl Drop for InTask {
 /// Whether this thread is running a task of the pool numbered `pool` (a run started from
 /// inside one could wait for memory that task holds, and that task for it).
 pub(crate) fn in_task_of(pool: usize) -> bool {
-    RUNNING_TASK_OF.with(|p| p.borrow().iter().any(|(running, _)| *running == pool))
+    worker_of(pool).is_some()
+}
+
+/// The worker this thread is, in the innermost run of the pool numbered `pool` it runs a task
+/// of: what names the thread that spilled or reloaded a block.
+pub(crate) fn worker_of(pool: usize) -> Option<usize> {
+    RUNNING_TASK_OF.with(|p| p.borrow().iter().rev().find(|(running, ..)| *running == pool).map(|&(_, w, _)| w))
 }

@@ -28,7 +28,7 @@ mod tree;
 
 pub use block::Block;
 pub use cancel::CancelToken;
-pub(crate) use cancel::{InTask, check_cancelled, in_task_of};
+pub(crate) use cancel::{InTask, check_cancelled, in_task_of, worker_of};
 pub use executor::Executor;
 pub use graph::{Key, Stage, Task, TaskGraph, TaskId};
 pub use op::Operation;

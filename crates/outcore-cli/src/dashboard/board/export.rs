@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::state::ProcessIo;
-use super::{Board, StageState, TaskRect, ThreadState};
+use super::{Board, IoKind, IoMark, StageState, TaskRect, ThreadState};
 
 impl Board {
     /// The figures in Prometheus' text format.
@@ -65,26 +65,43 @@ impl Board {
     }
 
     /// The kept tasks as a Chrome trace (for Perfetto or chrome://tracing): one track per
-    /// thread, one slice per task, named by stage.
+    /// thread, one slice per task, named by stage, and one per spill or reload (on a track of
+    /// its own when no task's thread did it).
     pub(crate) fn trace_json(&self) -> String {
         let inner = self.lock();
-        let (tasks, threads, dropped) = (inner.tasks.clone(), inner.threads.len(), inner.first_seq);
+        let (tasks, marks, threads, dropped) =
+            (inner.tasks.clone(), inner.marks.clone(), inner.threads.len(), inner.first_seq);
         let names: Vec<&str> = inner.stages.iter().map(|s| s.name).collect();
         drop(inner);
-        let mut out = String::with_capacity(64 * (tasks.len() + threads) + 256);
+        let mut out = String::with_capacity(96 * (tasks.len() + marks.len() + threads) + 256);
         out.push_str("{\"traceEvents\":[");
-        for t in 0..threads {
+        let outside = marks.iter().any(|m| m.0.is_none()).then_some(threads);
+        for (t, name) in
+            (0..threads).map(|t| (t, format!("worker thread {t}"))).chain(outside.map(|t| (t, "outside tasks".into())))
+        {
             let _ = write!(
                 out,
-                "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{t},\"args\":{{\"name\":\"worker thread {t}\"}}}},"
+                "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{t},\"args\":{{\"name\":\"{name}\"}}}},"
             );
         }
-        for TaskRect(thread, stage, start, end) in tasks {
+        let micros = |start: f64, end: f64| ((start * 1e6).round(), ((end - start) * 1e6).round());
+        for TaskRect(thread, stage, start, end, ..) in tasks {
             let name = names.get(usize::from(stage)).copied().unwrap_or("task");
-            let (ts, dur) = ((start * 1e6).round(), ((end - start) * 1e6).round());
+            let (ts, dur) = micros(start, end);
             let _ = write!(
                 out,
                 "{{\"name\":\"{name}\",\"cat\":\"{name}\",\"ph\":\"X\",\"pid\":1,\"tid\":{thread},\"ts\":{ts},\"dur\":{dur}}},"
+            );
+        }
+        for IoMark(thread, kind, start, end, bytes) in marks {
+            let name = match kind {
+                IoKind::Spill => "spill",
+                IoKind::Reload => "reload",
+            };
+            let (tid, (ts, dur)) = (thread.map_or(threads, usize::from), micros(start, end));
+            let _ = write!(
+                out,
+                "{{\"name\":\"{name}\",\"cat\":\"io\",\"ph\":\"X\",\"pid\":1,\"tid\":{tid},\"ts\":{ts},\"dur\":{dur},\"args\":{{\"bytes\":{bytes}}}}},"
             );
         }
         if out.ends_with(',') {

@@ -21,25 +21,45 @@ pub(crate) use query::{Cursor, Share, query_value};
 /// Task rectangles kept for the task stream and the trace (the oldest go first; Dask's stream
 /// keeps 1,000).
 pub(super) const TASK_CAP: usize = 4_096;
+/// Spills and reloads kept for the task stream and the trace (the oldest go first).
+pub(super) const MARK_CAP: usize = 1_024;
 /// Memory samples kept: past this the timeline keeps every second sample, then every fourth...
 pub(super) const SAMPLE_CAP: usize = 2_048;
 /// The most the dashboard holds, counted in the plans' process overhead (with the server's
 /// request heads): the board's buffers at their caps, and per connection the server takes one
 /// state (or trace) with the copy it is made from, and the other ranks' final states (a test
 /// fills a board to check it).
-pub(super) const BOARD_BYTES: u64 = 6 << 20;
+pub(super) const BOARD_BYTES: u64 = 9 << 20;
 /// What rank 0 holds more for each rank of a job: that rank's few fixed rows (threads,
 /// stages, its worker) once kept and once per connection.
 pub(super) const RANK_BYTES: u64 = 128 << 10;
 
 /// A finished task: thread, stage (index into the board's stages), start and end in seconds
-/// since the command started (sent to 0.1 ms).
+/// since the command started (sent to 0.1 ms), bytes reserved for it, its number in the graph.
 #[derive(Clone, Copy, Debug)]
-struct TaskRect(u16, u16, f64, f64);
+struct TaskRect(u16, u16, f64, f64, u64, u64);
 
 impl Serialize for TaskRect {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (self.0, self.1, tenths_of_ms(self.2), tenths_of_ms(self.3)).serialize(s)
+        (self.0, self.1, tenths_of_ms(self.2), tenths_of_ms(self.3), self.4, self.5).serialize(s)
+    }
+}
+
+/// A block written to a spill file or read back: the thread that did it (none: outside the
+/// run's tasks), which of the two, start and end in seconds, bytes of the block.
+#[derive(Clone, Copy, Debug)]
+struct IoMark(Option<u16>, IoKind, f64, f64, u64);
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum IoKind {
+    Spill,
+    Reload,
+}
+
+impl Serialize for IoMark {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.0, self.1, tenths_of_ms(self.2), tenths_of_ms(self.3), self.4).serialize(s)
     }
 }
 
@@ -107,6 +127,9 @@ struct Inner {
     tasks: VecDeque<TaskRect>,
     /// Sequence number of `tasks[0]`.
     first_seq: u64,
+    marks: VecDeque<IoMark>,
+    /// Sequence number of `marks[0]`.
+    first_mark: u64,
     samples: Vec<Point>,
     /// Keep one sample in `stride`.
     stride: u32,
@@ -228,8 +251,9 @@ impl EventSink for Board {
                     *t = ThreadRow { state: ThreadState::Running, stage, since, reserved: reserved + scratch, ..*t };
                 }
             }
-            Event::TaskFinished { worker, stage, started, finished, .. } => {
+            Event::TaskFinished { worker, task, stage, started, finished, .. } => {
                 let (start, end) = (self.seconds(*started), self.seconds(*finished));
+                let reserved = inner.threads.get(*worker).map_or(0, |t| t.reserved);
                 let stage = inner.stage_of(stage);
                 if let Some(s) = stage {
                     let s = &mut inner.stages[s];
@@ -252,7 +276,7 @@ impl EventSink for Board {
                     inner.tasks.pop_front();
                     inner.first_seq += 1;
                 }
-                let rect = TaskRect(*worker as u16, stage.unwrap_or(0) as u16, start, end);
+                let rect = TaskRect(*worker as u16, stage.unwrap_or(0) as u16, start, end, reserved, *task as u64);
                 inner.tasks.push_back(rect);
             }
             Event::Waiting { worker, at, .. } => {
@@ -264,8 +288,14 @@ impl EventSink for Board {
                 }
             }
             Event::Resumed { .. } => {}
-            Event::Spilled { bytes, .. } => inner.spilled_bytes += bytes,
-            Event::Reloaded { bytes, .. } => inner.reloaded_bytes += bytes,
+            Event::Spilled { bytes, worker, took, at, .. } => {
+                inner.spilled_bytes = inner.spilled_bytes.saturating_add(*bytes);
+                inner.mark(IoKind::Spill, *worker, self.seconds(*at), *took, *bytes);
+            }
+            Event::Reloaded { bytes, worker, took, at } => {
+                inner.reloaded_bytes = inner.reloaded_bytes.saturating_add(*bytes);
+                inner.mark(IoKind::Reload, *worker, self.seconds(*at), *took, *bytes);
+            }
             Event::Memory { report, at } => {
                 let t = self.seconds(*at);
                 inner.sample(t, report);
@@ -307,6 +337,16 @@ impl Inner {
         self.run_stages.iter().copied().find(|&s| self.stages[s].name == name)
     }
 
+    /// Keeps a spill or reload that ended at `end` (seconds) after `took`.
+    fn mark(&mut self, kind: IoKind, worker: Option<usize>, end: f64, took: std::time::Duration, bytes: u64) {
+        if self.marks.len() == MARK_CAP {
+            self.marks.pop_front();
+            self.first_mark += 1;
+        }
+        let worker = worker.and_then(|w| u16::try_from(w).ok());
+        self.marks.push_back(IoMark(worker, kind, (end - took.as_secs_f64()).max(0.0), end, bytes));
+    }
+
     fn sample(&mut self, t: f64, r: &MemoryReport) {
         self.last = Some(r.clone());
         self.skipped += 1;
@@ -327,6 +367,7 @@ impl Inner {
     /// Bytes the board's buffers hold.
     fn bytes(&self) -> u64 {
         (self.tasks.capacity() * size_of::<TaskRect>()
+            + self.marks.capacity() * size_of::<IoMark>()
             + self.samples.capacity() * size_of::<Point>()
             + self.threads.capacity() * size_of::<ThreadRow>()
             + self.stages.iter().map(|s| size_of::<StageState>() + s.after.capacity() * 8).sum::<usize>())
@@ -352,7 +393,10 @@ mod tests {
         // A rank's fixed rows: its state without tasks or samples.
         let (fixed, _) = board.state_json(Cursor::default(), Share::of_rank(1, 1 << 20));
         let late = start + std::time::Duration::from_secs(86_400 * 30);
-        for task in 0..TASK_CAP + 10 {
+        // The largest bytes reserved, the highest task numbers.
+        let (reserved, scratch, at) = (u64::MAX / 4, u64::MAX / 4, late);
+        board.event(&Event::TaskStarted { worker: 63, task: 0, stage: "Q back-propagation", reserved, scratch, at });
+        for task in (1 << 40)..(1 << 40) + TASK_CAP + 10 {
             board.event(&Event::TaskFinished {
                 worker: 63,
                 task,
@@ -361,6 +405,14 @@ mod tests {
                 finished: late,
                 done: task,
                 total: 1 << 40,
+            });
+        }
+        for i in 0..MARK_CAP + 10 {
+            let (bytes, worker, took, at) =
+                (u64::MAX / 2, Some(63), std::time::Duration::from_nanos(123_456_789), late);
+            board.event(&match i % 2 {
+                0 => Event::Spilled { bytes, disk_bytes: bytes, worker, took, at },
+                _ => Event::Reloaded { bytes, worker, took, at },
             });
         }
         let mut report = outcore::Engine::new(64 << 20).expect("an engine").memory_report();
@@ -372,7 +424,8 @@ mod tests {
             let at = late + std::time::Duration::from_nanos(123_456_789 * i as u64);
             board.event(&Event::Memory { report: Box::new(report.clone()), at });
         }
-        assert_eq!(board.lock().tasks.len(), TASK_CAP);
+        let kept = board.lock().tasks.len();
+        assert_eq!((kept, board.lock().marks.len()), (TASK_CAP, MARK_CAP));
         assert_eq!(board.lock().samples.len(), SAMPLE_CAP, "full, not yet thinned");
         let (state, _) = board.state_json(Cursor::default(), Share::of_rank(0, 1));
         let trace = board.trace_json();

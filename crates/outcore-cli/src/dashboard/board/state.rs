@@ -4,7 +4,7 @@ use outcore::storage::{Accounting, MemoryReport};
 use serde::Serialize;
 
 use super::query::{Cursor, Share};
-use super::{Board, Inner, Point, StageState, TaskRect, ThreadRow};
+use super::{Board, Inner, IoMark, Point, StageState, TaskRect, ThreadRow};
 use crate::report::json::ThresholdsJson;
 
 /// The state a client is sent, copied out of the board under its lock and serialized after.
@@ -38,6 +38,9 @@ struct Stream {
     /// Sequence number of the first task in `tasks`.
     from: u64,
     tasks: Vec<TaskRect>,
+    /// Sequence number of the first spill or reload in `marks`.
+    marks_from: u64,
+    marks: Vec<IoMark>,
 }
 
 /// A worker's row: the process (outcore's threads share one pool, as a Dask worker's threads
@@ -78,12 +81,17 @@ impl Board {
         let skip = (cursor.next_task.saturating_sub(inner.first_seq) as usize).max(newest);
         let tasks: Vec<TaskRect> = inner.tasks.iter().skip(skip).copied().collect();
         let from = inner.first_seq + skip.min(inner.tasks.len()) as u64;
+        let newest = inner.marks.len().saturating_sub(share.marks());
+        let skip = (cursor.next_mark.saturating_sub(inner.first_mark) as usize).max(newest);
+        let marks: Vec<IoMark> = inner.marks.iter().skip(skip).copied().collect();
+        let marks_from = inner.first_mark + skip.min(inner.marks.len()) as u64;
         let timeline = match share.timeline {
             true => inner.samples[inner.samples.partition_point(|p| p.0 <= cursor.last_sample)..].to_vec(),
             false => Vec::new(),
         };
         let next = Cursor {
             next_task: inner.first_seq + inner.tasks.len() as u64,
+            next_mark: inner.first_mark + inner.marks.len() as u64,
             last_sample: inner.samples.last().filter(|_| share.timeline).map_or(cursor.last_sample, |p| p.0),
         };
         let view = View {
@@ -98,7 +106,7 @@ impl Board {
             stages: inner.stages.clone(),
             threads: inner.threads.clone(),
             workers: [inner.worker(&self.name, self.threads, io)],
-            stream: Stream { from, tasks },
+            stream: Stream { from, tasks, marks_from, marks },
             timeline,
             dashboard_bytes: inner.bytes(),
         };
