@@ -213,6 +213,16 @@ fn the_dashboard_streams_the_run_and_serves_state_metrics_and_trace() {
     // Samples: seconds, process, managed, ...; the pool held chunks during the run.
     let timeline = state["timeline"].as_array().expect("timeline");
     assert!(timeline.iter().any(|p| u(&p[2]) > 0 && u(&p[1]) >= u(&p[2])), "{timeline:?}");
+    // The roofline's counts: the panels read the matrix once; their QRs and the tree's do at
+    // least one Householder QR's flops of the whole, and the tree adds little (2,000-row panels,
+    // n = 100). The roof was measured, the CPU time counted.
+    let (m, n) = (1_500_000u64, 100u64);
+    let work = &state["work"];
+    assert_eq!(u(&work["read"]), 8 * m * n, "{work}");
+    let householder = 2 * m * n * n - 2 * n * n * n / 3;
+    assert!((householder..householder + householder / 10).contains(&u(&work["flops"])), "{work} {householder}");
+    assert!(work["roofs"]["gemm"].as_f64().unwrap() > 1e8, "{work}");
+    assert!(work["cpu"].as_f64().unwrap() > 0.0, "{work}");
 
     let (code, metrics) = served.get("/metrics");
     assert_eq!(code, 200);
@@ -220,6 +230,7 @@ fn the_dashboard_streams_the_run_and_serves_state_metrics_and_trace() {
     assert!(metrics.contains(&format!("\noutcore_tasks {total}\n")), "{metrics}");
     assert!(metrics.contains("outcore_memory_limit_bytes 67108864"), "{metrics}");
     assert!(metrics.contains("outcore_stage_tasks_done_total{stage=\"panel QR\"}"), "{metrics}");
+    assert!(metrics.contains(&format!("\noutcore_input_bytes_total {}\n", 8 * m * n)), "{metrics}");
     // Counters end in _total, and a sum over memory_bytes adds parts, not the whole again.
     for line in metrics.lines().filter(|l| l.starts_with("# TYPE ")) {
         let name = line.split_whitespace().nth(2).unwrap();
@@ -713,6 +724,11 @@ fn chromium_watches_the_live_page_move_without_console_errors() {
     assert_eq!(u(&seen["final"]["process"]), u(&state["workers"][0]["process"]));
     assert!(u(&seen["final"]["rects"]) > 0 && u(&seen["final"]["samples"]) > 0, "{seen}");
     assert_eq!(seen["final"]["notice"], "", "the server lingers: nothing to say");
+    // The roofline gives the whole run's rate, and what bounds it.
+    let roofline = &seen["final"]["roofline"];
+    assert!(["compute", "decode", "disk"].contains(&roofline["bound"].as_str().unwrap()), "{roofline}");
+    assert!(roofline["gflops"].as_f64().unwrap() > 0.0, "{roofline}");
+    assert!(roofline["text"].as_str().unwrap().starts_with("whole run: "), "{roofline}");
     assert!(!seen["render_ms"].as_array().unwrap().is_empty(), "the page times its renders: {seen}");
 }
 

@@ -71,7 +71,7 @@ pub use task::CancelToken;
 /// [`reduction_tree`](graph::reduction_tree), as the library's own do.
 pub mod graph {
     pub use crate::task::{
-        Block, Executor, Key, Operation, Results, Stage, Task, TaskGraph, TaskId, WorkerScratch, reduction_tree,
+        Block, Executor, Key, Operation, Results, Stage, Task, TaskGraph, TaskId, Work, WorkerScratch, reduction_tree,
     };
 }
 

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  run events ──▶ Board (bounded: TASK_CAP tasks, SAMPLE_CAP samples) ──▶ /api/state.json
-//!                   │                                                 ──▶ /api/events (SSE, <= 10 Hz,
+//!                   │                                                 ──▶ /api/events (SSE, <= 2 Hz,
 //!                   │                                                      only while a page is open)
 //!                   │                                                 ──▶ /metrics, /trace.json
 //!                   └──▶ --report FILE.html: the page with the whole state inlined
@@ -27,6 +27,7 @@ use outcore::storage::StorageError;
 use outcore::{CancelToken, Error, Result};
 
 pub(crate) use board::Board;
+use board::Roofs;
 use board::{BOARD_BYTES, Cursor, RANK_BYTES, Share};
 use ranks::Peers;
 use server::{Access, Server};
@@ -61,7 +62,10 @@ impl Dashboard {
             true => format!("rank {rank} ({}, pid {pid})", ranks::hostname()),
             false => format!("pid {pid}"),
         };
-        let board = Arc::new(Board::new(title.join(" "), rank, name, threads, started));
+        // The roofs only where someone will see them.
+        let shown = run.dashboard.is_some() || run.report.is_some();
+        let roofs = if shown { Roofs::measure(threads) } else { Roofs::default() };
+        let board = Arc::new(Board::new(title.join(" "), rank, name, threads, roofs, started));
         let peers = Arc::new(Peers::default());
         let server = match (rank, run.dashboard.as_deref()) {
             (0, Some(addr)) => {

@@ -6,7 +6,7 @@ const STREAM_CAP = 3000, MARK_CAP = 1000, PALETTE = ["#1f77b4", "#ff7f0e", "#2ca
 const BLUE = "31,119,180", ORANGE = "255,127,14", RED = "214,39,40";
 // S: the view rendered, every rank's state combined (see combine); ranks: each rank's latest
 // state; streams: each rank's tasks seen; samples: rank 0's memory timeline.
-let S = null, lastSample = -1;
+let S = null, lastSample = -1, run = null, combined = false;
 const ranks = new Map(), streams = new Map(), samples = [];
 const $ = id => document.getElementById(id);
 const NS = "http://www.w3.org/2000/svg";
@@ -31,22 +31,28 @@ function svgEl(tag, attrs, text) {
 // each, the tasks and samples the page has not seen.
 function merge(d) {
   // Another command on the same port (the page reconnected to it): start afresh.
-  if (S && d.run !== S.run) { ranks.clear(); streams.clear(); samples.length = 0; lastSample = -1; }
+  if (run !== null && d.run !== run) { ranks.clear(); streams.clear(); samples.length = 0; workSeen.length = 0; lastSample = -1; }
+  run = d.run;
   absorb(d);
   for (const r of d.ranks ?? []) r.unreachable ? fail("rank " + r.rank + " unreachable: " + r.unreachable) : absorb(r);
   for (const p of d.timeline) if (p[0] > lastSample) { samples.push(p); lastSample = p[0]; }
   if (samples.length > 4096) { const kept = samples.filter((_, i) => i % 2 === 0); samples.length = 0; samples.push(...kept); }
-  S = combine();
-  schedule();
+  // Combined once per render, not per message.
+  combined = false;
+  schedule(d.status);
 }
-// Live updates render at most once a frame, and not while the page is hidden (a background tab
-// gets no frames); a report or snapshot renders at once.
-let scheduled = false;
-function schedule() {
+// Live updates render at most every RENDER_INTERVAL ms of a running command, in a frame, and
+// not while the page is hidden (a background tab gets no frames): a browser on the machine
+// of the run takes its CPU from the run. The end renders at once, and so do a report and a
+// snapshot.
+const RENDER_INTERVAL = 250;
+let scheduled = false, lastRender = -Infinity;
+function schedule(status) {
   if (REPORT || query.get("snapshot")) return render();
   if (scheduled) return;
   scheduled = true;
-  requestAnimationFrame(() => { scheduled = false; render(); });
+  const wait = status === "running" ? Math.max(0, lastRender + RENDER_INTERVAL - performance.now()) : 0;
+  setTimeout(() => requestAnimationFrame(() => { scheduled = false; lastRender = performance.now(); render(); }), wait);
 }
 function absorb(d) {
   ranks.set(d.rank, d);
@@ -89,7 +95,7 @@ function combine() {
     done += d.tasks.done; total += d.tasks.total;
   }
   const status = all.some(d => d.status === "running") ? "running" : all.some(d => d.status === "failed") ? "failed" : first.status;
-  return { ...first, status, stages, threads, tasks: { done, total }, stream: tasks, marks, workers: all.map(d => d.workers[0]) };
+  return { ...first, status, stages, threads, tasks: { done, total }, stream: tasks, marks, workers: all.map(d => d.workers[0]), work: combineWork(all) };
 }
 
 // How long each render took (ms, the newest 1,000): what a watching browser costs, read by
@@ -98,11 +104,14 @@ const renderTimes = [];
 window.outcoreRenderTimes = renderTimes;
 function render() {
   const started = performance.now();
+  if (!combined) { S = combine(); combined = true; }
   draw();
   renderTimes.push(performance.now() - started);
   if (renderTimes.length > 1000) renderTimes.shift();
 }
 function draw() {
+  // Sizes read before anything is written: one layout per render, not one per chart.
+  const width = id => $(id).clientWidth || 600, widths = [width("stream"), width("graph"), width("timeline")];
   const w = S.workers[0];
   setText($("status"), S.status, S.status);
   $("status").className = "status-" + S.status;
@@ -111,7 +120,7 @@ function draw() {
   setText($("elapsed"), S.elapsed.toFixed(1) + " s");
   setText($("limit"), w.limit ? bytes(w.limit) + " (" + w.accounting + ")" : "-");
   setText($("title"), S.title);
-  renderBars(); renderWorkers(); renderStream(); renderProgress(); renderGraph(); renderTimeline();
+  renderBars(); renderWorkers(); renderStream(widths[0]); renderProgress(); renderRoofline(); renderGraph(widths[1]); renderTimeline(widths[2]);
 }
 
 // Dask's colour rule: blue; orange from min(target, spill) of the limit; red from terminate, or paused.
@@ -223,8 +232,8 @@ function renderProgress() {
 
 // Stages in columns by their forward dependencies (on stages numbered before them); a
 // dependency on a later stage is an iteration's loop, drawn as a dashed arc above the boxes.
-function renderGraph() {
-  const svg = $("graph"), width = svg.clientWidth || 600;
+function renderGraph(width) {
+  const svg = $("graph");
   const layer = [];
   S.stages.forEach((s, i) => { layer[i] = s.after.filter(a => a < i).reduce((m, a) => Math.max(m, layer[a] + 1), 0); });
   const layers = Math.max(0, ...layer) + 1, perLayer = [], slot = [];
@@ -260,26 +269,29 @@ function renderGraph() {
   svg.replaceChildren(frag);
 }
 
-function renderTimeline() {
-  const svg = $("timeline"), width = svg.clientWidth || 600, height = 200, w = S.workers[0];
+function renderTimeline(width) {
+  const svg = $("timeline"), height = 200, w = S.workers[0];
   setText($("timeline-of"), S.workers.length > 1 ? "(" + w.name + ")" : "");
   const left = 56, bottom = height - 18;
   const t1 = Math.max(S.elapsed, samples.length ? samples[samples.length - 1][0] : 0, 1e-3);
   const peak = samples.reduce((m, p) => Math.max(m, p[1], p[6]), Math.max(w.limit, 1)) * 1.08;
+  // At most one sample per pixel is drawn (the newest always), the peak from them all.
+  const stride = Math.ceil(samples.length / Math.max(width - left - 8, 1));
+  const shown = samples.filter((_, i) => (samples.length - 1 - i) % stride === 0);
   const x = t => left + (width - left - 8) * t / t1, y = v => bottom - (bottom - 6) * v / peak;
   const frag = document.createDocumentFragment();
   // Stacked: managed, unmanaged old, unmanaged recent, host (their top is the process RSS).
   const layers = [[2, "rgba(" + BLUE + ",1)"], [3, "rgba(" + BLUE + ",0.7)"], [4, "rgba(" + BLUE + ",0.4)"], [5, "#ccc"]];
-  let below = samples.map(() => 0);
+  let below = shown.map(() => 0);
   for (const [k, c] of layers) {
-    if (!samples.length) break;
-    const top = samples.map((p, i) => below[i] + p[k]);
-    const pts = samples.map((p, i) => x(p[0]) + "," + y(top[i])).concat(samples.map((p, i) => x(p[0]) + "," + y(below[i])).reverse());
+    if (!shown.length) break;
+    const top = shown.map((p, i) => below[i] + p[k]);
+    const pts = shown.map((p, i) => x(p[0]) + "," + y(top[i])).concat(shown.map((p, i) => x(p[0]) + "," + y(below[i])).reverse());
     frag.appendChild(svgEl("polygon", { points: pts.join(" "), fill: c }));
     below = top;
   }
-  if (samples.length) {
-    frag.appendChild(svgEl("polyline", { points: samples.map(p => x(p[0]) + "," + y(p[6])).join(" "), fill: "none", stroke: "#555", "stroke-dasharray": "4 3" }));
+  if (shown.length) {
+    frag.appendChild(svgEl("polyline", { points: shown.map(p => x(p[0]) + "," + y(p[6])).join(" "), fill: "none", stroke: "#555", "stroke-dasharray": "4 3" }));
   }
   // Colours that read on white (4.5:1 and more); labels of lines close together are moved
   // down so that none covers another.

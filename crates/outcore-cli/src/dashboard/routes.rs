@@ -11,8 +11,11 @@ use super::board::{Board, Cursor, Share};
 use super::ranks::Peers;
 use super::view;
 
-/// How often a live page is sent what changed: at most 10 times a second.
-const PUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a live page is sent what changed: at most twice a second, as Dask's worker and
+/// memory plots update (a browser on the machine of the run takes its CPU from the run).
+const PUSH_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a live page's stream checks whether its client left or the command ended.
+const TICK: Duration = Duration::from_millis(50);
 /// A comment line keeps idle event streams open through proxies.
 const KEEPALIVE: Duration = Duration::from_secs(2);
 
@@ -89,26 +92,27 @@ pub(super) fn serve(stream: &TcpStream, request: &Request, shared: &Shared) -> s
     }
 }
 
-/// The live page's stream: what changed, at most every [`PUSH_INTERVAL`], while the client
-/// stays and the server runs. Nothing is computed between changes (but the other ranks' states
-/// are asked for while they run).
+/// The live page's stream: what changed, at most every [`PUSH_INTERVAL`] (the final state at
+/// once), while the client stays and the server runs. Nothing is computed between changes (but
+/// the other ranks' states are asked for while they run).
 fn events(mut stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
     stream.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-store\r\nConnection: keep-alive\r\nX-Accel-Buffering: no\r\n\r\nretry: 1000\n\n",
     )?;
     let (mut cursor, mut peers) = (Cursor::default(), Vec::new());
     let mut sent: Option<u64> = None;
-    let mut quiet = Instant::now();
+    let (mut quiet, mut pushed) = (Instant::now(), None::<Instant>);
     while !shared.stop.load(Ordering::Acquire) {
         let closing = shared.closing.load(Ordering::Acquire);
+        let due = closing || pushed.is_none_or(|at| at.elapsed() >= PUSH_INTERVAL);
         let version = shared.board.version();
         // Other ranks that still run change without telling: they are asked at every push.
-        if sent != Some(version) || (shared.peers.live() && !closing) {
+        if due && (sent != Some(version) || (shared.peers.live() && !closing)) {
             let (mut message, next) = view::combined(&shared.board, &shared.peers, cursor, None, &mut peers);
             message.insert_str(0, "data: ");
             message.push_str("\n\n");
             stream.write_all(message.as_bytes())?;
-            (cursor, sent, quiet) = (next, Some(version), Instant::now());
+            (cursor, sent, quiet, pushed) = (next, Some(version), Instant::now(), Some(Instant::now()));
         } else if closing {
             // The final state is sent: the page stops reconnecting and says the command ended.
             return stream.write_all(b"event: end\ndata: {}\n\n");
@@ -119,7 +123,7 @@ fn events(mut stream: &TcpStream, shared: &Shared) -> std::io::Result<()> {
         if client_gone(stream) {
             return Ok(());
         }
-        std::thread::sleep(PUSH_INTERVAL);
+        std::thread::sleep(TICK);
     }
     Ok(())
 }

@@ -34,8 +34,8 @@ function seconds(t, step) {
   return t.toFixed(Math.max(0, -Math.floor(Math.log10(step)))) + " s";
 }
 
-function renderStream() {
-  const canvas = $("stream"), width = canvas.clientWidth || 600;
+function renderStream(width = $("stream").clientWidth || 600) {
+  const canvas = $("stream");
   const outside = S.marks.some(m => m[0] == null), rows = Math.max(S.threads.length, 1) + (outside ? 1 : 0);
   const height = rows * ROW + AXIS, dpr = window.devicePixelRatio || 1;
   if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {

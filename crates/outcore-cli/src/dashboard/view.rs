@@ -5,10 +5,10 @@ use super::board::{Board, Cursor, Share};
 use super::ranks::Peers;
 
 /// The page, with `state` (the whole state as JSON) inlined for a report, or none to ask the
-/// server: one file, its script inlined (the task stream's, then the page's).
+/// server: one file, its script inlined (the task stream's, the roofline's, then the page's).
 pub(super) fn page(state: Option<&str>) -> String {
     const PAGE: &str = include_str!("page.html");
-    const SCRIPT: [&str; 2] = [include_str!("stream.js"), include_str!("page.js")];
+    const SCRIPT: [&str; 3] = [include_str!("stream.js"), include_str!("roofline.js"), include_str!("page.js")];
     // No `</script>` or `<!--` can end or bend the inlined script: `<` appears in JSON only
     // within strings, where `\u003c` means the same.
     let data = state.map_or_else(|| "null".to_string(), |s| s.replace('<', "\\u003c"));

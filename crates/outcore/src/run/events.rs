@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use outcore_storage::MemoryReport;
 
-use crate::task::Stage;
+use crate::task::{Stage, Work};
 
 /// Something that happened during a run.
 #[derive(Clone, Debug)]
@@ -68,6 +68,8 @@ pub enum Event {
         done: usize,
         /// Tasks in the run.
         total: usize,
+        /// What it computed and read.
+        work: Work,
     },
     /// A worker has a task but waits for memory.
     Waiting {

@@ -162,6 +162,7 @@ impl<E: Executor> Run<'_, E> {
             finished: Instant::now(),
             done,
             total: self.local_total,
+            work: spec.work,
         });
         Ok(())
     }

@@ -37,6 +37,39 @@ pub struct Task<O> {
     pub working_set: u64,
     /// Of `working_set`, bytes of buffers the task takes from its worker's reusable scratch.
     pub reusable: u64,
+    /// What it computes and reads, for rates (zero where not counted).
+    pub work: Work,
+}
+
+/// What a task computes and reads: the flops of the textbook algorithm of its op (a
+/// Householder QR of m x n, m >= n, counts 2mn^2 - 2n^3/3, as LAPACK-equivalent rates do; a
+/// product of m x k by k x n counts 2mnk) and the bytes of input it reads from the store,
+/// decoded (8 per value). Run events carry it, so that a dashboard can give the run's rates
+/// against the machine's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Work {
+    /// Floating-point operations.
+    pub flops: u64,
+    /// Bytes of input read, decoded.
+    pub read: u64,
+}
+
+impl Work {
+    /// A Householder QR of `m x n`, reading `read` bytes.
+    pub fn qr(m: usize, n: usize, read: u64) -> Self {
+        let (long, short) = (m.max(n) as u64, m.min(n) as u64);
+        Self { flops: (2 * long * short * short).saturating_sub(2 * short.pow(3) / 3), read }
+    }
+
+    /// The product of `m x k` by `k x n`, reading `read` bytes.
+    pub fn product(m: usize, k: usize, n: usize, read: u64) -> Self {
+        Self { flops: 2 * (m as u64) * (k as u64) * (n as u64), read }
+    }
+
+    /// Both.
+    pub fn and(self, other: Self) -> Self {
+        Self { flops: self.flops + other.flops, read: self.read + other.read }
+    }
 }
 
 /// One stage of a graph (see [`TaskGraph::stage_graph`]).
@@ -93,8 +126,15 @@ impl<O: Operation> TaskGraph<O> {
                 return Err(Error::Bug(format!("task {} reads {key:?}, which no earlier task produces", op.label())));
             }
         }
-        self.tasks.push(Task { op, inputs, outputs, working_set, reusable });
+        self.tasks.push(Task { op, inputs, outputs, working_set, reusable, work: Work::default() });
         Ok(TaskId(self.tasks.len() - 1))
+    }
+
+    /// Says what task `id` computes and reads (see [`Work`]).
+    pub fn set_work(&mut self, id: TaskId, work: Work) {
+        if let Some(task) = self.tasks.get_mut(id.0) {
+            task.work = work;
+        }
     }
 
     /// Marks an output as a result: it is kept after the run instead of freed.

@@ -30,7 +30,7 @@ pub use block::Block;
 pub use cancel::CancelToken;
 pub(crate) use cancel::{InTask, check_cancelled, in_task_of, worker_of};
 pub use executor::Executor;
-pub use graph::{Key, Stage, Task, TaskGraph, TaskId};
+pub use graph::{Key, Stage, Task, TaskGraph, TaskId, Work};
 pub use op::Operation;
 pub use results::Results;
 pub use scratch::WorkerScratch;

@@ -54,6 +54,9 @@ impl Board {
         metric("waits_for_memory_total", "counter", "Times a task waited for memory.", &one(inner.waits));
         metric("read_bytes_total", "counter", "Bytes the process read (rchar).", &one(w.read_bytes));
         metric("written_bytes_total", "counter", "Bytes the process wrote (wchar).", &one(w.written_bytes));
+        let (flops, decoded) = (inner.work.flops, inner.work.read);
+        metric("flops_total", "counter", "Flops of the finished tasks (textbook counts).", &one(flops));
+        metric("input_bytes_total", "counter", "Bytes of input the finished tasks read, decoded.", &one(decoded));
         let stage_rows = |f: fn(&StageState) -> u64| -> Vec<(String, f64)> {
             inner.stages.iter().map(|s| (format!("{{stage=\"{}\"}}", s.name), f(s) as f64)).collect()
         };

@@ -3,6 +3,7 @@
 
 mod export;
 mod query;
+mod roofline;
 mod state;
 
 use std::collections::VecDeque;
@@ -13,10 +14,9 @@ use std::time::Instant;
 use outcore::storage::MemoryReport;
 use outcore::{Event, EventSink};
 use serde::Serialize;
-#[cfg(test)]
-use {outcore::graph::Stage, std::sync::Arc};
 
 pub(crate) use query::{Cursor, Share, query_value};
+pub(crate) use roofline::Roofs;
 
 /// Task rectangles kept for the task stream and the trace (the oldest go first; Dask's stream
 /// keeps 1,000).
@@ -140,6 +140,7 @@ struct Inner {
     waits: u64,
     spilled_bytes: u64,
     reloaded_bytes: u64,
+    work: roofline::Done,
 }
 
 /// What the dashboard shows, fed by the run's events (an [`EventSink`]).
@@ -153,6 +154,7 @@ pub(crate) struct Board {
     rank: usize,
     name: String,
     threads: usize,
+    roofs: Roofs,
     inner: Mutex<Inner>,
     /// Bumped on every change; a client is sent a new state only when it moved.
     version: AtomicU64,
@@ -160,12 +162,19 @@ pub(crate) struct Board {
 
 impl Board {
     /// A board for a command titled `title` whose runs use up to `threads` workers, in the
-    /// process that is worker `name`, rank `rank` of its job.
-    pub(crate) fn new(title: String, rank: usize, name: String, threads: usize, started: Instant) -> Self {
+    /// process that is worker `name`, rank `rank` of its job, on a machine with `roofs`.
+    pub(crate) fn new(
+        title: String,
+        rank: usize,
+        name: String,
+        threads: usize,
+        roofs: Roofs,
+        started: Instant,
+    ) -> Self {
         let inner = Inner { stride: 1, threads: vec![ThreadRow::default(); threads.max(1)], ..Inner::default() };
         let epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let run = format!("{}-{}", std::process::id(), epoch.as_millis());
-        Self { started, title, run, rank, name, threads, inner: Mutex::new(inner), version: AtomicU64::new(0) }
+        Self { started, title, run, rank, name, threads, roofs, inner: Mutex::new(inner), version: AtomicU64::new(0) }
     }
 
     /// Says that something beside the board's own events changed (the other ranks' states).
@@ -251,7 +260,8 @@ impl EventSink for Board {
                     *t = ThreadRow { state: ThreadState::Running, stage, since, reserved: reserved + scratch, ..*t };
                 }
             }
-            Event::TaskFinished { worker, task, stage, started, finished, .. } => {
+            Event::TaskFinished { worker, task, stage, started, finished, work, .. } => {
+                inner.work.add(work);
                 let (start, end) = (self.seconds(*started), self.seconds(*finished));
                 let reserved = inner.threads.get(*worker).map_or(0, |t| t.reserved);
                 let stage = inner.stage_of(stage);
@@ -376,72 +386,4 @@ impl Inner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::dashboard::intake::MAX_CONNECTIONS;
-
-    /// A board at its caps, with the longest numbers: what [`BOARD_BYTES`] and [`RANK_BYTES`]
-    /// must cover.
-    #[test]
-    fn a_full_board_and_a_state_per_connection_fit_the_bytes_counted_for_them() {
-        let start = Instant::now();
-        let name = "rank 1023 (a-long-host-name.cluster.example.org, pid 4194304)".to_string();
-        let board = Board::new("large-svd tsqr --rows 50000000 --dashboard".into(), 1023, name, 64, start);
-        let stages: Arc<[Stage]> =
-            (0..8).map(|i| Stage { name: "Q back-propagation", tasks: 1 << 30, after: vec![i] }).collect();
-        board.event(&Event::RunStarted { tasks: 1 << 40, workers: 64, stages: stages.clone(), at: start });
-        // A rank's fixed rows: its state without tasks or samples.
-        let (fixed, _) = board.state_json(Cursor::default(), Share::of_rank(1, 1 << 20));
-        let late = start + std::time::Duration::from_secs(86_400 * 30);
-        // The largest bytes reserved, the highest task numbers.
-        let (reserved, scratch, at) = (u64::MAX / 4, u64::MAX / 4, late);
-        board.event(&Event::TaskStarted { worker: 63, task: 0, stage: "Q back-propagation", reserved, scratch, at });
-        for task in (1 << 40)..(1 << 40) + TASK_CAP + 10 {
-            board.event(&Event::TaskFinished {
-                worker: 63,
-                task,
-                stage: "Q back-propagation",
-                started: late - std::time::Duration::from_nanos(123_456_789),
-                finished: late,
-                done: task,
-                total: 1 << 40,
-            });
-        }
-        for i in 0..MARK_CAP + 10 {
-            let (bytes, worker, took, at) =
-                (u64::MAX / 2, Some(63), std::time::Duration::from_nanos(123_456_789), late);
-            board.event(&match i % 2 {
-                0 => Event::Spilled { bytes, disk_bytes: bytes, worker, took, at },
-                _ => Event::Reloaded { bytes, worker, took, at },
-            });
-        }
-        let mut report = outcore::Engine::new(64 << 20).expect("an engine").memory_report();
-        for field in [&mut report.limit, &mut report.process, &mut report.managed, &mut report.unmanaged_old] {
-            *field = u64::MAX / 2;
-        }
-        (report.unmanaged_recent, report.host, report.spilled) = (u64::MAX / 2, u64::MAX / 2, u64::MAX / 2);
-        for i in 0..SAMPLE_CAP {
-            let at = late + std::time::Duration::from_nanos(123_456_789 * i as u64);
-            board.event(&Event::Memory { report: Box::new(report.clone()), at });
-        }
-        let kept = board.lock().tasks.len();
-        assert_eq!((kept, board.lock().marks.len()), (TASK_CAP, MARK_CAP));
-        assert_eq!(board.lock().samples.len(), SAMPLE_CAP, "full, not yet thinned");
-        let (state, _) = board.state_json(Cursor::default(), Share::of_rank(0, 1));
-        let trace = board.trace_json();
-        let buffers = board.lock().bytes();
-        // A state is made from copies of the tasks, samples and rows, as large as the buffers.
-        let connection = buffers + state.len().max(trace.len()) as u64;
-        // The other ranks' final states hold one board's tasks between them.
-        let total = buffers + MAX_CONNECTIONS as u64 * connection + state.len() as u64;
-        eprintln!(
-            "a full board: {buffers} B of buffers, a state of {} B, a trace of {} B, {total} B in all; a rank's rows {} B",
-            state.len(),
-            trace.len(),
-            fixed.len()
-        );
-        assert!(total <= BOARD_BYTES, "{total} > {BOARD_BYTES}");
-        assert!((MAX_CONNECTIONS as u64 + 1) * fixed.len() as u64 <= RANK_BYTES, "{fixed}");
-        serde_json::from_str::<serde_json::Value>(&trace).expect("the trace is JSON");
-    }
-}
+mod tests;

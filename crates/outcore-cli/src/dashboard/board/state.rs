@@ -4,6 +4,7 @@ use outcore::storage::{Accounting, MemoryReport};
 use serde::Serialize;
 
 use super::query::{Cursor, Share};
+use super::roofline::WorkView;
 use super::{Board, Inner, IoMark, Point, StageState, TaskRect, ThreadRow};
 use crate::report::json::ThresholdsJson;
 
@@ -24,6 +25,7 @@ struct View<'a> {
     workers: [Worker; 1],
     stream: Stream,
     timeline: Vec<Point>,
+    work: WorkView,
     dashboard_bytes: u64,
 }
 
@@ -108,6 +110,7 @@ impl Board {
             workers: [inner.worker(&self.name, self.threads, io)],
             stream: Stream { from, tasks, marks_from, marks },
             timeline,
+            work: WorkView::new(inner.work, self.roofs),
             dashboard_bytes: inner.bytes(),
         };
         drop(inner);

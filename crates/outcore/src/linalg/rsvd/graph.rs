@@ -8,7 +8,7 @@ use super::options::RandomizedMethod;
 use crate::error::Error;
 use crate::error::Result;
 use crate::linalg::blockqr::{self, BlockQrOp};
-use crate::task::{Block, Key, TaskGraph, TaskId, reduce_fold};
+use crate::task::{Block, Key, TaskGraph, TaskId, Work, reduce_fold};
 
 /// Where the results are.
 pub(crate) struct Keys {
@@ -92,7 +92,16 @@ impl Builder<'_> {
     ) -> Result<TaskId> {
         let reusable = extra_reusable + if self.streaming { self.chunk_bytes } else { 0 };
         let ws = self.chunk_bytes + extra_reusable + self.read_scratch + in_bytes + out_bytes;
-        self.g.add_reusing(op, inputs, outputs, ws, reusable)
+        let work = match op {
+            RsvdOp::Sketch { chunk, width } | RsvdOp::Times { chunk, width } | RsvdOp::TimesT { chunk, width } => {
+                let (ri, cj) = (self.rows[chunk.row], self.cols[chunk.col]);
+                Work::product(ri, cj, width, 8 * (ri * cj) as u64)
+            }
+            _ => Work::default(),
+        };
+        let id = self.g.add_reusing(op, inputs, outputs, ws, reusable)?;
+        self.g.set_work(id, work);
+        Ok(id)
     }
 
     /// `A X` for X given as blocks by chunk column: blocks by chunk row.
@@ -101,7 +110,7 @@ impl Builder<'_> {
         for i in 0..self.rows.len() {
             let y = self.tree_sum(xs.len(), self.rows[i], width, |b, j| {
                 let (ib, ob) = (bytes(b.cols[j], width), bytes(b.rows[i], width));
-                b.chunk_task(RsvdOp::Times { chunk: ChunkIndex::new(i, j) }, vec![xs[j]], ib, ob, 0)
+                b.chunk_task(RsvdOp::Times { chunk: ChunkIndex::new(i, j), width }, vec![xs[j]], ib, ob, 0)
             })?;
             ys.push(y);
         }
@@ -140,7 +149,7 @@ impl Builder<'_> {
         for j in 0..self.cols.len() {
             let z = self.tree_sum(ys.len(), self.cols[j], width, |b, i| {
                 let (ib, ob) = (bytes(b.rows[i], width), bytes(b.cols[j], width));
-                b.chunk_task(RsvdOp::TimesT { chunk: ChunkIndex::new(i, j) }, vec![ys[i]], ib, ob, 0)
+                b.chunk_task(RsvdOp::TimesT { chunk: ChunkIndex::new(i, j), width }, vec![ys[i]], ib, ob, 0)
             })?;
             zs.push(z);
         }

@@ -231,11 +231,11 @@ impl Executor for RsvdExecutor<'_> {
     ) -> Result<Vec<Block>> {
         match (op, inputs) {
             (RsvdOp::Sketch { chunk, width }, []) => self.sketch(*chunk, *width, budget, scratch),
-            (RsvdOp::Times { chunk }, [x]) => {
+            (RsvdOp::Times { chunk, .. }, [x]) => {
                 let [buf] = scratch.buffers([self.reader.buffer_len()], budget)?;
                 self.chunk_product(*chunk, false, pinned_view(x), budget, buf, None)
             }
-            (RsvdOp::TimesT { chunk }, [y]) => {
+            (RsvdOp::TimesT { chunk, .. }, [y]) => {
                 let [buf] = scratch.buffers([self.reader.buffer_len()], budget)?;
                 self.chunk_product(*chunk, true, pinned_view(y), budget, buf, None)
             }

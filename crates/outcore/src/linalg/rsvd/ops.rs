@@ -29,11 +29,15 @@ pub(crate) enum RsvdOp {
     Times {
         /// The chunk.
         chunk: ChunkIndex,
+        /// Columns of X.
+        width: usize,
     },
     /// `A_ij^T Y_i` for an input block `Y_i`.
     TimesT {
         /// The chunk.
         chunk: ChunkIndex,
+        /// Columns of Y.
+        width: usize,
     },
     /// Sum of same-shape blocks, in input order.
     Sum,
@@ -120,8 +124,8 @@ impl Operation for RsvdOp {
     fn label(&self) -> String {
         match self {
             Self::Sketch { chunk, .. } => format!("A{chunk} sketch"),
-            Self::Times { chunk } => format!("A{chunk} X"),
-            Self::TimesT { chunk } => format!("A{chunk}^T Y"),
+            Self::Times { chunk, .. } => format!("A{chunk} X"),
+            Self::TimesT { chunk, .. } => format!("A{chunk}^T Y"),
             Self::Sum => "sum".into(),
             Self::Columns { from, to } => format!("columns {from}..{to}"),
             Self::Concat => "concat".into(),
@@ -145,7 +149,7 @@ impl Operation for RsvdOp {
 
     fn row_block(&self) -> Option<usize> {
         match self {
-            Self::Sketch { chunk, .. } | Self::Times { chunk } | Self::TimesT { chunk } => Some(chunk.row),
+            Self::Sketch { chunk, .. } | Self::Times { chunk, .. } | Self::TimesT { chunk, .. } => Some(chunk.row),
             Self::Write { side: Side::U, block } => Some(*block),
             _ => None,
         }

@@ -4,7 +4,7 @@
 use super::layout::{Centering, Layout, Root};
 use super::ops::TsqrOp;
 use crate::error::{Error, Result};
-use crate::task::{Key, TaskGraph, TaskId};
+use crate::task::{Key, TaskGraph, TaskId, Work};
 
 /// Where the results are: the root's first output (the singular values, or R), the tall
 /// problem's V when an SVD's vectors are on, a QR's `Q^T B` when it has right-hand sides, and
@@ -82,7 +82,9 @@ fn up(
     let id = if level == 0 {
         let (total, reusable) = layout.panel_qr_bytes(node);
         let outputs = if layout.centering == Centering::Rows { 2 } else { 1 };
-        g.add_reusing(TsqrOp::PanelQr { panel: node }, vec![], outputs, total, reusable)?
+        let id = g.add_reusing(TsqrOp::PanelQr { panel: node }, vec![], outputs, total, reusable)?;
+        g.set_work(id, panel_work(layout, node));
+        id
     } else {
         let spec = &layout.levels[level][node];
         let children = spec
@@ -91,7 +93,9 @@ fn up(
             .map(|c| up(layout, g, ids, level - 1, c).map(|t| t.out(0)))
             .collect::<Result<Vec<_>>>()?;
         let outputs = if layout.vectors { 3 } else { 1 };
-        g.add(TsqrOp::StackQr { level, node }, children, outputs, layout.stack_bytes(spec))?
+        let id = g.add(TsqrOp::StackQr { level, node }, children, outputs, layout.stack_bytes(spec))?;
+        g.set_work(id, Work::qr(spec.rows, layout.n, 0));
+        id
     };
     ids[level][node] = Some(id);
     Ok(id)
@@ -109,7 +113,10 @@ fn down(
     if level == 0 {
         // The panel's R, kept from the first pass, for the U_panel = A_panel R^-1 W shortcut.
         let (total, reusable) = layout.panel_u_bytes(node);
-        g.add_reusing(TsqrOp::PanelU { panel: node }, vec![w, built.out(0)], 0, total, reusable)?;
+        let id = g.add_reusing(TsqrOp::PanelU { panel: node }, vec![w, built.out(0)], 0, total, reusable)?;
+        // Textbook: the panel factored again, its Q applied to its block of W.
+        let rows = layout.panels[node].len();
+        g.set_work(id, panel_work(layout, node).and(Work::product(rows, layout.n, 2 * layout.n, 0)));
         return Ok(());
     }
     let spec = &layout.levels[level][node];
@@ -120,8 +127,16 @@ fn down(
         spec.children.len(),
         layout.apply_bytes(spec),
     )?;
+    // Applying the Q of a Householder QR of rows x n to n columns: 4 rows n^2 flops.
+    g.set_work(apply, Work::product(spec.rows, layout.n, 2 * layout.n, 0));
     for (i, child) in spec.children.clone().enumerate() {
         down(layout, g, ids, level - 1, child, apply.out(i))?;
     }
     Ok(())
+}
+
+/// A panel's QR, reading the panel (with what is read beside it).
+fn panel_work(layout: &Layout, panel: usize) -> Work {
+    let rows = layout.panels[panel].len();
+    Work::qr(rows, layout.n, 8 * (rows * layout.n) as u64)
 }
