@@ -88,7 +88,9 @@ class PCA(_Estimator):
       scikit-learn picks ``covariance_eigh``), for small data and for a fractional
       ``n_components``; randomized when ``n_components`` is below 80% of ``min(m, n)``.
 
-    ``iterated_power="auto"`` runs 4 block Krylov iterations. ``memory_limit`` bounds outcore's
+    ``copy`` is scikit-learn's parameter, accepted as given: outcore never writes to ``X``
+    (it centers implicitly), so there is no copy to avoid. ``iterated_power="auto"`` runs 4
+    block Krylov iterations. ``memory_limit`` bounds outcore's
     own memory; ``n_jobs`` sets its threads. ``transform`` streams the data chunk by chunk.
     """
 
@@ -96,6 +98,7 @@ class PCA(_Estimator):
         self,
         n_components=None,
         *,
+        copy=True,
         whiten=False,
         standardize=False,
         svd_solver="auto",
@@ -108,6 +111,7 @@ class PCA(_Estimator):
         progress=None,
     ):
         self.n_components = n_components
+        self.copy = copy
         self.whiten = whiten
         self.standardize = standardize
         self.svd_solver = svd_solver
@@ -238,6 +242,75 @@ class PCA(_Estimator):
         if self.scale_ is not None:
             data *= self.scale_
         return data + self.mean_
+
+    # -- the probabilistic model (Tipping and Bishop), as scikit-learn's ---------------------
+
+    def get_covariance(self):
+        """The data's covariance under the fitted model: ``components_.T @ diag(explained_variance_
+        - noise_variance_) @ components_ + noise_variance_ * I`` (scaled back by ``scale_`` with
+        ``standardize=True``)."""
+        self._check_fitted()
+        components, gain = self._model()
+        cov = (components.T * gain) @ components
+        cov.flat[:: len(cov) + 1] += self.noise_variance_
+        return self._unstandardized(cov, 1)
+
+    def get_precision(self):
+        """The inverse of ``get_covariance()``, by the matrix inversion lemma (a k x k inverse)."""
+        self._check_fitted()
+        n = self.components_.shape[1]
+        if self.n_components_ == 0:
+            return self._unstandardized(np.eye(n) / self.noise_variance_, -1)
+        if self.noise_variance_ == 0.0:
+            return np.linalg.inv(self.get_covariance().astype(np.float64)).astype(self.components_.dtype, copy=False)
+        components, gain = self._model()
+        small = components @ components.T / self.noise_variance_
+        small.flat[:: len(small) + 1] += 1.0 / gain
+        precision = components.T @ np.linalg.inv(small) @ components
+        precision /= -(self.noise_variance_**2)
+        precision.flat[:: len(precision) + 1] += 1.0 / self.noise_variance_
+        return self._unstandardized(precision, -1)
+
+    def score_samples(self, X):
+        """The log-likelihood of each sample of ``X`` under the fitted model. ``X`` is read into
+        memory (as scikit-learn does)."""
+        self._check_fitted()
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X must be a 2-D array of {self.n_features_in_} features (the model's), got shape {X.shape}; "
+                "score_samples reads X into memory"
+            )
+        if not np.issubdtype(X.dtype, np.number):
+            raise ValueError(f"X must be numbers, got dtype {X.dtype}")
+        centered = X.astype(np.float64) - self.mean_.astype(np.float64)
+        precision = self.get_precision().astype(np.float64)
+        sign, logdet = np.linalg.slogdet(precision)
+        logdet = logdet if sign > 0 else -np.inf
+        log_like = -0.5 * np.sum(centered * (centered @ precision), axis=1)
+        log_like -= 0.5 * (X.shape[1] * np.log(2.0 * np.pi) - logdet)
+        return log_like.astype(X.dtype if X.dtype == np.float32 else np.float64, copy=False)
+
+    def score(self, X, y=None):
+        """The mean log-likelihood of the samples of ``X`` (``cross_val_score`` uses it)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def _model(self):
+        """The components (scaled by the explained variance's root when whitening, as
+        scikit-learn does) and the variance each explains above the noise (none below it)."""
+        components = self.components_.astype(np.float64)
+        variance = self.explained_variance_.astype(np.float64)
+        if self.whiten:
+            components = components * np.sqrt(variance[:, None])
+        return components, np.where(variance > self.noise_variance_, variance - self.noise_variance_, 0.0)
+
+    def _unstandardized(self, matrix, power):
+        """``matrix`` of the standardized data as one of the data: ``D^p M D^p`` with ``D`` the
+        scales (``power`` 1 for a covariance, -1 for a precision)."""
+        if self.scale_ is not None:
+            d = self.scale_.astype(np.float64) ** power
+            matrix = d[:, None] * matrix * d[None, :]
+        return matrix.astype(self.components_.dtype, copy=False)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns, ``pca0``, ``pca1``, ... (as scikit-learn's)."""

@@ -19,6 +19,7 @@ import xarray as xr
 import zarr
 from sklearn.base import clone
 from sklearn.decomposition import PCA as SkPCA
+from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.extmath import randomized_svd as sk_randomized_svd
@@ -222,6 +223,55 @@ def test_pca_options():
     np.testing.assert_allclose(st.explained_variance_ratio_, ref.explained_variance_ratio_, rtol=1e-10)
     signs = np.sign(np.sum(st.components_ * ref.components_, axis=1))
     np.testing.assert_allclose(st.components_ * signs[:, None], ref.components_, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["full", "randomized"])
+@pytest.mark.parametrize("whiten", [False, True])
+def test_pca_covariance_precision_and_likelihood_match_scikit_learn(solver, whiten):
+    rng = np.random.default_rng(7)
+    # Low rank plus noise, of a shape the chunks do not divide, its rows not a multiple of 8.
+    x = rng.standard_normal((1003, 5)) @ rng.standard_normal((5, 37)) + 0.1 * rng.standard_normal((1003, 37)) + 3.0
+    ours = outcore.PCA(5, whiten=whiten, svd_solver=solver, random_state=0).fit(x)
+    ref = SkPCA(5, whiten=whiten, svd_solver="full").fit(x)
+    # Rounding, eps sqrt(m) relative (times the condition for an inverse), for both solvers:
+    # the randomized one's 4 Krylov iterations find a rank-5 signal this far above the noise
+    # to rounding.
+    tol = 100 * np.finfo(float).eps * np.sqrt(len(x))
+    cov, precision = ref.get_covariance(), ref.get_precision()
+    cond = np.linalg.cond(cov)
+    np.testing.assert_allclose(ours.get_covariance(), cov, atol=tol * np.linalg.norm(cov, 2))
+    np.testing.assert_allclose(ours.get_precision(), precision, atol=tol * cond * np.linalg.norm(precision, 2))
+    np.testing.assert_allclose(ours.get_precision() @ ours.get_covariance(), np.eye(37), atol=tol * cond)
+    np.testing.assert_allclose(ours.score_samples(x[:50]), ref.score_samples(x[:50]), rtol=tol * cond)
+    assert ours.score(x) == pytest.approx(ref.score(x), rel=tol * cond)
+    # cross_val_score ranks models by it, as with scikit-learn's PCA.
+    assert np.isfinite(cross_val_score(outcore.PCA(5), x, cv=3)).all()
+    with pytest.raises(ValueError, match="37 features"):
+        ours.score_samples(x[:, :5])
+
+
+def test_pca_takes_scikit_learns_copy_and_never_writes_to_x():
+    x = data(300, 12)
+    before = x.copy()
+    for copy in (True, False):
+        model = outcore.PCA(3, copy=copy)
+        assert model.get_params()["copy"] is copy and clone(model).copy is copy
+        model.fit_transform(x)
+        np.testing.assert_array_equal(x, before)
+    assert repr(outcore.PCA(3, copy=False)) == "PCA(copy=False, n_components=3)"
+
+
+def test_standardized_pca_likelihood_is_of_the_data_not_of_its_scaled_copy():
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal((801, 4)) @ rng.standard_normal((4, 9)) + 0.2 * rng.standard_normal((801, 9))) * np.arange(1, 10) + 5
+    st = outcore.PCA(3, standardize=True).fit(x)
+    z = (x - st.mean_) / st.scale_
+    ref = SkPCA(3, svd_solver="full").fit(z)
+    d = st.scale_
+    np.testing.assert_allclose(st.get_covariance(), d[:, None] * ref.get_covariance() * d[None, :], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(st.get_precision() @ st.get_covariance(), np.eye(9), atol=1e-9)
+    # The density of x is that of z times the Jacobian 1 / prod(scale).
+    np.testing.assert_allclose(st.score_samples(x[:20]), ref.score_samples(z[:20]) - np.log(d).sum(), rtol=1e-9)
 
 
 def test_randomized_pca_centers_without_an_extra_pass():
