@@ -1,6 +1,7 @@
 """``outcore.PCA``: scikit-learn's PCA, computed out of core, centered without a copy."""
 
 import inspect
+import math
 import numbers
 
 import numpy as np
@@ -86,7 +87,8 @@ class PCA(_Estimator):
       estimate of the residual's norm;
     * ``"auto"``: TSQR for tall data (at most 1000 features and 10 times as many samples, where
       scikit-learn picks ``covariance_eigh``), for small data and for a fractional
-      ``n_components``; randomized when ``n_components`` is below 80% of ``min(m, n)``.
+      ``n_components`` or ``"mle"`` (Minka's choice of dimension, which needs every
+      variance); randomized when ``n_components`` is below 80% of ``min(m, n)``.
 
     ``copy`` is scikit-learn's parameter, accepted as given: outcore never writes to ``X``
     (it centers implicitly), so there is no copy to avoid. ``iterated_power="auto"`` runs 4
@@ -133,6 +135,11 @@ class PCA(_Estimator):
             raise ValueError(f"PCA needs at least 2 samples (rows), got {m}")
         wanted = self._wanted(min(m, n))  # checked before any pass over X
         solver = self._solver(m, n)
+        if wanted == "mle" and (solver != "tsqr" or m < n):
+            raise ValueError(
+                "n_components='mle' needs every variance: svd_solver 'auto', 'full' or 'tsqr', and at least as many "
+                f"samples as features (got svd_solver={self.svd_solver!r}, {m} samples, {n} features)"
+            )
         common = dict(memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), u_out=None, progress=self.progress)
         if solver == "tsqr":
             r = _core.tsqr(src.handle, compute_uv=True, center=True, standardize=bool(self.standardize), **common)
@@ -142,7 +149,7 @@ class PCA(_Estimator):
                 raise ValueError(
                     "standardize=True needs svd_solver='tsqr' (exact, one pass); the randomized solver centers only"
                 )
-            if isinstance(wanted, float):
+            if not isinstance(wanted, int):
                 raise ValueError("svd_solver='randomized' needs an integer n_components (or None), not a fraction")
             k = _components(wanted, src.shape)
             r = _core.rsvd(
@@ -160,7 +167,12 @@ class PCA(_Estimator):
         total = float(r["total_variance"])
         variance = s**2 / (m - 1)
         ratio = variance / total if total > 0 else np.zeros_like(variance)
-        k = wanted if isinstance(wanted, int) else min(int(np.searchsorted(np.cumsum(ratio), wanted, side="right") + 1), len(ratio))
+        if wanted == "mle":
+            k = _infer_dimension(variance, m)
+        elif isinstance(wanted, float):
+            k = min(int(np.searchsorted(np.cumsum(ratio), wanted, side="right") + 1), len(ratio))
+        else:
+            k = wanted
         self._svd_solver = solver
         self.n_samples_, self.n_features_in_ = m, n
         self.n_components_ = k
@@ -199,12 +211,15 @@ class PCA(_Estimator):
         k = self.n_components
         if k is None:
             return limit
+        if isinstance(k, str) and k == "mle":
+            return k
         if isinstance(k, numbers.Integral) and not isinstance(k, bool) and 1 <= k <= limit:
             return int(k)
         if isinstance(k, numbers.Real) and not isinstance(k, numbers.Integral) and 0 < k < 1:
             return float(k)
         raise ValueError(
-            f"n_components must be None, an integer in 1..{limit} (min of the shape) or a fraction in (0, 1), got {k!r}"
+            f"n_components must be None, an integer in 1..{limit} (min of the shape), a fraction in (0, 1) or 'mle', "
+            f"got {k!r}"
         )
 
     # -- using the fit ---------------------------------------------------------------------
@@ -320,3 +335,41 @@ class PCA(_Estimator):
     def _check_fitted(self):
         if not hasattr(self, "components_"):
             raise _not_fitted(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+
+
+def _infer_dimension(spectrum, n_samples):
+    """Minka's choice of dimension ("Automatic choice of dimensionality for PCA", NIPS 2000):
+    the rank in ``1..n-1`` of the highest Laplace-approximated evidence, as scikit-learn's
+    ``_infer_dimension``, the sum over pairs done by numpy per rank."""
+    spectrum = np.asarray(spectrum, dtype=np.float64)
+    n = len(spectrum)
+    best, best_ll = 0, -np.inf
+    for rank in range(1, n):
+        ll = _assess_dimension(spectrum, rank, n_samples)
+        if ll > best_ll:
+            best, best_ll = rank, ll
+    return best
+
+
+def _assess_dimension(spectrum, rank, n_samples):
+    """The log-likelihood of ``rank`` given the variances ``spectrum`` of ``n_samples`` samples."""
+    n = len(spectrum)
+    eps = 1e-15
+    if spectrum[rank - 1] < eps:
+        return -np.inf
+    i = np.arange(1, rank + 1)
+    pu = -rank * math.log(2.0) + sum(math.lgamma((n - k + 1) / 2.0) for k in i) - math.log(math.pi) * np.sum(n - i + 1) / 2.0
+    pl = -np.sum(np.log(spectrum[:rank])) * n_samples / 2.0
+    v = max(eps, np.sum(spectrum[rank:]) / (n - rank))
+    pv = -math.log(v) * n_samples * (n - rank) / 2.0
+    m = n * rank - rank * (rank + 1.0) / 2.0
+    pp = math.log(2.0 * math.pi) * (m + rank) / 2.0
+    # Pairs i < j, i < rank: log((s_i - s_j) (1 / s'_j - 1 / s'_i)) + log(n_samples), with s' the
+    # spectrum whose tail beyond the rank is replaced by its mean v.
+    flat = spectrum.copy()
+    flat[rank:] = v
+    later = np.arange(n)[None, :] > np.arange(rank)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.log((spectrum[:rank, None] - spectrum[None, :]) * (1.0 / flat[None, :] - 1.0 / flat[:rank, None]))
+    pa = np.sum(terms[later]) + np.count_nonzero(later) * math.log(n_samples)
+    return pu + pl + pv + pp - pa / 2.0 - rank * math.log(n_samples) / 2.0

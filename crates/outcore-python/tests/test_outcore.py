@@ -250,6 +250,19 @@ def test_pca_covariance_precision_and_likelihood_match_scikit_learn(solver, whit
         ours.score_samples(x[:, :5])
 
 
+@pytest.mark.parametrize("shape, rank", [((2000, 10), 3), ((1003, 37), 5), ((500, 60), 20)])
+def test_pca_chooses_the_dimension_by_minkas_mle_as_scikit_learn(shape, rank):
+    rng = np.random.default_rng(rank)
+    x = rng.standard_normal((shape[0], rank)) @ rng.standard_normal((rank, shape[1])) + 0.3 * rng.standard_normal(shape)
+    ours, ref = outcore.PCA("mle").fit(x), SkPCA("mle", svd_solver="full").fit(x)
+    assert ours.n_components_ == ref.n_components_ == rank
+    assert_same_pca(ours, ref)
+    with pytest.raises(ValueError, match="'mle' needs every variance"):
+        outcore.PCA("mle", svd_solver="randomized").fit(x)
+    with pytest.raises(ValueError, match="at least as many samples as features"):
+        outcore.PCA("mle").fit(x[: shape[1] - 1])
+
+
 def test_pca_takes_scikit_learns_copy_and_never_writes_to_x():
     x = data(300, 12)
     before = x.copy()
