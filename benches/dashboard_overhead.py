@@ -10,12 +10,14 @@ shared machine hits all alike.
 ARGS default to the lesson's TSQR (`tsqr --rows 2000000 --memory-limit 64MiB`), the same on
 20,000,000 rows in chunks of 2,000 (10,000 panels: the page's stream at its cap), and an rSVD
 (`rsvd --memory-limit 256MiB`). Times are the run's own `wall_seconds` (JSON summary); the table
-gives medians and the median of per-repetition ratios to the plain run. The goal: under 3%.
-The browser mode starts Chromium first (`tests/browser/live.cjs`, playwright-core from
+gives medians and the median of per-repetition ratios to the plain run. The goal: under 3%. The
+browser mode starts Chromium first (`tests/browser/live.cjs`, playwright-core from
 `--playwright`, default .ci/node/node_modules), lets it settle, then starts the run, and gives
-the page's median time per render (goal: under 16 ms, one frame). Its floor, mode `floor`:
-the same browser opening the server's /metrics, plain text with no script, at the same moment. The other modes need only
-the standard library.
+the page's median time per render (goal: under 16 ms, one frame) and the share of the machine's
+CPU the browser used while the run ran (its processes' CPU seconds over wall seconds times
+cores: what it took from the run, less noisy than the ratio of times on a shared machine). Its
+floor, mode `floor`: the same browser opening the server's /metrics, plain text with no script,
+at the same moment. The other modes need only the standard library.
 """
 import argparse
 import json
@@ -90,6 +92,28 @@ def browser(modules, chromium, floor):
     return page
 
 
+def tree_cpu(root):
+    """CPU seconds (user and system) of process `root` and all its descendants (Linux /proc)."""
+    parent, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in cpu:
+        p = pid
+        while p > 1 and p != root:
+            p = parent.get(p, 1)
+        total += cpu[pid] if p == root else 0.0
+    return total
+
+
 def dashboard_url(child):
     line = child.stderr.readline()
     while line and not line.startswith("dashboard: "):
@@ -99,13 +123,14 @@ def dashboard_url(child):
 
 def run(binary, args, mode, a):
     """One run: its wall_seconds, and what its watcher saw: pushes and bytes a bare client got,
-    or the page's render times (ms)."""
+    or the page's render times (ms) and the CPU seconds the browser used while the run ran."""
     cmd = [binary, *args, "--json"]
     if mode != "plain":
         cmd += ["--dashboard", "127.0.0.1:0"]
     page = browser(a.playwright, a.chromium, mode == "floor") if mode in ("browser", "floor") else None
+    before = tree_cpu(page.pid) if page else 0.0
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    pushes, stop, renders = [], threading.Event(), []
+    pushes, stop, renders, browser_cpu = [], threading.Event(), [], None
     if mode == "watched":
         reader = threading.Thread(target=watch, args=(dashboard_url(child), stop, pushes), daemon=True)
         reader.start()
@@ -113,6 +138,8 @@ def run(binary, args, mode, a):
         page.stdin.write(dashboard_url(child) + ("metrics" if mode == "floor" else "") + "\n")
         page.stdin.flush()
     out, err = child.communicate(timeout=3600)
+    if page:
+        browser_cpu = tree_cpu(page.pid) - before
     stop.set()
     if page:
         # OPEN_ONLY closes its browser when its stdin closes; live.cjs once the page showed the end.
@@ -122,7 +149,7 @@ def run(binary, args, mode, a):
         renders = json.loads(seen)["render_ms"]
     if child.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{err}")
-    return json.loads(out)["wall_seconds"], len(pushes), sum(pushes), renders
+    return json.loads(out)["wall_seconds"], len(pushes), sum(pushes), renders, browser_cpu
 
 
 def main():
@@ -143,25 +170,28 @@ def main():
     others = modes[1:]
     print(f"{a.reps} repetitions, modes alternating in each; times are the runs' wall_seconds")
     print("| workload | " + " | ".join(NAMES[m] for m in modes) + " | " + " | ".join(f"ratio {m}" for m in others)
-          + " | SSE pushes | page's render, median |")
-    print("|---" * (len(modes) + len(others) + 3) + "|")
+          + " | SSE pushes | page's render, median | browser's CPU, share of the machine |")
+    print("|---" * (len(modes) + len(others) + 4) + "|")
     for args in workloads:
         times = {m: [] for m in modes}
-        pushes, renders = [], []
+        pushes, renders, shares = [], [], []
         for rep in range(a.reps):
             order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
             for m in order:
-                t, n, size, ms = run(a.large_svd, args, m, a)
+                t, n, size, ms, cpu = run(a.large_svd, args, m, a)
                 times[m].append(t)
+                if m == "browser":
+                    shares.append(cpu / (t * os.cpu_count()))
                 if m == "watched":
                     pushes.append((n, size))
                 renders += ms
         ratio = lambda m: statistics.median(x / y for x, y in zip(times[m], times["plain"]))
         n, size = sorted(pushes)[len(pushes) // 2] if pushes else (0, 0)
         render = f"{statistics.median(renders):.1f} ms of {len(renders)}" if renders else "-"
+        share = f"{100 * statistics.median(shares):.1f}%" if shares else "-"
         print(
             f"| `{' '.join(args)}` | " + " | ".join(f"{statistics.median(times[m]):.3f} s" for m in modes) + " | "
-            + " | ".join(f"{ratio(m):.3f}" for m in others) + f" | {n} ({size / 1024:.0f} KiB) | {render} |"
+            + " | ".join(f"{ratio(m):.3f}" for m in others) + f" | {n} ({size / 1024:.0f} KiB) | {render} | {share} |"
         )
         sys.stdout.flush()
 

@@ -109,9 +109,16 @@ function render() {
   renderTimes.push(performance.now() - started);
   if (renderTimes.length > 1000) renderTimes.shift();
 }
+// The stage graph and the memory timeline, whose SVGs are rebuilt whole (most of what a
+// browser spends on an update), are redrawn at most every SLOW_INTERVAL ms of a running
+// command, and at once when their width changed or the command ended.
+const SLOW_INTERVAL = 2000;
+let slowDrawn = { at: -Infinity, widths: "" };
 function draw() {
   // Sizes read before anything is written: one layout per render, not one per chart.
   const width = id => $(id).clientWidth || 600, widths = [width("stream"), width("graph"), width("timeline")];
+  const now = performance.now(), key = widths.join();
+  const slow = S.status !== "running" || now - slowDrawn.at >= SLOW_INTERVAL || key !== slowDrawn.widths;
   const w = S.workers[0];
   setText($("status"), S.status, S.status);
   $("status").className = "status-" + S.status;
@@ -120,7 +127,8 @@ function draw() {
   setText($("elapsed"), S.elapsed.toFixed(1) + " s");
   setText($("limit"), w.limit ? bytes(w.limit) + " (" + w.accounting + ")" : "-");
   setText($("title"), S.title);
-  renderBars(); renderWorkers(); renderStream(widths[0]); renderProgress(); renderRoofline(); renderGraph(widths[1]); renderTimeline(widths[2]);
+  renderBars(); renderWorkers(); renderStream(widths[0]); renderProgress(); renderRoofline();
+  if (slow) { renderGraph(widths[1]); renderTimeline(widths[2]); slowDrawn = { at: now, widths: key }; }
 }
 
 // Dask's colour rule: blue; orange from min(target, spill) of the limit; red from terminate, or paused.
