@@ -83,12 +83,35 @@ fn a_cancelled_run_leaves_nothing_and_the_engine_carries_on() {
     run("cancel", &[], &["cancelled halfway", "the next run finished"]);
 }
 
+/// The crates outcore's manifest lists as dependencies and dev-dependencies (but outcore
+/// itself), as code names them: `cargo test --doc` hands every doctest all of them.
+fn dependencies() -> Vec<String> {
+    let manifest =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let mut names = Vec::new();
+    let mut listing = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            listing = matches!(line, "[dependencies]" | "[dev-dependencies]");
+            continue;
+        }
+        let name = line.split(['=', '.', ' ']).next().unwrap_or("");
+        if listing && !name.is_empty() && !line.starts_with('#') && name != env!("CARGO_PKG_NAME") {
+            names.push(name.replace('-', "_"));
+        }
+    }
+    names
+}
+
 /// The rustdoc examples (and the guide's) name outcore's dependencies through `outcore::`
 /// (`outcore::faer::Mat`, `outcore::storage::ZarrStore`): an outside crate depends on outcore
 /// alone, while `cargo test --doc` hands every doctest all of outcore's dependencies, so a
-/// bare `faer::` there compiles in this repository and fails in a user's.
+/// bare `faer::` there compiles in this repository and fails in a user's. Every dependency of
+/// the manifest is checked, and zarrs (the storage crate's).
 #[test]
 fn doc_examples_compile_as_an_outside_crate() {
+    let deps: Vec<String> = dependencies().into_iter().chain(["zarrs".to_string()]).map(|d| d + "::").collect();
+    assert!(deps.iter().any(|d| d == "faer::") && deps.iter().any(|d| d == "rayon::"), "{deps:?}");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = vec![root.join("../../docs/library.md"), root.join("../../README.md")];
     let mut dirs = vec![root.join("src")];
@@ -119,7 +142,7 @@ fn doc_examples_compile_as_an_outside_crate() {
                 (t.starts_with("///") || t.starts_with("//!")).then(|| &t[3..])
             };
             let Some(code) = code else { continue };
-            for dep in ["faer::", "outcore_storage::", "zarrs::"] {
+            for dep in &deps {
                 let bare = code.match_indices(dep).any(|(i, _)| {
                     let before = &code[..i];
                     !before.ends_with("outcore::")
