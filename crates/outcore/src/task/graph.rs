@@ -66,9 +66,9 @@ impl Work {
         Self { flops: 2 * (m as u64) * (k as u64) * (n as u64), read }
     }
 
-    /// Both.
+    /// Both (saturating: a total over a long run never wraps).
     pub fn and(self, other: Self) -> Self {
-        Self { flops: self.flops + other.flops, read: self.read + other.read }
+        Self { flops: self.flops.saturating_add(other.flops), read: self.read.saturating_add(other.read) }
     }
 }
 

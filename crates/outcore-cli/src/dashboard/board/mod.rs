@@ -140,7 +140,8 @@ struct Inner {
     waits: u64,
     spilled_bytes: u64,
     reloaded_bytes: u64,
-    work: roofline::Done,
+    /// What the finished tasks computed and read.
+    work: outcore::graph::Work,
 }
 
 /// What the dashboard shows, fed by the run's events (an [`EventSink`]).
@@ -261,7 +262,7 @@ impl EventSink for Board {
                 }
             }
             Event::TaskFinished { worker, task, stage, started, finished, work, .. } => {
-                inner.work.add(work);
+                inner.work = inner.work.and(*work);
                 let (start, end) = (self.seconds(*started), self.seconds(*finished));
                 let reserved = inner.threads.get(*worker).map_or(0, |t| t.reserved);
                 let stage = inner.stage_of(stage);

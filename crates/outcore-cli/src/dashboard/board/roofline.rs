@@ -52,20 +52,6 @@ fn gemm_rate() -> f64 {
     2.0 * (GEMM_N as f64).powi(3) / best.as_secs_f64().max(1e-9)
 }
 
-/// What the run's finished tasks computed and read so far.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Done {
-    pub(super) flops: u64,
-    pub(super) read: u64,
-}
-
-impl Done {
-    pub(super) fn add(&mut self, work: &Work) {
-        self.flops = self.flops.saturating_add(work.flops);
-        self.read = self.read.saturating_add(work.read);
-    }
-}
-
 /// What a state says for the roofline: totals so far (the page takes their rates over its
 /// window) and the roofs.
 #[derive(Serialize)]
@@ -78,7 +64,7 @@ pub(super) struct WorkView {
 }
 
 impl WorkView {
-    pub(super) fn new(done: Done, roofs: Roofs) -> Self {
+    pub(super) fn new(done: Work, roofs: Roofs) -> Self {
         Self { flops: done.flops, read: done.read, cpu: cpu_seconds(), roofs }
     }
 }
