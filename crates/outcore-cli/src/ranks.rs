@@ -43,9 +43,16 @@ pub(crate) fn join(cancel: &outcore::CancelToken) -> Result<()> {
     Ok(())
 }
 
-/// Leaves the job: MPI is finalized once nothing else holds the transport.
+/// Leaves the job: waits for every rank to come here (rank 0 after its dashboard's linger),
+/// then MPI is finalized once nothing else holds the transport. The wait, unlike
+/// `MPI_Finalize`, ends on a signal, and a rank stopped by one exits without finalizing: a
+/// rank waiting out rank 0's linger inside `MPI_Finalize` ignored the launcher's SIGTERM. The
+/// wait's outcome is not looked at: every rank has already said how its command ended.
 pub(crate) fn leave() {
-    CLUSTER.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let cluster = CLUSTER.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(transport) = cluster {
+        let _ = outcore::cluster::agree(&*transport, Ok(Vec::new()));
+    }
 }
 
 /// The job's transport, if this process is a rank of one.

@@ -219,11 +219,7 @@ fn long_job(mpirun: &Path, ranks: usize, dir: &Path) -> (std::process::Child, Pa
     let spill = dir.join("spill");
     std::fs::create_dir(&spill).unwrap();
     let args = ["tsqr", "--rows", "30000000", "--cols", "60", "--chunk-rows", "3000", "--workers", "1"];
-    // What is tested is each rank's own cleanup after the launcher's SIGTERM, not whether a
-    // debug build on a loaded machine finishes it within Open MPI's default second before
-    // SIGKILL (once, in CI, one rank's spill directory was left that way).
     let child = launcher(mpirun)
-        .env("OMPI_MCA_odls_base_sigkill_timeout", "10")
         .args(["-np", &ranks.to_string(), BIN])
         .args(args)
         .arg("--output")

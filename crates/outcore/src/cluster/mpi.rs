@@ -19,7 +19,7 @@ use crate::task::CancelToken;
 /// Joining initializes MPI unless the program did, funneled: every MPI call must come from the
 /// thread that joined (run the engine's runs on it; calls from another thread are refused), and
 /// one run at a time (the messages of two runs at once would mix). Dropping the handle that
-/// initialized MPI finalizes it.
+/// initialized MPI finalizes it, unless [`stop_on`](Self::stop_on)'s token was cancelled.
 pub struct MpiWorld {
     rank: usize,
     ranks: usize,
@@ -78,8 +78,8 @@ impl MpiWorld {
     /// Ends every wait for another rank (a message to receive, a send to complete) with
     /// [`Error::Interrupted`] a quarter of a second after `cancel` is cancelled: a rank whose
     /// peer died waits for a message that never comes, and a launcher's SIGTERM must still stop
-    /// it. Give it the token the signal handler cancels. After such a wait MPI is not finalized
-    /// (it would wait for the peer too).
+    /// it. Give it the token the signal handler cancels. Once it is cancelled MPI is not
+    /// finalized (that would wait for the peer too, and for ranks the launcher is stopping).
     #[must_use]
     pub fn stop_on(mut self, cancel: CancelToken) -> Self {
         self.cancel = Some(cancel);
@@ -238,8 +238,10 @@ impl Transport for MpiWorld {
 impl Drop for MpiWorld {
     fn drop(&mut self) {
         let universe = self.universe.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if self.abandoned.load(Ordering::SeqCst) {
-            // Finalizing waits for every rank, and one may be gone: the process exits without.
+        let cancelled = self.cancel.as_ref().is_some_and(CancelToken::is_cancelled);
+        if cancelled || self.abandoned.load(Ordering::SeqCst) {
+            // Finalizing waits for every rank, and one may be gone, or be stopping too while
+            // the launcher no longer lets the ranks meet: the process exits without.
             std::mem::forget(universe);
         }
     }
