@@ -104,9 +104,10 @@ pub(crate) fn gather(part: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
 }
 
 /// Whether this rank reports `error`: rank 0 reports every error; other ranks only their own,
-/// not those of other ranks, which rank 0 reports for the whole job.
+/// not those of other ranks, which rank 0 reports for the whole job, unless rank 0's process
+/// ended (then each rank that saw it says so).
 pub(crate) fn reports(error: &Error) -> bool {
-    is_root() || !matches!(error, Error::Cluster { .. })
+    is_root() || !matches!(error, Error::Cluster { .. }) || cluster().and_then(|t| t.lost_rank()) == Some(0)
 }
 
 /// This rank's file for `path` (a memory timeline or plot): `path` itself on rank 0 (or without

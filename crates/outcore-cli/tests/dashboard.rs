@@ -110,12 +110,13 @@ impl Served {
     /// seconds later (see `mpirun::launcher`), before the SIGKILL that follows (with Open MPI's
     /// default step of one second, too): ranks waiting out rank 0's linger inside
     /// `MPI_Finalize` took two seconds, and were killed. What the job printed.
+    #[cfg(feature = "mpi")]
     fn interrupt_ranks(mut self) -> String {
-        let ranks = children(self.child.id());
+        let ranks = mpirun::children(self.child.id());
         assert!(!ranks.is_empty(), "no ranks under the launcher");
         let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
         let sent = Instant::now();
-        while !ranks.iter().all(|&rank| exited(rank)) {
+        while !ranks.iter().all(|&rank| mpirun::exited(rank)) {
             assert!(sent.elapsed() < Duration::from_secs(11), "a rank outlived mpirun's SIGTERM by a second");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -129,27 +130,6 @@ impl Served {
         self.child.stdout.take().expect("stdout").read_to_string(&mut out).expect("stdout");
         out
     }
-}
-
-/// The processes `parent` started (the ranks, under `mpirun`).
-fn children(parent: u32) -> Vec<i32> {
-    let parent = parent.to_string();
-    let stat = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            // pid (comm) state ppid ...: after the last ')'.
-            let stat = stat(&pid.to_string());
-            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)) == Some(parent.as_str())
-        })
-        .collect()
-}
-
-/// Whether process `pid` has ended (gone, or a zombie not reaped yet).
-fn exited(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_or(true, |stat| stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) == Some("Z"))
 }
 
 impl Drop for Served {

@@ -258,32 +258,57 @@ fn ctrl_c_under_mpirun_stops_every_rank_and_leaves_nothing() {
 }
 
 #[test]
-fn a_dead_ranks_survivors_stop_on_the_launchers_sigterm_and_leave_nothing() {
+fn a_dead_ranks_survivors_stop_on_their_own_and_leave_nothing() {
+    survivors_of(2, 1);
+}
+
+#[test]
+fn when_rank_0_dies_the_other_ranks_stop_on_their_own_and_say_why() {
+    survivors_of(2, 0);
+}
+
+#[test]
+fn ranks_that_never_wait_for_a_dead_rank_are_told_by_rank_0() {
+    survivors_of(3, 2);
+}
+
+/// Rank `dies` of a job of `ranks` is killed mid-run. Every other rank stops on its own, before
+/// mpirun's SIGTERM ten seconds later (see `launcher`), as it must where no launcher sends one
+/// (`srun` without `-K`): rank 0 (or, when rank 0 died, each rank) says why, each removes its
+/// spill files and rank 0 its partial output.
+fn survivors_of(ranks: usize, dies: usize) {
     let Some(mpirun) = mpirun() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, spill) = long_job(&mpirun, 2, dir.path());
+    let (mut child, spill) = long_job(&mpirun, ranks, dir.path());
     let names = |d: &Path| -> Vec<String> {
         std::fs::read_dir(d)
             .map_or(Vec::new(), |r| r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
     };
-    // The process id in `PREFIX<pid>@...`.
-    let pid = |name: &str, prefix: &str| name.strip_prefix(prefix)?.split('@').next()?.parse::<i32>().ok();
+    // Every rank computing: each has its spill directory, rank 0 its partial output.
     let started = std::time::Instant::now();
-    let (rank0, rank1) = loop {
-        let rank0 = names(dir.path()).iter().find_map(|n| pid(n, ".out.partial-"));
-        let spills: Vec<i32> = names(&spill).iter().filter_map(|n| pid(n, "outcore-spill-")).collect();
-        if let (Some(rank0), 2) = (rank0, spills.len()) {
-            break (rank0, spills.into_iter().find(|&p| p != rank0).expect("rank 1's spill directory"));
-        }
+    while names(&spill).len() < ranks || !names(dir.path()).iter().any(|n| n.starts_with(".out.partial-")) {
         assert!(child.try_wait().unwrap().is_none(), "the job ended before a rank could die");
         assert!(started.elapsed().as_secs() < 120, "the ranks never started");
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Each rank's process id, by the rank Open MPI gave it.
+    let rank_of = |pid: i32| {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let environ = String::from_utf8_lossy(&environ).into_owned();
+        environ.split('\0').find_map(|v| v.strip_prefix("OMPI_COMM_WORLD_RANK=")?.parse::<usize>().ok())
     };
-    // Rank 1 dies; rank 0 waits for its messages until the launcher's SIGTERM, which must stop
-    // it before the SIGKILL that follows.
+    let mut pids = vec![0; ranks];
+    for pid in mpirun::children(child.id()) {
+        pids[rank_of(pid).expect("a rank's number")] = pid;
+    }
     // SAFETY: kill only sends a signal to a rank of our own child job.
-    assert_eq!(unsafe { libc::kill(rank1, libc::SIGKILL) }, 0);
+    assert_eq!(unsafe { libc::kill(pids[dies], libc::SIGKILL) }, 0);
     let killed = std::time::Instant::now();
+    let survivors: Vec<i32> = (0..ranks).filter(|&r| r != dies).map(|r| pids[r]).collect();
+    while !survivors.iter().all(|&pid| mpirun::exited(pid)) {
+        assert!(killed.elapsed().as_secs() < 8, "a rank waited for the dead rank {dies} for 8 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     while child.try_wait().unwrap().is_none() {
         if killed.elapsed().as_secs() >= 60 {
             let _ = child.kill();
@@ -294,13 +319,16 @@ fn a_dead_ranks_survivors_stop_on_the_launchers_sigterm_and_leave_nothing() {
     let output = child.wait_with_output().unwrap();
     let err = text(&output.stderr);
     assert!(!output.status.success(), "the job succeeded without a rank: {err}");
-    assert!(err.contains("large-svd: interrupted"), "rank 0 did not stop on its own: {err}");
-    let own = format!("outcore-spill-{rank0}@");
-    assert!(!names(&spill).iter().any(|n| n.starts_with(&own)), "rank 0 left its spill files: {err}");
-    assert!(
-        !names(dir.path()).iter().any(|n| n.starts_with(".out.partial-") || n == "out"),
-        "partial output left: {err}"
-    );
+    let why = format!("rank {dies}: its process ended before the run did");
+    assert!(err.contains(&why), "no rank said why it stopped: {err}");
+    for pid in survivors {
+        let own = format!("outcore-spill-{pid}@");
+        assert!(!names(&spill).iter().any(|n| n.starts_with(&own)), "a surviving rank left its spill files: {err}");
+    }
+    // A killed rank 0 leaves its partial output (named by its process id: the next run in
+    // that directory removes it); a surviving one removes it.
+    let partial = |n: &String| n == "out" || (dies != 0 && n.starts_with(".out.partial-"));
+    assert!(!names(dir.path()).iter().any(partial), "partial output left: {err}");
 }
 
 #[test]

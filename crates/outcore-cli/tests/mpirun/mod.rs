@@ -35,3 +35,23 @@ pub(crate) fn launcher(mpirun: &Path) -> Command {
         .args(["--bind-to", "none"]);
     cmd
 }
+
+/// Whether process `pid` has ended (gone, or a zombie not reaped yet).
+pub(crate) fn exited(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |stat| stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) == Some("Z"))
+}
+
+/// The processes `parent` started (the ranks, under `mpirun`).
+pub(crate) fn children(parent: u32) -> Vec<i32> {
+    let parent = parent.to_string();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            // pid (comm) state ppid ...: after the last ')'.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)) == Some(parent.as_str())
+        })
+        .collect()
+}

@@ -70,7 +70,7 @@ fn settle(
     mut fold: impl FnMut(Vec<u8>, usize, Result<Vec<u8>>) -> Vec<u8>,
 ) -> Result<Vec<u8>> {
     if transport.rank() != 0 {
-        transport.send(0, &mine)?;
+        transport.send(0, mine)?;
         return transport.receive(0);
     }
     let mut verdict = mine;
@@ -79,7 +79,7 @@ fn settle(
     }
     let mut unsent = Ok(());
     for to in 1..transport.ranks() {
-        if let Err(e) = transport.send(to, &verdict) {
+        if let Err(e) = transport.send(to, verdict.clone()) {
             unsent = unsent.and(Err(e));
         }
     }
@@ -90,7 +90,7 @@ fn settle(
 pub fn gather(transport: &dyn Transport, part: Vec<u8>) -> Result<Option<Vec<Vec<u8>>>> {
     let (me, ranks) = (transport.rank(), transport.ranks());
     if me != 0 {
-        transport.send(0, &part)?;
+        transport.send(0, part)?;
         return Ok(None);
     }
     let mut parts = vec![part];
@@ -115,8 +115,8 @@ mod tests {
                     s.spawn(move || {
                         let me = t.rank();
                         for to in (0..3).filter(|&r| r != me) {
-                            t.send(to, &[me as u8, 1]).unwrap();
-                            t.send(to, &[me as u8, 2]).unwrap();
+                            t.send(to, vec![me as u8, 1]).unwrap();
+                            t.send(to, vec![me as u8, 2]).unwrap();
                         }
                         for from in (0..3).filter(|&r| r != me) {
                             assert_eq!(t.receive(from).unwrap(), vec![from as u8, 1]);

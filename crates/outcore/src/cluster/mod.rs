@@ -31,6 +31,10 @@
 
 mod collective;
 mod launch;
+// Plain TCP: its tests run without MPI too.
+#[cfg(any(feature = "mpi", test))]
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+mod liveness;
 #[cfg(feature = "mpi")]
 mod mpi;
 pub(crate) mod placement;

@@ -4,11 +4,14 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use mpi::datatype::Equivalence;
 use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, Source};
+use mpi::request::{LocalScope, Request};
 use mpi::topology::{Communicator, SimpleCommunicator};
 
 use super::launch::launcher_tasks;
+use super::liveness::{GONE, Liveness};
 use super::transport::Transport;
 use outcore_storage::Knob;
 
@@ -31,6 +34,9 @@ pub struct MpiWorld {
     /// A wait was cut short: a rank may be gone, so MPI is not finalized (which would wait
     /// for it).
     abandoned: AtomicBool,
+    /// Whether the other ranks' processes live (none in a world of one, or where this rank
+    /// cannot listen).
+    liveness: Option<Liveness>,
     /// Finalizes MPI when dropped, if this handle initialized it (and no wait was abandoned).
     universe: Mutex<Option<Universe>>,
 }
@@ -64,24 +70,69 @@ impl MpiWorld {
                 ),
             ));
         }
-        Ok(Self {
+        let mut world = Self {
             rank,
             ranks,
             thread: std::thread::current().id(),
             cancel: None,
             cancel_seen: std::sync::OnceLock::new(),
             abandoned: AtomicBool::new(false),
+            liveness: None,
             universe: Mutex::new(universe),
+        };
+        if ranks > 1 {
+            world.watch_ranks()?;
+        }
+        Ok(world)
+    }
+
+    /// Every rank starts its liveness listener and learns the others' (a collective of the
+    /// join): from then on a wait for a rank whose process ended stops with an error naming it,
+    /// without the launcher's signal (which `srun` without `-K` never sends).
+    fn watch_ranks(&mut self) -> Result<()> {
+        let liveness = Liveness::listen();
+        let mine = liveness.as_ref().map(Liveness::introduction).unwrap_or_default();
+        let all = super::gather(self, mine.into_bytes())?
+            .map(|parts| parts.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>().join("\n"));
+        let all = super::agree(self, Ok(all.unwrap_or_default().into_bytes()))?;
+        if let Some(liveness) = &liveness {
+            liveness.meet(self.rank, &String::from_utf8_lossy(&all));
+        }
+        self.liveness = liveness;
+        Ok(())
+    }
+
+    /// Whether a wait for `rank` should stop because its process ended: gone for [`GONE`]
+    /// (a message it sent just before it ended may still be on its way). Watching starts once
+    /// a wait has lasted [`WATCH_AFTER`]. If so, MPI will not be finalized.
+    fn lost(&self, rank: usize, pause: &Pause) -> Result<()> {
+        let watch = pause.0.elapsed() >= WATCH_AFTER;
+        let Some(liveness) = &self.liveness else { return Ok(()) };
+        if liveness.gone(rank, watch).is_none_or(|t| t.elapsed() < GONE) {
+            return Ok(());
+        }
+        liveness.lose(rank);
+        self.abandoned.store(true, Ordering::SeqCst);
+        Err(Error::Cluster {
+            rank,
+            message:
+                "its process ended before the run did (killed, out of memory or crashed: the launcher's log says which)"
+                    .into(),
+            bug: false,
         })
     }
 
     /// Ends every wait for another rank (a message to receive, a send to complete) with
     /// [`Error::Interrupted`] a quarter of a second after `cancel` is cancelled: a rank whose
     /// peer died waits for a message that never comes, and a launcher's SIGTERM must still stop
-    /// it. Give it the token the signal handler cancels. Once it is cancelled MPI is not
-    /// finalized (that would wait for the peer too, and for ranks the launcher is stopping).
+    /// it. Give it the token the signal handler cancels. The job cancels it too when a rank's
+    /// process ends (see the module `liveness`). Once it is cancelled MPI is not finalized
+    /// (that would wait for the peer too, and for ranks the launcher is stopping).
     #[must_use]
     pub fn stop_on(mut self, cancel: CancelToken) -> Self {
+        if let Some(liveness) = &self.liveness {
+            liveness.stop_on(cancel.clone());
+        }
         self.cancel = Some(cancel);
         self
     }
@@ -101,6 +152,49 @@ impl MpiWorld {
             self.abandoned.store(true, Ordering::SeqCst);
         }
         stop
+    }
+
+    /// Whether a wait for `rank` should stop: it is lost (named, though the loss cancelled
+    /// the run too), or the run was cancelled (see [`give_up`](Self::give_up)).
+    fn stop(&self, rank: usize, pause: &Pause) -> Result<()> {
+        self.lost(rank, pause)?;
+        match self.give_up() {
+            true => Err(Error::Interrupted),
+            false => Ok(()),
+        }
+    }
+
+    /// Waits for `request`, a send to or receive from `rank`, polling; asked to stop (see
+    /// [`stop`](Self::stop)), it cancels the request, which completes either way unless the
+    /// rank is gone. Such a request is left pending after [`GRACE`]; then MPI may still use
+    /// its buffer, which the caller must leak (the `bool`), and MPI is not finalized.
+    fn complete<'a, D: ?Sized>(&self, rank: usize, mut request: Request<'a, D, &LocalScope<'a>>) -> (Result<()>, bool) {
+        let pause = Pause::new();
+        let mut stopped: Option<(Error, std::time::Instant)> = None;
+        loop {
+            match request.test() {
+                Ok(_) => return (stopped.map_or(Ok(()), |(e, _)| Err(e)), false),
+                Err(pending) => request = pending,
+            }
+            match &stopped {
+                None => {
+                    if let Err(e) = self.stop(rank, &pause) {
+                        request.cancel();
+                        stopped = Some((e, std::time::Instant::now()));
+                    }
+                }
+                Some((_, since)) if since.elapsed() >= GRACE => {
+                    // SAFETY: the request is left pending, unregistered from its scope; MPI
+                    // may still use its buffer, which the caller leaks (never frees), and MPI
+                    // is not finalized.
+                    let _ = unsafe { request.into_raw() };
+                    self.abandoned.store(true, Ordering::SeqCst);
+                    return (Err(stopped.map_or(Error::Interrupted, |(e, _)| e)), true);
+                }
+                Some(_) => {}
+            }
+            pause.sleep();
+        }
     }
 
     /// Refuses a call from a thread other than the one that joined (MPI is funneled).
@@ -133,6 +227,10 @@ fn piece_bytes() -> usize {
 /// signal, answer within it as they stop; a dead one never does. Well under the second Open
 /// MPI (and Slurm's KillWait at least) leaves between its SIGTERM and its SIGKILL.
 const GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How long a wait goes on before it starts watching whether the rank waited for lives (most
+/// messages come sooner, and never cost a connection).
+const WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Waits between polls of a pending message: MPI's blocking calls spin on a core while they
 /// wait, and the rank's workers need that core (a rank may wait for an R factor for most of a
@@ -168,39 +266,29 @@ impl Transport for MpiWorld {
         self.ranks
     }
 
-    fn send(&self, to: usize, message: &[u8]) -> Result<()> {
+    fn send(&self, to: usize, message: Vec<u8>) -> Result<()> {
         self.check_thread()?;
-        let to = i32::try_from(to).map_err(|_| Error::Bug(format!("no rank {to}")))?;
         let world = SimpleCommunicator::world();
-        let peer = world.process_at_rank(to);
+        let peer = world.process_at_rank(i32::try_from(to).map_err(|_| Error::Bug(format!("no rank {to}")))?);
         // The first piece leads with the message's length.
         let piece = piece_bytes();
         let (head, rest) = message.split_at(message.len().min(piece - 8));
         let mut first = Vec::with_capacity(8 + head.len());
         first.extend_from_slice(&(message.len() as u64).to_le_bytes());
         first.extend_from_slice(head);
+        let mut outcome = Ok(());
+        let mut left_pending = false;
         for piece in std::iter::once(&first[..]).chain(rest.chunks(piece)) {
-            let cancelled = mpi::request::scope(|scope| {
-                let mut request = peer.immediate_send(scope, piece);
-                let pause = Pause::new();
-                let mut cancelled = false;
-                // A request cannot be left pending (MPI may still read the piece): once
-                // cancelled it is asked to stop, and completes either way.
-                while let Err(pending) = request.test() {
-                    request = pending;
-                    if !cancelled && self.give_up() {
-                        request.cancel();
-                        cancelled = true;
-                    }
-                    pause.sleep();
-                }
-                cancelled
-            });
-            if cancelled {
-                return Err(Error::Interrupted);
+            (outcome, left_pending) = mpi::request::scope(|scope| self.complete(to, peer.immediate_send(scope, piece)));
+            if outcome.is_err() {
+                break;
             }
         }
-        Ok(())
+        if left_pending {
+            std::mem::forget(first);
+            std::mem::forget(message);
+        }
+        outcome
     }
 
     fn receive(&self, from: usize) -> Result<Vec<u8>> {
@@ -210,13 +298,24 @@ impl Transport for MpiWorld {
         let peer = world.process_at_rank(from_rank);
         let next = || {
             let pause = Pause::new();
-            while peer.immediate_probe().is_none() {
-                if self.give_up() {
-                    return Err(Error::Interrupted);
+            let status = loop {
+                if let Some(status) = peer.immediate_probe() {
+                    break status;
                 }
+                self.stop(from, &pause)?;
                 pause.sleep();
+            };
+            // Received without blocking: a rank that died while its message was on its way
+            // would leave a blocking receive waiting inside MPI for good.
+            let count = usize::try_from(status.count(u8::equivalent_datatype())).unwrap_or(0);
+            let mut piece = vec![0u8; count];
+            let (outcome, left_pending) =
+                mpi::request::scope(|scope| self.complete(from, peer.immediate_receive_into(scope, &mut piece[..])));
+            if left_pending {
+                std::mem::forget(piece);
+                return outcome.map(|()| Vec::new());
             }
-            Ok(peer.receive_vec::<u8>().0)
+            outcome.map(|()| piece)
         };
         let mut message = next()?;
         let length =
@@ -232,6 +331,10 @@ impl Transport for MpiWorld {
             message.extend(next()?);
         }
         Ok(message)
+    }
+
+    fn lost_rank(&self) -> Option<usize> {
+        self.liveness.as_ref().and_then(Liveness::lost)
     }
 }
 

@@ -47,7 +47,7 @@ pub(crate) fn walk(transport: &dyn Transport, placement: &Placement, run: &dyn R
                     (message, None)
                 }
             };
-            if let Err(e) = transport.send(m.to, &message) {
+            if let Err(e) = transport.send(m.to, message) {
                 run.fail(e);
             }
         } else if m.to == me {
@@ -75,7 +75,7 @@ pub(crate) fn conclude(
     if me != 0 {
         let status =
             failed.as_ref().map_or_else(|| wire::encode_outcome(&Ok(Vec::new()), me), |e| wire::encode_error(e, me));
-        transport.send(0, &status)?;
+        transport.send(0, status)?;
         return wire::decode_kept(wire::decode_outcome(&transport.receive(0)?, 0)?, 0);
     }
     // Rank 0: its own error first, else the lowest rank's; being interrupted is reported only
@@ -99,7 +99,7 @@ pub(crate) fn conclude(
     };
     let mut unsent = None;
     for to in 1..ranks {
-        if let Err(e) = transport.send(to, &message) {
+        if let Err(e) = transport.send(to, message.clone()) {
             unsent.get_or_insert(e);
         }
     }

@@ -16,10 +16,16 @@ pub trait Transport: Send + Sync {
     fn rank(&self) -> usize;
     /// Ranks in the job.
     fn ranks(&self) -> usize;
-    /// Sends `message` to rank `to`; may block until it is received.
-    fn send(&self, to: usize, message: &[u8]) -> Result<()>;
+    /// Sends `message` to rank `to`; may block until it is received. The transport owns the
+    /// message: a send to a rank that died may have to keep it for good.
+    fn send(&self, to: usize, message: Vec<u8>) -> Result<()>;
     /// Receives the next message from rank `from`, blocking until it arrives.
     fn receive(&self, from: usize) -> Result<Vec<u8>>;
+    /// A rank whose process ended during the job, as this rank learned (a lost rank 0 cannot
+    /// report the job's error). By default, none.
+    fn lost_rank(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Ranks as threads of one process, connected by channels: each element of
@@ -68,9 +74,9 @@ impl Transport for LocalCluster {
         self.ranks
     }
 
-    fn send(&self, to: usize, message: &[u8]) -> Result<()> {
+    fn send(&self, to: usize, message: Vec<u8>) -> Result<()> {
         let peer = self.to.get(to).ok_or_else(|| Error::Bug(format!("no rank {to} of {}", self.ranks)))?;
-        peer.send(message.to_vec()).map_err(|_| Error::Cluster {
+        peer.send(message).map_err(|_| Error::Cluster {
             rank: to,
             message: "the rank ended before the run did (its thread stopped)".into(),
             bug: false,
