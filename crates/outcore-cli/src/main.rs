@@ -186,3 +186,26 @@ fn main() -> ExitCode {
     ranks::leave();
     ExitCode::from(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kinds no run of the command line reaches on purpose (a dense SVD that does not
+    /// converge, a bug here or on another rank) get their `--json` kind and exit code; the
+    /// others are checked on real runs (`tests/reliability.rs`).
+    #[test]
+    fn kinds_no_run_reaches_on_purpose_have_their_json_kind_and_exit_code() {
+        let cases = [
+            (Error::NoConvergence { rows: 3, cols: 2 }, "no_convergence", 1),
+            (Error::Bug("an invariant broke".into()), "bug", EXIT_BUG),
+            (Error::Cluster { rank: 1, message: "an invariant broke".into(), bug: true }, "cluster", EXIT_BUG),
+        ];
+        for (error, kind, code) in cases {
+            assert_eq!(error_kind(&error), kind);
+            let (message, exit) = report_failure(&error);
+            assert_eq!(exit, code, "{message}");
+            assert!(message.contains(if kind == "no_convergence" { "did not converge" } else { "an invariant broke" }));
+        }
+    }
+}

@@ -107,8 +107,8 @@ impl Served {
     }
 
     /// Ctrl-C on `mpirun` ends every rank within a second of the SIGTERM `mpirun` sends ten
-    /// seconds later (see `mpirun::launcher`), before the SIGKILL that follows (with Open MPI's
-    /// default step of one second, too): ranks waiting out rank 0's linger inside
+    /// seconds later (see `mpirun::patient_launcher`), before the SIGKILL that follows (with
+    /// Open MPI's default step of one second, too): ranks waiting out rank 0's linger inside
     /// `MPI_Finalize` took two seconds, and were killed. What the job printed.
     #[cfg(feature = "mpi")]
     fn interrupt_ranks(mut self) -> String {
@@ -768,7 +768,7 @@ fn each_rank_of_an_mpi_job_is_a_worker_on_rank_0s_dashboard_and_report() {
     let Some(mpirun) = mpirun::mpirun() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let report = dir.path().join("ranks.html");
-    let mut command = mpirun::launcher(&mpirun);
+    let mut command = mpirun::patient_launcher(&mpirun);
     command.args(["-np", "3", BIN, "tsqr", "--rows", "1500000", "--chunk-rows", "2000", "--json"]);
     command.args(["--dashboard", "127.0.0.1:0", "--dashboard-linger", "120", "--report"]).arg(&report);
     let served = Served::spawn(command);

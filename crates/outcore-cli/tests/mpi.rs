@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 mod mpirun;
 
-use mpirun::{launcher, mpirun};
+use mpirun::{launcher, mpirun, patient_launcher};
 
 const BIN: &str = env!("CARGO_BIN_EXE_large-svd");
 
@@ -219,7 +219,7 @@ fn long_job(mpirun: &Path, ranks: usize, dir: &Path) -> (std::process::Child, Pa
     let spill = dir.join("spill");
     std::fs::create_dir(&spill).unwrap();
     let args = ["tsqr", "--rows", "30000000", "--cols", "60", "--chunk-rows", "3000", "--workers", "1"];
-    let child = launcher(mpirun)
+    let child = patient_launcher(mpirun)
         .args(["-np", &ranks.to_string(), BIN])
         .args(args)
         .arg("--output")
@@ -273,7 +273,7 @@ fn ranks_that_never_wait_for_a_dead_rank_are_told_by_rank_0() {
 }
 
 /// Rank `dies` of a job of `ranks` is killed mid-run. Every other rank stops on its own, before
-/// mpirun's SIGTERM ten seconds later (see `launcher`), as it must where no launcher sends one
+/// mpirun's SIGTERM ten seconds later (see `patient_launcher`), as it must where no launcher sends one
 /// (`srun` without `-K`): rank 0 (or, when rank 0 died, each rank) says why, each removes its
 /// spill files and rank 0 its partial output.
 fn survivors_of(ranks: usize, dies: usize) {
@@ -352,6 +352,24 @@ fn limits_the_plan_accepts_or_suggests_hold_on_ranks() {
     let suggested = err.split("raise --memory-limit to ").nth(1).and_then(|r| r.split_whitespace().next()).expect(&err);
     let again = run("300", "100000", suggested);
     assert!(again.status.success(), "the suggested {suggested} failed: {}", text(&again.stderr));
+    // Every command that writes an output: refused at 4 MiB, it works at the limit it suggests.
+    for command in [
+        &["rsvd", "--rows", "8000", "--cols", "600", "--chunk", "2000", "-k", "5"][..],
+        &["qr", "--rows", "40000", "--cols", "120"],
+        &["lstsq", "--rows", "40000", "--cols", "120", "--rhs-cols", "3"],
+    ] {
+        let run = |limit: &str| {
+            let _ = std::fs::remove_dir_all(&out);
+            let args: Vec<&str> =
+                command.iter().copied().chain(["--memory-limit", limit, "--output", out.to_str().unwrap()]).collect();
+            on_ranks(&mpirun, 2, &args)
+        };
+        let err = text(&run("4MiB").stderr);
+        let suggested =
+            err.split("raise --memory-limit to ").nth(1).and_then(|r| r.split_whitespace().next()).expect(&err);
+        let again = run(suggested);
+        assert!(again.status.success(), "{} at the suggested {suggested}: {}", command[0], text(&again.stderr));
+    }
 }
 
 #[test]
