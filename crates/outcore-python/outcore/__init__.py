@@ -465,5 +465,15 @@ def _oversamples(p, k, shape):
     return int(min(p, min(shape) - k))
 
 
-from ._pca import PCA  # noqa: E402  (uses the helpers above)
-from ._linear import LinearRegression, Ridge  # noqa: E402
+def __getattr__(name):
+    """The estimators, imported when first used: they build on scikit-learn (see ``_base``),
+    which ``import outcore`` does not load."""
+    if name == "PCA":
+        from ._pca import PCA
+
+        return PCA
+    if name in ("LinearRegression", "Ridge"):
+        from . import _linear
+
+        return getattr(_linear, name)
+    raise AttributeError(f"module 'outcore' has no attribute {name!r}")

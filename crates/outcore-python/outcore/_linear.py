@@ -7,13 +7,22 @@ import os
 import numpy as np
 
 from . import _as_rhs, _as_source, _core, _fit, _workers
-from ._pca import _Estimator, _not_fitted
+from ._base import (
+    FLOATS,
+    BaseEstimator,
+    MultiOutputMixin,
+    RegressorMixin,
+    check_is_fitted,
+    checked_source,
+    out_of_core,
+    validate_data,
+)
 
 
-class _Linear(_Estimator):
-    """What LinearRegression and Ridge share: fit, predict, score."""
+class _Linear(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """What LinearRegression and Ridge share: fit and predict (``score`` is scikit-learn's
+    R^2 of ``predict``), for one target or several."""
 
-    _kind = "regressor"
     _alpha = 0.0
 
     def fit(self, X, y, sample_weight=None):
@@ -22,7 +31,16 @@ class _Linear(_Estimator):
         or one per row: an array, or a source as ``y`` may be) weighs each row's squared
         residual, as scikit-learn's, and makes the standard errors statsmodels' ``WLS``'s."""
         alpha = self._alpha_checked()
-        src = _as_source(X)
+        # An intercept is a mean: it needs two samples.
+        least = 2 if self.fit_intercept else 1
+        if out_of_core(X) or out_of_core(y):
+            src = checked_source(self, X, reset=True, min_samples=least)
+        else:
+            # NaN and infinity: found by outcore as it reads, named by row and column.
+            X, y = validate_data(
+                self, X, y, dtype=FLOATS, multi_output=True, y_numeric=True, ensure_all_finite=False, ensure_min_samples=least
+            )
+            src = _as_source(X)
         rhs, flat = _as_rhs(y)
         r = _fit(
             src,
@@ -37,7 +55,6 @@ class _Linear(_Estimator):
         )
         coef = r["x"].T  # n_targets x n_features
         intercept = r["intercept"]
-        self.n_features_in_ = src.shape[1]
         self.coef_ = coef[0] if flat else np.ascontiguousarray(coef)
         # As scikit-learn: 0.0 without an intercept, else a float per target (one for 1-D y).
         self.intercept_ = 0.0 if intercept is None else (float(intercept[0]) if flat else intercept)
@@ -60,10 +77,8 @@ class _Linear(_Estimator):
 
     def predict(self, X):
         """``X @ coef_.T + intercept_``, streamed over ``X`` chunk by chunk."""
-        self._check_fitted()
-        src = _as_source(X)
-        if src.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {src.shape[1]} features; the model was fitted on {self.n_features_in_}")
+        check_is_fitted(self)
+        src = checked_source(self, X, reset=False)
         coef = np.atleast_2d(np.asarray(self.coef_, dtype=np.float64))
         scores = _core.transform(
             src.handle,
@@ -75,28 +90,11 @@ class _Linear(_Estimator):
         scores += np.asarray(self.intercept_, dtype=np.float64)
         return scores[:, 0] if np.ndim(self.coef_) == 1 else scores
 
-    def score(self, X, y, sample_weight=None):
-        """The coefficient of determination R^2 of ``predict(X)`` against ``y`` (held in memory),
-        averaged over targets, as scikit-learn's ``r2_score`` (weighted by ``sample_weight``)."""
-        y = np.asarray(y, dtype=np.float64)
-        predicted = np.asarray(self.predict(X), dtype=np.float64).reshape(y.shape)
-        y2, p2 = y.reshape(len(y), -1), predicted.reshape(len(y), -1)
-        w = np.ones(len(y)) if sample_weight is None else np.asarray(_sample_weight_array(sample_weight, len(y)))
-        residual = (w[:, None] * (y2 - p2) ** 2).sum(axis=0)
-        total = (w[:, None] * (y2 - np.average(y2, axis=0, weights=w)) ** 2).sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), np.where(residual == 0, 1.0, 0.0))
-        return float(r2.mean())
-
     def _alpha_checked(self):
         alpha = self._alpha
         if not (isinstance(alpha, numbers.Real) and np.isfinite(alpha) and alpha >= 0):
             raise ValueError(f"alpha must be a finite number of 0 or more, got {alpha!r}")
         return float(alpha)
-
-    def _check_fitted(self):
-        if not hasattr(self, "coef_"):
-            raise _not_fitted(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
 
 
 def _sample_weight_array(sample_weight, rows):
@@ -110,6 +108,8 @@ def _sample_weight_array(sample_weight, rows):
         raise ValueError("sample_weight holds NaN or infinity: give finite weights")
     if np.any(w < 0):
         raise ValueError(f"sample_weight holds negative values (row {int(np.argmax(w < 0))}): a weight is at least 0")
+    if not np.any(w > 0):
+        raise ValueError("Sample weights must contain at least one non-zero number: every row weighs 0, so none counts")
     return w
 
 

@@ -1,13 +1,11 @@
 """``outcore.PCA``: scikit-learn's PCA, computed out of core, centered without a copy."""
 
-import inspect
 import math
 import numbers
 
 import numpy as np
 
 from . import (
-    _as_source,
     _components,
     _core,
     _flip_wide,
@@ -17,78 +15,34 @@ from . import (
     _seed,
     _workers,
 )
-
-class _Estimator:
-    """scikit-learn's estimator protocol without importing scikit-learn (1.5 s and 100 MiB at
-    import time): parameters from ``__init__``'s signature, so ``sklearn.base.clone`` and
-    pipelines work; the tags are scikit-learn's defaults for the estimator's kind
-    (``_kind``: a transformer or a regressor), built when asked."""
-
-    _kind = "transformer"
-
-    @classmethod
-    def _get_param_names(cls):
-        sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD)
-
-    def get_params(self, deep=True):
-        """The constructor's parameters, as scikit-learn's ``BaseEstimator.get_params``."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params):
-        """Sets constructor parameters; returns ``self``."""
-        for name, value in params.items():
-            if name not in self._get_param_names():
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid: {self._get_param_names()}")
-            setattr(self, name, value)
-        return self
-
-    def __sklearn_tags__(self):
-        from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
-
-        mixin = RegressorMixin if self._kind == "regressor" else TransformerMixin
-
-        class Kind(mixin, BaseEstimator):
-            pass
-
-        return Kind().__sklearn_tags__()
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v != _defaults(type(self))[k])
-        return f"{type(self).__name__}({args})"
+from ._base import (
+    FLOATS,
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    check_is_fitted,
+    checked_source,
+    validate_data,
+)
 
 
-def _defaults(cls):
-    return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"}
-
-
-class NotFittedError(ValueError, AttributeError):
-    """A model was used before ``fit`` (scikit-learn's ``NotFittedError`` when it is installed)."""
-
-
-def _not_fitted(message):
-    try:
-        from sklearn.exceptions import NotFittedError as SkNotFitted
-    except ImportError:
-        return NotFittedError(message)
-    return SkNotFitted(message)
-
-
-class PCA(_Estimator):
+class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Principal component analysis of a matrix of any size, with scikit-learn's interface.
 
     The data is centered (and with ``standardize=True`` scaled to unit variance) implicitly:
     the centered matrix is never formed. ``svd_solver``:
 
-    * ``"tsqr"`` (also ``"full"`` and ``"covariance_eigh"``): the exact SVD of the centered
-      matrix in one pass (TSQR, panels merged with their means), all singular values;
+    * ``"tsqr"`` (also ``"full"``, ``"covariance_eigh"`` and ``"arpack"``): the exact SVD of the
+      centered matrix in one pass (TSQR, panels merged with their means), all singular values
+      (``"arpack"`` keeps scikit-learn's rules for ``n_components``: at most ``min(m, n) - 1``);
     * ``"randomized"``: the top ``n_components`` by outcore's randomized SVD, every pass
       corrected for the means by a rank-one term (no extra pass); ``error_estimate_`` holds the
       estimate of the residual's norm;
-    * ``"auto"``: TSQR for tall data (at most 1000 features and 10 times as many samples, where
-      scikit-learn picks ``covariance_eigh``), for small data and for a fractional
-      ``n_components`` or ``"mle"`` (Minka's choice of dimension, which needs every
-      variance); randomized when ``n_components`` is below 80% of ``min(m, n)``.
+    * ``"auto"``: scikit-learn's choice, ``_fit_svd_solver`` naming it: ``covariance_eigh`` for
+      tall data (at most 1000 features and 10 times as many samples), ``full`` for small data
+      and for a fractional ``n_components`` or ``"mle"`` (Minka's choice of dimension, which
+      needs every variance), both run by TSQR; ``randomized`` when ``n_components`` is below
+      80% of ``min(m, n)``.
 
     ``copy`` is scikit-learn's parameter, accepted as given: outcore never writes to ``X``
     (it centers implicitly), so there is no copy to avoid. ``iterated_power="auto"`` runs 4
@@ -129,19 +83,17 @@ class PCA(_Estimator):
 
     def fit(self, X, y=None):
         """Fits the model to ``X`` (any source ``outcore.svd`` accepts); returns ``self``."""
-        src = _as_source(X)
+        self._fit(X)
+        return self
+
+    def _fit(self, X):
+        """Fits the model; the scores ``U S`` (whitened: ``U sqrt(n_samples - 1)``) where the
+        factorization made U (the randomized solver), else ``None``."""
+        src = checked_source(self, X, reset=True, min_samples=2)
         m, n = src.shape
-        if m < 2:
-            raise ValueError(f"PCA needs at least 2 samples (rows), got {m}")
-        wanted = self._wanted(min(m, n))  # checked before any pass over X
-        solver = self._solver(m, n)
-        if wanted == "mle" and (solver != "tsqr" or m < n):
-            raise ValueError(
-                "n_components='mle' needs every variance: svd_solver 'auto', 'full' or 'tsqr', and at least as many "
-                f"samples as features (got svd_solver={self.svd_solver!r}, {m} samples, {n} features)"
-            )
+        solver, wanted = self._negotiate(m, n)  # checked before any pass over X
         common = dict(memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), u_out=None, progress=self.progress)
-        if solver == "tsqr":
+        if solver != "randomized":
             r = _core.tsqr(src.handle, compute_uv=True, center=True, standardize=bool(self.standardize), **common)
             self.error_estimate_ = None
         else:
@@ -149,8 +101,6 @@ class PCA(_Estimator):
                 raise ValueError(
                     "standardize=True needs svd_solver='tsqr' (exact, one pass); the randomized solver centers only"
                 )
-            if not isinstance(wanted, int):
-                raise ValueError("svd_solver='randomized' needs an integer n_components (or None), not a fraction")
             k = _components(wanted, src.shape)
             r = _core.rsvd(
                 src.handle,
@@ -163,7 +113,7 @@ class PCA(_Estimator):
                 **common,
             )
             self.error_estimate_ = r["error"]
-        s, (_, v) = r["s"], _flip_wide(src.shape, r["u"], r["v"])
+        s, (u, v) = r["s"], _flip_wide(src.shape, r["u"], r["v"])
         total = float(r["total_variance"])
         variance = s**2 / (m - 1)
         ratio = variance / total if total > 0 else np.zeros_like(variance)
@@ -173,8 +123,8 @@ class PCA(_Estimator):
             k = min(int(np.searchsorted(np.cumsum(ratio), wanted, side="right") + 1), len(ratio))
         else:
             k = wanted
-        self._svd_solver = solver
-        self.n_samples_, self.n_features_in_ = m, n
+        self._fit_svd_solver = solver
+        self.n_samples_ = m
         self.n_components_ = k
         self.mean_ = r["mean"].astype(src.out_dtype)
         self.scale_ = None if r.get("scale") is None else r["scale"].astype(src.out_dtype)
@@ -186,50 +136,71 @@ class PCA(_Estimator):
         self.noise_variance_ = float((total - variance[:k].sum()) / rest) if rest > 0 else 0.0
         self.total_variance_ = total
         self.memory_ = r["memory"]
-        return self
+        if u is None:
+            return None
+        u = np.asarray(u[:, :k], dtype=np.float64)
+        return (u * math.sqrt(m - 1) if self.whiten else u * s[:k]).astype(src.out_dtype, copy=False)
 
-    def _solver(self, m, n):
-        solver = self.svd_solver
-        if solver in ("tsqr", "full", "covariance_eigh"):
-            return "tsqr"
-        if solver == "randomized":
-            return "randomized"
-        if solver != "auto":
-            raise ValueError(
-                f"svd_solver={solver!r} is not offered; use 'auto', 'tsqr' (or 'full', 'covariance_eigh') or 'randomized'"
-            )
-        k = self.n_components
-        if n <= 1000 and m >= 10 * n:
-            return "tsqr"
-        if max(m, n) <= 500 or k is None or not isinstance(k, numbers.Integral):
-            return "tsqr"
-        return "randomized" if 1 <= k < 0.8 * min(m, n) else "tsqr"
-
-    def _wanted(self, limit):
-        """``n_components`` checked: an int in ``1..limit`` (``None`` is ``limit``), or a fraction
-        of the variance in (0, 1)."""
-        k = self.n_components
+    def _negotiate(self, m, n):
+        """The route, named as scikit-learn names it (or ``"tsqr"``), and ``n_components``
+        checked for it, by scikit-learn's rules and with its messages. Every route but
+        ``"randomized"`` runs outcore's exact TSQR (``"arpack"`` too: the exact top
+        ``n_components``, where ARPACK iterates to a tolerance)."""
+        solver, k, limit = self.svd_solver, self.n_components, min(m, n)
+        if solver not in _SOLVERS:
+            raise ValueError(f"svd_solver must be one of {sorted(_SOLVERS)}, got {solver!r}")
         if k is None:
-            return limit
-        if isinstance(k, str) and k == "mle":
-            return k
-        if isinstance(k, numbers.Integral) and not isinstance(k, bool) and 1 <= k <= limit:
-            return int(k)
-        if isinstance(k, numbers.Real) and not isinstance(k, numbers.Integral) and 0 < k < 1:
-            return float(k)
-        raise ValueError(
-            f"n_components must be None, an integer in 1..{limit} (min of the shape), a fraction in (0, 1) or 'mle', "
-            f"got {k!r}"
-        )
+            k = limit - 1 if solver == "arpack" else limit
+        elif isinstance(k, bool) or not (isinstance(k, numbers.Real) or (isinstance(k, str) and k == "mle")):
+            raise ValueError(
+                f"n_components must be None, an integer of 0 or more, a fraction in (0, 1) or 'mle', got {k!r}"
+            )
+        if solver == "auto":
+            if n <= 1000 and m >= 10 * n:
+                solver = "covariance_eigh"
+            elif max(m, n) <= 500 or k == "mle":
+                solver = "full"
+            elif isinstance(k, numbers.Integral) and 1 <= k < 0.8 * limit:
+                solver = "randomized"
+            else:
+                solver = "full"
+        if solver in ("arpack", "randomized"):
+            if isinstance(k, str):
+                raise ValueError(f"n_components={k!r} cannot be a string with svd_solver='{solver}'")
+            if not (isinstance(k, numbers.Integral) and 1 <= k <= limit):
+                raise ValueError(
+                    f"n_components={k!r} must be between 1 and min(n_samples, n_features)={limit!r} with "
+                    f"svd_solver='{solver}'"
+                )
+            if solver == "arpack" and k == limit:
+                raise ValueError(
+                    f"n_components={k!r} must be strictly less than min(n_samples, n_features)={limit!r} with "
+                    "svd_solver='arpack'"
+                )
+            return solver, int(k)
+        if k == "mle":
+            if m < n:
+                raise ValueError("n_components='mle' is only supported if n_samples >= n_features")
+            return solver, k
+        if isinstance(k, numbers.Integral):
+            if not 0 <= k <= limit:
+                raise ValueError(
+                    f"n_components={k} must be between 0 and min(n_samples, n_features)={limit} with "
+                    f"svd_solver={solver!r}"
+                )
+            return solver, int(k)
+        if not 0 < k < 1:
+            raise ValueError(f"n_components={k!r}: a fraction of the variance must lie in (0, 1)")
+        return solver, float(k)
 
     # -- using the fit ---------------------------------------------------------------------
 
     def transform(self, X):
         """The scores of ``X`` (n_samples x n_components), streamed chunk by chunk."""
-        self._check_fitted()
-        src = _as_source(X)
-        if src.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {src.shape[1]} features; the model was fitted on {self.n_features_in_}")
+        check_is_fitted(self)
+        src = checked_source(self, X, reset=False)
+        if self.n_components_ == 0:
+            return np.zeros((src.shape[0], 0), dtype=src.out_dtype)
         scores = _core.transform(
             src.handle,
             np.ascontiguousarray(self.mean_, dtype=np.float64),
@@ -243,12 +214,16 @@ class PCA(_Estimator):
         return scores.astype(src.out_dtype, copy=False)
 
     def fit_transform(self, X, y=None):
-        """``fit(X)``, then ``transform(X)`` (a second pass over ``X``)."""
-        return self.fit(X).transform(X)
+        """``fit(X)`` and the scores of ``X``: ``U S`` of the same factorization with the
+        randomized solver (no second pass, and the scores' variances are
+        ``explained_variance_`` to rounding, as scikit-learn's), else ``transform(X)`` (the
+        exact solver keeps no U: a second pass over ``X``)."""
+        scores = self._fit(X)
+        return self.transform(X) if scores is None else scores
 
     def inverse_transform(self, X):
         """Data back from scores: ``X @ components_ * scale_ + mean_`` (whitening undone)."""
-        self._check_fitted()
+        check_is_fitted(self)
         X = np.asarray(X)
         components = self.components_
         if self.whiten:
@@ -264,7 +239,7 @@ class PCA(_Estimator):
         """The data's covariance under the fitted model: ``components_.T @ diag(explained_variance_
         - noise_variance_) @ components_ + noise_variance_ * I`` (scaled back by ``scale_`` with
         ``standardize=True``)."""
-        self._check_fitted()
+        check_is_fitted(self)
         components, gain = self._model()
         cov = (components.T * gain) @ components
         cov.flat[:: len(cov) + 1] += self.noise_variance_
@@ -272,7 +247,7 @@ class PCA(_Estimator):
 
     def get_precision(self):
         """The inverse of ``get_covariance()``, by the matrix inversion lemma (a k x k inverse)."""
-        self._check_fitted()
+        check_is_fitted(self)
         n = self.components_.shape[1]
         if self.n_components_ == 0:
             return self._unstandardized(np.eye(n) / self.noise_variance_, -1)
@@ -289,15 +264,8 @@ class PCA(_Estimator):
     def score_samples(self, X):
         """The log-likelihood of each sample of ``X`` under the fitted model. ``X`` is read into
         memory (as scikit-learn does)."""
-        self._check_fitted()
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X must be a 2-D array of {self.n_features_in_} features (the model's), got shape {X.shape}; "
-                "score_samples reads X into memory"
-            )
-        if not np.issubdtype(X.dtype, np.number):
-            raise ValueError(f"X must be numbers, got dtype {X.dtype}")
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=FLOATS)
         centered = X.astype(np.float64) - self.mean_.astype(np.float64)
         precision = self.get_precision().astype(np.float64)
         sign, logdet = np.linalg.slogdet(precision)
@@ -327,14 +295,14 @@ class PCA(_Estimator):
             matrix = d[:, None] * matrix * d[None, :]
         return matrix.astype(self.components_.dtype, copy=False)
 
-    def get_feature_names_out(self, input_features=None):
-        """Names of the output columns, ``pca0``, ``pca1``, ... (as scikit-learn's)."""
-        self._check_fitted()
-        return np.asarray([f"pca{i}" for i in range(self.n_components_)], dtype=object)
+    @property
+    def _n_features_out(self):
+        """The output columns (``get_feature_names_out`` names them ``pca0``, ``pca1``, ...)."""
+        return self.n_components_
 
-    def _check_fitted(self):
-        if not hasattr(self, "components_"):
-            raise _not_fitted(f"this {type(self).__name__} is not fitted yet; call fit(X) first")
+
+#: The values of ``svd_solver``: scikit-learn's, and outcore's name for its exact solver.
+_SOLVERS = {"auto", "full", "covariance_eigh", "arpack", "randomized", "tsqr"}
 
 
 def _infer_dimension(spectrum, n_samples):
