@@ -88,6 +88,11 @@ def _as_source(X):
         shape, dtype = _core.matrix_info(path)
         return _Source(path, shape, dtype)
     module = type(X).__module__ or ""
+    if module.startswith("scipy.sparse"):
+        raise TypeError(
+            "sparse input (scipy.sparse) is not supported yet: outcore reads dense matrices; pass X.toarray() if it "
+            "fits in memory, or a dense Zarr or .npy store"
+        )
     if module.startswith("xarray"):
         return _as_source(X.data)
     if module.startswith("dask") and hasattr(X, "chunksize"):
@@ -172,11 +177,9 @@ def _seed(random_state):
 
 
 def _iterations(n_iter, normalizer):
-    if normalizer not in ("auto", "QR"):
-        raise ValueError(
-            f"power_iteration_normalizer={normalizer!r}: outcore re-orthonormalizes every pass with QR (the most "
-            "accurate choice); pass 'auto' or 'QR'"
-        )
+    # outcore re-orthonormalizes every pass with QR, the most accurate choice, whatever is asked.
+    if normalizer not in ("auto", "QR", "LU", "none"):
+        raise ValueError(f"power_iteration_normalizer must be 'auto', 'QR', 'LU' or 'none', got {normalizer!r}")
     if isinstance(n_iter, str):
         if n_iter != "auto":
             raise ValueError(f"n_iter must be 'auto' or a non-negative integer, got {n_iter!r}")
@@ -248,7 +251,10 @@ def randomized_svd(
     n_oversamples=10,
     n_iter="auto",
     power_iteration_normalizer="auto",
+    transpose="auto",
+    flip_sign=True,
     random_state=None,
+    svd_lapack_driver="gesdd",
     method="krylov",
     memory_limit=None,
     n_jobs=None,
@@ -257,17 +263,27 @@ def randomized_svd(
     return_error=False,
 ):
     """The top ``n_components`` singular triplets of ``M``: ``(U, s, Vt)``, as scikit-learn's
-    ``randomized_svd``, streamed over ``M`` in a few passes.
+    ``randomized_svd`` (its signature, then outcore's own keywords), streamed over ``M`` in a
+    few passes.
 
     ``n_iter="auto"`` runs outcore's default, 4 block Krylov iterations (``method="krylov"``),
     which are more accurate than subspace iteration for the same passes; ``method="subspace"``
-    is scikit-learn's algorithm. Oversampling is capped so ``n_components + n_oversamples``
-    stays within ``min(m, n)``. With ``return_error=True`` a fourth value is returned: the
+    is scikit-learn's algorithm. Every pass is re-orthonormalized by QR, whatever
+    ``power_iteration_normalizer`` says (``"LU"`` and ``"none"`` are accepted and get QR's
+    accuracy). ``transpose`` and ``svd_lapack_driver`` are accepted and have nothing to choose:
+    outcore orients the problem itself and factors the small matrix with faer. Oversampling is
+    capped so ``n_components + n_oversamples`` stays within ``min(m, n)``. Signs with
+    ``flip_sign=True``, as scikit-learn's: the entry of largest magnitude in each column of
+    ``U`` is positive (in each row of ``Vt`` when ``U`` goes to ``u_out`` or
+    ``flip_sign=False``). With ``return_error=True`` a fourth value is returned: the
     a-posteriori estimate of ``||M - U diag(s) Vt||`` (``spectral_lower_bound`` and
     ``spectral_bound`` around its spectral norm, ``frobenius``, the bound and the estimate also
-    ``relative_`` to the largest singular value, ``probes``, ``failure_probability``). Signs: the entry of largest magnitude in each row of
-    ``Vt`` is positive (scikit-learn decides on U for tall input, so compare up to sign).
+    ``relative_`` to the largest singular value, ``probes``, ``failure_probability``).
     """
+    if transpose not in ("auto", True, False):
+        raise ValueError(f"transpose must be 'auto', True or False, got {transpose!r}")
+    if svd_lapack_driver not in ("gesdd", "gesvd"):
+        raise ValueError(f"svd_lapack_driver must be 'gesdd' or 'gesvd', got {svd_lapack_driver!r}")
     src = _as_source(M)
     k = _components(n_components, src.shape)
     r = _core.rsvd(
@@ -283,7 +299,13 @@ def randomized_svd(
         u_out=None if u_out is None else os.fspath(u_out),
         progress=progress,
     )
-    result = (_out(r["u"], src.out_dtype), r["s"].astype(src.out_dtype), np.ascontiguousarray(r["v"].T, dtype=src.out_dtype))
+    u, v = r["u"], r["v"]
+    if flip_sign and u is not None and not isinstance(u, str):
+        # scikit-learn's svd_flip(u_based_decision=True).
+        signs = np.sign(u[np.abs(u).argmax(axis=0), np.arange(u.shape[1])])
+        signs[signs == 0] = 1
+        u, v = u * signs, v * signs
+    result = (_out(u, src.out_dtype), r["s"].astype(src.out_dtype), np.ascontiguousarray(v.T, dtype=src.out_dtype))
     return result + (r["error"],) if return_error else result
 
 

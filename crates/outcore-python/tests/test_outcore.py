@@ -369,8 +369,8 @@ def test_errors_are_python_exceptions(tmp_path):
         outcore.PCA(5, svd_solver="arpack").fit(x)
     with pytest.raises(ValueError, match="standardize"):
         outcore.PCA(2, svd_solver="randomized", standardize=True).fit(data(300, 200))
-    with pytest.raises(ValueError, match="normalizer|QR"):
-        outcore.randomized_svd(x, 2, power_iteration_normalizer="LU")
+    with pytest.raises(ValueError, match="power_iteration_normalizer"):
+        outcore.randomized_svd(x, 2, power_iteration_normalizer="Cholesky")
     with pytest.raises(ValueError, match="not fitted"):
         outcore.PCA(2).transform(x)
     with pytest.raises(ValueError, match="features"):
