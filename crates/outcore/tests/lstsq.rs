@@ -243,17 +243,21 @@ proptest! {
 
 #[test]
 fn a_consistent_ill_conditioned_system_is_solved_to_its_condition() {
-    // Columns 2 and 3 nearly equal: cond(A) near 1e9; B = A X exactly, so the residual term
-    // vanishes and the error is eps kappa ||X||.
-    let mut a = normal(2_003, 5, 7);
-    for i in 0..a.nrows() {
-        a[(i, 3)] = a[(i, 2)] + 1e-9 * a[(i, 3)];
-    }
-    let x = Mat::from_fn(5, 2, |i, j| 1.0 + i as f64 - j as f64);
-    let b = &a * &x;
-    for chunks in [(100, 64), (2_003, 2_003)] {
-        let fit = solve(&a, &b, chunks, &LstsqOptions::new(), Scheduler::Serial);
-        check(&a, &b, &fit, f64::EPSILON * 2_003.0);
+    // Columns 2 and 3 nearly equal: cond(A) near 1 / gap; B = A X exactly, so the residual term
+    // vanishes and the error is eps kappa ||X||. At 1e15 the smallest singular value falls
+    // under numpy's default rcond (eps max(m, n)): rank 4, numpy's minimum-norm answer.
+    for (gap, rank) in [(1e-9, 5), (1e-15, 4)] {
+        let mut a = normal(2_003, 5, 7);
+        for i in 0..a.nrows() {
+            a[(i, 3)] = a[(i, 2)] + gap * a[(i, 3)];
+        }
+        let x = Mat::from_fn(5, 2, |i, j| 1.0 + i as f64 - j as f64);
+        let b = &a * &x;
+        for chunks in [(100, 64), (2_003, 2_003)] {
+            let fit = solve(&a, &b, chunks, &LstsqOptions::new(), Scheduler::Serial);
+            assert_eq!(fit.rank, rank, "gap {gap:e}");
+            check(&a, &b, &fit, f64::EPSILON * 2_003.0);
+        }
     }
 }
 

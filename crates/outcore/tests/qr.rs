@@ -172,15 +172,17 @@ fn engine_run_threads(a: &ChunkedMatrix, b: &ChunkedMatrix, options: &QrOptions)
 
 #[test]
 fn an_ill_conditioned_matrix_keeps_q_orthonormal_and_reproduces_a() {
-    // Column 3 is column 2 plus 1e-12 times noise: cond(A) near 1e12. Householder QR is
-    // backward stable whatever the condition: Q stays orthonormal and A = Q R to rounding.
-    let mut a = tall(3_001, 6, 11, false);
-    for i in 0..a.nrows() {
-        a[(i, 3)] = a[(i, 2)] + 1e-12 * a[(i, 3)];
-    }
-    assert!(condition(&a) > 1e10);
-    for chunk in [250, 3_001] {
-        check_qr(&a, &run_qr(&a, chunk, &QrOptions::new(), Scheduler::Serial), QrMode::Reduced);
+    // Column 3 is column 2 plus `gap` times noise: cond(A) near 1 / gap, up to 1e15. Householder
+    // QR is backward stable whatever the condition: Q stays orthonormal and A = Q R to rounding.
+    for gap in [1e-12, 1e-15] {
+        let mut a = tall(3_001, 6, 11, false);
+        for i in 0..a.nrows() {
+            a[(i, 3)] = a[(i, 2)] + gap * a[(i, 3)];
+        }
+        assert!(condition(&a) > 1e-2 / gap, "cond {:.1e}", condition(&a));
+        for chunk in [250, 3_001] {
+            check_qr(&a, &run_qr(&a, chunk, &QrOptions::new(), Scheduler::Serial), QrMode::Reduced);
+        }
     }
 }
 
