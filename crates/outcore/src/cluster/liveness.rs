@@ -52,6 +52,8 @@ const NONE: usize = usize::MAX;
 enum Watch {
     /// Not watched yet: where it listens and its token, if it said.
     Idle(Option<(String, [u8; 16])>),
+    /// Being connected to, outside the lock (a rank that cannot be reached takes seconds).
+    Connecting,
     /// A connection its death will close.
     Watching(TcpStream),
     /// Its connection ended, first seen then: the process is gone.
@@ -78,6 +80,47 @@ struct Shared {
 impl Shared {
     fn peers(&self) -> MutexGuard<'_, Vec<Watch>> {
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// When `rank`'s process was first seen gone, if it was; connects to it first if `watch`
+    /// and it is not watched yet.
+    fn check(&self, rank: usize, watch: bool) -> Option<Instant> {
+        if watch {
+            self.watch(rank);
+        }
+        let mut peers = self.peers();
+        let state = peers.get_mut(rank)?;
+        if let Watch::Watching(stream) = state {
+            let mut byte = [0u8; 1];
+            match stream.peek(&mut byte) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                // A notice (read by the watching thread): alive.
+                Ok(n) if n > 0 => {}
+                // The end of the stream, or a reset: the process is gone.
+                _ => *state = Watch::Gone(Instant::now()),
+            }
+        }
+        match state {
+            Watch::Gone(since) => Some(*since),
+            _ => None,
+        }
+    }
+
+    /// Connects to `rank` if it is not watched yet (and there is room), without holding the
+    /// lock while it connects: the other thread's looks and waits go on meanwhile.
+    fn watch(&self, rank: usize) {
+        let target = {
+            let mut peers = self.peers();
+            let watched = peers.iter().filter(|w| matches!(w, Watch::Watching(_) | Watch::Connecting)).count();
+            let Some(Watch::Idle(addr)) = peers.get_mut(rank) else { return };
+            let addr = addr.take().filter(|_| watched < MAX_WATCHED);
+            peers[rank] = Watch::Connecting;
+            addr
+        };
+        let state = target.and_then(|(addr, token)| connect(&addr, token)).map_or(Watch::Blind, Watch::Watching);
+        if let Some(slot) = self.peers().get_mut(rank) {
+            *slot = state;
+        }
     }
 
     /// Records `rank` as lost (the first loss is kept) and cancels this rank's runs.
@@ -160,7 +203,7 @@ impl Liveness {
     /// When this rank first saw `rank`'s process gone, if it has; starts watching it if
     /// `watch` (a connection, once).
     pub(super) fn gone(&self, rank: usize, watch: bool) -> Option<Instant> {
-        check(&mut self.shared.peers(), rank, watch)
+        self.shared.check(rank, watch)
     }
 
     /// Records `rank` as lost, as a wait for it found: cancels this rank's runs.
@@ -187,32 +230,6 @@ impl Drop for Liveness {
 fn tell(shared: &Shared, rank: usize) {
     for stream in shared.kept.lock().unwrap_or_else(|p| p.into_inner()).iter_mut() {
         let _ = stream.write_all(&(rank as u64).to_le_bytes());
-    }
-}
-
-/// When `rank`'s process was first seen gone, if it was; connects to it first if `watch`.
-fn check(peers: &mut [Watch], rank: usize, watch: bool) -> Option<Instant> {
-    let watched = peers.iter().filter(|w| matches!(w, Watch::Watching(_))).count();
-    let state = peers.get_mut(rank)?;
-    if let (Watch::Idle(addr), true) = (&mut *state, watch) {
-        *state = match addr.take().filter(|_| watched < MAX_WATCHED).and_then(|(a, token)| connect(&a, token)) {
-            Some(stream) => Watch::Watching(stream),
-            None => Watch::Blind,
-        };
-    }
-    if let Watch::Watching(stream) = state {
-        let mut byte = [0u8; 1];
-        match stream.peek(&mut byte) {
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
-            // A notice (read by the watching thread): alive.
-            Ok(n) if n > 0 => {}
-            // The end of the stream, or a reset: the process is gone.
-            _ => *state = Watch::Gone(Instant::now()),
-        }
-    }
-    match state {
-        Watch::Gone(since) => Some(*since),
-        _ => None,
     }
 }
 
@@ -270,7 +287,7 @@ fn watch(shared: &Shared) {
     while !shared.stop.load(Ordering::Acquire) {
         let me = shared.me.load(Ordering::Acquire);
         let watching = me != NONE && shared.lost.load(Ordering::Acquire) == NONE;
-        if let Some(lost) = watching.then(|| look(&mut shared.peers(), me)).flatten() {
+        if let Some(lost) = watching.then(|| look(shared, me)).flatten() {
             shared.lose(lost);
         }
         // Rank 0 names the lost rank to every rank watching it, once.
@@ -286,16 +303,20 @@ fn watch(shared: &Shared) {
 /// One look over the ranks rank `me` watches (rank 0 every rank, the others rank 0): a rank
 /// gone for [`GONE`], or the one rank 0 says is lost. A rank that leaves in good order is no
 /// longer watched.
-fn look(peers: &mut [Watch], me: usize) -> Option<usize> {
-    let watched: Vec<usize> = if me == 0 { (1..peers.len()).collect() } else { vec![0] };
+fn look(shared: &Shared, me: usize) -> Option<usize> {
+    let ranks = shared.peers().len();
+    let watched: Vec<usize> = if me == 0 { (1..ranks).collect() } else { vec![0] };
     for rank in watched {
-        let state = peers.get_mut(rank)?;
-        match notice(state) {
-            Some(NONE) => *state = Watch::Blind,
-            Some(lost) if rank == 0 => return Some(lost),
-            _ => {}
+        {
+            let mut peers = shared.peers();
+            let state = peers.get_mut(rank)?;
+            match notice(state) {
+                Some(NONE) => *state = Watch::Blind,
+                Some(lost) if rank == 0 => return Some(lost),
+                _ => {}
+            }
         }
-        if check(peers, rank, true).is_some_and(|since| since.elapsed() >= GONE) {
+        if shared.check(rank, true).is_some_and(|since| since.elapsed() >= GONE) {
             return Some(rank);
         }
     }
@@ -390,6 +411,21 @@ mod tests {
         std::thread::sleep(GONE + 2 * TICK);
         assert!(!cancel.is_cancelled());
         assert_eq!(one.lost(), None);
+    }
+
+    #[test]
+    fn a_rank_slow_to_answer_holds_up_no_other_check() {
+        // Rank 0's port takes connections but nobody answers: the handshake waits its 2 s.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let me = Liveness::listen().unwrap();
+        me.meet(1, &format!("{}\n{}", line([1; 16], &addr), me.introduction()));
+        until("the watcher connecting to rank 0", || matches!(me.shared.peers()[0], Watch::Connecting));
+        let start = Instant::now();
+        assert_eq!(me.gone(1, false), None);
+        assert!(start.elapsed() < HANDSHAKE / 4, "a check waited {:?} on another rank's handshake", start.elapsed());
+        until("rank 0 given up as unwatchable", || matches!(me.shared.peers()[0], Watch::Blind));
+        assert_eq!(me.lost(), None);
     }
 
     #[test]
