@@ -6,7 +6,6 @@ import numbers
 import numpy as np
 
 from . import (
-    _components,
     _core,
     _flip_wide,
     _iterations,
@@ -101,11 +100,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 raise ValueError(
                     "standardize=True needs svd_solver='tsqr' (exact, one pass); the randomized solver centers only"
                 )
-            k = _components(wanted, src.shape)
             r = _core.rsvd(
                 src.handle,
-                k,
-                oversamples=_oversamples(self.n_oversamples, k, src.shape),
+                wanted,
+                oversamples=_oversamples(self.n_oversamples, wanted, src.shape),
                 power_iters=_iterations(self.iterated_power, self.power_iteration_normalizer),
                 krylov=True,
                 seed=_seed(self.random_state),

@@ -158,10 +158,7 @@ impl MpiWorld {
     /// the run too), or the run was cancelled (see [`give_up`](Self::give_up)).
     fn stop(&self, rank: usize, pause: &Pause) -> Result<()> {
         self.lost(rank, pause)?;
-        match self.give_up() {
-            true => Err(Error::Interrupted),
-            false => Ok(()),
-        }
+        if self.give_up() { Err(Error::Interrupted) } else { Ok(()) }
     }
 
     /// Waits for `request`, a send to or receive from `rank`, polling; asked to stop (see
