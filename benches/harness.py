@@ -86,19 +86,20 @@ def compare(workloads, reps, data):
     alternating (reversed every other repetition), and prints a table per workload: median time
     and peak RSS, the time against the reference's, and the largest relative difference of the
     results from the reference's."""
-    results = {name: [] for _, group, _ in workloads for name in group}
+    # Keyed by workload and name: two workloads may have scenarios of the same name.
+    results = {(title, name): [] for title, group, _ in workloads for name in group}
     for rep in range(reps):
-        for _, group, _ in workloads:
+        for title, group, _ in workloads:
             names = list(group)
             for name in names if rep % 2 == 0 else reversed(names):
                 r = run(group[name], data)
-                results[name].append(r)
+                results[title, name].append(r)
                 print(f"rep {rep + 1} {name}: {r.get('seconds', r.get('error'))}", file=sys.stderr, flush=True)
     print(f"\nmedians of {reps} (time of the work; peak RSS of the process, data included)\n")
     for title, group, reference in workloads:
-        ok = {n: [r for r in results[n] if "seconds" in r] for n in group}
+        ok = {n: [r for r in results[title, n] if "seconds" in r] for n in group}
         if not ok[reference]:
-            print(f"{title}: the reference {reference} failed: {results[reference][0].get('error')}\n")
+            print(f"{title}: the reference {reference} failed: {results[title, reference][0].get('error')}\n")
             continue
         ref_time = statistics.median(r["seconds"] for r in ok[reference])
         ref_values = ok[reference][0]["result"]
@@ -106,7 +107,7 @@ def compare(workloads, reps, data):
         print("|---|---|---|---|---|")
         for name in group:
             if not ok[name]:
-                print(f"| {name} | failed: {results[name][0].get('error')} | | | |")
+                print(f"| {name} | failed: {results[title, name][0].get('error')} | | | |")
                 continue
             t = statistics.median(r["seconds"] for r in ok[name])
             rss = statistics.median(r["peak_mib"] for r in ok[name])

@@ -110,6 +110,7 @@ fn error_kind(error: &Error) -> &'static str {
         Error::NoConvergence { .. } => "no_convergence",
         Error::NonFinite { .. } => "non_finite",
         Error::Interrupted => "interrupted",
+        Error::StateFile { .. } => "state_file",
         _ => "bug",
     }
 }
@@ -196,16 +197,23 @@ mod tests {
     /// others are checked on real runs (`tests/reliability.rs`).
     #[test]
     fn kinds_no_run_reaches_on_purpose_have_their_json_kind_and_exit_code() {
+        let damaged = Error::StateFile { what: "fit.state".into(), reason: "its checksum does not match".into() };
         let cases = [
-            (Error::NoConvergence { rows: 3, cols: 2 }, "no_convergence", 1),
-            (Error::Bug("an invariant broke".into()), "bug", EXIT_BUG),
-            (Error::Cluster { rank: 1, message: "an invariant broke".into(), bug: true }, "cluster", EXIT_BUG),
+            (Error::NoConvergence { rows: 3, cols: 2 }, "no_convergence", 1, "did not converge"),
+            (Error::Bug("an invariant broke".into()), "bug", EXIT_BUG, "an invariant broke"),
+            (
+                Error::Cluster { rank: 1, message: "an invariant broke".into(), bug: true },
+                "cluster",
+                EXIT_BUG,
+                "an invariant broke",
+            ),
+            (damaged, "state_file", 1, "fit.state is not a usable outcore state: its checksum"),
         ];
-        for (error, kind, code) in cases {
+        for (error, kind, code, says) in cases {
             assert_eq!(error_kind(&error), kind);
             let (message, exit) = report_failure(&error);
             assert_eq!(exit, code, "{message}");
-            assert!(message.contains(if kind == "no_convergence" { "did not converge" } else { "an invariant broke" }));
+            assert!(message.contains(says), "{message}");
         }
     }
 }

@@ -23,7 +23,7 @@ except ImportError as error:  # pragma: no cover (the test environment has sciki
         "pip install 'outcore[sklearn]' (or scikit-learn>=1.6); outcore.svd, randomized_svd, qr and lstsq need numpy only"
     ) from error
 
-from . import _as_source
+from . import _as_source, _core, _workers
 
 #: What scikit-learn's estimators accept as the dtype of data held in memory.
 FLOATS = [np.float64, np.float32]
@@ -39,14 +39,20 @@ def out_of_core(X):
     return module.startswith(("zarr", "dask", "xarray")) and hasattr(X, "shape")
 
 
-def checked_source(estimator, X, *, reset, min_samples=1):
+def checked_source(estimator, X, *, reset, min_samples=1, min_features=1):
     """``X`` validated as scikit-learn validates it, as an outcore source. Data in memory goes
     through ``validate_data`` (2-D, real numbers, the feature count and names against the
     fit's); a source read out of core only has its shape checked. NaN and infinity are found
     by outcore as it reads, without a pass of their own, and named by row and column."""
     if not out_of_core(X):
         X = validate_data(
-            estimator, X, reset=reset, dtype=FLOATS, ensure_min_samples=min_samples, ensure_all_finite=False
+            estimator,
+            X,
+            reset=reset,
+            dtype=FLOATS,
+            ensure_min_samples=min_samples,
+            ensure_min_features=min_features,
+            ensure_all_finite=False,
         )
         return _as_source(X)
     source = _as_source(X)
@@ -59,9 +65,22 @@ def checked_source(estimator, X, *, reset, min_samples=1):
         raise ValueError(
             f"X has {n} features, but {type(estimator).__name__} is expecting {estimator.n_features_in_} features as input."
         )
-    if m < min_samples:
-        raise ValueError(
-            f"Found array with {m} sample(s) (shape={source.shape}) while a minimum of {min_samples} is required by "
-            f"{type(estimator).__name__}."
-        )
+    for count, least, what in ((m, min_samples, "sample(s)"), (n, min_features, "feature(s)")):
+        if count < least:
+            raise ValueError(
+                f"Found array with {count} {what} (shape={source.shape}) while a minimum of {least} is required by "
+                f"{type(estimator).__name__}."
+            )
     return source
+
+
+def project(estimator, src, mean, scale, components):
+    """``(X - mean) / scale @ components.T`` for the source ``src``, streamed chunk by chunk on
+    the estimator's threads (float64)."""
+    return _core.transform(
+        src.handle,
+        np.ascontiguousarray(mean, dtype=np.float64),
+        None if scale is None else np.ascontiguousarray(scale, dtype=np.float64),
+        np.ascontiguousarray(components, dtype=np.float64),
+        workers=_workers(estimator.n_jobs),
+    )

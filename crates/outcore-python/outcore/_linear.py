@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from . import _as_rhs, _as_source, _core, _fit, _workers
+from . import _as_rhs, _as_source, _core, _workers
+from ._qr import _fit
 from ._base import (
     FLOATS,
     BaseEstimator,

@@ -12,6 +12,7 @@ from . import (
     _memory,
     _oversamples,
     _seed,
+    _exact_is_cheaper,
     _workers,
 )
 from ._base import (
@@ -21,6 +22,7 @@ from ._base import (
     TransformerMixin,
     check_is_fitted,
     checked_source,
+    project,
     validate_data,
 )
 
@@ -36,7 +38,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
       (``"arpack"`` keeps scikit-learn's rules for ``n_components``: at most ``min(m, n) - 1``);
     * ``"randomized"``: the top ``n_components`` by outcore's randomized SVD, every pass
       corrected for the means by a rank-one term (no extra pass); ``error_estimate_`` holds the
-      estimate of the residual's norm;
+      estimate of the residual's norm. Where its Krylov space, ``(iterated_power + 1)
+      (n_components + n_oversamples)`` columns, would span half the ``min(n_samples,
+      n_features)`` dimensions or more, TSQR runs instead: the exact answer from one pass, for
+      less than the randomized one costs;
     * ``"auto"``: scikit-learn's choice, ``_fit_svd_solver`` naming it: ``covariance_eigh`` for
       tall data (at most 1000 features and 10 times as many samples), ``full`` for small data
       and for a fractional ``n_components`` or ``"mle"`` (Minka's choice of dimension, which
@@ -92,19 +97,24 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         m, n = src.shape
         solver, wanted = self._negotiate(m, n)  # checked before any pass over X
         common = dict(memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), u_out=None, progress=self.progress)
-        if solver != "randomized":
-            r = _core.tsqr(src.handle, compute_uv=True, center=True, standardize=bool(self.standardize), **common)
-            self.error_estimate_ = None
-        else:
+        exact = solver != "randomized"
+        if not exact:
             if self.standardize:
                 raise ValueError(
                     "standardize=True needs svd_solver='tsqr' (exact, one pass); the randomized solver centers only"
                 )
+            oversamples = _oversamples(self.n_oversamples, wanted, src.shape)
+            iterations = _iterations(self.iterated_power, self.power_iteration_normalizer)
+            exact = _exact_is_cheaper(wanted, oversamples, iterations, src.shape)
+        if exact:
+            r = _core.tsqr(src.handle, compute_uv=True, center=True, standardize=bool(self.standardize), **common)
+            self.error_estimate_ = None
+        else:
             r = _core.rsvd(
                 src.handle,
                 wanted,
-                oversamples=_oversamples(self.n_oversamples, wanted, src.shape),
-                power_iters=_iterations(self.iterated_power, self.power_iteration_normalizer),
+                oversamples=oversamples,
+                power_iters=iterations,
                 krylov=True,
                 seed=_seed(self.random_state),
                 center=True,
@@ -199,13 +209,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         src = checked_source(self, X, reset=False)
         if self.n_components_ == 0:
             return np.zeros((src.shape[0], 0), dtype=src.out_dtype)
-        scores = _core.transform(
-            src.handle,
-            np.ascontiguousarray(self.mean_, dtype=np.float64),
-            None if self.scale_ is None else np.ascontiguousarray(self.scale_, dtype=np.float64),
-            np.ascontiguousarray(self.components_, dtype=np.float64),
-            workers=_workers(self.n_jobs),
-        )
+        scores = project(self, src, self.mean_, self.scale_, self.components_)
         if self.whiten:
             # As scikit-learn: components of (nearly) zero variance are not blown up.
             scores /= np.maximum(np.sqrt(self.explained_variance_.astype(np.float64)), np.finfo(np.float64).eps)

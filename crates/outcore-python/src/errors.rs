@@ -13,7 +13,9 @@ use pyo3::exceptions::{
 pub(crate) fn to_py(err: Error) -> PyErr {
     let message = err.to_string();
     match err {
-        Error::InvalidArgument { .. } | Error::NonFinite { .. } => PyValueError::new_err(message),
+        Error::InvalidArgument { .. } | Error::NonFinite { .. } | Error::StateFile { .. } => {
+            PyValueError::new_err(message)
+        }
         Error::Memory(_) => PyMemoryError::new_err(message),
         Error::Interrupted => PyKeyboardInterrupt::new_err(message),
         Error::Storage(e) => match e {

@@ -12,9 +12,11 @@
 //! Every run releases the GIL; the calling thread wakes every 50 ms to deliver progress and
 //! Python's signals, so Ctrl-C cancels the run (its outputs removed) within a chunk's time.
 
+mod convert;
 mod errors;
 mod project;
 mod run;
+mod state;
 mod stores;
 
 use std::path::PathBuf;
@@ -29,6 +31,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::convert::{memory_dict, to_numpy};
 use crate::run::{Settings, run_detached};
 use crate::stores::Source;
 
@@ -84,9 +87,10 @@ fn tsqr<'py>(
 /// The top-k SVD by the randomized method (block Krylov or subspace iteration), with the error
 /// estimate. Returns the dict of [`tsqr`] plus `error` (`spectral_bound`,
 /// `spectral_lower_bound`, `frobenius`, the bound and estimate also `relative_` to sigma_1,
-/// `probes`, `failure_probability`) and `passes`.
+/// `probes`, `failure_probability`) and `passes`; with `column_moments`, the input's
+/// `column_mean` and `column_variance` (`ddof = 0`) from the first pass.
 #[pyfunction]
-#[pyo3(signature = (source, k, *, oversamples, power_iters, krylov, seed, center, memory_limit, workers, u_out, progress))]
+#[pyo3(signature = (source, k, *, oversamples, power_iters, krylov, seed, center, column_moments=false, memory_limit, workers, u_out, progress))]
 #[allow(clippy::too_many_arguments)]
 fn rsvd<'py>(
     py: Python<'py>,
@@ -97,6 +101,7 @@ fn rsvd<'py>(
     krylov: bool,
     seed: u64,
     center: bool,
+    column_moments: bool,
     memory_limit: u64,
     workers: Option<usize>,
     u_out: Option<PathBuf>,
@@ -109,7 +114,8 @@ fn rsvd<'py>(
         .power_iters(power_iters)
         .method(method)
         .seed(seed)
-        .center(center);
+        .center(center)
+        .column_moments(column_moments);
     let settings = Settings::new(memory_limit, workers, progress)?;
     let matrix = source.matrix(py, false)?;
     let view = source.f64_view();
@@ -292,6 +298,10 @@ fn svd_dict<'py>(
         out.set_item("scale", c.scale.as_ref().map(|s| PyArray1::from_slice(py, s)))?;
         out.set_item("total_variance", c.total_variance)?;
     }
+    if let Some(c) = &result.columns {
+        out.set_item("column_mean", PyArray1::from_slice(py, &c.mean))?;
+        out.set_item("column_variance", PyArray1::from_slice(py, &c.variance))?;
+    }
     run_figures(&out, &result.stats, memory)?;
     Ok(out)
 }
@@ -300,12 +310,7 @@ fn svd_dict<'py>(
 fn run_figures(out: &Bound<'_, PyDict>, stats: &RunStats, memory: &MemoryReport) -> PyResult<()> {
     out.set_item("tasks", stats.tasks)?;
     out.set_item("seconds", stats.wall_seconds)?;
-    let report = PyDict::new(out.py());
-    report.set_item("limit", memory.limit)?;
-    report.set_item("peak_managed", memory.peak_managed)?;
-    report.set_item("peak_spilled", memory.peak_spilled)?;
-    report.set_item("peak_process", memory.peak_process)?;
-    out.set_item("memory", report)
+    out.set_item("memory", memory_dict(out.py(), memory)?)
 }
 
 /// A factor as a numpy array, the path of the Zarr array it was written to, or `None`.
@@ -323,10 +328,6 @@ fn factor<'py>(py: Python<'py>, factor: Option<&Factor>) -> PyResult<Option<Boun
     })
 }
 
-fn to_numpy<'py>(py: Python<'py>, m: &Mat<f64>) -> Bound<'py, PyArray2<f64>> {
-    numpy::ndarray::Array2::from_shape_fn(m.shape(), |(i, j)| m[(i, j)]).into_pyarray(py)
-}
-
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_size, m)?)?;
@@ -336,6 +337,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(qr, m)?)?;
     m.add_function(wrap_pyfunction!(lstsq, m)?)?;
     m.add_function(wrap_pyfunction!(transform, m)?)?;
+    m.add_class::<state::State>()?;
     m.add("DEFAULT_MEMORY_LIMIT", outcore::Engine::DEFAULT_MEMORY_LIMIT)?;
     Ok(())
 }

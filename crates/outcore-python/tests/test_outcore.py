@@ -230,8 +230,10 @@ def test_pca_options():
 def test_pca_covariance_precision_and_likelihood_match_scikit_learn(solver, whiten):
     rng = np.random.default_rng(7)
     # Low rank plus noise, of a shape the chunks do not divide, its rows not a multiple of 8.
-    x = rng.standard_normal((1003, 5)) @ rng.standard_normal((5, 37)) + 0.1 * rng.standard_normal((1003, 37)) + 3.0
+    # 157 columns: the randomized solver's Krylov space (5 x 15 columns) spans less than half.
+    x = rng.standard_normal((1003, 5)) @ rng.standard_normal((5, 157)) + 0.1 * rng.standard_normal((1003, 157)) + 3.0
     ours = outcore.PCA(5, whiten=whiten, svd_solver=solver, random_state=0).fit(x)
+    assert (ours.error_estimate_ is not None) == (solver == "randomized")
     ref = SkPCA(5, whiten=whiten, svd_solver="full").fit(x)
     # Rounding, eps sqrt(m) relative (times the condition for an inverse), for both solvers:
     # the randomized one's 4 Krylov iterations find a rank-5 signal this far above the noise
@@ -241,12 +243,12 @@ def test_pca_covariance_precision_and_likelihood_match_scikit_learn(solver, whit
     cond = np.linalg.cond(cov)
     np.testing.assert_allclose(ours.get_covariance(), cov, atol=tol * np.linalg.norm(cov, 2))
     np.testing.assert_allclose(ours.get_precision(), precision, atol=tol * cond * np.linalg.norm(precision, 2))
-    np.testing.assert_allclose(ours.get_precision() @ ours.get_covariance(), np.eye(37), atol=tol * cond)
+    np.testing.assert_allclose(ours.get_precision() @ ours.get_covariance(), np.eye(157), atol=tol * cond)
     np.testing.assert_allclose(ours.score_samples(x[:50]), ref.score_samples(x[:50]), rtol=tol * cond)
     assert ours.score(x) == pytest.approx(ref.score(x), rel=tol * cond)
     # cross_val_score ranks models by it, as with scikit-learn's PCA.
     assert np.isfinite(cross_val_score(outcore.PCA(5), x, cv=3)).all()
-    with pytest.raises(ValueError, match="37 features"):
+    with pytest.raises(ValueError, match="157 features"):
         ours.score_samples(x[:, :5])
 
 

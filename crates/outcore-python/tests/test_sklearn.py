@@ -14,7 +14,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import outcore
 
 
-@parametrize_with_checks([outcore.PCA(), outcore.LinearRegression(), outcore.Ridge()])
+@parametrize_with_checks(
+    [outcore.PCA(), outcore.IncrementalPCA(), outcore.TruncatedSVD(), outcore.LinearRegression(), outcore.Ridge()]
+)
 def test_scikit_learns_estimator_checks(estimator, check):
     check(estimator)
 
@@ -36,6 +38,19 @@ def test_pca_keeps_feature_names_and_returns_frames_on_request():
     # Columns in another order are refused, as scikit-learn refuses them.
     with pytest.raises(ValueError, match="feature names"):
         pca.transform(df[df.columns[::-1]])
+
+
+@pytest.mark.parametrize("estimator", [outcore.PCA(2), outcore.TruncatedSVD(2)], ids=["PCA", "TruncatedSVD"])
+def test_polars_frames_in_and_out(estimator):
+    import polars as pl
+
+    df = pl.from_pandas(_frame())
+    model = estimator.set_output(transform="polars").fit(df)
+    assert list(model.feature_names_in_) == df.columns
+    scores = model.transform(df)
+    prefix = type(estimator).__name__.lower()
+    assert isinstance(scores, pl.DataFrame) and scores.columns == [f"{prefix}0", f"{prefix}1"]
+    np.testing.assert_allclose(scores.to_numpy(), model.set_output(transform="default").transform(df))
 
 
 def test_a_model_fitted_on_a_store_checks_the_feature_count(tmp_path):
@@ -82,6 +97,7 @@ def global_dtype(request):
 def _run_ported(tmp_path, source, replacements, select):
     """scikit-learn's test file ``source`` with each ``(original, replacement)`` made, run in a
     child pytest on the cases ``select`` picks: their summary line, once none failed."""
+    tmp_path.mkdir(exist_ok=True)
     text = source.read_text()
     for original, replacement in replacements:
         assert original in text, f"{source} no longer reads as expected ({original!r}): port it again"
@@ -144,3 +160,30 @@ def test_scikit_learns_own_pca_tests_pass(tmp_path):
     original = "from sklearn.decomposition import PCA\n"
     summary = _run_ported(tmp_path, source, [(original, "from outcore import PCA\n")], "not sparse")
     assert int(summary.split(" passed")[0].split()[-1]) >= 150, summary
+
+
+def test_scikit_learns_own_truncated_svd_tests_pass(tmp_path):
+    """scikit-learn's ``test_truncated_svd.py`` with ``outcore.TruncatedSVD`` in place of its
+    own (its PCA stays scikit-learn's: one case compares the two): every case on dense input
+    passes. The cases fed the module's sparse matrix itself run a second time on that matrix
+    made dense; those of sparse formats and ``kind="sparse"`` are left out (outcore reads dense
+    input only so far)."""
+    source = Path(sklearn.__file__).parent / "decomposition" / "tests" / "test_truncated_svd.py"
+    ours = [("from sklearn.decomposition import PCA, TruncatedSVD\n", "from sklearn.decomposition import PCA\nfrom outcore import TruncatedSVD\n")]
+    fed_sparse = "attributes or too_many_components or inverse_transform or integers"
+    summary = _run_ported(tmp_path / "as-is", source, ours, f"not sparse and not ({fed_sparse})")
+    assert int(summary.split(" passed")[0].split()[-1]) >= 18, summary
+    # Dense, and still answering the test's own X_sparse.toarray().
+    dense_class = "class Dense(np.ndarray):\n    def toarray(self):\n        return np.asarray(self)\n\n\nSVD_SOLVERS"
+    dense = ours + [("    return X\n", "    return X.toarray().view(Dense)\n"), ("SVD_SOLVERS", dense_class)]
+    summary = _run_ported(tmp_path / "dense", source, dense, fed_sparse)
+    assert int(summary.split(" passed")[0].split()[-1]) >= 10, summary
+
+
+def test_scikit_learns_own_incremental_pca_tests_pass(tmp_path):
+    """scikit-learn's ``test_incremental_pca.py`` with ``outcore.IncrementalPCA`` in place of its
+    own (its PCA stays scikit-learn's: the tests compare the two)."""
+    source = Path(sklearn.__file__).parent / "decomposition" / "tests" / "test_incremental_pca.py"
+    ours = [("from sklearn.decomposition import PCA, IncrementalPCA\n", "from sklearn.decomposition import PCA\nfrom outcore import IncrementalPCA\n")]
+    summary = _run_ported(tmp_path, source, ours, "not sparse")
+    assert int(summary.split(" passed")[0].split()[-1]) >= 20, summary

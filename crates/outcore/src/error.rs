@@ -73,6 +73,16 @@ pub enum Error {
     #[error("the run was cancelled")]
     Interrupted,
 
+    /// A saved [`FactorState`](crate::FactorState) that cannot be read back: not a state
+    /// file, another version, cut short, or damaged.
+    #[error("{what} is not a usable outcore state: {reason}")]
+    StateFile {
+        /// The file (its path), or the bytes given.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A broken internal invariant: a bug in outcore, not a problem with the input.
     #[error("internal error (a bug in outcore, please report it): {0}")]
     Bug(String),

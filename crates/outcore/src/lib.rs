@@ -54,10 +54,11 @@ pub use linalg::copy::copy_matrix;
 pub use linalg::input::Input;
 pub use linalg::lstsq::{LstsqOptions, LstsqPlan, LstsqResult, lstsq};
 pub use linalg::qr::{QrMode, QrOptions, QrPlan, QrResult, qr};
-pub use linalg::result::{Centered, SvdResult};
+pub use linalg::result::{Centered, ColumnMoments, SvdResult};
 pub use linalg::rsvd::{
     ErrorEstimate, RandomizedMethod, RandomizedSvdOptions, RandomizedSvdPlan, RandomizedSvdResult, randomized_svd,
 };
+pub use linalg::state::FactorState;
 pub use linalg::tsqr::{SvdOptions, SvdPlan, svd};
 pub use matrix::{ChunkedMatrix, Distribution};
 pub use output::{Destination, Factor};

@@ -92,6 +92,35 @@ proptest! {
 }
 
 #[test]
+fn column_moments_come_with_the_first_pass_centered_or_not() {
+    // Columns far from zero (moments must not cancel), shapes the chunks do not divide, a
+    // single-row chunk grid and chunks of one column, k pressing against min(m, n).
+    let (m, n) = (53, 29);
+    let a = Mat::from_fn(m, n, |i, j| 1e6 * (j as f64 - 7.0) + gaussian(m, n, 5)[(i, j)]);
+    let mean: Vec<f64> = (0..n).map(|j| a.col(j).iter().sum::<f64>() / m as f64).collect();
+    let variance: Vec<f64> =
+        (0..n).map(|j| a.col(j).iter().map(|x| (x - mean[j]).powi(2)).sum::<f64>() / m as f64).collect();
+    for (cr, cc) in [(10, 7), (53, 29), (4, 1)] {
+        for center in [false, true] {
+            let options = RandomizedSvdOptions::new(n - 3).oversamples(3).power_iters(1).center(center);
+            let plain = run(&a, cr, cc, &options, Scheduler::Serial).0.svd;
+            assert!(plain.columns.is_none(), "moments not asked for");
+            let (with, ..) = run(&a, cr, cc, &options.clone().column_moments(true), Scheduler::Threads { workers: 2 });
+            let columns = with.svd.columns.expect("asked for");
+            for j in 0..n {
+                assert!((columns.mean[j] - mean[j]).abs() <= tol(m, 1, mean[j].abs().max(1.0)), "mean {j}");
+                // A deviation's rounding is eps |mean|: the variance's, eps |mean| sigma.
+                let scale = mean[j].abs() * variance[j].sqrt() + variance[j];
+                assert!((columns.variance[j] - variance[j]).abs() <= tol(m, 1, scale), "variance {j}");
+            }
+            // Gathering them changes nothing else.
+            assert_eq!(with.svd.s, plain.s, "({cr}, {cc}) center {center}");
+            assert_eq!(with.svd.centered, plain.centered);
+        }
+    }
+}
+
+#[test]
 fn serial_and_threads_give_identical_results() {
     let a = gaussian(157, 131, 3);
     for method in [RandomizedMethod::Subspace, RandomizedMethod::Krylov] {

@@ -67,6 +67,14 @@ impl Lent<'_> {
 }
 
 impl<'a> Input<'a> {
+    /// Rows and columns.
+    pub(crate) fn shape(&self) -> (usize, usize) {
+        match self {
+            Self::Chunked(matrix) => matrix.shape(),
+            Self::Dense(a) => a.shape(),
+        }
+    }
+
     /// The input as a chunked matrix; a matrix in RAM is chunked as `chunk_shape(rows, cols)`
     /// says (the algorithm's preference).
     pub(crate) fn lend(self, chunk_shape: fn(usize, usize) -> (usize, usize)) -> Result<Lent<'a>> {

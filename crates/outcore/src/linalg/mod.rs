@@ -8,7 +8,7 @@
 //! root keeps R, `lstsq` TSQR of `[A | B]` whose root solves ([`tsqr::Root`]). Shared below them: `dense` (sequential faer
 //! kernels), `blockqr` (the block QR tree), `budget` (what a plan needs from the memory
 //! limit), `input` (what an algorithm takes), `result` (what an SVD returns). `copy` is a small
-//! algorithm in one file.
+//! algorithm in one file; `state` keeps a TSQR's factor between runs, to grow and merge.
 
 pub(crate) mod blockqr;
 pub(crate) mod budget;
@@ -19,4 +19,5 @@ pub(crate) mod lstsq;
 pub(crate) mod qr;
 pub(crate) mod result;
 pub(crate) mod rsvd;
+pub(crate) mod state;
 pub(crate) mod tsqr;

@@ -34,6 +34,9 @@ pub struct SvdResult {
     /// options asked for it ([`SvdOptions::center`](crate::SvdOptions::center),
     /// [`RandomizedSvdOptions::center`](crate::RandomizedSvdOptions::center)).
     pub centered: Option<Centered>,
+    /// The input's column means and variances, when the options asked for them
+    /// ([`RandomizedSvdOptions::column_moments`](crate::RandomizedSvdOptions::column_moments)).
+    pub columns: Option<ColumnMoments>,
     /// What the run observed.
     pub stats: RunStats,
 }
@@ -55,6 +58,18 @@ pub struct Centered {
     /// Total variance of the centered (and scaled) matrix: the sum of its column variances
     /// (`ddof = 1`), the denominator of PCA's explained variance ratio.
     pub total_variance: f64,
+}
+
+/// The input's column means and variances, gathered in the same pass as the factorization.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ColumnMoments {
+    /// Column means (one per column).
+    pub mean: Vec<f64>,
+    /// Column variances (`ddof = 0`, numpy's `var`: the sum of squared deviations over the
+    /// row count), merged across chunks by Chan, Golub and LeVeque's update, exact for columns
+    /// far from zero.
+    pub variance: Vec<f64>,
 }
 
 impl SvdResult {

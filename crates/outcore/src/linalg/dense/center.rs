@@ -79,6 +79,21 @@ pub(crate) fn center_rows(mut a: MatMut<'_, f64>, standardize: bool) -> Block {
     Block { data: [means, scales].concat(), rows: 2, cols: h }
 }
 
+/// The mean of parts of `counts[j]` rows and column means `means[j]` (`n` columns): their
+/// means weighted by their counts (zeros when there are no rows).
+pub(crate) fn pooled_mean<'m>(parts: impl IntoIterator<Item = (f64, &'m [f64])>, n: usize) -> Vec<f64> {
+    let mut mean = vec![0.0; n];
+    let mut total = 0.0;
+    for (count, mu) in parts {
+        mean.iter_mut().zip(mu).for_each(|(m, x)| *m += count * x);
+        total += count;
+    }
+    if total > 0.0 {
+        mean.iter_mut().for_each(|m| *m /= total);
+    }
+    mean
+}
+
 /// Divides each column of a centered matrix's R (whose column norms are the centered columns')
 /// by its standard deviation over `samples` rows (`ddof = 1`; 1 for a constant column, see
 /// [`deviation`]); `means` are the columns' means. Returns the scales.

@@ -12,7 +12,7 @@ mod svd;
 
 use faer::MatRef;
 
-pub(crate) use center::{center_columns, center_rows, column_scales, weigh_rows};
+pub(crate) use center::{center_columns, center_rows, column_scales, pooled_mean, weigh_rows};
 pub(crate) use cholesky::{CholeskyQr, cholesky_qr2_bytes, cholesky_qr2_r};
 pub(crate) use qr::{apply_q, apply_q_into, qr_in_place, qr_scratch_bytes, r_factor, solve_r_if_conditioned};
 pub(crate) use solve::{Regression, fit};

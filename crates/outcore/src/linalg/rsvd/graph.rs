@@ -16,7 +16,7 @@ pub(crate) struct Keys {
     /// sigma_{k+1} of the projected matrix: a lower bound on the residual's spectral norm.
     pub(crate) next: Key,
     pub(crate) estimate: Key,
-    /// Each chunk column's `[count; mean; M2]`, when centered.
+    /// Each chunk column's `[count; mean; M2]`, when gathered (to center, or asked).
     pub(crate) moments: Vec<Key>,
 }
 
@@ -201,13 +201,13 @@ pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<Rs
     let o = &sketch.options;
     let (l, r, k) = (sketch.l, o.probes, o.k);
 
-    // Pass 1: A [Ω ω] (and, centering, each chunk's column moments), split into the sketch Y
+    // Pass 1: A [Ω ω] (and, centering or asked, each chunk's column moments), split into the sketch Y
     // and A ω.
     let mut both = Vec::new();
     for (i, &ri) in rows.iter().enumerate() {
         both.push(b.tree_sum(cols.len(), ri, l + r, |b, j| {
             let op = RsvdOp::Sketch { chunk: ChunkIndex::new(i, j), width: l + r };
-            if !o.center {
+            if !o.gathers_moments() {
                 return b.chunk_task(op, vec![], 0, bytes(ri, l + r), bytes(b.cols[j], l + r));
             }
             let out = bytes(ri, l + r) + bytes(3, b.cols[j]);
@@ -216,7 +216,7 @@ pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<Rs
             Ok(task.out(0))
         })?);
     }
-    if o.center {
+    if o.gathers_moments() {
         for (j, &cj) in cols.iter().enumerate() {
             let parts = std::mem::take(&mut b.moments[j]);
             let merged = reduce_fold(
@@ -234,6 +234,8 @@ pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<Rs
             )?;
             b.moments[j] = vec![merged];
         }
+    }
+    if o.center {
         // (A - 1 mu^T) [Ω ω] = A [Ω ω] - 1 (mu^T [Ω ω]).
         let mean_sketch = b.tree_sum(cols.len(), 1, l + r, |b, j| {
             let ws = bytes(3, b.cols[j]) + bytes(b.cols[j], l + r) + bytes(1, l + r);
@@ -323,7 +325,11 @@ pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<Rs
     b.g.keep(svd.out(0));
     b.g.keep(svd.out(3));
     b.g.keep(estimate);
-    let moments = if o.center { (0..cols.len()).map(|j| b.merged(j)).collect::<Result<Vec<_>>>()? } else { Vec::new() };
+    let moments = if o.gathers_moments() {
+        (0..cols.len()).map(|j| b.merged(j)).collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
     moments.iter().for_each(|key| b.g.keep(*key));
     b.g.set_max_concurrency(concurrency);
     Ok((b.g, Keys { s: svd.out(0), next: svd.out(3), estimate, moments }))

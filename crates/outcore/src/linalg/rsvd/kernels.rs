@@ -101,7 +101,7 @@ impl<'a> RsvdExecutor<'a> {
         let [abuf, omega] = scratch.buffers([self.reader.buffer_len(), e.cols * width], budget)?;
         self.sketch_rows(e.col0, 0, width, omega);
         let omega = MatRef::from_row_major_slice(omega, e.cols, width);
-        if !self.sketch.options.center {
+        if !self.sketch.options.gathers_moments() {
             return self.chunk_product(chunk, false, omega, budget, abuf, None);
         }
         let mut moments = Moments::new(e.cols);

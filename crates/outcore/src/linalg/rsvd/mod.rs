@@ -40,7 +40,7 @@ pub use plan::RandomizedSvdPlan;
 
 use crate::error::Result;
 use crate::linalg::input::Input;
-use crate::linalg::result::{Centered, SvdResult};
+use crate::linalg::result::{Centered, ColumnMoments, SvdResult};
 use crate::matrix::MatrixReader;
 use crate::output::{Destination, Sink, check_apart, check_shareable};
 use crate::run::{Engine, RunControl};
@@ -150,7 +150,7 @@ impl RandomizedSvdPlan<'_> {
         let s = results.values(keys.s)?;
         let estimate = results.values(keys.estimate)?;
         let next = results.values(keys.next)?.first().copied().unwrap_or(0.0);
-        let centered = centered(&self.sketch, &results, &keys.moments)?;
+        let (centered, columns) = moments(&self.sketch, &results, &keys.moments)?;
         let probes = self.sketch.options.probes;
         let relative = |x: f64| if x == 0.0 { 0.0 } else { x / s.first().copied().unwrap_or(0.0) };
         let error = ErrorEstimate {
@@ -163,22 +163,28 @@ impl RandomizedSvdPlan<'_> {
             failure_probability: 10f64.powi(-(probes as i32)),
         };
         let (u, v) = Sink::finish_pair(u, v)?;
-        let svd = SvdResult { s, u: Some(u), v: Some(v), centered, stats };
+        let svd = SvdResult { s, u: Some(u), v: Some(v), centered, columns, stats };
         Ok(RandomizedSvdResult { svd, error, passes: self.sketch.passes() })
     }
 }
 
-/// The column means and total variance from each chunk column's `[count; mean; M2]`.
-fn centered(sketch: &Sketch, results: &Results, moments: &[Key]) -> Result<Option<Centered>> {
-    if !sketch.options.center {
-        return Ok(None);
-    }
-    let (mut mean, mut squares) = (Vec::new(), 0.0);
-    for key in moments {
+/// The centering (means and total variance) and the asked column moments, from each chunk
+/// column's `[count; mean; M2]`.
+fn moments(sketch: &Sketch, results: &Results, keys: &[Key]) -> Result<(Option<Centered>, Option<ColumnMoments>)> {
+    let options = &sketch.options;
+    let (mut mean, mut m2) = (Vec::new(), Vec::new());
+    for key in keys {
         let m = results.matrix(*key)?;
         mean.extend(m.row(1).iter().copied());
-        squares += m.row(2).iter().sum::<f64>();
+        m2.extend(m.row(2).iter().copied());
     }
-    let total_variance = squares / (sketch.a.rows() as f64 - 1.0);
-    Ok(Some(Centered { mean, scale: None, total_variance }))
+    let rows = sketch.a.rows() as f64;
+    let centered = options.center.then(|| Centered {
+        mean: mean.clone(),
+        scale: None,
+        total_variance: m2.iter().sum::<f64>() / (rows - 1.0),
+    });
+    let columns =
+        options.column_moments.then(|| ColumnMoments { mean, variance: m2.iter().map(|q| q / rows).collect() });
+    Ok((centered, columns))
 }

@@ -55,6 +55,9 @@ pub struct RandomizedSvdOptions {
     pub fan_in: usize,
     /// Factor `A - 1 mean^T` (a PCA) without forming it: see [`center`](Self::center).
     pub center: bool,
+    /// Gather the input's column means and variances in the first pass: see
+    /// [`column_moments`](Self::column_moments).
+    pub column_moments: bool,
 }
 
 impl Default for RandomizedSvdOptions {
@@ -69,6 +72,7 @@ impl Default for RandomizedSvdOptions {
             check_finite: true,
             fan_in: 8,
             center: false,
+            column_moments: false,
         }
     }
 }
@@ -140,5 +144,19 @@ impl RandomizedSvdOptions {
     pub fn center(mut self, center: bool) -> Self {
         self.center = center;
         self
+    }
+
+    /// Gather each column's mean and variance in the first pass (no extra pass), returned in
+    /// [`SvdResult::columns`](crate::SvdResult::columns): what a truncated SVD of the
+    /// uncentered matrix needs to say how much of the data's variance each component explains
+    /// (scikit-learn's `TruncatedSVD`). Centering gathers them anyway.
+    pub fn column_moments(mut self, gather: bool) -> Self {
+        self.column_moments = gather;
+        self
+    }
+
+    /// Whether the first pass gathers column moments: to center, or because they were asked.
+    pub(crate) fn gathers_moments(&self) -> bool {
+        self.center || self.column_moments
     }
 }

@@ -12,7 +12,7 @@ use super::ops::TsqrOp;
 use crate::error::{Error, Result};
 use crate::linalg::dense::{
     CholeskyQr, Regression, apply_q, apply_q_into, center_columns, center_rows, cholesky_qr2_r, column_scales, fit,
-    flip_signs, qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, to_block, view, weigh_rows,
+    flip_signs, pooled_mean, qr_in_place, r_factor, solve_r_if_conditioned, thin_svd, to_block, view, weigh_rows,
 };
 use crate::matrix::{ChunkedMatrix, MatrixReader};
 use crate::task::{Block, Executor, WorkerScratch};
@@ -160,14 +160,10 @@ impl<'a> TsqrExecutor<'a> {
             )));
         }
         let total = counts.iter().sum::<f64>();
-        let mut mean = vec![0.0; n];
-        if centered && total > 0.0 {
-            for (r, c) in inputs.iter().zip(&counts) {
-                let mu = &r[(r.shape().0 - extra) * n..][..n];
-                mean.iter_mut().zip(mu).for_each(|(m, x)| *m += c * x);
-            }
-            mean.iter_mut().for_each(|m| *m /= total);
-        }
+        let mean = match centered {
+            true => pooled_mean(inputs.iter().zip(&counts).map(|(r, c)| (*c, &r[(r.shape().0 - extra) * n..][..n])), n),
+            false => vec![0.0; n],
+        };
         let mut a = Mat::<f64>::zeros(spec.rows, n);
         let mut row = 0;
         for (r, c) in inputs.iter().zip(&counts) {

@@ -110,7 +110,7 @@ impl SvdPlan<'_> {
             _ => return Err(Error::Bug("vectors planned without a sink, or a sink without vectors".into())),
         };
         let centered = centered(layout, &results, &keys.stats, &s)?;
-        Ok(SvdResult { s, u, v, centered, stats })
+        Ok(SvdResult { s, u, v, centered, columns: None, stats })
     }
 
     /// Runs the plan's graph: the large factor (named `name` in messages) goes to `factor`, a
