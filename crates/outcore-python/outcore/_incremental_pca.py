@@ -2,8 +2,6 @@
 
 import numbers
 
-import numpy as np
-
 from . import _core, _memory, _workers
 from ._base import checked_source
 from ._pca import PCA
@@ -71,26 +69,8 @@ class IncrementalPCA(PCA):
         state = _core.FactorState(n) if first else self.state_
         self.memory_ = state.update(src.handle, memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), progress=None)
         self.state_ = state
-        self.n_samples_seen_ = seen = state.rows
+        self.n_samples_seen_ = state.rows
         self.n_components_ = wanted
         self.scale_ = None
-        if seen < 2:
-            raise ValueError(
-                f"IncrementalPCA has seen {seen} sample (kept): a variance needs 2 at least; call partial_fit with more rows"
-            )
-        r = state.svd(True)
-        dtype = src.out_dtype
-        limit = min(seen, n)
-        s, v = r["s"][:limit], r["v"][:, :limit]
-        variance = s**2 / (seen - 1)
-        total = float(r["total_variance"])
-        self.mean_ = r["mean"].astype(dtype)
-        self.var_ = r["variance"].astype(dtype)
-        self.components_ = np.ascontiguousarray(v[:, :wanted].T, dtype=dtype)
-        self.singular_values_ = s[:wanted].astype(dtype)
-        self.explained_variance_ = variance[:wanted].astype(dtype)
-        ratio = variance[:wanted] / total if total > 0 else np.zeros(wanted)
-        self.explained_variance_ratio_ = ratio.astype(dtype)
-        rest = limit - wanted
-        self.noise_variance_ = float((total - variance[:wanted].sum()) / rest) if rest > 0 else 0.0
+        self.var_ = self._from_state(src.out_dtype, wanted)["variance"].astype(src.out_dtype)
         return self

@@ -48,6 +48,9 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
       needs every variance), both run by TSQR; ``randomized`` when ``n_components`` is below
       80% of ``min(m, n)``.
 
+    ``partial_fit`` (outcore's own) adds rows to an exact fit of every row seen, one pass over
+    each batch (as ``IncrementalPCA``, with ``n_components`` as this class reads it).
+
     ``copy`` is scikit-learn's parameter, accepted as given: outcore never writes to ``X``
     (it centers implicitly), so there is no copy to avoid. ``iterated_power="auto"`` runs 4
     block Krylov iterations. ``memory_limit`` bounds outcore's
@@ -122,7 +125,56 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
             self.error_estimate_ = r["error"]
         s, (u, v) = r["s"], _flip_wide(src.shape, r["u"], r["v"])
-        total = float(r["total_variance"])
+        self.__dict__.pop("state_", None)  # a fit starts afresh: partial fits before it are gone
+        self._fit_svd_solver = solver
+        k = self._take(s, v, r["mean"], r.get("scale"), float(r["total_variance"]), (m, n), wanted, src.out_dtype)
+        self.n_samples_ = m
+        self.memory_ = r["memory"]
+        if u is None:
+            return None
+        u = np.asarray(u[:, :k], dtype=np.float64)
+        return (u * math.sqrt(m - 1) if self.whiten else u * s[:k]).astype(src.out_dtype, copy=False)
+
+    def partial_fit(self, X, y=None):
+        """Adds the rows of ``X`` to the fit (outcore's own: scikit-learn's PCA has none), which
+        is then ``fit`` of every row seen, exactly: one pass over ``X`` merged into the
+        ``n_features x n_features`` state ``state_`` (an ``outcore.FactorState``), the rows
+        seen before never read again. Centered only (``standardize=True`` needs every row at
+        once: ``fit``); the components come from the exact SVD whatever ``svd_solver``."""
+        first = not hasattr(self, "state_")
+        src = checked_source(self, X, reset=first)
+        if self.standardize:
+            raise ValueError("partial_fit centers only: standardize=True needs every row at once; use fit")
+        state = _core.FactorState(src.shape[1]) if first else self.state_
+        self.memory_ = state.update(src.handle, memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), progress=self.progress)
+        self.state_ = state
+        self._fit_svd_solver = "full"
+        self._from_state(src.out_dtype)
+        self.n_samples_ = state.rows
+        return self
+
+    def _from_state(self, dtype, wanted=None):
+        """Sets the fitted attributes from ``state_``'s exact SVD: ``wanted`` components, or as
+        many as ``n_components`` says for the rows seen; returns the state's SVD (a dict)."""
+        seen, n = self.state_.rows, self.state_.cols
+        if seen < 2:
+            raise ValueError(
+                f"{type(self).__name__} has seen {seen} sample (kept): a variance needs 2 at least; call partial_fit "
+                "with more rows"
+            )
+        if wanted is None:
+            wanted = self._negotiate(seen, n)[1]
+        r = self.state_.svd(True)
+        limit = min(seen, n)
+        self._take(r["s"][:limit], r["v"][:, :limit], r["mean"], None, float(r["total_variance"]), (seen, n), wanted, dtype)
+        self.error_estimate_ = None
+        return r
+
+    def _take(self, s, v, mean, scale, total, shape, wanted, dtype):
+        """Sets the fitted attributes from the SVD ``s``, ``v`` (n x k) of the centered (and
+        scaled) ``shape`` data of total variance ``total``, keeping ``wanted`` components (a
+        count, a fraction of the variance, or ``"mle"``); returns their count."""
+        m, n = shape
         variance = s**2 / (m - 1)
         ratio = variance / total if total > 0 else np.zeros_like(variance)
         if wanted == "mle":
@@ -131,23 +183,17 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             k = min(int(np.searchsorted(np.cumsum(ratio), wanted, side="right") + 1), len(ratio))
         else:
             k = wanted
-        self._fit_svd_solver = solver
-        self.n_samples_ = m
         self.n_components_ = k
-        self.mean_ = r["mean"].astype(src.out_dtype)
-        self.scale_ = None if r.get("scale") is None else r["scale"].astype(src.out_dtype)
-        self.components_ = np.ascontiguousarray(v[:, :k].T, dtype=src.out_dtype)
-        self.singular_values_ = s[:k].astype(src.out_dtype)
-        self.explained_variance_ = variance[:k].astype(src.out_dtype)
-        self.explained_variance_ratio_ = ratio[:k].astype(src.out_dtype)
+        self.mean_ = mean.astype(dtype)
+        self.scale_ = None if scale is None else scale.astype(dtype)
+        self.components_ = np.ascontiguousarray(v[:, :k].T, dtype=dtype)
+        self.singular_values_ = s[:k].astype(dtype)
+        self.explained_variance_ = variance[:k].astype(dtype)
+        self.explained_variance_ratio_ = ratio[:k].astype(dtype)
         rest = min(m, n) - k
         self.noise_variance_ = float((total - variance[:k].sum()) / rest) if rest > 0 else 0.0
         self.total_variance_ = total
-        self.memory_ = r["memory"]
-        if u is None:
-            return None
-        u = np.asarray(u[:, :k], dtype=np.float64)
-        return (u * math.sqrt(m - 1) if self.whiten else u * s[:k]).astype(src.out_dtype, copy=False)
+        return k
 
     def _negotiate(self, m, n):
         """The route, named as scikit-learn names it (or ``"tsqr"``), and ``n_components``

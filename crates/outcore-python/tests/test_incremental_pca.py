@@ -114,3 +114,19 @@ def test_a_first_batch_of_one_row_is_kept_until_there_are_two():
     model.partial_fit(X[1:])
     assert model.n_samples_seen_ == 50
     assert _difference(model, SkPCA(1, svd_solver="full").fit(X)) <= 1e-10
+
+
+def test_pca_grows_by_partial_fit_too_and_fit_starts_afresh():
+    X = _data(900, 12, seed=11)
+    model = outcore.PCA(0.95)
+    for start in range(0, 900, 250):
+        model.partial_fit(X[start : start + 250])
+    ref = SkPCA(0.95, svd_solver="full").fit(X)
+    assert model.n_components_ == ref.n_components_ and model.n_samples_ == 900
+    assert _difference(model, ref) <= 1e-10
+    with pytest.raises(ValueError, match="standardize=True needs every row"):
+        outcore.PCA(2, standardize=True).partial_fit(X)
+    model.fit(X[:300])
+    assert not hasattr(model, "state_") and model.n_samples_ == 300
+    assert _difference(model.partial_fit(X[300:]), ref) > 0  # a new state: 600 rows
+    assert model.n_samples_ == 600
