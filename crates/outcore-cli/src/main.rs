@@ -89,6 +89,7 @@ fn one_process_commands(cli: &args::Cli) -> outcore::Result<()> {
     let name = match &cli.command {
         None => "the demo",
         Some(args::Command::Generate(_)) => "`large-svd generate`",
+        Some(args::Command::Grow(_)) => "`large-svd grow`",
         Some(_) => return Ok(()),
     };
     if ranks::count() > 1 {

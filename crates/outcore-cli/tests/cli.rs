@@ -603,3 +603,69 @@ fn an_output_path_zarr_cannot_name_is_refused_before_any_work() {
     assert!(stderr.contains("invalid --output") && stderr.contains("not valid UTF-8"), "{stderr}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing may be created");
 }
+
+#[test]
+fn grow_adds_rows_to_a_saved_state_and_refuses_what_would_lose_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("fit.state");
+    let state = state.to_str().unwrap();
+    let part = |seed: &str, rows: &str| {
+        ["--rows", rows, "--cols", "13", "--chunk-rows", "700", "--seed", seed].map(String::from)
+    };
+    let grow = |extra: &[&str], seed: &str, rows: &str| {
+        let mut args = vec!["grow", "--state", state, "--json"];
+        args.extend_from_slice(extra);
+        let part = part(seed, rows);
+        args.extend(part.iter().map(String::as_str));
+        large_svd(&args)
+    };
+    let first = json(&grow(&["--new"], "1", "3001"));
+    assert_eq!((first["rows_seen"].as_u64(), first["rows_added"].as_u64()), (Some(3001), Some(3001)));
+    let v = json(&grow(&[], "2", "2002"));
+    assert_eq!(
+        (v["command"].as_str(), v["rows_seen"].as_u64(), v["rows_added"].as_u64()),
+        (Some("grow"), Some(5003), Some(2002))
+    );
+    // The PCA of both parts stacked, as if read at once.
+    let a = ChunkedMatrix::generated(Distribution::Uniform, 1, 3001, 13, 700, 13).unwrap().to_dense().unwrap();
+    let b = ChunkedMatrix::generated(Distribution::Uniform, 2, 2002, 13, 700, 13).unwrap().to_dense().unwrap();
+    let both = outcore::faer::Mat::from_fn(5003, 13, |i, j| if i < 3001 { a[(i, j)] } else { b[(i - 3001, j)] });
+    let mean: Vec<f64> = (0..13).map(|j| both.col(j).iter().sum::<f64>() / 5003.0).collect();
+    let centered = outcore::faer::Mat::from_fn(5003, 13, |i, j| both[(i, j)] - mean[j]);
+    let reference = common::reference_singular_values(&centered);
+    let s = numbers(&v["singular_values"]);
+    for (x, y) in s.iter().zip(&reference) {
+        assert!((x - y).abs() <= common::tol(5003, 13, both.norm_l2()), "{x} vs {y}");
+    }
+    let total: f64 = reference.iter().map(|x| x * x).sum();
+    for (r, y) in numbers(&v["explained_variance_ratio"]).iter().zip(&reference) {
+        assert!((r - y * y / total).abs() <= 1e-12, "{r} vs {}", y * y / total);
+    }
+
+    // What would lose the state is refused, and the file is left as it was.
+    let saved = std::fs::read(state).unwrap();
+    let stderr = |out: Output| (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned());
+    let (code, text) = stderr(grow(&["--new"], "3", "10"));
+    assert!(code == Some(1) && text.contains("exists; add --overwrite"), "{text}");
+    let mut wide = vec!["grow", "--state", state, "--rows", "10", "--cols", "7"];
+    let (code, text) = stderr(large_svd(&wide));
+    assert!(code == Some(1) && text.contains("holds a fit of 13 columns and the matrix has 7"), "{text}");
+    let missing = dir.path().join("none.state");
+    wide[2] = missing.to_str().unwrap();
+    let (code, text) = stderr(large_svd(&wide));
+    assert!(code == Some(1) && text.contains("does not exist; add --new"), "{text}");
+    assert_eq!(std::fs::read(state).unwrap(), saved);
+    let damaged = dir.path().join("damaged.state");
+    let mut bytes = saved.clone();
+    bytes[50] ^= 1;
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out = large_svd(&["grow", "--state", damaged.to_str().unwrap(), "--rows", "10", "--cols", "13", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "state_file", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("checksum does not match"), "{v}");
+    assert_eq!(std::fs::read(&damaged).unwrap(), bytes);
+    // --overwrite starts over.
+    let v = json(&grow(&["--new", "--overwrite"], "3", "10"));
+    assert_eq!(v["rows_seen"].as_u64(), Some(10));
+}

@@ -40,6 +40,8 @@ pub(crate) enum Command {
     Qr(QrArgs),
     /// Least squares A X = B (numpy's lstsq), and a regression's figures, in one pass.
     Lstsq(LstsqArgs),
+    /// Grow an exact fit by new rows: one pass over them, merged into a saved state (PCA, SVD).
+    Grow(GrowArgs),
     /// Write a seeded random matrix to a Zarr array (in parallel, in bounded memory).
     Generate(GenerateArgs),
     /// The lesson's scheduler comparison: `tasks` x mean(normal(n)), then the mean of means.
@@ -170,6 +172,22 @@ pub(crate) struct TsqrArgs {
     /// Rows per panel (default: whole chunk rows).
     #[arg(long, value_parser = at_least_one)]
     pub panel_rows: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GrowArgs {
+    #[command(flatten)]
+    pub matrix: MatrixArgs,
+    /// The state file: read, grown by the matrix's rows, and written back whole (the rows it
+    /// saw before are not read again).
+    #[arg(long, value_name = "FILE")]
+    pub state: PathBuf,
+    /// Start a new state at --state instead of growing one.
+    #[arg(long)]
+    pub new: bool,
+    /// With --new, replace an existing state file (only once the new one is complete).
+    #[arg(long, requires = "new")]
+    pub overwrite: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod demo;
 mod generate;
+mod grow;
 mod lifecycle;
 mod lstsq;
 mod means;
@@ -23,6 +24,7 @@ pub(crate) fn dispatch(args: Option<&Args>, run: &RunArgs, cancel: CancelToken) 
         Some(Args::Rsvd(args)) => execute(args, run, cancel),
         Some(Args::Qr(args)) => execute(args, run, cancel),
         Some(Args::Lstsq(args)) => execute(args, run, cancel),
+        Some(Args::Grow(args)) => execute(args, run, cancel),
         Some(Args::Generate(args)) => execute(args, run, cancel),
         Some(Args::Means(args)) => execute(args, run, cancel),
     }

@@ -136,6 +136,17 @@ pub(crate) enum Details {
         qt_b: Option<Vec<Vec<f64>>>,
     },
     Lstsq(Box<LstsqFields>),
+    Grow {
+        /// The state file grown.
+        state: std::path::PathBuf,
+        /// Rows the state has seen, these included.
+        rows_seen: u64,
+        /// Rows this run added.
+        rows_added: usize,
+        /// Each component's share of the variance of every row seen (with two rows or more;
+        /// `singular_values` are then the centered rows').
+        explained_variance_ratio: Vec<f64>,
+    },
 }
 
 /// A matrix as rows of values, for JSON.

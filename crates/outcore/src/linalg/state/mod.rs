@@ -32,11 +32,11 @@ use outcore_storage::Knob;
 /// kept between processes with [`save`](Self::save) and [`load`](Self::load).
 ///
 /// ```
-/// use outcore::{Engine, FactorState, faer::Mat};
+/// use outcore::{Engine, FactorState};
 ///
 /// # fn main() -> outcore::Result<()> {
 /// let engine = Engine::new(64 << 20)?;
-/// let a = Mat::<f64>::from_fn(300, 4, |i, j| ((i * 7 + j * 3) % 11) as f64);
+/// let a = outcore::faer::Mat::<f64>::from_fn(300, 4, |i, j| ((i * 7 + j * 3) % 11) as f64);
 /// let mut state = FactorState::new(4);
 /// state.update(&engine, a.as_ref().subrows(0, 120))?;
 /// state.update(&engine, a.as_ref().subrows(120, 180))?; // the first 120 rows are not read again
@@ -85,12 +85,17 @@ impl FactorState {
     /// streamed pass over them under `engine`'s memory limit (a TSQR of the rows centered on
     /// their own means), then [`merge`](Self::merge)s it in. The rows seen before are not read.
     pub fn update<'a>(&mut self, engine: &Engine, rows: impl Into<Input<'a>>) -> Result<()> {
-        self.update_with(engine, rows, &RunControl::default())
+        self.update_with(engine, rows, &RunControl::default()).map(drop)
     }
 
-    /// [`update`](Self::update), its pass cancelled and watched through `control`. On any
-    /// error the state is left as it was.
-    pub fn update_with<'a>(&mut self, engine: &Engine, rows: impl Into<Input<'a>>, control: &RunControl) -> Result<()> {
+    /// [`update`](Self::update), its pass cancelled and watched through `control`; returns
+    /// what the pass observed. On any error the state is left as it was.
+    pub fn update_with<'a>(
+        &mut self,
+        engine: &Engine,
+        rows: impl Into<Input<'a>>,
+        control: &RunControl,
+    ) -> Result<RunStats> {
         let rows = rows.into();
         let (m, n) = rows.shape();
         if n != self.cols() {
@@ -102,11 +107,13 @@ impl FactorState {
                 ),
             ));
         }
+        let stats;
         let batch = if m == 1 {
             // One row has nothing to center: its mean is itself, u s v^T.
             let r = SvdPlan::new(engine, rows, &SvdOptions::new())?.run_with(engine, Destination::Memory, control)?;
             let (u, v) = r.dense_vectors()?;
             let scale = u[(0, 0)] * r.s[0];
+            stats = r.stats;
             Self { rows: 1, mean: v.col(0).iter().map(|x| scale * x).collect(), factor: Mat::zeros(0, n) }
         } else {
             let options = SvdOptions::new().center(true);
@@ -114,9 +121,11 @@ impl FactorState {
             let mean = r.centered.as_ref().map(|c| c.mean.clone()).ok_or_else(|| missing("the means"))?;
             let v = r.v_matrix().ok_or_else(|| missing("V"))?;
             let factor = Mat::from_fn(r.s.len(), n, |i, j| r.s[i] * v[(j, i)]);
+            stats = r.stats;
             Self { rows: m as u64, mean, factor }
         };
-        self.merge(&batch)
+        self.merge(&batch)?;
+        Ok(stats)
     }
 
     /// Adds the rows `other` has seen, exactly as if they had been added here: the states'
