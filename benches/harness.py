@@ -36,7 +36,7 @@ seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "peak_mib": peak_mib(), "result": [float(x) for x in np.ravel(result)]}))
 """
 
-PACKAGES = ["numpy", "scikit-learn", "dask[array]", "dask-ml", "zarr>=3", "statsmodels"]
+PACKAGES = ["numpy", "scikit-learn", "dask[array,distributed]", "dask-ml", "zarr>=3", "statsmodels"]
 
 
 def drop_caches():

@@ -5,6 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
+import zarr
 from sklearn.decomposition import PCA as SkPCA
 from sklearn.decomposition import IncrementalPCA as SkIncrementalPCA
 
@@ -61,7 +62,6 @@ def test_scikit_learns_incremental_pca_differs_by_more():
 
 
 def test_batches_from_stores_and_memory_mix(tmp_path):
-    zarr = pytest.importorskip("zarr")
     X = _data(2000, 9, seed=5)
     store = zarr.open_array(tmp_path / "x.zarr", mode="w", shape=(1500, 9), chunks=(256, 9), dtype="f8")
     store[:] = X[:1500]

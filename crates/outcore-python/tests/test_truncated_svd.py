@@ -3,6 +3,7 @@ matrix, its explained variance without a pass of its own, from stores as from me
 
 import numpy as np
 import pytest
+import zarr
 
 import outcore
 
@@ -54,7 +55,6 @@ def test_the_top_components_and_their_variance_match_dense_references(shape, k, 
 
 
 def test_a_store_gives_what_memory_gives(tmp_path):
-    zarr = pytest.importorskip("zarr")
     X = _data(2003, 31, seed=3, offset=-7.0)
     store = zarr.open_array(tmp_path / "x.zarr", mode="w", shape=X.shape, chunks=(250, 31), dtype="f8")
     store[:] = X
