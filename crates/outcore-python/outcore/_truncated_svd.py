@@ -1,11 +1,10 @@
 """``outcore.TruncatedSVD``: scikit-learn's TruncatedSVD (latent semantic analysis), out of core."""
 
-import math
 import numbers
 
 import numpy as np
 
-from . import _core, _iterations, _memory, _oversamples, _seed, _signs, _exact_is_cheaper, _workers
+from . import _core, _exact_is_cheaper, _iterations, _memory, _oversamples, _seed, _workers
 from ._base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -28,7 +27,8 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
       variance costs no pass of its own. ``error_estimate_`` holds the estimate of the
       residual's norm.
     * ``"arpack"``: the exact top ``n_components`` (fewer than ``min(n_samples, n_features)``,
-      as ARPACK's), from one pass of outcore's TSQR: ``tol`` has nothing to stop early.
+      as ARPACK's), from one pass of outcore's TSQR (an ``outcore.FactorState`` of the rows):
+      ``tol`` has nothing to stop early.
       ``"randomized"`` runs it too where its Krylov space, ``(n_iter + 1) (n_components +
       n_oversamples)`` columns, would span half the ``min(n_samples, n_features)`` dimensions
       or more: the exact answer then costs less than the approximate one (``2 n_iter + 2``
@@ -92,17 +92,16 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         oversamples = _oversamples(self.n_oversamples, k, src.shape)
         iterations = _iterations(self.n_iter, self.power_iteration_normalizer)
         if self.algorithm == "arpack" or _exact_is_cheaper(k, oversamples, iterations, src.shape):
-            # The centered matrix's SVD and its means, from one pass: X^T X = Xc^T Xc + m mu mu^T,
-            # so the SVD of [Sc Vc^T; sqrt(m) mu^T] is X's (its singular values and V).
-            # (A tall matrix centered gives V alone, from that one pass.)
-            r = _core.tsqr(src.handle, compute_uv=True, center=True, standardize=False, **common)
-            centered = r["s"][:, None] * r["v"].T
-            s, vt = np.linalg.svd(np.vstack([centered, math.sqrt(m) * r["mean"]]), full_matrices=False)[1:]
-            s, v = s[:k], vt[:k].T
-            v = v * _signs(v)  # the entry of largest magnitude in each component positive
-            variance = np.sum((centered @ v) ** 2, axis=0) / m
-            self._total_variance = float(r["total_variance"]) * (m - 1) / m
+            # One pass: the state of the rows (their means and centered factor), whose SVD
+            # uncentered is X's; the variances along V come from the centered one.
+            state = _core.FactorState(n)
+            memory = state.update(src.handle, memory_limit=common["memory_limit"], workers=common["workers"], progress=self.progress)
+            plain, centered = state.svd(False), state.svd(True)
+            s, v = plain["s"][:k], plain["v"][:, :k]
+            variance = np.sum((centered["s"][:, None] * (centered["v"].T @ v)) ** 2, axis=0) / m
+            self._total_variance = float(centered["total_variance"]) * (m - 1) / m
             self.error_estimate_ = None
+            r = {"memory": memory}
         else:
             r = _core.rsvd(
                 src.handle,
