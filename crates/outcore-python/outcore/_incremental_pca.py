@@ -2,7 +2,6 @@
 
 import numbers
 
-from . import _core, _memory, _workers
 from ._base import checked_source
 from ._pca import PCA
 
@@ -66,11 +65,8 @@ class IncrementalPCA(PCA):
                 f"Number of input features has changed from {self.n_components_} to {wanted} between calls to "
                 "partial_fit! Try setting n_components to a fixed value."
             )
-        state = _core.FactorState(n) if first else self.state_
-        self.memory_ = state.update(src.handle, memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), progress=None)
-        self.state_ = state
-        self.n_samples_seen_ = state.rows
+        self._grow_state(src, first, None)
+        self.n_samples_seen_ = self.state_.rows
         self.n_components_ = wanted
-        self.scale_ = None
         self.var_ = self._from_state(src.out_dtype, wanted)["variance"].astype(src.out_dtype)
         return self

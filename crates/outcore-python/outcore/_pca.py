@@ -145,13 +145,17 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         src = checked_source(self, X, reset=first)
         if self.standardize:
             raise ValueError("partial_fit centers only: standardize=True needs every row at once; use fit")
-        state = _core.FactorState(src.shape[1]) if first else self.state_
-        self.memory_ = state.update(src.handle, memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), progress=self.progress)
-        self.state_ = state
+        self._grow_state(src, first, self.progress)
         self._fit_svd_solver = "full"
         self._from_state(src.out_dtype)
-        self.n_samples_ = state.rows
+        self.n_samples_ = self.state_.rows
         return self
+
+    def _grow_state(self, src, first, progress):
+        """Adds the rows of ``src`` to ``state_`` (a new one when ``first``), one pass over them."""
+        state = _core.FactorState(src.shape[1]) if first else self.state_
+        self.memory_ = state.update(src.handle, memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), progress=progress)
+        self.state_ = state
 
     def _from_state(self, dtype, wanted=None):
         """Sets the fitted attributes from ``state_``'s exact SVD: ``wanted`` components, or as
