@@ -14,7 +14,9 @@ scikit-learn's names.
     x, residuals, rank, s = outcore.lstsq(X, y)        # numpy's lstsq, one pass over [X | y]
     model = outcore.LinearRegression().fit(X, y)       # scikit-learn's, with standard errors
 
-``X`` may be a numpy array (float64 or float32, any layout, a memmap: read in place), a path
+``X`` may be a numpy array (float64 or float32, any layout, a memmap: read in place), a
+scipy.sparse matrix (CSR and CSC read in place; the randomized SVD and PCA multiply by its
+nonzeros, TSQR reads it as dense panels), a path
 to a Zarr array or a ``.npy`` file (read by outcore, without Python), a ``zarr.Array``, a
 ``dask.array.Array`` (streamed block by block, never computed whole) or an
 ``xarray.DataArray``. The work runs in outcore's engine under ``memory_limit`` (its own
@@ -25,6 +27,7 @@ do not write to them from another thread meanwhile.
 
 import numbers
 import os
+import warnings
 
 import numpy as np
 
@@ -61,12 +64,23 @@ FactorState = _core.FactorState
 
 
 class _Source:
-    """What outcore reads: the object handed to the Rust core, its shape and dtype."""
+    """What outcore reads: the object handed to the Rust core, its shape and dtype; for a
+    scipy.sparse matrix, the matrix too (CSR or CSC, canonical)."""
 
-    def __init__(self, handle, shape, dtype):
+    def __init__(self, handle, shape, dtype, sparse=None):
         self.handle = handle
         self.shape = tuple(int(x) for x in shape)
         self.dtype = np.dtype(dtype)
+        self.sparse = sparse
+
+    @property
+    def tall_handle(self):
+        """The handle for TSQR, which reads the tall side's rows as dense panels: a sparse
+        matrix goes as CSR when tall and as CSC when wide (a copy if it is the other)."""
+        if self.sparse is None:
+            return self.handle
+        want = "csr" if self.shape[0] >= self.shape[1] else "csc"
+        return _sparse_handle(self.sparse if self.sparse.format == want else self.sparse.asformat(want))
 
     @property
     def out_dtype(self):
@@ -93,6 +107,35 @@ def _local_zarr_path(z):
     return path if os.path.isdir(path) else None
 
 
+def _sparse_handle(X):
+    """A CSR or CSC matrix's arrays as the Rust core reads them in place: indices of one integer
+    type, float64 values (float32 or integer values are widened: a copy of ``data`` only)."""
+    index = np.int64 if np.int64 in (X.indptr.dtype, X.indices.dtype) else np.int32
+    arrays = (np.ascontiguousarray(a, dtype=index) for a in (X.indptr, X.indices))
+    return (X.format, *arrays, np.ascontiguousarray(X.data, dtype=np.float64), tuple(int(x) for x in X.shape))
+
+
+def _sparse_source(X):
+    """A scipy.sparse matrix or array: CSR and CSC read in place, other formats as CSR (a copy);
+    unsorted or repeated indices sorted and summed in a copy (scipy's ``sum_duplicates``)."""
+    _check_2d(X.ndim)
+    if X.dtype not in (np.float64, np.float32) and (
+        not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating)
+    ):
+        raise TypeError(f"cannot factor a sparse matrix of {X.dtype}; pass real numbers (float64 or float32)")
+    if X.format not in ("csr", "csc"):
+        from scipy.sparse import SparseEfficiencyWarning
+
+        # scikit-learn's warning, in its words.
+        message = f"Calculating SVD of a {type(X).__name__} is expensive. CSR format is more efficient."
+        warnings.warn(message, SparseEfficiencyWarning, stacklevel=3)
+        X = X.tocsr()
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    return _Source(_sparse_handle(X), X.shape, X.dtype if X.dtype == np.float32 else np.float64, sparse=X)
+
+
 def _as_source(X):
     if isinstance(X, (str, os.PathLike)):
         path = os.fspath(X)
@@ -100,10 +143,7 @@ def _as_source(X):
         return _Source(path, shape, dtype)
     module = type(X).__module__ or ""
     if module.startswith("scipy.sparse"):
-        raise TypeError(
-            "sparse input (scipy.sparse) is not supported yet: outcore reads dense matrices; pass X.toarray() if it "
-            "fits in memory, or a dense Zarr or .npy store"
-        )
+        return _sparse_source(X)
     if module.startswith("xarray"):
         return _as_source(X.data)
     if module.startswith("dask") and hasattr(X, "chunksize"):
@@ -227,7 +267,7 @@ def svd(X, *, compute_uv=True, memory_limit=None, n_jobs=None, u_out=None, progr
     if u_out is not None and m < n:
         raise ValueError("u_out: U of a wide matrix is m x m and returned in memory; u_out is for tall matrices")
     r = _core.tsqr(
-        src.handle,
+        src.tall_handle,
         compute_uv=bool(compute_uv),
         center=False,
         standardize=False,

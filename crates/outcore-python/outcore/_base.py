@@ -49,6 +49,7 @@ def checked_source(estimator, X, *, reset, min_samples=1, min_features=1):
             estimator,
             X,
             reset=reset,
+            accept_sparse=("csr", "csc"),
             dtype=FLOATS,
             ensure_min_samples=min_samples,
             ensure_min_features=min_features,
@@ -76,7 +77,14 @@ def checked_source(estimator, X, *, reset, min_samples=1, min_features=1):
 
 def project(estimator, src, mean, scale, components):
     """``(X - mean) / scale @ components.T`` for the source ``src``, streamed chunk by chunk on
-    the estimator's threads (float64)."""
+    the estimator's threads (float64); for a sparse matrix, by scipy's sparse product with the
+    mean subtracted after it (``X @ C.T - mean @ C.T``: the centered matrix is never formed)."""
+    if src.sparse is not None:
+        c = np.asarray(components, dtype=np.float64)
+        mean = np.asarray(mean, dtype=np.float64)
+        if scale is not None:
+            c = c / np.asarray(scale, dtype=np.float64)
+        return np.asarray(src.sparse @ c.T, dtype=np.float64) - mean @ c.T
     return _core.transform(
         src.handle,
         np.ascontiguousarray(mean, dtype=np.float64),

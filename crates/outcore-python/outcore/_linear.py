@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from . import _as_rhs, _as_source, _core, _workers
+from . import _as_rhs, _as_source
 from ._qr import _fit
 from ._base import (
     FLOATS,
@@ -16,6 +16,7 @@ from ._base import (
     check_is_fitted,
     checked_source,
     out_of_core,
+    project,
     validate_data,
 )
 
@@ -39,7 +40,7 @@ class _Linear(MultiOutputMixin, RegressorMixin, BaseEstimator):
         else:
             # NaN and infinity: found by outcore as it reads, named by row and column.
             X, y = validate_data(
-                self, X, y, dtype=FLOATS, multi_output=True, y_numeric=True, ensure_all_finite=False, ensure_min_samples=least
+                self, X, y, accept_sparse=("csr", "csc"), dtype=FLOATS, multi_output=True, y_numeric=True, ensure_all_finite=False, ensure_min_samples=least
             )
             src = _as_source(X)
         rhs, flat = _as_rhs(y)
@@ -81,15 +82,14 @@ class _Linear(MultiOutputMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         src = checked_source(self, X, reset=False)
         coef = np.atleast_2d(np.asarray(self.coef_, dtype=np.float64))
-        scores = _core.transform(
-            src.handle,
-            np.zeros(self.n_features_in_),
-            None,
-            np.ascontiguousarray(coef),
-            workers=_workers(self.n_jobs),
-        )
+        scores = project(self, src, np.zeros(self.n_features_in_), None, coef)
         scores += np.asarray(self.intercept_, dtype=np.float64)
         return scores[:, 0] if np.ndim(self.coef_) == 1 else scores
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR or CSC, read by TSQR as dense panels
+        return tags
 
     def _alpha_checked(self):
         alpha = self._alpha

@@ -48,6 +48,12 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
       needs every variance), both run by TSQR; ``randomized`` when ``n_components`` is below
       80% of ``min(m, n)``.
 
+    Sparse input (scipy.sparse CSR or CSC, read in place): ``"auto"`` means ``"arpack"``, as in
+    scikit-learn. The exact solvers read it as dense panels, one at a time; where both sides
+    have more than 1000 entries, ``"arpack"`` runs the randomized solver instead, multiplying
+    by the nonzeros only (so does ``"randomized"``, which scikit-learn refuses on sparse input),
+    centered implicitly. ``transform`` multiplies by the nonzeros too.
+
     ``partial_fit`` (outcore's own) adds rows to an exact fit of every row seen, one pass over
     each batch (as ``IncrementalPCA``, with ``n_components`` as this class reads it).
 
@@ -98,9 +104,11 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         factorization made U (the randomized solver), else ``None``."""
         src = checked_source(self, X, reset=True, min_samples=2)
         m, n = src.shape
-        solver, wanted = self._negotiate(m, n)  # checked before any pass over X
+        sparse = src.sparse is not None
+        solver, wanted = self._negotiate(m, n, sparse)  # checked before any pass over X
         common = dict(memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), u_out=None, progress=self.progress)
-        exact = solver != "randomized"
+        # Sparse data wider than _SPARSE_EXACT on both sides is not made dense, even in panels.
+        exact = solver != "randomized" and not (sparse and solver == "arpack" and min(m, n) > _SPARSE_EXACT)
         if not exact:
             if self.standardize:
                 raise ValueError(
@@ -108,9 +116,9 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 )
             oversamples = _oversamples(self.n_oversamples, wanted, src.shape)
             iterations = _iterations(self.iterated_power, self.power_iteration_normalizer)
-            exact = _exact_is_cheaper(wanted, oversamples, iterations, src.shape)
+            exact = _exact_is_cheaper(wanted, oversamples, iterations, src.shape) and not (sparse and min(m, n) > _SPARSE_EXACT)
         if exact:
-            r = _core.tsqr(src.handle, compute_uv=True, center=True, standardize=bool(self.standardize), **common)
+            r = _core.tsqr(src.tall_handle, compute_uv=True, center=True, standardize=bool(self.standardize), **common)
             self.error_estimate_ = None
         else:
             r = _core.rsvd(
@@ -154,7 +162,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _grow_state(self, src, first, progress):
         """Adds the rows of ``src`` to ``state_`` (a new one when ``first``), one pass over them."""
         state = _core.FactorState(src.shape[1]) if first else self.state_
-        self.memory_ = state.update(src.handle, memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), progress=progress)
+        self.memory_ = state.update(src.tall_handle, memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), progress=progress)
         self.state_ = state
 
     def _from_state(self, dtype, wanted=None):
@@ -199,7 +207,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.total_variance_ = total
         return k
 
-    def _negotiate(self, m, n):
+    def _negotiate(self, m, n, sparse=False):
         """The route, named as scikit-learn names it (or ``"tsqr"``), and ``n_components``
         checked for it, by scikit-learn's rules and with its messages. Every route but
         ``"randomized"`` runs outcore's exact TSQR (``"arpack"`` too: the exact top
@@ -207,6 +215,8 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         solver, k, limit = self.svd_solver, self.n_components, min(m, n)
         if solver not in _SOLVERS:
             raise ValueError(f"svd_solver must be one of {sorted(_SOLVERS)}, got {solver!r}")
+        if solver == "auto" and sparse:
+            solver = "arpack"  # as scikit-learn, for sparse input
         if k is None:
             k = limit - 1 if solver == "arpack" else limit
         elif isinstance(k, bool) or not (isinstance(k, numbers.Real) or (isinstance(k, str) and k == "mle")):
@@ -264,6 +274,12 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             # As scikit-learn: components of (nearly) zero variance are not blown up.
             scores /= np.maximum(np.sqrt(self.explained_variance_.astype(np.float64)), np.finfo(np.float64).eps)
         return scores.astype(src.out_dtype, copy=False)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
     def fit_transform(self, X, y=None):
         """``fit(X)`` and the scores of ``X``: ``U S`` of the same factorization with the
@@ -352,6 +368,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """The output columns (``get_feature_names_out`` names them ``pca0``, ``pca1``, ...)."""
         return self.n_components_
 
+
+#: The narrow side of sparse data beyond which ``"arpack"`` runs the randomized solver: TSQR
+#: would make its panels dense (an ``n x n`` factor of 8 MB at this size, growing as ``n^2``).
+_SPARSE_EXACT = 1000
 
 #: The values of ``svd_solver``: scikit-learn's, and outcore's name for its exact solver.
 _SOLVERS = {"auto", "full", "covariance_eigh", "arpack", "randomized", "tsqr"}

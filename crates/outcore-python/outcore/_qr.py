@@ -35,7 +35,7 @@ def qr(a, mode="reduced", *, memory_limit=None, n_jobs=None, q_out=None, progres
                 "columns A does not need) or raise memory_limit"
             )
     r = _core.qr(
-        src.handle,
+        src.tall_handle,
         transpose=False,
         reduced=mode != "r",
         rhs=None,
@@ -73,7 +73,7 @@ def lq(a, mode="reduced", *, memory_limit=None, n_jobs=None, q_out=None, progres
     if m > n:
         raise ValueError(f"a is {m} x {n}, tall: its factorization is qr(a) (A = Q R); lq takes a wide matrix")
     r = _core.qr(
-        src.handle,
+        src.tall_handle,
         transpose=True,
         reduced=mode == "reduced",
         rhs=None,
@@ -117,7 +117,7 @@ def qr_multiply(a, c, mode="right", *, memory_limit=None, n_jobs=None, out=None,
         rhs, _ = _as_rhs(c if flat else c.T if hasattr(c, "T") else np.asarray(c).T)
         if rhs.shape[0] != m:
             raise ValueError(f"c has {rhs.shape[0]} columns and a {m} rows: c @ Q needs a column of c per row of a")
-        r = _core.qr(src.handle, transpose=False, reduced=False, rhs=rhs.handle, q_times=None, q_out=None, **settings)
+        r = _core.qr(src.tall_handle, transpose=False, reduced=False, rhs=rhs.handle, q_times=None, q_out=None, **settings)
         cq = r["qt_b"].T.astype(src.out_dtype)
         return (cq[0] if flat else cq), r["r"].astype(src.out_dtype)
     c = np.asarray(c, dtype=np.float64)
@@ -125,7 +125,7 @@ def qr_multiply(a, c, mode="right", *, memory_limit=None, n_jobs=None, out=None,
     c2 = c[:, None] if flat else c
     if c2.ndim != 2 or c2.shape[0] != n or c2.shape[1] == 0:
         raise ValueError(f"c has shape {c.shape}; Q @ c needs a row of c per column of a ({n}), and a column at least")
-    r = _core.qr(src.handle, transpose=False, reduced=True, rhs=None, q_times=np.ascontiguousarray(c2), q_out=None if out is None else os.fspath(out), **settings)
+    r = _core.qr(src.tall_handle, transpose=False, reduced=True, rhs=None, q_times=np.ascontiguousarray(c2), q_out=None if out is None else os.fspath(out), **settings)
     qc = _out(r["q"], src.out_dtype)
     if flat and not isinstance(qc, str):
         qc = qc[:, 0]
@@ -161,7 +161,7 @@ def _fit(src, rhs, weights, **settings):
     if rhs.shape[1] == 0:
         raise ValueError("b has no columns")
     return _core.lstsq(
-        src.handle,
+        src.tall_handle,
         rhs.handle,
         weights=None if weights is None else weights.handle,
         rcond=settings["rcond"],

@@ -34,6 +34,9 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
       or more: the exact answer then costs less than the approximate one (``2 n_iter + 2``
       passes, and a basis about the matrix's size kept between them).
 
+    Sparse input (scipy.sparse CSR or CSC) is read in place: ``"randomized"`` multiplies by its
+    nonzeros only; ``"arpack"`` reads it as dense panels, one at a time.
+
     ``fit_transform`` returns ``X @ components_.T`` (a second pass, streamed), as scikit-learn's
     does, and sets ``explained_variance_`` to the variances of its columns. ``fit`` alone makes
     no second pass: its ``explained_variance_`` is that of the factorization's scores ``U S``
@@ -91,11 +94,12 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise ValueError(f"tol must be a number of 0 or more, got {self.tol!r}")
         oversamples = _oversamples(self.n_oversamples, k, src.shape)
         iterations = _iterations(self.n_iter, self.power_iteration_normalizer)
-        if self.algorithm == "arpack" or _exact_is_cheaper(k, oversamples, iterations, src.shape):
+        cheaper = _exact_is_cheaper(k, oversamples, iterations, src.shape) and not (src.sparse is not None and min(m, n) > 1000)
+        if self.algorithm == "arpack" or cheaper:
             # One pass: the state of the rows (their means and centered factor), whose SVD
             # uncentered is X's; the variances along V come from the centered one.
             state = _core.FactorState(n)
-            memory = state.update(src.handle, memory_limit=common["memory_limit"], workers=common["workers"], progress=self.progress)
+            memory = state.update(src.tall_handle, memory_limit=common["memory_limit"], workers=common["workers"], progress=self.progress)
             plain, centered = state.svd(False), state.svd(True)
             s, v = plain["s"][:k], plain["v"][:, :k]
             variance = np.sum((centered["s"][:, None] * (centered["v"].T @ v)) ** 2, axis=0) / m
@@ -163,6 +167,7 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 

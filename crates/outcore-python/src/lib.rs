@@ -16,6 +16,7 @@ mod convert;
 mod errors;
 mod project;
 mod run;
+mod sparse;
 mod state;
 mod stores;
 

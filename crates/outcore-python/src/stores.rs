@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::errors::to_py;
+use crate::sparse::SparseArrays;
 
 /// Element types read from numpy arrays.
 #[derive(Clone, Copy, Debug)]
@@ -144,16 +145,20 @@ pub(crate) enum Source {
     Array { layout: Layout, owner: Py<PyAny> },
     Path(PathBuf),
     Callback(Arc<CallbackStore>),
+    Sparse(SparseArrays),
 }
 
 impl Source {
-    /// A numpy array, a path (`str` or `os.PathLike`), or `(read, (rows, cols), (chunk_rows,
-    /// chunk_cols))`.
+    /// A numpy array, a path (`str` or `os.PathLike`), `(read, (rows, cols), (chunk_rows,
+    /// chunk_cols))`, or a sparse matrix's `(format, indptr, indices, data, (rows, cols))`.
     pub(crate) fn from_python(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         if let Ok(array) = obj.cast::<PyUntypedArray>() {
             return Self::array(array);
         }
         if let Ok(tuple) = obj.cast::<PyTuple>() {
+            if tuple.len() == 5 {
+                return SparseArrays::from_python(obj).map(Self::Sparse);
+            }
             let (read, (rows, cols), (cr, cc)): (Py<PyAny>, (usize, usize), (usize, usize)) = tuple.extract()?;
             let grid = ChunkGrid::new(rows, cols, cr, cc).map_err(|e| PyValueError::new_err(e.to_string()))?;
             return Ok(Self::Callback(Arc::new(CallbackStore { grid, read, error: Mutex::new(None) })));
@@ -211,6 +216,8 @@ impl Source {
             }
             Self::Path(path) => ChunkedMatrix::open(path).map_err(to_py),
             Self::Callback(store) => Ok(ChunkedMatrix::from_store(store.clone())),
+            // TSQR reads rows of the stored matrix as dense panels: CSR when tall, CSC when wide.
+            Self::Sparse(arrays) => arrays.matrix(py, tall_panels),
         }
     }
 

@@ -113,14 +113,11 @@ def _run_ported(tmp_path, source, replacements, select):
 
 def test_scikit_learns_own_randomized_svd_tests_pass(tmp_path):
     """The installed scikit-learn's ``utils/tests/test_extmath.py`` with ``outcore.randomized_svd``
-    in place of its own: every randomized_svd case passes but three, left out for reasons of
-    their own: ``..._sparse_warnings`` (sparse input), ``..._low_rank_all_dtypes`` (its second
-    half passes sparse matrices; the dense half passes, as the cases below show) and
-    ``..._power_iteration_normalizer`` (it asserts that ``"none"`` diverges; outcore
-    re-orthonormalizes every pass, so it does not)."""
+    in place of its own: every randomized_svd case passes, sparse input included, but
+    ``..._power_iteration_normalizer``, left out: it asserts that ``"none"`` diverges; outcore
+    re-orthonormalizes every pass, so it does not."""
     source = Path(sklearn.__file__).parent / "utils" / "tests" / "test_extmath.py"
-    left_out = ["sparse_warnings", "low_rank_all_dtypes", "power_iteration_normalizer"]
-    select = "randomized_svd and not " + " and not ".join(left_out)
+    select = "randomized_svd and not power_iteration_normalizer"
     ours = [
         ("    randomized_svd,\n", ""),
         ("from sklearn.utils.extmath import (\n", "from outcore import randomized_svd\nfrom sklearn.utils.extmath import (\n"),
@@ -129,61 +126,48 @@ def test_scikit_learns_own_randomized_svd_tests_pass(tmp_path):
     assert int(summary.split(" passed")[0].split()[-1]) >= 130, summary
 
 
-def test_randomized_svd_keeps_the_dtype_and_the_low_rank_of_its_input():
-    """The dense half of scikit-learn's ``test_randomized_svd_low_rank_all_dtypes``."""
-    from sklearn.datasets import make_low_rank_matrix
-
-    for dtype in (np.int32, np.int64, np.float32, np.float64):
-        X = make_low_rank_matrix(100, 500, effective_rank=5, tail_strength=0.0, random_state=0).astype(dtype)
-        U, s, Vt = np.linalg.svd(X.astype(np.float64), full_matrices=False)
-        for normalizer in ["auto", "LU", "QR"]:
-            Ua, sa, Va = outcore.randomized_svd(X, 10, power_iteration_normalizer=normalizer, random_state=0)
-            expected = np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.float64
-            assert Ua.dtype == sa.dtype == Va.dtype == expected
-            decimal = 5 if dtype == np.float32 else 7
-            np.testing.assert_almost_equal(s[:10], sa, decimal=decimal)
-            np.testing.assert_almost_equal(U[:, :10] @ Vt[:10], Ua @ Va, decimal=decimal)
-
-
-def test_sparse_input_is_refused_clearly():
-    from scipy import sparse
-
-    with pytest.raises(TypeError, match="sparse input"):
-        outcore.randomized_svd(sparse.random(50, 20, density=0.1, format="csr"), 3)
-
-
 def test_scikit_learns_own_pca_tests_pass(tmp_path):
     """scikit-learn's ``test_pca.py`` (the installed version's), with ``outcore.PCA`` in place of
-    its own, run whole in a child pytest: every case passes but sparse input's (outcore reads
-    dense input only so far) and the array-API cases scikit-learn itself skips here."""
+    its own, run whole in a child pytest, sparse input included: every case passes but the
+    array-API cases scikit-learn itself skips here and ``test_sparse_pca_solver_error``, which
+    asserts that ``svd_solver="randomized"`` and ``"full"`` refuse sparse input: outcore runs
+    both (implicitly centered products; dense panels)."""
     source = Path(sklearn.__file__).parent / "decomposition" / "tests" / "test_pca.py"
     original = "from sklearn.decomposition import PCA\n"
-    summary = _run_ported(tmp_path, source, [(original, "from outcore import PCA\n")], "not sparse")
-    assert int(summary.split(" passed")[0].split()[-1]) >= 150, summary
+    summary = _run_ported(tmp_path, source, [(original, "from outcore import PCA\n")], "not sparse_pca_solver_error")
+    assert int(summary.split(" passed")[0].split()[-1]) >= 400, summary
 
 
 def test_scikit_learns_own_truncated_svd_tests_pass(tmp_path):
     """scikit-learn's ``test_truncated_svd.py`` with ``outcore.TruncatedSVD`` in place of its
-    own (its PCA stays scikit-learn's: one case compares the two): every case on dense input
-    passes. The cases fed the module's sparse matrix itself run a second time on that matrix
-    made dense; those of sparse formats and ``kind="sparse"`` are left out (outcore reads dense
-    input only so far)."""
+    own (its PCA stays scikit-learn's: one case compares the two), run whole: every case passes,
+    sparse input included."""
     source = Path(sklearn.__file__).parent / "decomposition" / "tests" / "test_truncated_svd.py"
     ours = [("from sklearn.decomposition import PCA, TruncatedSVD\n", "from sklearn.decomposition import PCA\nfrom outcore import TruncatedSVD\n")]
-    fed_sparse = "attributes or too_many_components or inverse_transform or integers"
-    summary = _run_ported(tmp_path / "as-is", source, ours, f"not sparse and not ({fed_sparse})")
-    assert int(summary.split(" passed")[0].split()[-1]) >= 18, summary
-    # Dense, and still answering the test's own X_sparse.toarray().
-    dense_class = "class Dense(np.ndarray):\n    def toarray(self):\n        return np.asarray(self)\n\n\nSVD_SOLVERS"
-    dense = ours + [("    return X\n", "    return X.toarray().view(Dense)\n"), ("SVD_SOLVERS", dense_class)]
-    summary = _run_ported(tmp_path / "dense", source, dense, fed_sparse)
-    assert int(summary.split(" passed")[0].split()[-1]) >= 10, summary
+    summary = _run_ported(tmp_path, source, ours, "")
+    assert int(summary.split(" passed")[0].split()[-1]) >= 46, summary
 
 
 def test_scikit_learns_own_incremental_pca_tests_pass(tmp_path):
     """scikit-learn's ``test_incremental_pca.py`` with ``outcore.IncrementalPCA`` in place of its
-    own (its PCA stays scikit-learn's: the tests compare the two)."""
+    own (its PCA stays scikit-learn's: the tests compare the two), run whole, sparse input
+    included. ``test_incremental_pca_sparse`` ends by asserting that ``partial_fit`` refuses
+    sparse input; outcore's takes it (exact, dense panels), so that ending asserts it works."""
     source = Path(sklearn.__file__).parent / "decomposition" / "tests" / "test_incremental_pca.py"
-    ours = [("from sklearn.decomposition import PCA, IncrementalPCA\n", "from sklearn.decomposition import PCA\nfrom outcore import IncrementalPCA\n")]
-    summary = _run_ported(tmp_path, source, ours, "not sparse")
-    assert int(summary.split(" passed")[0].split()[-1]) >= 20, summary
+    refusal = """    with pytest.raises(
+        TypeError,
+        match=(
+            "IncrementalPCA.partial_fit does not support "
+            "sparse input. Either convert data to dense "
+            "or use IncrementalPCA.fit to do so in batches."
+        ),
+    ):
+        ipca.partial_fit(X_sparse)
+"""
+    works = "    assert ipca.partial_fit(X_sparse).n_samples_seen_ == 2 * X_sparse.shape[0]\n"
+    ours = [
+        ("from sklearn.decomposition import PCA, IncrementalPCA\n", "from sklearn.decomposition import PCA\nfrom outcore import IncrementalPCA\n"),
+        (refusal, works),
+    ]
+    summary = _run_ported(tmp_path, source, ours, "")
+    assert int(summary.split(" passed")[0].split()[-1]) >= 27, summary

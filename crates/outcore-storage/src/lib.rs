@@ -32,8 +32,8 @@ pub use leftovers::{SPILL_PREFIX, process_alive, process_tag, remove_leftovers};
 pub use memory::{Accounting, MemoryReport, ProcessMemory, RssSource, Thresholds, UnmanagedHistory, meminfo};
 pub use size::{format_size, parse_size};
 pub use store::{
-    ChunkRows, ChunkStore, Dtype, MemoryStore, NpyStore, ReadMode, TranscodedStore, extract_chunk, read_matrix,
-    write_matrix,
+    ChunkRows, ChunkStore, Csr, CsrArrays, CsrParts, CsrRows, CsrStore, Dtype, MemoryStore, NpyStore, ReadMode,
+    SparseIndex, TranscodedStore, extract_chunk, read_matrix, write_matrix,
 };
 #[cfg(feature = "zarr")]
 pub use store::{Compression, ZarrOptions, ZarrStore};

@@ -7,9 +7,10 @@
 //!
 //! Backends: [`ZarrStore`] (Zarr v3 written by outcore, v2 and v3 written by Python's zarr;
 //! feature `zarr`, on by default), [`NpyStore`] (a `.npy` file),
-//! [`MemoryStore`] (tests, small data) and [`TranscodedStore`] (raw copies of a compressed
+//! [`CsrStore`] (a sparse matrix in RAM), [`MemoryStore`] (tests, small data) and [`TranscodedStore`] (raw copies of a compressed
 //! store's chunks, for plans that read it more than once).
 
+mod csr;
 mod memory;
 mod npy;
 mod transcode;
@@ -18,6 +19,7 @@ mod zarr;
 
 use std::fmt;
 
+pub use csr::{Csr, CsrArrays, CsrParts, CsrRows, CsrStore, SparseIndex};
 pub use memory::MemoryStore;
 #[cfg(feature = "zarr")]
 pub(crate) use memory::SliceRows;

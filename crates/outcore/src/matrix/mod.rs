@@ -10,6 +10,7 @@ mod generate;
 mod lanes;
 mod random;
 mod reader;
+pub(crate) mod sparse;
 mod window;
 
 use std::ops::Range;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use faer::MatRef;
 use outcore_storage::{
-    BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, Knob, NpyStore, ReadMode, StorageError,
+    BufferManager, ChunkExtent, ChunkGrid, ChunkIndex, ChunkStore, CsrStore, Knob, NpyStore, ReadMode, StorageError,
     TranscodedStore,
 };
 
@@ -39,6 +40,8 @@ pub struct ChunkedMatrix {
     store: Arc<dyn ChunkStore>,
     /// For generated or borrowed matrices: windows are copied straight into the destination.
     windows: Option<Arc<dyn WindowSource>>,
+    /// For sparse matrices: the nonzeros, which products read where they lie.
+    sparse: Option<Arc<CsrStore>>,
     transposed: bool,
 }
 
@@ -50,7 +53,16 @@ const TRANSCODE_MIN_PASSES: usize = 3;
 impl ChunkedMatrix {
     /// The matrix held by `store`.
     pub fn from_store(store: Arc<dyn ChunkStore>) -> Self {
-        Self { store, windows: None, transposed: false }
+        Self { store, windows: None, sparse: None, transposed: false }
+    }
+
+    /// A sparse matrix in CSR form. The randomized SVD and PCA multiply by its nonzeros where
+    /// they lie (work in proportion to them, no dense copy); TSQR and the other exact
+    /// algorithms read it one dense row block at a time. A CSC matrix is the CSR matrix of its
+    /// transpose: `ChunkedMatrix::from_csr(csr_of_transpose).t()`.
+    pub fn from_csr(store: CsrStore) -> Self {
+        let store = Arc::new(store);
+        Self { store: store.clone(), windows: None, sparse: Some(store), transposed: false }
     }
 
     /// The caller's matrix, lent until the returned lease drops.
@@ -60,7 +72,7 @@ impl ChunkedMatrix {
         chunk_cols: usize,
     ) -> Result<(Self, borrowed::Lease<'a>)> {
         let (store, lease) = borrowed::BorrowedStore::lend(a, chunk_rows, chunk_cols)?;
-        Ok((Self { store: store.clone(), windows: Some(store), transposed: false }, lease))
+        Ok((Self { store: store.clone(), windows: Some(store), sparse: None, transposed: false }, lease))
     }
 
     /// A seeded random `rows x cols` matrix in `chunk_rows x chunk_cols` chunks, generated on
@@ -76,7 +88,7 @@ impl ChunkedMatrix {
     ) -> Result<Self> {
         let grid = ChunkGrid::new(rows, cols, chunk_rows, chunk_cols)?;
         let generator = Arc::new(GeneratedStore::new(grid, distribution, seed));
-        Ok(Self { store: generator.clone(), windows: Some(generator), transposed: false })
+        Ok(Self { store: generator.clone(), windows: Some(generator), sparse: None, transposed: false })
     }
 
     /// Opens a Zarr array directory, or a `.npy` file (read in row panels of about 8 MiB).
@@ -124,9 +136,10 @@ impl ChunkedMatrix {
         self.windows.is_some()
     }
 
-    /// True unless keeping chunks in the buffer manager is pointless (the matrix is in RAM).
+    /// True unless keeping chunks in the buffer manager is pointless (the matrix is in RAM, or
+    /// sparse: its dense chunks would take more room than its nonzeros).
     pub(crate) fn worth_caching(&self) -> bool {
-        self.windows.as_ref().is_none_or(|w| w.worth_caching())
+        self.sparse.is_none() && self.windows.as_ref().is_none_or(|w| w.worth_caching())
     }
 
     /// This matrix with each chunk decoded once, for an algorithm that reads it `passes`
@@ -139,9 +152,16 @@ impl ChunkedMatrix {
             return Ok(self.clone());
         }
         match TranscodedStore::new(self.store.clone(), pool.config().spill_parent.as_deref())? {
-            Some(store) => Ok(Self { store: Arc::new(store), windows: None, transposed: self.transposed }),
+            Some(store) => {
+                Ok(Self { store: Arc::new(store), windows: None, sparse: None, transposed: self.transposed })
+            }
             None => Ok(self.clone()),
         }
+    }
+
+    /// True for a sparse matrix ([`from_csr`](Self::from_csr)).
+    pub fn is_sparse(&self) -> bool {
+        self.sparse.is_some()
     }
 
     /// True when this is a transposed view of its store.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use faer::reborrow::ReborrowMut;
 use faer::{MatMut, MatRef};
-use outcore_storage::{BlockId, BufferManager, ChunkIndex, Reservation};
+use outcore_storage::{BlockId, BufferManager, ChunkIndex, CsrRows, Reservation};
 
 use super::{ChunkedMatrix, ROW_BLOCK_VALUES};
 use crate::error::{Error, Result};
@@ -195,6 +195,14 @@ impl MatrixReader {
             self.passed(index);
         }
         f(0, 0, view)
+    }
+
+    /// For a sparse matrix, chunk `index`'s nonzeros where they lie (rows of its physical chunk:
+    /// with `true`, the chunk of the view is their transpose); `None` for a dense matrix.
+    pub(crate) fn sparse_chunk(&self, index: ChunkIndex) -> Result<Option<(CsrRows<'_>, bool)>> {
+        check_cancelled()?;
+        let Some(sparse) = &self.matrix.sparse else { return Ok(None) };
+        Ok(Some((sparse.chunk(self.matrix.physical(index))?, self.matrix.transposed)))
     }
 
     /// Length of the buffer [`read`](Self::read) and [`for_each_block`](Self::for_each_block)

@@ -11,7 +11,7 @@ use super::moments::Moments;
 use super::ops::{RsvdOp, Side};
 use crate::error::{Error, Result};
 use crate::linalg::dense::{thin_svd, to_block, view};
-use crate::matrix::{Distribution, MatrixReader, fill_row};
+use crate::matrix::{Distribution, MatrixReader, fill_row, sparse};
 use crate::task::{Block, Executor, WorkerScratch};
 
 /// Seed of the sketch Ω and the probes ω, derived from the user's seed so the sketch does not
@@ -57,20 +57,39 @@ impl<'a> RsvdExecutor<'a> {
         }
     }
 
-    /// `A_ij rhs` (or `A_ij^T rhs`), accumulated over the pieces the reader streams; with
-    /// `moments`, the chunk's column moments too (`[count; mean; M2]`, merged block by block).
+    /// `A_ij rhs` (or `A_ij^T rhs`; `rhs` row-major, `width` columns), accumulated over the
+    /// pieces the reader streams, or over the nonzeros of a sparse chunk; with `moments`, the
+    /// chunk's column moments too (`[count; mean; M2]`, merged block by block).
+    #[allow(clippy::too_many_arguments)]
     fn chunk_product(
         &self,
         chunk: ChunkIndex,
         transpose: bool,
-        rhs: MatRef<'_, f64>,
+        rhs: &[f64],
+        width: usize,
         budget: &mut Reservation,
         buf: &mut Vec<f64>,
         mut moments: Option<&mut Moments>,
     ) -> Result<Vec<Block>> {
         let e = self.sketch.a.grid().extent(chunk)?;
-        let rows = if transpose { e.cols } else { e.rows };
-        let mut out = Mat::<f64>::zeros(rows, rhs.ncols());
+        let (rows, rhs_rows) = if transpose { (e.cols, e.rows) } else { (e.rows, e.cols) };
+        if let Some((a, flipped)) = self.reader.sparse_chunk(chunk)? {
+            // The view's chunk is the stored rows, or their transpose when `flipped`.
+            let mut out = vec![0.0; rows * width];
+            if transpose == flipped {
+                sparse::times(&a, rhs, width, &mut out);
+            } else {
+                sparse::times_t(&a, rhs, width, &mut out);
+            }
+            let mut outputs = vec![Block { data: out, rows, cols: width }];
+            if let Some(m) = moments {
+                m.add_sparse(&a, flipped);
+                outputs.push(m.block());
+            }
+            return Ok(outputs);
+        }
+        let rhs = MatRef::from_row_major_slice(rhs, rhs_rows, width);
+        let mut out = Mat::<f64>::zeros(rows, width);
         self.reader.for_each_block(chunk, budget, buf, |r0, c0, block| {
             let (br, bc) = block.shape();
             if let Some(m) = moments.as_deref_mut() {
@@ -78,16 +97,20 @@ impl<'a> RsvdExecutor<'a> {
             }
             if transpose {
                 // out[c0..] += block^T rhs[r0..]
-                let dst = out.as_mut().submatrix_mut(c0, 0, bc, rhs.ncols());
-                matmul(dst, Accum::Add, block.transpose(), rhs.submatrix(r0, 0, br, rhs.ncols()), 1.0, Par::Seq);
+                let dst = out.as_mut().submatrix_mut(c0, 0, bc, width);
+                matmul(dst, Accum::Add, block.transpose(), rhs.submatrix(r0, 0, br, width), 1.0, Par::Seq);
             } else {
                 // out[r0..] += block rhs[c0..]
-                let dst = out.as_mut().submatrix_mut(r0, 0, br, rhs.ncols());
-                matmul(dst, Accum::Add, block, rhs.submatrix(c0, 0, bc, rhs.ncols()), 1.0, Par::Seq);
+                let dst = out.as_mut().submatrix_mut(r0, 0, br, width);
+                matmul(dst, Accum::Add, block, rhs.submatrix(c0, 0, bc, width), 1.0, Par::Seq);
             }
             Ok(())
         })?;
-        Ok(vec![to_block(out.as_ref())])
+        let mut outputs = vec![to_block(out.as_ref())];
+        if let Some(m) = moments {
+            outputs.push(m.block());
+        }
+        Ok(outputs)
     }
 
     fn sketch(
@@ -100,14 +123,8 @@ impl<'a> RsvdExecutor<'a> {
         let e = self.sketch.a.grid().extent(chunk)?;
         let [abuf, omega] = scratch.buffers([self.reader.buffer_len(), e.cols * width], budget)?;
         self.sketch_rows(e.col0, 0, width, omega);
-        let omega = MatRef::from_row_major_slice(omega, e.cols, width);
-        if !self.sketch.options.gathers_moments() {
-            return self.chunk_product(chunk, false, omega, budget, abuf, None);
-        }
-        let mut moments = Moments::new(e.cols);
-        let mut outputs = self.chunk_product(chunk, false, omega, budget, abuf, Some(&mut moments))?;
-        outputs.push(moments.block());
-        Ok(outputs)
+        let mut moments = self.sketch.options.gathers_moments().then(|| Moments::new(e.cols));
+        self.chunk_product(chunk, false, omega, width, budget, abuf, moments.as_mut())
     }
 
     /// `mu_j^T [Ω_j ω_j]`: chunk column `col`'s mean times its rows of the sketch.
@@ -233,11 +250,11 @@ impl Executor for RsvdExecutor<'_> {
             (RsvdOp::Sketch { chunk, width }, []) => self.sketch(*chunk, *width, budget, scratch),
             (RsvdOp::Times { chunk, .. }, [x]) => {
                 let [buf] = scratch.buffers([self.reader.buffer_len()], budget)?;
-                self.chunk_product(*chunk, false, pinned_view(x), budget, buf, None)
+                self.chunk_product(*chunk, false, x, x.shape().1, budget, buf, None)
             }
             (RsvdOp::TimesT { chunk, .. }, [y]) => {
                 let [buf] = scratch.buffers([self.reader.buffer_len()], budget)?;
-                self.chunk_product(*chunk, true, pinned_view(y), budget, buf, None)
+                self.chunk_product(*chunk, true, y, y.shape().1, budget, buf, None)
             }
             (RsvdOp::Sum, [first, rest @ ..]) => {
                 let mut data = first.to_vec();

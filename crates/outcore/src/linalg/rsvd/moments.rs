@@ -2,7 +2,7 @@
 //! exactly across chunks, row blocks and column blocks.
 
 use faer::MatRef;
-use outcore_storage::Pinned;
+use outcore_storage::{CsrRows, Pinned};
 
 use crate::error::{Error, Result};
 use crate::task::Block;
@@ -47,6 +47,15 @@ impl Moments {
         let m2: Vec<f64> = (0..cols).map(|j| block.col(j).iter().map(|x| (x - mean[j]).powi(2)).sum()).collect();
         if rows > 0 {
             self.absorb(n, &mean, &m2, c0);
+        }
+    }
+
+    /// Adds the rows of a sparse chunk (of its transpose when `transposed`), spanning every
+    /// column of the chunk.
+    pub(super) fn add_sparse(&mut self, rows: &CsrRows<'_>, transposed: bool) {
+        let (count, mean, m2) = crate::matrix::sparse::moments(rows, transposed);
+        if count > 0 {
+            self.absorb(count as f64, &mean, &m2, 0);
         }
     }
 

@@ -17,6 +17,12 @@ const CHUNK_BYTES: usize = 4 << 20;
 /// Columns per chunk of a matrix in RAM read by the randomized SVD.
 const CHUNK_COLS: usize = 1024;
 
+/// Nonzeros per chunk of a sparse matrix read by the randomized SVD.
+const SPARSE_CHUNK_NNZ: usize = 1 << 21;
+
+/// Most rows and columns per chunk of a sparse matrix read by the randomized SVD.
+const SPARSE_CHUNK_SIDE: usize = 4096;
+
 /// A planned randomized SVD, ready to run ([`run`](Self::run), [`run_with`](Self::run_with)).
 /// Made with [`RandomizedSvdPlan::new`]; a matrix in the caller's memory stays lent to the plan while it
 /// lives.
@@ -66,6 +72,17 @@ impl<'a> RandomizedSvdPlan<'a> {
         let chunk_cols = n.clamp(1, CHUNK_COLS);
         let chunk_rows = (CHUNK_BYTES / (size_of::<f64>() * chunk_cols)).max(CHUNK_COLS).clamp(1, m.max(1));
         (chunk_rows, chunk_cols)
+    }
+
+    /// The chunk shape of a sparse `rows x cols` matrix of `nnz` nonzeros read by the
+    /// randomized SVD: at most 4096 x 4096 (each chunk's products are blocks of that many rows
+    /// by the sketch's width), and about 2^21 nonzeros per chunk where the rows are sparser
+    /// (few, long tasks).
+    pub fn sparse_chunk_shape(rows: usize, cols: usize, nnz: usize) -> (usize, usize) {
+        let chunk_cols = cols.clamp(1, SPARSE_CHUNK_SIDE);
+        let per_row_and_chunk = nnz as f64 / rows.max(1) as f64 / cols.div_ceil(chunk_cols).max(1) as f64;
+        let chunk_rows = (SPARSE_CHUNK_NNZ as f64 / per_row_and_chunk.max(1e-9)).ceil() as usize;
+        (chunk_rows.clamp(1, SPARSE_CHUNK_SIDE.min(rows.max(1))), chunk_cols)
     }
 
     /// The options as given.

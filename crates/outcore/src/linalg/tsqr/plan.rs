@@ -206,6 +206,11 @@ impl<'a> SvdPlan<'a> {
             format_size(self.memory.limit),
             format_size(self.memory_needed(1)),
         ));
+        if self.layout.tall.is_sparse() {
+            text.push_str(
+                "\n  note: the input is sparse; each panel is made dense as it is read, one row block at a time",
+            );
+        }
         text
     }
 
