@@ -55,19 +55,25 @@ def python():
     return VENV / "bin" / "python"
 
 
-def setup_venv():
-    """Creates benches/.pyvenv with the peers and outcore built from this checkout."""
+def setup_venv(extra=()):
+    """Creates benches/.pyvenv with the peers (and ``extra`` packages) and outcore built from
+    this checkout."""
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     pip = [str(VENV / "bin" / "pip"), "install", "--quiet"]
-    subprocess.run(pip + PACKAGES, check=True)
+    subprocess.run(pip + PACKAGES + list(extra), check=True)
     # Built in this checkout's target directory, so its compiled dependencies are reused.
     env = {**os.environ, "CARGO_TARGET_DIR": str(ROOT / "target")}
     subprocess.run(pip + [str(ROOT / "crates" / "outcore-python")], check=True, env=env)
 
 
-def ensure_venv(setup):
+def ensure_venv(setup, extra=()):
+    """Creates benches/.pyvenv when asked or missing; adds ``extra`` packages it lacks."""
     if setup or not python().exists():
-        setup_venv()
+        setup_venv(extra)
+        return
+    for package in extra:
+        if subprocess.run([str(python()), "-c", f"import {package}"], capture_output=True).returncode != 0:
+            subprocess.run([str(VENV / "bin" / "pip"), "install", "--quiet", package], check=True)
 
 
 def run(code, data):

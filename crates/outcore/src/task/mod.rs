@@ -34,5 +34,5 @@ pub use graph::{Key, Stage, Task, TaskGraph, TaskId, Work};
 pub use op::Operation;
 pub use results::Results;
 pub use scratch::WorkerScratch;
-pub(crate) use tree::fold as reduce_fold;
 pub use tree::levels as reduction_tree;
+pub(crate) use tree::{Folding, fold as reduce_fold};

@@ -67,6 +67,57 @@ pub(crate) fn fold<C, T>(
     walk(&levels, context, levels.len(), 0, &mut leaf, &mut node)
 }
 
+/// The tree of [`fold`], built as its leaves come: each [`push`](Self::push) adds the next
+/// leaf and makes every node whose last child it completes, so nodes can be numbered among the
+/// tasks that make later leaves (and run, and free their children, before those). The tree and
+/// every node's children are [`fold`]'s.
+pub(crate) struct Folding<T> {
+    levels: Vec<Vec<Range<usize>>>,
+    /// Per level (leaves first), the finished nodes no parent has taken yet.
+    pending: Vec<Vec<T>>,
+    /// Per level, how many of its groups have become parents.
+    grouped: Vec<usize>,
+}
+
+impl<T> Folding<T> {
+    /// A tree over `leaves` leaves of `fan_in`.
+    pub(crate) fn new(leaves: usize, fan_in: usize) -> Self {
+        let levels = levels(leaves, fan_in);
+        let depth = levels.len() + 1;
+        Self { levels, pending: (0..depth).map(|_| Vec::new()).collect(), grouped: vec![0; depth] }
+    }
+
+    /// Adds the next leaf, then makes each node it completes with `node(context, children)`.
+    pub(crate) fn push<C>(
+        &mut self,
+        context: &mut C,
+        leaf: T,
+        mut node: impl FnMut(&mut C, Vec<T>) -> Result<T>,
+    ) -> Result<()> {
+        self.pending[0].push(leaf);
+        for level in 0..self.levels.len() {
+            let Some(group) = self.levels[level].get(self.grouped[level]) else { break };
+            if self.pending[level].len() < group.len() {
+                break;
+            }
+            let children = std::mem::take(&mut self.pending[level]);
+            self.grouped[level] += 1;
+            let parent = node(context, children)?;
+            self.pending[level + 1].push(parent);
+        }
+        Ok(())
+    }
+
+    /// The root, once every leaf was pushed.
+    pub(crate) fn root(mut self) -> Result<T> {
+        let mut top = self.pending.pop().unwrap_or_default().into_iter();
+        match (top.next(), top.next()) {
+            (Some(root), None) => Ok(root),
+            _ => Err(Error::Bug("a reduction's root asked before its last leaf".into())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +128,28 @@ mod tests {
         assert_eq!(levels(8, 3), vec![vec![0..3, 3..6, 6..8], vec![0..3]]);
         assert_eq!(levels(5, 2), vec![vec![0..2, 2..4, 4..5], vec![0..2, 2..3], vec![0..2]]);
         assert_eq!(levels(4, 1), levels(4, 2), "a fan-in below 2 is 2");
+    }
+
+    #[test]
+    fn folding_as_leaves_come_makes_folds_tree_in_the_order_they_complete() {
+        // Nodes as strings of their children: the same tree either way.
+        let join = |made: &mut Vec<String>, children: Vec<String>| {
+            let node = format!("({})", children.join(" "));
+            made.push(node.clone());
+            Ok(node)
+        };
+        for (leaves, fan_in) in [(1, 2), (2, 2), (5, 2), (8, 3), (10, 4), (7, 7)] {
+            let mut whole = Vec::new();
+            let root = fold(&mut whole, leaves, fan_in, |_, j| Ok(j.to_string()), join).unwrap();
+            let mut streamed = Vec::new();
+            let mut folding = Folding::new(leaves, fan_in);
+            for j in 0..leaves {
+                folding.push(&mut streamed, j.to_string(), join).unwrap();
+            }
+            assert_eq!(folding.root().unwrap(), root, "{leaves} leaves, fan-in {fan_in}");
+            assert_eq!(streamed, whole, "nodes made in the same order");
+        }
+        assert!(Folding::<u8>::new(3, 2).root().is_err(), "no leaves pushed");
     }
 
     #[test]

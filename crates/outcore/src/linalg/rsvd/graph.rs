@@ -8,7 +8,7 @@ use super::options::RandomizedMethod;
 use crate::error::Error;
 use crate::error::Result;
 use crate::linalg::blockqr::{self, BlockQrOp};
-use crate::task::{Block, Key, TaskGraph, TaskId, Work, reduce_fold};
+use crate::task::{Block, Folding, Key, TaskGraph, TaskId, Work, reduce_fold};
 
 /// Where the results are.
 pub(crate) struct Keys {
@@ -202,9 +202,19 @@ pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<Rs
     let (l, r, k) = (sketch.l, o.probes, o.k);
 
     // Pass 1: A [Ω ω] (and, centering or asked, each chunk's column moments), split into the sketch Y
-    // and A ω.
+    // and A ω. Each chunk column's moments merge in the one tree as the chunk rows come, so a
+    // merge runs (and frees its inputs) before the sketches of later rows.
+    let mut folds: Vec<Folding<Key>> = cols.iter().map(|_| Folding::new(rows.len(), o.fan_in)).collect();
+    let merge = |b: &mut Builder<'_>, keys: Vec<Key>, cj: usize| -> Result<Key> {
+        if let [one] = keys[..] {
+            return Ok(one);
+        }
+        let ws = (keys.len() as u64 + 1) * bytes(3, cj);
+        Ok(b.g.add(RsvdOp::Moments, keys, 1, ws)?.out(0))
+    };
     let mut both = Vec::new();
     for (i, &ri) in rows.iter().enumerate() {
+        let mut moments = Vec::new();
         both.push(b.tree_sum(cols.len(), ri, l + r, |b, j| {
             let op = RsvdOp::Sketch { chunk: ChunkIndex::new(i, j), width: l + r };
             if !o.gathers_moments() {
@@ -212,27 +222,16 @@ pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<Rs
             }
             let out = bytes(ri, l + r) + bytes(3, b.cols[j]);
             let task = b.chunk_task_with(op, vec![], 2, 0, out, bytes(b.cols[j], l + r))?;
-            b.moments[j].push(task.out(1));
+            moments.push(task.out(1));
             Ok(task.out(0))
         })?);
+        for ((j, key), fold) in moments.into_iter().enumerate().zip(&mut folds) {
+            fold.push(&mut b, key, |b, keys| merge(b, keys, cols[j]))?;
+        }
     }
     if o.gathers_moments() {
-        for (j, &cj) in cols.iter().enumerate() {
-            let parts = std::mem::take(&mut b.moments[j]);
-            let merged = reduce_fold(
-                &mut b,
-                parts.len(),
-                o.fan_in.max(2),
-                |_, i| Ok(parts[i]),
-                |b, keys| {
-                    if let [one] = keys[..] {
-                        return Ok(one);
-                    }
-                    let ws = (keys.len() as u64 + 1) * bytes(3, cj);
-                    Ok(b.g.add(RsvdOp::Moments, keys, 1, ws)?.out(0))
-                },
-            )?;
-            b.moments[j] = vec![merged];
+        for (j, fold) in folds.into_iter().enumerate() {
+            b.moments[j] = vec![fold.root()?];
         }
     }
     if o.center {

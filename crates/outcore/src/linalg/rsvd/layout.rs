@@ -133,17 +133,19 @@ impl Sketch {
         Ok((ChunkGrid::new(m, k, cr, k)?, ChunkGrid::new(n, k, cc, k)?))
     }
 
-    /// Bytes kept between tasks: the blocks a reduction holds at once, and with centering
-    /// every chunk's column moments (3 x its columns, gathered to center or when asked) until pass 1 ends, then the merged ones
-    /// (3 x n) to the end of the run.
+    /// Bytes kept between tasks: the blocks a reduction holds at once, and with the column
+    /// moments (3 x n, gathered to center or when asked) those waiting in their merge trees
+    /// (up to `fan_in - 1` per level, and the newest row's), then the merged ones to the end
+    /// of the run.
     pub(crate) fn retained(&self) -> u64 {
         let o = &self.options;
         let (cr, cc) = self.a.grid().chunk_shape();
         let mut retained =
             2 * (cr.max(cc) * (self.basis_width() + o.probes) * size_of::<f64>()) as u64 * o.fan_in as u64;
         if o.gathers_moments() {
-            let chunk_rows = self.a.grid().grid_shape().0 as u64;
-            retained += 3 * (self.a.cols() * size_of::<f64>()) as u64 * (chunk_rows + 1);
+            let depth = crate::task::reduction_tree(self.a.grid().grid_shape().0, o.fan_in).len();
+            let waiting = (o.fan_in.max(2) - 1) * depth + 2;
+            retained += 3 * (self.a.cols() * size_of::<f64>()) as u64 * waiting as u64;
         }
         retained
     }

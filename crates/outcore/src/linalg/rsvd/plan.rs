@@ -21,7 +21,7 @@ const CHUNK_COLS: usize = 1024;
 const SPARSE_CHUNK_NNZ: usize = 1 << 21;
 
 /// Most rows and columns per chunk of a sparse matrix read by the randomized SVD.
-const SPARSE_CHUNK_SIDE: usize = 4096;
+const SPARSE_CHUNK_SIDE: usize = 2048;
 
 /// A planned randomized SVD, ready to run ([`run`](Self::run), [`run_with`](Self::run_with)).
 /// Made with [`RandomizedSvdPlan::new`]; a matrix in the caller's memory stays lent to the plan while it
@@ -75,7 +75,7 @@ impl<'a> RandomizedSvdPlan<'a> {
     }
 
     /// The chunk shape of a sparse `rows x cols` matrix of `nnz` nonzeros read by the
-    /// randomized SVD: at most 4096 x 4096 (each chunk's products are blocks of that many rows
+    /// randomized SVD: at most 2048 x 2048 (each chunk's products are blocks of that many rows
     /// by the sketch's width), and about 2^21 nonzeros per chunk where the rows are sparser
     /// (few, long tasks).
     pub fn sparse_chunk_shape(rows: usize, cols: usize, nnz: usize) -> (usize, usize) {
