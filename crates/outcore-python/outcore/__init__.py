@@ -72,6 +72,7 @@ class _Source:
         self.shape = tuple(int(x) for x in shape)
         self.dtype = np.dtype(dtype)
         self.sparse = sparse
+        self.keep = None  # what must live while the source is read (an open file)
 
     @property
     def tall_handle(self):
@@ -136,16 +137,131 @@ def _sparse_source(X):
     return _Source(_sparse_handle(X), X.shape, X.dtype if X.dtype == np.float32 else np.float64, sparse=X)
 
 
+#: File name endings read through h5py: HDF5, NetCDF4 (HDF5 underneath) and AnnData.
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".nc", ".nc4", ".h5ad")
+
+
+def _check_real(dtype, what="an array"):
+    if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating) or dtype == np.bool_:
+        raise TypeError(f"cannot factor {what} of {dtype}; pass real numbers (float64 or float32)")
+
+
+def _lazy_source(X, chunks, read=None):
+    """A 2-D array read from its file block by block (an h5py dataset, a netCDF4 variable, an
+    xarray variable not yet loaded): panels of whole rows, a multiple of the file's own chunk
+    rows, about 8 MiB. Masked values (netCDF4's fill values) are read as NaN, which outcore
+    refuses, naming the row and column."""
+    _check_2d(X.ndim)
+    dtype = np.dtype(X.dtype)
+    _check_real(dtype)
+    m, n = X.shape
+    own = int(chunks[0]) if chunks else 1
+    rows = max(own, (8 << 20) // (8 * max(n, 1)) // own * own)
+    read = read or (lambda r0, r1, c0, c1: np.ma.filled(np.ma.asarray(X[r0:r1, c0:c1], dtype=np.float64), np.nan))
+    return _blocks(read, (m, n), (min(rows, max(m, 1)), max(n, 1)), dtype)
+
+
+def _hdf5_source(path):
+    """``file.h5:/group/dataset``, ``file.nc:variable`` or ``cells.h5ad`` (its ``X``, or
+    ``cells.h5ad:/layers/counts``), opened with h5py. A dense dataset is read block by block;
+    a sparse AnnData matrix (a group of ``data``, ``indices`` and ``indptr``) is read into
+    memory, its nonzeros only (as anndata reads it)."""
+    try:
+        import h5py
+    except ImportError as error:
+        raise ImportError(f"reading {path} needs h5py: pip install h5py") from error
+    file, _, name = path.partition(":") if not os.path.exists(path) else (path, "", "")
+    if not name:
+        if not file.endswith(".h5ad"):
+            raise ValueError(f"{file}: name the dataset or variable to read, as {file}:/group/dataset or {file}:variable")
+        name = "X"
+    if file.lower().endswith((".nc", ".nc4")):
+        return _netcdf_source(file, name)
+    try:
+        h5 = h5py.File(file, "r")
+    except OSError as error:
+        raise OSError(f"{file} cannot be read as HDF5: {error}") from error
+    if name not in h5:
+        choices = []
+        h5.visititems(lambda key, item: choices.append(key) if isinstance(item, h5py.Dataset) else None)
+        h5.close()
+        raise KeyError(f"{file} has no {name!r}; its datasets: {', '.join(choices[:20]) or 'none'}")
+    item = h5[name]
+    encoding = item.attrs.get("encoding-type", b"")
+    encoding = encoding.decode() if isinstance(encoding, bytes) else str(encoding)
+    if isinstance(item, h5py.Group) and encoding in ("csr_matrix", "csc_matrix"):
+        from scipy import sparse
+
+        kind = sparse.csr_matrix if encoding == "csr_matrix" else sparse.csc_matrix
+        shape = tuple(int(x) for x in item.attrs["shape"])
+        X = kind((item["data"][...], item["indices"][...], item["indptr"][...]), shape=shape)
+        h5.close()
+        return _sparse_source(X)
+    if not isinstance(item, h5py.Dataset):
+        h5.close()
+        raise ValueError(f"{file}:{name} is a group, not a dataset; name a 2-D dataset in it")
+    if item.ndim != 2:
+        shape = item.shape
+        h5.close()
+        raise ValueError(
+            f"{file}:{name} has shape {shape}, not a matrix; reshape it (time x space for an EOF analysis) and pass the array"
+        )
+    source = _lazy_source(item, item.chunks)
+    source.keep = h5  # the file stays open while the source lives
+    return source
+
+
+def _netcdf_source(file, name):
+    """A NetCDF4 variable, ``file.nc:variable`` (or ``:/group/variable``), opened with
+    netCDF4-python, which applies the file's fill values (read as NaN, and refused) and
+    scaling."""
+    try:
+        import netCDF4
+    except ImportError as error:
+        raise ImportError(f"reading {file} needs netCDF4: pip install netCDF4") from error
+    try:
+        ds = netCDF4.Dataset(file)
+    except OSError as error:
+        raise OSError(f"{file} cannot be read as NetCDF: {error}") from error
+    try:
+        variable = ds[name.lstrip("/")]
+    except (KeyError, IndexError):
+        names = ", ".join(ds.variables)
+        ds.close()
+        raise KeyError(f"{file} has no variable {name!r}; its variables: {names or 'none'}") from None
+    if variable.ndim != 2:
+        shape = variable.shape
+        ds.close()
+        raise ValueError(
+            f"{file}:{name} has shape {shape}, not a matrix; reshape it (time x space for an EOF analysis) and pass the array"
+        )
+    source = _as_source(variable)
+    source.keep = ds  # the file stays open while the source lives
+    return source
+
+
 def _as_source(X):
     if isinstance(X, (str, os.PathLike)):
         path = os.fspath(X)
+        if path.partition(":")[0].lower().endswith(_HDF5_SUFFIXES) or path.lower().endswith(_HDF5_SUFFIXES):
+            return _hdf5_source(path)
         shape, dtype = _core.matrix_info(path)
         return _Source(path, shape, dtype)
     module = type(X).__module__ or ""
     if module.startswith("scipy.sparse"):
         return _sparse_source(X)
+    if module.startswith("anndata"):
+        return _as_source(X.X)
+    if module.startswith("h5py"):
+        return _lazy_source(X, X.chunks)
+    if module.startswith("netCDF4"):
+        chunking = X.chunking()
+        return _lazy_source(X, None if chunking == "contiguous" else chunking)
     if module.startswith("xarray"):
-        return _as_source(X.data)
+        if X.chunks is not None or X.variable._in_memory:  # Dask, or numpy: .data reads nothing
+            return _as_source(X.data)
+        chunks = X.encoding.get("chunksizes")
+        return _lazy_source(X, chunks, lambda r0, r1, c0, c1: np.asarray(X[r0:r1, c0:c1].values, dtype=np.float64))
     if module.startswith("dask") and hasattr(X, "chunksize"):
         _check_2d(X.ndim)
         return _blocks(lambda r0, r1, c0, c1: X[r0:r1, c0:c1].compute(scheduler="synchronous"), X.shape, X.chunksize, X.dtype)

@@ -31,12 +31,13 @@ FLOATS = [np.float64, np.float32]
 
 def out_of_core(X):
     """Whether ``X`` is a source outcore reads itself, block by block (a path, a memory-mapped
-    file, a Zarr, Dask or xarray array), which scikit-learn's validation would read whole into
-    memory (an extra pass over the disk, or more memory than there is)."""
+    file, a Zarr, Dask or xarray array, an h5py dataset, a netCDF4 variable, an AnnData), which
+    scikit-learn's validation would read whole into memory (an extra pass over the disk, or
+    more memory than there is)."""
     if isinstance(X, (str, os.PathLike, np.memmap)):
         return True
     module = type(X).__module__ or ""
-    return module.startswith(("zarr", "dask", "xarray")) and hasattr(X, "shape")
+    return module.startswith(("zarr", "dask", "xarray", "h5py", "netCDF4", "anndata")) and hasattr(X, "shape")
 
 
 def checked_source(estimator, X, *, reset, min_samples=1, min_features=1):

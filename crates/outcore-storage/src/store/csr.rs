@@ -44,6 +44,7 @@ pub struct Csr<'a, I> {
 
 impl<I: SparseIndex> Csr<'_, I> {
     /// Row `r`'s columns and values (valid once the arrays were checked).
+    #[inline]
     pub fn row(&self, r: usize) -> (&[I], &[f64]) {
         let (start, end) = (self.indptr[r].index().unwrap_or(0), self.indptr[r + 1].index().unwrap_or(0));
         (&self.indices[start..end], &self.data[start..end])
@@ -51,8 +52,12 @@ impl<I: SparseIndex> Csr<'_, I> {
 
     /// Row `r`'s columns and values within `columns` (the indices are sorted: two binary
     /// searches).
+    #[inline]
     pub fn row_in(&self, r: usize, columns: &Range<usize>) -> (&[I], &[f64]) {
         let (c, v) = self.row(r);
+        if columns.start == 0 && c.last().is_none_or(|last| last.index().unwrap_or(0) < columns.end) {
+            return (c, v);
+        }
         let lo = c.partition_point(|x| x.index().unwrap_or(0) < columns.start);
         let hi = lo + c[lo..].partition_point(|x| x.index().unwrap_or(0) < columns.end);
         (&c[lo..hi], &v[lo..hi])

@@ -7,47 +7,91 @@ use std::ops::Range;
 use outcore_storage::{Csr, CsrParts, CsrRows, SparseIndex};
 
 /// A column index as an offset in the chunk's window (the store checked it when it was made).
+#[inline(always)]
 fn at<I: SparseIndex>(c: I, columns: &Range<usize>) -> usize {
     c.index().unwrap_or(0) - columns.start
+}
+
+/// A kernel over one chunk's nonzeros, run by [`dispatch`].
+trait Kernel {
+    fn run<I: SparseIndex>(self, a: &Csr<'_, I>, columns: &Range<usize>);
+}
+
+/// Runs `kernel` on `a`'s index type, compiled for AVX2 where the CPU has it: the same
+/// multiplications and additions in wider registers (no fused multiply-add), so the same bits.
+fn dispatch(a: &CsrRows<'_>, kernel: impl Kernel) {
+    #[inline(always)]
+    fn run(a: &CsrRows<'_>, kernel: impl Kernel) {
+        match &a.parts {
+            CsrParts::I32(p) => kernel.run(p, &a.columns),
+            CsrParts::I64(p) => kernel.run(p, &a.columns),
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        fn avx2(a: &CsrRows<'_>, kernel: impl Kernel) {
+            run(a, kernel);
+        }
+        // SAFETY: the CPU has AVX2, the one feature `avx2` is compiled for.
+        return unsafe { avx2(a, kernel) };
+    }
+    run(a, kernel);
+}
+
+/// `out += v * src`, element by element.
+#[inline(always)]
+fn axpy(out: &mut [f64], v: f64, src: &[f64]) {
+    out.iter_mut().zip(src).for_each(|(d, s)| *d += v * s);
 }
 
 /// `out += A rhs`: `A` the chunk (`rows x cols`), `rhs` `cols x w` and `out` `rows x w`,
 /// row-major.
 pub(crate) fn times(a: &CsrRows<'_>, rhs: &[f64], w: usize, out: &mut [f64]) {
-    fn go<I: SparseIndex>(a: &Csr<'_, I>, columns: &Range<usize>, rhs: &[f64], w: usize, out: &mut [f64]) {
-        for (r, dst) in out.chunks_exact_mut(w).enumerate().take(a.rows()) {
-            let (indices, values) = a.row_in(r, columns);
-            for (&c, &v) in indices.iter().zip(values) {
-                let src = &rhs[at(c, columns) * w..at(c, columns) * w + w];
-                dst.iter_mut().zip(src).for_each(|(d, s)| *d += v * s);
+    struct Times<'r> {
+        rhs: &'r [f64],
+        w: usize,
+        out: &'r mut [f64],
+    }
+    impl Kernel for Times<'_> {
+        #[inline(always)]
+        fn run<I: SparseIndex>(self, a: &Csr<'_, I>, columns: &Range<usize>) {
+            let w = self.w;
+            for (r, dst) in self.out.chunks_exact_mut(w).enumerate().take(a.rows()) {
+                let (indices, values) = a.row_in(r, columns);
+                for (&c, &v) in indices.iter().zip(values) {
+                    axpy(dst, v, &self.rhs[at(c, columns) * w..at(c, columns) * w + w]);
+                }
             }
         }
     }
     if w > 0 {
-        match &a.parts {
-            CsrParts::I32(p) => go(p, &a.columns, rhs, w, out),
-            CsrParts::I64(p) => go(p, &a.columns, rhs, w, out),
-        }
+        dispatch(a, Times { rhs, w, out });
     }
 }
 
 /// `out += A^T rhs`: `A` the chunk (`rows x cols`), `rhs` `rows x w` and `out` `cols x w`,
 /// row-major.
 pub(crate) fn times_t(a: &CsrRows<'_>, rhs: &[f64], w: usize, out: &mut [f64]) {
-    fn go<I: SparseIndex>(a: &Csr<'_, I>, columns: &Range<usize>, rhs: &[f64], w: usize, out: &mut [f64]) {
-        for (r, src) in rhs.chunks_exact(w).enumerate().take(a.rows()) {
-            let (indices, values) = a.row_in(r, columns);
-            for (&c, &v) in indices.iter().zip(values) {
-                let dst = &mut out[at(c, columns) * w..at(c, columns) * w + w];
-                dst.iter_mut().zip(src).for_each(|(d, s)| *d += v * s);
+    struct TimesT<'r> {
+        rhs: &'r [f64],
+        w: usize,
+        out: &'r mut [f64],
+    }
+    impl Kernel for TimesT<'_> {
+        #[inline(always)]
+        fn run<I: SparseIndex>(self, a: &Csr<'_, I>, columns: &Range<usize>) {
+            let w = self.w;
+            for (r, src) in self.rhs.chunks_exact(w).enumerate().take(a.rows()) {
+                let (indices, values) = a.row_in(r, columns);
+                for (&c, &v) in indices.iter().zip(values) {
+                    axpy(&mut self.out[at(c, columns) * w..at(c, columns) * w + w], v, src);
+                }
             }
         }
     }
     if w > 0 {
-        match &a.parts {
-            CsrParts::I32(p) => go(p, &a.columns, rhs, w, out),
-            CsrParts::I64(p) => go(p, &a.columns, rhs, w, out),
-        }
+        dispatch(a, TimesT { rhs, w, out });
     }
 }
 
