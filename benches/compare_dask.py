@@ -16,11 +16,9 @@ Without Dask installed the script says so and runs outcore alone.
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path

@@ -124,7 +124,7 @@ def work():
     finally:
         shutil.rmtree(out)
 """,
-    "outcore write of X's size to Zarr (large-svd)": f"""
+    "outcore write of X's size to Zarr (large-svd)": """
 import os, shutil, subprocess, tempfile
 def setup():
     global out; out = tempfile.mkdtemp(dir=os.path.dirname(X))

@@ -254,8 +254,8 @@ def kernels(args, res, tables):
     lines += [f"| {k} | {v:.1f} | {100 * v / gemm:.0f}% |" for k, v in rates.items()]
     # TSQR from the stores of the other sections, as rates of the same flop count.
     for key, label, m in [
-        (f"stores/v3_raw/outcore 256", f"TSQR values of {args.tall_rows:,} x 100, v3 uncompressed store, 256 MiB", args.tall_rows),
-        (f"stores/v3_zstd/outcore 256", f"TSQR values of {args.tall_rows:,} x 100, v3 zstd store, 256 MiB", args.tall_rows),
+        ("stores/v3_raw/outcore 256", f"TSQR values of {args.tall_rows:,} x 100, v3 uncompressed store, 256 MiB", args.tall_rows),
+        ("stores/v3_zstd/outcore 256", f"TSQR values of {args.tall_rows:,} x 100, v3 zstd store, 256 MiB", args.tall_rows),
         ("large/outcore buffered", f"TSQR values of {args.large_rows:,} x 100, zstd store larger than RAM, 256 MiB", args.large_rows),
     ]:
         if res.has(key):

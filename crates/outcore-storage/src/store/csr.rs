@@ -1,5 +1,5 @@
 //! A sparse matrix in compressed sparse row form (CSR), held in RAM (the caller's arrays, lent
-//! without a copy, or vectors of its own), cut into chunks of whole rows.
+//! without a copy, or vectors of its own), cut into chunks of rows and columns.
 //!
 //! Algorithms that multiply read its nonzeros where they lie ([`CsrStore::chunk`]); the rest
 //! read it as any store, one dense row block at a time ([`ChunkStore::chunk_rows`]), so a dense
@@ -45,13 +45,19 @@ pub struct Csr<'a, I> {
 impl<I: SparseIndex> Csr<'_, I> {
     /// Row `r`'s columns and values (valid once the arrays were checked).
     #[inline]
+    /// Arrays changed after the check (the caller's, written during a run against the
+    /// contract) give wrong rows, never a panic: an offset out of range reads as an empty row.
     pub fn row(&self, r: usize) -> (&[I], &[f64]) {
-        let (start, end) = (self.indptr[r].index().unwrap_or(0), self.indptr[r + 1].index().unwrap_or(0));
-        (&self.indices[start..end], &self.data[start..end])
+        let offset = |i: usize| self.indptr.get(i).and_then(|p| p.index()).unwrap_or(0);
+        let range = offset(r)..offset(r + 1);
+        match (self.indices.get(range.clone()), self.data.get(range)) {
+            (Some(c), Some(v)) => (c, v),
+            _ => (&[], &[]),
+        }
     }
 
     /// Row `r`'s columns and values within `columns` (the indices are sorted: two binary
-    /// searches).
+    /// searches, none when the row lies in them).
     #[inline]
     pub fn row_in(&self, r: usize, columns: &Range<usize>) -> (&[I], &[f64]) {
         let (c, v) = self.row(r);
@@ -99,7 +105,9 @@ impl CsrRows<'_> {
             for (r, dst) in (from..to).zip(out.chunks_exact_mut(columns.len().max(1))) {
                 let (indices, values) = a.row_in(r, columns);
                 for (c, v) in indices.iter().zip(values) {
-                    dst[c.index().unwrap_or(0) - columns.start] = *v;
+                    if let Some(d) = c.index().and_then(|c| dst.get_mut(c.wrapping_sub(columns.start))) {
+                        *d = *v;
+                    }
                 }
             }
         }
@@ -195,9 +203,10 @@ impl CsrStore {
     pub fn chunk(&self, index: ChunkIndex) -> StorageResult<CsrRows<'_>> {
         let e = self.grid.extent(index)?;
         let rows = e.row0..e.row0 + e.rows + 1;
+        let changed = || StorageError::Bug(format!("{}: its arrays changed after they were checked", self.describe()));
         let parts = match self.arrays.csr() {
-            CsrParts::I32(a) => CsrParts::I32(Csr { indptr: &a.indptr[rows], ..a }),
-            CsrParts::I64(a) => CsrParts::I64(Csr { indptr: &a.indptr[rows], ..a }),
+            CsrParts::I32(a) => CsrParts::I32(Csr { indptr: a.indptr.get(rows).ok_or_else(changed)?, ..a }),
+            CsrParts::I64(a) => CsrParts::I64(Csr { indptr: a.indptr.get(rows).ok_or_else(changed)?, ..a }),
         };
         Ok(CsrRows { parts, columns: e.col0..e.col0 + e.cols })
     }

@@ -6,10 +6,20 @@ use std::ops::Range;
 
 use outcore_storage::{Csr, CsrParts, CsrRows, SparseIndex};
 
-/// A column index as an offset in the chunk's window (the store checked it when it was made).
+/// Row `c` (a column index, as an offset in the chunk's window) of a row-major matrix `w` wide.
+/// The store checked the indices when it was made; one changed since (the caller's array,
+/// written during a run against the contract) is out of range and gives `None`, never a panic.
 #[inline(always)]
-fn at<I: SparseIndex>(c: I, columns: &Range<usize>) -> usize {
-    c.index().unwrap_or(0) - columns.start
+fn row_of<'m, I: SparseIndex>(m: &'m [f64], c: I, columns: &Range<usize>, w: usize) -> Option<&'m [f64]> {
+    let start = c.index()?.checked_sub(columns.start)? * w;
+    m.get(start..start + w)
+}
+
+/// [`row_of`], mutable.
+#[inline(always)]
+fn row_of_mut<'m, I: SparseIndex>(m: &'m mut [f64], c: I, columns: &Range<usize>, w: usize) -> Option<&'m mut [f64]> {
+    let start = c.index()?.checked_sub(columns.start)? * w;
+    m.get_mut(start..start + w)
 }
 
 /// A kernel over one chunk's nonzeros, run by [`dispatch`].
@@ -60,7 +70,9 @@ pub(crate) fn times(a: &CsrRows<'_>, rhs: &[f64], w: usize, out: &mut [f64]) {
             for (r, dst) in self.out.chunks_exact_mut(w).enumerate().take(a.rows()) {
                 let (indices, values) = a.row_in(r, columns);
                 for (&c, &v) in indices.iter().zip(values) {
-                    axpy(dst, v, &self.rhs[at(c, columns) * w..at(c, columns) * w + w]);
+                    if let Some(src) = row_of(self.rhs, c, columns, w) {
+                        axpy(dst, v, src);
+                    }
                 }
             }
         }
@@ -85,7 +97,9 @@ pub(crate) fn times_t(a: &CsrRows<'_>, rhs: &[f64], w: usize, out: &mut [f64]) {
             for (r, src) in self.rhs.chunks_exact(w).enumerate().take(a.rows()) {
                 let (indices, values) = a.row_in(r, columns);
                 for (&c, &v) in indices.iter().zip(values) {
-                    axpy(&mut self.out[at(c, columns) * w..at(c, columns) * w + w], v, src);
+                    if let Some(dst) = row_of_mut(self.out, c, columns, w) {
+                        axpy(dst, v, src);
+                    }
                 }
             }
         }
@@ -103,22 +117,29 @@ pub(crate) fn moments(a: &CsrRows<'_>, transposed: bool) -> (usize, Vec<f64>, Ve
         let (count, width) = if transposed { (columns.len(), a.rows()) } else { (a.rows(), columns.len()) };
         let mut sum = vec![0.0; width];
         let mut nonzeros = vec![0usize; width];
-        let slot = |r: usize, c: I| if transposed { r } else { at(c, columns) };
+        let slot = |r: usize, c: I| {
+            let j = if transposed { Some(r) } else { c.index().and_then(|c| c.checked_sub(columns.start)) };
+            j.filter(|&j| j < width)
+        };
         for r in 0..a.rows() {
             let (indices, values) = a.row_in(r, columns);
             for (&c, &v) in indices.iter().zip(values) {
-                sum[slot(r, c)] += v;
-                nonzeros[slot(r, c)] += 1;
+                if let Some(j) = slot(r, c) {
+                    sum[j] += v;
+                    nonzeros[j] += 1;
+                }
             }
         }
         let n = count.max(1) as f64;
         let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-        let mut m2: Vec<f64> = mean.iter().zip(&nonzeros).map(|(m, &z)| (count - z) as f64 * m * m).collect();
+        let mut m2: Vec<f64> =
+            mean.iter().zip(&nonzeros).map(|(m, &z)| count.saturating_sub(z) as f64 * m * m).collect();
         for r in 0..a.rows() {
             let (indices, values) = a.row_in(r, columns);
             for (&c, &v) in indices.iter().zip(values) {
-                let j = slot(r, c);
-                m2[j] += (v - mean[j]) * (v - mean[j]);
+                if let Some(j) = slot(r, c) {
+                    m2[j] += (v - mean[j]) * (v - mean[j]);
+                }
             }
         }
         (count, mean, m2)
