@@ -1,4 +1,4 @@
-//! Products of a sparse matrix's rows (CSR, from a [`CsrStore`](outcore_storage::CsrStore))
+//! Products of a sparse matrix's rows (CSR, from a [`CsrStore`](crate::storage::CsrStore))
 //! with dense blocks, and their column moments: work in proportion to the nonzeros, the dense
 //! operands row-major so each nonzero scales one contiguous row.
 
