@@ -120,7 +120,9 @@ const fn bytes(r: usize, c: usize) -> u64 {
 
 /// Adds the tree's way up: QR of each block (`blocks`: key and row count, `cols` columns), then
 /// stacks of `fan_in` R factors until one is left, in the one reduction tree
-/// ([`reduction_tree`]).
+/// ([`reduction_tree`]). A stack holds no more rows than the largest block (at least two R
+/// factors): a wide basis stacks fewer at a time, so no task holds `fan_in` of its
+/// `cols x cols` factors three times over.
 pub(crate) fn build_up<O: Operation>(
     g: &mut TaskGraph<O>,
     wrap: &impl Fn(BlockQrOp) -> O,
@@ -131,6 +133,8 @@ pub(crate) fn build_up<O: Operation>(
     if blocks.is_empty() {
         return Err(Error::Bug("a block QR of no blocks".into()));
     }
+    let largest = blocks.iter().map(|&(_, rows)| rows).max().unwrap_or(0);
+    let fan_in = fan_in.min((largest / cols.max(1)).max(2));
     let mut levels = vec![Vec::new()];
     for &(key, rows) in blocks {
         let ws = 3 * bytes(rows, cols) + bytes(rows.min(cols), cols) + 2 * qr_scratch_bytes(rows, cols);
