@@ -108,6 +108,11 @@ def _local_zarr_path(z):
     return path if os.path.isdir(path) else None
 
 
+def _check_real(dtype, what="an array"):
+    if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(f"cannot factor {what} of {dtype}; pass real numbers (float64 or float32)")
+
+
 def _sparse_handle(X):
     """A CSR or CSC matrix's arrays as the Rust core reads them in place: indices of one integer
     type, float64 values (float32 or integer values are widened: a copy of ``data`` only)."""
@@ -120,10 +125,7 @@ def _sparse_source(X):
     """A scipy.sparse matrix or array: CSR and CSC read in place, other formats as CSR (a copy);
     unsorted or repeated indices sorted and summed in a copy (scipy's ``sum_duplicates``)."""
     _check_2d(X.ndim)
-    if X.dtype not in (np.float64, np.float32) and (
-        not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating)
-    ):
-        raise TypeError(f"cannot factor a sparse matrix of {X.dtype}; pass real numbers (float64 or float32)")
+    _check_real(X.dtype, "a sparse matrix")
     if X.format not in ("csr", "csc"):
         from scipy.sparse import SparseEfficiencyWarning
 
@@ -141,9 +143,10 @@ def _sparse_source(X):
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".nc", ".nc4", ".h5ad")
 
 
-def _check_real(dtype, what="an array"):
-    if not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating) or dtype == np.bool_:
-        raise TypeError(f"cannot factor {what} of {dtype}; pass real numbers (float64 or float32)")
+def _not_a_matrix(where, shape):
+    return ValueError(
+        f"{where} has shape {shape}, not a matrix; reshape it (time x space for an EOF analysis) and pass the array"
+    )
 
 
 def _lazy_source(X, chunks, read=None):
@@ -181,32 +184,30 @@ def _hdf5_source(path):
         h5 = h5py.File(file, "r")
     except OSError as error:
         raise OSError(f"{file} cannot be read as HDF5: {error}") from error
-    if name not in h5:
-        choices = []
-        h5.visititems(lambda key, item: choices.append(key) if isinstance(item, h5py.Dataset) else None)
-        h5.close()
-        raise KeyError(f"{file} has no {name!r}; its datasets: {', '.join(choices[:20]) or 'none'}")
-    item = h5[name]
-    encoding = item.attrs.get("encoding-type", b"")
-    encoding = encoding.decode() if isinstance(encoding, bytes) else str(encoding)
-    if isinstance(item, h5py.Group) and encoding in ("csr_matrix", "csc_matrix"):
-        from scipy import sparse
+    try:
+        if name not in h5:
+            choices = []
+            h5.visititems(lambda key, item: choices.append(key) if isinstance(item, h5py.Dataset) else None)
+            raise KeyError(f"{file} has no {name!r}; its datasets: {', '.join(choices[:20]) or 'none'}")
+        item = h5[name]
+        encoding = item.attrs.get("encoding-type", b"")
+        encoding = encoding.decode() if isinstance(encoding, bytes) else str(encoding)
+        if isinstance(item, h5py.Group) and encoding in ("csr_matrix", "csc_matrix"):
+            from scipy import sparse
 
-        kind = sparse.csr_matrix if encoding == "csr_matrix" else sparse.csc_matrix
-        shape = tuple(int(x) for x in item.attrs["shape"])
-        X = kind((item["data"][...], item["indices"][...], item["indptr"][...]), shape=shape)
+            kind = sparse.csr_matrix if encoding == "csr_matrix" else sparse.csc_matrix
+            shape = tuple(int(x) for x in item.attrs["shape"])
+            X = kind((item["data"][...], item["indices"][...], item["indptr"][...]), shape=shape)
+            h5.close()
+            return _sparse_source(X)
+        if not isinstance(item, h5py.Dataset):
+            raise ValueError(f"{file}:{name} is a group, not a dataset; name a 2-D dataset in it")
+        if item.ndim != 2:
+            raise _not_a_matrix(f"{file}:{name}", item.shape)
+        source = _lazy_source(item, item.chunks)
+    except BaseException:
         h5.close()
-        return _sparse_source(X)
-    if not isinstance(item, h5py.Dataset):
-        h5.close()
-        raise ValueError(f"{file}:{name} is a group, not a dataset; name a 2-D dataset in it")
-    if item.ndim != 2:
-        shape = item.shape
-        h5.close()
-        raise ValueError(
-            f"{file}:{name} has shape {shape}, not a matrix; reshape it (time x space for an EOF analysis) and pass the array"
-        )
-    source = _lazy_source(item, item.chunks)
+        raise
     source.keep = h5  # the file stays open while the source lives
     return source
 
@@ -224,18 +225,17 @@ def _netcdf_source(file, name):
     except OSError as error:
         raise OSError(f"{file} cannot be read as NetCDF: {error}") from error
     try:
-        variable = ds[name.lstrip("/")]
-    except (KeyError, IndexError):
-        names = ", ".join(ds.variables)
+        try:
+            variable = ds[name.lstrip("/")]
+        except (KeyError, IndexError):
+            names = ", ".join(ds.variables)
+            raise KeyError(f"{file} has no variable {name!r}; its variables: {names or 'none'}") from None
+        if variable.ndim != 2:
+            raise _not_a_matrix(f"{file}:{name}", variable.shape)
+        source = _as_source(variable)
+    except BaseException:
         ds.close()
-        raise KeyError(f"{file} has no variable {name!r}; its variables: {names or 'none'}") from None
-    if variable.ndim != 2:
-        shape = variable.shape
-        ds.close()
-        raise ValueError(
-            f"{file}:{name} has shape {shape}, not a matrix; reshape it (time x space for an EOF analysis) and pass the array"
-        )
-    source = _as_source(variable)
+        raise
     source.keep = ds  # the file stays open while the source lives
     return source
 
@@ -274,8 +274,7 @@ def _as_source(X):
     array = np.asarray(X)
     _check_2d(array.ndim)
     if array.dtype not in (np.float64, np.float32):
-        if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-            raise TypeError(f"cannot factor an array of {array.dtype}; pass real numbers (float64 or float32)")
+        _check_real(array.dtype)
         array = array.astype(np.float64)
     elif not array.dtype.isnative:
         array = array.astype(array.dtype.newbyteorder("="))
@@ -488,12 +487,23 @@ def _components(n_components, shape):
     return int(n_components)
 
 
-def _exact_is_cheaper(k, oversamples, iterations, shape):
+#: The narrow side of sparse data beyond which no exact solver is chosen for it unasked: TSQR
+#: would make its panels dense (an ``n x n`` factor of 8 MB at this size, growing as ``n^2``).
+_SPARSE_EXACT = 1000
+
+
+def _sparse_too_wide(src):
+    """Whether ``src`` is sparse with both sides beyond ``_SPARSE_EXACT``."""
+    return src.sparse is not None and min(src.shape) > _SPARSE_EXACT
+
+
+def _exact_is_cheaper(k, oversamples, iterations, src):
     """Whether TSQR's one exact pass costs less than ``iterations`` block Krylov iterations of
     ``k + oversamples`` columns: when their Krylov space would span half of the ``min(m, n)``
     dimensions or more. The randomized SVD then makes ``2 iterations + 2`` passes and keeps a
-    basis of that many columns between them, about the matrix's size (docs/python.md)."""
-    return 2 * (iterations + 1) * (k + oversamples) >= min(shape)
+    basis of that many columns between them, about the matrix's size (docs/python.md). Never
+    for sparse data too wide to be made dense in panels."""
+    return 2 * (iterations + 1) * (k + oversamples) >= min(src.shape) and not _sparse_too_wide(src)
 
 
 def _oversamples(p, k, shape):

@@ -13,6 +13,7 @@ from . import (
     _oversamples,
     _seed,
     _exact_is_cheaper,
+    _sparse_too_wide,
     _workers,
 )
 from ._base import (
@@ -104,11 +105,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         factorization made U (the randomized solver), else ``None``."""
         src = checked_source(self, X, reset=True, min_samples=2)
         m, n = src.shape
-        sparse = src.sparse is not None
-        solver, wanted = self._negotiate(m, n, sparse)  # checked before any pass over X
+        solver, wanted = self._negotiate(m, n, src.sparse is not None)  # checked before any pass over X
         common = dict(memory_limit=_memory(self.memory_limit), workers=_workers(self.n_jobs), u_out=None, progress=self.progress)
-        # Sparse data wider than _SPARSE_EXACT on both sides is not made dense, even in panels.
-        exact = solver != "randomized" and not (sparse and solver == "arpack" and min(m, n) > _SPARSE_EXACT)
+        # Sparse data too wide for dense panels takes the randomized route for "arpack".
+        exact = solver != "randomized" and not (solver == "arpack" and _sparse_too_wide(src))
         if not exact:
             if self.standardize:
                 raise ValueError(
@@ -116,7 +116,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 )
             oversamples = _oversamples(self.n_oversamples, wanted, src.shape)
             iterations = _iterations(self.iterated_power, self.power_iteration_normalizer)
-            exact = _exact_is_cheaper(wanted, oversamples, iterations, src.shape) and not (sparse and min(m, n) > _SPARSE_EXACT)
+            exact = _exact_is_cheaper(wanted, oversamples, iterations, src)
         if exact:
             r = _core.tsqr(src.tall_handle, compute_uv=True, center=True, standardize=bool(self.standardize), **common)
             self.error_estimate_ = None
@@ -368,10 +368,6 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """The output columns (``get_feature_names_out`` names them ``pca0``, ``pca1``, ...)."""
         return self.n_components_
 
-
-#: The narrow side of sparse data beyond which ``"arpack"`` runs the randomized solver: TSQR
-#: would make its panels dense (an ``n x n`` factor of 8 MB at this size, growing as ``n^2``).
-_SPARSE_EXACT = 1000
 
 #: The values of ``svd_solver``: scikit-learn's, and outcore's name for its exact solver.
 _SOLVERS = {"auto", "full", "covariance_eigh", "arpack", "randomized", "tsqr"}

@@ -94,8 +94,7 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise ValueError(f"tol must be a number of 0 or more, got {self.tol!r}")
         oversamples = _oversamples(self.n_oversamples, k, src.shape)
         iterations = _iterations(self.n_iter, self.power_iteration_normalizer)
-        cheaper = _exact_is_cheaper(k, oversamples, iterations, src.shape) and not (src.sparse is not None and min(m, n) > 1000)
-        if self.algorithm == "arpack" or cheaper:
+        if self.algorithm == "arpack" or _exact_is_cheaper(k, oversamples, iterations, src):
             # One pass: the state of the rows (their means and centered factor), whose SVD
             # uncentered is X's; the variances along V come from the centered one.
             state = _core.FactorState(n)

@@ -22,26 +22,22 @@ pub(crate) struct SparseArrays {
     /// Compressed by columns (CSC): the CSR arrays of the transpose.
     by_columns: bool,
     shape: (usize, usize),
+    arrays: Lent,
+}
+
+/// A hold on the three arrays: where they are, and references keeping them alive.
+#[derive(Debug)]
+struct Lent {
+    /// int64 indices (else int32).
     wide: bool,
     indptr: Raw,
     indices: Raw,
     data: Raw,
-    /// Keeps the three arrays (and so their memory) alive.
     owners: [Py<PyAny>; 3],
 }
 
-/// One store's hold on the arrays.
-#[derive(Debug)]
-struct Lent {
-    wide: bool,
-    indptr: Raw,
-    indices: Raw,
-    data: Raw,
-    _owners: [Py<PyAny>; 3],
-}
-
 // SAFETY: the pointers are only read, and the memory they point to belongs to the numpy arrays
-// `_owners` keeps alive (numpy does not move or free an array's data while it is referenced).
+// `owners` keeps alive (numpy does not move or free an array's data while it is referenced).
 // Python code mutating the arrays during a run changes what is read (the store checked them
 // when it was made), as with numpy's own GIL-releasing functions, but cannot free them.
 unsafe impl Send for Lent {}
@@ -58,7 +54,7 @@ impl Lent {
             return &[];
         }
         // SAFETY: `raw` is the aligned start of a C-contiguous array of `len` elements of type
-        // `T` (checked in `from_python`), kept alive by `_owners` as long as `self`.
+        // `T` (checked in `from_python`), kept alive by `owners` as long as `self`.
         unsafe { std::slice::from_raw_parts(raw.ptr.cast::<T>(), raw.len) }
     }
 }
@@ -128,12 +124,13 @@ impl SparseArrays {
             other => return Err(PyTypeError::new_err(format!("unknown sparse format {other:?}: pass CSR or CSC"))),
         };
         let owners = [indptr.unbind(), indices.unbind(), data.unbind()];
-        Ok(Self { by_columns, shape, wide, indptr: indptr_raw, indices: indices_raw, data: data_raw, owners })
+        let arrays = Lent { wide, indptr: indptr_raw, indices: indices_raw, data: data_raw, owners };
+        Ok(Self { by_columns, shape, arrays })
     }
 
     /// Nonzeros stored, as the arrays' lengths say (for sizing chunks).
     fn nnz(&self) -> usize {
-        self.indices.len.min(self.data.len)
+        self.arrays.indices.len.min(self.arrays.data.len)
     }
 
     /// The matrix (checked), its stored rows in chunks TSQR reads as dense panels
@@ -145,13 +142,7 @@ impl SparseArrays {
         } else {
             outcore::RandomizedSvdPlan::sparse_chunk_shape(rows, cols, self.nnz())
         };
-        let lent = Lent {
-            wide: self.wide,
-            indptr: self.indptr,
-            indices: self.indices,
-            data: self.data,
-            _owners: self.owners.each_ref().map(|o| o.clone_ref(py)),
-        };
+        let lent = Lent { owners: self.arrays.owners.each_ref().map(|o| o.clone_ref(py)), ..self.arrays };
         let store = CsrStore::new(rows, cols, chunks, Box::new(lent)).map_err(|e| to_py(e.into()))?;
         let matrix = ChunkedMatrix::from_csr(store);
         Ok(if self.by_columns { matrix.t() } else { matrix })

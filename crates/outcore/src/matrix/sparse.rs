@@ -6,20 +6,14 @@ use std::ops::Range;
 
 use outcore_storage::{Csr, CsrParts, CsrRows, SparseIndex};
 
-/// Row `c` (a column index, as an offset in the chunk's window) of a row-major matrix `w` wide.
-/// The store checked the indices when it was made; one changed since (the caller's array,
-/// written during a run against the contract) is out of range and gives `None`, never a panic.
+/// Where row `c` (a column index, as an offset in the chunk's window) of a row-major matrix
+/// `w` wide lies. The store checked the indices when it was made; one changed since (the
+/// caller's array, written during a run against the contract) may fall outside the matrix,
+/// and the caller's `get` then gives `None`, never a panic.
 #[inline(always)]
-fn row_of<'m, I: SparseIndex>(m: &'m [f64], c: I, columns: &Range<usize>, w: usize) -> Option<&'m [f64]> {
-    let start = c.index()?.checked_sub(columns.start)? * w;
-    m.get(start..start + w)
-}
-
-/// [`row_of`], mutable.
-#[inline(always)]
-fn row_of_mut<'m, I: SparseIndex>(m: &'m mut [f64], c: I, columns: &Range<usize>, w: usize) -> Option<&'m mut [f64]> {
-    let start = c.index()?.checked_sub(columns.start)? * w;
-    m.get_mut(start..start + w)
+fn row_range<I: SparseIndex>(c: I, columns: &Range<usize>, w: usize) -> Option<Range<usize>> {
+    let start = c.index()?.checked_sub(columns.start)?.checked_mul(w)?;
+    Some(start..start.checked_add(w)?)
 }
 
 /// A kernel over one chunk's nonzeros, run by [`dispatch`].
@@ -70,7 +64,7 @@ pub(crate) fn times(a: &CsrRows<'_>, rhs: &[f64], w: usize, out: &mut [f64]) {
             for (r, dst) in self.out.chunks_exact_mut(w).enumerate().take(a.rows()) {
                 let (indices, values) = a.row_in(r, columns);
                 for (&c, &v) in indices.iter().zip(values) {
-                    if let Some(src) = row_of(self.rhs, c, columns, w) {
+                    if let Some(src) = row_range(c, columns, w).and_then(|r| self.rhs.get(r)) {
                         axpy(dst, v, src);
                     }
                 }
@@ -97,7 +91,7 @@ pub(crate) fn times_t(a: &CsrRows<'_>, rhs: &[f64], w: usize, out: &mut [f64]) {
             for (r, src) in self.rhs.chunks_exact(w).enumerate().take(a.rows()) {
                 let (indices, values) = a.row_in(r, columns);
                 for (&c, &v) in indices.iter().zip(values) {
-                    if let Some(dst) = row_of_mut(self.out, c, columns, w) {
+                    if let Some(dst) = row_range(c, columns, w).and_then(|r| self.out.get_mut(r)) {
                         axpy(dst, v, src);
                     }
                 }

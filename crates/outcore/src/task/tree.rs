@@ -45,32 +45,21 @@ pub(crate) fn fold<C, T>(
     mut leaf: impl FnMut(&mut C, usize) -> Result<T>,
     mut node: impl FnMut(&mut C, Vec<T>) -> Result<T>,
 ) -> Result<T> {
-    fn walk<C, T>(
-        levels: &[Vec<Range<usize>>],
-        context: &mut C,
-        level: usize,
-        index: usize,
-        leaf: &mut impl FnMut(&mut C, usize) -> Result<T>,
-        node: &mut impl FnMut(&mut C, Vec<T>) -> Result<T>,
-    ) -> Result<T> {
-        if level == 0 {
-            return leaf(context, index);
-        }
-        let children = levels[level - 1][index].clone();
-        let made = children.map(|c| walk(levels, context, level - 1, c, leaf, node)).collect::<Result<Vec<_>>>()?;
-        node(context, made)
-    }
     if leaves == 0 {
         return Err(Error::Bug("a reduction of no leaves".into()));
     }
-    let levels = levels(leaves, fan_in);
-    walk(&levels, context, levels.len(), 0, &mut leaf, &mut node)
+    let mut folding = Folding::new(leaves, fan_in);
+    for j in 0..leaves {
+        let made = leaf(context, j)?;
+        folding.push(context, made, &mut node)?;
+    }
+    folding.root()
 }
 
-/// The tree of [`fold`], built as its leaves come: each [`push`](Self::push) adds the next
-/// leaf and makes every node whose last child it completes, so nodes can be numbered among the
-/// tasks that make later leaves (and run, and free their children, before those). The tree and
-/// every node's children are [`fold`]'s.
+/// The reduction tree built as its leaves come: each [`push`](Self::push) adds the next leaf
+/// and makes every node whose last child it completes, so nodes can be numbered among the
+/// tasks that make later leaves (and run, and free their children, before those). [`fold`] is
+/// this with the leaves made by a closure.
 pub(crate) struct Folding<T> {
     levels: Vec<Vec<Range<usize>>>,
     /// Per level (leaves first), the finished nodes no parent has taken yet.
@@ -131,23 +120,35 @@ mod tests {
     }
 
     #[test]
-    fn folding_as_leaves_come_makes_folds_tree_in_the_order_they_complete() {
-        // Nodes as strings of their children: the same tree either way.
+    fn folding_makes_the_tree_of_levels_each_node_right_after_its_last_child() {
+        /// The nodes of `levels`' tree under node `index` of `level`, depth first, children
+        /// before parents; returns that node.
+        fn walk(levels: &[Vec<Range<usize>>], level: usize, index: usize, made: &mut Vec<String>) -> String {
+            if level == 0 {
+                return index.to_string();
+            }
+            let children: Vec<String> =
+                levels[level - 1][index].clone().map(|c| walk(levels, level - 1, c, made)).collect();
+            let node = format!("({})", children.join(" "));
+            made.push(node.clone());
+            node
+        }
         let join = |made: &mut Vec<String>, children: Vec<String>| {
             let node = format!("({})", children.join(" "));
             made.push(node.clone());
             Ok(node)
         };
-        for (leaves, fan_in) in [(1, 2), (2, 2), (5, 2), (8, 3), (10, 4), (7, 7)] {
-            let mut whole = Vec::new();
-            let root = fold(&mut whole, leaves, fan_in, |_, j| Ok(j.to_string()), join).unwrap();
-            let mut streamed = Vec::new();
+        for (leaves, fan_in) in [(1, 2), (2, 2), (5, 2), (8, 3), (10, 4), (7, 7), (30, 8)] {
+            let tree = levels(leaves, fan_in);
+            let mut want = Vec::new();
+            let root = walk(&tree, tree.len(), 0, &mut want);
+            let mut made = Vec::new();
             let mut folding = Folding::new(leaves, fan_in);
             for j in 0..leaves {
-                folding.push(&mut streamed, j.to_string(), join).unwrap();
+                folding.push(&mut made, j.to_string(), join).unwrap();
             }
             assert_eq!(folding.root().unwrap(), root, "{leaves} leaves, fan-in {fan_in}");
-            assert_eq!(streamed, whole, "nodes made in the same order");
+            assert_eq!(made, want, "nodes made in the order of a depth-first walk");
         }
         assert!(Folding::<u8>::new(3, 2).root().is_err(), "no leaves pushed");
     }

@@ -31,8 +31,8 @@ struct Builder<'a> {
     streaming: bool,
     /// Transient bytes of reading one chunk.
     read_scratch: u64,
-    /// Per chunk column: the moments of each chunk (pass 1), then their merge.
-    moments: Vec<Vec<Key>>,
+    /// Per chunk column, its merged moments (once pass 1 gathered them).
+    moments: Vec<Key>,
 }
 
 const fn bytes(r: usize, c: usize) -> u64 {
@@ -137,10 +137,10 @@ impl Builder<'_> {
 
     /// Chunk column `j`'s merged moments.
     fn merged(&self, j: usize) -> Result<Key> {
-        match self.moments.get(j).map(Vec::as_slice) {
-            Some([merged]) => Ok(*merged),
-            _ => Err(Error::Bug(format!("the moments of chunk column {j} are not merged"))),
-        }
+        self.moments
+            .get(j)
+            .copied()
+            .ok_or_else(|| Error::Bug(format!("the moments of chunk column {j} are not merged")))
     }
 
     /// `A^T Y` for Y given as blocks by chunk row: blocks by chunk column.
@@ -196,7 +196,7 @@ pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<Rs
         chunk_bytes,
         streaming,
         read_scratch,
-        moments: vec![Vec::new(); cols.len()],
+        moments: Vec::new(),
     };
     let o = &sketch.options;
     let (l, r, k) = (sketch.l, o.probes, o.k);
@@ -230,9 +230,7 @@ pub(crate) fn graph(sketch: &Sketch, concurrency: usize) -> Result<(TaskGraph<Rs
         }
     }
     if o.gathers_moments() {
-        for (j, fold) in folds.into_iter().enumerate() {
-            b.moments[j] = vec![fold.root()?];
-        }
+        b.moments = folds.into_iter().map(Folding::root).collect::<Result<_>>()?;
     }
     if o.center {
         // (A - 1 mu^T) [Ω ω] = A [Ω ω] - 1 (mu^T [Ω ω]).

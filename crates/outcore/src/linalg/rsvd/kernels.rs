@@ -73,7 +73,7 @@ impl<'a> RsvdExecutor<'a> {
     ) -> Result<Vec<Block>> {
         let e = self.sketch.a.grid().extent(chunk)?;
         let (rows, rhs_rows) = if transpose { (e.cols, e.rows) } else { (e.rows, e.cols) };
-        if let Some((a, flipped)) = self.reader.sparse_chunk(chunk)? {
+        let product = if let Some((a, flipped)) = self.reader.sparse_chunk(chunk)? {
             // The view's chunk is the stored rows, or their transpose when `flipped`.
             let mut out = vec![0.0; rows * width];
             if transpose == flipped {
@@ -81,36 +81,32 @@ impl<'a> RsvdExecutor<'a> {
             } else {
                 sparse::times_t(&a, rhs, width, &mut out);
             }
-            let mut outputs = vec![Block { data: out, rows, cols: width }];
-            if let Some(m) = moments {
-                m.add_sparse(&a, flipped);
-                outputs.push(m.block());
-            }
-            return Ok(outputs);
-        }
-        let rhs = MatRef::from_row_major_slice(rhs, rhs_rows, width);
-        let mut out = Mat::<f64>::zeros(rows, width);
-        self.reader.for_each_block(chunk, budget, buf, |r0, c0, block| {
-            let (br, bc) = block.shape();
             if let Some(m) = moments.as_deref_mut() {
-                m.add_block(c0, block);
+                m.add_sparse(&a, flipped);
             }
-            if transpose {
-                // out[c0..] += block^T rhs[r0..]
-                let dst = out.as_mut().submatrix_mut(c0, 0, bc, width);
-                matmul(dst, Accum::Add, block.transpose(), rhs.submatrix(r0, 0, br, width), 1.0, Par::Seq);
-            } else {
-                // out[r0..] += block rhs[c0..]
-                let dst = out.as_mut().submatrix_mut(r0, 0, br, width);
-                matmul(dst, Accum::Add, block, rhs.submatrix(c0, 0, bc, width), 1.0, Par::Seq);
-            }
-            Ok(())
-        })?;
-        let mut outputs = vec![to_block(out.as_ref())];
-        if let Some(m) = moments {
-            outputs.push(m.block());
-        }
-        Ok(outputs)
+            Block { data: out, rows, cols: width }
+        } else {
+            let rhs = MatRef::from_row_major_slice(rhs, rhs_rows, width);
+            let mut out = Mat::<f64>::zeros(rows, width);
+            self.reader.for_each_block(chunk, budget, buf, |r0, c0, block| {
+                let (br, bc) = block.shape();
+                if let Some(m) = moments.as_deref_mut() {
+                    m.add_block(c0, block);
+                }
+                if transpose {
+                    // out[c0..] += block^T rhs[r0..]
+                    let dst = out.as_mut().submatrix_mut(c0, 0, bc, width);
+                    matmul(dst, Accum::Add, block.transpose(), rhs.submatrix(r0, 0, br, width), 1.0, Par::Seq);
+                } else {
+                    // out[r0..] += block rhs[c0..]
+                    let dst = out.as_mut().submatrix_mut(r0, 0, br, width);
+                    matmul(dst, Accum::Add, block, rhs.submatrix(c0, 0, bc, width), 1.0, Par::Seq);
+                }
+                Ok(())
+            })?;
+            to_block(out.as_ref())
+        };
+        Ok(std::iter::once(product).chain(moments.map(|m| m.block())).collect())
     }
 
     fn sketch(
